@@ -1,0 +1,130 @@
+"""Where and how a run executes: size presets, device, seeding, Colab detection, AMP dtype.
+
+Every notebook starts with ``SIZE = runtime.get_size()`` (reads ``AKIRA_SIZE``, default ``t4``)
+and picks each knob with ``runtime.pick(SIZE, tiny=..., t4=..., a100=...)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+SIZES = ("tiny", "t4", "a100")
+
+
+def check_choice(name: str, value: Any, allowed) -> Any:
+    """Raise ``ValueError`` naming the parameter when ``value`` is not one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
+    return value
+
+
+def check_range(name: str, value, low=None, high=None, low_open=False, high_open=False):
+    """Raise ``ValueError`` naming the parameter when ``value`` falls outside [low, high].
+
+    ``low_open``/``high_open`` make that end exclusive. Returns ``value``.
+    """
+    bad = False
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad or value != value:  # NaN fails every comparison
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        lo_s = "-inf" if low is None else repr(low)
+        hi_s = "inf" if high is None else repr(high)
+        raise ValueError(f"{name}={value!r} is outside the allowed range {lo}{lo_s}, {hi_s}{hi}")
+    return value
+
+
+def get_size(default: str = "t4") -> str:
+    """The size preset from ``AKIRA_SIZE`` (``tiny``, ``t4`` or ``a100``)."""
+    return check_choice("AKIRA_SIZE", os.environ.get("AKIRA_SIZE", default).strip().lower(), SIZES)
+
+
+def pick(size: str, **per_size):
+    """Pick the value for ``size`` from keyword presets: ``pick(SIZE, tiny=1, t4=10, a100=100)``."""
+    check_choice("size", size, SIZES)
+    missing = [s for s in SIZES if s not in per_size]
+    if missing:
+        raise ValueError(f"pick() needs a value for every size; missing {missing}")
+    return per_size[size]
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab kernel."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def get_device(device: str | torch.device | None = None) -> torch.device:
+    """CUDA when present, else CPU; an explicit ``device`` ('cpu', 'cuda', 'cuda:1') wins."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asked for CUDA but no CUDA device is available")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r} is not supported; use 'cpu', 'cuda' or 'auto'")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def amp_dtype(device: torch.device | str) -> torch.dtype | None:
+    """Autocast dtype for ``device``: bf16 on compute capability >= 8 (A100, H100), fp16 on older
+    GPUs (T4, which emulates bf16 slowly although ``is_bf16_supported()`` says True), and None
+    (plain fp32) on CPU."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    major, _ = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if major >= 8 else torch.float16
+
+
+def autocast(device: torch.device | str, enabled: bool = True):
+    """Autocast context for ``device`` with the dtype of :func:`amp_dtype` (no-op on CPU)."""
+    device = torch.device(device)
+    dtype = amp_dtype(device)
+    if not enabled or dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device | str, enabled: bool = True) -> torch.amp.GradScaler:
+    """A GradScaler that is active only where fp16 autocast is used (T4-class GPUs)."""
+    device = torch.device(device)
+    active = enabled and amp_dtype(device) == torch.float16
+    return torch.amp.GradScaler(device.type if device.type == "cuda" else "cpu", enabled=active)
+
+
+def environment_info(device: torch.device | str | None = None) -> dict:
+    """Versions and hardware, recorded in every ``results.json``."""
+    device = get_device(device)
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "device": str(device),
+        "cpu_threads": torch.get_num_threads(),
+        "colab": in_colab(),
+        "amp_dtype": str(amp_dtype(device)),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

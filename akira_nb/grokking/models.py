@@ -1,0 +1,262 @@
+"""One-layer models for a + b mod p: embeddings -> token mixing -> MLP -> unembedding.
+
+Every model reads the tokens ``a b =`` and predicts (a + b) mod p at the ``=`` position. Only the
+mixer differs (``MIXERS``):
+
+- ``standard``: the causal 4-head attention of Nanda et al. (2023).
+- ``fnet``: orthonormal 2D FFT mixing, Re(F_seq F_hidden x), with no parameters.
+- ``learned_gate``: learnable real gates on the sequence-frequency bins of an rFFT.
+- ``phase_shift``: learnable phase rotations of the k = 1 sequence-frequency bin.
+- ``full``: Q/K/V/O projections with phase-alignment scores between Q and K spectra.
+
+All share Nanda's set-up: d_model 128, d_mlp 512, ReLU, no LayerNorm, untied embed/unembed,
+learned positional embedding, weights drawn as randn / sqrt(d_model) (W_U: randn / sqrt(p + 1)),
+zero MLP biases. Each mixer's output is added to the residual stream.
+
+Only the ``=`` position is read, and the model has one layer, so after mixing only that position
+is computed (keys and values still see all three tokens): the logits are identical to a
+full-sequence forward and about twice as cheap. Activations after mixing therefore carry a
+position axis of length 1.
+
+The models are TransformerLens ``HookedRootModule``s with TransformerLens hook names
+(``hook_embed``, ``blocks.0.attn.hook_pattern``, ``blocks.0.mlp.hook_post``, ...), so
+``run_with_cache`` works on them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from akira_nb.grokking.data import check_p
+from akira_nb.runtime import check_choice
+
+MIXERS = ("standard", "fnet", "learned_gate", "phase_shift", "full")
+N_CTX = 3
+EQ_POS = 2
+
+
+@dataclass
+class ModelConfig:
+    p: int = 113
+    mixer: str = "standard"
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+
+    def validate(self) -> ModelConfig:
+        check_p(self.p)
+        check_choice("mixer", self.mixer, MIXERS)
+        for name in ("d_model", "n_heads", "d_mlp"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"n_heads={self.n_heads} must divide d_model={self.d_model} evenly"
+            )
+        return self
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _randn(*shape: int, scale: float) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape) / scale)
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention, queried only at the ``=`` position.
+
+    On ``x = [a, b, =]`` the ``=`` query attends to all three positions (the causal mask allows
+    them all), pattern = softmax(q_= k_s / sqrt(d_head)); output = W_O (pattern @ V).
+    With ``phase_scores=True`` (the ``full`` mixer) the score of head h is instead
+    sum_f Re(Q_f conj K_f) / sqrt(|Q_f||K_f|) over the rFFT bins f of the head dimension, i.e.
+    sum_f cos(angle Q_f - angle K_f) sqrt(|Q_f||K_f|), the phase alignment of the two spectra,
+    scaled by 1 / sqrt(d_head) like the dot product.
+    """
+
+    def __init__(self, cfg: ModelConfig, phase_scores: bool = False):
+        super().__init__()
+        d, h, dh = cfg.d_model, cfg.n_heads, cfg.d_head
+        s = math.sqrt(d)
+        self.n_heads, self.d_head, self.phase_scores = h, dh, phase_scores
+        self.W_Q = _randn(h, d, dh, scale=s)
+        self.W_K = _randn(h, d, dh, scale=s)
+        self.W_V = _randn(h, d, dh, scale=s)
+        self.W_O = _randn(h, dh, d, scale=s)
+        self.hook_q = HookPoint()
+        self.hook_k = HookPoint()
+        self.hook_v = HookPoint()
+        self.hook_attn_scores = HookPoint()
+        self.hook_pattern = HookPoint()
+        self.hook_z = HookPoint()
+
+    def forward(self, resid: torch.Tensor) -> torch.Tensor:  # [B, 3, d] -> [B, 1, d]
+        q = self.hook_q(torch.einsum("bd,hde->bhe", resid[:, EQ_POS], self.W_Q))[:, None]
+        k = self.hook_k(torch.einsum("bsd,hde->bshe", resid, self.W_K))
+        v = self.hook_v(torch.einsum("bsd,hde->bshe", resid, self.W_V))
+        if self.phase_scores:
+            qf = torch.fft.rfft(q, dim=-1)[:, :, :, None]  # [B, 1, h, 1, f]
+            kf = torch.fft.rfft(k.transpose(1, 2), dim=-1)[:, None]  # [B, 1, h, s, f]
+            cross = (qf * kf.conj()).real
+            mag = (qf.abs() * kf.abs()).clamp_min(1e-12).sqrt()
+            scores = (cross / mag).sum(-1)  # [B, 1, h, s]
+        else:
+            scores = torch.einsum("bqhe,bshe->bqhs", q, k)
+        scores = self.hook_attn_scores(scores.transpose(1, 2) / math.sqrt(self.d_head))
+        pattern = self.hook_pattern(scores.softmax(dim=-1))  # [B, h, 1, s]
+        z = self.hook_z(torch.einsum("bhqs,bshe->bqhe", pattern, v))
+        return torch.einsum("bqhe,hed->bqd", z, self.W_O)
+
+
+class FNetMixer(nn.Module):
+    """Orthonormal FNet mixing, Re(F_seq F_hidden x) with ``norm='ortho'`` (no parameters).
+
+    On ``[a, b, =]`` the ``=`` output is Re(sum_s w^(2s) F_d(x_s)) / sqrt(3), w = exp(-2 pi i/3):
+    a fixed unitary mix of the three token vectors' hidden-dimension spectra. Being unitary it
+    never scales the residual up (the public version's unnormalised FFT multiplied it by ~14).
+    """
+
+    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+        mixed = torch.fft.fft2(resid, dim=(-2, -1), norm="ortho").real
+        return mixed[:, EQ_POS:]
+
+
+class LearnedGateMixer(nn.Module):
+    """Learnable real gates on the two rFFT bins (DC and k = 1) of the length-3 sequence.
+
+    Per channel c the ``=`` output is g1_c x_= + (g0_c - g1_c) mean(x_a, x_b, x_=): a learned
+    blend of "keep my own token" and "average of the three tokens". Gates start at 1 (identity:
+    no mixing until they move apart). The gates act on *sequence* frequencies, not on the
+    Fourier frequencies of Z_p. ``d_model * 2`` parameters.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gates = nn.Parameter(torch.ones(2, cfg.d_model))
+
+    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+        spec = torch.fft.rfft(resid, dim=1, norm="ortho") * self.gates
+        return torch.fft.irfft(spec, n=N_CTX, dim=1, norm="ortho")[:, EQ_POS:]
+
+
+class PhaseShiftMixer(nn.Module):
+    """Learnable phase rotation of the k = 1 sequence-frequency bin (per channel).
+
+    The orthonormal rFFT of a real length-3 sequence has a real DC bin X0 and one complex bin X1;
+    position s is x_s = (X0 + 2 Re(X1 exp(2 pi i s / 3))) / sqrt(3). The mixer rotates X1 by
+    phi_c per channel, moving each channel's oscillating part around the three positions, and
+    returns the ``=`` position (s = 2). The public version also gave the DC bin a phase: irfft drops the imaginary part of a
+    real signal's DC bin, so that phase only scales DC by cos(phi), whose gradient is exactly zero
+    at its initial value 0 and never trains. Here only the k = 1 phases exist (``d_model``
+    parameters, all trainable); at init (phi = 0) the mixer is the identity.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.phases = nn.Parameter(torch.zeros(cfg.d_model))
+
+    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+        spec = torch.fft.rfft(resid, dim=1, norm="ortho")
+        rot = torch.polar(torch.ones_like(self.phases), self.phases)
+        spec = torch.cat([spec[:, :1], spec[:, 1:] * rot], dim=1)
+        return torch.fft.irfft(spec, n=N_CTX, dim=1, norm="ortho")[:, EQ_POS:]
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        s = math.sqrt(cfg.d_model)
+        self.W_in = _randn(cfg.d_model, cfg.d_mlp, scale=s)
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
+        self.W_out = _randn(cfg.d_mlp, cfg.d_model, scale=s)
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_pre = HookPoint()
+        self.hook_post = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        post = self.hook_post(F.relu(self.hook_pre(x @ self.W_in + self.b_in)))
+        return post @ self.W_out + self.b_out
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        make = {
+            "standard": lambda: Attention(cfg),
+            "full": lambda: Attention(cfg, phase_scores=True),
+            "fnet": FNetMixer,
+            "learned_gate": lambda: LearnedGateMixer(cfg),
+            "phase_shift": lambda: PhaseShiftMixer(cfg),
+        }
+        self.attn = make[cfg.mixer]()  # named "attn" so hook names match TransformerLens
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+        resid = self.hook_resid_pre(resid)
+        mid = self.hook_resid_mid(resid[:, EQ_POS:] + self.hook_attn_out(self.attn(resid)))
+        return self.hook_resid_post(mid + self.hook_mlp_out(self.mlp(mid)))
+
+
+class GrokkingModel(HookedRootModule):
+    """Embeddings -> one mixing block -> MLP -> unembedding; logits at ``=`` of shape [B, p]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        p, d = cfg.p, cfg.d_model
+        self.W_E = _randn(p + 1, d, scale=math.sqrt(d))
+        self.W_pos = _randn(N_CTX, d, scale=math.sqrt(d))
+        self.blocks = nn.ModuleList([Block(cfg)])
+        self.W_U = _randn(d, p, scale=math.sqrt(p + 1))
+        self.hook_embed = HookPoint()
+        self.hook_pos_embed = HookPoint()
+        self.setup()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.ndim != 2 or tokens.shape[1] != N_CTX:
+            raise ValueError(f"tokens must have shape [batch, 3]; got {tuple(tokens.shape)}")
+        resid = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(self.W_pos)
+        resid = self.blocks[0](resid)
+        return resid[:, 0] @ self.W_U
+
+    @property
+    def neuron_logit_map(self) -> torch.Tensor:
+        """W_L = W_out W_U of shape [d_mlp, p]: each neuron's direct effect on the logits."""
+        return self.blocks[0].mlp.W_out @ self.W_U
+
+    def mixing_parameter_count(self) -> int:
+        return sum(t.numel() for t in self.blocks[0].attn.parameters())
+
+    def frequency_weights(self) -> dict[str, torch.Tensor]:
+        """The wave mixers' learned values (gates or phases); empty for other mixers."""
+        attn = self.blocks[0].attn
+        if isinstance(attn, LearnedGateMixer):
+            return {"gates": attn.gates.detach().cpu()}
+        if isinstance(attn, PhaseShiftMixer):
+            return {"phases": attn.phases.detach().cpu()}
+        return {}
+
+
+def build_model(p: int, mixer: str = "standard", **kwargs) -> GrokkingModel:
+    return GrokkingModel(ModelConfig(p=p, mixer=mixer, **kwargs))
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(t.numel() for t in model.parameters() if t.requires_grad)

@@ -45,7 +45,7 @@ def runs_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Turn dataclasses, numpy and torch scalars/arrays into JSON types; non-finite floats -> None."""
+    """Dataclasses, numpy and torch values as JSON types; non-finite floats become None."""
     if is_dataclass(obj) and not isinstance(obj, type):
         return to_jsonable(asdict(obj))
     if isinstance(obj, dict):
@@ -154,9 +154,7 @@ class Run:
                 if config is not None and run.config is not None:
                     old, new = run.config, to_jsonable(config)
                     if old != new:
-                        diff = sorted(
-                            k for k in set(old) | set(new) if old.get(k) != new.get(k)
-                        )
+                        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                         raise ValueError(
                             f"resume=True but the config differs from {run.path} in {diff}; "
                             "pass the same settings or start a new run (resume=False)"

@@ -85,6 +85,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def flush_denormals() -> bool:
+    """Flush subnormal floats to zero on the CPU (a process-wide setting).
+
+    Weight decay drives many weights and activations of small models into the subnormal range,
+    where x86 arithmetic is up to ~30x slower: a p = 23 attention model went from 6 ms to 170 ms
+    per step within 150 epochs without this. Results change only below ~1e-38. Returns whether
+    the CPU supports it."""
+    return torch.set_flush_denormal(True)
+
+
 def amp_dtype(device: torch.device | str) -> torch.dtype | None:
     """Autocast dtype for ``device``: bf16 on compute capability >= 8 (A100, H100), fp16 on older
     GPUs (T4, which emulates bf16 slowly although ``is_bf16_supported()`` says True), and None

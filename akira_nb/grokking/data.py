@@ -77,4 +77,6 @@ def make_dataset(p: int, train_frac: float = 0.3, seed: int = 0) -> ModularAddit
         )
     gen = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(p * p, generator=gen)
-    return ModularAddition(p, inputs, labels, perm[:n_train].sort().values, perm[n_train:].sort().values)
+    return ModularAddition(
+        p, inputs, labels, perm[:n_train].sort().values, perm[n_train:].sort().values
+    )

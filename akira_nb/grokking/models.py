@@ -58,9 +58,7 @@ class ModelConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
         if self.d_model % self.n_heads:
-            raise ValueError(
-                f"n_heads={self.n_heads} must divide d_model={self.d_model} evenly"
-            )
+            raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model} evenly")
         return self
 
     @property
@@ -157,9 +155,9 @@ class PhaseShiftMixer(nn.Module):
     The orthonormal rFFT of a real length-3 sequence has a real DC bin X0 and one complex bin X1;
     position s is x_s = (X0 + 2 Re(X1 exp(2 pi i s / 3))) / sqrt(3). The mixer rotates X1 by
     phi_c per channel, moving each channel's oscillating part around the three positions, and
-    returns the ``=`` position (s = 2). The public version also gave the DC bin a phase: irfft drops the imaginary part of a
-    real signal's DC bin, so that phase only scales DC by cos(phi), whose gradient is exactly zero
-    at its initial value 0 and never trains. Here only the k = 1 phases exist (``d_model``
+    returns the ``=`` position (s = 2). The public version also gave the DC bin a phase: irfft
+    drops the imaginary part of a real signal's DC bin, so that phase only scales DC by
+    cos(phi), whose gradient is exactly zero at its initial value 0: it never trains. Here only the k = 1 phases exist (``d_model``
     parameters, all trainable); at init (phi = 0) the mixer is the identity.
     """
 
@@ -232,7 +230,7 @@ class GrokkingModel(HookedRootModule):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.ndim != 2 or tokens.shape[1] != N_CTX:
             raise ValueError(f"tokens must have shape [batch, 3]; got {tuple(tokens.shape)}")
-        resid = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(self.W_pos)
+        resid = self.hook_embed(F.embedding(tokens, self.W_E)) + self.hook_pos_embed(self.W_pos)
         resid = self.blocks[0](resid)
         return resid[:, 0] @ self.W_U
 

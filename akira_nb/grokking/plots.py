@@ -1,0 +1,176 @@
+"""Figures for the grokking comparison. Each function returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from akira_nb.grokking.train import TrainResult
+
+
+def _label(res: TrainResult) -> str:
+    return f"{res.config['mixer']} (p={res.config['p']}, seed {res.config['seed']})"
+
+
+def _colors(n: int):
+    return plt.cm.tab10(np.arange(n) % 10)
+
+
+def plot_curves(results: list[TrainResult], title: str = "") -> plt.Figure:
+    """Loss and accuracy (train dashed, test solid) on a log epoch axis; dotted vertical lines
+    mark each model's grok epoch. With several results this is the overlay of all models."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for res, color in zip(results, _colors(len(results))):
+        h = res.history
+        label = _label(res)
+        ax_loss.plot(h["epoch"], h["train_loss"], "--", color=color, alpha=0.7)
+        ax_loss.plot(h["epoch"], h["test_loss"], "-", color=color, label=label)
+        ax_acc.plot(h["epoch"], h["train_acc"], "--", color=color, alpha=0.7)
+        ax_acc.plot(h["epoch"], h["test_acc"], "-", color=color, label=label)
+        if res.grok_epoch is not None:
+            for ax in (ax_loss, ax_acc):
+                ax.axvline(res.grok_epoch, color=color, ls=":", lw=1)
+    ax_loss.set(xscale="log", yscale="log", xlabel="epoch", ylabel="cross-entropy loss")
+    ax_acc.set(xscale="log", xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02))
+    if results:
+        chance = 1.0 / results[0].config["p"]
+        ax_acc.axhline(chance, color="grey", lw=0.8, ls="-.", label=f"chance 1/p = {chance:.3f}")
+    ax_acc.legend(fontsize=7, loc="lower right")
+    ax_loss.set_title("loss (train dashed, test solid)")
+    ax_acc.set_title("accuracy (dotted: grok epoch)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_progress_measures(results: list[TrainResult]) -> plt.Figure:
+    """Nanda et al.'s progress measures over training: Gini of the Fourier norms of W_E and
+    W_L, restricted loss (test split) and excluded loss (train split), total weight norm."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    panels = [
+        ("gini_embed", "Gini of W_E Fourier norms", "linear"),
+        ("gini_logit_map", "Gini of W_L Fourier norms", "linear"),
+        ("restricted_loss", "restricted (solid) / excluded (dashed) loss", "log"),
+        ("weight_norm", "sum of squared weights", "linear"),
+    ]
+    for res, color in zip(results, _colors(len(results))):
+        h = res.history
+        for ax, (key, title, yscale) in zip(axes, panels):
+            ax.plot(h["epoch"], h[key], color=color, label=_label(res))
+            ax.set(title=title, xscale="log", yscale=yscale, xlabel="epoch")
+        axes[2].plot(h["epoch"], h["excluded_loss"], "--", color=color)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_embedding_spectrum(results: list[TrainResult]) -> plt.Figure:
+    """Fraction of the token embedding's energy in each Fourier frequency of Z_p (index 0 is
+    the constant component); key frequencies of W_L are marked with a star."""
+    n = len(results)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 1.9 * n + 0.4), squeeze=False)
+    for ax, res, color in zip(axes[:, 0], results, _colors(n)):
+        energy = np.asarray(res.embed_energy)
+        ax.bar(np.arange(len(energy)), energy, color=color)
+        for k in res.key_freqs:
+            ax.plot(k, energy[k], "k*", ms=8)
+        ax.set(ylabel="energy", title=f"{_label(res)}: embedding spectrum (*: key freqs of W_L)")
+    axes[-1, 0].set_xlabel("frequency k")
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def plot_neuron_maps(res: TrainResult, data, n_neurons: int = 4) -> plt.Figure:
+    """Post-ReLU activation at ``=`` over the (a, b) grid for the highest-variance neurons.
+    A generalising Fourier circuit shows diagonal stripes (functions of a + b)."""
+    model = res.model
+    p = res.config["p"]
+    device = next(model.parameters()).device
+    _, cache = model.run_with_cache(
+        data.inputs.to(device), names_filter=lambda name: name == "blocks.0.mlp.hook_post"
+    )
+    acts = cache["blocks.0.mlp.hook_post"][:, 0].float().cpu()  # [p*p, d_mlp]
+    top = acts.var(0).argsort(descending=True)[:n_neurons]
+    fig, axes = plt.subplots(1, n_neurons, figsize=(3.2 * n_neurons, 3.2), squeeze=False)
+    for ax, idx in zip(axes[0], top.tolist()):
+        ax.imshow(acts[:, idx].reshape(p, p), cmap="viridis", origin="lower")
+        ax.set(title=f"neuron {idx}", xlabel="b", ylabel="a")
+    fig.suptitle(f"{_label(res)}: top-variance MLP neurons over (a, b)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_frequency_weights(results: list[TrainResult]) -> plt.Figure | None:
+    """Learned gates (learned_gate: DC and k = 1 sequence bins x channels) and phases
+    (phase_shift: k = 1 bin x channels). None when no result has such weights."""
+    with_weights = [r for r in results if r.frequency_weights]
+    if not with_weights:
+        return None
+    fig, axes = plt.subplots(
+        len(with_weights), 1, figsize=(10, 1.8 * len(with_weights) + 0.5), squeeze=False
+    )
+    for ax, res in zip(axes[:, 0], with_weights):
+        name, values = next(iter(res.frequency_weights.items()))
+        arr = np.atleast_2d(np.asarray(values))
+        im = ax.imshow(arr, aspect="auto", cmap="coolwarm")
+        ax.set(
+            title=f"{_label(res)}: learned {name}",
+            xlabel="channel",
+            ylabel="bin" if arr.shape[0] > 1 else "k=1",
+        )
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_snapshot(res_like: dict, model, data, epoch: int) -> plt.Figure:
+    """The seed's six-panel frame at one epoch: loss, accuracy, Fourier sparsity (Gini of W_L),
+    embedding spectrum, top-neuron activations grouped by (a + b) mod p, learned weights."""
+    from akira_nb.grokking import fourier
+
+    h, cfg = res_like["history"], res_like["config"]
+    p = cfg["p"]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    ax = axes[0, 0]
+    ax.plot(h["epoch"], h["train_loss"], label="train")
+    ax.plot(h["epoch"], h["test_loss"], label="test")
+    ax.set(yscale="log", title="loss", xlabel="epoch")
+    ax.legend()
+    ax = axes[0, 1]
+    ax.plot(h["epoch"], h["train_acc"], label="train")
+    ax.plot(h["epoch"], h["test_acc"], label="test")
+    ax.set(title="accuracy", xlabel="epoch", ylim=(-0.02, 1.02))
+    ax = axes[0, 2]
+    ax.plot(h["epoch"], h["gini_logit_map"])
+    ax.set(title="Fourier sparsity: Gini of W_L", xlabel="epoch")
+    with torch.no_grad():
+        energy = fourier.frequency_energy(model.W_E[:p].double(), p).cpu().numpy()
+        logits_cache = model.run_with_cache(
+            data.inputs.to(next(model.parameters()).device),
+            names_filter=lambda n: n == "blocks.0.mlp.hook_post",
+        )[1]
+    axes[1, 0].bar(np.arange(len(energy)), energy)
+    axes[1, 0].set(title="embedding spectrum", xlabel="frequency k")
+    acts = logits_cache["blocks.0.mlp.hook_post"][:, 0].float().cpu()
+    top = acts.var(0).argsort(descending=True)[:3]
+    sums = data.labels.cpu()
+    ax = axes[1, 1]
+    for idx in top.tolist():
+        by_sum = torch.zeros(p).index_add_(0, sums, acts[:, idx]) / p
+        ax.plot(by_sum.numpy(), label=f"neuron {idx}")
+    ax.set(title="top neurons by (a+b) mod p", xlabel="(a + b) mod p")
+    ax.legend(fontsize=7)
+    ax = axes[1, 2]
+    weights = {k: v for k, v in model.frequency_weights().items()}
+    if weights:
+        name, values = next(iter(weights.items()))
+        ax.imshow(np.atleast_2d(values.numpy()), aspect="auto", cmap="coolwarm")
+        ax.set(title=f"learned {name}", xlabel="channel")
+    else:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no frequency weights", ha="center", va="center")
+    fig.suptitle(f"{cfg['mixer']} p={p} seed {cfg['seed']}: epoch {epoch}")
+    fig.tight_layout()
+    return fig

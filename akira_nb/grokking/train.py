@@ -1,0 +1,378 @@
+"""Full-batch training on a + b mod p with progress measures, checkpoints and resume.
+
+``train(cfg)`` trains one model (one mixer, one seed). ``compare(...)`` trains several mixers
+over several seeds in one call, each arm in its own checkpoint folder of one run, and aggregates
+mean +- std. Every ``eval_every`` epochs the history records train/test loss and accuracy and
+the Fourier progress measures; evaluation time is kept out of the epochs/s figure.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from akira_nb import runtime
+from akira_nb.grokking import fourier
+from akira_nb.grokking.data import check_p, make_dataset
+from akira_nb.grokking.models import MIXERS, GrokkingModel, ModelConfig, parameter_count
+from akira_nb.runs import Run, atomic_write_json
+
+HISTORY_KEYS = (
+    "epoch",
+    "train_loss",
+    "test_loss",
+    "train_acc",
+    "test_acc",
+    "gini_embed",
+    "gini_logit_map",
+    "restricted_loss",
+    "excluded_loss",
+    "weight_norm",
+    "n_key_freqs",
+)
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Defaults follow Nanda et al. (2023)."""
+
+    p: int = 113
+    mixer: str = "standard"
+    train_frac: float = 0.3
+    n_epochs: int = 30_000
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    warmup_epochs: int = 10
+    float64_loss: bool = True
+    grokfast_alpha: float = 0.98
+    grokfast_lamb: float = 0.0  # 0 = off; Grokfast-EMA g <- g + lamb * EMA_alpha(g)
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    seed: int = 0
+    data_seed: int | None = None  # None: same as seed
+    eval_every: int = 100
+    grok_threshold: float = 0.95
+    checkpoint_every: int = 1000
+    snapshot_every: int = 0  # 0 = no snapshot frames
+    device: str = "auto"
+
+    def validate(self) -> TrainConfig:
+        check_p(self.p)
+        self.model_config().validate()
+        runtime.check_range("train_frac", self.train_frac, 0.0, 1.0, low_open=True, high_open=True)
+        for name in ("n_epochs", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        for name in ("checkpoint_every", "snapshot_every", "warmup_epochs", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a non-negative integer")
+        runtime.check_range("lr", self.lr, 0.0, None, low_open=True)
+        runtime.check_range("weight_decay", self.weight_decay, 0.0, None)
+        runtime.check_range("beta1", self.beta1, 0.0, 1.0, high_open=True)
+        runtime.check_range("beta2", self.beta2, 0.0, 1.0, high_open=True)
+        runtime.check_range("grokfast_alpha", self.grokfast_alpha, 0.0, 1.0, high_open=True)
+        runtime.check_range("grokfast_lamb", self.grokfast_lamb, 0.0, None)
+        runtime.check_range("grok_threshold", self.grok_threshold, 0.0, 1.0, low_open=True)
+        return self
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(self.p, self.mixer, self.d_model, self.n_heads, self.d_mlp)
+
+    @property
+    def tag(self) -> str:
+        return f"p{self.p}_{self.mixer}_s{self.seed}"
+
+
+@dataclass
+class TrainResult:
+    config: dict
+    history: dict
+    params: int
+    mixing_params: int
+    grok_epoch: int | None
+    final: dict
+    train_seconds: float
+    epochs_per_s: float
+    wall_seconds: float
+    key_freqs: list = field(default_factory=list)
+    embed_energy: list = field(default_factory=list)
+    frequency_weights: dict = field(default_factory=dict)
+    model: GrokkingModel | None = None
+
+    def summary(self) -> dict:
+        out = asdict(replace(self, model=None))
+        out.pop("model")
+        return out
+
+
+def grok_epoch(epochs, test_acc, threshold: float = 0.95) -> int | None:
+    """First logged epoch from which test accuracy stays >= ``threshold`` to the end of the
+    history (None when it never does). Resolution: the evaluation interval."""
+    acc = np.asarray(test_acc, dtype=float)
+    if acc.size == 0 or acc[-1] < threshold:
+        return None
+    below = np.nonzero(acc < threshold)[0]
+    first = 0 if below.size == 0 else below[-1] + 1
+    return int(epochs[first])
+
+
+class GrokfastEMA:
+    """Grokfast-EMA gradient filter (Lee et al. 2024): mu <- a mu + (1 - a) g; g <- g + lamb mu.
+    ``mu`` starts at the first gradient, as in the reference code."""
+
+    def __init__(self, alpha: float, lamb: float):
+        self.alpha, self.lamb = alpha, lamb
+        self.mu: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def apply(self, model: torch.nn.Module) -> None:
+        for name, param in model.named_parameters():
+            if param.grad is None:
+                continue
+            mu = self.mu.get(name)
+            if mu is None:
+                self.mu[name] = mu = param.grad.detach().clone()
+            else:
+                mu.mul_(self.alpha).add_(param.grad, alpha=1 - self.alpha)
+            param.grad.add_(mu, alpha=self.lamb)
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, float64: bool) -> torch.Tensor:
+    return F.cross_entropy(logits.double() if float64 else logits.float(), labels)
+
+
+@torch.no_grad()
+def evaluate(model: GrokkingModel, data, key_freqs=None) -> dict:
+    """Loss/accuracy on both splits and the Fourier progress measures of the current model.
+
+    Restricted and excluded loss use ``key_freqs`` when given (Nanda et al. fix them from the
+    final model); otherwise the key frequencies of the current neuron-logit map W_L.
+    """
+    p = model.cfg.p
+    logits = model(data.inputs).double()
+    labels = data.labels
+    out = {}
+    for split, idx in (("train", data.train_idx), ("test", data.test_idx)):
+        out[f"{split}_loss"] = F.cross_entropy(logits[idx], labels[idx]).item()
+        out[f"{split}_acc"] = (logits[idx].argmax(-1) == labels[idx]).double().mean().item()
+    w_e = model.W_E[:p].double()
+    w_l = model.neuron_logit_map.double().T  # [p, d_mlp]
+    out["gini_embed"] = fourier.gini(fourier.fourier_norms(w_e, p))
+    out["gini_logit_map"] = fourier.gini(fourier.fourier_norms(w_l, p))
+    if key_freqs is None:
+        key_freqs = fourier.key_frequencies(fourier.frequency_energy(w_l, p))
+    out["n_key_freqs"] = len(key_freqs)
+    out["restricted_loss"] = fourier.restricted_loss(logits, key_freqs, p, data.test_idx)
+    out["excluded_loss"] = fourier.excluded_loss(logits, key_freqs, p, data.train_idx)
+    out["weight_norm"] = fourier.weight_norm(model)
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train(
+    cfg: TrainConfig,
+    run: Run | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    snapshot_fn=None,
+) -> TrainResult:
+    """Train one model. With ``run`` it checkpoints every ``cfg.checkpoint_every`` epochs under
+    ``checkpoints/<cfg.tag>/``; ``resume=True`` continues from the newest checkpoint and ends with
+    the same metrics as an uninterrupted run. ``snapshot_fn(model, history, epoch)`` is called
+    every ``cfg.snapshot_every`` epochs (used for the six-panel frames)."""
+    cfg.validate()
+    wall_start = time.perf_counter()
+    device = runtime.get_device(cfg.device)
+    runtime.flush_denormals()
+    data = make_dataset(cfg.p, cfg.train_frac, cfg.seed if cfg.data_seed is None else cfg.data_seed)
+    data = data.to(device)
+    runtime.seed_everything(cfg.seed)
+    model = GrokkingModel(cfg.model_config()).to(device)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2)
+    )
+    grokfast = GrokfastEMA(cfg.grokfast_alpha, cfg.grokfast_lamb) if cfg.grokfast_lamb > 0 else None
+    history = {k: [] for k in HISTORY_KEYS}
+    start_epoch, train_seconds = 0, 0.0
+
+    state = run.latest_checkpoint(cfg.tag, map_location=device) if (run and resume) else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if grokfast is not None:
+            grokfast.mu = dict(state["grokfast_mu"])
+        history = {k: list(v) for k, v in state["history"].items()}
+        start_epoch, train_seconds = int(state["epoch"]), float(state["train_seconds"])
+
+    def save(epoch: int) -> None:
+        if run is None:
+            return
+        run.save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "grokfast_mu": grokfast.mu if grokfast is not None else {},
+                "history": history,
+                "epoch": epoch,
+                "train_seconds": train_seconds,
+                "config": asdict(cfg),
+            },
+            epoch,
+            tag=cfg.tag,
+        )
+
+    x_train, y_train = data.inputs[data.train_idx], data.labels[data.train_idx]
+    bar = tqdm(
+        range(start_epoch, cfg.n_epochs),
+        desc=cfg.tag,
+        initial=start_epoch,
+        total=cfg.n_epochs,
+        disable=not progress,
+        mininterval=1.0,
+    )
+    _sync(device)
+    t0 = time.perf_counter()
+    for epoch in bar:
+        if cfg.warmup_epochs:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * min(1.0, (epoch + 1) / cfg.warmup_epochs)
+        loss = _loss(model(x_train), y_train, cfg.float64_loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grokfast is not None:
+            grokfast.apply(model)
+        opt.step()
+        done = epoch + 1
+        is_eval = done % cfg.eval_every == 0 or done == cfg.n_epochs
+        is_ckpt = run is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0
+        is_snap = snapshot_fn is not None and cfg.snapshot_every and done % cfg.snapshot_every == 0
+        if is_eval or is_ckpt or is_snap:
+            _sync(device)
+            train_seconds += time.perf_counter() - t0
+            if is_eval:
+                metrics = evaluate(model, data)
+                history["epoch"].append(done)
+                for key in HISTORY_KEYS[1:]:
+                    history[key].append(metrics[key])
+                bar.set_postfix(
+                    train=f"{metrics['train_acc']:.3f}", test=f"{metrics['test_acc']:.3f}"
+                )
+            if is_snap:
+                snapshot_fn(model, history, done)
+            if is_ckpt:
+                save(done)
+            t0 = time.perf_counter()
+    _sync(device)
+    if start_epoch < cfg.n_epochs:
+        train_seconds += time.perf_counter() - t0
+    bar.close()
+    if run is not None and not (cfg.checkpoint_every and cfg.n_epochs % cfg.checkpoint_every == 0):
+        save(cfg.n_epochs)  # the final state, so a finished arm resumes without training
+
+    p = cfg.p
+    with torch.no_grad():
+        w_l = model.neuron_logit_map.double().T
+        key_freqs = fourier.key_frequencies(fourier.frequency_energy(w_l, p))
+        final = evaluate(model, data, key_freqs)
+        embed_energy = fourier.frequency_energy(model.W_E[:p].double(), p)
+    return TrainResult(
+        config=asdict(cfg),
+        history=history,
+        params=parameter_count(model),
+        mixing_params=model.mixing_parameter_count(),
+        grok_epoch=grok_epoch(history["epoch"], history["test_acc"], cfg.grok_threshold),
+        final=final,
+        train_seconds=train_seconds,
+        epochs_per_s=cfg.n_epochs / train_seconds if train_seconds > 0 else math.nan,
+        wall_seconds=time.perf_counter() - wall_start,
+        key_freqs=key_freqs,
+        embed_energy=embed_energy.tolist(),
+        frequency_weights={k: v.tolist() for k, v in model.frequency_weights().items()},
+        model=model,
+    )
+
+
+def _mean_std(values) -> tuple[float, float]:
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def summarize(results: list[TrainResult]) -> list[dict]:
+    """One row per (p, mixer): mean +- std over seeds of final test accuracy, grok epoch (over
+    the seeds that grokked, with the count), epochs/s and the parameter count."""
+    rows = []
+    groups: dict[tuple, list[TrainResult]] = {}
+    for res in results:
+        groups.setdefault((res.config["p"], res.config["mixer"]), []).append(res)
+    for (p, mixer), group in groups.items():
+        acc = _mean_std([r.final["test_acc"] for r in group])
+        grok = [r.grok_epoch for r in group]
+        grok_ms = _mean_std([g for g in grok if g is not None])
+        speed = _mean_std([r.epochs_per_s for r in group])
+        rows.append(
+            {
+                "p": p,
+                "mixer": mixer,
+                "seeds": len(group),
+                "test_acc_mean": acc[0],
+                "test_acc_std": acc[1],
+                "train_acc_mean": _mean_std([r.final["train_acc"] for r in group])[0],
+                "grokked": sum(g is not None for g in grok),
+                "grok_epoch_mean": grok_ms[0],
+                "grok_epoch_std": grok_ms[1],
+                "epochs_per_s_mean": speed[0],
+                "epochs_per_s_std": speed[1],
+                "params": group[0].params,
+                "mixing_params": group[0].mixing_params,
+                "chance_acc": 1.0 / p,
+            }
+        )
+    return rows
+
+
+def compare(
+    base: TrainConfig,
+    mixers=MIXERS,
+    seeds=(0,),
+    primes=None,
+    run: Run | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    snapshot_fn=None,
+) -> list[TrainResult]:
+    """Train every (p, mixer, seed) arm with ``base``'s other settings, one after another.
+
+    With ``run``, each arm's summary is saved as ``arms/<tag>.json`` and its final checkpoint
+    is kept, so ``resume=True`` reloads finished arms without training and continues partly
+    trained ones from their newest checkpoint."""
+    primes = [base.p] if primes is None else list(primes)
+    for mixer in mixers:
+        runtime.check_choice("mixers", mixer, MIXERS)
+    results = []
+    for p in primes:
+        for mixer in mixers:
+            for seed in seeds:
+                cfg = replace(base, p=p, mixer=mixer, seed=int(seed)).validate()
+                snap = (lambda m, h, e, c=cfg: snapshot_fn(c, m, h, e)) if snapshot_fn else None
+                res = train(cfg, run=run, resume=resume, progress=progress, snapshot_fn=snap)
+                if run is not None:
+                    atomic_write_json(run.file(f"arms/{cfg.tag}.json"), res.summary())
+                results.append(res)
+    return results

@@ -157,8 +157,9 @@ class PhaseShiftMixer(nn.Module):
     phi_c per channel, moving each channel's oscillating part around the three positions, and
     returns the ``=`` position (s = 2). The public version also gave the DC bin a phase: irfft
     drops the imaginary part of a real signal's DC bin, so that phase only scales DC by
-    cos(phi), whose gradient is exactly zero at its initial value 0: it never trains. Here only the k = 1 phases exist (``d_model``
-    parameters, all trainable); at init (phi = 0) the mixer is the identity.
+    cos(phi), whose gradient is exactly zero at its initial value 0: it never trains. Here only
+    the k = 1 phases exist (``d_model`` parameters, all trainable); at init (phi = 0) the mixer
+    is the identity.
     """
 
     def __init__(self, cfg: ModelConfig):

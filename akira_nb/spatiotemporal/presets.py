@@ -1,0 +1,146 @@
+"""``SpectralConfig`` (every knob of the model, validated) and the five presets.
+
+The presets keep the reference's sizes (``base_dim``, ``attn_dim``, ``time_depth``, top-k,
+layer range, wormhole connections, skip steps, chunk size) and give each its own grid size
+(turbo/fast/default 32, large 64, xlarge 128), which the reference documented but ignored.
+
+Deliberate differences from the reference (each one a knob, so the reference's choice can be
+restored):
+
+- ``layer_range`` counts past frames used by neighbour attention (the seed's |t - t'| <= L);
+  the reference used L + 1. ``neighbor_include_current`` also lets it see frame t itself.
+- ``wormhole_threshold``: the reference needed 0.9995 because it compared random affine maps of
+  one scalar per pixel (all similarities ~1). Here similarity is the cosine between mean-centred
+  3x3 patches of the similarity band (``wormhole_similarity_features="patch"``), so 0.9 is
+  already selective. ``REFERENCE_THRESHOLDS`` keeps the reference values.
+- ``residual``: the prediction is ``base + correction`` with base the last frame ("last"), the
+  clamped linear extrapolation ("linear") or nothing ("none": the reference's sigmoid head).
+- ``neighbor_mode``: "joint" (softmax over frames x neighbours, so recent frames can win) is the
+  default; "per_frame" is the reference's softmax per frame averaged over frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..runtime import check_choice, check_range
+
+BANDS = ("intensity", "low_freq", "high_freq")
+ATTENTION_TYPES = ("temporal", "neighbor", "wormhole")
+
+
+@dataclass
+class SpectralConfig:
+    base_dim: int = 32
+    attn_dim: int = 32
+    time_depth: int = 8
+    grid_size: int = 32
+    # temporal attention
+    top_k_temporal: int = 4
+    decay_rate: float = 0.95
+    tau: float = 1.0
+    # neighbour attention
+    layer_range: int = 3
+    neighbor_kernel: int = 3
+    neighbor_mode: str = "joint"
+    neighbor_first_layer_only: bool = False
+    neighbor_include_current: bool = True
+    # wormhole attention
+    wormhole_threshold: float = 0.9
+    wormhole_max_connections: int = 4
+    wormhole_min_temporal_distance: int = 1
+    wormhole_skip_steps: int = 2
+    wormhole_chunk_size: int = 4096
+    wormhole_max_spatial_tokens: int = 1_000_000
+    wormhole_pool_size: int = 2
+    wormhole_similarity_features: str = "patch"
+    # FFT bands
+    freq_cutoff: float = 0.25
+    sharpness: float = 10.0
+    band_normalize: bool = True
+    # band routing: which band feeds each input of each attention type
+    temporal_query_band: str = "intensity"
+    temporal_key_band: str = "intensity"
+    neighbor_query_band: str = "intensity"
+    neighbor_key_band: str = "intensity"
+    wormhole_query_band: str = "intensity"
+    wormhole_similarity_band: str = "low_freq"
+    wormhole_value_band: str = "intensity"
+    # model
+    attention_types: tuple = ATTENTION_TYPES
+    residual: str = "last"
+    init_noise: float = 0.0
+
+    def validate(self) -> SpectralConfig:
+        for name in ("base_dim", "attn_dim", "time_depth", "top_k_temporal"):
+            check_range(name, getattr(self, name), 1)
+        check_range("grid_size", self.grid_size, 4)
+        check_range("decay_rate", self.decay_rate, 0.0, 1.0, low_open=True, high_open=True)
+        check_range("tau", self.tau, 0.0, None, low_open=True)
+        check_range("layer_range", self.layer_range, 1)
+        check_range("neighbor_kernel", self.neighbor_kernel, 1)
+        if self.neighbor_kernel % 2 == 0:
+            raise ValueError(f"neighbor_kernel={self.neighbor_kernel!r} must be odd (1, 3, 5, ...)")
+        check_choice("neighbor_mode", self.neighbor_mode, ("joint", "per_frame"))
+        check_range("wormhole_threshold", self.wormhole_threshold, 0.0, 1.0)
+        check_range("wormhole_max_connections", self.wormhole_max_connections, 1)
+        check_range("wormhole_min_temporal_distance", self.wormhole_min_temporal_distance, 1)
+        check_range("wormhole_skip_steps", self.wormhole_skip_steps, 1)
+        check_range("wormhole_chunk_size", self.wormhole_chunk_size, 1)
+        check_range("wormhole_max_spatial_tokens", self.wormhole_max_spatial_tokens, 1)
+        check_range("wormhole_pool_size", self.wormhole_pool_size, 1)
+        check_choice(
+            "wormhole_similarity_features",
+            self.wormhole_similarity_features,
+            ("patch", "projected"),
+        )
+        check_range("freq_cutoff", self.freq_cutoff, 0.0, None, low_open=True)
+        check_range("sharpness", self.sharpness, 0.0, None, low_open=True)
+        for f in fields(self):
+            if f.name.endswith("_band"):
+                check_choice(f.name, getattr(self, f.name), BANDS)
+        types = tuple(self.attention_types)
+        for a in types:
+            check_choice("attention_types", a, ATTENTION_TYPES)
+        if not types:
+            raise ValueError(f"attention_types=() must name at least one of {ATTENTION_TYPES}")
+        check_choice("residual", self.residual, ("last", "linear", "none"))
+        check_range("init_noise", self.init_noise, 0.0)
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["attention_types"] = list(self.attention_types)
+        return d
+
+
+_BASE = SpectralConfig()
+PRESETS: dict[str, SpectralConfig] = {
+    "turbo": replace(
+        _BASE, base_dim=16, attn_dim=16, time_depth=4, top_k_temporal=2, layer_range=1,
+        wormhole_max_connections=2, wormhole_skip_steps=4, wormhole_threshold=0.95,
+    ),
+    "fast": replace(_BASE),
+    "default": replace(
+        _BASE, base_dim=64, attn_dim=64, time_depth=16, wormhole_skip_steps=1,
+    ),
+    "large": replace(
+        _BASE, grid_size=64, top_k_temporal=3, wormhole_max_connections=8, wormhole_chunk_size=8192,
+    ),
+    "xlarge": replace(
+        _BASE, grid_size=128, top_k_temporal=3, layer_range=2, wormhole_max_connections=8,
+        wormhole_chunk_size=16384, wormhole_max_spatial_tokens=4096,
+    ),
+}  # fmt: skip
+REFERENCE_THRESHOLDS = {"turbo": 0.9998, "fast": 0.9995, "default": 0.9995, "large": 0.9995,
+                        "xlarge": 0.9995}  # fmt: skip
+
+
+def get_config(preset: str = "fast", **overrides) -> SpectralConfig:
+    """The named preset with ``overrides`` applied, validated."""
+    check_choice("preset", preset, tuple(PRESETS))
+    names = {f.name for f in fields(SpectralConfig)}
+    for key in overrides:
+        if key not in names:
+            raise ValueError(f"{key}={overrides[key]!r} is not a SpectralConfig field")
+    return replace(PRESETS[preset], **overrides).validate()

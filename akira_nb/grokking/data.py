@@ -7,6 +7,8 @@ inputs in (a, b) order (Fourier progress measures, neuron maps) index the same t
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -17,17 +19,17 @@ from akira_nb.runtime import check_range
 def is_prime(n: int) -> bool:
     if n < 2:
         return False
-    i = 2
-    while i * i <= n:
-        if n % i == 0:
-            return False
-        i += 1
-    return True
+    if n % 2 == 0:
+        return n == 2
+    return all(n % d for d in range(3, math.isqrt(n) + 1, 2))
 
 
 def check_p(p) -> int:
-    """``p`` must be a prime >= 3 (an ``int``); raise ``ValueError`` naming it otherwise."""
-    if isinstance(p, bool) or not isinstance(p, int) or p < 3 or not is_prime(p):
+    """``p`` must be a prime integer >= 3; raise ``ValueError`` naming it otherwise."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Integral):
+        raise ValueError(f"p={p!r} must be a prime integer >= 3, got {type(p).__name__}")
+    p = int(p)
+    if p < 3 or not is_prime(p):
         raise ValueError(f"p={p!r} must be a prime integer >= 3 (e.g. 13, 53, 113)")
     return p
 

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from akira_nb.grokking.data import check_p as _check_p
 from akira_nb.runtime import check_range
 
 __all__ = [
@@ -58,25 +59,6 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------------
 # validation helpers
-
-
-def _is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    if n % 2 == 0:
-        return n == 2
-    return all(n % d for d in range(3, math.isqrt(n) + 1, 2))
-
-
-def _check_p(p) -> int:
-    """``p`` must be an odd prime integer (>= 3)."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Integral):
-        raise ValueError(f"p={p!r} must be an odd prime integer (>= 3), got {type(p).__name__}")
-    p = int(p)
-    check_range("p", p, low=3)
-    if not _is_prime(p):
-        raise ValueError(f"p={p!r} is not prime; p must be an odd prime integer (>= 3)")
-    return p
 
 
 def _as_float64(name: str, x) -> torch.Tensor:

@@ -1,0 +1,109 @@
+import math
+
+import pytest
+import torch
+
+from akira_nb.grokking.data import make_dataset
+from akira_nb.grokking.models import MIXERS, ModelConfig, build_model, parameter_count
+
+P = 13
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    return make_dataset(P, 0.5).inputs
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_output_shape(mixer, tokens):
+    torch.manual_seed(0)
+    model = build_model(P, mixer, d_model=32, n_heads=4, d_mlp=64)
+    assert model(tokens).shape == (P * P, P)
+
+
+def test_parameter_counts_match_the_reference_at_p53():
+    # standard and full: embeddings + Q/K/V/O + MLP (+ biases) + unembed; the wave modes drop
+    # the 65,536 Q/K/V/O weights; learned_gate adds 2 x 128 gates, phase_shift 128 phases.
+    counts = {m: parameter_count(build_model(53, m)) for m in MIXERS}
+    assert counts["standard"] == counts["full"] == 211_328
+    assert counts["fnet"] == 145_792
+    assert counts["learned_gate"] == 145_792 + 256
+    assert counts["phase_shift"] == 145_792 + 128
+
+
+def test_fnet_has_no_mixing_parameters():
+    assert build_model(P, "fnet").mixing_parameter_count() == 0
+    assert build_model(P, "standard").mixing_parameter_count() == 4 * 128 * 128
+
+
+def test_orthonormal_fft_preserves_norms():
+    x = torch.randn(5, 3, 16, dtype=torch.float64)
+    y = torch.fft.fft2(x, dim=(-2, -1), norm="ortho")
+    assert torch.allclose(y.abs().pow(2).sum((-2, -1)), x.pow(2).sum((-2, -1)))
+
+
+def test_fnet_mixer_never_scales_the_residual_up():
+    from akira_nb.grokking.models import FNetMixer
+
+    x = torch.randn(64, 3, 32)
+    out = FNetMixer()(x)[:, 0]
+    assert (out.norm(dim=-1) <= x.norm(dim=(1, 2)) + 1e-5).all()
+
+
+@pytest.mark.parametrize("mixer", ["learned_gate", "phase_shift"])
+def test_wave_mixers_start_as_identity_and_every_parameter_gets_gradient(mixer, tokens):
+    torch.manual_seed(0)
+    model = build_model(P, mixer, d_model=32, n_heads=4, d_mlp=64)
+    resid = torch.randn(7, 3, 32)
+    assert torch.allclose(model.blocks[0].attn(resid)[:, 0], resid[:, 2], atol=1e-5)
+    # move off the initial point, then every mixing parameter must receive gradient
+    with torch.no_grad():
+        for prm in model.blocks[0].attn.parameters():
+            prm.add_(0.1 * torch.randn_like(prm))
+    model(tokens).logsumexp(-1).sum().backward()
+    for name, prm in model.blocks[0].attn.named_parameters():
+        assert (prm.grad.abs() > 0).all(), name
+
+
+def _full_sequence_standard_logits(model, tokens):
+    """Reference forward over all three positions (causal attention), read at '='."""
+    attn, mlp = model.blocks[0].attn, model.blocks[0].mlp
+    x = model.W_E[tokens] + model.W_pos
+    q = torch.einsum("bsd,hde->bhse", x, attn.W_Q)
+    k = torch.einsum("bsd,hde->bhse", x, attn.W_K)
+    v = torch.einsum("bsd,hde->bhse", x, attn.W_V)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(attn.d_head)
+    scores = scores.masked_fill(torch.triu(torch.ones(3, 3, dtype=torch.bool), 1), -torch.inf)
+    z = scores.softmax(-1) @ v
+    x = x + torch.einsum("bhse,hed->bsd", z, attn.W_O)
+    x = x + torch.relu(x @ mlp.W_in + mlp.b_in) @ mlp.W_out + mlp.b_out
+    return x[:, -1] @ model.W_U
+
+
+def test_last_position_forward_equals_full_sequence_forward(tokens):
+    torch.manual_seed(0)
+    model = build_model(P, "standard", d_model=32, n_heads=4, d_mlp=64).double()
+    assert torch.allclose(model(tokens), _full_sequence_standard_logits(model, tokens), atol=1e-10)
+
+
+def test_run_with_cache_uses_transformer_lens_names(tokens):
+    model = build_model(P, "standard", d_model=32, n_heads=4, d_mlp=64)
+    _, cache = model.run_with_cache(tokens[:4])
+    assert cache["blocks.0.attn.hook_pattern"].shape == (4, 4, 1, 3)
+    assert torch.allclose(cache["blocks.0.attn.hook_pattern"].sum(-1), torch.ones(4, 4, 1))
+    assert cache["blocks.0.mlp.hook_post"].shape == (4, 1, 64)
+    assert cache["hook_embed"].shape == (4, 3, 32)
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        (dict(mixer="attention"), "mixer"),
+        (dict(d_model=30, n_heads=4), "n_heads"),
+        (dict(d_mlp=0), "d_mlp"),
+        (dict(p=12), "p"),
+    ],
+)
+def test_bad_model_config_raises(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        ModelConfig(**{"p": 13, **kwargs}).validate()

@@ -1,0 +1,84 @@
+import json
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from akira_nb.runs import Run, atomic_write_json, runs_root, to_jsonable
+
+
+def test_runs_root_follows_env(runs_root):
+    assert runs_root == runs_root.__class__(os.environ["AKIRA_RUNS_DIR"])
+    assert Run.create("exp", "a", {}).path.parent == runs_root / "exp"
+
+
+def test_results_json_round_trip_with_numpy_torch_and_nan(runs_root):
+    run = Run.create("exp", "a", {"lr": 1e-3})
+    run.write_results({"x": np.float32(0.5), "t": torch.tensor([1, 2]), "bad": float("nan")})
+    assert run.read_results() == {"x": 0.5, "t": [1, 2], "bad": None}
+    assert run.config == {"lr": 1e-3}
+
+
+def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
+    path = tmp_path / "results.json"
+    atomic_write_json(path, {"ok": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temp files left
+
+
+def test_checkpoints_keep_the_newest_and_load_weights_only(runs_root):
+    run = Run.create("exp", "a", {})
+    for step in (10, 20, 30):
+        run.save_checkpoint(
+            {"step": step, "w": torch.full((2,), float(step))}, step, tag="m", keep=2
+        )
+    files = sorted(p.name for p in run.checkpoint_dir("m").iterdir())
+    assert files == ["ckpt_000000020.pt", "ckpt_000000030.pt"]
+    state = run.latest_checkpoint("m")
+    assert state["step"] == 30 and torch.equal(state["w"], torch.full((2,), 30.0))
+    assert run.latest_checkpoint("other") is None
+
+
+def test_open_or_create_resumes_the_newest_run_and_refuses_a_different_config(runs_root):
+    first = Run.create("exp", "same", {"lr": 1})
+    again = Run.open_or_create("exp", "same", {"lr": 1}, resume=True)
+    assert again.path == first.path
+    assert Run.open_or_create("exp", "same", {"lr": 1}, resume=False).path != first.path
+    with pytest.raises(ValueError, match="lr"):
+        Run.open_or_create("exp", "same", {"lr": 2}, resume=True)
+    assert Run.open_or_create("exp", "new-name", {"lr": 1}, resume=True).path.name.endswith(
+        "new-name"
+    )
+
+
+def test_save_figure_writes_png(runs_root):
+    run = Run.create("exp", "fig", {})
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    path = run.save_figure(fig, "line")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", " spaced"])
+def test_bad_names_raise(runs_root, name):
+    with pytest.raises(ValueError, match="name"):
+        Run.create("exp", name, {})
+
+
+def test_to_jsonable_handles_dataclasses():
+    from dataclasses import dataclass
+
+    @dataclass
+    class C:
+        a: float = float("inf")
+        b: tuple = (1, 2)
+
+    assert to_jsonable(C()) == {"a": None, "b": [1, 2]}
+
+
+def test_runs_root_explicit_argument_wins(tmp_path):
+    assert runs_root(tmp_path) == tmp_path

@@ -30,8 +30,9 @@ class TemporalAttention(nn.Module):
     """Each pixel attends to its own past states: top-k by score, then an exponential recency
     bias ``(T - slot) * log(decay_rate)`` (newest slot gets ``decay_rate**1``), softmax / tau."""
 
-    def __init__(self, query_dim, key_dim, attn_dim, out_dim=None, top_k=4, decay_rate=0.95,
-                 tau=1.0):  # fmt: skip
+    def __init__(
+        self, query_dim, key_dim, attn_dim, out_dim=None, top_k=4, decay_rate=0.95, tau=1.0
+    ):
         super().__init__()
         check_range("top_k", top_k, 1)
         check_range("decay_rate", decay_rate, 0.0, 1.0, low_open=True, high_open=True)
@@ -75,8 +76,9 @@ class NeighborAttention(nn.Module):
     frame, averaged uniformly over frames.
     """
 
-    def __init__(self, query_dim, key_dim, attn_dim, out_dim=None, kernel_size=3, mode="joint",
-                 tau=1.0):  # fmt: skip
+    def __init__(
+        self, query_dim, key_dim, attn_dim, out_dim=None, kernel_size=3, mode="joint", tau=1.0
+    ):
         super().__init__()
         check_range("kernel_size", kernel_size, 1)
         if kernel_size % 2 == 0:
@@ -181,9 +183,20 @@ class WormholeAttention(nn.Module):
     the output upsampled bilinearly (counts: nearest).
     """
 
-    def __init__(self, value_dim, attn_dim, out_dim=None, threshold=0.9, max_connections=4,
-                 min_temporal_distance=1, chunk_size=4096, max_spatial_tokens=1_000_000,
-                 pool_size=2, tau=1.0, query_dim=None):  # fmt: skip
+    def __init__(
+        self,
+        value_dim,
+        attn_dim,
+        out_dim=None,
+        threshold=0.9,
+        max_connections=4,
+        min_temporal_distance=1,
+        chunk_size=4096,
+        max_spatial_tokens=1_000_000,
+        pool_size=2,
+        tau=1.0,
+        query_dim=None,
+    ):
         super().__init__()
         check_range("threshold", threshold, 0.0, 1.0)
         check_range("max_connections", max_connections, 1)
@@ -226,8 +239,9 @@ class WormholeAttention(nn.Module):
         # are cut to it *before* the top-k and a masked key can never take a slot.
         n_keys = max(0, T - self.min_temporal_distance + 1) * P
         if n_keys:
-            top_sim, idx = chunked_topk(qs, ks[:, :n_keys].detach(), self.max_connections,
-                                        self.chunk_size)  # fmt: skip
+            top_sim, idx = chunked_topk(
+                qs, ks[:, :n_keys].detach(), self.max_connections, self.chunk_size
+            )
         else:  # nothing old enough: no links
             top_sim = qs.new_full((B, P, 1), float("-inf"))
             idx = torch.zeros(B, P, 1, dtype=torch.long, device=qs.device)
@@ -242,8 +256,9 @@ class WormholeAttention(nn.Module):
         out = self.W_o((weights.unsqueeze(-1) * self.W_v(vals)).sum(2)).view(B, h, w, -1)
         counts = gate.sum(-1).view(B, h, w)
         if pooled:
-            out = F.interpolate(out.permute(0, 3, 1, 2), size=(H, W), mode="bilinear",
-                                align_corners=False).permute(0, 2, 3, 1)  # fmt: skip
+            out = F.interpolate(
+                out.permute(0, 3, 1, 2), size=(H, W), mode="bilinear", align_corners=False
+            ).permute(0, 2, 3, 1)
             counts = F.interpolate(counts[:, None].float(), size=(H, W), mode="nearest")[:, 0]
         with torch.no_grad():
             n_links = gate.sum()

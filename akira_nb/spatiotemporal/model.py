@@ -69,15 +69,23 @@ class SpectralPredictor(HookedRootModule):
             )
             fused_in += D
         if "neighbor" in self.types:
-            self.neighbor = NeighborAttention(D, D, a, D, cfg.neighbor_kernel, cfg.neighbor_mode,
-                                              cfg.tau)  # fmt: skip
+            self.neighbor = NeighborAttention(
+                D, D, a, D, cfg.neighbor_kernel, cfg.neighbor_mode, cfg.tau
+            )
             fused_in += D
         if "wormhole" in self.types:
             self.wormhole = WormholeAttention(
-                D, a, D, cfg.wormhole_threshold, cfg.wormhole_max_connections,
-                cfg.wormhole_min_temporal_distance, cfg.wormhole_chunk_size,
-                cfg.wormhole_max_spatial_tokens, cfg.wormhole_pool_size, cfg.tau,
-            )  # fmt: skip
+                D,
+                a,
+                D,
+                cfg.wormhole_threshold,
+                cfg.wormhole_max_connections,
+                cfg.wormhole_min_temporal_distance,
+                cfg.wormhole_chunk_size,
+                cfg.wormhole_max_spatial_tokens,
+                cfg.wormhole_pool_size,
+                cfg.tau,
+            )
             fused_in += D
         self.fusion = nn.Sequential(nn.Linear(fused_in, a), nn.ReLU(), nn.Linear(a, a))
         self.head = nn.Sequential(nn.Linear(a, D), nn.ReLU(), nn.Linear(D, 1))
@@ -105,8 +113,11 @@ class SpectralPredictor(HookedRootModule):
 
     def stream_state(self) -> dict:
         cache = self._wormhole_cache
-        return {"history": self.history.state(), "step": self.step,
-                "wormhole_cache": cache if cache is not None else torch.empty(0)}  # fmt: skip
+        return {
+            "history": self.history.state(),
+            "step": self.step,
+            "wormhole_cache": cache if cache is not None else torch.empty(0),
+        }
 
     def load_stream_state(self, state: dict) -> None:
         self.history.load_state(state["history"])
@@ -198,9 +209,11 @@ class SpectralPredictor(HookedRootModule):
         else:
             q_sim, k_sim = cur[..., si, :], hist[..., si, :]
         out, st = self.wormhole(
-            cur[..., BANDS.index(cfg.wormhole_query_band), :], q_sim,
-            hist[..., BANDS.index(cfg.wormhole_value_band), :], k_sim,
-        )  # fmt: skip
+            cur[..., BANDS.index(cfg.wormhole_query_band), :],
+            q_sim,
+            hist[..., BANDS.index(cfg.wormhole_value_band), :],
+            k_sim,
+        )
         self._wormhole_cache, self._wormhole_stats = out.detach(), st
         stats["wormhole"] = st
         return out
@@ -260,9 +273,13 @@ class MLPPredictor(_Baseline):
         h = hidden or min(512, n // 4)
         self.grid_size = grid_size
         self.net = nn.Sequential(
-            nn.Linear(n, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
-            nn.Linear(h, grid_size * grid_size), nn.Sigmoid(),
-        )  # fmt: skip
+            nn.Linear(n, h),
+            nn.ReLU(),
+            nn.Linear(h, h),
+            nn.ReLU(),
+            nn.Linear(h, grid_size * grid_size),
+            nn.Sigmoid(),
+        )
         self.history = RingBuffer(time_depth)
 
     def reset(self) -> None:
@@ -286,8 +303,9 @@ class MLPPredictor(_Baseline):
         return (pred[0] if squeeze else pred), {}
 
 
-def build_model(kind: str, preset: str | SpectralConfig = "fast", grid_size: int | None = None,
-                **overrides) -> nn.Module:  # fmt: skip
+def build_model(
+    kind: str, preset: str | SpectralConfig = "fast", grid_size: int | None = None, **overrides
+) -> nn.Module:
     """A predictor by name: ``spectral`` (``preset`` + ``overrides``), ``mlp``, ``copy_last``,
     ``linear_extrap``."""
     check_choice("model", kind, MODEL_KINDS)

@@ -117,23 +117,48 @@ class SpectralConfig:
 _BASE = SpectralConfig()
 PRESETS: dict[str, SpectralConfig] = {
     "turbo": replace(
-        _BASE, base_dim=16, attn_dim=16, time_depth=4, top_k_temporal=2, layer_range=1,
-        wormhole_max_connections=2, wormhole_skip_steps=4, wormhole_threshold=0.95,
+        _BASE,
+        base_dim=16,
+        attn_dim=16,
+        time_depth=4,
+        top_k_temporal=2,
+        layer_range=1,
+        wormhole_max_connections=2,
+        wormhole_skip_steps=4,
+        wormhole_threshold=0.95,
     ),
     "fast": replace(_BASE),
     "default": replace(
-        _BASE, base_dim=64, attn_dim=64, time_depth=16, wormhole_skip_steps=1,
+        _BASE,
+        base_dim=64,
+        attn_dim=64,
+        time_depth=16,
+        wormhole_skip_steps=1,
     ),
     "large": replace(
-        _BASE, grid_size=64, top_k_temporal=3, wormhole_max_connections=8, wormhole_chunk_size=8192,
+        _BASE,
+        grid_size=64,
+        top_k_temporal=3,
+        wormhole_max_connections=8,
+        wormhole_chunk_size=8192,
     ),
     "xlarge": replace(
-        _BASE, grid_size=128, top_k_temporal=3, layer_range=2, wormhole_max_connections=8,
-        wormhole_chunk_size=16384, wormhole_max_spatial_tokens=4096,
+        _BASE,
+        grid_size=128,
+        top_k_temporal=3,
+        layer_range=2,
+        wormhole_max_connections=8,
+        wormhole_chunk_size=16384,
+        wormhole_max_spatial_tokens=4096,
     ),
-}  # fmt: skip
-REFERENCE_THRESHOLDS = {"turbo": 0.9998, "fast": 0.9995, "default": 0.9995, "large": 0.9995,
-                        "xlarge": 0.9995}  # fmt: skip
+}
+REFERENCE_THRESHOLDS = {
+    "turbo": 0.9998,
+    "fast": 0.9995,
+    "default": 0.9995,
+    "large": 0.9995,
+    "xlarge": 0.9995,
+}
 
 
 def get_config(preset: str = "fast", **overrides) -> SpectralConfig:

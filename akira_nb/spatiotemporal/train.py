@@ -38,19 +38,43 @@ from . import patterns as P
 from .model import BASELINES, build_model
 
 CSV_COLUMNS = [
-    "step", "train_loss", "temporal_entropy", "temporal_mean_weight", "temporal_max_weight",
-    "neighbor_mean_weight", "neighbor_entropy", "neighbor_max_weight",
-    "wormhole_num_connections", "wormhole_positions_with_connections",
-    "wormhole_mean_similarity", "wormhole_sparsity", "wormhole_skipped",
-    "wormhole_count_mean", "wormhole_count_std", "wormhole_count_max", "wormhole_entropy",
-]  # fmt: skip
+    "step",
+    "train_loss",
+    "temporal_entropy",
+    "temporal_mean_weight",
+    "temporal_max_weight",
+    "neighbor_mean_weight",
+    "neighbor_entropy",
+    "neighbor_max_weight",
+    "wormhole_num_connections",
+    "wormhole_positions_with_connections",
+    "wormhole_mean_similarity",
+    "wormhole_sparsity",
+    "wormhole_skipped",
+    "wormhole_count_mean",
+    "wormhole_count_std",
+    "wormhole_count_max",
+    "wormhole_entropy",
+]
 # the reference's RESULTS.md, blob 32x32, 500 steps, --config fast --model compare
 CLAIMED = {
-    "spectral": {"final": 0.0031, "min": 0.0020, "last_window_mean": 0.0059,
-                 "improvement_pct": 94.3, "eval_mean": 0.011, "steps_per_s": 21.4},
-    "mlp": {"final": 0.031, "min": 0.018, "last_window_mean": 0.033, "improvement_pct": 28.8,
-            "eval_mean": 0.296, "steps_per_s": 27.7},
-}  # fmt: skip
+    "spectral": {
+        "final": 0.0031,
+        "min": 0.0020,
+        "last_window_mean": 0.0059,
+        "improvement_pct": 94.3,
+        "eval_mean": 0.011,
+        "steps_per_s": 21.4,
+    },
+    "mlp": {
+        "final": 0.031,
+        "min": 0.018,
+        "last_window_mean": 0.033,
+        "improvement_pct": 28.8,
+        "eval_mean": 0.296,
+        "steps_per_s": 27.7,
+    },
+}
 
 
 @dataclass
@@ -125,8 +149,15 @@ def trend(losses) -> dict:
     first, last = float(np.mean(losses[:win])), float(np.mean(losses[-win:]))
     change = (first - last) / first * 100 if first > 0 else 0.0
     label = "STABLE" if abs(change) < 0.5 else ("IMPROVING" if change > 0 else "REGRESSING")
-    return {"final": losses[-1], "min": min(losses), "window": win, "first_window_mean": first,
-            "last_window_mean": last, "improvement_pct": change, "trend": label}  # fmt: skip
+    return {
+        "final": losses[-1],
+        "min": min(losses),
+        "window": win,
+        "first_window_mean": first,
+        "last_window_mean": last,
+        "improvement_pct": change,
+        "trend": label,
+    }
 
 
 def _stats_row(step, loss, stats) -> list:
@@ -136,14 +167,25 @@ def _stats_row(step, loss, stats) -> list:
     def f(d, k):
         return float(d[k]) if k in d and d[k] is not None else float("nan")
 
-    return [step, loss, f(t, "entropy"), f(t, "mean_weight"), f(t, "max_weight"),
-            f(n, "mean_weight"), f(n, "entropy"), f(n, "max_weight"),
-            f(w, "num_connections"), f(w, "positions_with_connections"),
-            f(w, "mean_similarity"), f(w, "sparsity"), float(bool(w.get("skipped", False))),
-            float(counts.float().mean()) if counts is not None else float("nan"),
-            float(counts.float().std()) if counts is not None else float("nan"),
-            float(counts.max()) if counts is not None else float("nan"),
-            f(w, "entropy")]  # fmt: skip
+    return [
+        step,
+        loss,
+        f(t, "entropy"),
+        f(t, "mean_weight"),
+        f(t, "max_weight"),
+        f(n, "mean_weight"),
+        f(n, "entropy"),
+        f(n, "max_weight"),
+        f(w, "num_connections"),
+        f(w, "positions_with_connections"),
+        f(w, "mean_similarity"),
+        f(w, "sparsity"),
+        float(bool(w.get("skipped", False))),
+        float(counts.float().mean()) if counts is not None else float("nan"),
+        float(counts.float().std()) if counts is not None else float("nan"),
+        float(counts.max()) if counts is not None else float("nan"),
+        f(w, "entropy"),
+    ]
 
 
 def write_stats_csv(path, rows) -> None:
@@ -182,8 +224,9 @@ def train(model, cfg: TrainConfig, run=None, stats_rows: list | None = None, viz
     starts = stream_starts(cfg)
     pparams = cfg.params_for(cfg.pattern)
     wall = 0.0
-    bar = tqdm(range(start_step, cfg.steps), desc=f"train {tag}", disable=not cfg.progress,
-               leave=False)  # fmt: skip
+    bar = tqdm(
+        range(start_step, cfg.steps), desc=f"train {tag}", disable=not cfg.progress, leave=False
+    )
     for step in bar:
         t = starts[:, None] + step + torch.tensor([0.0, 1.0], dtype=torch.float64)
         pair = P.frames(cfg.pattern, t, cfg.grid_size, **pparams).to(device)  # [B,2,H,W]
@@ -210,17 +253,27 @@ def train(model, cfg: TrainConfig, run=None, stats_rows: list | None = None, viz
             and (done % cfg.checkpoint_every == 0 or done == cfg.steps)
         ):
             run.save_checkpoint(
-                {"model": model.state_dict(), "optim": opt.state_dict(),
-                 "stream": model.stream_state(), "step": done,
-                 "losses": torch.tensor(losses, dtype=torch.float64),
-                 "rows": torch.tensor(rows, dtype=torch.float64)},
-                done, tag=tag,
-            )  # fmt: skip
+                {
+                    "model": model.state_dict(),
+                    "optim": opt.state_dict(),
+                    "stream": model.stream_state(),
+                    "step": done,
+                    "losses": torch.tensor(losses, dtype=torch.float64),
+                    "rows": torch.tensor(rows, dtype=torch.float64),
+                },
+                done,
+                tag=tag,
+            )
     n_new = cfg.steps - start_step
-    return {"losses": losses, "steps_run": n_new, "train_seconds": wall,
-            "steps_per_s": n_new / wall if wall > 0 else float("nan"),
-            "frames_per_s": n_new * cfg.batch / wall if wall > 0 else float("nan"),
-            "resumed_from": start_step, **trend(losses)}  # fmt: skip
+    return {
+        "losses": losses,
+        "steps_run": n_new,
+        "train_seconds": wall,
+        "steps_per_s": n_new / wall if wall > 0 else float("nan"),
+        "frames_per_s": n_new * cfg.batch / wall if wall > 0 else float("nan"),
+        "resumed_from": start_step,
+        **trend(losses),
+    }
 
 
 def _ssim(pred: np.ndarray, target: np.ndarray) -> float:
@@ -302,17 +355,23 @@ def compare(
     cfg.validate()
     device = runtime.get_device(cfg.device)
     overrides = dict(overrides or {})
-    results = {"train_config": asdict(cfg), "preset": preset, "overrides": overrides,
-               "metric": "per-pixel MSE (mean over pixels and frames)",
-               "environment": runtime.environment_info(device), "models": {}}  # fmt: skip
+    results = {
+        "train_config": asdict(cfg),
+        "preset": preset,
+        "overrides": overrides,
+        "metric": "per-pixel MSE (mean over pixels and frames)",
+        "environment": runtime.environment_info(device),
+        "models": {},
+    }
     for name in models:
         runtime.seed_everything(cfg.seed)
         model = build_model(name, preset, grid_size=cfg.grid_size, **overrides).to(device)
         entry = {"params": sum(p.numel() for p in model.parameters())}
         if name not in BASELINES:
             rows = []
-            entry["train"] = train(model, cfg, run=run, stats_rows=rows,
-                                   viz=viz if name == "spectral" else None)  # fmt: skip
+            entry["train"] = train(
+                model, cfg, run=run, stats_rows=rows, viz=viz if name == "spectral" else None
+            )
             if name == "spectral" and (stats_csv or run is not None):
                 path = stats_csv or run.file("stats.csv")
                 write_stats_csv(path, rows)
@@ -349,12 +408,20 @@ def comparison_rows(results: dict, claimed: dict | None = None) -> list[dict]:
     rows = []
     for name, e in results["models"].items():
         tr, ev = e.get("train", {}), e["eval"]
-        row = {"model": name, "params": e["params"], "final": tr.get("final"),
-               "min": tr.get("min"), "last_window_mean": tr.get("last_window_mean"),
-               "improvement_pct": tr.get("improvement_pct"), "eval_mean": ev["mse"],
-               "eval_ssim": ev["ssim"], "eval_mse_low": ev["mse_low"],
-               "eval_mse_high": ev["mse_high"], "rollout_mse": ev.get("rollout_mse"),
-               "steps_per_s": tr.get("steps_per_s")}  # fmt: skip
+        row = {
+            "model": name,
+            "params": e["params"],
+            "final": tr.get("final"),
+            "min": tr.get("min"),
+            "last_window_mean": tr.get("last_window_mean"),
+            "improvement_pct": tr.get("improvement_pct"),
+            "eval_mean": ev["mse"],
+            "eval_ssim": ev["ssim"],
+            "eval_mse_low": ev["mse_low"],
+            "eval_mse_high": ev["mse_high"],
+            "rollout_mse": ev.get("rollout_mse"),
+            "steps_per_s": tr.get("steps_per_s"),
+        }
         if claimed and name in claimed:
             row.update({f"claimed_{k}": v for k, v in claimed[name].items()})
         rows.append(row)

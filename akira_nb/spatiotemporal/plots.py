@@ -1,0 +1,171 @@
+"""Figures for experiment 033. Every function returns a matplotlib Figure (or writes a file)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+
+
+def stats_title(step, stats: dict) -> str:
+    """The reference's snapshot title: temporal / neighbour entropy and weights, wormhole links."""
+    t, n, w = stats.get("temporal", {}), stats.get("neighbor", {}), stats.get("wormhole", {})
+
+    def g(d, k):
+        return f"{float(d[k]):.3g}" if k in d and d[k] is not None else "-"
+
+    return (
+        f"Step {step} | T(Ent)={g(t, 'entropy')} T(MaxW)={g(t, 'max_weight')} | "
+        f"N(Ent)={g(n, 'entropy')} N(MaxW)={g(n, 'max_weight')} | "
+        f"WH(conns)={g(w, 'num_connections')} pos={g(w, 'positions_with_connections')} "
+        f"sp={g(w, 'sparsity')}"
+    )
+
+
+def snapshot_figure(current, target, pred, title: str = "") -> plt.Figure:
+    """2 x 2 panels: current, target (t+1), prediction, absolute error."""
+    fig, axes = plt.subplots(2, 2, figsize=(7, 7))
+    panels = [
+        ("Current", current, "magma"),
+        ("Target (t+1)", target, "magma"),
+        ("Prediction", pred, "magma"),
+        ("Abs error", (_np(pred) - _np(target)), "viridis"),
+    ]
+    for ax, (name, img, cmap) in zip(axes.flat, panels):
+        img = np.abs(_np(img)) if name == "Abs error" else _np(img)
+        im = ax.imshow(img, cmap=cmap, vmin=0, vmax=1 if name != "Abs error" else None)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def links_figure(frame, wormhole_stats: dict, max_lines: int = 60, ax=None) -> plt.Figure:
+    """Wormhole links on the current frame: a line from each (sampled) query pixel to the past
+    pixel it matched, coloured by how many frames back the match lies."""
+    st = wormhole_stats
+    h, w = st["grid"]
+    T = st["time_depth"]
+    idx, mask = _np(st["link_indices"][0]), _np(st["link_mask"][0]).astype(bool)
+    H, W = _np(frame).shape[-2:]
+    sy, sx = H / h, W / w
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 5))
+    else:
+        fig = ax.figure
+    ax.imshow(_np(frame), cmap="gray", vmin=0, vmax=1)
+    q_idx, k_slot = np.nonzero(mask)
+    if len(q_idx) > max_lines:
+        pick = np.linspace(0, len(q_idx) - 1, max_lines).round().astype(int)
+        q_idx, k_slot = q_idx[pick], k_slot[pick]
+    cmap = plt.get_cmap("plasma")
+    for q, j in zip(q_idx, k_slot):
+        key = int(idx[q, j])
+        back = T - key // (h * w)  # 1 = frame t-1
+        ky, kx = divmod(key % (h * w), w)
+        qy, qx = divmod(int(q), w)
+        ax.plot(
+            [(qx + 0.5) * sx - 0.5, (kx + 0.5) * sx - 0.5],
+            [(qy + 0.5) * sy - 0.5, (ky + 0.5) * sy - 0.5],
+            color=cmap((back - 1) / max(T - 1, 1)),
+            lw=0.8,
+            alpha=0.8,
+        )
+        ax.plot((qx + 0.5) * sx - 0.5, (qy + 0.5) * sy - 0.5, "o", ms=2, color="cyan")
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(1, T))
+    fig.colorbar(sm, ax=ax, fraction=0.046, label="frames back")
+    ax.set_title(f"wormhole links ({int(mask.sum())} kept, {len(q_idx)} drawn)", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def rollout_gif(truth, pred, path, fps: int = 5, scale: int = 4) -> str:
+    """GIF of an autoregressive rollout: truth | prediction | |error| side by side."""
+    import imageio.v2 as imageio
+
+    truth, pred = _np(truth), _np(pred)
+    frames = []
+    for a, b in zip(truth, pred):
+        row = np.concatenate(
+            [a, np.ones((a.shape[0], 1)), b, np.ones((a.shape[0], 1)), np.abs(a - b)], 1
+        )
+        img = (np.clip(row, 0, 1) * 255).astype(np.uint8)
+        frames.append(np.kron(img, np.ones((scale, scale), dtype=np.uint8)))
+    imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
+    return str(path)
+
+
+def loss_curves(results: dict, log: bool = True) -> plt.Figure:
+    """Training loss per step for every trained model."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, e in results["models"].items():
+        if "train" in e and e["train"].get("losses"):
+            ax.plot(e["train"]["losses"], label=name, lw=1)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("train MSE (per pixel)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def rollout_curves(results: dict) -> plt.Figure:
+    """Per-pixel MSE against rollout horizon, every model."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, e in results["models"].items():
+        curve = e["eval"].get("rollout_curve")
+        if curve:
+            ax.plot(range(1, len(curve) + 1), curve, marker=".", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("rollout step")
+    ax.set_ylabel("per-pixel MSE")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def pattern_bars(table: list[dict]) -> plt.Figure:
+    """Held-out per-pixel MSE per pattern: spectral vs copy-last vs linear extrapolation."""
+    names = [r["pattern"] for r in table]
+    keys = [k for k in ("spectral", "copy_last", "linear_extrap", "mlp") if k in table[0]]
+    x = np.arange(len(names))
+    wdt = 0.8 / len(keys)
+    fig, ax = plt.subplots(figsize=(max(6, len(names) * 0.8), 3.5))
+    for i, k in enumerate(keys):
+        ax.bar(x + i * wdt, [max(r[k], 1e-12) for r in table], wdt, label=k)
+    ax.set_yscale("log")
+    ax.set_xticks(x + 0.4 - wdt / 2, names, rotation=45, ha="right")
+    ax.set_ylabel("held-out per-pixel MSE")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """Plain-text table (numbers to 4 significant digits; missing values as '-')."""
+    if not rows:
+        return ""
+    columns = columns or list(rows[0])
+
+    def fmt(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.rjust(wd) for v, wd in zip(vals, widths))
+    return "\n".join([line(columns), line(["-" * wd for wd in widths])] + [line(r) for r in cells])

@@ -1,0 +1,118 @@
+"""The 033 explorer: pattern, wormhole threshold, max connections, frequency cutoff, time step.
+
+``explore_frame`` is the plain callback (pytest calls it); ``build_explorer`` wires ipywidgets
+(only the subset shared by 7.7 and 8.x: Dropdown, FloatSlider, IntSlider, Output, VBox/HBox,
+interactive_output) to it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import matplotlib.pyplot as plt
+import torch
+
+from . import patterns as P
+from .plots import links_figure
+
+
+@torch.no_grad()
+def explore_frame(
+    model,
+    pattern="blob",
+    threshold=0.9,
+    max_connections=4,
+    freq_cutoff=0.25,
+    t=10000.25,
+    grid_size=32,
+    show=False,
+) -> plt.Figure:
+    """Run a copy of ``model`` (a SpectralPredictor) over ``time_depth`` frames up to ``t``
+    with the given wormhole and band knobs; plot current / target / prediction / error and the
+    wormhole links. Returns the figure (and shows it when ``show``)."""
+    m = copy.deepcopy(model).cpu().eval()
+    m.set_wormhole(threshold=threshold, max_connections=max_connections)
+    m.set_freq_cutoff(freq_cutoff)
+    m.cfg.wormhole_skip_steps = 1
+    m.reset()
+    T = m.cfg.time_depth
+    times = float(t) + torch.arange(-T, 2, dtype=torch.float64)
+    seq = P.frames(pattern, times, grid_size)
+    stats = {}
+    for i in range(T + 1):
+        pred, stats = m(seq[i][None])
+    cur, target, pred = seq[T], seq[T + 1], pred[0]
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.6))
+    for ax, (name, img) in zip(
+        axes,
+        [
+            ("current t", cur),
+            ("target t+1", target),
+            ("prediction", pred),
+            ("|error|", (pred - target).abs()),
+        ],
+    ):
+        ax.imshow(img.numpy(), cmap="magma", vmin=0, vmax=1 if name != "|error|" else None)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    mse = float(((pred - target) ** 2).mean())
+    if "wormhole" in stats:
+        links_figure(cur, stats["wormhole"], ax=axes[4])
+    fig.suptitle(f"{pattern} t={float(t):g}  per-pixel MSE {mse:.2e}", fontsize=10)
+    fig.tight_layout()
+    if show:
+        plt.show()
+    return fig
+
+
+def build_explorer(model, grid_size=32, t0=10000.25):
+    """Widgets wired to :func:`explore_frame`; returns ``(box, controls)``."""
+    import ipywidgets as W
+
+    style = {"description_width": "initial"}
+    controls = {
+        "pattern": W.Dropdown(options=list(P.PATTERNS), value="blob", description="pattern"),
+        "threshold": W.FloatSlider(
+            value=float(model.wormhole.threshold),
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            description="wormhole threshold",
+            style=style,
+            continuous_update=False,
+        ),
+        "max_connections": W.IntSlider(
+            value=int(model.wormhole.max_connections),
+            min=1,
+            max=32,
+            description="max connections",
+            style=style,
+            continuous_update=False,
+        ),
+        "freq_cutoff": W.FloatSlider(
+            value=float(model.cfg.freq_cutoff),
+            min=0.05,
+            max=1.0,
+            step=0.05,
+            description="freq cutoff",
+            style=style,
+            continuous_update=False,
+        ),
+        "t": W.FloatSlider(
+            value=t0,
+            min=t0,
+            max=t0 + 100,
+            step=1.0,
+            description="time step",
+            continuous_update=False,
+        ),
+    }
+
+    def draw(**kw):
+        explore_frame(model, grid_size=grid_size, show=True, **kw)
+        plt.close("all")
+
+    out = W.interactive_output(draw, controls)
+    box = W.VBox([W.HBox(list(controls.values())[:3]), W.HBox(list(controls.values())[3:]), out])
+    return box, controls

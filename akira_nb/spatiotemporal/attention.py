@@ -157,7 +157,8 @@ def chunked_topk(queries, keys, k, chunk_size, key_valid=None):
                 s = s.masked_fill(~key_valid[start:stop], float("-inf"))
             v, i = s.topk(min(k, stop - start), dim=-1)
             del s
-            v, j = torch.cat([best_v, v], -1).topk(k, dim=-1)
+            merged = torch.cat([best_v, v], -1)
+            v, j = merged.topk(min(k, merged.shape[-1]), dim=-1)
             best_i = torch.cat([best_i, i + start], -1).gather(-1, j)
             best_v = v
     return best_v, best_i

@@ -201,7 +201,8 @@ class SpectralPredictor(HookedRootModule):
             or self._wormhole_cache.shape[0] != B
         )
         if not run:
-            stats["wormhole"] = {**self._wormhole_stats, "skipped": True}
+            # after a resume the cached output is restored but its statistics are not
+            stats["wormhole"] = {**(self._wormhole_stats or {}), "skipped": True}
             return self._wormhole_cache  # detached: a skipped step passes no gradient
         si = BANDS.index(cfg.wormhole_similarity_band)
         if cfg.wormhole_similarity_features == "patch":

@@ -1,0 +1,177 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from akira_nb.spatiotemporal.attention import (
+    NeighborAttention,
+    TemporalAttention,
+    WormholeAttention,
+    chunked_topk,
+)
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any aten op produces (forward and backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for o in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(o, torch.Tensor):
+                self.largest = max(self.largest, o.numel())
+        return out
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 500])
+def test_chunked_topk_equals_brute_force(chunk):
+    g = torch.Generator().manual_seed(chunk)
+    q, k = torch.randn(2, 9, 5, generator=g), torch.randn(2, 70, 5, generator=g)
+    valid = torch.rand(70, generator=g) > 0.3
+    for key_valid in (None, valid):
+        v, i = chunked_topk(q, k, 6, chunk, key_valid)
+        s = q @ k.transpose(1, 2)
+        if key_valid is not None:
+            s = s.masked_fill(~key_valid, float("-inf"))
+        bv, bi = s.topk(6, -1)
+        torch.testing.assert_close(v, bv)
+        assert torch.equal(i, bi)
+
+
+def _wormhole_inputs(B=1, T=4, H=8, W=8, D=6, Ds=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(B, H, W, D, generator=g),
+        torch.randn(B, H, W, Ds, generator=g),
+        torch.randn(B, T, H, W, D, generator=g),
+        torch.randn(B, T, H, W, Ds, generator=g),
+    )
+
+
+def test_wormhole_never_builds_the_hw_by_thw_matrix():
+    B, T, H, W = 1, 8, 16, 16
+    q, qs, hv, hs = _wormhole_inputs(B, T, H, W, D=4, Ds=4)
+    hv.requires_grad_(True)
+    att = WormholeAttention(4, 4, threshold=0.0, max_connections=4, chunk_size=128)
+    with LargestTensor() as mode:
+        out, _ = att(q, qs, hv, hs)
+        out.sum().backward()
+    full = B * H * W * T * H * W
+    assert mode.largest <= B * H * W * (128 + 2 * 4)  # one chunk of scores plus the running top-k
+    assert mode.largest < full // 4
+
+
+def test_causal_mask_comes_before_topk_and_t_minus_1_is_reachable():
+    B, T, H, W, Ds = 1, 4, 4, 4, 3
+    q, qs, hv, _ = _wormhole_inputs(B, T, H, W, Ds=Ds)
+    qs = torch.zeros(B, H, W, Ds)
+    qs[..., 0] = 1.0
+    hs = torch.zeros(B, T, H, W, Ds)
+    hs[..., 1] = 1.0  # orthogonal everywhere ...
+    hs[:, -1, ..., 0] = 1.0  # ... except frame t-1 (slot T-1): cos = 1/sqrt(2)
+    hs[:, -1, ..., 1] = 1.0
+    att = WormholeAttention(6, 4, threshold=0.5, max_connections=3, min_temporal_distance=1)
+    _, st = att(q, qs, hv, hs)
+    slots = st["link_indices"] // (H * W)
+    assert st["link_mask"].all() and (slots == T - 1).all()  # t-1 reachable and chosen
+    # now forbid t-1: the best keys are masked *before* the top-k, so every slot is refilled
+    # with an allowed (older) key instead of being lost
+    hs[:, 1, ..., 0] = 0.5  # slot 1 (3 frames back) is the next best
+    att2 = WormholeAttention(6, 4, threshold=0.3, max_connections=3, min_temporal_distance=2)
+    _, st2 = att2(q, qs, hv, hs)
+    slots2 = st2["link_indices"] // (H * W)
+    assert (slots2 <= T - 2).all() and st2["link_mask"].all()
+    assert (slots2 == 1).all()
+
+
+def test_threshold_gating_and_empty_rows_output_zero():
+    q, qs, hv, hs = _wormhole_inputs()
+    att = WormholeAttention(6, 4, threshold=1.0, max_connections=4)
+    out, st = att(q, qs, hv, hs)
+    assert int(st["num_connections"]) == 0 and torch.equal(out, torch.zeros_like(out))
+    # gate half the rows: zero query-similarity vectors have cosine 0 with everything
+    qs[:, :4] = 0
+    att = WormholeAttention(6, 4, threshold=0.1, max_connections=4)
+    out, st = att(q, qs, hv, hs)
+    assert torch.equal(out[:, :4], torch.zeros_like(out[:, :4]))
+    assert out[:, 4:].abs().sum() > 0
+    counts = st["per_position_counts"]
+    assert counts.shape == (1, 8, 8) and (counts[:, :4] == 0).all()
+    for key in (
+        "num_connections",
+        "positions_with_connections",
+        "mean_similarity",
+        "sparsity",
+        "entropy",
+        "per_position_counts",
+    ):
+        assert key in st
+    assert 0 < float(st["sparsity"]) <= 4 / (4 * 64)
+
+
+def test_wormhole_pooling_for_large_grids():
+    q, qs, hv, hs = _wormhole_inputs(H=8, W=8)
+    att = WormholeAttention(6, 4, threshold=0.0, max_spatial_tokens=16, pool_size=2)
+    out, st = att(q, qs, hv, hs)
+    assert st["spatial_pooling_applied"] and st["pooled_resolution"] == (4, 4)
+    assert out.shape == (1, 8, 8, 6) and st["per_position_counts"].shape == (1, 8, 8)
+
+
+def test_temporal_topk_and_recency_decay():
+    att = TemporalAttention(4, 4, 4, top_k=2, decay_rate=0.5)
+    hist = torch.randn(1, 1, 3, 3, 4).expand(1, 5, 3, 3, 4).contiguous()  # identical past
+    _, st = att(torch.randn(1, 3, 3, 4), hist)
+    w = st["attn_weights"]
+    assert ((w > 0).sum(-1) == 2).all()  # top-2
+    # equal scores: ties; the decay makes the newer of the kept slots weigh more
+    kept = w[w > 0].view(-1, 2)
+    assert (kept[:, 1] > kept[:, 0]).all() or (kept[:, 0] > kept[:, 1]).all()
+    att = TemporalAttention(4, 4, 4, top_k=5, decay_rate=0.5)
+    _, st = att(torch.randn(1, 3, 3, 4), hist)
+    w = st["attn_weights"]
+    torch.testing.assert_close(w[..., 1:] / w[..., :-1], torch.full_like(w[..., 1:], 2.0))
+
+
+@pytest.mark.parametrize("mode", ["joint", "per_frame"])
+def test_neighbor_attention_matches_an_explicit_gather(mode):
+    torch.manual_seed(0)
+    att = NeighborAttention(4, 4, 4, kernel_size=3, mode=mode)
+    q, frames = torch.randn(2, 5, 6, 4), torch.randn(2, 3, 5, 6, 4)
+    out, st = att(q, frames)
+    # brute force: unfold K and V neighbourhoods explicitly
+    B, L, H, W, _ = frames.shape
+    qq = att.W_q(q)
+
+    def nb(x):
+        x = x.permute(0, 1, 4, 2, 3).reshape(B * L, 4, H, W)
+        x = F.unfold(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3).view(B, L, 4, 9, H, W)
+        return x.permute(0, 4, 5, 1, 3, 2)  # [B,H,W,L,9,a]
+
+    kn, vn = nb(att.W_k(frames)), nb(att.W_v(frames))
+    logits = (qq[:, :, :, None, None] * kn).sum(-1) / 2.0
+    if mode == "joint":
+        w = torch.softmax(logits.reshape(B, H, W, -1), -1).view_as(logits)
+    else:
+        w = torch.softmax(logits, -1) / L
+    ref = att.W_o((w[..., None] * vn).sum((3, 4)))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    assert st["num_temporal_steps"] == 3
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: WormholeAttention(4, 4, threshold=1.2), "threshold"),
+        (lambda: WormholeAttention(4, 4, threshold=-0.1), "threshold"),
+        (lambda: WormholeAttention(4, 4, max_connections=0), "max_connections"),
+        (lambda: TemporalAttention(4, 4, 4, decay_rate=1.0), "decay_rate"),
+        (lambda: TemporalAttention(4, 4, 4, decay_rate=0.0), "decay_rate"),
+        (lambda: NeighborAttention(4, 4, 4, kernel_size=2), "kernel_size"),
+    ],
+)
+def test_bad_module_arguments_name_themselves(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()

@@ -1,0 +1,178 @@
+import pytest
+import torch
+
+from akira_nb.runs import Run
+from akira_nb.spatiotemporal import patterns as P
+from akira_nb.spatiotemporal.model import (
+    CopyLastFrame,
+    LinearExtrapolation,
+    MLPPredictor,
+    SpectralPredictor,
+    build_model,
+)
+from akira_nb.spatiotemporal.presets import PRESETS, get_config
+from akira_nb.spatiotemporal.train import TrainConfig, evaluate, train
+
+
+def small(**kw):
+    base = dict(
+        base_dim=8,
+        attn_dim=8,
+        time_depth=4,
+        grid_size=8,
+        wormhole_skip_steps=1,
+        wormhole_chunk_size=64,
+    )
+    base.update(kw)
+    torch.manual_seed(0)
+    return SpectralPredictor(get_config("fast", **base))
+
+
+def run_seq(model, seq):
+    model.reset()
+    with torch.no_grad():
+        return torch.stack([model(f[None])[0][0] for f in seq])
+
+
+def test_future_frames_never_change_a_prediction():
+    model = small()
+    seq = P.generate_sequence("counter_rotate", 8, 8)
+    preds = run_seq(model, seq)
+    changed = seq.clone()
+    changed[5] = torch.rand(8, 8)  # prediction i uses frames <= i
+    preds2 = run_seq(model, changed)
+    torch.testing.assert_close(preds2[:5], preds[:5], rtol=0, atol=0)
+    assert not torch.allclose(preds2[5], preds[5])
+
+
+def test_frame_t_minus_1_can_change_the_wormhole_output():
+    model = small(wormhole_threshold=0.0, wormhole_max_connections=64)
+    seen = {}
+    model.hook_wormhole_out.add_hook(lambda x, hook: seen.__setitem__("out", x.detach().clone()))
+    seq = P.generate_sequence("blob", 6, 8)
+    run_seq(model, seq)
+    a = seen["out"]
+    changed = seq.clone()
+    changed[4] = torch.rand(8, 8)  # frame t-1 of the last step
+    run_seq(model, changed)
+    assert not torch.allclose(seen["out"], a)
+    model.reset_hooks()
+
+
+def test_gradient_reaches_every_trainable_parameter():
+    for sim in ("patch", "projected"):
+        model = small(wormhole_similarity_features=sim, wormhole_threshold=0.0)
+        seq = P.generate_sequence("interference", 4, 8)
+        loss = 0
+        for i in range(3):
+            pred, _ = model(seq[i][None])
+            loss = loss + ((pred - seq[i + 1]) ** 2).mean()
+        loss.backward()
+        for name, p in model.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, (sim, name)
+    names = dict(model.named_parameters())
+    assert "band_proj.low_freq.weight" in names and "band_proj.high_freq.weight" in names
+
+
+def test_band_routing_is_a_config_choice():
+    seq = P.generate_sequence("chirp", 4, 8)
+    outs = []
+    for band in ("intensity", "high_freq"):
+        outs.append(run_seq(small(temporal_query_band=band, temporal_key_band=band), seq))
+    assert not torch.allclose(outs[0], outs[1])
+
+
+def test_skip_steps_cache_and_reset():
+    model = small(wormhole_skip_steps=3)
+    seq = P.generate_sequence("blob", 3, 8)
+    _, st0 = model(seq[0][None])
+    _, st1 = model(seq[1][None])
+    assert not st0["wormhole"]["skipped"] and st1["wormhole"]["skipped"]
+    assert model._wormhole_cache is not None
+    model.reset()
+    assert model._wormhole_cache is None and model.step == 0 and not model.history.initialized
+
+
+def test_pooling_is_reachable_from_the_model_config():
+    model = small(wormhole_max_spatial_tokens=16, wormhole_pool_size=2)
+    _, st = model(P.frames("blob", 0.0, 8)[None])
+    assert st["wormhole"]["spatial_pooling_applied"]
+
+
+def test_hookable_the_transformer_lens_way():
+    model = small()
+    _, cache = model.run_with_cache(P.frames("blob", 0.0, 8)[None])
+    assert cache["temporal.hook_pattern"].shape == (1, 8, 8, 4)
+    assert cache["hook_pred"].shape == (1, 8, 8)
+
+
+def test_baselines_are_exact_on_constructed_sequences():
+    ramp = torch.linspace(0.1, 0.3, 64).view(8, 8)
+    seq = torch.stack([ramp + 0.05 * t for t in range(6)])  # linear in time, inside [0, 1]
+    lin = run_seq(LinearExtrapolation(), seq)
+    torch.testing.assert_close(lin[1:-1], seq[2:])
+    torch.testing.assert_close(lin[0], seq[0])  # no previous frame: copy
+    torch.testing.assert_close(run_seq(CopyLastFrame(), seq), seq)
+    mlp = MLPPredictor(8, time_depth=4)
+    assert run_seq(mlp, seq).shape == (6, 8, 8)
+
+
+def test_presets_have_their_own_grids():
+    assert [PRESETS[p].grid_size for p in ("fast", "large", "xlarge")] == [32, 64, 128]
+    assert build_model("spectral", "large").cfg.grid_size == 64
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: get_config("fast", grid_size=3), "grid_size"),
+        (lambda: build_model("spectral", grid_size=2), "grid_size"),
+        (lambda: TrainConfig(grid_size=3).validate(), "grid_size"),
+        (lambda: get_config("fast", wormhole_threshold=1.5), "wormhole_threshold"),
+        (lambda: get_config("fast", wormhole_threshold=-0.5), "wormhole_threshold"),
+        (lambda: get_config("huge"), "preset"),
+        (lambda: TrainConfig(pattern="spiral").validate(), "pattern"),
+        (lambda: get_config("fast", wormhole_max_connections=0), "wormhole_max_connections"),
+        (lambda: get_config("fast", decay_rate=0.0), "decay_rate"),
+        (lambda: get_config("fast", decay_rate=1.0), "decay_rate"),
+        (lambda: get_config("fast", temporal_key_band="mid"), "temporal_key_band"),
+        (lambda: build_model("transformer"), "model"),
+        (lambda: small().set_wormhole(threshold=2.0), "threshold"),
+    ],
+)
+def test_bad_input_gives_value_error_naming_the_parameter(make, name):
+    with pytest.raises(ValueError, match=name) as err:
+        make()
+    assert "allowed" in str(err.value) or "choose" in str(err.value)
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
+    def fresh():
+        torch.manual_seed(0)
+        return SpectralPredictor(get_config("turbo", grid_size=8))
+
+    cfg = TrainConfig(grid_size=8, steps=10, progress=False)
+    ref = fresh()
+    ref_out = train(ref, cfg)
+    run = Run.create("t", "resume", root=tmp_path)
+    part = fresh()
+    train(part, TrainConfig(grid_size=8, steps=6, checkpoint_every=3, progress=False), run=run)
+    resumed = fresh()  # a new process: weights come from the checkpoint
+    out = train(
+        resumed, TrainConfig(grid_size=8, steps=10, checkpoint_every=3, progress=False), run=run
+    )
+    assert out["resumed_from"] == 6 and out["steps_run"] == 4
+    assert out["losses"] == pytest.approx(ref_out["losses"], rel=1e-5, abs=1e-9)
+    for (n, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=n)
+
+
+def test_evaluation_reports_per_pixel_metrics_on_the_same_frames():
+    cfg = TrainConfig(grid_size=8, eval_steps=5, rollout_horizon=3, progress=False)
+    ev = evaluate(CopyLastFrame(), cfg)
+    seq = P.frames("blob", cfg.eval_start - 1 + torch.arange(7.0), 8)  # warm-up 8: t-1 .. t+5
+    expect = ((seq[:5] - seq[1:6]) ** 2).mean()
+    assert ev["mse"] == pytest.approx(float(expect), rel=1e-5)
+    assert ev["mse_frame_sum"] == pytest.approx(ev["mse"] * 64)
+    assert len(ev["rollout_curve"]) == 3 and 0 < ev["ssim"] <= 1
+    assert ev["mse_low"] > 0 and ev["mse_high"] > 0

@@ -135,9 +135,13 @@ class GrokfastEMA:
         self.alpha, self.lamb = alpha, lamb
         self.mu: dict[str, torch.Tensor] = {}
 
-    @torch.no_grad()
     def apply(self, model: torch.nn.Module) -> None:
-        for name, param in model.named_parameters():
+        self.apply_named(model.named_parameters())
+
+    @torch.no_grad()
+    def apply_named(self, named_params) -> None:
+        """Filter the ``.grad`` of each (name, parameter) pair in place."""
+        for name, param in named_params:
             if param.grad is None:
                 continue
             mu = self.mu.get(name)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The kit's full test run: unit tests, then every notebook executed at the tiny size.
+# Uses the python on PATH (activate the kit's environment first, or let colab_setup.sh make one).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+py="${PYTHON:-python}"
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then py=.venv/bin/python; fi
+
+# Unit tests: Agg backend here only (a kernel that inherits it would lose its figures).
+MPLBACKEND=Agg "$py" -m pytest tests -q -p no:cacheprovider
+
+# Notebooks, end to end at the tiny size, two at a time with one thread each.
+AKIRA_SIZE=tiny OMP_NUM_THREADS=1 "$py" -m pytest -q -p no:cacheprovider --nbmake \
+    --nbmake-timeout=600 -n 2 notebooks/

@@ -10,6 +10,7 @@ import argparse
 from dataclasses import fields
 
 from akira_nb import runtime
+from akira_nb.grokking.data import check_p
 from akira_nb.grokking.experiment import P113_MIXERS_T4, preset, run_experiment
 from akira_nb.grokking.models import MIXERS
 from akira_nb.grokking.train import TrainConfig
@@ -76,15 +77,12 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
     pre = preset(size)
     names = {f.name for f in fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    overrides.pop("seed", None)
+    overrides.pop("seed", None)  # seeds and primes are lists handled below
+    overrides.pop("p", None)
     if args.float32_loss:
         overrides["float64_loss"] = False
-    base = TrainConfig(
-        p=pre["primes"][0],
-        **{k: v for k, v in pre.items() if k in names},
-        **overrides,
-    )
     primes = args.p if args.p else pre["primes"]
+    base = TrainConfig(p=primes[0], **{**{k: v for k, v in pre.items() if k in names}, **overrides})
     mixers = [] if args.no_standard else ["standard"]
     mixers += args.wave_modes if args.wave_modes is not None else WAVE_MODES
     seeds = [args.seed] if args.seed is not None else (args.seeds or pre["seeds"])
@@ -98,7 +96,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
         else None,
         "name": args.name or f"comparison-{size}",
     }
-    base.p = primes[0]
+    for p in primes:
+        check_p(p)
     base.validate()
     return base, plan
 

@@ -95,7 +95,7 @@ def plot_neuron_maps(res: TrainResult, data, n_neurons: int = 4) -> plt.Figure:
     top = acts.var(0).argsort(descending=True)[:n_neurons]
     fig, axes = plt.subplots(1, n_neurons, figsize=(3.2 * n_neurons, 3.2), squeeze=False)
     for ax, idx in zip(axes[0], top.tolist()):
-        ax.imshow(acts[:, idx].reshape(p, p), cmap="viridis", origin="lower")
+        ax.imshow(acts[:, idx].reshape(p, p).numpy(), cmap="viridis", origin="lower")
         ax.set(title=f"neuron {idx}", xlabel="b", ylabel="a")
     fig.suptitle(f"{_label(res)}: top-variance MLP neurons over (a, b)")
     fig.tight_layout()

@@ -44,6 +44,32 @@ def runs_root(root: str | os.PathLike | None = None) -> Path:
     return Path.cwd() / "runs"
 
 
+def use_drive(folder: str = "akira-runs", enabled: bool = True) -> Path | None:
+    """On Colab, mount Google Drive and send every run to ``MyDrive/<folder>`` (sets
+    ``AKIRA_RUNS_DIR``) so checkpoints survive a disconnect. Elsewhere, or with
+    ``enabled=False``, do nothing and return None. Call :func:`flush_drive` at the end."""
+    from akira_nb.runtime import in_colab
+
+    if not enabled or not in_colab():
+        return None
+    from google.colab import drive  # only importable on Colab
+
+    drive.mount("/content/drive")
+    path = Path("/content/drive/MyDrive") / folder
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["AKIRA_RUNS_DIR"] = str(path)
+    return path
+
+
+def flush_drive() -> None:
+    """Flush pending Drive writes (they are asynchronous) when Drive was mounted by
+    :func:`use_drive`; a no-op elsewhere."""
+    if os.environ.get("AKIRA_RUNS_DIR", "").startswith("/content/drive"):
+        from google.colab import drive
+
+        drive.flush_and_unmount()
+
+
 def to_jsonable(obj: Any) -> Any:
     """Dataclasses, numpy and torch values as JSON types; non-finite floats become None."""
     if is_dataclass(obj) and not isinstance(obj, type):

@@ -52,14 +52,18 @@ from akira_nb import runtime
 
 SIZE = os.environ.get("AKIRA_SIZE", "t4")
 RESUME = True  # continue the newest run of this size after a disconnect
+USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Drive
 SNAPSHOT_EVERY = runtime.pick(SIZE, tiny=0, t4=0, a100=2000)  # six-panel frames; 0 = off
 GROKFAST_LAMB = 0.0  # > 0 switches on the Grokfast EMA gradient filter
 WEIGHT_DECAY = 1.0
 
 # %%
+from akira_nb import runs
 from akira_nb.grokking import experiment, plots
 from akira_nb.grokking.data import make_dataset
 from akira_nb.grokking.train import TrainConfig
+
+runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 
 pre = experiment.preset(SIZE)  # primes, models, seeds, epochs per size
 base = TrainConfig(
@@ -152,3 +156,4 @@ fig = plots.plot_frequency_weights(first_prime)
 assert all(r.final["train_acc"] > 0.99 for r in results), "some model did not fit its train set"
 print("figures and results.json in", out["run"].path)
 print(sorted(p.name for p in (out["run"].path / "figures").iterdir()))
+runs.flush_drive()  # Drive writes are asynchronous; a no-op outside Colab

@@ -22,10 +22,11 @@ then each of ``eval_steps`` frames is scored. Metrics:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -97,6 +98,7 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 0
     progress: bool = True
+    cpu_threads: int | None = None  # None: 1 thread on CPU for grids <= 32 (see cpu_threads())
 
     def validate(self) -> TrainConfig:
         check_choice("pattern", self.pattern, P.PATTERNS)
@@ -114,6 +116,8 @@ class TrainConfig:
         check_range("rollout_horizon", self.rollout_horizon, 0)
         check_range("switch_period", self.switch_period, 1)
         check_range("checkpoint_every", self.checkpoint_every, 0)
+        if self.cpu_threads is not None:
+            check_range("cpu_threads", self.cpu_threads, 1)
         return self
 
     def params_for(self, pattern: str) -> dict:
@@ -121,6 +125,28 @@ class TrainConfig:
         if pattern == "switching":
             params.setdefault("period", self.switch_period)
         return params
+
+
+@contextlib.contextmanager
+def cpu_threads(cfg: TrainConfig, device):
+    """Intra-op CPU threads while training/evaluating; restored afterwards.
+
+    Per-step tensors at grids <= 32 are small (~1e4-1e5 elements), so extra threads gain little,
+    and when the cores are shared (pytest-xdist, nbmake -n, a second job) each op waits for a
+    descheduled thread: we measured 1.3 s instead of 10 ms per step on 2 busy cores. So the
+    default (``cfg.cpu_threads=None``) is 1 thread there; larger grids keep torch's setting.
+    """
+    n = cfg.cpu_threads
+    if n is None:
+        n = 1 if cfg.grid_size <= 32 else torch.get_num_threads()
+    old = torch.get_num_threads()
+    if torch.device(device).type == "cpu" and n != old:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
 
 
 def stream_starts(cfg: TrainConfig) -> torch.Tensor:
@@ -204,6 +230,13 @@ def train(model, cfg: TrainConfig, run=None, stats_rows: list | None = None, viz
     CSV row per step; ``viz=(interval, callback)`` calls ``callback(step, frame, target, pred,
     stats)`` every ``interval`` steps.
     """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    runtime.flush_denormals()
+    with cpu_threads(cfg, device):
+        return _train(model, cfg, run, stats_rows, viz)
+
+
+def _train(model, cfg, run, stats_rows, viz) -> dict:
     cfg.validate()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     params = list(model.parameters())
@@ -282,11 +315,15 @@ def _ssim(pred: np.ndarray, target: np.ndarray) -> float:
     return float(structural_similarity(np.clip(pred, 0, 1), target, data_range=1.0, win_size=win))
 
 
-@torch.no_grad()
-def evaluate(
-    model, cfg: TrainConfig, pattern: str | None = None, keep_frames: bool = False
-) -> dict:
+def evaluate(model, cfg: TrainConfig, pattern: str | None = None, keep_frames: bool = False):
     """Held-out metrics of ``model`` (see the module docstring). Batch 1, one stream."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    with cpu_threads(cfg, device):
+        return _evaluate(model, cfg, pattern, keep_frames)
+
+
+@torch.no_grad()
+def _evaluate(model, cfg, pattern, keep_frames) -> dict:
     cfg.validate()
     pattern = pattern or cfg.pattern_eval or cfg.pattern
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -440,3 +477,48 @@ def verdict(results: dict, model: str = "spectral") -> str:
             word = "beats" if ev[model] < ev[b] else "does NOT beat"
             parts.append(f"{model} {word} {b} ({ev[model]:.2e} vs {ev[b]:.2e}, {ratio:.2f}x)")
     return "; ".join(parts)
+
+
+def pattern_sweep(
+    cfg: TrainConfig,
+    patterns=P.PATTERNS,
+    preset: str = "fast",
+    overrides: dict | None = None,
+    models=("spectral", "copy_last", "linear_extrap"),
+) -> list[dict]:
+    """Train and evaluate on each pattern (train pattern = eval pattern); one row per pattern
+    with every model's held-out per-pixel MSE, the best baseline, ``best_over_spectral``
+    (best baseline MSE / spectral MSE: > 1 means the spectral model is better) and the verdict."""
+    rows = []
+    for name in tqdm(patterns, desc="patterns", disable=not cfg.progress):
+        c = replace(cfg, pattern=name, pattern_eval=None)
+        res = compare(c, models, preset, overrides)
+        row = {"pattern": name}
+        row.update({m: e["eval"]["mse"] for m, e in res["models"].items()})
+        row.update({f"{m}_ssim": e["eval"]["ssim"] for m, e in res["models"].items()})
+        best = res.get("best_baseline")
+        if best and "spectral" in row:
+            row["best_baseline"] = best
+            row["best_over_spectral"] = row[best] / row["spectral"] if row["spectral"] else None
+            row["beats_best_baseline"] = row["spectral"] < row[best]
+        row["smooth"] = name in P.SMOOTH_PATTERNS
+        rows.append(row)
+    return rows
+
+
+def claims_rows(rows: list[dict]) -> list[dict]:
+    """From :func:`comparison_rows` with claims: one row per (model, metric) with the
+    reference's claimed value beside the measured one."""
+    out = []
+    for r in rows:
+        for key in CLAIMED.get(r["model"], {}):
+            if f"claimed_{key}" in r:
+                out.append(
+                    {
+                        "model": r["model"],
+                        "metric": key,
+                        "claimed": r[f"claimed_{key}"],
+                        "measured": r.get(key),
+                    }
+                )
+    return out

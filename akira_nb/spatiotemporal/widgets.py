@@ -17,6 +17,21 @@ from .plots import links_figure
 
 
 @torch.no_grad()
+def _run_explorer(model, pattern, threshold, max_connections, freq_cutoff, t, grid_size):
+    """Feed a knob-adjusted copy of ``model`` the ``time_depth + 1`` frames up to ``t``."""
+    m = copy.deepcopy(model).cpu().eval()
+    m.set_wormhole(threshold=threshold, max_connections=max_connections)
+    m.set_freq_cutoff(freq_cutoff)
+    m.cfg.wormhole_skip_steps = 1
+    m.reset()
+    T = m.cfg.time_depth
+    seq = P.frames(pattern, float(t) + torch.arange(-T, 2, dtype=torch.float64), grid_size)
+    stats, pred = {}, None
+    for i in range(T + 1):
+        pred, stats = m(seq[i][None])
+    return seq[T], seq[T + 1], pred[0], stats
+
+
 def explore_frame(
     model,
     pattern="blob",
@@ -30,28 +45,20 @@ def explore_frame(
     """Run a copy of ``model`` (a SpectralPredictor) over ``time_depth`` frames up to ``t``
     with the given wormhole and band knobs; plot current / target / prediction / error and the
     wormhole links. Returns the figure (and shows it when ``show``)."""
-    m = copy.deepcopy(model).cpu().eval()
-    m.set_wormhole(threshold=threshold, max_connections=max_connections)
-    m.set_freq_cutoff(freq_cutoff)
-    m.cfg.wormhole_skip_steps = 1
-    m.reset()
-    T = m.cfg.time_depth
-    times = float(t) + torch.arange(-T, 2, dtype=torch.float64)
-    seq = P.frames(pattern, times, grid_size)
-    stats = {}
-    for i in range(T + 1):
-        pred, stats = m(seq[i][None])
-    cur, target, pred = seq[T], seq[T + 1], pred[0]
+    from .train import TrainConfig, cpu_threads
+
+    with cpu_threads(TrainConfig(grid_size=grid_size), "cpu"):
+        cur, target, pred, stats = _run_explorer(
+            model, pattern, threshold, max_connections, freq_cutoff, t, grid_size
+        )
     fig, axes = plt.subplots(1, 5, figsize=(17, 3.6))
-    for ax, (name, img) in zip(
-        axes,
-        [
-            ("current t", cur),
-            ("target t+1", target),
-            ("prediction", pred),
-            ("|error|", (pred - target).abs()),
-        ],
-    ):
+    panels = [
+        ("current t", cur),
+        ("target t+1", target),
+        ("prediction", pred),
+        ("|error|", (pred - target).abs()),
+    ]
+    for ax, (name, img) in zip(axes, panels):
         ax.imshow(img.numpy(), cmap="magma", vmin=0, vmax=1 if name != "|error|" else None)
         ax.set_title(name)
         ax.set_xticks([])

@@ -83,10 +83,14 @@ print(runtime.environment_info(cfg.device), "\nrun folder:", run.path)
 
 # %% [markdown]
 # ## The seed's comparison: spectral vs MLP on blob, with the baselines
-# Online protocol (one stream, Adam 1e-3, MSE, batch 1), both models from the same seed.
+# Online protocol (one stream, Adam 1e-3, MSE, batch 1), every model from the same seed. Two
+# variants of the spectral model run beside it: `spectral_linear_base` predicts a correction
+# to linear extrapolation instead of to the last frame, and `spectral_no_wormhole` drops the
+# wormhole (does the non-local attention earn its cost here?).
 
 # %%
 results = train.compare(cfg, ("spectral", "mlp", "copy_last", "linear_extrap"), PRESET, run=run)
+results = train.add_variants(results, cfg, train.VARIANTS, PRESET)  # same frames, same seed
 rows = train.comparison_rows(results, train.CLAIMED)
 cols = [
     "model",

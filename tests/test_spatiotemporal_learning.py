@@ -1,13 +1,14 @@
 import json
 
 import matplotlib.pyplot as plt
+import pytest
 import torch
 
 from akira_nb.__main__ import build_parser
 from akira_nb.spatiotemporal import cli, plots, widgets
 from akira_nb.spatiotemporal.model import SpectralPredictor
 from akira_nb.spatiotemporal.presets import get_config
-from akira_nb.spatiotemporal.train import TrainConfig, compare
+from akira_nb.spatiotemporal.train import TrainConfig, compare, train
 
 
 def test_spectral_learns_blob_and_beats_copy_last_frame_on_held_out_frames():
@@ -80,3 +81,18 @@ def test_explorer_callback_and_widgets_drive_the_plain_function():
 def test_tables_format_missing_values():
     text = plots.format_table([{"a": 1.23456, "b": None}, {"a": 2, "b": "x"}])
     assert "1.235" in text and "-" in text.splitlines()[2]
+
+
+def test_batched_protocol_trains_several_streams_at_different_phases():
+    from akira_nb.spatiotemporal.train import stream_starts, training_times
+
+    cfg = TrainConfig(grid_size=8, steps=5, protocol="batched", batch=3, progress=False)
+    assert stream_starts(cfg).tolist() == [0.0, 37.0, 74.0]
+    assert len(set(training_times(cfg).tolist())) == 3 * 6
+    torch.manual_seed(0)
+    model = SpectralPredictor(get_config("turbo", grid_size=8))
+    out = train(model, cfg)
+    assert out["steps_run"] == 5 and out["frames_per_s"] == pytest.approx(3 * out["steps_per_s"])
+    assert model.history.buffer.shape[0] == 3
+    with pytest.raises(ValueError, match="batch"):
+        TrainConfig(batch=4).validate()  # online is batch 1

@@ -134,19 +134,26 @@ class NeighborAttention(nn.Module):
         return out, stats
 
 
-def chunked_topk(queries, keys, k, chunk_size, key_valid=None):
+MAX_CHUNK_ELEMENTS = 2**24  # 64 MB of fp32 scores per chunk, whatever the grid
+
+
+def chunked_topk(
+    queries, keys, k, chunk_size, key_valid=None, max_chunk_elements=MAX_CHUNK_ELEMENTS
+):
     """Exact top-``k`` of ``queries @ keys.T`` per query, over key chunks.
 
     ``queries [B,Q,D]``, ``keys [B,N,D]``, ``key_valid [N]`` (bool; invalid keys get -inf
     *before* the selection, so they never take a slot from a valid key). Peak transient memory
-    is ``B*Q*(chunk_size + 2k)`` scores, never ``B*Q*N``. Returns ``(values, indices)`` of shape
-    ``[B,Q,min(k,N)]``, sorted descending. No gradient.
+    is ``B*Q*(c + 2k)`` scores with ``c = min(chunk_size, max_chunk_elements // (B*Q))`` keys
+    per chunk (the reference's cap, so big grids get narrower chunks), never ``B*Q*N``.
+    Returns ``(values, indices)`` of shape ``[B,Q,min(k,N)]``, sorted descending. No gradient.
     """
     check_range("k", k, 1)
     check_range("chunk_size", chunk_size, 1)
     B, Q, _ = queries.shape
     N = keys.shape[1]
     k = min(k, N)
+    chunk_size = max(1, min(chunk_size, max_chunk_elements // max(B * Q, 1)))
     best_v = queries.new_empty(B, Q, 0)
     best_i = torch.empty(B, Q, 0, dtype=torch.long, device=queries.device)
     with torch.no_grad():

@@ -425,6 +425,25 @@ def compare(
     return results
 
 
+VARIANTS = {
+    "spectral_linear_base": {"residual": "linear"},
+    "spectral_no_wormhole": {"attention_types": ("temporal", "neighbor")},
+}
+
+
+def add_variants(results: dict, cfg: TrainConfig, variants=VARIANTS, preset: str = "fast") -> dict:
+    """Train and evaluate variants of the spectral model (``name -> config overrides``) under
+    the same protocol and frames, and add them to ``results["models"]``."""
+    for name, overrides in variants.items():
+        res = compare(cfg, ("spectral",), preset, {**results.get("overrides", {}), **overrides})
+        entry = res["models"]["spectral"]
+        entry["overrides"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()
+        }
+        results["models"][name] = entry
+    return results
+
+
 def strip_models(results: dict) -> dict:
     """``results`` without the live model objects and tensors (what goes in results.json)."""
     out = {k: v for k, v in results.items() if k != "models"}

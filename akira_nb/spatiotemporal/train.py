@@ -409,10 +409,13 @@ def compare(
             entry["train"] = train(
                 model, cfg, run=run, stats_rows=rows, viz=viz if name == "spectral" else None
             )
-            if name == "spectral" and (stats_csv or run is not None):
-                path = stats_csv or run.file("stats.csv")
-                write_stats_csv(path, rows)
-                entry["stats_csv"] = str(path)
+            if name == "spectral":
+                paths = [run.file("stats.csv")] if run is not None else []
+                paths += [stats_csv] if stats_csv else []
+                for path in paths:
+                    write_stats_csv(path, rows)
+                if paths:
+                    entry["stats_csv"] = [str(p) for p in paths]
         entry["eval"] = evaluate(model, cfg)
         entry["model"] = model
         results["models"][name] = entry

@@ -18,6 +18,12 @@ from akira_nb.grokking.models import MIXERS
 from akira_nb.grokking.train import TrainConfig, train
 
 
+def config(p: int, mixer: str, epochs: int, device: str) -> TrainConfig:
+    return TrainConfig(
+        p=p, mixer=mixer, n_epochs=epochs, eval_every=epochs, checkpoint_every=0, device=device
+    )
+
+
 def epochs_per_s(cfg: TrainConfig) -> float:
     train(TrainConfig(**{**cfg.__dict__, "n_epochs": 5, "eval_every": 5}), progress=False)  # warm
     return train(cfg, progress=False).epochs_per_s
@@ -38,14 +44,7 @@ def main() -> None:
         for p in args.primes:
             base = None
             for mixer in args.mixers:
-                cfg = TrainConfig(
-                    p=p,
-                    mixer=mixer,
-                    n_epochs=args.epochs,
-                    eval_every=args.epochs,
-                    checkpoint_every=0,
-                    device=device,
-                )
+                cfg = config(p, mixer, args.epochs, device)
                 eps = epochs_per_s(cfg)
                 base = eps if mixer == "standard" else base
                 ratio = f"{eps / base:.2f}x" if base else "-"
@@ -57,14 +56,7 @@ def main() -> None:
         )
         for p in args.primes:
             for mixer in ("standard", "fnet"):
-                cfg = TrainConfig(
-                    p=p,
-                    mixer=mixer,
-                    n_epochs=args.epochs,
-                    eval_every=args.epochs,
-                    checkpoint_every=0,
-                    device=device,
-                )
+                cfg = config(p, mixer, args.epochs, device)
                 single = epochs_per_s(cfg)
                 train_seeds(cfg, range(args.seeds), n_epochs=5)  # warm-up
                 together = train_seeds(cfg, range(args.seeds))["epochs_per_s"] * args.seeds

@@ -9,37 +9,14 @@ from akira_nb.grokking import cli
 def _parse(argv):
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
-    return parser.parse_args(argv)
+    return parser.parse_args([str(a) for a in argv])
 
 
 def test_cli_writes_results_figures_and_snapshot_frames(tmp_path):
-    args = _parse(
-        [
-            "--size",
-            "tiny",
-            "--p",
-            "7",
-            "--n_epochs",
-            "20",
-            "--eval_every",
-            "10",
-            "--wave_modes",
-            "fnet",
-            "--seeds",
-            "0",
-            "1",
-            "--snapshot_every",
-            "10",
-            "--d_model",
-            "32",
-            "--d_mlp",
-            "64",
-            "--output_dir",
-            str(tmp_path),
-            "--quiet",
-        ]
-    )
-    out = cli.main(args)
+    argv = ["--size", "tiny", "--p", 7, "--n_epochs", 20, "--eval_every", 10,
+            "--wave_modes", "fnet", "--seeds", 0, 1, "--snapshot_every", 10,
+            "--d_model", 32, "--d_mlp", 64, "--output_dir", tmp_path, "--quiet"]  # fmt: skip
+    out = cli.main(_parse(argv))
     run = out["run"].path
     results = json.loads((run / "results.json").read_text())
     assert [(r["mixer"], r["seeds"]) for r in results["table"]] == [("standard", 2), ("fnet", 2)]
@@ -53,36 +30,9 @@ def test_cli_writes_results_figures_and_snapshot_frames(tmp_path):
     assert "standard" in out["table"] and "fnet" in out["table"]
 
     # --resume reopens the same run and reloads the finished arms
-    again = cli.main(_parse([*map(str, args_to_list(args)), "--resume"]))
+    again = cli.main(_parse([*argv, "--resume"]))
     assert again["run"].path == run
     assert again["rows"][0]["test_acc_mean"] == out["rows"][0]["test_acc_mean"]
-
-
-def args_to_list(args):
-    return [
-        "--size",
-        "tiny",
-        "--p",
-        "7",
-        "--n_epochs",
-        "20",
-        "--eval_every",
-        "10",
-        "--wave_modes",
-        "fnet",
-        "--seeds",
-        "0",
-        "1",
-        "--snapshot_every",
-        "10",
-        "--d_model",
-        "32",
-        "--d_mlp",
-        "64",
-        "--output_dir",
-        args.output_dir,
-        "--quiet",
-    ]
 
 
 @pytest.mark.parametrize(
@@ -91,4 +41,4 @@ def args_to_list(args):
 )
 def test_cli_bad_input_raises_value_error_naming_the_flag(tmp_path, argv, field):
     with pytest.raises(ValueError, match=field):
-        cli.main(_parse([*argv, "--output_dir", str(tmp_path), "--quiet"]))
+        cli.main(_parse([*argv, "--output_dir", tmp_path, "--quiet"]))

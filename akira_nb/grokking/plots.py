@@ -47,7 +47,10 @@ def plot_curves(results: list[TrainResult], title: str = "") -> plt.Figure:
 def plot_progress_measures(results: list[TrainResult]) -> plt.Figure:
     """Nanda et al.'s progress measures over training: Gini of the Fourier norms of W_E and
     W_L, restricted loss (test split) and excluded loss (train split), total weight norm."""
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    with_weights = any(
+        r.history["freq_weight_mean"] and r.history["freq_weight_mean"][0] for r in results
+    )
+    fig, axes = plt.subplots(1, 5 if with_weights else 4, figsize=(20 if with_weights else 16, 3.6))
     panels = [
         ("gini_embed", "Gini of W_E Fourier norms", "linear"),
         ("gini_logit_map", "Gini of W_L Fourier norms", "linear"),
@@ -60,6 +63,24 @@ def plot_progress_measures(results: list[TrainResult]) -> plt.Figure:
             ax.plot(h["epoch"], h[key], color=color, label=_label(res))
             ax.set(title=title, xscale="log", yscale=yscale, xlabel="epoch")
         axes[2].plot(h["epoch"], h["excluded_loss"], "--", color=color)
+        if with_weights and h["freq_weight_mean"] and h["freq_weight_mean"][0]:
+            mean = np.asarray(h["freq_weight_mean"])
+            std = np.asarray(h["freq_weight_std"])
+            for row, style in zip(range(mean.shape[1]), ("-", "--")):
+                axes[4].plot(h["epoch"], mean[:, row], style, color=color)
+                axes[4].fill_between(
+                    h["epoch"],
+                    mean[:, row] - std[:, row],
+                    mean[:, row] + std[:, row],
+                    color=color,
+                    alpha=0.15,
+                )
+    if with_weights:
+        axes[4].set(
+            title="learned gates / phases: mean +- std\n(solid: DC or k=1, dashed: k=1)",
+            xscale="log",
+            xlabel="epoch",
+        )
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig

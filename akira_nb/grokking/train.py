@@ -35,6 +35,8 @@ HISTORY_KEYS = (
     "excluded_loss",
     "weight_norm",
     "n_key_freqs",
+    "freq_weight_mean",  # wave mixers: per sequence bin, mean of the learned gates / phases
+    "freq_weight_std",  # ... and their spread over channels ([] for other mixers)
 )
 
 
@@ -180,6 +182,9 @@ def evaluate(model: GrokkingModel, data, key_freqs=None) -> dict:
     out["restricted_loss"] = fourier.restricted_loss(logits, key_freqs, p, data.test_idx)
     out["excluded_loss"] = fourier.excluded_loss(logits, key_freqs, p, data.train_idx)
     out["weight_norm"] = fourier.weight_norm(model)
+    weights = [w.reshape(-1, w.shape[-1]).double() for w in model.frequency_weights().values()]
+    out["freq_weight_mean"] = [v for w in weights for v in w.mean(-1).tolist()]
+    out["freq_weight_std"] = [v for w in weights for v in w.std(-1).tolist()]
     return out
 
 

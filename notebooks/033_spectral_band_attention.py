@@ -33,8 +33,8 @@
 # | size | what runs | cost |
 # |---|---|---|
 # | `tiny` (CI, CPU) | 16x16, 60 steps; 40 steps per pattern | < 1 min on 2 CPU cores |
-# | `t4` | 32x32, 500 steps (seed's comparison); 500 per pattern | ~10 min on 2 CPU cores |
-# | `a100` | 32x32, 3000 steps; 2000 per pattern | ~1 h on 2 CPU cores |
+# | `t4` | 32x32, 500 steps (seed's comparison); 500 per pattern | ~10 min on 1 busy CPU core (measured) |
+# | `a100` | 32x32, 3000 steps; 2000 per pattern | ~30 min on one CPU core (estimated) |
 
 # %%
 import subprocess

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -176,3 +178,34 @@ def test_evaluation_reports_per_pixel_metrics_on_the_same_frames():
     assert ev["mse_frame_sum"] == pytest.approx(ev["mse"] * 64)
     assert len(ev["rollout_curve"]) == 3 and 0 < ev["ssim"] <= 1
     assert ev["mse_low"] > 0 and ev["mse_high"] > 0
+
+
+def test_resume_puts_the_stream_state_on_the_parameters_device(tmp_path):
+    run = Run.create("t", "device", root=tmp_path)
+    cfg = TrainConfig(grid_size=8, steps=4, checkpoint_every=2, progress=False)
+    torch.manual_seed(0)
+    train(SpectralPredictor(get_config("turbo", grid_size=8, wormhole_skip_steps=4)), cfg, run=run)
+    seen = []
+    load = run.latest_checkpoint
+    run.latest_checkpoint = lambda tag, map_location="cpu": (
+        seen.append(map_location) or load(tag, map_location)
+    )
+    torch.manual_seed(0)
+    model = SpectralPredictor(get_config("turbo", grid_size=8, wormhole_skip_steps=4))
+    train(model, replace(cfg, steps=5), run=run)
+    device = next(model.parameters()).device
+    assert seen == [device]  # loaded straight onto the model's device
+    assert model.history.buffer.device == device
+    # a checkpoint on another device (here CPU -> meta) follows the parameters
+    state = model.stream_state()
+    assert state["wormhole_cache"].numel()
+    meta = SpectralPredictor(get_config("turbo", grid_size=8)).to("meta")
+    meta.load_stream_state(state)
+    assert meta.history.buffer.device.type == "meta"
+    assert meta._wormhole_cache.device.type == "meta"
+    mlp = MLPPredictor(8, time_depth=4)
+    mlp(torch.rand(8, 8))
+    mlp_state = mlp.stream_state()
+    mlp = mlp.to("meta")
+    mlp.load_stream_state(mlp_state)
+    assert mlp.history.buffer.device.type == "meta"

@@ -57,5 +57,9 @@ class RingBuffer:
     def state(self) -> dict:
         return {"buffer": self.buffer, "idx": self.idx}
 
-    def load_state(self, state: dict) -> None:
-        self.buffer, self.idx = state["buffer"], int(state["idx"])
+    def load_state(self, state: dict, device=None) -> None:
+        """Restore :meth:`state`; ``device`` moves the buffer (e.g. to the model's device)."""
+        buf = state["buffer"]
+        if buf is not None and device is not None:
+            buf = buf.to(device)
+        self.buffer, self.idx = buf, int(state["idx"])

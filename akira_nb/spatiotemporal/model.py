@@ -31,6 +31,10 @@ MODEL_KINDS = ("spectral", "mlp", "copy_last", "linear_extrap")
 BASELINES = ("copy_last", "linear_extrap")
 
 
+def _param_device(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
 def _as_batch(frame: torch.Tensor) -> tuple[torch.Tensor, bool]:
     if frame.dim() == 2:
         return frame.unsqueeze(0), True
@@ -120,10 +124,13 @@ class SpectralPredictor(HookedRootModule):
         }
 
     def load_stream_state(self, state: dict) -> None:
-        self.history.load_state(state["history"])
+        """Restore :meth:`stream_state` onto the parameters' device (whatever the checkpoint's
+        ``map_location``)."""
+        device = _param_device(self)
+        self.history.load_state(state["history"], device)
         self.step = int(state["step"])
         cache = state["wormhole_cache"]
-        self._wormhole_cache = cache if cache.numel() else None
+        self._wormhole_cache = cache.to(device) if cache.numel() else None
         self._wormhole_stats = None
 
     def set_wormhole(self, threshold=None, max_connections=None) -> None:
@@ -230,7 +237,8 @@ class _Baseline(nn.Module):
         return {"prev": self.prev if self.prev is not None else torch.empty(0)}
 
     def load_stream_state(self, state: dict) -> None:
-        self.prev = state["prev"] if state["prev"].numel() else None
+        prev = state["prev"]
+        self.prev = prev.to(_param_device(self)) if prev.numel() else None
 
 
 class CopyLastFrame(_Baseline):
@@ -290,7 +298,7 @@ class MLPPredictor(_Baseline):
         return {"history": self.history.state()}
 
     def load_stream_state(self, state: dict) -> None:
-        self.history.load_state(state["history"])
+        self.history.load_state(state["history"], _param_device(self))
 
     def forward(self, frame):
         frame, squeeze = _as_batch(frame)

@@ -246,7 +246,7 @@ def _train(model, cfg, run, stats_rows, viz) -> dict:
     losses, start_step, rows = [], 0, stats_rows if stats_rows is not None else []
     tag = getattr(model, "kind", "model")
     if run is not None and cfg.checkpoint_every and opt is not None:
-        state = run.latest_checkpoint(tag)
+        state = run.latest_checkpoint(tag, map_location=device)
         if state is not None:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optim"])

@@ -14,6 +14,7 @@ say() { echo "[akira-nb setup] $*"; }
 
 if [ -d /content ] && python3 -c "import google.colab" 2>/dev/null; then
     py=python3
+    colab=1
     say "Colab detected: keeping the preinstalled torch, numpy and ipywidgets"
 else
     if [ -n "${VIRTUAL_ENV:-}" ]; then
@@ -50,6 +51,10 @@ for name in ("torch", "numpy", "ipywidgets"):
 PY
 say "keeping: $(tr '\n' ' ' < "$pins")"
 
-"$py" -m pip install -q -c "$pins" -r requirements.txt
+if [ "${colab:-0}" = 1 ]; then
+    "$py" -m pip install -q -c "$pins" -r requirements.txt
+else
+    "$py" -m pip install -q -c "$pins" -r requirements-dev.txt  # + test and notebook tools
+fi
 "$py" -m pip install -q -c "$pins" --no-deps -e .
 say "akira_nb $("$py" -c 'import akira_nb; print(akira_nb.__version__)') ready in $("$py" -c 'import sys; print(sys.prefix)')"

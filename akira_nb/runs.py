@@ -68,6 +68,7 @@ def flush_drive() -> None:
         from google.colab import drive
 
         drive.flush_and_unmount()
+        del os.environ["AKIRA_RUNS_DIR"]  # later runs must not write into the unmounted path
 
 
 def to_jsonable(obj: Any) -> Any:

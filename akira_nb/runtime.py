@@ -7,6 +7,7 @@ and picks each knob with ``runtime.pick(SIZE, tiny=..., t4=..., a100=...)``.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import platform
 import random
@@ -29,8 +30,11 @@ def check_choice(name: str, value: Any, allowed) -> Any:
 def check_range(name: str, value, low=None, high=None, low_open=False, high_open=False):
     """Raise ``ValueError`` naming the parameter when ``value`` falls outside [low, high].
 
-    ``low_open``/``high_open`` make that end exclusive. Returns ``value``.
+    ``low_open``/``high_open`` make that end exclusive. Returns ``value``. A value that is not
+    a real number (a string, None, a bool) is refused the same way.
     """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}={value!r} must be a real number")
     bad = False
     if low is not None:
         bad |= value <= low if low_open else value < low
@@ -43,6 +47,15 @@ def check_range(name: str, value, low=None, high=None, low_open=False, high_open
         hi_s = "inf" if high is None else repr(high)
         raise ValueError(f"{name}={value!r} is outside the allowed range {lo}{lo_s}, {hi_s}{hi}")
     return value
+
+
+def check_int(name: str, value, low: int | None = None) -> int:
+    """Raise ``ValueError`` naming the parameter unless ``value`` is an integer >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}={value!r} must be an integer")
+    if low is not None and value < low:
+        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+    return int(value)
 
 
 def get_size(default: str = "t4") -> str:
@@ -133,7 +146,7 @@ def environment_info(device: torch.device | str | None = None) -> dict:
         "device": str(device),
         "cpu_threads": torch.get_num_threads(),
         "colab": in_colab(),
-        "amp_dtype": str(amp_dtype(device)),
+        "autocast_dtype_available": str(amp_dtype(device)),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

@@ -24,7 +24,8 @@
 #
 # **What this notebook controls that the public version did not.** Every arm shares Nanda et
 # al.'s initialisation (randn / sqrt(d_model)), AdamW betas (0.9, 0.98), a 10-epoch warm-up and a
-# float64 loss; the split and the shared weights are the same for every arm of a seed. The FFT is
+# float64 loss; with one seed every arm shares the split, the embeddings, the MLP and the
+# unembedding (the mixer's weights are drawn last; a test checks this). The FFT is
 # orthonormal (the public `fnet` multiplied the residual by ~14), and `phase_shift` has no dead
 # DC phases (they never received gradient). Speed is epochs/s of training alone, evaluation
 # excluded. Several seeds give mean +- std. For length-3 inputs the FFT has no asymptotic
@@ -51,7 +52,7 @@ if "google.colab" in sys.modules and not os.path.isdir("akira-nb"):
 from akira_nb import runtime
 
 SIZE = os.environ.get("AKIRA_SIZE", "t4")
-RESUME = True  # continue the newest run of this size after a disconnect
+RESUME = SIZE != "tiny"  # continue the newest run of this size after a disconnect
 USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Drive
 SNAPSHOT_EVERY = runtime.pick(SIZE, tiny=0, t4=0, a100=2000)  # six-panel frames; 0 = off
 GROKFAST_LAMB = 0.0  # > 0 switches on the Grokfast EMA gradient filter
@@ -121,9 +122,10 @@ for p in pre["primes"]:
 # %% [markdown]
 # ## Progress measures (Nanda et al. 2023)
 # Gini of the Fourier norms of W_E and W_L = W_out W_U (sparsity in Z_p's orthonormal Fourier
-# basis), restricted loss (logits keep only the key frequencies' cos/sin(w(a+b)) terms; test
-# split) and excluded loss (those terms removed; train split), and the total squared weight
-# norm. Key frequencies are those of the current W_L (energy >= max / 4).
+# basis), restricted loss (logits keep only the key frequencies' cos/sin(w(a+b)) terms; all
+# pairs) and excluded loss (those terms removed; train split), and the total squared weight
+# norm. Key frequencies are those of the W_L at each epoch (energy >= max / 4); Nanda et al.
+# fix them from the final model, so early values here are not comparable with theirs.
 
 # %%
 first_prime = [r for r in results if r.config["p"] == pre["primes"][0]]

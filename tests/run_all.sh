@@ -3,7 +3,7 @@
 # Uses the python on PATH (activate the kit's environment first, or let colab_setup.sh make one).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-py="${PYTHON:-python}"
+py="${PYTHON:-python3}"
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then py=.venv/bin/python; fi
 
 # Unit tests: Agg backend here only (a kernel that inherits it would lose its figures).

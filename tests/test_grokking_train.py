@@ -114,6 +114,10 @@ def test_compare_aggregates_mean_and_std_over_seeds(runs_root):
         (dict(weight_decay=-1.0), "weight_decay"),
         (dict(grok_threshold=1.5), "grok_threshold"),
         (dict(grokfast_alpha=1.0), "grokfast_alpha"),
+        (dict(lr="1e-3"), "lr"),
+        (dict(train_frac=None), "train_frac"),
+        (dict(n_epochs=1.5), "n_epochs"),
+        (dict(d_model=2.5), "d_model"),
     ],
 )
 def test_bad_train_config_raises_naming_the_field(kwargs, field):

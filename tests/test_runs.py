@@ -1,12 +1,13 @@
 import json
 import os
+import pickle
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
-from akira_nb.runs import Run, atomic_write_json, runs_root, to_jsonable
+from akira_nb.runs import Run, atomic_torch_save, atomic_write_json, runs_root, to_jsonable
 
 
 def test_runs_root_follows_env(runs_root):
@@ -28,6 +29,16 @@ def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
         atomic_write_json(path, {"bad": object()})
     assert json.loads(path.read_text()) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temp files left
+
+
+def test_checkpoint_write_that_fails_halfway_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    atomic_torch_save({"w": torch.ones(3)}, path)
+    # torch.save has written the tensor data before it reaches the unpicklable lambda
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        atomic_torch_save({"w": torch.zeros(10_000), "f": lambda: 0}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
 
 
 def test_checkpoints_keep_the_newest_and_load_weights_only(runs_root):

@@ -53,6 +53,16 @@ def test_check_range_names_the_parameter():
         runtime.check_range("decay_rate", 1, 0, 1, low_open=True, high_open=True)
 
 
+def test_check_range_and_check_int_refuse_wrong_types():
+    for bad in ("0.5", None, True):
+        with pytest.raises(ValueError, match="x="):
+            runtime.check_range("x", bad, 0, 1)
+    assert runtime.check_int("n", 3, low=1) == 3
+    for bad in (1.5, "3", None, True, 0):
+        with pytest.raises(ValueError, match="n="):
+            runtime.check_int("n", bad, low=1)
+
+
 def test_environment_info_records_versions():
     info = runtime.environment_info("cpu")
     assert info["torch"] == torch.__version__ and info["device"] == "cpu"

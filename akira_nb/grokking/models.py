@@ -35,7 +35,7 @@ from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from akira_nb.grokking.data import check_p
-from akira_nb.runtime import check_choice
+from akira_nb.runtime import check_choice, check_int
 
 MIXERS = ("standard", "fnet", "learned_gate", "phase_shift", "full")
 N_CTX = 3
@@ -54,9 +54,7 @@ class ModelConfig:
         check_p(self.p)
         check_choice("mixer", self.mixer, MIXERS)
         for name in ("d_model", "n_heads", "d_mlp"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
+            check_int(name, getattr(self, name), low=1)
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model} evenly")
         return self
@@ -199,8 +197,8 @@ class Block(nn.Module):
             "learned_gate": lambda: LearnedGateMixer(cfg),
             "phase_shift": lambda: PhaseShiftMixer(cfg),
         }
+        self.mlp = MLP(cfg)  # drawn before the mixer: same seed, same MLP in every arm
         self.attn = make[cfg.mixer]()  # named "attn" so hook names match TransformerLens
-        self.mlp = MLP(cfg)
         self.hook_resid_pre = HookPoint()
         self.hook_attn_out = HookPoint()
         self.hook_resid_mid = HookPoint()
@@ -222,8 +220,10 @@ class GrokkingModel(HookedRootModule):
         p, d = cfg.p, cfg.d_model
         self.W_E = _randn(p + 1, d, scale=math.sqrt(d))
         self.W_pos = _randn(N_CTX, d, scale=math.sqrt(d))
-        self.blocks = nn.ModuleList([Block(cfg)])
         self.W_U = _randn(d, p, scale=math.sqrt(p + 1))
+        # the mixer's weights are drawn last, so with one seed every arm starts from the same
+        # embeddings, MLP and unembedding and differs only in its token mixing
+        self.blocks = nn.ModuleList([Block(cfg)])
         self.hook_embed = HookPoint()
         self.hook_pos_embed = HookPoint()
         self.setup()

@@ -46,7 +46,8 @@ def plot_curves(results: list[TrainResult], title: str = "") -> plt.Figure:
 
 def plot_progress_measures(results: list[TrainResult]) -> plt.Figure:
     """Nanda et al.'s progress measures over training: Gini of the Fourier norms of W_E and
-    W_L, restricted loss (test split) and excluded loss (train split), total weight norm."""
+    W_L, restricted loss (all pairs) and excluded loss (train split), both with the key
+    frequencies of the model at that epoch, and the total weight norm."""
     with_weights = any(
         r.history["freq_weight_mean"] and r.history["freq_weight_mean"][0] for r in results
     )

@@ -37,6 +37,9 @@ HISTORY_KEYS = (
     "n_key_freqs",
     "freq_weight_mean",  # wave mixers: per sequence bin, mean of the learned gates / phases
     "freq_weight_std",  # ... and their spread over channels ([] for other mixers)
+    "embed_energy",  # fraction of W_E's energy per Z_p frequency (index 0: constant)
+    "train_seconds",  # cumulative training time, evaluation excluded
+    "wall_seconds",  # wall time since this call started (a resumed run restarts it)
 )
 
 
@@ -72,13 +75,13 @@ class TrainConfig:
         self.model_config().validate()
         runtime.check_range("train_frac", self.train_frac, 0.0, 1.0, low_open=True, high_open=True)
         for name in ("n_epochs", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
+            runtime.check_int(name, getattr(self, name), low=1)
         for name in ("checkpoint_every", "snapshot_every", "warmup_epochs", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}={value!r} must be a non-negative integer")
+            runtime.check_int(name, getattr(self, name), low=0)
+        if self.data_seed is not None:
+            runtime.check_int("data_seed", self.data_seed, low=0)
+        if not isinstance(self.float64_loss, bool):
+            raise ValueError(f"float64_loss={self.float64_loss!r} must be True or False")
         runtime.check_range("lr", self.lr, 0.0, None, low_open=True)
         runtime.check_range("weight_decay", self.weight_decay, 0.0, None)
         runtime.check_range("beta1", self.beta1, 0.0, 1.0, high_open=True)
@@ -162,8 +165,11 @@ def _loss(logits: torch.Tensor, labels: torch.Tensor, float64: bool) -> torch.Te
 def evaluate(model: GrokkingModel, data, key_freqs=None) -> dict:
     """Loss/accuracy on both splits and the Fourier progress measures of the current model.
 
-    Restricted and excluded loss use ``key_freqs`` when given (Nanda et al. fix them from the
-    final model); otherwise the key frequencies of the current neuron-logit map W_L.
+    Restricted loss is scored on all p^2 pairs (Nanda's code, mode='all') and excluded loss on
+    the training split. Both use ``key_freqs`` when given; otherwise the key frequencies of the
+    *current* neuron-logit map W_L. Nanda et al. instead fix them once from the final model,
+    which needs every checkpoint's logits after training; the curves here therefore track a
+    moving frequency set, and only the final values use the final model's key frequencies.
     """
     p = model.cfg.p
     logits = model(data.inputs).double()
@@ -179,9 +185,10 @@ def evaluate(model: GrokkingModel, data, key_freqs=None) -> dict:
     if key_freqs is None:
         key_freqs = fourier.key_frequencies(fourier.frequency_energy(w_l, p))
     out["n_key_freqs"] = len(key_freqs)
-    out["restricted_loss"] = fourier.restricted_loss(logits, key_freqs, p, data.test_idx)
+    out["restricted_loss"] = fourier.restricted_loss(logits, key_freqs, p)  # all pairs
     out["excluded_loss"] = fourier.excluded_loss(logits, key_freqs, p, data.train_idx)
     out["weight_norm"] = fourier.weight_norm(model)
+    out["embed_energy"] = fourier.frequency_energy(w_e, p).tolist()
     weights = [w.reshape(-1, w.shape[-1]).double() for w in model.frequency_weights().values()]
     out["freq_weight_mean"] = [v for w in weights for v in w.mean(-1).tolist()]
     out["freq_weight_std"] = [v for w in weights for v in w.std(-1).tolist()]
@@ -275,6 +282,8 @@ def train(
             train_seconds += time.perf_counter() - t0
             if is_eval:
                 metrics = evaluate(model, data)
+                metrics["train_seconds"] = train_seconds
+                metrics["wall_seconds"] = time.perf_counter() - wall_start
                 history["epoch"].append(done)
                 for key in HISTORY_KEYS[1:]:
                     history[key].append(metrics[key])

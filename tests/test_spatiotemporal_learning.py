@@ -96,3 +96,30 @@ def test_batched_protocol_trains_several_streams_at_different_phases():
     assert model.history.buffer.shape[0] == 3
     with pytest.raises(ValueError, match="batch"):
         TrainConfig(batch=4).validate()  # online is batch 1
+
+
+def _cli_config(*flags):
+    return cli.config_from_args(build_parser().parse_args(["spatiotemporal", *flags]))
+
+
+def test_cli_grid_comes_from_the_flag_then_the_preset_then_the_size():
+    assert _cli_config("--config", "large")[0].grid_size == 64
+    assert _cli_config("--config", "xlarge", "--size", "tiny")[0].grid_size == 128
+    assert _cli_config("--config", "large", "--grid-size", "16")[0].grid_size == 16
+    cfg, preset, _, _ = _cli_config("--size", "tiny")
+    assert (cfg.grid_size, preset) == (16, "fast")
+    assert _cli_config()[0].grid_size == 32
+
+
+@pytest.mark.parametrize(
+    "flags, name",
+    [
+        (("--grid-size", "0"), "grid_size"),
+        (("--eval-steps", "0"), "eval_steps"),
+        (("--steps", "-1"), "steps"),
+        (("--batch", "0"), "batch"),
+    ],
+)
+def test_cli_zero_values_fail_instead_of_becoming_defaults(flags, name):
+    with pytest.raises(ValueError, match=name):
+        _cli_config(*flags)

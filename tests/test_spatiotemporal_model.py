@@ -209,3 +209,30 @@ def test_resume_puts_the_stream_state_on_the_parameters_device(tmp_path):
     mlp = mlp.to("meta")
     mlp.load_stream_state(mlp_state)
     assert mlp.history.buffer.device.type == "meta"
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: get_config("fast", base_dim=2.5), "base_dim"),
+        (lambda: get_config("fast", top_k_temporal=2.5), "top_k_temporal"),
+        (lambda: get_config("fast", layer_range=1.5), "layer_range"),
+        (lambda: get_config("fast", wormhole_max_connections=True), "wormhole_max_connections"),
+        (lambda: get_config("fast", tau="1"), "tau"),
+        (lambda: get_config("fast", decay_rate=None), "decay_rate"),
+        (lambda: get_config("fast", freq_cutoff=float("nan")), "freq_cutoff"),
+        (lambda: get_config("fast", attention_types="temporal"), "attention_types"),
+        (lambda: build_model("spectral", grid_size=4.5), "grid_size"),
+        (lambda: TrainConfig(steps=1.5).validate(), "steps"),
+        (lambda: TrainConfig(lr="fast").validate(), "lr"),
+        (lambda: TrainConfig(lr=None).validate(), "lr"),
+        (lambda: TrainConfig(eval_start=float("inf")).validate(), "eval_start"),
+        (lambda: TrainConfig(eval_start=None).validate(), "eval_start"),
+        (lambda: TrainConfig(batch_spacing=0.0).validate(), "batch_spacing"),
+        (lambda: TrainConfig(batch_spacing=-3.0).validate(), "batch_spacing"),
+        (lambda: TrainConfig(grid_size="32").validate(), "grid_size"),
+    ],
+)
+def test_wrong_types_give_value_error_naming_the_field(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()

@@ -4,6 +4,11 @@
 ``synthetic_2d.py`` plus ``--seed --size --batch --protocol --output_dir --resume``. Every run
 also evaluates the zero-parameter baselines (copy-last-frame, linear extrapolation) on the same
 held-out frames; ``--model compare`` adds the MLP.
+
+Grid size: ``--grid-size`` when given; otherwise an explicit ``--config`` brings its preset's
+own grid (turbo/fast/default 32, large 64, xlarge 128, so large/xlarge reach their pooled
+wormhole search); otherwise the ``--size`` default (tiny 16, else 32). So ``--size tiny
+--config large`` runs at 64x64: pass ``--grid-size`` to shrink it.
 """
 
 from __future__ import annotations
@@ -29,8 +34,20 @@ SIZE_DEFAULTS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="fast", choices=list(PRESETS), help="model preset")
-    p.add_argument("--grid-size", "--grid_size", dest="grid_size", type=int, default=None)
+    p.add_argument(
+        "--config",
+        default=None,
+        choices=list(PRESETS),
+        help="model preset (default: fast); an explicit preset brings its own grid size",
+    )
+    p.add_argument(
+        "--grid-size",
+        "--grid_size",
+        dest="grid_size",
+        type=int,
+        default=None,
+        help="default: the --config preset's grid if --config is given, else the --size grid",
+    )
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -108,7 +125,11 @@ def config_from_args(args):
     from .train import TrainConfig
 
     grid, steps, eval_steps, horizon, ckpt = SIZE_DEFAULTS[getattr(args, "size", None)]
-    grid = args.grid_size or grid
+    preset = args.config if args.config is not None else "fast"
+    if args.grid_size is not None:  # `is not None`: --grid-size 0 must fail validation
+        grid = args.grid_size
+    elif args.config is not None:
+        grid = PRESETS[preset].grid_size
     overrides = {}
     if args.attn_topk_temporal is not None:
         overrides["top_k_temporal"] = args.attn_topk_temporal
@@ -120,9 +141,9 @@ def config_from_args(args):
         lr=args.lr,
         protocol="batched" if args.batch > 1 else "online",
         batch=args.batch,
-        eval_steps=args.eval_steps or eval_steps,
+        eval_steps=args.eval_steps if args.eval_steps is not None else eval_steps,
         eval_start=args.eval_start,
-        eval_warmup=PRESETS[args.config].time_depth,
+        eval_warmup=PRESETS[preset].time_depth,
         rollout_horizon=horizon,
         switch_period=args.switch_period,
         seed=args.seed,
@@ -132,11 +153,19 @@ def config_from_args(args):
     ).validate()
     trained = {"spectral": ("spectral",), "mlp": ("mlp",), "compare": ("spectral", "mlp")}
     models = trained[args.model] + ("copy_last", "linear_extrap")
-    return cfg, args.config, overrides, models
+    return cfg, preset, overrides, models
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
 
 
 def main(args) -> dict:
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+    if not _in_ipython():  # headless CLI; inside a notebook kernel leave its backend alone
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -25,7 +25,7 @@ from .. import spectral
 from ..runtime import check_choice, check_range
 from .attention import NeighborAttention, TemporalAttention, WormholeAttention
 from .history import RingBuffer
-from .presets import BANDS, SpectralConfig, get_config
+from .presets import BANDS, SpectralConfig, check_int, get_config
 
 MODEL_KINDS = ("spectral", "mlp", "copy_last", "linear_extrap")
 BASELINES = ("copy_last", "linear_extrap")
@@ -276,8 +276,8 @@ class MLPPredictor(_Baseline):
 
     def __init__(self, grid_size: int, time_depth: int = 8, hidden: int | None = None):
         super().__init__()
-        check_range("grid_size", grid_size, 4)
-        check_range("time_depth", time_depth, 1)
+        check_int("grid_size", grid_size, 4)
+        check_int("time_depth", time_depth, 1)
         n = time_depth * grid_size * grid_size
         h = hidden or min(512, n // 4)
         self.grid_size = grid_size
@@ -324,7 +324,7 @@ def build_model(
         return LinearExtrapolation()
     cfg = get_config(preset, **overrides) if isinstance(preset, str) else preset.validate()
     if grid_size is not None:
-        cfg.grid_size = int(check_range("grid_size", grid_size, 4))
+        cfg.grid_size = check_int("grid_size", grid_size, 4)
     if kind == "mlp":
         return MLPPredictor(cfg.grid_size, cfg.time_depth)
     return SpectralPredictor(cfg)

@@ -28,9 +28,36 @@ restored):
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..runtime import check_choice, check_range
+
+
+def check_int(name: str, value, low=None, high=None):
+    """``ValueError`` naming ``name`` unless ``value`` is an integer (not a bool or a float)
+    inside [low, high]. Returns ``int(value)``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}={value!r} must be an integer")
+    return int(check_range(name, int(value), low, high))
+
+
+def check_real(name: str, value, low=None, high=None, low_open=False, high_open=False):
+    """``ValueError`` naming ``name`` unless ``value`` is a finite real number (not a bool,
+    string or None) inside the range. Returns ``float(value)``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}={value!r} must be a number")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be finite")
+    return float(check_range(name, value, low, high, low_open, high_open))
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be True or False")
+    return value
+
 
 BANDS = ("intensity", "low_freq", "high_freq")
 ATTENTION_TYPES = ("temporal", "neighbor", "wormhole")
@@ -79,40 +106,49 @@ class SpectralConfig:
     init_noise: float = 0.0
 
     def validate(self) -> SpectralConfig:
-        for name in ("base_dim", "attn_dim", "time_depth", "top_k_temporal"):
-            check_range(name, getattr(self, name), 1)
-        check_range("grid_size", self.grid_size, 4)
-        check_range("decay_rate", self.decay_rate, 0.0, 1.0, low_open=True, high_open=True)
-        check_range("tau", self.tau, 0.0, None, low_open=True)
-        check_range("layer_range", self.layer_range, 1)
-        check_range("neighbor_kernel", self.neighbor_kernel, 1)
+        for name in ("base_dim", "attn_dim", "time_depth", "top_k_temporal", "layer_range"):
+            check_int(name, getattr(self, name), 1)
+        check_int("grid_size", self.grid_size, 4)
+        check_real("decay_rate", self.decay_rate, 0.0, 1.0, low_open=True, high_open=True)
+        check_real("tau", self.tau, 0.0, None, low_open=True)
+        check_int("neighbor_kernel", self.neighbor_kernel, 1)
         if self.neighbor_kernel % 2 == 0:
             raise ValueError(f"neighbor_kernel={self.neighbor_kernel!r} must be odd (1, 3, 5, ...)")
         check_choice("neighbor_mode", self.neighbor_mode, ("joint", "per_frame"))
-        check_range("wormhole_threshold", self.wormhole_threshold, 0.0, 1.0)
-        check_range("wormhole_max_connections", self.wormhole_max_connections, 1)
-        check_range("wormhole_min_temporal_distance", self.wormhole_min_temporal_distance, 1)
-        check_range("wormhole_skip_steps", self.wormhole_skip_steps, 1)
-        check_range("wormhole_chunk_size", self.wormhole_chunk_size, 1)
-        check_range("wormhole_max_spatial_tokens", self.wormhole_max_spatial_tokens, 1)
-        check_range("wormhole_pool_size", self.wormhole_pool_size, 1)
+        for name in ("neighbor_first_layer_only", "neighbor_include_current", "band_normalize"):
+            check_bool(name, getattr(self, name))
+        check_real("wormhole_threshold", self.wormhole_threshold, 0.0, 1.0)
+        for name in (
+            "wormhole_max_connections",
+            "wormhole_min_temporal_distance",
+            "wormhole_skip_steps",
+            "wormhole_chunk_size",
+            "wormhole_max_spatial_tokens",
+            "wormhole_pool_size",
+        ):
+            check_int(name, getattr(self, name), 1)
         check_choice(
             "wormhole_similarity_features",
             self.wormhole_similarity_features,
             ("patch", "projected"),
         )
-        check_range("freq_cutoff", self.freq_cutoff, 0.0, None, low_open=True)
-        check_range("sharpness", self.sharpness, 0.0, None, low_open=True)
+        check_real("freq_cutoff", self.freq_cutoff, 0.0, None, low_open=True)
+        check_real("sharpness", self.sharpness, 0.0, None, low_open=True)
         for f in fields(self):
             if f.name.endswith("_band"):
                 check_choice(f.name, getattr(self, f.name), BANDS)
+        if isinstance(self.attention_types, str):
+            raise ValueError(
+                f"attention_types={self.attention_types!r} must be a tuple or list of names, "
+                f"e.g. ({self.attention_types!r},); allowed: {ATTENTION_TYPES}"
+            )
         types = tuple(self.attention_types)
         for a in types:
             check_choice("attention_types", a, ATTENTION_TYPES)
         if not types:
             raise ValueError(f"attention_types=() must name at least one of {ATTENTION_TYPES}")
         check_choice("residual", self.residual, ("last", "linear", "none"))
-        check_range("init_noise", self.init_noise, 0.0)
+        check_real("init_noise", self.init_noise, 0.0)
         return self
 
     def to_dict(self) -> dict:

@@ -34,9 +34,10 @@ from skimage.metrics import structural_similarity
 from tqdm.auto import tqdm
 
 from .. import runtime, spectral
-from ..runtime import check_choice, check_range
+from ..runtime import check_choice
 from . import patterns as P
 from .model import BASELINES, build_model
+from .presets import check_bool, check_int, check_real
 
 CSV_COLUMNS = [
     "step",
@@ -104,20 +105,28 @@ class TrainConfig:
         check_choice("pattern", self.pattern, P.PATTERNS)
         if self.pattern_eval is not None:
             check_choice("pattern_eval", self.pattern_eval, P.PATTERNS)
-        check_range("grid_size", self.grid_size, 4)
-        check_range("steps", self.steps, 0)
-        check_range("lr", self.lr, 0.0, None, low_open=True)
+        check_int("grid_size", self.grid_size, 4)
+        check_int("steps", self.steps, 0)
+        check_real("lr", self.lr, 0.0, None, low_open=True)
         check_choice("protocol", self.protocol, ("online", "batched"))
-        check_range("batch", self.batch, 1)
+        check_int("batch", self.batch, 1)
         if self.protocol == "online" and self.batch != 1:
             raise ValueError(f"batch={self.batch!r} needs protocol='batched' (online is batch 1)")
-        check_range("eval_steps", self.eval_steps, 1)
-        check_range("eval_warmup", self.eval_warmup, 1)
-        check_range("rollout_horizon", self.rollout_horizon, 0)
-        check_range("switch_period", self.switch_period, 1)
-        check_range("checkpoint_every", self.checkpoint_every, 0)
+        check_real("batch_spacing", self.batch_spacing, 0.0, None, low_open=True)
+        if self.batch > 1 and round(self.batch_spacing) < 1:
+            raise ValueError(f"batch_spacing={self.batch_spacing!r} must round to >= 1")
+        check_int("eval_steps", self.eval_steps, 1)
+        check_real("eval_start", self.eval_start)
+        check_int("eval_warmup", self.eval_warmup, 1)
+        check_int("rollout_horizon", self.rollout_horizon, 0)
+        check_int("switch_period", self.switch_period, 1)
+        if not isinstance(self.pattern_params, dict):
+            raise ValueError(f"pattern_params={self.pattern_params!r} must be a dict")
+        check_int("seed", self.seed)
+        check_int("checkpoint_every", self.checkpoint_every, 0)
+        check_bool("progress", self.progress)
         if self.cpu_threads is not None:
-            check_range("cpu_threads", self.cpu_threads, 1)
+            check_int("cpu_threads", self.cpu_threads, 1)
         return self
 
     def params_for(self, pattern: str) -> dict:

@@ -105,6 +105,7 @@ cols = [
     "eval_mse_high",
     "rollout_mse",
     "steps_per_s",
+    "train_steps_per_s",
 ]
 print(f"blob {GRID}x{GRID}, {STEPS} steps; per-pixel MSE; held-out t = {cfg.eval_start}+")
 print(plots.format_table(rows, cols))

@@ -236,3 +236,16 @@ def test_resume_puts_the_stream_state_on_the_parameters_device(tmp_path):
 def test_wrong_types_give_value_error_naming_the_field(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+def test_resume_refuses_a_checkpoint_made_with_another_config(tmp_path):
+    run = Run.create("t", "mismatch", root=tmp_path)
+    cfg = TrainConfig(grid_size=8, steps=2, checkpoint_every=2, progress=False)
+    train(SpectralPredictor(get_config("turbo", grid_size=8)), cfg, run=run)
+    with pytest.raises(ValueError, match=r"train_config\.lr"):
+        train(SpectralPredictor(get_config("turbo", grid_size=8)), replace(cfg, lr=1e-2), run=run)
+    with pytest.raises(ValueError, match=r"model_config\.tau"):
+        train(SpectralPredictor(get_config("turbo", grid_size=8, tau=2.0)), cfg, run=run)
+    out = train(SpectralPredictor(get_config("turbo", grid_size=8)), replace(cfg, steps=3), run=run)
+    assert out["resumed_from"] == 2 and out["steps_run"] == 1  # more steps: a legal resume
+    assert out["steps_per_s"] <= out["train_steps_per_s"]  # wall-clock includes frame making

@@ -218,6 +218,7 @@ def main(args) -> dict:
         "eval_mse_high",
         "rollout_mse",
         "steps_per_s",
+        "train_steps_per_s",
     ]
     print(plots.format_table(rows, cols))
     if claimed:

@@ -234,15 +234,60 @@ def train(model, cfg: TrainConfig, run=None, stats_rows: list | None = None, viz
     """Train ``model`` on ``cfg.pattern`` for ``cfg.steps`` steps; returns losses and speed.
 
     With ``run`` and ``cfg.checkpoint_every > 0`` it checkpoints (weights, optimizer, history,
-    losses, statistics rows) under ``checkpoints/<model.kind>/`` and resumes from the newest
-    one, ending exactly where an uninterrupted run ends. ``stats_rows`` (a list) collects one
-    CSV row per step; ``viz=(interval, callback)`` calls ``callback(step, frame, target, pred,
-    stats)`` every ``interval`` steps.
+    losses, statistics rows, the training and model configs) under ``checkpoints/<model.kind>/``
+    and resumes from the newest one, ending exactly where an uninterrupted run ends; a
+    checkpoint whose config differs (outside :data:`RESUME_MAY_CHANGE`) is a ``ValueError``.
+
+    Speed: ``steps_per_s`` / ``frames_per_s`` are wall-clock (the whole loop: frame
+    generation, the step, statistics, checkpoints; the reference's steps / training time);
+    ``train_steps_per_s`` times only forward + backward + optimizer step.
+
+    ``stats_rows`` (a list) collects one CSV row per step; ``viz=(interval, callback)`` calls
+    ``callback(step, frame, target, pred, stats)`` every ``interval`` steps.
     """
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     runtime.flush_denormals()
     with cpu_threads(cfg, device):
         return _train(model, cfg, run, stats_rows, viz)
+
+
+# TrainConfig fields a resumed run may change: the length of training and what never touches
+# the training trajectory (evaluation, progress bars, device, threads)
+RESUME_MAY_CHANGE = (
+    "steps",
+    "progress",
+    "checkpoint_every",
+    "device",
+    "cpu_threads",
+    "pattern_eval",
+    "eval_steps",
+    "eval_start",
+    "eval_warmup",
+    "rollout_horizon",
+)
+
+
+def _resume_configs(model, cfg) -> dict:
+    train_cfg = {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE}
+    model_cfg = model.cfg.to_dict() if hasattr(getattr(model, "cfg", None), "to_dict") else {}
+    return {"train_config": train_cfg, "model_config": model_cfg}
+
+
+def _check_resume(state: dict, expected: dict, path_hint: str) -> None:
+    diff = []
+    for key, want in expected.items():
+        have = state.get(key)
+        if have is None:
+            raise ValueError(
+                f"the checkpoint in {path_hint} stores no {key}; cannot check it matches this "
+                "run: start a new run"
+            )
+        diff += [f"{key}.{k}" for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+    if diff:
+        raise ValueError(
+            f"the checkpoint in {path_hint} was made with a different config: {', '.join(diff)} "
+            "differ; pass the same settings or start a new run"
+        )
 
 
 def _train(model, cfg, run, stats_rows, viz) -> dict:
@@ -254,9 +299,11 @@ def _train(model, cfg, run, stats_rows, viz) -> dict:
     model.reset()
     losses, start_step, rows = [], 0, stats_rows if stats_rows is not None else []
     tag = getattr(model, "kind", "model")
+    configs = _resume_configs(model, cfg)
     if run is not None and cfg.checkpoint_every and opt is not None:
         state = run.latest_checkpoint(tag, map_location=device)
         if state is not None:
+            _check_resume(state, configs, str(run.checkpoint_dir(tag)))
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optim"])
             model.load_stream_state(state["stream"])
@@ -266,6 +313,7 @@ def _train(model, cfg, run, stats_rows, viz) -> dict:
     starts = stream_starts(cfg)
     pparams = cfg.params_for(cfg.pattern)
     wall = 0.0
+    loop_start = time.perf_counter()
     bar = tqdm(
         range(start_step, cfg.steps), desc=f"train {tag}", disable=not cfg.progress, leave=False
     )
@@ -302,17 +350,21 @@ def _train(model, cfg, run, stats_rows, viz) -> dict:
                     "step": done,
                     "losses": torch.tensor(losses, dtype=torch.float64),
                     "rows": torch.tensor(rows, dtype=torch.float64),
+                    **configs,
                 },
                 done,
                 tag=tag,
             )
+    total = time.perf_counter() - loop_start
     n_new = cfg.steps - start_step
     return {
         "losses": losses,
         "steps_run": n_new,
+        "wall_seconds": total,
         "train_seconds": wall,
-        "steps_per_s": n_new / wall if wall > 0 else float("nan"),
-        "frames_per_s": n_new * cfg.batch / wall if wall > 0 else float("nan"),
+        "steps_per_s": n_new / total if total > 0 else float("nan"),
+        "frames_per_s": n_new * cfg.batch / total if total > 0 else float("nan"),
+        "train_steps_per_s": n_new / wall if wall > 0 else float("nan"),
         "resumed_from": start_step,
         **trend(losses),
     }
@@ -406,9 +458,10 @@ def compare(
         "preset": preset,
         "overrides": overrides,
         "metric": "per-pixel MSE (mean over pixels and frames)",
-        "environment": runtime.environment_info(device),
         "models": {},
     }
+    with cpu_threads(cfg, device):  # record the thread count training actually uses
+        results["environment"] = runtime.environment_info(device)
     for name in models:
         runtime.seed_everything(cfg.seed)
         model = build_model(name, preset, grid_size=cfg.grid_size, **overrides).to(device)
@@ -489,6 +542,7 @@ def comparison_rows(results: dict, claimed: dict | None = None) -> list[dict]:
             "eval_mse_high": ev["mse_high"],
             "rollout_mse": ev.get("rollout_mse"),
             "steps_per_s": tr.get("steps_per_s"),
+            "train_steps_per_s": tr.get("train_steps_per_s"),
         }
         if claimed and name in claimed:
             row.update({f"claimed_{k}": v for k, v in claimed[name].items()})

@@ -61,7 +61,7 @@ def test_explorer_callback_and_widgets_drive_the_plain_function():
     torch.manual_seed(0)
     model = SpectralPredictor(get_config("turbo", grid_size=16, wormhole_threshold=0.0))
     fig = widgets.explore_frame(
-        model, "blob", threshold=0.0, max_connections=3, freq_cutoff=0.3, t=10000.25, grid_size=16
+        model, "blob", threshold=0.0, max_connections=3, freq_cutoff=0.3, t=10000.4, grid_size=16
     )
     assert len(fig.axes) >= 5 and "links" in fig.axes[4].get_title()
     plt.close("all")

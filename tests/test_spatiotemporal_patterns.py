@@ -47,6 +47,17 @@ def test_held_out_frames_differ_from_every_training_frame(name):
     assert dist.min() > 1e-5
 
 
+def test_held_out_blob_frames_are_far_from_every_training_frame():
+    # "far" relative to the step-to-step change: the nearest training frame must be a sizeable
+    # fraction of copy-last-frame's error away (0.16 at eval_start = 10000.4; 0.06 at 10000.25)
+    cfg = TrainConfig(grid_size=16, steps=300, eval_steps=101, rollout_horizon=20)
+    train = P.frames("blob", training_times(cfg), 16)
+    held = P.frames("blob", evaluation_times(cfg), 16)
+    mse = ((held[:, None] - train[None]) ** 2).flatten(2).mean(-1)  # [n_eval, n_train]
+    copy_last = ((held[1:] - held[:-1]) ** 2).flatten(1).mean(-1).mean()
+    assert mse.min() > 0.12 * copy_last
+
+
 def test_reference_window_replays_training_frames_for_blob():
     # the reason eval_start is fractional: at t = 10000 blob (period 50) repeats t = 0
     torch.testing.assert_close(P.frames("blob", 10000.0, 16), P.frames("blob", 0.0, 16))

@@ -105,7 +105,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="size preset for steps/grid/eval defaults (default: the reference's)",
     )
     p.add_argument("--batch", type=int, default=1, help=">1 uses the batched protocol")
-    p.add_argument("--eval-start", "--eval_start", dest="eval_start", type=float, default=10000.25)
+    p.add_argument("--eval-start", "--eval_start", dest="eval_start", type=float, default=10000.4)
     p.add_argument(
         "--checkpoint-every", "--checkpoint_every", dest="checkpoint_every", type=int, default=None
     )

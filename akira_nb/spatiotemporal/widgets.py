@@ -38,7 +38,7 @@ def explore_frame(
     threshold=0.9,
     max_connections=4,
     freq_cutoff=0.25,
-    t=10000.25,
+    t=10000.4,
     grid_size=32,
     show=False,
 ) -> plt.Figure:
@@ -73,7 +73,7 @@ def explore_frame(
     return fig
 
 
-def build_explorer(model, grid_size=32, t0=10000.25):
+def build_explorer(model, grid_size=32, t0=10000.4):
     """Widgets wired to :func:`explore_frame`; returns ``(box, controls)``."""
     import ipywidgets as W
 

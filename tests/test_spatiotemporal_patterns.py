@@ -34,6 +34,17 @@ def test_pattern_constants_are_parameters():
     slow = P.frames("blob", 5.0, 16, speed=0.0)
     torch.testing.assert_close(slow, P.frames("blob", 0.0, 16))
     assert not torch.allclose(P.frames("blob", 5.0, 16), slow)
+    # the switching blob / interference and the bifurcation base blob are parameters too
+    t = torch.tensor([5.0, 150.0])  # blob block, then interference block
+    for name, key, value in [
+        ("switching", "radius", 0.1),
+        ("switching", "sigma", 0.2),
+        ("switching", "k", 4.0),
+        ("switching", "y_phase_ratio", 0.2),
+        ("bifurcation", "radius", 0.1),
+        ("bifurcation", "sigma", 0.2),
+    ]:
+        assert not torch.allclose(P.frames(name, t, 16), P.frames(name, t, 16, **{key: value}))
     with pytest.raises(ValueError, match="wobble"):
         P.frames("blob", 0.0, 16, wobble=1)
 

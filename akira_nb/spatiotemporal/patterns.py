@@ -25,7 +25,15 @@ from ..runtime import check_choice, check_range
 PATTERN_DEFAULTS: dict[str, dict] = {
     "blob": {"speed": 0.02, "radius": 0.3, "sigma": 0.1},
     "interference": {"freq": 0.1, "k": 10.0, "y_phase_ratio": 0.7},
-    "switching": {"period": 101, "speed": 0.02, "freq": 0.1},
+    "switching": {
+        "period": 101,
+        "speed": 0.02,
+        "radius": 0.3,
+        "sigma": 0.1,
+        "freq": 0.1,
+        "k": 10.0,
+        "y_phase_ratio": 0.7,
+    },
     "double_slit": {"separation": 0.18, "source_y": 0.2, "k": 35.0, "omega": 0.12},
     "counter_rotate": {"speed": 0.02, "radius": 0.25, "sigma": 0.08},
     "chirp": {"f0": 3.0, "rate": 0.015, "phase_speed": 0.1, "y_ratio": 0.6},
@@ -43,6 +51,8 @@ PATTERN_DEFAULTS: dict[str, dict] = {
     "bifurcation": {
         "split_period": 60,
         "speed": 0.02,
+        "radius": 0.3,
+        "sigma": 0.1,
         "offset_scale": 0.2,
         "partner_weight": 0.9,
         "partner_sigma": 0.08,
@@ -169,8 +179,8 @@ def frames(name: str, t, grid: int, device=None, **params) -> torch.Tensor:
         block = torch.remainder(torch.floor(tt / p["period"]), 2)
         f = torch.where(
             block == 0,
-            _blob(tt, X, Y, p["speed"], 0.3, 0.1),
-            _interference(tt, X, Y, p["freq"], 10.0, 0.7),
+            _blob(tt, X, Y, p["speed"], p["radius"], p["sigma"]),
+            _interference(tt, X, Y, p["freq"], p["k"], p["y_phase_ratio"]),
         )
     elif name == "double_slit":
         f = 0
@@ -213,7 +223,7 @@ def frames(name: str, t, grid: int, device=None, **params) -> torch.Tensor:
     elif name == "bifurcation":
         check_range("split_period", p["split_period"], 0, None, low_open=True)
         per = p["split_period"]
-        base = _blob(tt, X, Y, p["speed"], 0.3, 0.1)
+        base = _blob(tt, X, Y, p["speed"], p["radius"], p["sigma"])
         o = p["offset_scale"] * (_hash(torch.floor(tt / per), 0.77, seed) - 0.5)
         split = base + p["partner_weight"] * _gauss(X, Y, 0.5 + o, 0.5 - o, p["partner_sigma"])
         f = torch.where(torch.remainder(tt, per) < per / 2, base, _norm(split))

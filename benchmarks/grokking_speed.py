@@ -35,7 +35,15 @@ def main() -> None:
     parser.add_argument("--primes", type=int, nargs="+", default=[53, 113])
     parser.add_argument("--seeds", type=int, default=4, help="seeds trained at once")
     parser.add_argument("--mixers", nargs="+", default=list(MIXERS), choices=list(MIXERS))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (1 avoids oversubscription on busy shared cores)",
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices {devices}")
     for device in devices:

@@ -126,13 +126,18 @@ def test_temporal_topk_and_recency_decay():
     _, st = att(torch.randn(1, 3, 3, 4), hist)
     w = st["attn_weights"]
     assert ((w > 0).sum(-1) == 2).all()  # top-2
-    # equal scores: ties; the decay makes the newer of the kept slots weigh more
+    # equal scores: ties; the recency decay makes the newer kept slot (higher slot index: the
+    # newest slot, T-1, is frame t-1) weigh more, by 1/decay_rate per frame between them
+    slots = torch.nonzero(w > 0)[:, -1].view(-1, 2)
     kept = w[w > 0].view(-1, 2)
-    assert (kept[:, 1] > kept[:, 0]).all() or (kept[:, 0] > kept[:, 1]).all()
+    assert (slots[:, 1] > slots[:, 0]).all()
+    assert (kept[:, 1] > kept[:, 0]).all()
+    torch.testing.assert_close(kept[:, 1] / kept[:, 0], 2.0 ** (slots[:, 1] - slots[:, 0]).float())
     att = TemporalAttention(4, 4, 4, top_k=5, decay_rate=0.5)
     _, st = att(torch.randn(1, 3, 3, 4), hist)
     w = st["attn_weights"]
     torch.testing.assert_close(w[..., 1:] / w[..., :-1], torch.full_like(w[..., 1:], 2.0))
+    assert (w.argmax(-1) == 4).all()  # the most recent frame (t-1) weighs most
 
 
 @pytest.mark.parametrize("mode", ["joint", "per_frame"])

@@ -2,6 +2,7 @@
 
     python benchmarks/spatiotemporal_speed.py                 # every case, CPU or CUDA
     python benchmarks/spatiotemporal_speed.py --cases fast32 --threads 1
+    python benchmarks/spatiotemporal_speed.py --cases fast32 fast32_bandnorm  # band_normalize
 
 Cases (each in its own subprocess so peak memory is per case):
 
@@ -15,6 +16,9 @@ only forward + backward + optimizer step.
 - ``large64`` / ``xlarge128``: online steps at the presets' own grids (reference: 2.3 and 0.2
   steps/s, 654 MB and 1.19 GB peak RSS).
 - ``batched32``: batched protocol, 16 streams, frames/s.
+- ``fast32_bandnorm``: ``fast32`` with the reference's per-frame min-max band normalisation
+  (``band_normalize=True``): compare its held-out and rollout MSE with ``fast32``'s.
+- ``large64_exact``: ``large64`` with the exact (unpooled) wormhole search: compare speeds.
 
 Peak memory: CUDA ``max_memory_allocated`` on a GPU; on CPU the peak RSS and the peak above the
 RSS after start-up (what the model and its step need).
@@ -30,12 +34,15 @@ import sys
 import time
 
 CASES = {
-    # name: (preset, grid, steps, batch, evaluate)
-    "fast32": ("fast", 32, 300, 1, True),
-    "large64": ("large", 64, 60, 1, False),
-    "xlarge128": ("xlarge", 128, 15, 1, False),
-    "batched32": ("fast", 32, 60, 16, False),
+    # name: (preset, grid, steps, batch, evaluate, model overrides)
+    "fast32": ("fast", 32, 300, 1, True, {}),
+    "large64": ("large", 64, 60, 1, False, {}),
+    "xlarge128": ("xlarge", 128, 15, 1, False, {}),
+    "batched32": ("fast", 32, 60, 16, False, {}),
+    "fast32_bandnorm": ("fast", 32, 300, 1, True, {"band_normalize": True}),
+    "large64_exact": ("large", 64, 60, 1, False, {"wormhole_max_spatial_tokens": 10**6}),
 }
+DEFAULT_CASES = ("fast32", "large64", "xlarge128", "batched32")
 REFERENCE = {"fast32": (15.0, None), "large64": (2.3, 654), "xlarge128": (0.2, 1190)}
 
 
@@ -51,9 +58,9 @@ def run_case(name: str, device: str, threads: int | None) -> dict:
 
     if threads:
         torch.set_num_threads(threads)
-    preset, grid, steps, batch, do_eval = CASES[name]
+    preset, grid, steps, batch, do_eval, overrides = CASES[name]
     torch.manual_seed(0)
-    model = build_model("spectral", preset, grid_size=grid).to(device)
+    model = build_model("spectral", preset, grid_size=grid, **overrides).to(device)
     base_rss = _rss_mb()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -94,12 +101,13 @@ def run_case(name: str, device: str, threads: int | None) -> dict:
             TrainConfig(
                 grid_size=grid,
                 eval_steps=101,
-                rollout_horizon=0,
+                rollout_horizon=20,
                 device=device,
                 cpu_threads=cfg.cpu_threads,
             ),
         )
         res["heldout_mse"] = ev["mse"]
+        res["rollout_mse"] = ev["rollout_mse"]
         for b in ("copy_last", "linear_extrap"):
             res[f"heldout_{b}"] = evaluate(
                 build_model(b), TrainConfig(grid_size=grid, eval_steps=101, rollout_horizon=0)
@@ -109,7 +117,7 @@ def run_case(name: str, device: str, threads: int | None) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    p.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), choices=list(CASES))
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # worker mode
@@ -146,7 +154,8 @@ def main(argv=None) -> int:
             print(
                 f"{'':10s} held-out per-pixel MSE: spectral {row['heldout_mse']:.2e}, "
                 f"copy-last {row['heldout_copy_last']:.2e}, linear extrapolation "
-                f"{row['heldout_linear_extrap']:.2e} (reference model: 8e-3 to 1.4e-2)"
+                f"{row['heldout_linear_extrap']:.2e} (reference model: 8e-3 to 1.4e-2); "
+                f"rollout (20 steps) {row['rollout_mse']:.2e}"
             )
     mem = {
         r["grid"]: r.get("cuda_peak_mb", r["peak_rss_above_start_mb"])

@@ -147,7 +147,9 @@ def cpu_threads(cfg: TrainConfig, device):
 
     Per-step tensors at grids <= 32 are small (~1e4-1e5 elements), so extra threads gain little,
     and when the cores are shared (pytest-xdist, nbmake -n, a second job) each op waits for a
-    descheduled thread: we measured 1.3 s instead of 10 ms per step on 2 busy cores. So the
+    descheduled thread (measured once on 2026-11-23: 1.3 s instead of 10 ms per step with
+    torch's default threads on 2 busy cores; compare ``benchmarks/spatiotemporal_speed.py
+    --cases fast32`` with and without ``--threads 1``). So the
     default (``cfg.cpu_threads=None``) is 1 thread there; larger grids keep torch's setting.
     """
     n = cfg.cpu_threads

@@ -7,6 +7,7 @@ and picks each knob with ``runtime.pick(SIZE, tiny=..., t4=..., a100=...)``.
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import os
 import platform
@@ -49,13 +50,27 @@ def check_range(name: str, value, low=None, high=None, low_open=False, high_open
     return value
 
 
-def check_int(name: str, value, low: int | None = None) -> int:
-    """Raise ``ValueError`` naming the parameter unless ``value`` is an integer >= ``low``."""
+def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
+    """Raise ``ValueError`` naming the parameter unless ``value`` is an integer (not a bool or a
+    float) inside [low, high]. Returns ``int(value)``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name}={value!r} must be an integer")
-    if low is not None and value < low:
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-    return int(value)
+    return int(check_range(name, int(value), low, high))
+
+
+def check_real(name: str, value, low=None, high=None, low_open=False, high_open=False) -> float:
+    """Like :func:`check_range`, and the value must also be finite. Returns ``float(value)``."""
+    check_range(name, value, low, high, low_open, high_open)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be finite")
+    return float(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """Raise ``ValueError`` naming the parameter unless ``value`` is True or False."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be True or False")
+    return value
 
 
 def get_size(default: str = "t4") -> str:

@@ -80,8 +80,7 @@ class TrainConfig:
             runtime.check_int(name, getattr(self, name), low=0)
         if self.data_seed is not None:
             runtime.check_int("data_seed", self.data_seed, low=0)
-        if not isinstance(self.float64_loss, bool):
-            raise ValueError(f"float64_loss={self.float64_loss!r} must be True or False")
+        runtime.check_bool("float64_loss", self.float64_loss)
         runtime.check_range("lr", self.lr, 0.0, None, low_open=True)
         runtime.check_range("weight_decay", self.weight_decay, 0.0, None)
         runtime.check_range("beta1", self.beta1, 0.0, 1.0, high_open=True)

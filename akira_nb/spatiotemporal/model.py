@@ -22,10 +22,10 @@ from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from .. import spectral
-from ..runtime import check_choice, check_range
+from ..runtime import check_choice, check_int, check_range
 from .attention import NeighborAttention, TemporalAttention, WormholeAttention
 from .history import RingBuffer
-from .presets import BANDS, SpectralConfig, check_int, get_config
+from .presets import BANDS, SpectralConfig, get_config
 
 MODEL_KINDS = ("spectral", "mlp", "copy_last", "linear_extrap")
 BASELINES = ("copy_last", "linear_extrap")

@@ -32,36 +32,9 @@ restored):
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
-from ..runtime import check_choice, check_range
-
-
-def check_int(name: str, value, low=None, high=None):
-    """``ValueError`` naming ``name`` unless ``value`` is an integer (not a bool or a float)
-    inside [low, high]. Returns ``int(value)``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name}={value!r} must be an integer")
-    return int(check_range(name, int(value), low, high))
-
-
-def check_real(name: str, value, low=None, high=None, low_open=False, high_open=False):
-    """``ValueError`` naming ``name`` unless ``value`` is a finite real number (not a bool,
-    string or None) inside the range. Returns ``float(value)``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}={value!r} must be a number")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}={value!r} must be finite")
-    return float(check_range(name, value, low, high, low_open, high_open))
-
-
-def check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}={value!r} must be True or False")
-    return value
-
+from ..runtime import check_bool, check_choice, check_int, check_real
 
 BANDS = ("intensity", "low_freq", "high_freq")
 ATTENTION_TYPES = ("temporal", "neighbor", "wormhole")

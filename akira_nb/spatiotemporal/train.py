@@ -39,10 +39,9 @@ from skimage.metrics import structural_similarity
 from tqdm.auto import tqdm
 
 from .. import runtime, spectral
-from ..runtime import check_choice
+from ..runtime import check_bool, check_choice, check_int, check_real
 from . import patterns as P
 from .model import BASELINES, build_model
-from .presets import check_bool, check_int, check_real
 
 CSV_COLUMNS = [
     "step",

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 matplotlib.use("Agg")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", min(2, os.cpu_count() or 1))))
 
 
 @pytest.fixture

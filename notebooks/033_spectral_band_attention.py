@@ -112,23 +112,8 @@ print(runtime.environment_info(cfg.device), "\nrun folder:", run.path)
 results = train.compare(cfg, ("spectral", "mlp", "copy_last", "linear_extrap"), PRESET, run=run)
 results = train.add_variants(results, cfg, train.VARIANTS, PRESET)  # same frames, same seed
 rows = train.comparison_rows(results, train.CLAIMED)
-cols = [
-    "model",
-    "params",
-    "final",
-    "min",
-    "last_window_mean",
-    "improvement_pct",
-    "eval_mean",
-    "eval_ssim",
-    "eval_mse_low",
-    "eval_mse_high",
-    "rollout_mse",
-    "steps_per_s",
-    "train_steps_per_s",
-]
 print(f"blob {GRID}x{GRID}, {STEPS} steps; per-pixel MSE; held-out t = {cfg.eval_start}+")
-print(plots.format_table(rows, cols))
+print(plots.format_table(rows, train.COMPARISON_COLUMNS))
 
 # %% [markdown]
 # Claimed by the reference (`RESULTS.md`: blob 32x32, **500** steps, unseeded, eval frames that

@@ -205,22 +205,7 @@ def main(args) -> dict:
         f"\n033 {cfg.pattern} grid {cfg.grid_size}, {cfg.steps} steps, preset {preset}; "
         f"held-out frames t = {cfg.eval_start}+ (per-pixel MSE)"
     )
-    cols = [
-        "model",
-        "params",
-        "final",
-        "min",
-        "last_window_mean",
-        "improvement_pct",
-        "eval_mean",
-        "eval_ssim",
-        "eval_mse_low",
-        "eval_mse_high",
-        "rollout_mse",
-        "steps_per_s",
-        "train_steps_per_s",
-    ]
-    print(plots.format_table(rows, cols))
+    print(plots.format_table(rows, train.COMPARISON_COLUMNS))
     if claimed:
         print("claimed by the reference (RESULTS.md, 500 steps):")
         print(plots.format_table([{"model": m, **v} for m, v in claimed.items()]))

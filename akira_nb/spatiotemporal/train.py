@@ -529,6 +529,24 @@ def strip_models(results: dict) -> dict:
     return out
 
 
+# The columns of the seed's comparison table (plus the baselines' and the kit's metrics).
+COMPARISON_COLUMNS = (
+    "model",
+    "params",
+    "final",
+    "min",
+    "last_window_mean",
+    "improvement_pct",
+    "eval_mean",
+    "eval_ssim",
+    "eval_mse_low",
+    "eval_mse_high",
+    "rollout_mse",
+    "steps_per_s",
+    "train_steps_per_s",
+)
+
+
 def comparison_rows(results: dict, claimed: dict | None = None) -> list[dict]:
     """One row per model: the reference's comparison metrics (+ SSIM, band errors), with the
     reference's claimed value beside each measured one where ``claimed`` has it."""

@@ -180,3 +180,19 @@ def test_neighbor_attention_matches_an_explicit_gather(mode):
 def test_bad_module_arguments_name_themselves(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        (dict(max_connections=2.5), "max_connections"),
+        (dict(threshold="0.5"), "threshold"),
+        (dict(chunk_size=0), "chunk_size"),
+        (dict(pool_size=1.5), "pool_size"),
+    ],
+)
+def test_wormhole_rejects_wrong_types_and_ranges_naming_the_parameter(kwargs, field):
+    from akira_nb.spatiotemporal.attention import WormholeAttention
+
+    with pytest.raises(ValueError, match=field):
+        WormholeAttention(8, 8, **kwargs)

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformer_lens.hook_points import HookPoint
 
-from ..runtime import check_choice, check_range
+from ..runtime import check_choice, check_int, check_range
 
 
 def _entropy(w: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -34,7 +34,7 @@ class TemporalAttention(nn.Module):
         self, query_dim, key_dim, attn_dim, out_dim=None, top_k=4, decay_rate=0.95, tau=1.0
     ):
         super().__init__()
-        check_range("top_k", top_k, 1)
+        check_int("top_k", top_k, low=1)
         check_range("decay_rate", decay_rate, 0.0, 1.0, low_open=True, high_open=True)
         check_range("tau", tau, 0.0, None, low_open=True)
         self.top_k, self.decay_rate, self.tau, self.attn_dim = top_k, decay_rate, tau, attn_dim
@@ -80,7 +80,7 @@ class NeighborAttention(nn.Module):
         self, query_dim, key_dim, attn_dim, out_dim=None, kernel_size=3, mode="joint", tau=1.0
     ):
         super().__init__()
-        check_range("kernel_size", kernel_size, 1)
+        check_int("kernel_size", kernel_size, low=1)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size={kernel_size!r} must be odd")
         check_choice("mode", mode, ("joint", "per_frame"))
@@ -148,8 +148,8 @@ def chunked_topk(
     per chunk (the reference's cap, so big grids get narrower chunks), never ``B*Q*N``.
     Returns ``(values, indices)`` of shape ``[B,Q,min(k,N)]``, sorted descending. No gradient.
     """
-    check_range("k", k, 1)
-    check_range("chunk_size", chunk_size, 1)
+    check_int("k", k, low=1)
+    check_int("chunk_size", chunk_size, low=1)
     B, Q, _ = queries.shape
     N = keys.shape[1]
     k = min(k, N)
@@ -207,11 +207,11 @@ class WormholeAttention(nn.Module):
     ):
         super().__init__()
         check_range("threshold", threshold, 0.0, 1.0)
-        check_range("max_connections", max_connections, 1)
-        check_range("min_temporal_distance", min_temporal_distance, 1)
-        check_range("chunk_size", chunk_size, 1)
-        check_range("max_spatial_tokens", max_spatial_tokens, 1)
-        check_range("pool_size", pool_size, 1)
+        check_int("max_connections", max_connections, low=1)
+        check_int("min_temporal_distance", min_temporal_distance, low=1)
+        check_int("chunk_size", chunk_size, low=1)
+        check_int("max_spatial_tokens", max_spatial_tokens, low=1)
+        check_int("pool_size", pool_size, low=1)
         check_range("tau", tau, 0.0, None, low_open=True)
         self.threshold, self.max_connections = threshold, max_connections
         self.min_temporal_distance, self.chunk_size = min_temporal_distance, chunk_size

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from ..runtime import check_range
+from ..runtime import check_int, check_range
 
 
 class RingBuffer:
     """``T`` slots; :meth:`ordered` returns them oldest first (the newest is the last push)."""
 
     def __init__(self, time_depth: int, init_noise: float = 0.0):
-        check_range("time_depth", time_depth, 1)
+        check_int("time_depth", time_depth, low=1)
         check_range("init_noise", init_noise, 0.0)
         self.time_depth, self.init_noise = int(time_depth), float(init_noise)
         self.reset()

@@ -136,9 +136,9 @@ class SpectralPredictor(HookedRootModule):
     def set_wormhole(self, threshold=None, max_connections=None) -> None:
         """Change the wormhole gate at run time (the explorer's knobs); clears the cache."""
         if threshold is not None:
-            self.wormhole.threshold = check_range("threshold", float(threshold), 0.0, 1.0)
+            self.wormhole.threshold = float(check_range("threshold", threshold, 0.0, 1.0))
         if max_connections is not None:
-            self.wormhole.max_connections = check_range("max_connections", int(max_connections), 1)
+            self.wormhole.max_connections = check_int("max_connections", max_connections, low=1)
         self._wormhole_cache = None
 
     def set_freq_cutoff(self, freq_cutoff: float) -> None:

@@ -11,7 +11,7 @@ from dataclasses import fields
 
 from akira_nb import runtime
 from akira_nb.grokking.data import check_p
-from akira_nb.grokking.experiment import P113_MIXERS_T4, preset, run_experiment
+from akira_nb.grokking.experiment import preset, run_experiment
 from akira_nb.grokking.models import MIXERS
 from akira_nb.grokking.train import TrainConfig
 
@@ -91,9 +91,6 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
         "primes": primes,
         "mixers": mixers,
         "seeds": seeds,
-        "p113_mixers": P113_MIXERS_T4
-        if (size == "t4" and not args.p and args.wave_modes is None)
-        else None,
         "name": args.name or f"comparison-{size}",
     }
     for p in primes:
@@ -115,7 +112,6 @@ def main(args: argparse.Namespace) -> dict:
         resume=args.resume,
         root=args.output_dir,
         progress=not args.quiet,
-        p113_mixers=plan["p113_mixers"],
     )
     print(out["table"])
     print("\n".join(out["verdicts"]))

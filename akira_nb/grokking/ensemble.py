@@ -79,7 +79,7 @@ def train_seeds(cfg: TrainConfig, seeds, n_epochs: int | None = None) -> dict:
     seconds = time.perf_counter() - start
     finals = []
     for i, (model, data) in enumerate(zip(models, datasets)):
-        model.load_state_dict({k: v[i].detach() for k, v in params.items()}, strict=False)
+        model.load_state_dict({k: v[i].detach() for k, v in params.items()})
         finals.append(evaluate(model, data))
     return {
         "models": models,

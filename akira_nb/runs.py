@@ -7,6 +7,14 @@ checkpoints.
   ``torch.load(..., weights_only=True)``.
 - ``Run.open_or_create(..., resume=True)`` reopens the newest run of the same experiment and name,
   so training continues from its newest checkpoint.
+- One resume guard for every experiment: :func:`check_resume` compares a saved config with the
+  new one and refuses (``ValueError`` naming each field with both values) a resume whose
+  settings differ in a field that matters. ``Run.open_or_create`` applies it to the run's
+  ``config.json``, ``Run.latest_checkpoint(config=...)`` to the config every kit checkpoint
+  stores under ``"config"``. A newest checkpoint that does not load is skipped with a warning
+  naming the file, and the newest one that loads is used.
+- :func:`write_summary` writes the kit summary (``summary.md`` + ``summary.json``) beside the
+  runs: one section per experiment, the seed's claims beside the measurements.
 - The root is ``AKIRA_RUNS_DIR`` when set (on Colab, a mounted Drive folder), else ``runs/`` at
   the top of the kit's checkout (so notebooks executed from ``notebooks/`` write to the same
   place as the CLI), else ``./runs``.
@@ -19,13 +27,15 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
+import warnings
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-import numpy as np
-import torch
+# torch and numpy are imported where they are needed (``python -m akira_nb --help`` stays fast);
+# to_jsonable only meets their objects once they have been imported by someone else.
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 _CKPT_RE = re.compile(r"^ckpt_(\d+)\.pt$")
@@ -79,16 +89,17 @@ def to_jsonable(obj: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
+    if torch is not None and isinstance(obj, torch.Tensor):
         return to_jsonable(obj.detach().cpu().tolist())
-    if isinstance(obj, np.ndarray):
+    if np is not None and isinstance(obj, np.ndarray):
         return to_jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
+    if isinstance(obj, float) or (np is not None and isinstance(obj, np.floating)):
         value = float(obj)
         return value if math.isfinite(value) else None
-    if isinstance(obj, (np.integer,)):
+    if np is not None and isinstance(obj, np.integer):
         return int(obj)
-    if isinstance(obj, (np.bool_,)):
+    if np is not None and isinstance(obj, np.bool_):
         return bool(obj)
     if isinstance(obj, Path):
         return str(obj)
@@ -120,9 +131,54 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` atomically."""
+    import torch
+
     path = Path(path)
     _atomic_write(path, lambda fh: torch.save(obj, fh))
     return path
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict:
+    if isinstance(obj, dict) and obj:
+        out = {}
+        for key, value in obj.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def _may_change(key: str, may_change: Iterable[str]) -> bool:
+    return any(key == m or key.startswith(f"{m}.") or key.endswith(f".{m}") for m in may_change)
+
+
+def check_resume(saved: Any, new: Any, where: str, may_change: Iterable[str] = ()) -> None:
+    """The kit's one resume guard: raise ``ValueError`` when the config ``saved`` with a run or
+    checkpoint differs from ``new`` in a field that matters, naming every such field with both
+    values. Nested dicts are compared field by field (``train.lr``); a name in ``may_change``
+    exempts that field wherever it stands (``steps`` exempts ``steps`` and ``train.steps``) and
+    everything under it. ``saved=None`` (nothing stored) is refused too."""
+    may_change = tuple(may_change)
+    if saved is None:
+        raise ValueError(
+            f"resume refused: {where} stores no config, so it cannot be checked against this "
+            "run's settings; start a new run (resume=False)"
+        )
+    old, cur = _flatten(to_jsonable(saved)), _flatten(to_jsonable(new))
+    diff = [
+        k
+        for k in sorted(set(old) | set(cur))
+        if old.get(k) != cur.get(k) and not _may_change(k, may_change)
+    ]
+    if diff:
+        missing = "(absent)"
+        parts = [
+            f"{k} saved {old.get(k, missing)!r}, now {cur.get(k, missing)!r}" for k in diff[:12]
+        ]
+        more = f"; and {len(diff) - 12} more" if len(diff) > 12 else ""
+        raise ValueError(
+            f"resume refused: {where} was made with other settings: {'; '.join(parts)}{more}. "
+            "Pass the same settings or start a new run (resume=False)"
+        )
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -171,21 +227,22 @@ class Run:
 
     @classmethod
     def open_or_create(
-        cls, experiment: str, name: str, config: Any = None, resume: bool = False, root=None
+        cls,
+        experiment: str,
+        name: str,
+        config: Any = None,
+        resume: bool = False,
+        root=None,
+        may_change: Iterable[str] = (),
     ) -> Run:
         """With ``resume=True`` reopen the newest run called ``name`` (its config must match
-        ``config``); otherwise, or when none exists, start a new folder."""
+        ``config`` outside ``may_change``, see :func:`check_resume`); otherwise, or when none
+        exists, start a new folder."""
         if resume:
             run = cls.find_latest(experiment, name, root)
             if run is not None:
-                if config is not None and run.config is not None:
-                    old, new = run.config, to_jsonable(config)
-                    if old != new:
-                        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                        raise ValueError(
-                            f"resume=True but the config differs from {run.path} in {diff}; "
-                            "pass the same settings or start a new run (resume=False)"
-                        )
+                if config is not None:
+                    check_resume(run.config, config, f"the run {run.path}", may_change)
                 return run
         return cls.create(experiment, name, config, root)
 
@@ -240,12 +297,79 @@ class Run:
                 found.append((int(m.group(1)), p))
         return sorted(found)
 
-    def latest_checkpoint(self, tag: str = "", map_location="cpu") -> dict | None:
-        """The newest checkpoint's state (loaded with ``weights_only=True``), or None."""
-        found = self._checkpoints(self.checkpoint_dir(tag))
-        if not found:
-            return None
-        return torch.load(found[-1][1], map_location=map_location, weights_only=True)
+    def latest_checkpoint(
+        self, tag: str = "", map_location="cpu", config: Any = None, may_change: Iterable[str] = ()
+    ) -> dict | None:
+        """The newest checkpoint that loads (with ``weights_only=True``), or None when there is
+        none. A newer file that does not load (truncated, corrupt, not a checkpoint) is skipped
+        with a ``RuntimeWarning`` naming it and why. With ``config``, the checkpoint's stored
+        ``state["config"]`` must match it (:func:`check_resume`, outside ``may_change``)."""
+        import torch
+
+        for _, path in reversed(self._checkpoints(self.checkpoint_dir(tag))):
+            try:
+                state = torch.load(path, map_location=map_location, weights_only=True)
+                if not isinstance(state, dict):
+                    raise TypeError(f"it holds a {type(state).__name__}, not a dict")
+            except Exception as exc:  # any file that does not load is skipped, and named
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                warnings.warn(
+                    f"skipped checkpoint {path}: it does not load ({type(exc).__name__}: "
+                    f"{reason[:200]}); trying the previous one",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                continue
+            if config is not None:
+                check_resume(state.get("config"), config, f"the checkpoint {path}", may_change)
+            return state
+        return None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(sections: list[dict]) -> str:
+    """The kit summary as Markdown: per experiment, its claims table (claim, the seed's value,
+    the measured value, the rule, the verdict), its baselines and notes, and its run folder."""
+    lines = ["# akira-nb: the seed documents' claims beside this kit's measurements", ""]
+    for sec in sections:
+        size = sec.get("size") or "the seed's protocol"
+        lines += [f"## {sec.get('title', sec['experiment'])} (size: {size})", ""]
+        claims = sec.get("claims", [])
+        if claims:
+            lines += [
+                "| claim | seed says | measured | rule | verdict |",
+                "|---|---|---|---|---|",
+            ]
+            for c in claims:
+                cells = (c.get(k, "") for k in ("claim", "claimed", "measured", "rule", "verdict"))
+                lines.append("| " + " | ".join(_cell(v) for v in cells) + " |")
+            lines.append("")
+        for title, key in (("Baselines", "baselines"), ("Notes", "notes")):
+            if sec.get(key):
+                lines += [f"{title}:", ""] + [f"- {item}" for item in sec[key]] + [""]
+        lines += [f"Run folder: `{sec.get('run', '-')}`", ""]
+    return "\n".join(lines)
+
+
+def write_summary(sections: list[dict], root=None) -> dict:
+    """Write the kit summary beside the runs: ``<root>/summary.md`` and ``summary.json``
+    (``root`` as in :func:`runs_root`). Each section is what an experiment's
+    ``experiment.kit_summary(out)`` returns. Returns ``{"md": path, "json": path, "text": md}``."""
+    for i, sec in enumerate(sections):
+        if not isinstance(sec, dict) or "experiment" not in sec:
+            raise ValueError(f"sections[{i}]={sec!r} must be a dict with an 'experiment' key")
+    base = runs_root(root)
+    text = summary_markdown(sections)
+    md = base / "summary.md"
+    _atomic_write(md, lambda fh: fh.write(text.encode()))
+    js = atomic_write_json(
+        base / "summary.json",
+        {"written": _dt.datetime.now().isoformat(timespec="seconds"), "experiments": sections},
+    )
+    return {"md": md, "json": js, "text": text}

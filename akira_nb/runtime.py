@@ -1,7 +1,13 @@
-"""Where and how a run executes: size presets, device, seeding, Colab detection, AMP dtype.
+"""Where and how a run executes: size presets, device, CPU threads, seeding, Colab detection,
+AMP dtype, and the validators every config uses.
 
-Every notebook starts with ``SIZE = runtime.get_size()`` (reads ``AKIRA_SIZE``, default ``t4``)
-and picks each knob with ``runtime.pick(SIZE, tiny=..., t4=..., a100=...)``.
+Every notebook starts with ``SIZE = runtime.get_size()`` (reads ``AKIRA_SIZE``, default ``t4``),
+then ``runtime.warn_if_no_gpu(SIZE)``, and picks each knob with
+``runtime.pick(SIZE, tiny=..., t4=..., a100=...)``. Every CLI sub-command takes its size from
+``runtime.size_from(args.size)``.
+
+torch and numpy are imported inside the functions that need them, so that the validators and
+``python -m akira_nb --help`` load in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import numbers
 import os
 import platform
 import random
+import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
 
 SIZES = ("tiny", "t4", "a100")
 
@@ -78,6 +85,38 @@ def get_size(default: str = "t4") -> str:
     return check_choice("AKIRA_SIZE", os.environ.get("AKIRA_SIZE", default).strip().lower(), SIZES)
 
 
+def size_from(size: str | None) -> str | None:
+    """The one size rule of every CLI sub-command: an explicit ``--size`` wins, else
+    ``AKIRA_SIZE`` when it is set, else None, which means the seed document's own protocol."""
+    if size is not None:
+        return check_choice("size", size, SIZES)
+    if os.environ.get("AKIRA_SIZE", "").strip():
+        return get_size()
+    return None
+
+
+def warn_if_no_gpu(size: str) -> bool:
+    """At ``t4``/``a100`` without a CUDA device, print a loud warning (the run would take hours
+    on a CPU) that says what to pick instead. Returns True when it warned."""
+    import torch
+
+    check_choice("size", size, SIZES)
+    if size == "tiny" or torch.cuda.is_available():
+        return False
+    bar = "!" * 78
+    print(
+        f"{bar}\n"
+        f"WARNING: size {size!r} is a GPU preset, but no CUDA device is present, so the full\n"
+        "protocol will run on the CPU (hours, not minutes). On Colab pick a GPU with\n"
+        "Runtime > Change runtime type > T4 GPU (or A100) and re-run from the top; elsewhere\n"
+        "set AKIRA_SIZE=tiny (or pass --size tiny) for a quick run.\n"
+        f"{bar}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return True
+
+
 def pick(size: str, **per_size):
     """Pick the value for ``size`` from keyword presets: ``pick(SIZE, tiny=1, t4=10, a100=100)``."""
     check_choice("size", size, SIZES)
@@ -92,21 +131,91 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(name: str, value) -> str:
+    """Raise ``ValueError`` naming the parameter unless ``value`` is 'auto', 'cpu', 'cuda',
+    'cuda:N' or 'mps' and that device exists on this machine. Returns ``value`` (a
+    ``torch.device`` is accepted and returned as its string)."""
+    import torch
+
+    if isinstance(value, torch.device):
+        value = str(value)
+    if not isinstance(value, str) or not _DEVICE_RE.match(value):
+        raise ValueError(
+            f"{name}={value!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        )
+    if value.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"{name}={value!r} asked for CUDA but no CUDA device is available here; use "
+                "'auto' or 'cpu' (on Colab: Runtime > Change runtime type > GPU)"
+            )
+        index = int(value.split(":")[1]) if ":" in value else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{name}={value!r}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    if value == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError(f"{name}={value!r} asked for MPS but it is not available here")
+    return value
+
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
     """CUDA when present, else CPU; an explicit ``device`` ('cpu', 'cuda', 'cuda:1') wins."""
+    import torch
+
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asked for CUDA but no CUDA device is available")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device={device!r} is not supported; use 'cpu', 'cuda' or 'auto'")
-    return dev
+    return torch.device(check_device("device", device))
+
+
+def check_seeds(name: str, seeds) -> list[int]:
+    """Raise ``ValueError`` naming the parameter unless ``seeds`` is a non-empty list of distinct
+    non-negative integers. Returns them as a list of ints."""
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"{name}={seeds!r} must be a list of non-negative integers")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError(f"{name}=[] must name at least one seed")
+    out = [check_int(f"{name}[{i}]", s, low=0) for i, s in enumerate(seeds)]
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={seeds!r} repeats a seed; each seed must appear once")
+    return out
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None, device="cpu"):
+    """Use ``n`` intra-op torch threads inside the block when ``device`` is a CPU; restore the
+    previous count afterwards. ``n=None`` (or a GPU device) leaves the setting alone.
+
+    Small models on shared cores run much faster on one thread: each op of a multi-threaded
+    torch waits for a descheduled thread when another job holds the other core (measured on a
+    busy 2-core machine: 15x slower grokking epochs, 100x slower 033 steps with the default)."""
+    import torch
+
+    if n is not None:
+        check_int("cpu_threads", n, low=1)
+    old = torch.get_num_threads()
+    change = n is not None and torch.device(device).type == "cpu" and n != old
+    if change:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if change:
+            torch.set_num_threads(old)
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
-    if not isinstance(seed, int) or seed < 0:
+    import numpy as np
+    import torch
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer")
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -120,6 +229,8 @@ def flush_denormals() -> bool:
     where x86 arithmetic is up to ~30x slower: a p = 23 attention model went from 6 ms to 170 ms
     per step within 150 epochs without this. Results change only below ~1e-38. Returns whether
     the CPU supports it."""
+    import torch
+
     return torch.set_flush_denormal(True)
 
 
@@ -127,6 +238,8 @@ def amp_dtype(device: torch.device | str) -> torch.dtype | None:
     """Autocast dtype for ``device``: bf16 on compute capability >= 8 (A100, H100), fp16 on older
     GPUs (T4, which emulates bf16 slowly although ``is_bf16_supported()`` says True), and None
     (plain fp32) on CPU."""
+    import torch
+
     device = torch.device(device)
     if device.type != "cuda":
         return None
@@ -136,6 +249,8 @@ def amp_dtype(device: torch.device | str) -> torch.dtype | None:
 
 def autocast(device: torch.device | str, enabled: bool = True):
     """Autocast context for ``device`` with the dtype of :func:`amp_dtype` (no-op on CPU)."""
+    import torch
+
     device = torch.device(device)
     dtype = amp_dtype(device)
     if not enabled or dtype is None:
@@ -145,6 +260,8 @@ def autocast(device: torch.device | str, enabled: bool = True):
 
 def grad_scaler(device: torch.device | str, enabled: bool = True) -> torch.amp.GradScaler:
     """A GradScaler that is active only where fp16 autocast is used (T4-class GPUs)."""
+    import torch
+
     device = torch.device(device)
     active = enabled and amp_dtype(device) == torch.float16
     return torch.amp.GradScaler(device.type if device.type == "cuda" else "cpu", enabled=active)
@@ -152,6 +269,9 @@ def grad_scaler(device: torch.device | str, enabled: bool = True) -> torch.amp.G
 
 def environment_info(device: torch.device | str | None = None) -> dict:
     """Versions and hardware, recorded in every ``results.json``."""
+    import numpy as np
+    import torch
+
     device = get_device(device)
     info = {
         "python": platform.python_version(),

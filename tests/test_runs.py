@@ -93,3 +93,90 @@ def test_to_jsonable_handles_dataclasses():
 
 def test_runs_root_explicit_argument_wins(tmp_path):
     assert runs_root(tmp_path) == tmp_path
+
+
+def test_check_resume_names_each_differing_field_with_both_values():
+    from akira_nb.runs import check_resume
+
+    saved = {"lr": 1e-3, "weight_decay": 1.0, "train": {"steps": 10, "seed": 0}}
+    check_resume(saved, dict(saved), "here")  # identical: no error
+    with pytest.raises(ValueError) as err:
+        check_resume(saved, {**saved, "lr": 3e-3, "weight_decay": 0.5}, "the run X")
+    msg = str(err.value)
+    assert "the run X" in msg and "lr saved 0.001, now 0.003" in msg
+    assert "weight_decay saved 1.0, now 0.5" in msg
+    with pytest.raises(ValueError, match=r"train\.seed saved 0, now 1"):
+        check_resume(saved, {**saved, "train": {"steps": 10, "seed": 1}}, "x")
+    # a field that may change (wherever it stands) is not a difference
+    check_resume(saved, {**saved, "train": {"steps": 99, "seed": 0}}, "x", may_change=["steps"])
+    with pytest.raises(ValueError, match="stores no config"):
+        check_resume(None, saved, "the checkpoint c.pt")
+
+
+def test_open_or_create_may_change_lets_listed_fields_differ(runs_root):
+    first = Run.create("exp", "grow", {"steps": 10, "lr": 1})
+    assert (
+        Run.open_or_create("exp", "grow", {"steps": 20, "lr": 1}, True, may_change=["steps"]).path
+        == first.path
+    )
+    with pytest.raises(ValueError, match="lr saved 1, now 2"):
+        Run.open_or_create("exp", "grow", {"steps": 20, "lr": 2}, True, may_change=["steps"])
+
+
+def test_latest_checkpoint_skips_a_corrupt_newest_file_and_says_which(runs_root):
+    run = Run.create("exp", "corrupt", {})
+    run.save_checkpoint({"step": 10, "config": {"lr": 1}}, 10, tag="m")
+    newest = run.save_checkpoint({"step": 20, "config": {"lr": 1}}, 20, tag="m")
+    newest.write_bytes(newest.read_bytes()[:50])  # a write cut short
+    with pytest.warns(RuntimeWarning, match=r"skipped checkpoint .*ckpt_000000020\.pt"):
+        state = run.latest_checkpoint("m")
+    assert state["step"] == 10
+    newest.write_bytes(b"not a checkpoint at all")
+    with pytest.warns(RuntimeWarning, match="ckpt_000000020"):
+        assert run.latest_checkpoint("m")["step"] == 10
+
+
+def test_latest_checkpoint_refuses_a_checkpoint_made_with_other_settings(runs_root):
+    run = Run.create("exp", "guard", {})
+    run.save_checkpoint({"step": 5, "config": {"lr": 1e-3, "eval_every": 10}}, 5, tag="m")
+    with pytest.raises(ValueError, match=r"ckpt_000000005\.pt.*lr saved 0\.001, now 0\.003"):
+        run.latest_checkpoint("m", config={"lr": 3e-3, "eval_every": 10})
+    state = run.latest_checkpoint(
+        "m", config={"lr": 1e-3, "eval_every": 50}, may_change=["eval_every"]
+    )
+    assert state["step"] == 5
+    run.save_checkpoint({"step": 6}, 6, tag="old")
+    with pytest.raises(ValueError, match="stores no config"):
+        run.latest_checkpoint("old", config={"lr": 1})
+
+
+def test_write_summary_writes_markdown_and_json(runs_root):
+    import json as _json
+
+    from akira_nb.runs import write_summary
+
+    section = {
+        "experiment": "exp",
+        "title": "An experiment",
+        "size": "tiny",
+        "run": "runs/exp/x",
+        "claims": [
+            {
+                "claim": "a | b",
+                "claimed": "2x",
+                "measured": "1.1x",
+                "rule": "r",
+                "verdict": "does not hold",
+            }
+        ],
+        "baselines": ["chance 0.04"],
+        "notes": ["tiny is not the seed's protocol"],
+    }
+    out = write_summary([section])
+    assert out["md"] == runs_root / "summary.md" and out["json"] == runs_root / "summary.json"
+    text = out["md"].read_text()
+    assert "| a \\| b | 2x | 1.1x | r | does not hold |" in text
+    assert "chance 0.04" in text and "runs/exp/x" in text
+    assert _json.loads(out["json"].read_text())["experiments"] == [section]
+    with pytest.raises(ValueError, match="sections"):
+        write_summary([{"title": "no experiment key"}])

@@ -123,3 +123,35 @@ def test_compare_aggregates_mean_and_std_over_seeds(runs_root):
 def test_bad_train_config_raises_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**kwargs).validate()
+
+
+def test_configured_grok_threshold_reaches_the_grok_epoch():
+    # learned_gate at p = 11 passes 0.5 test accuracy within 200 epochs but never 0.95
+    cfg = TrainConfig(
+        p=11,
+        mixer="learned_gate",
+        train_frac=0.7,
+        lr=1e-2,
+        n_epochs=200,
+        eval_every=25,
+        grok_threshold=0.5,
+        d_model=32,
+        n_heads=4,
+        d_mlp=64,
+        checkpoint_every=0,
+    )
+    res = train(cfg, progress=False)
+    acc = res.history["test_acc"]
+    assert acc[-1] >= 0.5 and max(acc) < 0.95, acc  # the premise of this test
+    assert res.grok_epoch == grok_epoch(res.history["epoch"], acc, 0.5)
+    assert res.grok_epoch is not None
+    assert grok_epoch(res.history["epoch"], acc, 0.95) is None
+
+
+@pytest.mark.parametrize(
+    "field", ["lr", "weight_decay", "grokfast_lamb", "train_frac", "beta1", "grok_threshold"]
+)
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_non_finite_floats_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value}).validate()

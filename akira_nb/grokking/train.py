@@ -73,7 +73,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         check_p(self.p)
         self.model_config().validate()
-        runtime.check_range("train_frac", self.train_frac, 0.0, 1.0, low_open=True, high_open=True)
+        runtime.check_real("train_frac", self.train_frac, 0.0, 1.0, low_open=True, high_open=True)
         for name in ("n_epochs", "eval_every"):
             runtime.check_int(name, getattr(self, name), low=1)
         for name in ("checkpoint_every", "snapshot_every", "warmup_epochs", "seed"):
@@ -81,13 +81,13 @@ class TrainConfig:
         if self.data_seed is not None:
             runtime.check_int("data_seed", self.data_seed, low=0)
         runtime.check_bool("float64_loss", self.float64_loss)
-        runtime.check_range("lr", self.lr, 0.0, None, low_open=True)
-        runtime.check_range("weight_decay", self.weight_decay, 0.0, None)
-        runtime.check_range("beta1", self.beta1, 0.0, 1.0, high_open=True)
-        runtime.check_range("beta2", self.beta2, 0.0, 1.0, high_open=True)
-        runtime.check_range("grokfast_alpha", self.grokfast_alpha, 0.0, 1.0, high_open=True)
-        runtime.check_range("grokfast_lamb", self.grokfast_lamb, 0.0, None)
-        runtime.check_range("grok_threshold", self.grok_threshold, 0.0, 1.0, low_open=True)
+        runtime.check_real("lr", self.lr, 0.0, None, low_open=True)
+        runtime.check_real("weight_decay", self.weight_decay, 0.0, None)
+        runtime.check_real("beta1", self.beta1, 0.0, 1.0, high_open=True)
+        runtime.check_real("beta2", self.beta2, 0.0, 1.0, high_open=True)
+        runtime.check_real("grokfast_alpha", self.grokfast_alpha, 0.0, 1.0, high_open=True)
+        runtime.check_real("grokfast_lamb", self.grokfast_lamb, 0.0, None)
+        runtime.check_real("grok_threshold", self.grok_threshold, 0.0, 1.0, low_open=True)
         return self
 
     def model_config(self) -> ModelConfig:

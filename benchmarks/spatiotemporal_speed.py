@@ -53,8 +53,9 @@ def _rss_mb() -> float:
 def run_case(name: str, device: str, threads: int | None) -> dict:
     import torch
 
+    from akira_nb.spatiotemporal.evaluate import evaluate
     from akira_nb.spatiotemporal.model import build_model
-    from akira_nb.spatiotemporal.train import TrainConfig, evaluate, train
+    from akira_nb.spatiotemporal.train import TrainConfig, train
 
     if threads:
         torch.set_num_threads(threads)

@@ -79,12 +79,14 @@ from IPython.display import Image, display
 
 from akira_nb import runs
 from akira_nb.runs import Run
-from akira_nb.spatiotemporal import patterns, plots, train, widgets
+from akira_nb.spatiotemporal import experiment, patterns, plots, widgets
+from akira_nb.spatiotemporal.evaluate import evaluate
+from akira_nb.spatiotemporal.train import TrainConfig
 
 # on Colab (t4/a100) runs go to Google Drive, so checkpoints survive a disconnect
 runs.use_drive(enabled=SIZE != "tiny")
 
-cfg = train.TrainConfig(
+cfg = TrainConfig(
     pattern="blob",
     grid_size=GRID,
     steps=STEPS,
@@ -109,19 +111,23 @@ print(runtime.environment_info(cfg.device), "\nrun folder:", run.path)
 # reference measured it); `train_steps_per_s` times only forward + backward + optimizer step.
 
 # %%
-results = train.compare(cfg, ("spectral", "mlp", "copy_last", "linear_extrap"), PRESET, run=run)
-results = train.add_variants(results, cfg, train.VARIANTS, PRESET)  # same frames, same seed
-rows = train.comparison_rows(results, train.CLAIMED)
+results = experiment.compare(
+    cfg, ("spectral", "mlp", "copy_last", "linear_extrap"), PRESET, run=run
+)
+results = experiment.add_variants(
+    results, cfg, experiment.VARIANTS, PRESET
+)  # same frames, same seed
+rows = experiment.comparison_rows(results, experiment.CLAIMED)
 print(f"blob {GRID}x{GRID}, {STEPS} steps; per-pixel MSE; held-out t = {cfg.eval_start}+")
-print(plots.format_table(rows, train.COMPARISON_COLUMNS))
+print(plots.format_table(rows, experiment.COMPARISON_COLUMNS))
 
 # %% [markdown]
 # Claimed by the reference (`RESULTS.md`: blob 32x32, **500** steps, unseeded, eval frames that
 # replay training frames) beside what we measured here:
 
 # %%
-print(plots.format_table(train.claims_rows(rows)))
-print("\nverdict:", train.verdict(results))
+print(plots.format_table(experiment.claims_rows(rows)))
+print("\nverdict:", experiment.verdict(results))
 
 # %%
 display(plots.loss_curves(results))
@@ -132,10 +138,10 @@ plt.close("all")
 # ## Every pattern: spectral vs the baselines on held-out frames
 
 # %%
-sweep_cfg = train.TrainConfig(
+sweep_cfg = TrainConfig(
     grid_size=GRID, steps=SWEEP_STEPS, eval_steps=EVAL_STEPS, rollout_horizon=0, seed=SEED
 )
-table = train.pattern_sweep(sweep_cfg, patterns.PATTERNS, PRESET)
+table = experiment.pattern_sweep(sweep_cfg, patterns.PATTERNS, PRESET)
 print("held-out per-pixel MSE")
 print(
     plots.format_table(
@@ -188,7 +194,7 @@ plt.close("all")
 # ## A rollout (the model fed its own predictions): truth | prediction | error
 
 # %%
-ev = train.evaluate(model, cfg, keep_frames=True)
+ev = evaluate(model, cfg, keep_frames=True)
 gif = plots.rollout_gif(ev["rollout_truth"], ev["rollout_frames"], run.file("rollout.gif"))
 display(Image(filename=gif))
 
@@ -202,7 +208,7 @@ box, controls = widgets.build_explorer(model, grid_size=GRID, t0=cfg.eval_start)
 display(box)
 
 # %%
-summary = train.strip_models(results)
+summary = experiment.strip_models(results)
 summary.update({"rows": rows, "pattern_table": table, "size": SIZE})
 print("results:", run.write_results(summary))
 runs.flush_drive()

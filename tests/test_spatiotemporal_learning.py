@@ -7,9 +7,10 @@ import torch
 
 from akira_nb.__main__ import build_parser
 from akira_nb.spatiotemporal import cli, plots, widgets
+from akira_nb.spatiotemporal.experiment import compare
 from akira_nb.spatiotemporal.model import SpectralPredictor
 from akira_nb.spatiotemporal.presets import get_config
-from akira_nb.spatiotemporal.train import TrainConfig, compare, train
+from akira_nb.spatiotemporal.train import TrainConfig, train
 
 
 def test_spectral_learns_blob_and_beats_copy_last_frame_on_held_out_frames():

@@ -5,6 +5,7 @@ import torch
 
 from akira_nb.runs import Run
 from akira_nb.spatiotemporal import patterns as P
+from akira_nb.spatiotemporal.evaluate import evaluate
 from akira_nb.spatiotemporal.model import (
     CopyLastFrame,
     LinearExtrapolation,
@@ -13,7 +14,7 @@ from akira_nb.spatiotemporal.model import (
     build_model,
 )
 from akira_nb.spatiotemporal.presets import PRESETS, get_config
-from akira_nb.spatiotemporal.train import TrainConfig, evaluate, train
+from akira_nb.spatiotemporal.train import TrainConfig, train
 
 
 def small(**kw):

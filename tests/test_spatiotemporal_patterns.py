@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from akira_nb.spatiotemporal import patterns as P
-from akira_nb.spatiotemporal.train import TrainConfig, evaluation_times, training_times
+from akira_nb.spatiotemporal.evaluate import evaluation_times
+from akira_nb.spatiotemporal.train import TrainConfig, training_times
 
 
 def test_eleven_reference_patterns_plus_moving_digits():

@@ -169,7 +169,8 @@ def main(args) -> dict:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import plots, train
+    from . import experiment, plots
+    from .evaluate import evaluate
 
     cfg, preset, overrides, models = config_from_args(args)
     name = f"{cfg.pattern}-{args.model}-{preset}-g{cfg.grid_size}-s{cfg.steps}-seed{cfg.seed}"
@@ -196,20 +197,20 @@ def main(args) -> dict:
             plt.close(fig)
 
         viz = (args.viz_interval, snap)
-    results = train.compare(
+    results = experiment.compare(
         cfg, models, preset, overrides, run=run, stats_csv=args.log_stats_csv, viz=viz
     )
-    claimed = train.CLAIMED if (cfg.pattern == "blob" and cfg.grid_size == 32) else None
-    rows = train.comparison_rows(results, claimed)
+    claimed = experiment.CLAIMED if (cfg.pattern == "blob" and cfg.grid_size == 32) else None
+    rows = experiment.comparison_rows(results, claimed)
     print(
         f"\n033 {cfg.pattern} grid {cfg.grid_size}, {cfg.steps} steps, preset {preset}; "
         f"held-out frames t = {cfg.eval_start}+ (per-pixel MSE)"
     )
-    print(plots.format_table(rows, train.COMPARISON_COLUMNS))
+    print(plots.format_table(rows, experiment.COMPARISON_COLUMNS))
     if claimed:
         print("claimed by the reference (RESULTS.md, 500 steps):")
         print(plots.format_table([{"model": m, **v} for m, v in claimed.items()]))
-    print(train.verdict(results, "spectral" if "spectral" in results["models"] else "mlp"))
+    print(experiment.verdict(results, "spectral" if "spectral" in results["models"] else "mlp"))
     for fig_name, fig in (
         ("loss", plots.loss_curves(results)),
         ("rollout", plots.rollout_curves(results)),
@@ -218,11 +219,12 @@ def main(args) -> dict:
         plt.close(fig)
     if "spectral" in results["models"]:
         model = results["models"]["spectral"]["model"]
-        ev = train.evaluate(model, cfg, keep_frames=True)
+        ev = evaluate(model, cfg, keep_frames=True)
         if "rollout_frames" in ev:
             plots.rollout_gif(ev["rollout_truth"], ev["rollout_frames"], run.file("rollout.gif"))
-    out = train.strip_models(results)
+    out = experiment.strip_models(results)
     out["run"] = str(run.path)
+    out["size"] = getattr(args, "size", None)
     out["rows"] = rows
     run.write_results(out)
     print(f"results: {run.path / 'results.json'}")

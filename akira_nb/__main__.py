@@ -1,54 +1,114 @@
 """Headless runs: ``python -m akira_nb <experiment> [flags]``.
 
 ``python -m akira_nb all --size tiny`` runs every experiment at the given size (the kit's main
-job). Each experiment module named in ``EXPERIMENTS`` provides ``add_arguments(parser)`` and
-``main(args) -> dict`` (the results it wrote).
+job), then writes the kit summary (``summary.md`` + ``summary.json`` beside the runs: every
+seed claim beside the measured number, each verdict with its rule) and prints it.
+
+Each experiment is a package named in ``EXPERIMENTS`` with the same shape: ``<pkg>.cli`` provides
+``add_arguments(parser)`` and ``main(args) -> dict``, and ``<pkg>.experiment`` provides
+``kit_summary(out) -> dict`` (its section of the summary, from what ``main`` returned). The cli
+modules import torch only inside ``main``, so ``--help`` is quick.
+
+A bad input prints ``error: <message>`` on one line and exits with status 2, as argparse does;
+``--debug`` (or ``AKIRA_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 
 EXPERIMENTS = {
-    "grokking": "akira_nb.grokking.cli",
-    "spatiotemporal": "akira_nb.spatiotemporal.cli",
+    "grokking": "akira_nb.grokking",
+    "spatiotemporal": "akira_nb.spatiotemporal",
 }
 
 
-def _load(name: str):
-    return importlib.import_module(EXPERIMENTS[name])
+def _load(name: str, part: str = "cli"):
+    return importlib.import_module(f"{EXPERIMENTS[name]}.{part}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m akira_nb", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="experiment", required=True)
+    parser = argparse.ArgumentParser(
+        prog="python -m akira_nb",
+        description="Run an AKIRA experiment headless, or every experiment at one size (all).",
+    )
+    sub = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
     for name in EXPERIMENTS:
         module = _load(name)
-        p = sub.add_parser(name, help=(module.__doc__ or name).strip().splitlines()[0])
+        doc = (module.__doc__ or name).strip()
+        p = sub.add_parser(
+            name,
+            help=doc.splitlines()[0],
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(p)
-    p_all = sub.add_parser("all", help="run every experiment at one size (the main job)")
-    p_all.add_argument("--size", default="tiny", choices=["tiny", "t4", "a100"])
-    p_all.add_argument("--output_dir", "--output-dir", dest="output_dir", default=None)
+    p_all = sub.add_parser(
+        "all",
+        help="run every experiment at one size, then write and print the kit summary",
+        description="The kit's main job: every experiment at one size; then summary.md and "
+        "summary.json beside the runs.",
+    )
+    p_all.add_argument(
+        "--size", default="tiny", choices=["tiny", "t4", "a100"], help="size preset for all"
+    )
+    p_all.add_argument(
+        "--output_dir",
+        "--output-dir",
+        dest="output_dir",
+        default=None,
+        help="runs root (default: AKIRA_RUNS_DIR or runs/); the summary is written there",
+    )
+    for p in list(sub.choices.values()):
+        p.add_argument(
+            "--debug",
+            action="store_true",
+            help="show the full traceback of an error (also AKIRA_DEBUG=1)",
+        )
     return parser
+
+
+def run_all(parser: argparse.ArgumentParser, size: str, output_dir: str | None) -> dict:
+    """Every experiment at ``size``; then the kit summary (written even when one fails, with
+    the sections of those that finished)."""
+    from akira_nb.runs import write_summary
+
+    sections, written = [], {}
+    try:
+        for name in EXPERIMENTS:
+            start = time.perf_counter()
+            print(f"=== {name} (size {size}) ===", flush=True)
+            sub_args = [name, "--size", size]
+            if output_dir:
+                sub_args += ["--output_dir", output_dir]
+            out = _load(name).main(parser.parse_args(sub_args))
+            sections.append(_load(name, "experiment").kit_summary(out))
+            print(f"=== {name} done in {time.perf_counter() - start:.1f} s ===", flush=True)
+    finally:
+        if sections:
+            written = write_summary(sections, output_dir)
+            print(f"\n{written['text']}\nkit summary: {written['md']} and {written['json']}")
+    return {"sections": sections, **written}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.experiment != "all":
-        _load(args.experiment).main(args)
-        return 0
-    for name in EXPERIMENTS:
-        start = time.perf_counter()
-        print(f"=== {name} (size {args.size}) ===", flush=True)
-        sub_args = [name, "--size", args.size]
-        if args.output_dir:
-            sub_args += ["--output_dir", args.output_dir]
-        _load(name).main(parser.parse_args(sub_args))
-        print(f"=== {name} done in {time.perf_counter() - start:.1f} s ===", flush=True)
+    debug = args.debug or os.environ.get("AKIRA_DEBUG", "") not in ("", "0")
+    try:
+        if args.experiment == "all":
+            run_all(parser, args.size, args.output_dir)
+        else:
+            _load(args.experiment).main(args)
+    except ValueError as exc:
+        if debug:
+            raise
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     return 0
 
 

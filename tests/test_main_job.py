@@ -1,11 +1,12 @@
-"""The kit's main job: ``python -m akira_nb all --size tiny`` runs every experiment."""
+"""The kit's main job: ``python -m akira_nb all --size tiny`` runs every experiment and writes
+the kit summary."""
 
 import json
 
 from akira_nb.__main__ import EXPERIMENTS, main
 
 
-def test_main_job_runs_every_experiment_at_tiny_size(tmp_path, capsys):
+def test_main_job_runs_every_experiment_at_tiny_size_and_writes_the_summary(tmp_path, capsys):
     assert main(["all", "--size", "tiny", "--output_dir", str(tmp_path)]) == 0
     results = sorted(tmp_path.glob("*/*/results.json"))
     assert len({r.parent.parent.name for r in results}) == len(EXPERIMENTS), results
@@ -15,3 +16,14 @@ def test_main_job_runs_every_experiment_at_tiny_size(tmp_path, capsys):
     out = capsys.readouterr().out
     for experiment in EXPERIMENTS:
         assert f"=== {experiment} done" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())["experiments"]
+    assert [s["experiment"] for s in summary] == list(EXPERIMENTS)
+    text = (tmp_path / "summary.md").read_text()
+    assert text in out  # printed as well as written
+    for sec in summary:
+        assert sec["claims"], f"{sec['experiment']} contributed no claim"
+        for claim in sec["claims"]:
+            assert claim["rule"] and claim["measured"] not in ("", None), claim
+            assert claim["verdict"] in ("holds", "does not hold", "not comparable", "not run")
+        run_folder = tmp_path.joinpath(*[p for p in sec["run"].split("/")][-2:])
+        assert sec["run"] in text and (run_folder / "results.json").is_file(), sec["run"]

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install akira_nb and its requirements. Idempotent; says what it did.
 #
-# - On Colab: installs into the kernel's Python, keeping Colab's preinstalled torch, numpy and
-#   ipywidgets (they are pinned to the installed versions while pip resolves).
+# - On Colab (or with AKIRA_COLAB=1, which tests/colab_install_check.sh uses): installs
+#   requirements.txt into the kernel's Python, keeping Colab's preinstalled torch, numpy,
+#   ipywidgets, matplotlib, IPython and transformers (pinned to the installed versions while pip
+#   resolves).
 # - Elsewhere: uses the active virtual environment, or creates ./.venv; installs torch first
 #   when missing (pip install torch==2.13.0: a CPU build on the kit's CI machines; set
 #   AKIRA_TORCH to choose another spec, e.g. "torch" for your platform's default build).
@@ -12,10 +14,10 @@ cd "$here"
 
 say() { echo "[akira-nb setup] $*"; }
 
-if [ -d /content ] && python3 -c "import google.colab" 2>/dev/null; then
+if [ "${AKIRA_COLAB:-0}" = 1 ] || { [ -d /content ] && python3 -c "import google.colab" 2>/dev/null; }; then
     py=python3
     colab=1
-    say "Colab detected: keeping the preinstalled torch, numpy and ipywidgets"
+    say "Colab mode: keeping the preinstalled torch, numpy, ipywidgets, matplotlib, IPython, transformers"
 else
     if [ -n "${VIRTUAL_ENV:-}" ]; then
         py="$VIRTUAL_ENV/bin/python"
@@ -38,12 +40,14 @@ else
     fi
 fi
 
-# Pin what is already installed of torch / numpy / ipywidgets so nothing replaces them.
+# Pin what is already installed of these so nothing replaces them (Colab's runtime needs them).
 pins="$(mktemp)"
 trap 'rm -f "$pins"' EXIT
 "$py" - > "$pins" <<'PY'
 import importlib.metadata as md
-for name in ("torch", "numpy", "ipywidgets"):
+KEEP = ("torch", "numpy", "ipywidgets", "widgetsnbextension", "matplotlib", "ipython",
+        "ipykernel", "transformers")
+for name in KEEP:
     try:
         print(f"{name}=={md.version(name)}")
     except md.PackageNotFoundError:

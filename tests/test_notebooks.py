@@ -37,3 +37,23 @@ def test_notebook_has_badge_and_parameters_cell(source):
     nb = jupytext.read(source)
     assert "colab.research.google.com" in nb.cells[0].source
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+def _code_cells(source):
+    return [c for c in jupytext.read(source).cells if c.cell_type == "code"]
+
+
+def test_every_notebook_starts_with_the_same_colab_set_up_cell():
+    first = {s.stem: _code_cells(s)[0].source.strip() for s in SOURCES}
+    assert len(set(first.values())) == 1, f"the set-up cells differ: {sorted(first)}"
+    cell = next(iter(first.values()))
+    assert "colab_setup.sh" in cell and "check_returncode" in cell  # errors shown, not hidden
+    assert "2>/dev/null" not in cell
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_parameters_cell_takes_the_size_from_runtime_and_warns_without_a_gpu(source):
+    cell = next(c for c in _code_cells(source) if "parameters" in c.metadata.get("tags", []))
+    assert "SIZE = runtime.get_size()" in cell.source
+    assert "runtime.warn_if_no_gpu(SIZE)" in cell.source
+    assert "AKIRA_SIZE" not in "".join(c.source for c in _code_cells(source))

@@ -188,8 +188,8 @@ def test_resume_puts_the_stream_state_on_the_parameters_device(tmp_path):
     train(SpectralPredictor(get_config("turbo", grid_size=8, wormhole_skip_steps=4)), cfg, run=run)
     seen = []
     load = run.latest_checkpoint
-    run.latest_checkpoint = lambda tag, map_location="cpu": (
-        seen.append(map_location) or load(tag, map_location)
+    run.latest_checkpoint = lambda tag, map_location="cpu", **kw: (
+        seen.append(map_location) or load(tag, map_location, **kw)
     )
     torch.manual_seed(0)
     model = SpectralPredictor(get_config("turbo", grid_size=8, wormhole_skip_steps=4))
@@ -243,10 +243,17 @@ def test_resume_refuses_a_checkpoint_made_with_another_config(tmp_path):
     run = Run.create("t", "mismatch", root=tmp_path)
     cfg = TrainConfig(grid_size=8, steps=2, checkpoint_every=2, progress=False)
     train(SpectralPredictor(get_config("turbo", grid_size=8)), cfg, run=run)
-    with pytest.raises(ValueError, match=r"train_config\.lr"):
+    with pytest.raises(ValueError, match=r"train\.lr saved 0\.001, now 0\.01"):
         train(SpectralPredictor(get_config("turbo", grid_size=8)), replace(cfg, lr=1e-2), run=run)
-    with pytest.raises(ValueError, match=r"model_config\.tau"):
+    with pytest.raises(ValueError, match=r"model\.tau saved 1\.0, now 2\.0"):
         train(SpectralPredictor(get_config("turbo", grid_size=8, tau=2.0)), cfg, run=run)
+    with pytest.raises(ValueError, match=r"model\.kind saved 'spectral', now 'mlp'"):
+        train(MLPPredictor(8, time_depth=4), cfg, run=run, tag="spectral")
+    with pytest.raises(ValueError, match=r"steps=1 is below the 2 steps"):
+        train(SpectralPredictor(get_config("turbo", grid_size=8)), replace(cfg, steps=1), run=run)
+    state = run.latest_checkpoint("spectral")
+    assert state["config"]["train"]["lr"] == 1e-3 and state["config"]["model"]["tau"] == 1.0
+    assert "train_config" not in state and "model_config" not in state  # one config key
     out = train(SpectralPredictor(get_config("turbo", grid_size=8)), replace(cfg, steps=3), run=run)
     assert out["resumed_from"] == 2 and out["steps_run"] == 1  # more steps: a legal resume
     assert out["steps_per_s"] <= out["train_steps_per_s"]  # wall-clock includes frame making

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from .. import spectral
+from .. import runtime, spectral
 from . import patterns as P
-from .train import TrainConfig, cpu_threads
+from .train import TrainConfig, threads
 
 
 def evaluation_times(cfg: TrainConfig) -> torch.Tensor:
@@ -46,7 +46,7 @@ def _ssim(pred: np.ndarray, target: np.ndarray) -> float:
 def evaluate(model, cfg: TrainConfig, pattern: str | None = None, keep_frames: bool = False):
     """Held-out metrics of ``model`` (see the module docstring). Batch 1, one stream."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    with cpu_threads(cfg, device):
+    with runtime.cpu_threads(threads(cfg), device):
         return _evaluate(model, cfg, pattern, keep_frames)
 
 

@@ -15,7 +15,7 @@ from .. import runtime
 from . import patterns as P
 from .evaluate import evaluate
 from .model import BASELINES, build_model
-from .train import TrainConfig, cpu_threads, train, write_stats_csv
+from .train import TrainConfig, threads, train, write_stats_csv
 
 # the reference's RESULTS.md, blob 32x32, 500 steps, --config fast --model compare
 CLAIMED = {
@@ -64,7 +64,7 @@ def compare(
         "metric": "per-pixel MSE (mean over pixels and frames)",
         "models": {},
     }
-    with cpu_threads(cfg, device):  # record the thread count training actually uses
+    with runtime.cpu_threads(threads(cfg), device):  # the thread count training uses
         results["environment"] = runtime.environment_info(device)
     for name in models:
         runtime.seed_everything(cfg.seed)

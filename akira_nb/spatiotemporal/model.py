@@ -133,6 +133,10 @@ class SpectralPredictor(HookedRootModule):
         self._wormhole_cache = cache.to(device) if cache.numel() else None
         self._wormhole_stats = None
 
+    def config(self) -> dict:
+        """What this predictor was built with (checkpoints store it)."""
+        return {"kind": self.kind, **self.cfg.to_dict()}
+
     def set_wormhole(self, threshold=None, max_connections=None) -> None:
         """Change the wormhole gate at run time (the explorer's knobs); clears the cache."""
         if threshold is not None:
@@ -230,6 +234,9 @@ class SpectralPredictor(HookedRootModule):
 class _Baseline(nn.Module):
     """Shared plumbing for predictors with no attention statistics."""
 
+    def config(self) -> dict:
+        return {"kind": self.kind}
+
     def reset(self) -> None:
         self.prev = None
 
@@ -290,6 +297,15 @@ class MLPPredictor(_Baseline):
             nn.Sigmoid(),
         )
         self.history = RingBuffer(time_depth)
+        self.time_depth, self.hidden = time_depth, h
+
+    def config(self) -> dict:
+        return {
+            "kind": self.kind,
+            "grid_size": self.grid_size,
+            "time_depth": self.time_depth,
+            "hidden": self.hidden,
+        }
 
     def reset(self) -> None:
         self.history.reset()

@@ -13,16 +13,16 @@ Evaluation lives in :mod:`.evaluate`; comparisons, tables and claims in :mod:`.e
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .. import runtime
+from ..runs import to_jsonable
 from ..runtime import check_bool, check_choice, check_int, check_real
 from . import patterns as P
 
@@ -67,7 +67,7 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 0
     progress: bool = True
-    cpu_threads: int | None = None  # None: 1 thread on CPU for grids <= 32 (see cpu_threads())
+    cpu_threads: int | None = None  # None: 1 thread on CPU for grids <= 32 (threads())
 
     def validate(self) -> TrainConfig:
         check_choice("pattern", self.pattern, P.PATTERNS)
@@ -104,28 +104,20 @@ class TrainConfig:
         return params
 
 
-@contextlib.contextmanager
-def cpu_threads(cfg: TrainConfig, device):
-    """Intra-op CPU threads while training/evaluating; restored afterwards.
+def threads(cfg: TrainConfig) -> int | None:
+    """The intra-op CPU thread count for training/evaluating under ``cfg`` (for
+    :func:`runtime.cpu_threads`): ``cfg.cpu_threads`` when set, else 1 for grids <= 32 and
+    None (torch's setting) above.
 
     Per-step tensors at grids <= 32 are small (~1e4-1e5 elements), so extra threads gain little,
     and when the cores are shared (pytest-xdist, nbmake -n, a second job) each op waits for a
     descheduled thread (measured once on 2026-11-23: 1.3 s instead of 10 ms per step with
     torch's default threads on 2 busy cores; compare ``benchmarks/spatiotemporal_speed.py
-    --cases fast32`` with and without ``--threads 1``). So the
-    default (``cfg.cpu_threads=None``) is 1 thread there; larger grids keep torch's setting.
+    --cases fast32`` with and without ``--threads 1``).
     """
-    n = cfg.cpu_threads
-    if n is None:
-        n = 1 if cfg.grid_size <= 32 else torch.get_num_threads()
-    old = torch.get_num_threads()
-    if torch.device(device).type == "cpu" and n != old:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != old:
-            torch.set_num_threads(old)
+    if cfg.cpu_threads is not None:
+        return cfg.cpu_threads
+    return 1 if cfg.grid_size <= 32 else None
 
 
 def stream_starts(cfg: TrainConfig) -> torch.Tensor:
@@ -194,13 +186,22 @@ def write_stats_csv(path, rows) -> None:
         writer.writerows(rows)
 
 
-def train(model, cfg: TrainConfig, run=None, stats_rows: list | None = None, viz=None) -> dict:
+def train(
+    model,
+    cfg: TrainConfig,
+    run=None,
+    stats_rows: list | None = None,
+    viz=None,
+    tag: str | None = None,
+) -> dict:
     """Train ``model`` on ``cfg.pattern`` for ``cfg.steps`` steps; returns losses and speed.
 
     With ``run`` and ``cfg.checkpoint_every > 0`` it checkpoints (weights, optimizer, history,
-    losses, statistics rows, the training and model configs) under ``checkpoints/<model.kind>/``
-    and resumes from the newest one, ending exactly where an uninterrupted run ends; a
-    checkpoint whose config differs (outside :data:`RESUME_MAY_CHANGE`) is a ``ValueError``.
+    losses, statistics rows, and under ``"config"`` the whole config: ``{"train": ...,
+    "model": ...}``, see :func:`checkpoint_config`) under ``checkpoints/<tag>/`` (default tag:
+    ``model.kind``) and resumes from the newest one, ending exactly where an uninterrupted run
+    ends; a checkpoint whose config differs outside :data:`RESUME_MAY_CHANGE` is a
+    ``ValueError`` naming the fields (``runs.check_resume``).
 
     Speed: ``steps_per_s`` / ``frames_per_s`` are wall-clock (the whole loop: frame
     generation, the step, statistics, checkpoints; the reference's steps / training time);
@@ -211,8 +212,8 @@ def train(model, cfg: TrainConfig, run=None, stats_rows: list | None = None, viz
     """
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     runtime.flush_denormals()
-    with cpu_threads(cfg, device):
-        return _train(model, cfg, run, stats_rows, viz)
+    with runtime.cpu_threads(threads(cfg), device):
+        return _train(model, cfg, run, stats_rows, viz, tag or getattr(model, "kind", "model"))
 
 
 # TrainConfig fields a resumed run may change: the length of training and what never touches
@@ -231,30 +232,13 @@ RESUME_MAY_CHANGE = (
 )
 
 
-def _resume_configs(model, cfg) -> dict:
-    train_cfg = {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE}
-    model_cfg = model.cfg.to_dict() if hasattr(getattr(model, "cfg", None), "to_dict") else {}
-    return {"train_config": train_cfg, "model_config": model_cfg}
+def checkpoint_config(model, cfg: TrainConfig) -> dict:
+    """What every checkpoint stores under ``"config"`` (plain JSON values): the training
+    config and the model's (:meth:`config` of every predictor)."""
+    return to_jsonable({"train": cfg, "model": model.config()})
 
 
-def _check_resume(state: dict, expected: dict, path_hint: str) -> None:
-    diff = []
-    for key, want in expected.items():
-        have = state.get(key)
-        if have is None:
-            raise ValueError(
-                f"the checkpoint in {path_hint} stores no {key}; cannot check it matches this "
-                "run: start a new run"
-            )
-        diff += [f"{key}.{k}" for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
-    if diff:
-        raise ValueError(
-            f"the checkpoint in {path_hint} was made with a different config: {', '.join(diff)} "
-            "differ; pass the same settings or start a new run"
-        )
-
-
-def _train(model, cfg, run, stats_rows, viz) -> dict:
+def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
     cfg.validate()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     params = list(model.parameters())
@@ -262,12 +246,18 @@ def _train(model, cfg, run, stats_rows, viz) -> dict:
     model.train()
     model.reset()
     losses, start_step, rows = [], 0, stats_rows if stats_rows is not None else []
-    tag = getattr(model, "kind", "model")
-    configs = _resume_configs(model, cfg)
+    config = checkpoint_config(model, cfg)
     if run is not None and cfg.checkpoint_every and opt is not None:
-        state = run.latest_checkpoint(tag, map_location=device)
+        state = run.latest_checkpoint(
+            tag, map_location=device, config=config, may_change=RESUME_MAY_CHANGE
+        )
         if state is not None:
-            _check_resume(state, configs, str(run.checkpoint_dir(tag)))
+            if int(state["step"]) > cfg.steps:
+                raise ValueError(
+                    f"steps={cfg.steps!r} is below the {int(state['step'])} steps already in "
+                    f"{run.checkpoint_dir(tag)}; pass steps >= {int(state['step'])} or start a "
+                    "new run"
+                )
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optim"])
             model.load_stream_state(state["stream"])
@@ -314,7 +304,7 @@ def _train(model, cfg, run, stats_rows, viz) -> dict:
                     "step": done,
                     "losses": torch.tensor(losses, dtype=torch.float64),
                     "rows": torch.tensor(rows, dtype=torch.float64),
-                    **configs,
+                    "config": config,
                 },
                 done,
                 tag=tag,

@@ -45,9 +45,10 @@ def explore_frame(
     """Run a copy of ``model`` (a SpectralPredictor) over ``time_depth`` frames up to ``t``
     with the given wormhole and band knobs; plot current / target / prediction / error and the
     wormhole links. Returns the figure (and shows it when ``show``)."""
-    from .train import TrainConfig, cpu_threads
+    from .. import runtime
+    from .train import TrainConfig, threads
 
-    with cpu_threads(TrainConfig(grid_size=grid_size), "cpu"):
+    with runtime.cpu_threads(threads(TrainConfig(grid_size=grid_size)), "cpu"):
         cur, target, pred, stats = _run_explorer(
             model, pattern, threshold, max_connections, freq_cutoff, t, grid_size
         )

@@ -21,12 +21,13 @@ import sys
 
 from packaging.version import Version
 
-changed = []
+changed, pins = [], 0
 for line in open(sys.argv[1]):
     line = line.split("#")[0].strip()
     if not line:
         continue
     name, want = line.split("==")
+    pins += 1
     have = md.version(name)
     if Version(have).public != Version(want).public:
         changed.append(f"{name} {want} -> {have}")
@@ -35,5 +36,5 @@ if changed:
 import akira_nb.grokking.models  # noqa: F401,E402  (pulls in transformer_lens)
 import akira_nb.spatiotemporal.model  # noqa: F401,E402
 
-print(f"[colab check] {len(open(sys.argv[1]).read().split())} pins unchanged; akira_nb imports")
+print(f"[colab check] all {pins} of Colab's pinned versions unchanged; akira_nb imports")
 PY

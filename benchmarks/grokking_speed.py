@@ -2,7 +2,7 @@
 mixer at p = 53 and p = 113, on the CPU and on CUDA when present, and the speed-up of training
 several seeds at once (stacked weights + vmap) over training them one after another.
 
-    python benchmarks/grokking_speed.py [--epochs 200] [--primes 53 113] [--seeds 4]
+    python benchmarks/grokking_speed.py [--epochs 200] [--primes 53 113] [--seeds 4] [--threads 1]
 
 Figures are ratios measured in this one run; shared machines are noisy.
 """
@@ -10,6 +10,7 @@ Figures are ratios measured in this one run; shared machines are noisy.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import torch
 
@@ -18,14 +19,20 @@ from akira_nb.grokking.models import MIXERS
 from akira_nb.grokking.train import TrainConfig, train
 
 
-def config(p: int, mixer: str, epochs: int, device: str) -> TrainConfig:
+def config(p: int, mixer: str, epochs: int, device: str, threads: int) -> TrainConfig:
     return TrainConfig(
-        p=p, mixer=mixer, n_epochs=epochs, eval_every=epochs, checkpoint_every=0, device=device
+        p=p,
+        mixer=mixer,
+        n_epochs=epochs,
+        eval_every=epochs,
+        checkpoint_every=0,
+        device=device,
+        cpu_threads=threads,
     )
 
 
 def epochs_per_s(cfg: TrainConfig) -> float:
-    train(TrainConfig(**{**cfg.__dict__, "n_epochs": 5, "eval_every": 5}), progress=False)  # warm
+    train(replace(cfg, n_epochs=5, eval_every=5), progress=False)  # warm-up
     return train(cfg, progress=False).epochs_per_s
 
 
@@ -38,21 +45,21 @@ def main() -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        default=None,
-        help="CPU threads (1 avoids oversubscription on busy shared cores)",
+        default=1,
+        help="CPU threads for training, as TrainConfig.cpu_threads (default 1, the kit's "
+        "default; 0: torch's default)",
     )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices {devices}")
+    threads = args.threads or torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} CPU threads, devices {devices}")
     for device in devices:
         print(f"\n== {device}: epochs/s, training only ({args.epochs} full-batch epochs) ==")
         print(f"{'p':>4} {'model':<13} {'epochs/s':>9} {'vs standard':>12}")
         for p in args.primes:
             base = None
             for mixer in args.mixers:
-                cfg = config(p, mixer, args.epochs, device)
+                cfg = config(p, mixer, args.epochs, device, args.threads)
                 eps = epochs_per_s(cfg)
                 base = eps if mixer == "standard" else base
                 ratio = f"{eps / base:.2f}x" if base else "-"
@@ -64,7 +71,7 @@ def main() -> None:
         )
         for p in args.primes:
             for mixer in ("standard", "fnet"):
-                cfg = config(p, mixer, args.epochs, device)
+                cfg = config(p, mixer, args.epochs, device, args.threads)
                 single = epochs_per_s(cfg)
                 train_seeds(cfg, range(args.seeds), n_epochs=5)  # warm-up
                 together = train_seeds(cfg, range(args.seeds))["epochs_per_s"] * args.seeds

@@ -62,24 +62,16 @@ WEIGHT_DECAY = 1.0
 from akira_nb import runs
 from akira_nb.grokking import experiment, plots
 from akira_nb.grokking.data import make_dataset
-from akira_nb.grokking.train import TrainConfig
 
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 
-pre = experiment.preset(SIZE)  # primes, models, seeds, epochs per size
-base = TrainConfig(
-    p=pre["primes"][0],
-    n_epochs=pre["n_epochs"],
-    train_frac=pre["train_frac"],
-    lr=pre["lr"],
-    eval_every=pre["eval_every"],
-    checkpoint_every=pre["checkpoint_every"],
-    snapshot_every=SNAPSHOT_EVERY,
-    grokfast_lamb=GROKFAST_LAMB,
-    weight_decay=WEIGHT_DECAY,
+# the size's preset (primes, models, seeds, epochs, ...) with this notebook's knobs on top
+plan = experiment.study(
+    SIZE, snapshot_every=SNAPSHOT_EVERY, grokfast_lamb=GROKFAST_LAMB, weight_decay=WEIGHT_DECAY
 )
-print("device:", runtime.get_device(), "| primes", pre["primes"], "| seeds", pre["seeds"])
-print(base)
+print("device:", runtime.get_device(), "| primes", plan.primes, "| seeds", plan.seeds)
+print(plan.describe())
+print(plan.base)
 
 # %% [markdown]
 # ## Train every model
@@ -88,14 +80,7 @@ print(base)
 # newest checkpoints and skips finished arms.
 
 # %%
-out = experiment.run_experiment(
-    base,
-    pre["primes"],
-    pre["mixers"],
-    pre["seeds"],
-    name=f"notebook-{SIZE}",
-    resume=RESUME,
-)
+out = experiment.run_experiment(plan, name=f"notebook-{SIZE}", resume=RESUME)
 results = out["results"]
 print("run folder:", out["run"].path)
 
@@ -115,7 +100,7 @@ print("\n".join(out["verdicts"]))
 # ## Training curves (all models overlaid)
 
 # %%
-for p in pre["primes"]:
+for p in plan.primes:
     plots.plot_curves([r for r in results if r.config["p"] == p], f"a + b mod {p}")
 
 # %% [markdown]
@@ -127,7 +112,7 @@ for p in pre["primes"]:
 # fix them from the final model, so early values here are not comparable with theirs.
 
 # %%
-first_prime = [r for r in results if r.config["p"] == pre["primes"][0]]
+first_prime = [r for r in results if r.config["p"] == plan.primes[0]]
 plots.plot_progress_measures(first_prime)
 
 # %%
@@ -139,7 +124,7 @@ plots.plot_embedding_spectrum(first_prime)
 # model. Diagonal stripes are functions of a + b: the Fourier circuit.
 
 # %%
-data = make_dataset(pre["primes"][0], base.train_frac, base.seed)
+data = make_dataset(plan.primes[0], plan.base.train_frac, plan.base.seed)
 for res in first_prime:
     plots.plot_neuron_maps(res, data)
 

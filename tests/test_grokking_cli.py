@@ -1,9 +1,11 @@
 import argparse
 import json
+import subprocess
+import sys
 
 import pytest
 
-from akira_nb.grokking import cli
+from akira_nb.grokking import cli, models
 
 
 def _parse(argv):
@@ -42,3 +44,56 @@ def test_cli_writes_results_figures_and_snapshot_frames(tmp_path):
 def test_cli_bad_input_raises_value_error_naming_the_flag(tmp_path, argv, field):
     with pytest.raises(ValueError, match=field):
         cli.main(_parse([*argv, "--output_dir", tmp_path, "--quiet"]))
+
+
+def test_literal_mixer_names_equal_the_models():
+    assert cli.MIXERS == models.MIXERS
+
+
+def test_cli_module_does_not_import_torch():
+    code = "import sys, akira_nb.grokking.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_every_flag_has_help_and_the_parser_a_description():
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert "seed document's own protocol" in parser.description
+    missing = [a.dest for a in parser._actions if not a.help]
+    assert missing == []
+
+
+def test_default_is_the_seed_protocol_without_size_or_akira_size(monkeypatch):
+    monkeypatch.delenv("AKIRA_SIZE", raising=False)
+    plan = cli.config_from_args(_parse([]))
+    assert plan.size is None
+    assert (plan.base.train_frac, plan.base.lr, plan.base.n_epochs) == (0.3, 1e-3, 30_000)
+    assert plan.primes == [53] and plan.seeds == [0] and plan.mixers == list(models.MIXERS)
+    assert plan.base.cpu_threads == 1
+    line = plan.describe()
+    assert "seed's protocol" in line and "train_frac=0.3" in line and "lr=0.001" in line
+    # flags given on the command line are not reported as filled by the preset
+    plan = cli.config_from_args(_parse(["--p", 53, "--n_epochs", 30000, "--lr", 0.002]))
+    assert plan.base.lr == 0.002 and plan.base.train_frac == 0.3
+    assert "n_epochs=" not in plan.describe() and "lr=" not in plan.describe()
+
+
+def test_size_flag_wins_over_akira_size_and_akira_size_over_the_seed(monkeypatch):
+    monkeypatch.setenv("AKIRA_SIZE", "tiny")
+    tiny = cli.config_from_args(_parse([]))
+    assert tiny.size == "tiny" and tiny.base.train_frac == 0.7 and tiny.primes == [23]
+    assert "preset 'tiny'" in tiny.describe()
+    t4 = cli.config_from_args(_parse(["--size", "t4"]))
+    assert t4.size == "t4" and t4.base.train_frac == 0.3
+
+
+def test_threads_and_model_choice_flags(monkeypatch):
+    monkeypatch.delenv("AKIRA_SIZE", raising=False)
+    assert cli.config_from_args(_parse(["--threads", 0])).base.cpu_threads == 0
+    assert cli.config_from_args(_parse(["--threads", 2])).base.cpu_threads == 2
+    plan = cli.config_from_args(_parse(["--no_standard", "--wave_modes", "fnet"]))
+    assert plan.mixers == ["fnet"]
+    assert cli.config_from_args(_parse(["--no_standard"])).mixers == list(cli.WAVE_MODES)
+    with pytest.raises(ValueError, match="cpu_threads"):
+        cli.config_from_args(_parse(["--threads", -1]))

@@ -1,58 +1,110 @@
 """Grokking: standard attention vs wave (FFT) token mixing on a + b mod p.
 
-``python -m akira_nb grokking --size tiny`` runs the size preset; every flag overrides it, e.g.
-``python -m akira_nb grokking --p 53 --n_epochs 30000 --wave_modes fnet full --seeds 0 1 2``.
+Without --size, and with AKIRA_SIZE unset, it runs the seed document's own protocol: p = 53, all
+five models, 30,000 full-batch epochs, train_frac 0.3, lr 1e-3, weight decay 1, one seed.
+--size tiny|t4|a100 (or AKIRA_SIZE) picks a preset instead. Every flag below overrides either,
+e.g. ``python -m akira_nb grokking --p 53 --n_epochs 30000 --wave_modes fnet full --seeds 0 1 2``.
+The first line printed says which settings the preset filled in.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 
 from akira_nb import runtime
-from akira_nb.grokking.data import check_p
-from akira_nb.grokking.experiment import preset, run_experiment
-from akira_nb.grokking.models import MIXERS
-from akira_nb.grokking.train import TrainConfig
 
-WAVE_MODES = [m for m in MIXERS if m != "standard"]
+# Literal copies so that ``--help`` needs no torch; a test checks they equal models.MIXERS.
+MIXERS = ("standard", "fnet", "learned_gate", "phase_shift", "full")
+WAVE_MODES = tuple(m for m in MIXERS if m != "standard")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     a = parser.add_argument
     a(
         "--size",
         default=None,
         choices=list(runtime.SIZES),
-        help="preset (default: AKIRA_SIZE, else tiny); flags below override it",
+        help="size preset (default: AKIRA_SIZE when set, else the seed's own protocol)",
     )
-    a("--p", type=int, nargs="+", default=None, help="prime(s) >= 3")
-    a("--n_epochs", "--n-epochs", type=int, default=None)
+    a("--p", type=int, nargs="+", default=None, help="prime(s) >= 3 to train on (seed: 53)")
+    a("--n_epochs", "--n-epochs", type=int, default=None, help="full-batch epochs per model")
     a(
         "--wave_modes",
         "--wave-modes",
         nargs="*",
         default=None,
         choices=WAVE_MODES,
-        help="wave modes to compare with standard attention",
+        help="wave modes to compare with standard attention (default: all four)",
     )
-    a("--no_standard", "--no-standard", action="store_true", help="skip the standard model")
-    a("--train_frac", "--train-frac", type=float, default=None)
-    a("--lr", type=float, default=None)
-    a("--weight_decay", "--weight-decay", type=float, default=None)
-    a("--beta2", type=float, default=None)
-    a("--warmup_epochs", "--warmup-epochs", type=int, default=None)
+    a("--no_standard", "--no-standard", action="store_true", help="skip standard attention")
+    a(
+        "--train_frac",
+        "--train-frac",
+        type=float,
+        default=None,
+        help="fraction of the p^2 pairs used for training (seed: 0.3)",
+    )
+    a("--lr", type=float, default=None, help="AdamW learning rate (seed: 1e-3)")
+    a("--weight_decay", "--weight-decay", type=float, default=None, help="AdamW weight decay (1)")
+    a("--beta1", type=float, default=None, help="AdamW beta1 (0.9)")
+    a("--beta2", type=float, default=None, help="AdamW beta2 (0.98, Nanda et al.)")
+    a(
+        "--warmup_epochs",
+        "--warmup-epochs",
+        type=int,
+        default=None,
+        help="linear learning-rate warm-up epochs (10)",
+    )
     a("--float32_loss", "--float32-loss", action="store_true", help="loss in float32, not 64")
-    a("--grokfast_lamb", "--grokfast-lamb", type=float, default=None, help="0 disables")
-    a("--grokfast_alpha", "--grokfast-alpha", type=float, default=None)
-    a("--d_model", "--d-model", type=int, default=None)
-    a("--n_heads", "--n-heads", type=int, default=None)
-    a("--d_mlp", "--d-mlp", type=int, default=None)
+    a(
+        "--grokfast_lamb",
+        "--grokfast-lamb",
+        type=float,
+        default=None,
+        help="Grokfast-EMA amplification lambda (0, the default, switches it off)",
+    )
+    a(
+        "--grokfast_alpha",
+        "--grokfast-alpha",
+        type=float,
+        default=None,
+        help="Grokfast-EMA decay alpha (0.98)",
+    )
+    a("--d_model", "--d-model", type=int, default=None, help="residual width (128)")
+    a("--n_heads", "--n-heads", type=int, default=None, help="attention heads (4)")
+    a("--d_mlp", "--d-mlp", type=int, default=None, help="MLP width (512)")
     a("--seed", type=int, default=None, help="a single seed (same as --seeds N)")
-    a("--seeds", type=int, nargs="+", default=None)
-    a("--eval_every", "--eval-every", type=int, default=None)
-    a("--grok_threshold", "--grok-threshold", type=float, default=None)
-    a("--checkpoint_every", "--checkpoint-every", type=int, default=None)
+    a("--seeds", type=int, nargs="+", default=None, help="seeds, one arm each (seed: 0)")
+    a(
+        "--data_seed",
+        "--data-seed",
+        type=int,
+        default=None,
+        help="seed of the train/test split (default: each arm's seed)",
+    )
+    a(
+        "--eval_every",
+        "--eval-every",
+        type=int,
+        default=None,
+        help="log losses, accuracies and progress measures every N epochs (100)",
+    )
+    a(
+        "--grok_threshold",
+        "--grok-threshold",
+        type=float,
+        default=None,
+        help="test accuracy that counts as grokked, kept to the end (0.95)",
+    )
+    a(
+        "--checkpoint_every",
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        help="save a resumable checkpoint every N epochs (0: only the final state)",
+    )
     a(
         "--snapshot_every",
         "--snapshot-every",
@@ -60,7 +112,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="save six-panel frames every N epochs (0: off)",
     )
-    a("--device", default="auto")
+    a("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+    a(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for training (default 1, fastest for these tiny models on shared "
+        "cores; 0: torch's default)",
+    )
     a("--name", default=None, help="run name (default: comparison-<size>)")
     a(
         "--output_dir",
@@ -72,43 +131,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--quiet", action="store_true", help="no progress bars")
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
-    size = args.size or runtime.get_size(default="tiny")
-    pre = preset(size)
-    names = {f.name for f in fields(TrainConfig)}
-    overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    overrides.pop("seed", None)  # seeds and primes are lists handled below
-    overrides.pop("p", None)
+# flags that set the TrainConfig field of the same name
+_FLAG_FIELDS = (
+    "n_epochs",
+    "train_frac",
+    "lr",
+    "weight_decay",
+    "beta1",
+    "beta2",
+    "warmup_epochs",
+    "grokfast_lamb",
+    "grokfast_alpha",
+    "d_model",
+    "n_heads",
+    "d_mlp",
+    "data_seed",
+    "eval_every",
+    "grok_threshold",
+    "checkpoint_every",
+    "snapshot_every",
+    "device",
+)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~akira_nb.grokking.experiment.Study` the flags ask for, built the one way
+    (``experiment.study``): the size from ``runtime.size_from`` (None: the seed's protocol),
+    the flags on top."""
+    from akira_nb.grokking import experiment
+
+    size = runtime.size_from(args.size)
+    overrides = {k: getattr(args, k) for k in _FLAG_FIELDS}
     if args.float32_loss:
         overrides["float64_loss"] = False
-    primes = args.p if args.p else pre["primes"]
-    base = TrainConfig(p=primes[0], **{**{k: v for k, v in pre.items() if k in names}, **overrides})
-    mixers = [] if args.no_standard else ["standard"]
-    mixers += args.wave_modes if args.wave_modes is not None else WAVE_MODES
-    seeds = [args.seed] if args.seed is not None else (args.seeds or pre["seeds"])
-    plan = {
-        "size": size,
-        "primes": primes,
-        "mixers": mixers,
-        "seeds": seeds,
-        "name": args.name or f"comparison-{size}",
-    }
-    for p in primes:
-        check_p(p)
-    base.validate()
-    return base, plan
+    overrides["cpu_threads"] = args.threads
+    overrides["primes"] = args.p
+    overrides["seeds"] = [args.seed] if args.seed is not None else args.seeds
+    if args.wave_modes is not None or args.no_standard:
+        waves = list(args.wave_modes) if args.wave_modes is not None else list(WAVE_MODES)
+        overrides["mixers"] = ([] if args.no_standard else ["standard"]) + waves
+    return experiment.study(size, **overrides)
 
 
 def main(args: argparse.Namespace) -> dict:
-    base, plan = config_from_args(args)
-    if not plan["mixers"]:
-        raise ValueError("wave_modes=[] with --no_standard leaves no model to train")
-    out = run_experiment(
-        base,
-        plan["primes"],
-        plan["mixers"],
-        plan["seeds"],
-        name=plan["name"],
+    """Run the comparison; returns what :func:`experiment.kit_summary` reads (the run, its
+    folder, the rows, table, verdicts and the study)."""
+    from akira_nb.grokking import experiment
+
+    plan = config_from_args(args)
+    print(plan.describe(), flush=True)
+    out = experiment.run_experiment(
+        plan,
+        name=args.name or f"comparison-{plan.size or 'seed'}",
         resume=args.resume,
         root=args.output_dir,
         progress=not args.quiet,

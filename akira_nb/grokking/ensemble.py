@@ -31,12 +31,16 @@ def train_seeds(cfg: TrainConfig, seeds, n_epochs: int | None = None) -> dict:
     Returns ``{"models": [GrokkingModel per seed], "final": [evaluate() per seed],
     "train_seconds": float, "epochs_per_s": float}`` (epochs/s counts one epoch of all seeds).
     """
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds=[] must name at least one seed")
+    seeds = runtime.check_seeds("seeds", seeds)
     n_epochs = cfg.n_epochs if n_epochs is None else n_epochs
     cfg = replace(cfg, n_epochs=n_epochs).validate()
     device = runtime.get_device(cfg.device)
+    with runtime.cpu_threads(cfg.cpu_threads or None, device):
+        return _train_seeds(cfg, seeds, device)
+
+
+def _train_seeds(cfg: TrainConfig, seeds: list[int], device) -> dict:
+    n_epochs = cfg.n_epochs
     runtime.flush_denormals()
     datasets, models = [], []
     for seed in seeds:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import matplotlib.pyplot as plt
 
@@ -35,11 +35,13 @@ SEED_CLAIMS = {
     (113, "learned_gate"): {"test_acc": 1.000, "grok_epoch": None, "it_s": 108, "params": None},
 }
 
-# Per-size presets. tiny: a setting measured to learn within seconds on a CPU (p = 23 generalises
-# slowly at train_frac 0.3; at 0.7 with lr 3e-3 standard and fnet pass 0.85 test accuracy within
-# 800 epochs). t4: the seed's p = 53 comparison (all modes, 30k epochs, one seed). a100: p = 53
-# and p = 113, all modes, three seeds (the seed ran only standard / fnet / learned_gate at 113;
-# ``--p 113 --wave_modes fnet learned_gate`` on the CLI does exactly that).
+# Per-size presets. None (no size given): the seed document's own protocol, SEED_PRESET (the
+# seed's p = 53 comparison: all modes, 30k epochs, train_frac 0.3, lr 1e-3, one seed).
+# tiny: a setting measured to learn within seconds on a CPU (p = 23 generalises slowly at
+# train_frac 0.3; at 0.7 with lr 3e-3 standard and fnet pass 0.85 test accuracy within 800
+# epochs). t4: the seed's p = 53 comparison. a100: p = 53 and p = 113, all modes, three seeds
+# (the seed ran only standard / fnet / learned_gate at 113; ``--p 113 --wave_modes fnet
+# learned_gate`` on the CLI does exactly that).
 SEED_PROTOCOL = dict(
     mixers=list(MIXERS),
     n_epochs=30_000,
@@ -49,6 +51,7 @@ SEED_PROTOCOL = dict(
     checkpoint_every=2000,
     snapshot_every=0,
 )
+SEED_PRESET = dict(SEED_PROTOCOL, primes=[53], seeds=[0])
 PRESETS = {
     "tiny": dict(
         primes=[23],
@@ -61,17 +64,90 @@ PRESETS = {
         checkpoint_every=500,
         snapshot_every=0,
     ),
-    "t4": dict(SEED_PROTOCOL, primes=[53], seeds=[0]),
+    "t4": dict(SEED_PRESET),
     "a100": dict(SEED_PROTOCOL, primes=[53, 113], seeds=[0, 1, 2]),
 }
 # Wave modes without Q/K/V projections (``full`` keeps them).
 FFT_ONLY = ("fnet", "learned_gate", "phase_shift")
+ARM_KEYS = ("primes", "mixers", "seeds")  # a study's arms; every other setting is a TrainConfig
+PER_ARM = ("p", "mixer", "seed")  # set per arm from the lists above
 
 
-def preset(size: str) -> dict:
-    """A copy of the preset for ``size`` (``tiny``, ``t4``, ``a100``)."""
-    runtime.check_choice("size", size, runtime.SIZES)
-    return {k: (list(v) if isinstance(v, list) else v) for k, v in PRESETS[size].items()}
+def preset(size: str | None) -> dict:
+    """A copy of the preset for ``size`` (``tiny``, ``t4``, ``a100``; None: SEED_PRESET)."""
+    if size is not None:
+        runtime.check_choice("size", size, runtime.SIZES)
+    pre = SEED_PRESET if size is None else PRESETS[size]
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in pre.items()}
+
+
+@dataclass
+class Study:
+    """One comparison: the shared training settings (``base``) and the arms, every
+    (p, mixer, seed) of ``primes`` x ``mixers`` x ``seeds``. Build it with :func:`study`."""
+
+    base: TrainConfig
+    primes: list
+    mixers: list
+    seeds: list
+    size: str | None = None
+    from_preset: dict = field(default_factory=dict)  # settings the preset filled in
+
+    def validate(self) -> Study:
+        """Check every arm's config, the seeds and the device; raises ValueError naming the
+        setting. Nothing is written before this passes."""
+        if not isinstance(self.primes, (list, tuple)) or not self.primes:
+            raise ValueError(f"primes={self.primes!r} must be a list of at least one prime")
+        if not isinstance(self.mixers, (list, tuple)) or not self.mixers:
+            raise ValueError(
+                f"mixers={self.mixers!r} leaves no model to train; choose from {list(MIXERS)}"
+            )
+        for mixer in self.mixers:
+            runtime.check_choice("mixers", mixer, MIXERS)
+        runtime.check_seeds("seeds", self.seeds)
+        runtime.check_device("device", self.base.device)
+        self.arms()
+        return self
+
+    def arms(self) -> list[TrainConfig]:
+        """Every arm's validated config, in training order."""
+        return [
+            replace(self.base, p=p, mixer=m, seed=int(s)).validate()
+            for p in self.primes
+            for m in self.mixers
+            for s in self.seeds
+        ]
+
+    def to_dict(self) -> dict:
+        """What identifies the run (its config.json): the shared settings and the arms."""
+        return {"base": asdict(self.base), **{k: list(getattr(self, k)) for k in ARM_KEYS}}
+
+    def describe(self) -> str:
+        """One line: where the settings came from."""
+        source = f"preset {self.size!r}" if self.size else "the seed's protocol (no size given)"
+        filled = ", ".join(f"{k}={v}" for k, v in self.from_preset.items()) or "nothing"
+        return f"settings: {source} filled {filled}"
+
+
+def study(size: str | None = None, **overrides) -> Study:
+    """The one way to build a comparison (the CLI and the notebook both use it): the preset for
+    ``size`` (None: the seed's protocol, SEED_PRESET) with ``overrides`` on top.
+
+    Override keys: ``primes``, ``mixers``, ``seeds`` and any :class:`TrainConfig` field except
+    ``p``, ``mixer`` and ``seed`` (those are set per arm). A value of None means "not given".
+    """
+    allowed = set(ARM_KEYS) | {f.name for f in fields(TrainConfig)} - set(PER_ARM)
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ValueError(f"study() got unknown settings {unknown}; allowed: {sorted(allowed)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    pre = preset(size)
+    settings = {**pre, **overrides}
+    arms = {k: settings.pop(k) for k in ARM_KEYS}
+    first = {k: v[0] if isinstance(v, (list, tuple)) and v else None for k, v in arms.items()}
+    base = TrainConfig(p=first["primes"] or TrainConfig.p, seed=first["seeds"] or 0, **settings)
+    from_preset = {k: v for k, v in pre.items() if k not in overrides}
+    return Study(base, size=size, from_preset=from_preset, **arms).validate()
 
 
 def _fmt(value, spec: str = ".3f") -> str:
@@ -160,43 +236,40 @@ def snapshot_saver(run: Run, data_cache: dict):
 
 
 def run_experiment(
-    base: TrainConfig,
-    primes,
-    mixers,
-    seeds,
+    plan: Study,
     name: str = "comparison",
     resume: bool = False,
     root=None,
     progress: bool = True,
 ) -> dict:
-    """Train every arm, write ``results.json`` and the figures into the run folder and return
-    ``{"run", "results", "rows", "table", "verdicts"}``."""
+    """Train every arm of ``plan``, write ``results.json`` and the figures into the run folder
+    and return ``{"run", "results", "rows", "table", "verdicts", "study"}``.
+
+    Every arm's config, the seeds and the device are checked before the run folder exists, so
+    bad input leaves nothing behind."""
     start = time.perf_counter()
-    config = {
-        "base": asdict(base),
-        "primes": list(primes),
-        "mixers": list(mixers),
-        "seeds": list(seeds),
-    }
+    plan.validate()
+    config = plan.to_dict()
     run = Run.open_or_create(EXPERIMENT, name, config, resume=resume, root=root)
+    base = plan.base
     snap = snapshot_saver(run, {}) if base.snapshot_every else None
-    results: list[TrainResult] = []
-    for p in primes:
-        results += compare(
-            replace(base, p=p),
-            mixers,
-            seeds,
-            run=run,
-            resume=resume,
-            progress=progress,
-            snapshot_fn=snap,
-        )
+    results: list[TrainResult] = compare(
+        base,
+        plan.mixers,
+        plan.seeds,
+        primes=plan.primes,
+        run=run,
+        resume=resume,
+        progress=progress,
+        snapshot_fn=snap,
+    )
     rows = summarize(results)
     table = results_table(rows)
     verdict_lines = verdicts(rows)
     run.write_results(
         {
             "experiment": EXPERIMENT,
+            "size": plan.size,
             "config": config,
             "environment": runtime.environment_info(base.device),
             "table": rows,
@@ -207,7 +280,14 @@ def run_experiment(
         }
     )
     save_figures(run, results)
-    return {"run": run, "results": results, "rows": rows, "table": table, "verdicts": verdict_lines}
+    return {
+        "run": run,
+        "results": results,
+        "rows": rows,
+        "table": table,
+        "verdicts": verdict_lines,
+        "study": plan,
+    }
 
 
 def save_figures(run: Run, results: list[TrainResult]) -> dict:

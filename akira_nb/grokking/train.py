@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from akira_nb import runtime
 from akira_nb.grokking import fourier
-from akira_nb.grokking.data import check_p, make_dataset
+from akira_nb.grokking.data import make_dataset
 from akira_nb.grokking.models import MIXERS, GrokkingModel, ModelConfig, parameter_count
 from akira_nb.runs import Run, atomic_write_json
 
@@ -44,11 +44,12 @@ HISTORY_KEYS = (
 
 
 @dataclass
-class TrainConfig:
-    """One training run. Defaults follow Nanda et al. (2023)."""
+class TrainConfig(ModelConfig):
+    """One training run: the model (the fields of :class:`ModelConfig`: ``p``, ``mixer``,
+    ``d_model``, ``n_heads``, ``d_mlp``) and how it is trained. Defaults follow Nanda et al.
+    (2023). It extends ModelConfig rather than holding one so that saved configs stay one flat,
+    readable dict and every field is one CLI flag."""
 
-    p: int = 113
-    mixer: str = "standard"
     train_frac: float = 0.3
     n_epochs: int = 30_000
     lr: float = 1e-3
@@ -59,9 +60,6 @@ class TrainConfig:
     float64_loss: bool = True
     grokfast_alpha: float = 0.98
     grokfast_lamb: float = 0.0  # 0 = off; Grokfast-EMA g <- g + lamb * EMA_alpha(g)
-    d_model: int = 128
-    n_heads: int = 4
-    d_mlp: int = 512
     seed: int = 0
     data_seed: int | None = None  # None: same as seed
     eval_every: int = 100
@@ -69,14 +67,14 @@ class TrainConfig:
     checkpoint_every: int = 1000
     snapshot_every: int = 0  # 0 = no snapshot frames
     device: str = "auto"
+    cpu_threads: int = 1  # torch threads on a CPU device; 0 leaves torch's setting alone
 
     def validate(self) -> TrainConfig:
-        check_p(self.p)
-        self.model_config().validate()
+        super().validate()
         runtime.check_real("train_frac", self.train_frac, 0.0, 1.0, low_open=True, high_open=True)
         for name in ("n_epochs", "eval_every"):
             runtime.check_int(name, getattr(self, name), low=1)
-        for name in ("checkpoint_every", "snapshot_every", "warmup_epochs", "seed"):
+        for name in ("checkpoint_every", "snapshot_every", "warmup_epochs", "seed", "cpu_threads"):
             runtime.check_int(name, getattr(self, name), low=0)
         if self.data_seed is not None:
             runtime.check_int("data_seed", self.data_seed, low=0)
@@ -91,7 +89,8 @@ class TrainConfig:
         return self
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(self.p, self.mixer, self.d_model, self.n_heads, self.d_mlp)
+        """The model part alone."""
+        return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig)})
 
     @property
     def tag(self) -> str:
@@ -209,10 +208,16 @@ def train(
     """Train one model. With ``run`` it checkpoints every ``cfg.checkpoint_every`` epochs under
     ``checkpoints/<cfg.tag>/``; ``resume=True`` continues from the newest checkpoint and ends with
     the same metrics as an uninterrupted run. ``snapshot_fn(model, history, epoch)`` is called
-    every ``cfg.snapshot_every`` epochs (used for the six-panel frames)."""
+    every ``cfg.snapshot_every`` epochs (used for the six-panel frames). On a CPU it runs on
+    ``cfg.cpu_threads`` torch threads (restored afterwards)."""
     cfg.validate()
-    wall_start = time.perf_counter()
     device = runtime.get_device(cfg.device)
+    with runtime.cpu_threads(cfg.cpu_threads or None, device):
+        return _train(cfg, device, run, resume, progress, snapshot_fn)
+
+
+def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> TrainResult:
+    wall_start = time.perf_counter()
     runtime.flush_denormals()
     data = make_dataset(cfg.p, cfg.train_frac, cfg.seed if cfg.data_seed is None else cfg.data_seed)
     data = data.to(device)

@@ -97,3 +97,40 @@ def test_threads_and_model_choice_flags(monkeypatch):
     assert cli.config_from_args(_parse(["--no_standard"])).mixers == list(cli.WAVE_MODES)
     with pytest.raises(ValueError, match="cpu_threads"):
         cli.config_from_args(_parse(["--threads", -1]))
+
+
+TINY = ["--size", "tiny", "--p", 7, "--n_epochs", 10, "--eval_every", 5, "--wave_modes",
+        "fnet", "--no_standard", "--d_model", 32, "--d_mlp", 64, "--quiet"]  # fmt: skip
+
+
+def test_cli_resume_refuses_other_settings_and_allows_more_epochs(tmp_path):
+    cli.main(_parse([*TINY, "--output_dir", tmp_path, "--name", "r"]))
+    with pytest.raises(ValueError, match=r"resume refused.*lr saved 0\.003, now 0\.01"):
+        cli.main(_parse([*TINY, "--output_dir", tmp_path, "--name", "r", "--resume", "--lr", 0.01]))
+    out = cli.main(
+        _parse([*TINY, "--output_dir", tmp_path, "--name", "r", "--resume", "--n_epochs", 20])
+    )
+    assert out["results"][0].history["epoch"][-1] == 20
+    assert len(list((tmp_path / "grokking").iterdir())) == 1  # the same run folder
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--seeds", "-1"], "seeds"),
+        (["--seeds", "1", "1"], "seeds"),
+        (["--device", "cuda"], "device"),
+        (["--device", "tpu"], "device"),
+        (["--p", "7", "9"], "p=9"),
+        (["--n_epochs", "0"], "n_epochs"),
+        (["--lr", "inf"], "lr"),
+    ],
+)
+def test_bad_input_leaves_no_run_folder(tmp_path, argv, match):
+    if "cuda" in argv:
+        torch = pytest.importorskip("torch")
+        if torch.cuda.is_available():
+            pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match=match):
+        cli.main(_parse([*TINY, *argv, "--output_dir", tmp_path]))
+    assert not (tmp_path / "grokking").exists()

@@ -48,3 +48,18 @@ def test_study_is_the_preset_with_overrides_on_top():
 def test_bad_study_settings_raise_naming_the_setting(overrides, match):
     with pytest.raises(ValueError, match=match):
         experiment.study("tiny", **overrides)
+
+
+@pytest.mark.parametrize(
+    "arms,match",
+    [
+        (dict(primes=[7], mixers=["fnet"], seeds=[-1]), "seeds"),
+        (dict(primes=[7, 15], mixers=["fnet"], seeds=[0]), "p=15"),
+        (dict(primes=[7], mixers=["fnet", "wave"], seeds=[0]), "mixers"),
+    ],
+)
+def test_run_experiment_validates_every_arm_before_making_a_folder(tmp_path, arms, match):
+    plan = experiment.Study(TrainConfig(p=7, n_epochs=5), **arms)
+    with pytest.raises(ValueError, match=match):
+        experiment.run_experiment(plan, root=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())

@@ -155,3 +155,25 @@ def test_configured_grok_threshold_reaches_the_grok_epoch():
 def test_non_finite_floats_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value}).validate()
+
+
+@pytest.mark.parametrize("change", [dict(lr=3e-3), dict(weight_decay=0.5), dict(d_mlp=128)])
+def test_resume_with_other_settings_is_refused_naming_them(runs_root, change):
+    cfg = TrainConfig(p=7, mixer="fnet", n_epochs=20, **{**SMALL, "checkpoint_every": 10})
+    run = Run.create("grokking", "guard", {})
+    train(cfg, run=run, progress=False)
+    ((field, value),) = change.items()
+    with pytest.raises(ValueError, match=rf"resume refused.*{field} saved"):
+        train(replace(cfg, **change), run=run, resume=True, progress=False)
+
+
+def test_resume_may_change_what_leaves_the_trajectory_alone(runs_root):
+    cfg = TrainConfig(p=7, mixer="fnet", n_epochs=20, **{**SMALL, "checkpoint_every": 10})
+    run = Run.create("grokking", "guard-ok", {})
+    first = train(cfg, run=run, progress=False)
+    longer = replace(cfg, n_epochs=30, eval_every=10, grok_threshold=0.9, cpu_threads=2)
+    again = train(longer, run=run, resume=True, progress=False)
+    assert again.history["epoch"][: len(first.history["epoch"])] == first.history["epoch"]
+    assert again.history["epoch"][-1] == 30
+    with pytest.raises(ValueError, match="n_epochs=10"):
+        train(replace(cfg, n_epochs=10), run=run, resume=True, progress=False)

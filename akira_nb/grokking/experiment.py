@@ -16,7 +16,13 @@ from akira_nb import runtime
 from akira_nb.grokking import plots
 from akira_nb.grokking.data import make_dataset
 from akira_nb.grokking.models import MIXERS
-from akira_nb.grokking.train import TrainConfig, TrainResult, compare, summarize
+from akira_nb.grokking.train import (
+    RESUME_MAY_CHANGE,
+    TrainConfig,
+    TrainResult,
+    compare,
+    summarize,
+)
 from akira_nb.runs import Run
 
 EXPERIMENT = "grokking"
@@ -250,7 +256,9 @@ def run_experiment(
     start = time.perf_counter()
     plan.validate()
     config = plan.to_dict()
-    run = Run.open_or_create(EXPERIMENT, name, config, resume=resume, root=root)
+    run = Run.open_or_create(
+        EXPERIMENT, name, config, resume=resume, root=root, may_change=RESUME_MAY_CHANGE
+    )
     base = plan.base
     snap = snapshot_saver(run, {}) if base.snapshot_every else None
     results: list[TrainResult] = compare(

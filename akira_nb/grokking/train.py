@@ -42,6 +42,19 @@ HISTORY_KEYS = (
     "wall_seconds",  # wall time since this call started (a resumed run restarts it)
 )
 
+# Settings a resume may change: none of them alters the training trajectory (n_epochs only says
+# where it stops; the rest are logging, saving, hardware and a post-hoc threshold). Every other
+# field must match the checkpoint's config or the resume is refused (runs.check_resume).
+RESUME_MAY_CHANGE = (
+    "n_epochs",
+    "eval_every",
+    "checkpoint_every",
+    "snapshot_every",
+    "grok_threshold",
+    "device",
+    "cpu_threads",
+)
+
 
 @dataclass
 class TrainConfig(ModelConfig):
@@ -230,8 +243,18 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
     history = {k: [] for k in HISTORY_KEYS}
     start_epoch, train_seconds = 0, 0.0
 
-    state = run.latest_checkpoint(cfg.tag, map_location=device) if (run and resume) else None
+    state = None
+    if run is not None and resume:
+        state = run.latest_checkpoint(
+            cfg.tag, map_location=device, config=asdict(cfg), may_change=RESUME_MAY_CHANGE
+        )
     if state is not None:
+        if int(state["epoch"]) > cfg.n_epochs:
+            raise ValueError(
+                f"resume refused: n_epochs={cfg.n_epochs} but the checkpoint of {cfg.tag} is "
+                f"already at epoch {int(state['epoch'])}; pass n_epochs >= {int(state['epoch'])} "
+                "or start a new run (resume=False)"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if grokfast is not None:

@@ -1,0 +1,605 @@
+"""Pearson correlation of every neuron of model A with every neuron of model B, over tokens.
+
+Conventions
+-----------
+- Activations are matrices ``[n_tokens, n_neurons]``: one row per kept token position (BOS and
+  pad positions already dropped by ``activations``), one column per MLP neuron. Correlations are
+  Pearson over tokens.
+- :class:`StreamingCorrelation` keeps running sums in **float64** on its device (CUDA when present):
+  the token count ``n``, ``sum_a``, ``sum_b``, ``sum_a2``, ``sum_b2``, the cross-product
+  ``cross = Xa^T Xb`` (one matmul per batch) and, for the rotation baselines, B's second-moment
+  matrix ``Xb^T Xb`` per B layer. Every sum is taken on values shifted by the first batch's means
+  (the "shifted data" algorithm), so ``sum(xy) - sum(x) sum(y) / n`` does not cancel
+  catastrophically for neurons whose mean is large next to their spread. Each batch's product
+  is computed in ``compute_dtype`` (float64 on the CPU; float32 on CUDA, where float64 matmuls
+  are slow on T4-class GPUs) and added to the float64 sums.
+- Memory does not grow with tokens: ``8 * d_a * d_b`` bytes for ``cross`` (gpt2 3072 x
+  gpt2-medium 4096: 101 MB) plus ``8 * w_b**2`` per B layer of width ``w_b`` for B's second
+  moment (4096: 134 MB; pass ``track_b_cov=False`` to skip it when no rotation baseline is
+  wanted), plus O(d) vectors and one batch's temporaries.
+- A neuron is constant when its variance is at most ``1e-12 * mean**2`` (a dead neuron that is
+  always 0 has variance exactly 0). Its correlations are 0, never NaN, and it is listed in
+  ``constant_a`` / ``constant_b``.
+
+Several layers
+--------------
+Pass widths as a mapping, ``StreamingCorrelation({3: 3072, 5: 3072}, {3: 4096, 5: 4096})``: the
+layers of each model are concatenated along the neuron axis, so one matmul per batch updates
+every (layer_a, layer_b) block, and ``corr(layer_a, layer_b)`` reads one block. ``update`` then
+takes a dict ``{layer: [n, width]}`` per model (or the already concatenated matrix). This costs
+the full ``sum(w_a) x sum(w_b)`` cross matrix (gpt2 {3,5,7} x gpt2-medium {3,5,7}: 9216 x 12288,
+0.9 GB in float64). When only same-index pairs are wanted and memory is tight, keep a dict of
+single-pair instances instead, ``{(la, lb): StreamingCorrelation(w_a, w_b)}``. B's second moment
+is kept per B layer (block diagonal), which is all the per-layer rotation baselines need.
+
+Baselines and excess correlation
+--------------------------------
+A Haar-random rotation ``Q`` (QR of a Gaussian matrix with the sign fix, :func:`haar_orthogonal`)
+of B's neuron basis gives the correlations of A with ``B @ Q`` without a second pass over the
+tokens: ``cov(A, BQ) = cov(A, B) Q`` and ``var(BQ)_j = (Q^T cov(B) Q)_jj``.
+
+- :func:`basic_excess` is the seed's basic method: index-matched correlation ``corr(A_i, B_i)``
+  (``i < min(d_a, d_b)``) minus its mean over ``n_rotations`` Haar rotations of B (the seed used
+  5 and truncated B to 3072 neurons; here B keeps all its neurons and is rotated in full).
+- :func:`gurnee_excess` is Gurnee et al.'s form: per A neuron, its max correlation over B's
+  neurons minus the same max under a rotated B basis (one rotation per B layer, as in their code,
+  which takes the signed max; ``absolute=True`` uses ``|corr|``).
+
+Thresholds on the excess: :data:`SEED_THRESHOLD` (0.3, the seed's) and :data:`GURNEE_THRESHOLD`
+(0.5, Gurnee et al.'s universality cut).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..runtime import check_bool, check_choice, check_int, check_real, get_device
+
+SEED_THRESHOLD = 0.3
+GURNEE_THRESHOLD = 0.5
+SEED_N_ROTATIONS = 5
+CONSTANT_RTOL = 1e-12
+
+_FORMAT = "akira_nb.alignment.StreamingCorrelation/1"
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+F64 = torch.float64
+
+
+def _layout(name: str, d) -> tuple[int, dict]:
+    """Total width and ``{layer: slice}`` (empty for a plain integer width)."""
+    if isinstance(d, Mapping):
+        if not d:
+            raise ValueError(f"{name}={d!r} must name at least one layer")
+        layers, start = {}, 0
+        for key, width in d.items():
+            if isinstance(key, bool) or not isinstance(key, (int, str)):
+                raise ValueError(f"{name}: layer name {key!r} must be an int or a str")
+            width = check_int(f"{name}[{key!r}]", width, low=1)
+            layers[key] = slice(start, start + width)
+            start += width
+        return start, layers
+    return check_int(name, d, low=1), {}
+
+
+def _widths(layers: dict) -> list | None:
+    return [[k, s.stop - s.start] for k, s in layers.items()] or None
+
+
+def haar_orthogonal(
+    d: int, generator: torch.Generator | None = None, device=None, dtype=F64
+) -> torch.Tensor:
+    """A ``[d, d]`` orthogonal matrix drawn from the Haar (uniform) measure on O(d).
+
+    QR of a standard Gaussian matrix, with each column multiplied by the sign of R's diagonal
+    (without that fix the distribution is not uniform). The Gaussian is drawn on the CPU from
+    ``generator``, so a seed gives the same rotation on every device.
+    """
+    d = check_int("d", d, low=1)
+    z = torch.randn(d, d, generator=generator, dtype=F64)
+    q, r = torch.linalg.qr(z.to(get_device(device)))
+    sign = torch.sign(torch.diagonal(r))
+    sign[sign == 0] = 1.0
+    return (q * sign).to(dtype)
+
+
+class StreamingCorrelation:
+    """Running Pearson correlation of A's neurons against B's neurons (see the module docstring).
+
+    ``d_a``/``d_b``: a width, or ``{layer: width}`` to concatenate several layers.
+    ``device``: where the float64 accumulators live and the matmuls run (default: CUDA when
+    present). ``track_b_cov``: keep B's second-moment matrix per B layer (needed by the
+    rotation baselines). ``compute_dtype``: dtype of each batch's products, ``"float64"``
+    (CPU default) or ``"float32"`` (CUDA default).
+    """
+
+    def __init__(self, d_a, d_b, device=None, *, track_b_cov: bool = True, compute_dtype=None):
+        self.d_a, self.layers_a = _layout("d_a", d_a)
+        self.d_b, self.layers_b = _layout("d_b", d_b)
+        self.device = get_device(device)
+        self.track_b_cov = check_bool("track_b_cov", track_b_cov)
+        if compute_dtype is None:
+            compute_dtype = "float32" if self.device.type == "cuda" else "float64"
+        if isinstance(compute_dtype, torch.dtype):
+            compute_dtype = str(compute_dtype).removeprefix("torch.")
+        self.compute_dtype = _DTYPES[check_choice("compute_dtype", compute_dtype, list(_DTYPES))]
+        self._tf32_warned = False
+        self.reset()
+
+    # ----------------------------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Forget every token seen so far."""
+        z = lambda *shape: torch.zeros(*shape, dtype=F64, device=self.device)
+        self.n = 0
+        self.n_updates = 0
+        self.shift_a, self.shift_b = z(self.d_a), z(self.d_b)
+        self.sum_a, self.sum_b = z(self.d_a), z(self.d_b)
+        self.sum_a2, self.sum_b2 = z(self.d_a), z(self.d_b)
+        self.cross = z(self.d_a, self.d_b)
+        self.sum_bb = [z(s.stop - s.start, s.stop - s.start) for _, s in self._blocks_b()]
+        if not self.track_b_cov:
+            self.sum_bb = []
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the accumulators (constant in the token count)."""
+        tensors = [self.shift_a, self.shift_b, self.sum_a, self.sum_b, self.sum_a2, self.sum_b2]
+        tensors += [self.cross, *self.sum_bb]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def state_dict(self) -> dict:
+        """Plain dict of CPU tensors, ints and strings (loadable with ``weights_only=True``)."""
+        cpu = lambda t: t.detach().cpu().clone()
+        return {
+            "format": _FORMAT,
+            "d_a": self.d_a,
+            "d_b": self.d_b,
+            "layers_a": _widths(self.layers_a),
+            "layers_b": _widths(self.layers_b),
+            "track_b_cov": self.track_b_cov,
+            "n": self.n,
+            "n_updates": self.n_updates,
+            **{
+                k: cpu(getattr(self, k))
+                for k in ("shift_a", "shift_b", "sum_a", "sum_b", "sum_a2", "sum_b2", "cross")
+            },
+            "sum_bb": [cpu(t) for t in self.sum_bb],
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore a :meth:`state_dict`; refuses one made for other widths, layers or options."""
+        if not isinstance(state, Mapping) or state.get("format") != _FORMAT:
+            raise ValueError(f"not a StreamingCorrelation state (expected format {_FORMAT!r})")
+        for key, mine in (
+            ("d_a", self.d_a),
+            ("d_b", self.d_b),
+            ("layers_a", _widths(self.layers_a)),
+            ("layers_b", _widths(self.layers_b)),
+            ("track_b_cov", self.track_b_cov),
+        ):
+            saved = state[key]
+            if key.startswith("layers") and saved is not None:
+                saved = [list(x) for x in saved]
+            if saved != mine:
+                raise ValueError(f"saved state has {key}={saved!r}, this instance has {mine!r}")
+        self.n, self.n_updates = int(state["n"]), int(state["n_updates"])
+        dev = lambda t: t.to(self.device, F64).clone()
+        for k in ("shift_a", "shift_b", "sum_a", "sum_b", "sum_a2", "sum_b2", "cross"):
+            setattr(self, k, dev(state[k]))
+        self.sum_bb = [dev(t) for t in state["sum_bb"]]
+
+    def save(self, path) -> Path:
+        """Write the state atomically (a temp file then ``os.replace``) with ``torch.save``."""
+        from ..runs import atomic_torch_save
+
+        return atomic_torch_save(self.state_dict(), path)
+
+    @classmethod
+    def load(cls, path, device=None, compute_dtype=None) -> StreamingCorrelation:
+        """A new instance from :meth:`save`'s file (``torch.load(weights_only=True)``)."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, Mapping) or state.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a saved StreamingCorrelation")
+        lay = lambda key, d: {k: w for k, w in state[key]} if state[key] else d
+        obj = cls(
+            lay("layers_a", state["d_a"]),
+            lay("layers_b", state["d_b"]),
+            device=device,
+            track_b_cov=state["track_b_cov"],
+            compute_dtype=compute_dtype,
+        )
+        obj.load_state_dict(state)
+        return obj
+
+    # ---------------------------------------------------------------------------------- update
+    def _matrix(self, name: str, x, d: int, layers: dict) -> torch.Tensor:
+        if isinstance(x, Mapping):
+            if not layers:
+                raise ValueError(f"{name} is a dict but this instance has no named layers")
+            if set(x) != set(layers):
+                raise ValueError(f"{name} has layers {sorted(x, key=str)}; expected {list(layers)}")
+            parts = []
+            for key, s in layers.items():
+                part = torch.as_tensor(x[key])
+                if part.ndim != 2 or part.shape[1] != s.stop - s.start:
+                    raise ValueError(
+                        f"{name}[{key!r}] has shape {tuple(part.shape)}; "
+                        f"expected [n_tokens, {s.stop - s.start}]"
+                    )
+                parts.append(part.to(self.device, self.compute_dtype))
+            if len({p.shape[0] for p in parts}) > 1:
+                raise ValueError(f"the layers of {name} have different token counts")
+            x = torch.cat(parts, dim=1)
+        else:
+            x = torch.as_tensor(x)
+            if x.ndim != 2 or x.shape[1] != d:
+                raise ValueError(f"{name} has shape {tuple(x.shape)}; expected [n_tokens, {d}]")
+            x = x.to(self.device, self.compute_dtype)
+        if not torch.is_floating_point(x) or not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} holds NaN or infinite values")
+        return x
+
+    def _dtype_for_update(self) -> torch.dtype:
+        """float32 matmuls must not silently run in TF32 (10-bit mantissa) on Ampere+ GPUs."""
+        if self.compute_dtype == torch.float32 and self.device.type == "cuda":
+            if torch.get_float32_matmul_precision() != "highest":
+                if not self._tf32_warned:
+                    warnings.warn(
+                        "float32 matmul precision is not 'highest' (TF32 allowed); "
+                        "StreamingCorrelation computes in float64 instead",
+                        stacklevel=3,
+                    )
+                    self._tf32_warned = True
+                return F64
+        return self.compute_dtype
+
+    @torch.no_grad()
+    def update(self, xa, xb) -> StreamingCorrelation:
+        """Add a batch of tokens: ``xa [n, d_a]`` and ``xb [n, d_b]`` (rows are the same tokens),
+        or dicts ``{layer: [n, width]}`` when the widths were given per layer."""
+        xa = self._matrix("xa", xa, self.d_a, self.layers_a)
+        xb = self._matrix("xb", xb, self.d_b, self.layers_b)
+        if xa.shape[0] != xb.shape[0]:
+            raise ValueError(
+                f"xa has {xa.shape[0]} tokens and xb has {xb.shape[0]}; they must be the same rows"
+            )
+        if xa.shape[0] == 0:
+            return self
+        dtype = self._dtype_for_update()
+        xa, xb = xa.to(dtype), xb.to(dtype)
+        if self.n == 0:
+            self.shift_a = xa.mean(0, dtype=F64)
+            self.shift_b = xb.mean(0, dtype=F64)
+        a = xa - self.shift_a.to(dtype)
+        b = xb - self.shift_b.to(dtype)
+        self.sum_a += a.sum(0, dtype=F64)
+        self.sum_b += b.sum(0, dtype=F64)
+        self.sum_a2 += (a * a).sum(0, dtype=F64)
+        self.sum_b2 += (b * b).sum(0, dtype=F64)
+        self.cross += (a.T @ b).to(F64)
+        for acc, (_, s) in zip(self.sum_bb, self._blocks_b()):
+            bb = b[:, s]
+            acc += (bb.T @ bb).to(F64)
+        self.n += xa.shape[0]
+        self.n_updates += 1
+        return self
+
+    # ------------------------------------------------------------------------------ statistics
+    def _rows(self, layer_a) -> slice:
+        if layer_a is None:
+            return slice(0, self.d_a)
+        if layer_a not in self.layers_a:
+            raise ValueError(f"layer_a={layer_a!r} is not tracked; tracked: {list(self.layers_a)}")
+        return self.layers_a[layer_a]
+
+    def _cols(self, layer_b) -> slice:
+        if layer_b is None:
+            return slice(0, self.d_b)
+        if layer_b not in self.layers_b:
+            raise ValueError(f"layer_b={layer_b!r} is not tracked; tracked: {list(self.layers_b)}")
+        return self.layers_b[layer_b]
+
+    def _blocks_b(self, layer_b=None) -> list[tuple]:
+        """The B layers (name, slice) a rotation acts on: one rotation per B layer."""
+        if layer_b is not None:
+            return [(layer_b, self._cols(layer_b))]
+        return list(self.layers_b.items()) or [(None, slice(0, self.d_b))]
+
+    def _need(self, n_min: int = 2) -> None:
+        if self.n < n_min:
+            raise ValueError(f"need at least {n_min} tokens, have {self.n}")
+
+    @property
+    def mean_a(self) -> torch.Tensor:
+        self._need(1)
+        return self.shift_a + self.sum_a / self.n
+
+    @property
+    def mean_b(self) -> torch.Tensor:
+        self._need(1)
+        return self.shift_b + self.sum_b / self.n
+
+    @property
+    def var_a(self) -> torch.Tensor:
+        """Population variance of each A neuron (divides by n)."""
+        self._need(1)
+        return (self.sum_a2 / self.n - (self.sum_a / self.n) ** 2).clamp_min(0)
+
+    @property
+    def var_b(self) -> torch.Tensor:
+        self._need(1)
+        return (self.sum_b2 / self.n - (self.sum_b / self.n) ** 2).clamp_min(0)
+
+    @property
+    def constant_a(self) -> torch.Tensor:
+        """Boolean ``[d_a]``: A neurons with (numerically) zero variance (correlations 0)."""
+        return self.var_a <= CONSTANT_RTOL * self.mean_a**2
+
+    @property
+    def constant_b(self) -> torch.Tensor:
+        return self.var_b <= CONSTANT_RTOL * self.mean_b**2
+
+    def cov(self, layer_a=None, layer_b=None) -> torch.Tensor:
+        """Population cross-covariance ``[w_a, w_b]`` (float64, on the accumulator device)."""
+        self._need(1)
+        ra, rb = self._rows(layer_a), self._cols(layer_b)
+        sa, sb = self.sum_a[ra] / self.n, self.sum_b[rb] / self.n
+        return self.cross[ra, rb] / self.n - sa[:, None] * sb[None, :]
+
+    def cov_b(self, layer_b=None) -> torch.Tensor:
+        """Population covariance of B's neurons within one B layer (needs ``track_b_cov``)."""
+        self._need(1)
+        if not self.track_b_cov:
+            raise ValueError("B's covariance is not tracked (track_b_cov=False)")
+        blocks = self._blocks_b(layer_b)
+        if len(blocks) != 1:
+            raise ValueError(f"name one B layer: layer_b in {list(self.layers_b)}")
+        name, s = blocks[0]
+        i = 0 if name is None else list(self.layers_b).index(name)
+        sb = self.sum_b[s] / self.n
+        return self.sum_bb[i] / self.n - sb[:, None] * sb[None, :]
+
+    def _inv_std(self, var: torch.Tensor, constant: torch.Tensor) -> torch.Tensor:
+        inv = var.clamp_min(torch.finfo(F64).tiny).rsqrt()
+        return torch.where(constant, torch.zeros_like(inv), inv)
+
+    def corr(self, layer_a=None, layer_b=None) -> torch.Tensor:
+        """Pearson correlation ``[w_a, w_b]`` over all tokens seen (float64, accumulator device).
+
+        ``layer_a``/``layer_b`` pick one block when layers were named; None means all neurons.
+        Rows/columns of constant neurons are 0.
+        """
+        self._need(2)
+        ra, rb = self._rows(layer_a), self._cols(layer_b)
+        ia = self._inv_std(self.var_a[ra], self.constant_a[ra])
+        ib = self._inv_std(self.var_b[rb], self.constant_b[rb])
+        return (self.cov(layer_a, layer_b) * ia[:, None] * ib[None, :]).clamp_(-1.0, 1.0)
+
+    def index_matched(self, layer_a=None, layer_b=None) -> torch.Tensor:
+        """``corr(A_i, B_i)`` for ``i < min(w_a, w_b)``: the seed's neuron-by-index comparison,
+        read from the same sums without forming the full matrix."""
+        self._need(2)
+        ra, rb = self._rows(layer_a), self._cols(layer_b)
+        m = min(ra.stop - ra.start, rb.stop - rb.start)
+        ia_, ib_ = torch.arange(ra.start, ra.start + m), torch.arange(rb.start, rb.start + m)
+        ia_, ib_ = ia_.to(self.device), ib_.to(self.device)
+        n = self.n
+        cov = self.cross[ia_, ib_] / n - (self.sum_a[ia_] / n) * (self.sum_b[ib_] / n)
+        inv_a = self._inv_std(self.var_a[ia_], self.constant_a[ia_])
+        inv_b = self._inv_std(self.var_b[ib_], self.constant_b[ib_])
+        return (cov * inv_a * inv_b).clamp_(-1.0, 1.0)
+
+    def _rotations(self, rotations, blocks) -> list[torch.Tensor]:
+        if isinstance(rotations, torch.Tensor):
+            rotations = [rotations]
+        rotations = list(rotations)
+        if len(rotations) != len(blocks):
+            raise ValueError(f"give one rotation per B layer: {len(blocks)}, got {len(rotations)}")
+        out = []
+        for q, (name, s) in zip(rotations, blocks):
+            w = s.stop - s.start
+            if tuple(q.shape) != (w, w):
+                raise ValueError(
+                    f"rotation for B layer {name!r} has shape {tuple(q.shape)}; expected ({w}, {w})"
+                )
+            out.append(q.to(self.device, F64))
+        return out
+
+    def rotated_corr(self, rotations, layer_a=None, layer_b=None) -> torch.Tensor:
+        """``corr(A, B @ Q)`` for a block-diagonal rotation (one ``Q`` per B layer, or one for
+        ``layer_b``), from the sums: ``cov(A, B) Q / (std(A) std(BQ))``. Needs ``track_b_cov``."""
+        self._need(2)
+        blocks = self._blocks_b(layer_b)
+        qs = self._rotations(rotations, blocks)
+        ra = self._rows(layer_a)
+        ia = self._inv_std(self.var_a[ra], self.constant_a[ra])
+        out = []
+        for q, (name, _) in zip(qs, blocks):
+            cov = self.cov(layer_a, name)
+            var_q = ((self.cov_b(name) @ q) * q).sum(0)
+            ib = self._inv_std(var_q, var_q <= CONSTANT_RTOL * var_q.max().clamp_min(0))
+            out.append((cov @ q) * ia[:, None] * ib[None, :])
+        return torch.cat(out, dim=1).clamp_(-1.0, 1.0)
+
+    def rotated_index_matched(self, rotation, layer_a=None, layer_b=None) -> torch.Tensor:
+        """``corr(A_i, (B Q)_i)`` for ``i < min(w_a, w_b)``, with ``Q`` rotating one B layer
+        (``layer_b``, or all of B when it has a single layer). Needs ``track_b_cov``."""
+        self._need(2)
+        blocks = self._blocks_b(layer_b)
+        if len(blocks) != 1:
+            raise ValueError(f"name one B layer: layer_b in {list(self.layers_b)}")
+        name = blocks[0][0]
+        (q,) = self._rotations(rotation, blocks)
+        ra = self._rows(layer_a)
+        m = min(ra.stop - ra.start, q.shape[0])
+        cov = self.cov(layer_a, name)[:m]
+        qm = q[:, :m]
+        cov_q = (cov * qm.T).sum(1)
+        var_q = ((self.cov_b(name) @ qm) * qm).sum(0)
+        ia = self._inv_std(self.var_a[ra][:m], self.constant_a[ra][:m])
+        ib = self._inv_std(var_q, var_q <= CONSTANT_RTOL * var_q.max().clamp_min(0))
+        return (cov_q * ia * ib).clamp_(-1.0, 1.0)
+
+    def __repr__(self) -> str:
+        la = f" layers {list(self.layers_a)}" if self.layers_a else ""
+        lb = f" layers {list(self.layers_b)}" if self.layers_b else ""
+        return (
+            f"StreamingCorrelation(A {self.d_a}{la} x B {self.d_b}{lb}, n={self.n}, "
+            f"device={self.device}, {self.nbytes / 2**20:.0f} MiB)"
+        )
+
+
+# -------------------------------------------------------------------------------------- excess
+@dataclass
+class Excess:
+    """Per-A-neuron excess correlation ``actual - baseline`` (CPU float64 tensors).
+
+    ``method``: ``"basic"`` (index-matched, the seed's) or ``"gurnee"`` (max over B).
+    ``baselines``: ``[n_rotations, m]``, one row per Haar rotation; ``baseline`` is their mean.
+    ``best_b``: for ``"gurnee"``, the B neuron (column within the B neurons compared) of the max.
+    """
+
+    method: str
+    actual: torch.Tensor
+    baseline: torch.Tensor
+    excess: torch.Tensor
+    baselines: torch.Tensor
+    n_rotations: int
+    seed: int
+    layer_a: object = None
+    layer_b: object = None
+    best_b: torch.Tensor | None = None
+    absolute: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def aq_mask(self, threshold: float = SEED_THRESHOLD) -> torch.Tensor:
+        """Neurons whose excess exceeds ``threshold`` (strictly)."""
+        return self.excess > check_real("threshold", threshold)
+
+    def count(self, threshold: float = SEED_THRESHOLD) -> int:
+        return int(self.aq_mask(threshold).sum())
+
+    def summary(self, threshold: float = SEED_THRESHOLD) -> dict:
+        """The seed's per-layer printout: count, %, mean/std/max/min of the excess."""
+        e = self.excess
+        count = self.count(threshold)
+        return {
+            "method": self.method,
+            "threshold": float(threshold),
+            "total": e.numel(),
+            "aq": count,
+            "pct": 100.0 * count / max(e.numel(), 1),
+            "mean": float(e.mean()),
+            "std": float(e.std()) if e.numel() > 1 else 0.0,
+            "max": float(e.max()),
+            "min": float(e.min()),
+            "n_rotations": self.n_rotations,
+        }
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(check_int("seed", seed, low=0))
+
+
+def basic_excess(
+    stats: StreamingCorrelation,
+    layer_a=None,
+    layer_b=None,
+    n_rotations: int = SEED_N_ROTATIONS,
+    seed: int = 0,
+) -> Excess:
+    """The seed's basic method: ``corr(A_i, B_i) - mean_k corr(A_i, (B Q_k)_i)``.
+
+    ``Q_k`` are ``n_rotations`` Haar rotations of B's full neuron basis (``layer_b``'s width);
+    ``i`` runs over ``min(w_a, w_b)`` neurons. Needs ``track_b_cov``.
+    """
+    n_rotations = check_int("n_rotations", n_rotations, low=1)
+    g = _generator(seed)
+    actual = stats.index_matched(layer_a, layer_b)
+    w_b = stats._cols(layer_b).stop - stats._cols(layer_b).start
+    base = torch.stack(
+        [
+            stats.rotated_index_matched(haar_orthogonal(w_b, g, stats.device), layer_a, layer_b)
+            for _ in range(n_rotations)
+        ]
+    ).cpu()
+    actual = actual.cpu()
+    baseline = base.mean(0)
+    return Excess(
+        "basic", actual, baseline, actual - baseline, base, n_rotations, seed, layer_a, layer_b
+    )
+
+
+def gurnee_excess(
+    stats: StreamingCorrelation,
+    layer_a=None,
+    layer_b=None,
+    n_rotations: int = 1,
+    seed: int = 0,
+    absolute: bool = False,
+) -> Excess:
+    """Gurnee et al.'s form: per A neuron, ``max_j corr(A_i, B_j) - max_j corr(A_i, (BQ)_j)``.
+
+    ``j`` runs over every neuron of ``layer_b`` (None: every tracked B layer, each rotated by its
+    own Haar ``Q``, as their code does). ``n_rotations > 1`` averages the baseline max over
+    several rotations. ``absolute``: use ``|corr|`` (their code uses the signed max).
+    """
+    n_rotations = check_int("n_rotations", n_rotations, low=1)
+    check_bool("absolute", absolute)
+    g = _generator(seed)
+    f = torch.abs if absolute else (lambda t: t)
+    actual, best = f(stats.corr(layer_a, layer_b)).max(dim=1)
+    blocks = stats._blocks_b(layer_b)
+    base = []
+    for _ in range(n_rotations):
+        qs = [haar_orthogonal(s.stop - s.start, g, stats.device) for _, s in blocks]
+        base.append(f(stats.rotated_corr(qs, layer_a, layer_b)).max(dim=1).values)
+    base = torch.stack(base).cpu()
+    actual = actual.cpu()
+    baseline = base.mean(0)
+    return Excess(
+        "gurnee",
+        actual,
+        baseline,
+        actual - baseline,
+        base,
+        n_rotations,
+        seed,
+        layer_a,
+        layer_b,
+        best_b=best.cpu(),
+        absolute=absolute,
+    )
+
+
+def correlation_of(
+    xa, xb, device=None, compute_dtype=None, track_b_cov: bool = False
+) -> StreamingCorrelation:
+    """One-shot :class:`StreamingCorrelation` of two in-memory matrices (a convenience)."""
+    xa, xb = torch.as_tensor(xa), torch.as_tensor(xb)
+    if xa.ndim != 2 or xb.ndim != 2:
+        raise ValueError(
+            f"xa and xb must be [n_tokens, n_neurons]; got {tuple(xa.shape)} and {tuple(xb.shape)}"
+        )
+    sc = StreamingCorrelation(
+        xa.shape[1], xb.shape[1], device, track_b_cov=track_b_cov, compute_dtype=compute_dtype
+    )
+    return sc.update(xa, xb)
+
+
+__all__ = [
+    "CONSTANT_RTOL",
+    "Excess",
+    "GURNEE_THRESHOLD",
+    "SEED_N_ROTATIONS",
+    "SEED_THRESHOLD",
+    "StreamingCorrelation",
+    "basic_excess",
+    "correlation_of",
+    "gurnee_excess",
+    "haar_orthogonal",
+]

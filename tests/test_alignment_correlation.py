@@ -1,0 +1,244 @@
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+
+from akira_nb.alignment.correlation import (
+    GURNEE_THRESHOLD,
+    SEED_THRESHOLD,
+    StreamingCorrelation,
+    basic_excess,
+    correlation_of,
+    gurnee_excess,
+    haar_orthogonal,
+)
+
+
+def corrcoef(a, b):
+    """numpy's Pearson block of A vs B, constant neurons set to 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        c = np.corrcoef(a.T, b.T)[: a.shape[1], a.shape[1] :]
+    return np.nan_to_num(c)
+
+
+def data(n=600, d_a=64, d_b=96, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, d_a)) * rng.uniform(0.1, 3, d_a) + rng.uniform(-2, 2, d_a)
+    b = rng.standard_normal((n, d_b))
+    b[:, :d_a] += 0.7 * a  # neuron i of B follows neuron i of A
+    return a, b
+
+
+@pytest.mark.parametrize("splits", [[600], [100] * 6, [1, 7, 250, 2, 340]])
+def test_streaming_equals_numpy_corrcoef_for_any_batch_split(splits):
+    a, b = data()
+    sc = StreamingCorrelation(64, 96, device="cpu")
+    start = 0
+    for size in splits:
+        sc.update(a[start : start + size], b[start : start + size])
+        start += size
+    assert sc.n == 600 and sc.n_updates == len(splits)
+    np.testing.assert_allclose(sc.corr().numpy(), corrcoef(a, b), atol=1e-12)
+    np.testing.assert_allclose(sc.mean_a.numpy(), a.mean(0), atol=1e-12)
+    np.testing.assert_allclose(sc.var_b.numpy(), b.var(0), rtol=1e-10)
+
+
+def test_save_load_and_more_batches_equals_corrcoef_on_everything(tmp_path):
+    a, b = data(n=700)
+    sc = StreamingCorrelation(64, 96, device="cpu")
+    sc.update(a[:200], b[:200]).update(a[200:300], b[200:300])
+    path = sc.save(tmp_path / "corr.pt")
+    # the file is plain tensors and ints: weights_only loading works
+    assert torch.load(path, weights_only=True)["n"] == 300
+    resumed = StreamingCorrelation.load(path, device="cpu")
+    assert resumed.n == 300 and resumed.n_updates == 2
+    resumed.update(a[300:], b[300:])
+    np.testing.assert_allclose(resumed.corr().numpy(), corrcoef(a, b), atol=1e-12)
+    # the interrupted and the uninterrupted streams agree
+    whole = StreamingCorrelation(64, 96, device="cpu").update(a, b)
+    np.testing.assert_allclose(resumed.corr().numpy(), whole.corr().numpy(), atol=1e-13)
+
+
+def test_load_refuses_a_state_for_other_widths(tmp_path):
+    a, b = data()
+    StreamingCorrelation(64, 96).update(a, b).save(tmp_path / "c.pt")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    with pytest.raises(ValueError, match="d_b"):
+        StreamingCorrelation(64, 95).load_state_dict(state)
+    with pytest.raises(ValueError, match="track_b_cov"):
+        StreamingCorrelation(64, 96, track_b_cov=False).load_state_dict(state)
+    with pytest.raises(ValueError, match="format"):
+        StreamingCorrelation(64, 96).load_state_dict({"n": 3})
+
+
+def test_memory_does_not_grow_with_tokens():
+    a, b = data()
+    sc = StreamingCorrelation(64, 96)
+    sc.update(a[:10], b[:10])
+    before = sc.nbytes
+    for _ in range(5):
+        sc.update(a, b)
+    assert sc.nbytes == before == 8 * (64 * 96 + 96 * 96 + 3 * (64 + 96))
+
+
+def test_constant_neurons_give_zero_and_are_reported():
+    a, b = data()
+    a[:, 3] = 2.5
+    b[:, 7] = 0.0
+    sc = StreamingCorrelation(64, 96).update(a[:300], b[:300]).update(a[300:], b[300:])
+    c = sc.corr()
+    assert torch.isfinite(c).all()
+    assert (c[3] == 0).all() and (c[:, 7] == 0).all()
+    assert sc.constant_a.nonzero().flatten().tolist() == [3]
+    assert sc.constant_b.nonzero().flatten().tolist() == [7]
+    np.testing.assert_allclose(c.numpy(), corrcoef(a, b), atol=1e-12)
+
+
+def test_index_matched_is_the_diagonal_from_the_same_sums():
+    a, b = data()
+    sc = StreamingCorrelation(64, 96).update(a, b)
+    full = corrcoef(a, b)
+    np.testing.assert_allclose(sc.index_matched().numpy(), np.diag(full[:, :64]), atol=1e-12)
+    # B narrower than A: min width
+    sc2 = StreamingCorrelation(96, 64).update(b, a)
+    assert sc2.index_matched().shape == (64,)
+
+
+def test_float32_batches_keep_precision_for_large_means():
+    """Shifted sums: a neuron with mean 1000 and std 1 still correlates right in float32."""
+    a, b = data(n=2000)
+    a = a + 1000.0
+    sc = StreamingCorrelation(64, 96, compute_dtype="float32")
+    for i in range(0, 2000, 250):
+        sc.update(torch.tensor(a[i : i + 250], dtype=torch.float32), b[i : i + 250])
+    np.testing.assert_allclose(sc.corr().numpy(), corrcoef(a, b), atol=2e-5)
+
+
+def test_named_layers_are_blocks_of_one_matmul_and_rotate_per_layer():
+    a, b = data()
+    sc = StreamingCorrelation({3: 30, 5: 34}, {3: 40, "7": 56})
+    sc.update({3: a[:, :30], 5: a[:, 30:]}, {3: b[:, :40], "7": b[:, 40:]})
+    full = corrcoef(a, b)
+    np.testing.assert_allclose(sc.corr().numpy(), full, atol=1e-12)
+    np.testing.assert_allclose(sc.corr(5, "7").numpy(), full[30:, 40:], atol=1e-12)
+    np.testing.assert_allclose(
+        sc.index_matched(5, "7").numpy(), np.diag(full[30:, 40:]), atol=1e-12
+    )
+    g = torch.Generator().manual_seed(1)
+    q3, q7 = haar_orthogonal(40, g), haar_orthogonal(56, g)
+    rot = torch.block_diag(q3, q7).numpy()
+    np.testing.assert_allclose(sc.rotated_corr([q3, q7]).numpy(), corrcoef(a, b @ rot), atol=1e-12)
+    np.testing.assert_allclose(
+        sc.rotated_corr(q7, layer_a=3, layer_b="7").numpy(),
+        corrcoef(a[:, :30], b[:, 40:] @ q7.numpy()),
+        atol=1e-12,
+    )
+    ri = sc.rotated_index_matched(q3, layer_a=5, layer_b=3).numpy()
+    np.testing.assert_allclose(ri, np.diag(corrcoef(a[:, 30:], b[:, :40] @ q3.numpy())[:, :34]))
+    np.testing.assert_allclose(sc.cov_b(3).numpy(), np.cov(b[:, :40].T, bias=True), atol=1e-12)
+    # save / load keeps the layer names
+    sd = sc.state_dict()
+    again = StreamingCorrelation({3: 30, 5: 34}, {3: 40, "7": 56})
+    again.load_state_dict(sd)
+    np.testing.assert_allclose(again.corr(5, 3).numpy(), full[30:, :40], atol=1e-12)
+
+
+def test_haar_rotation_is_orthogonal_and_uniform():
+    g = torch.Generator().manual_seed(0)
+    q = haar_orthogonal(50, g)
+    torch.testing.assert_close(q.T @ q, torch.eye(50, dtype=torch.float64), atol=1e-12, rtol=0)
+    # O(2): the angle of the first column is uniform on the circle, det = +-1 half each
+    qs = torch.stack([haar_orthogonal(2, g) for _ in range(2000)])
+    angle = torch.atan2(qs[:, 1, 0], qs[:, 0, 0]).numpy()
+    assert sps.kstest(angle, sps.uniform(-math.pi, 2 * math.pi).cdf).pvalue > 1e-3
+    dets = torch.linalg.det(qs)
+    assert 0.45 < float((dets > 0).float().mean()) < 0.55
+    # in O(d), E[Q_ij^2] = 1/d
+    q2 = torch.stack([haar_orthogonal(8, g) for _ in range(500)])
+    np.testing.assert_allclose((q2**2).mean(0).numpy(), 1 / 8, atol=0.025)
+    # the same seed gives the same rotation
+    same = haar_orthogonal(6, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(same, haar_orthogonal(6, torch.Generator().manual_seed(3)))
+
+
+def test_rotated_baselines_equal_rotating_the_activations():
+    a, b = data()
+    sc = StreamingCorrelation(64, 96).update(a, b)
+    q = haar_orthogonal(96, torch.Generator().manual_seed(5))
+    ref = corrcoef(a, b @ q.numpy())
+    np.testing.assert_allclose(sc.rotated_corr(q).numpy(), ref, atol=1e-12)
+    np.testing.assert_allclose(
+        sc.rotated_index_matched(q).numpy(), np.diag(ref[:, :64]), atol=1e-12
+    )
+
+
+def test_excess_is_near_zero_for_independent_data():
+    rng = np.random.default_rng(2)
+    n = 4000
+    a, b = rng.standard_normal((n, 64)), rng.standard_normal((n, 96))
+    sc = StreamingCorrelation(64, 96).update(a, b)
+    e = basic_excess(sc, n_rotations=5, seed=0)
+    assert e.excess.shape == (64,) and e.baselines.shape == (5, 64)
+    # each excess is a difference of ~N(0, 1/n) correlations: the mean over 64 neurons is tiny
+    assert abs(float(e.excess.mean())) < 4 * math.sqrt(2 / n / 64)
+    assert e.count(SEED_THRESHOLD) == 0
+    gu = gurnee_excess(sc, n_rotations=2, seed=0)
+    assert abs(float(gu.excess.mean())) < 0.01
+    assert gu.count(GURNEE_THRESHOLD) == 0
+    assert gu.best_b.shape == (64,)
+
+
+def test_excess_finds_planted_index_matched_copies():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((2000, 64)), rng.standard_normal((2000, 96))
+    b[:, :32] = a[:, :32] + 0.5 * rng.standard_normal((2000, 32))  # r = 0.89 for i < 32
+    sc = StreamingCorrelation(64, 96).update(a, b)
+    e = basic_excess(sc, n_rotations=3)
+    assert e.aq_mask(SEED_THRESHOLD).nonzero().flatten().tolist() == list(range(32))
+    # Gurnee's max finds the same partners
+    gu = gurnee_excess(sc)
+    assert gu.best_b[:32].tolist() == list(range(32))
+    assert gu.aq_mask(GURNEE_THRESHOLD).nonzero().flatten().tolist() == list(range(32))
+    s = e.summary(SEED_THRESHOLD)
+    assert s["aq"] == 32 and s["total"] == 64 and s["pct"] == 50.0
+
+
+def test_correlation_of_is_a_one_shot_helper():
+    a, b = data()
+    np.testing.assert_allclose(correlation_of(a, b).corr().numpy(), corrcoef(a, b), atol=1e-12)
+
+
+def test_bad_inputs_raise_value_errors():
+    a, b = data()
+    sc = StreamingCorrelation(64, 96)
+    with pytest.raises(ValueError, match="need at least 2 tokens"):
+        sc.corr()
+    with pytest.raises(ValueError, match=r"xb has shape \(600, 95\)"):
+        sc.update(a, b[:, :95])
+    with pytest.raises(ValueError, match="same rows"):
+        sc.update(a, b[:10])
+    bad = a.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sc.update(bad, b)
+    with pytest.raises(ValueError, match="no named layers"):
+        sc.update({0: a}, b)
+    with pytest.raises(ValueError, match="compute_dtype"):
+        StreamingCorrelation(4, 4, compute_dtype="float16")
+    with pytest.raises(ValueError, match="d_a"):
+        StreamingCorrelation(0, 4)
+    named = StreamingCorrelation({3: 64}, {3: 96}).update({3: a}, {3: b})
+    with pytest.raises(ValueError, match=r"layer_a=7 is not tracked; tracked: \[3\]"):
+        named.corr(7, 3)
+    with pytest.raises(ValueError, match="expected"):
+        named.update({4: a}, {3: b})
+    with pytest.raises(ValueError, match="track_b_cov"):
+        basic_excess(StreamingCorrelation(64, 96, track_b_cov=False).update(a, b))
+    with pytest.raises(ValueError, match="rotation"):
+        named.rotated_corr(torch.eye(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="n_rotations"):
+        basic_excess(named, n_rotations=0)

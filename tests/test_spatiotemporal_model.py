@@ -257,3 +257,22 @@ def test_resume_refuses_a_checkpoint_made_with_another_config(tmp_path):
     out = train(SpectralPredictor(get_config("turbo", grid_size=8)), replace(cfg, steps=3), run=run)
     assert out["resumed_from"] == 2 and out["steps_run"] == 1  # more steps: a legal resume
     assert out["steps_per_s"] <= out["train_steps_per_s"]  # wall-clock includes frame making
+
+
+class _Overshoot(CopyLastFrame):
+    """Predicts 2.0 everywhere: outside [0, 1], like a drifting model."""
+
+    def forward(self, frame):
+        return torch.full_like(frame, 2.0), {}
+
+
+def test_rollout_scores_the_frames_it_feeds_back_and_shows():
+    # the rollout feeds the model its predictions clamped to [0, 1]; its score must be of those
+    # same frames (a per-pixel MSE of frames in [0, 1] is at most 1), not of the raw output
+    cfg = TrainConfig(grid_size=8, eval_steps=2, rollout_horizon=4, progress=False)
+    ev = evaluate(_Overshoot(), cfg, keep_frames=True)
+    truth, frames = ev["rollout_truth"], ev["rollout_frames"]
+    assert torch.equal(frames, torch.ones_like(frames))
+    expect = ((frames - truth) ** 2).flatten(1).mean(1)
+    assert ev["rollout_curve"] == pytest.approx(expect.tolist(), rel=1e-6)
+    assert max(ev["rollout_curve"]) <= 1.0

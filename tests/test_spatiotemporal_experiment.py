@@ -64,3 +64,18 @@ def test_kit_summary_is_plain_json_with_claims_baselines_and_the_run():
     text = " ".join(section["baselines"])
     assert "spectral 0.005 beats copy_last 0.04" in text
     assert "rollout MSE: spectral 0.01, copy_last 0.08, linear_extrap 0.02" in text
+
+
+def test_rollout_lead_counts_the_leading_steps_below_the_baseline():
+    res = fake_results()
+    res["models"]["spectral"]["eval"]["rollout_curve"] = [0.001, 0.01, 0.05, 0.02]
+    res["models"]["copy_last"]["eval"]["rollout_curve"] = [0.01, 0.02, 0.03, 0.04]
+    res["models"]["linear_extrap"]["eval"]["rollout_curve"] = [0.1, 0.2, 0.3, 0.4]
+    assert experiment.rollout_lead(res, "spectral", "copy_last") == 2  # behind from step 3 on
+    assert experiment.rollout_lead(res, "spectral", "linear_extrap") == 4
+    assert experiment.rollout_lead(res, "mlp", "copy_last") is None  # mlp has no curve
+    lines = experiment.baseline_lines(res)
+    assert "spectral's rollout error stays below copy_last for 2, linear_extrap for 4" in "\n".join(
+        lines
+    )
+    assert "ahead of copy_last for 2 of 4 rollout steps" in experiment.arm_lines(res)

@@ -1,28 +1,50 @@
 """Experiment 033: spectral band attention for next-frame prediction (train, evaluate, compare).
 
 ``python -m akira_nb spatiotemporal [flags]`` takes every flag of the reference's
-``synthetic_2d.py`` plus ``--seed --size --batch --protocol --output_dir --resume``. Every run
-also evaluates the zero-parameter baselines (copy-last-frame, linear extrapolation) on the same
-held-out frames; ``--model compare`` adds the MLP.
+``synthetic_2d.py`` plus ``--seed --size --batch --eval-start --checkpoint-every --resume
+--output_dir --threads --wormhole-threshold --max-connections``. Every run also evaluates the
+zero-parameter baselines (copy-last-frame, linear extrapolation) on the same held-out frames;
+``--model compare`` adds the MLP. The whole config is validated before a run folder is made.
+
+Size: ``--size`` when given, else ``AKIRA_SIZE`` when set, else the reference's own defaults
+(32x32, 300 steps); the run prints which one filled the flags not given.
 
 Grid size: ``--grid-size`` when given; otherwise an explicit ``--config`` brings its preset's
 own grid (turbo/fast/default 32, large 64, xlarge 128, so large/xlarge reach their pooled
-wormhole search); otherwise the ``--size`` default (tiny 16, else 32). So ``--size tiny
---config large`` runs at 64x64: pass ``--grid-size`` to shrink it.
+wormhole search); otherwise the size's grid (tiny 16, else 32). So ``--size tiny --config
+large`` runs at 64x64: pass ``--grid-size`` to shrink it.
+
+Example (the reference's comparison): ``python -m akira_nb spatiotemporal --config fast
+--grid-size 32 --steps 500 --model compare``.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 from pathlib import Path
 
-import matplotlib
-
+# torch, matplotlib and the model modules are imported inside main() / config_from_args(), so
+# ``python -m akira_nb --help`` stays quick. Choice lists are literal here; a test checks they
+# equal the real ones (patterns.PATTERNS, presets.PRESETS).
 from .. import runtime
-from ..runs import Run
-from . import patterns as P
-from .presets import PRESETS
+
+PATTERN_CHOICES = (
+    "blob",
+    "interference",
+    "switching",
+    "double_slit",
+    "counter_rotate",
+    "chirp",
+    "phase_jump",
+    "noisy_motion",
+    "bifurcation",
+    "wave_collision",
+    "concentric",
+    "moving_digits",
+)
+PRESET_CHOICES = ("turbo", "fast", "default", "large", "xlarge")
+MODEL_CHOICES = ("spectral", "mlp", "compare")
+EXPERIMENT = "033_spectral_band_attention"
 
 # (grid, steps, eval_steps, rollout_horizon, checkpoint_every) per size; None = reference values
 SIZE_DEFAULTS = {
@@ -31,13 +53,14 @@ SIZE_DEFAULTS = {
     "t4": (32, 500, 101, 20, 100),
     "a100": (32, 3000, 101, 30, 500),
 }
+SIZE_FIELDS = ("grid_size", "steps", "eval_steps", "rollout_horizon", "checkpoint_every")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
         default=None,
-        choices=list(PRESETS),
+        choices=PRESET_CHOICES,
         help="model preset (default: fast); an explicit preset brings its own grid size",
     )
     p.add_argument(
@@ -46,28 +69,59 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="grid_size",
         type=int,
         default=None,
-        help="default: the --config preset's grid if --config is given, else the --size grid",
+        help="frame side in pixels (default: the --config preset's grid if --config is given, "
+        "else the size's grid: tiny 16, otherwise 32)",
     )
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps (default: the size's; the reference's 300 without a size)",
+    )
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps; checked before the "
+        "run folder is made",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads while training (default: 1 for grids <= 32, else torch's)",
+    )
     p.add_argument(
         "--pattern-train",
         "--pattern_train",
         dest="pattern_train",
         default="blob",
-        choices=list(P.PATTERNS),
+        choices=PATTERN_CHOICES,
+        help="pattern to train on (default: blob)",
     )
     p.add_argument(
         "--pattern-eval",
         "--pattern_eval",
         dest="pattern_eval",
         default=None,
-        choices=list(P.PATTERNS),
+        choices=PATTERN_CHOICES,
+        help="pattern of the held-out frames (default: the training pattern)",
     )
-    p.add_argument("--eval-steps", "--eval_steps", dest="eval_steps", type=int, default=None)
     p.add_argument(
-        "--switch-period", "--switch_period", dest="switch_period", type=int, default=101
+        "--eval-steps",
+        "--eval_steps",
+        dest="eval_steps",
+        type=int,
+        default=None,
+        help="held-out frames scored (default: the size's; 101 without a size)",
+    )
+    p.add_argument(
+        "--switch-period",
+        "--switch_period",
+        dest="switch_period",
+        type=int,
+        default=101,
+        help="steps between the switching pattern's blob and interference blocks (default 101)",
     )
     p.add_argument(
         "--log-stats-csv",
@@ -76,7 +130,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="also write the per-step statistics CSV here (always in the run folder)",
     )
-    p.add_argument("--viz-interval", "--viz_interval", dest="viz_interval", type=int, default=0)
+    p.add_argument(
+        "--viz-interval",
+        "--viz_interval",
+        dest="viz_interval",
+        type=int,
+        default=0,
+        help="save a current / target / prediction / error snapshot every N steps (0: none)",
+    )
     p.add_argument(
         "--viz-dir",
         "--viz_dir",
@@ -90,26 +151,63 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="attn_topk_temporal",
         type=int,
         default=None,
+        help="past frames each pixel's temporal attention keeps (default: the preset's)",
+    )
+    p.add_argument(
+        "--wormhole-threshold",
+        "--wormhole_threshold",
+        dest="wormhole_threshold",
+        type=float,
+        default=None,
+        help="cosine similarity a wormhole link needs, in [0, 1] (default: the preset's, 0.9 "
+        "for fast)",
+    )
+    p.add_argument(
+        "--max-connections",
+        "--max_connections",
+        dest="max_connections",
+        type=int,
+        default=None,
+        help="wormhole links kept per pixel, >= 1 (default: the preset's, 4 for fast)",
     )
     p.add_argument(
         "--model",
         default="spectral",
-        choices=["spectral", "mlp", "compare"],
-        help="baselines are always evaluated beside the model(s)",
+        choices=MODEL_CHOICES,
+        help="model(s) to train; compare = spectral and MLP. The baselines are always evaluated",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default 0)")
     p.add_argument(
         "--size",
         default=None,
         choices=list(runtime.SIZES),
-        help="size preset for steps/grid/eval defaults (default: the reference's)",
+        help="size preset for grid/steps/eval/checkpoint defaults (default: AKIRA_SIZE when "
+        "set, else the reference's)",
     )
-    p.add_argument("--batch", type=int, default=1, help=">1 uses the batched protocol")
-    p.add_argument("--eval-start", "--eval_start", dest="eval_start", type=float, default=10000.4)
     p.add_argument(
-        "--checkpoint-every", "--checkpoint_every", dest="checkpoint_every", type=int, default=None
+        "--batch", type=int, default=1, help="streams per step; > 1 uses the batched protocol"
     )
-    p.add_argument("--resume", action="store_true", help="continue the newest run of this name")
+    p.add_argument(
+        "--eval-start",
+        "--eval_start",
+        dest="eval_start",
+        type=float,
+        default=10000.4,
+        help="time of the first held-out frame (default 10000.4, off every training time)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        "--checkpoint_every",
+        dest="checkpoint_every",
+        type=int,
+        default=None,
+        help="checkpoint every N steps, 0: never (default: the size's; 0 without a size)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the newest run of this name from its checkpoints",
+    )
     p.add_argument(
         "--output_dir",
         "--output-dir",
@@ -121,10 +219,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args):
-    """(TrainConfig, preset, overrides, models) from parsed CLI arguments."""
+    """(TrainConfig, preset, overrides, models) from parsed CLI arguments, all validated (the
+    model config too), so that a bad flag fails before anything is written."""
+    from .presets import PRESETS, get_config
     from .train import TrainConfig
 
-    grid, steps, eval_steps, horizon, ckpt = SIZE_DEFAULTS[getattr(args, "size", None)]
+    size = runtime.size_from(getattr(args, "size", None))
+    grid, steps, eval_steps, horizon, ckpt = SIZE_DEFAULTS[size]
     preset = args.config if args.config is not None else "fast"
     if args.grid_size is not None:  # `is not None`: --grid-size 0 must fail validation
         grid = args.grid_size
@@ -133,6 +234,10 @@ def config_from_args(args):
     overrides = {}
     if args.attn_topk_temporal is not None:
         overrides["top_k_temporal"] = args.attn_topk_temporal
+    if getattr(args, "wormhole_threshold", None) is not None:
+        overrides["wormhole_threshold"] = args.wormhole_threshold
+    if getattr(args, "max_connections", None) is not None:
+        overrides["wormhole_max_connections"] = args.max_connections
     cfg = TrainConfig(
         pattern=args.pattern_train,
         pattern_eval=args.pattern_eval,
@@ -150,10 +255,38 @@ def config_from_args(args):
         device=args.device,
         checkpoint_every=args.checkpoint_every if args.checkpoint_every is not None else ckpt,
         progress=not args.quiet,
+        cpu_threads=getattr(args, "threads", None),
     ).validate()
+    if args.model in ("spectral", "compare"):
+        get_config(preset, grid_size=cfg.grid_size, **overrides)  # raises on a bad override
+    runtime.check_int("viz_interval", args.viz_interval, 0)
     trained = {"spectral": ("spectral",), "mlp": ("mlp",), "compare": ("spectral", "mlp")}
     models = trained[args.model] + ("copy_last", "linear_extrap")
     return cfg, preset, overrides, models
+
+
+def size_line(args) -> str:
+    """One line: which size preset (or the reference's defaults) filled the flags not given."""
+    size = runtime.size_from(getattr(args, "size", None))
+    given = {
+        "grid_size": args.grid_size is not None or args.config is not None,
+        "steps": args.steps is not None,
+        "eval_steps": args.eval_steps is not None,
+        "rollout_horizon": False,
+        "checkpoint_every": args.checkpoint_every is not None,
+    }
+    filled = [
+        f"{name} {value}"
+        for name, value in zip(SIZE_FIELDS, SIZE_DEFAULTS[size])
+        if not given[name]
+    ]
+    if size is None:
+        source = "no --size or AKIRA_SIZE: the reference's defaults"
+    elif getattr(args, "size", None) is not None:
+        source = f"size {size} (--size)"
+    else:
+        source = f"size {size} (AKIRA_SIZE)"
+    return f"{source} filled: {', '.join(filled) or 'nothing (every flag given)'}"
 
 
 def _in_ipython() -> bool:
@@ -165,26 +298,29 @@ def _in_ipython() -> bool:
 
 
 def main(args) -> dict:
+    # validate everything first (device availability included): a bad flag leaves no run folder
+    cfg, preset, overrides, models = config_from_args(args)
+
+    import matplotlib
+
     if not _in_ipython():  # headless CLI; inside a notebook kernel leave its backend alone
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..runs import Run
     from . import experiment, plots
     from .evaluate import evaluate
+    from .train import RESUME_MAY_CHANGE
 
-    cfg, preset, overrides, models = config_from_args(args)
+    print(size_line(args))
     name = f"{cfg.pattern}-{args.model}-{preset}-g{cfg.grid_size}-s{cfg.steps}-seed{cfg.seed}"
     run = Run.open_or_create(
-        "033_spectral_band_attention",
+        EXPERIMENT,
         name,
-        config={
-            "train": {k: v for k, v in asdict(cfg).items() if k != "progress"},
-            "preset": preset,
-            "overrides": overrides,
-            "models": list(models),
-        },
+        config={"train": cfg, "preset": preset, "overrides": overrides, "models": list(models)},
         resume=args.resume,
         root=args.output_dir,
+        may_change=RESUME_MAY_CHANGE,
     )
     viz = None
     if args.viz_interval > 0:
@@ -200,16 +336,14 @@ def main(args) -> dict:
     results = experiment.compare(
         cfg, models, preset, overrides, run=run, stats_csv=args.log_stats_csv, viz=viz
     )
-    claimed = experiment.CLAIMED if (cfg.pattern == "blob" and cfg.grid_size == 32) else None
-    rows = experiment.comparison_rows(results, claimed)
+    rows = experiment.comparison_rows(results, experiment.CLAIMED)
     print(
         f"\n033 {cfg.pattern} grid {cfg.grid_size}, {cfg.steps} steps, preset {preset}; "
         f"held-out frames t = {cfg.eval_start}+ (per-pixel MSE)"
     )
+    print(experiment.arm_lines(results))
     print(plots.format_table(rows, experiment.COMPARISON_COLUMNS))
-    if claimed:
-        print("claimed by the reference (RESULTS.md, 500 steps):")
-        print(plots.format_table([{"model": m, **v} for m, v in claimed.items()]))
+    print(experiment.claims_text(results))
     print(experiment.verdict(results, "spectral" if "spectral" in results["models"] else "mlp"))
     for fig_name, fig in (
         ("loss", plots.loss_curves(results)),
@@ -224,8 +358,9 @@ def main(args) -> dict:
             plots.rollout_gif(ev["rollout_truth"], ev["rollout_frames"], run.file("rollout.gif"))
     out = experiment.strip_models(results)
     out["run"] = str(run.path)
-    out["size"] = getattr(args, "size", None)
+    out["size"] = runtime.size_from(getattr(args, "size", None))
     out["rows"] = rows
+    out["claims"] = experiment.claims(results)
     run.write_results(out)
     print(f"results: {run.path / 'results.json'}")
     return out

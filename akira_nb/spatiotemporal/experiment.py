@@ -320,6 +320,21 @@ def claims(results: dict) -> list[dict]:
     return out
 
 
+def rollout_lead(results: dict, model: str, baseline: str) -> int | None:
+    """For how many leading rollout steps ``model``'s per-pixel error stays below
+    ``baseline``'s (the horizon when it never falls behind; None without both curves)."""
+    a = results["models"].get(model, {}).get("eval", {}).get("rollout_curve")
+    b = results["models"].get(baseline, {}).get("eval", {}).get("rollout_curve")
+    if not a or not b:
+        return None
+    lead = 0
+    for x, y in zip(a, b):
+        if x >= y:
+            break
+        lead += 1
+    return lead
+
+
 def baseline_lines(results: dict) -> list[str]:
     """Each trained model's held-out and rollout MSE beside copy-last-frame's and linear
     extrapolation's on the same frames."""
@@ -345,7 +360,68 @@ def baseline_lines(results: dict) -> list[str]:
             f"{horizon}-step autoregressive rollout MSE: "
             + ", ".join(f"{m} {v:.3g}" for m, v in roll.items())
         )
+        for m in trained:
+            leads = [
+                f"{b} for {rollout_lead(results, m, b)}"
+                for b in BASELINES
+                if rollout_lead(results, m, b) is not None
+            ]
+            if leads:
+                lines.append(
+                    f"{m}'s rollout error stays below {', '.join(leads)} of {horizon} steps"
+                )
     return lines
+
+
+def arm_lines(results: dict) -> str:
+    """One line per trained arm (what a saved notebook shows once its progress bars are gone):
+    steps, final training loss, held-out and rollout MSE beside the baselines'."""
+    base = {b: results["models"][b]["eval"] for b in BASELINES if b in results["models"]}
+    lines = []
+    for name, e in results["models"].items():
+        if name in BASELINES:
+            continue
+        tr, ev = e.get("train", {}), e["eval"]
+        steps = len(tr.get("losses", []))
+        held = ", ".join(f"{b} {v['mse']:.3g}" for b, v in base.items())
+        line = (
+            f"{name}: {steps} steps, final loss {tr.get('final', float('nan')):.3g}, held-out "
+            f"MSE {ev['mse']:.3g} vs {held}"
+        )
+        if ev.get("rollout_mse") is not None:
+            roll = ", ".join(
+                f"{b} {v['rollout_mse']:.3g}" for b, v in base.items() if "rollout_mse" in v
+            )
+            line += f"; rollout MSE {ev['rollout_mse']:.3g} vs {roll}"
+            lead = rollout_lead(results, name, "copy_last")
+            if lead is not None:
+                n = len(ev["rollout_curve"])
+                line += f" (ahead of copy_last for {lead} of {n} rollout steps)"
+        if tr.get("resumed_from"):
+            line += f" (resumed from step {tr['resumed_from']})"
+        if e.get("reloaded"):
+            line += " (reloaded, not retrained)"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def claims_text(results: dict) -> str:
+    """The reference's claims beside this run's numbers, with each verdict and its rule; when
+    the protocol differs from the seed's it says so first (every verdict: not comparable)."""
+    from .plots import format_table
+
+    why_not = comparability(results)
+    head = "claimed by the reference (RESULTS.md: blob 32x32, 500 online steps, preset fast)"
+    lines = [head + " beside this run:"]
+    if why_not:
+        lines.append(f"NOT COMPARABLE ({why_not}): the numbers below are not the seed's protocol")
+    rows = claims_rows(comparison_rows(results, CLAIMED), results)
+    if rows:
+        lines.append(format_table(rows))
+    cl = claims(results)
+    lines.append(format_table(cl, ["claim", "claimed", "measured", "verdict"]))
+    lines += [f"  rule ({c['claim']}): {c['rule']}" for c in cl]
+    return "\n".join(lines)
 
 
 def kit_summary(out: dict) -> dict:

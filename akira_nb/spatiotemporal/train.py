@@ -90,7 +90,8 @@ class TrainConfig:
         check_int("switch_period", self.switch_period, 1)
         if not isinstance(self.pattern_params, dict):
             raise ValueError(f"pattern_params={self.pattern_params!r} must be a dict")
-        check_int("seed", self.seed)
+        check_int("seed", self.seed, 0)
+        runtime.check_device("device", self.device)
         check_int("checkpoint_every", self.checkpoint_every, 0)
         check_bool("progress", self.progress)
         if self.cpu_threads is not None:

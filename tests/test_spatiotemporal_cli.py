@@ -1,0 +1,115 @@
+"""The 033 command line: flags, the size rule, validation before any run folder, lazy imports."""
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from akira_nb.__main__ import build_parser
+from akira_nb.spatiotemporal import cli
+from akira_nb.spatiotemporal.model import build_model
+from akira_nb.spatiotemporal.patterns import PATTERNS
+from akira_nb.spatiotemporal.presets import PRESETS
+
+
+@pytest.fixture(autouse=True)
+def no_size_env(monkeypatch):
+    monkeypatch.delenv("AKIRA_SIZE", raising=False)
+
+
+def _args(*flags):
+    return build_parser().parse_args(["spatiotemporal", *flags])
+
+
+def _cli_config(*flags):
+    return cli.config_from_args(_args(*flags))
+
+
+def test_cli_grid_comes_from_the_flag_then_the_preset_then_the_size():
+    assert _cli_config("--config", "large")[0].grid_size == 64
+    assert _cli_config("--config", "xlarge", "--size", "tiny")[0].grid_size == 128
+    assert _cli_config("--config", "large", "--grid-size", "16")[0].grid_size == 16
+    cfg, preset, _, _ = _cli_config("--size", "tiny")
+    assert (cfg.grid_size, preset) == (16, "fast")
+    assert _cli_config()[0].grid_size == 32
+
+
+def test_size_comes_from_the_flag_then_akira_size_then_the_reference(monkeypatch):
+    cfg = _cli_config()[0]
+    assert (cfg.grid_size, cfg.steps, cfg.checkpoint_every) == (32, 300, 0)  # the reference's
+    assert cli.size_line(_args()).startswith("no --size or AKIRA_SIZE: the reference's defaults")
+    monkeypatch.setenv("AKIRA_SIZE", "tiny")
+    cfg = _cli_config()[0]
+    assert (cfg.grid_size, cfg.steps, cfg.eval_steps) == (16, 60, 30)
+    line = cli.size_line(_args("--steps", "7"))
+    assert line.startswith("size tiny (AKIRA_SIZE) filled: grid_size 16,")
+    assert "steps 60" not in line  # given on the command line
+    assert _cli_config("--size", "t4")[0].steps == 500  # the flag wins over the environment
+    assert cli.size_line(_args("--size", "t4")).startswith("size t4 (--size) filled")
+
+
+@pytest.mark.parametrize(
+    "flags, name",
+    [
+        (("--grid-size", "0"), "grid_size"),
+        (("--eval-steps", "0"), "eval_steps"),
+        (("--steps", "-1"), "steps"),
+        (("--batch", "0"), "batch"),
+    ],
+)
+def test_cli_zero_values_fail_instead_of_becoming_defaults(flags, name):
+    with pytest.raises(ValueError, match=name):
+        _cli_config(*flags)
+
+
+BAD_FLAGS = [
+    (("--device", "tpu"), "device"),
+    (("--seed", "-1"), "seed"),
+    (("--wormhole-threshold", "1.5"), "wormhole_threshold"),
+    (("--wormhole-threshold", "nan"), "wormhole_threshold"),
+    (("--max-connections", "0"), "wormhole_max_connections"),
+    (("--threads", "0"), "cpu_threads"),
+    (("--grid-size", "2"), "grid_size"),
+    (("--viz-interval", "-1"), "viz_interval"),
+]
+if not torch.cuda.is_available():
+    BAD_FLAGS.append((("--device", "cuda"), "device"))
+
+
+@pytest.mark.parametrize("flags, name", BAD_FLAGS)
+def test_bad_flags_fail_before_a_run_folder_is_made(tmp_path, flags, name):
+    args = _args("--size", "tiny", "--quiet", "--output_dir", str(tmp_path), *flags)
+    with pytest.raises(ValueError, match=name):
+        cli.main(args)
+    assert list(tmp_path.iterdir()) == []  # nothing a later --resume could reopen
+
+
+def test_wormhole_flags_reach_the_model():
+    cfg, preset, overrides, _ = _cli_config("--wormhole-threshold", "0.5", "--max-connections", "2")
+    assert overrides == {"wormhole_threshold": 0.5, "wormhole_max_connections": 2}
+    model = build_model("spectral", preset, grid_size=cfg.grid_size, **overrides)
+    assert (model.wormhole.threshold, model.wormhole.max_connections) == (0.5, 2)
+    assert _cli_config()[2] == {}  # unset: the preset's own values
+    assert _cli_config("--threads", "2")[0].cpu_threads == 2
+
+
+def test_choice_lists_written_out_in_cli_equal_the_real_ones():
+    assert cli.PATTERN_CHOICES == PATTERNS
+    assert cli.PRESET_CHOICES == tuple(PRESETS)
+
+
+def test_every_flag_has_help_and_the_parser_a_description():
+    parser = argparse.ArgumentParser(description=cli.__doc__)
+    cli.add_arguments(parser)
+    missing = [a.dest for a in parser._actions if not a.help]
+    assert missing == []
+    sub = build_parser()._subparsers._group_actions[0].choices["spatiotemporal"]
+    assert sub.description and "033" in sub.description
+
+
+def test_cli_module_does_not_import_torch():
+    code = "import sys, akira_nb.spatiotemporal.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,280 @@
+"""Threshold rules for calling a neuron an AQ candidate, and the counts expected by chance.
+
+A *score* is one number per neuron (an excess correlation, a matched ``|corr|``, a Procrustes
+aligned correlation). A rule turns the scores into a threshold; a neuron is flagged when its
+score is strictly above it.
+
+Rules (:data:`RULES`)
+---------------------
+- ``"statistical"``: ``mean + k * std`` of the scores (``value = k``, default 2, the
+  reference's). This flags about 2.3% of a Gaussian and typically 2-5% of any unimodal
+  distribution **by construction**, whether or not anything corresponds: it describes the shape
+  of the score distribution, not evidence. The reference's "3-4% AQ" came from this rule.
+- ``"percentile"``: the ``value``-th percentile of the scores (default 95): flags
+  ``100 - value`` % by construction, likewise.
+- ``"fixed"``: ``value`` itself (default 0.3, the seed's excess threshold; Gurnee et al. used
+  0.5).
+
+The permutation null
+--------------------
+Shuffling the token rows of B against A destroys every real correspondence and keeps each
+model's marginal statistics. Scoring the shuffled pair with the same pipeline gives null
+scores; :func:`count_with_null` prints the AQ count beside the number of null scores above the
+**same** threshold (the count expected by chance), and beside what the rule would flag if it
+were re-applied to the null (for the statistical and percentile rules: the same 2-5%).
+
+- In memory: :func:`permutation_null` permutes all rows of B (one permutation of every token,
+  shared by all of B's layers) ``n_permutations`` times.
+- Streamed: :class:`ShuffledStream` feeds a second ``StreamingCorrelation`` with B's rows
+  permuted **within each batch** (a fresh permutation per batch, seeded by the batch number so a
+  resumed stream draws the same ones). A batch should hold many sequences (e.g. 16 x 64 tokens),
+  so that few shuffled pairs come from the same sequence (about 1/16 here); such pairs share
+  context and can leave a little real correlation in the null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..runtime import check_choice, check_int, check_real
+
+RULES = ("statistical", "percentile", "fixed")
+DEFAULT_VALUES = {"statistical": 2.0, "percentile": 95.0, "fixed": 0.3}
+RULE_TEXT = {
+    "statistical": "mean + {value:g} std",
+    "percentile": "{value:g}th percentile",
+    "fixed": "fixed {value:g}",
+}
+
+
+def _scores(name: str, scores) -> np.ndarray:
+    s = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores, dtype=float)
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of per-neuron scores")
+    if not np.isfinite(s).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return s
+
+
+def check_rule(rule: str, value=None) -> tuple[str, float]:
+    """The rule and its value (the rule's default when ``value`` is None), validated."""
+    check_choice("rule", rule, RULES)
+    if value is None:
+        value = DEFAULT_VALUES[rule]
+    if rule == "percentile":
+        return rule, check_real("value", value, 0.0, 100.0)
+    return rule, check_real("value", value)
+
+
+def threshold_value(scores, rule: str = "statistical", value: float | None = None) -> float:
+    """The threshold ``rule`` gives for ``scores`` (see the module docstring)."""
+    rule, value = check_rule(rule, value)
+    s = _scores("scores", scores)
+    if rule == "statistical":
+        return float(s.mean() + value * s.std())
+    if rule == "percentile":
+        return float(np.percentile(s, value))
+    return value
+
+
+def apply_threshold(scores, rule: str = "statistical", value: float | None = None):
+    """``(mask, threshold)``: which scores lie strictly above the rule's threshold."""
+    t = threshold_value(scores, rule, value)
+    return _scores("scores", scores) > t, t
+
+
+# --------------------------------------------------------------------------------------- nulls
+def _perm(n: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randperm(n, generator=generator)
+
+
+def permute_rows(x, generator: torch.Generator | None = None, perm=None):
+    """``x`` with its token rows permuted (numpy, torch, or a dict of layers sharing one
+    permutation). ``perm`` fixes the permutation; else it is drawn from ``generator``."""
+    if isinstance(x, Mapping):
+        sizes = {len(v) for v in x.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"the layers have different token counts {sorted(sizes)}")
+        if perm is None:
+            perm = _perm(sizes.pop(), generator or torch.Generator())
+        return {k: permute_rows(v, perm=perm) for k, v in x.items()}
+    n = len(x)
+    if perm is None:
+        perm = _perm(n, generator or torch.Generator())
+    if len(perm) != n:
+        raise ValueError(f"perm has {len(perm)} entries for {n} rows")
+    if isinstance(x, torch.Tensor):
+        return x[torch.as_tensor(perm, device=x.device)]
+    return np.asarray(x)[np.asarray(perm)]
+
+
+def permutation_null(
+    acts_a,
+    acts_b,
+    score_fn: Callable,
+    n_permutations: int = 1,
+    seed: int = 0,
+) -> np.ndarray:
+    """Null scores ``[n_permutations, n_scores]``: ``score_fn(acts_a, permuted acts_b)``.
+
+    ``acts_a``/``acts_b``: in-memory activations over the same tokens (matrices, or dicts of
+    layers); every permutation reorders all of B's token rows. ``score_fn`` is the pipeline that
+    produced the real scores (e.g. ``lambda a, b: match_neurons(a, b).abs_corr``).
+    """
+    n_permutations = check_int("n_permutations", n_permutations, low=1)
+    g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    n_a = len(next(iter(acts_a.values()))) if isinstance(acts_a, Mapping) else len(acts_a)
+    n_b = len(next(iter(acts_b.values()))) if isinstance(acts_b, Mapping) else len(acts_b)
+    if n_a != n_b:
+        raise ValueError(f"acts_a has {n_a} tokens and acts_b has {n_b}; they must be the same")
+    return np.stack(
+        [
+            _scores("score_fn(...)", score_fn(acts_a, permute_rows(acts_b, g)))
+            for _ in range(n_permutations)
+        ]
+    )
+
+
+class ShuffledStream:
+    """Feed ``stats`` (a ``StreamingCorrelation``) with B's rows permuted within each batch.
+
+    Call ``update(xa, xb)`` with the same batches as the real accumulator; the permutation of
+    batch ``i`` is drawn from ``seed`` and ``stats.n_updates``, so a resumed stream (a loaded
+    ``stats``) continues with the permutations an uninterrupted one would have used.
+    """
+
+    def __init__(self, stats, seed: int = 0):
+        self.stats = stats
+        self.seed = check_int("seed", seed, low=0)
+
+    def update(self, xa, xb):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.stats.n_updates)
+        self.stats.update(xa, permute_rows(xb, g))
+        return self
+
+
+def overlap_null(n_total: int, set_a, set_b) -> dict:
+    """Overlap of two index sets against independent random sets of the same sizes drawn from
+    ``n_total``: observed, expected (``|A| |B| / n``) and the hypergeometric p-value of seeing at
+    least the observed overlap (the reference's 'universal AQ' with its chance level)."""
+    from scipy.stats import hypergeom
+
+    n_total = check_int("n_total", n_total, low=1)
+    a, b = set(np.asarray(set_a).tolist()), set(np.asarray(set_b).tolist())
+    if any(not 0 <= i < n_total for i in a | b):
+        raise ValueError(f"indices must lie in [0, {n_total})")
+    k = len(a & b)
+    return {
+        "observed": k,
+        "expected": len(a) * len(b) / n_total,
+        "p_value": float(hypergeom.sf(k - 1, n_total, len(a), len(b))),
+        "n_a": len(a),
+        "n_b": len(b),
+        "n_total": n_total,
+    }
+
+
+# -------------------------------------------------------------------------------------- counts
+@dataclass
+class AQCount:
+    """An AQ count with its rule, threshold and the permutation null side by side.
+
+    ``null_counts``: per permutation, the null scores above the same ``threshold``;
+    ``null_count``: their mean (the count expected by chance). ``null_counts_same_rule``: per
+    permutation, what the rule flags when re-derived from the null scores themselves.
+    """
+
+    rule: str
+    value: float
+    threshold: float
+    count: int
+    total: int
+    mask: np.ndarray
+    null_counts: list = field(default_factory=list)
+    null_counts_same_rule: list = field(default_factory=list)
+
+    @property
+    def fraction(self) -> float:
+        return self.count / self.total
+
+    @property
+    def null_count(self) -> float | None:
+        return float(np.mean(self.null_counts)) if self.null_counts else None
+
+    @property
+    def rule_text(self) -> str:
+        return RULE_TEXT[self.rule].format(value=self.value)
+
+    def line(self) -> str:
+        """One printable line: count, %, threshold and rule, and the chance count beside it."""
+        out = (
+            f"AQ {self.count}/{self.total} ({100 * self.fraction:.1f}%) above "
+            f"{self.threshold:.4g} ({self.rule_text})"
+        )
+        if self.null_counts:
+            out += f"; token-shuffle null: {self.null_count:.1f} expected by chance"
+            if self.rule != "fixed":
+                same = float(np.mean(self.null_counts_same_rule))
+                out += f" ({same:.1f} if the rule is re-applied to the null)"
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "rule": self.rule,
+            "rule_text": self.rule_text,
+            "value": self.value,
+            "threshold": self.threshold,
+            "count": self.count,
+            "total": self.total,
+            "fraction": self.fraction,
+            "null_count": self.null_count,
+            "null_counts": [int(c) for c in self.null_counts],
+            "null_counts_same_rule": [int(c) for c in self.null_counts_same_rule],
+            "indices": np.flatnonzero(self.mask).tolist(),
+        }
+
+
+def count_with_null(
+    scores, null_scores=None, rule: str = "statistical", value: float | None = None
+) -> AQCount:
+    """Count the scores above ``rule``'s threshold, beside the null count (see the module).
+
+    ``null_scores``: ``[n_scores]`` or ``[n_permutations, n_scores]`` from
+    :func:`permutation_null` (or any null of the same pipeline); None skips the null.
+    """
+    rule, value = check_rule(rule, value)
+    s = _scores("scores", scores)
+    t = threshold_value(s, rule, value)
+    mask = s > t
+    out = AQCount(rule, value, t, int(mask.sum()), s.size, mask)
+    if null_scores is not None:
+        null = np.asarray(
+            null_scores.detach().cpu() if hasattr(null_scores, "detach") else null_scores, float
+        )
+        null = np.atleast_2d(null)
+        if null.ndim != 2 or not np.isfinite(null).all():
+            raise ValueError("null_scores must be [n_scores] or [n_permutations, n_scores], finite")
+        out.null_counts = [int((row > t).sum()) for row in null]
+        out.null_counts_same_rule = [
+            int((row > threshold_value(row, rule, value)).sum()) for row in null
+        ]
+    return out
+
+
+__all__ = [
+    "AQCount",
+    "DEFAULT_VALUES",
+    "RULES",
+    "ShuffledStream",
+    "apply_threshold",
+    "check_rule",
+    "count_with_null",
+    "overlap_null",
+    "permutation_null",
+    "permute_rows",
+    "threshold_value",
+]

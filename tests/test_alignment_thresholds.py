@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+
+from akira_nb.alignment.correlation import StreamingCorrelation, correlation_of
+from akira_nb.alignment.thresholds import (
+    RULES,
+    ShuffledStream,
+    apply_threshold,
+    count_with_null,
+    overlap_null,
+    permutation_null,
+    permute_rows,
+    threshold_value,
+)
+
+
+def test_statistical_rule_flags_two_to_five_percent_of_any_distribution():
+    rng = np.random.default_rng(0)
+    gauss = rng.standard_normal(20000)
+    mask, t = apply_threshold(gauss, "statistical")
+    assert t == pytest.approx(gauss.mean() + 2 * gauss.std())
+    assert 0.02 <= mask.mean() <= 0.05  # 2.3% for a Gaussian
+    # the same few percent on shifted, scaled, skewed data: a property of the rule
+    for s in (5 + 0.01 * gauss, rng.gamma(2.0, 1.0, 20000), rng.laplace(size=20000)):
+        assert 0.02 <= apply_threshold(s, "statistical")[0].mean() <= 0.06
+
+
+def test_percentile_and_fixed_rules():
+    s = np.arange(100.0)
+    assert threshold_value(s, "percentile", 95) == pytest.approx(np.percentile(s, 95))
+    assert apply_threshold(s, "percentile", 90)[0].sum() == 10
+    assert threshold_value(s, "fixed", 41.5) == 41.5
+    assert apply_threshold(s, "fixed", 41.5)[0].sum() == 58
+    assert threshold_value(torch.arange(10.0), "fixed") == 0.3  # the seed's default
+
+
+def test_permutation_null_count_is_near_zero_on_independent_data():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2000, 64)), rng.standard_normal((2000, 96))
+
+    def score(x, y):
+        return correlation_of(x, y).corr().abs().max(1).values
+
+    real = score(a, b)
+    null = permutation_null(a, b, score, n_permutations=3, seed=0)
+    assert null.shape == (3, 64)
+    res = count_with_null(real, null, rule="fixed", value=0.3)
+    assert res.count == 0 and res.null_count == 0 and res.null_counts == [0, 0, 0]
+    # a relative rule flags a few percent of the real scores and of the null alike
+    rel = count_with_null(real, null, rule="statistical")
+    assert 0 < rel.count <= 6 and all(0 < c <= 6 for c in rel.null_counts_same_rule)
+    text = rel.line()
+    assert "mean + 2 std" in text and "token-shuffle null" in text
+    d = rel.to_dict()
+    assert d["rule"] == "statistical" and d["count"] == rel.count and len(d["indices"]) == rel.count
+
+
+def test_permutation_null_keeps_real_signal_out():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((1000, 8))
+    b = a + 0.1 * rng.standard_normal((1000, 8))
+    score = lambda x, y: correlation_of(x, y).index_matched()
+    real = score(a, b)
+    null = permutation_null(a, b, score, n_permutations=2)
+    assert (real > 0.9).all() and (np.abs(null) < 0.15).all()
+    res = count_with_null(real, null, rule="fixed", value=0.5)
+    assert res.count == 8 and res.null_count == 0
+
+
+def test_permute_rows_shares_one_permutation_across_layers():
+    x = {0: torch.arange(10.0)[:, None], 1: np.arange(10.0)[:, None] * 2}
+    out = permute_rows(x, torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(np.asarray(out[1]), out[0].numpy() * 2)
+    assert sorted(out[0].flatten().tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="different token counts"):
+        permute_rows({0: np.zeros((3, 1)), 1: np.zeros((4, 1))})
+
+
+def test_shuffled_stream_resumes_with_the_same_permutations(tmp_path):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((600, 16))
+    b = a + 0.2 * rng.standard_normal((600, 16))
+    whole = ShuffledStream(StreamingCorrelation(16, 16), seed=4)
+    for i in range(0, 600, 100):
+        whole.update(a[i : i + 100], b[i : i + 100])
+    first = ShuffledStream(StreamingCorrelation(16, 16), seed=4)
+    for i in range(0, 300, 100):
+        first.update(a[i : i + 100], b[i : i + 100])
+    first.stats.save(tmp_path / "null.pt")
+    resumed = ShuffledStream(StreamingCorrelation.load(tmp_path / "null.pt"), seed=4)
+    for i in range(300, 600, 100):
+        resumed.update(a[i : i + 100], b[i : i + 100])
+    torch.testing.assert_close(resumed.stats.corr(), whole.stats.corr())
+    # the shuffle broke the real correlation of 0.98
+    assert whole.stats.index_matched().abs().max() < 0.2
+
+
+def test_overlap_null_gives_the_chance_overlap():
+    res = overlap_null(1000, range(100), range(50, 250))
+    assert res["observed"] == 50 and res["expected"] == pytest.approx(20.0)
+    assert res["p_value"] < 1e-6
+    chance = overlap_null(1000, range(100), range(90, 290))
+    assert chance["p_value"] > 0.5
+    with pytest.raises(ValueError, match="indices"):
+        overlap_null(10, [11], [1])
+
+
+def test_bad_rules_and_values_raise_value_errors():
+    s = np.arange(10.0)
+    with pytest.raises(ValueError, match=r"rule='zscore' is not allowed; choose one of") as e:
+        threshold_value(s, "zscore")
+    for rule in RULES:
+        assert rule in str(e.value)
+    with pytest.raises(ValueError, match="value"):
+        threshold_value(s, "percentile", 101)
+    with pytest.raises(ValueError, match="value"):
+        threshold_value(s, "fixed", float("nan"))
+    with pytest.raises(ValueError, match="1-D"):
+        threshold_value(np.zeros((2, 2)), "fixed")
+    with pytest.raises(ValueError, match="NaN"):
+        count_with_null(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="same"):
+        permutation_null(np.zeros((5, 2)), np.zeros((4, 2)), lambda x, y: np.zeros(2))
+    with pytest.raises(ValueError, match="n_permutations"):
+        permutation_null(np.zeros((5, 2)), np.zeros((5, 2)), lambda x, y: np.zeros(2), 0)

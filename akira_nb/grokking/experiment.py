@@ -56,6 +56,7 @@ SEED_PROTOCOL = dict(
     eval_every=100,
     checkpoint_every=2000,
     snapshot_every=0,
+    progress_every=500,  # 61 weights-only snapshots per arm (~0.6-0.9 MB each at p = 53)
 )
 SEED_PRESET = dict(SEED_PROTOCOL, primes=[53], seeds=[0])
 PRESETS = {
@@ -69,9 +70,11 @@ PRESETS = {
         eval_every=50,
         checkpoint_every=500,
         snapshot_every=0,
+        progress_every=50,
     ),
     "t4": dict(SEED_PRESET),
-    "a100": dict(SEED_PROTOCOL, primes=[53, 113], seeds=[0, 1, 2]),
+    # 30 arms: progress snapshots every 1000 epochs keep the run folder near 0.7 GB
+    "a100": dict(SEED_PROTOCOL, primes=[53, 113], seeds=[0, 1, 2], progress_every=1000),
 }
 # Wave modes without Q/K/V projections (``full`` keeps them).
 FFT_ONLY = ("fnet", "learned_gate", "phase_shift")

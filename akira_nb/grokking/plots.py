@@ -46,24 +46,36 @@ def plot_curves(results: list[TrainResult], title: str = "") -> plt.Figure:
 
 def plot_progress_measures(results: list[TrainResult]) -> plt.Figure:
     """Nanda et al.'s progress measures over training: Gini of the Fourier norms of W_E and
-    W_L, restricted loss (all pairs) and excluded loss (train split), both with the key
-    frequencies of the model at that epoch, and the total weight norm."""
+    W_L and the total weight norm (every ``eval_every`` epochs), and restricted loss (all pairs)
+    and excluded loss (train split) at every saved snapshot, with the key frequencies of each
+    model's FINAL state (``res.progress``), beside its train and test loss."""
     with_weights = any(
         r.history["freq_weight_mean"] and r.history["freq_weight_mean"][0] for r in results
     )
     fig, axes = plt.subplots(1, 5 if with_weights else 4, figsize=(20 if with_weights else 16, 3.6))
     panels = [
-        ("gini_embed", "Gini of W_E Fourier norms", "linear"),
-        ("gini_logit_map", "Gini of W_L Fourier norms", "linear"),
-        ("restricted_loss", "restricted (solid) / excluded (dashed) loss", "log"),
-        ("weight_norm", "sum of squared weights", "linear"),
+        (0, "gini_embed", "Gini of W_E Fourier norms", "linear"),
+        (1, "gini_logit_map", "Gini of W_L Fourier norms", "linear"),
+        (3, "weight_norm", "sum of squared weights", "linear"),
     ]
     for res, color in zip(results, _colors(len(results))):
         h = res.history
-        for ax, (key, title, yscale) in zip(axes, panels):
-            ax.plot(h["epoch"], h[key], color=color, label=_label(res))
-            ax.set(title=title, xscale="log", yscale=yscale, xlabel="epoch")
-        axes[2].plot(h["epoch"], h["excluded_loss"], "--", color=color)
+        for i, key, title, yscale in panels:
+            axes[i].plot(h["epoch"], h[key], color=color, label=_label(res))
+            axes[i].set(title=title, xscale="log", yscale=yscale, xlabel="epoch")
+        prog = res.progress
+        if prog:
+            epochs = np.asarray(prog["epoch"])
+            keep = epochs > 0  # log axis
+            keys = ",".join(map(str, prog["key_freqs"])) or "none"
+            axes[2].plot(
+                epochs[keep],
+                np.asarray(prog["restricted_loss"])[keep],
+                color=color,
+                label=f"{res.config['mixer']}: key {{{keys}}}",
+            )
+            axes[2].plot(epochs[keep], np.asarray(prog["excluded_loss"])[keep], "--", color=color)
+            axes[2].plot(epochs[keep], np.asarray(prog["test_loss"])[keep], ":", color=color)
         if with_weights and h["freq_weight_mean"] and h["freq_weight_mean"][0]:
             mean = np.asarray(h["freq_weight_mean"])
             std = np.asarray(h["freq_weight_std"])
@@ -76,6 +88,13 @@ def plot_progress_measures(results: list[TrainResult]) -> plt.Figure:
                     color=color,
                     alpha=0.15,
                 )
+    axes[2].set(
+        title="restricted (solid), excluded (dashed), test (dotted)\nloss; key freqs of the "
+        "final model",
+        xscale="log",
+        yscale="log",
+        xlabel="epoch",
+    )
     if with_weights:
         axes[4].set(
             title="learned gates / phases: mean +- std\n(solid: DC or k=1, dashed: k=1)",
@@ -83,13 +102,15 @@ def plot_progress_measures(results: list[TrainResult]) -> plt.Figure:
             xlabel="epoch",
         )
     axes[0].legend(fontsize=7)
+    if any(r.progress for r in results):
+        axes[2].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
 def plot_embedding_spectrum(results: list[TrainResult]) -> plt.Figure:
     """Fraction of the token embedding's energy in each Fourier frequency of Z_p (index 0 is
-    the constant component); key frequencies of W_L are marked with a star."""
+    the constant component); the final model's key frequencies are marked with a star."""
     n = len(results)
     fig, axes = plt.subplots(n, 1, figsize=(10, 1.9 * n + 0.4), squeeze=False)
     for ax, res, color in zip(axes[:, 0], results, _colors(n)):
@@ -97,7 +118,7 @@ def plot_embedding_spectrum(results: list[TrainResult]) -> plt.Figure:
         ax.bar(np.arange(len(energy)), energy, color=color)
         for k in res.key_freqs:
             ax.plot(k, energy[k], "k*", ms=8)
-        ax.set(ylabel="energy", title=f"{_label(res)}: embedding spectrum (*: key freqs of W_L)")
+        ax.set(ylabel="energy", title=f"{_label(res)}: embedding spectrum (*: key freqs)")
     axes[-1, 0].set_xlabel("frequency k")
     fig.tight_layout()
     return fig

@@ -3,7 +3,10 @@
 ``train(cfg)`` trains one model (one mixer, one seed). ``compare(...)`` trains several mixers
 over several seeds in one call, each arm in its own checkpoint folder of one run, and aggregates
 mean +- std. Every ``eval_every`` epochs the history records train/test loss and accuracy and
-the Fourier progress measures; evaluation time is kept out of the epochs/s figure.
+the weight-based Fourier progress measures; every ``progress_every`` epochs a weights-only
+snapshot is kept, and after training restricted and excluded loss are computed at every snapshot
+with the key frequencies of the final model (``TrainResult.progress``, see ``evaluate``).
+Evaluation time is kept out of the epochs/s figure.
 """
 
 from __future__ import annotations
@@ -20,8 +23,15 @@ from tqdm.auto import tqdm
 from akira_nb import runtime
 from akira_nb.grokking import fourier
 from akira_nb.grokking.data import make_dataset
+from akira_nb.grokking.evaluate import (
+    KEY_RULE,
+    evaluate,
+    fixed_key_progress,
+    key_frequencies_of,
+    snapshot_logits,
+)
 from akira_nb.grokking.models import MIXERS, GrokkingModel, ModelConfig, parameter_count
-from akira_nb.runs import Run, atomic_write_json
+from akira_nb.runs import Run, atomic_torch_save, atomic_write_json
 
 HISTORY_KEYS = (
     "epoch",
@@ -31,10 +41,7 @@ HISTORY_KEYS = (
     "test_acc",
     "gini_embed",
     "gini_logit_map",
-    "restricted_loss",
-    "excluded_loss",
     "weight_norm",
-    "n_key_freqs",
     "freq_weight_mean",  # wave mixers: per sequence bin, mean of the learned gates / phases
     "freq_weight_std",  # ... and their spread over channels ([] for other mixers)
     "embed_energy",  # fraction of W_E's energy per Z_p frequency (index 0: constant)
@@ -50,6 +57,7 @@ RESUME_MAY_CHANGE = (
     "eval_every",
     "checkpoint_every",
     "snapshot_every",
+    "progress_every",
     "grok_threshold",
     "device",
     "cpu_threads",
@@ -79,6 +87,7 @@ class TrainConfig(ModelConfig):
     grok_threshold: float = 0.95
     checkpoint_every: int = 1000
     snapshot_every: int = 0  # 0 = no snapshot frames
+    progress_every: int = 500  # weights-only snapshots for restricted/excluded loss; 0 = off
     device: str = "auto"
     cpu_threads: int = 1  # torch threads on a CPU device; 0 leaves torch's setting alone
 
@@ -87,7 +96,8 @@ class TrainConfig(ModelConfig):
         runtime.check_real("train_frac", self.train_frac, 0.0, 1.0, low_open=True, high_open=True)
         for name in ("n_epochs", "eval_every"):
             runtime.check_int(name, getattr(self, name), low=1)
-        for name in ("checkpoint_every", "snapshot_every", "warmup_epochs", "seed", "cpu_threads"):
+        zero_ok = ("checkpoint_every", "snapshot_every", "progress_every", "warmup_epochs")
+        for name in (*zero_ok, "seed", "cpu_threads"):
             runtime.check_int(name, getattr(self, name), low=0)
         if self.data_seed is not None:
             runtime.check_int("data_seed", self.data_seed, low=0)
@@ -121,7 +131,8 @@ class TrainResult:
     train_seconds: float
     epochs_per_s: float
     wall_seconds: float
-    key_freqs: list = field(default_factory=list)
+    key_freqs: list = field(default_factory=list)  # of the final model (evaluate.KEY_RULE)
+    progress: dict = field(default_factory=dict)  # restricted/excluded loss per snapshot
     embed_energy: list = field(default_factory=list)
     frequency_weights: dict = field(default_factory=dict)
     model: GrokkingModel | None = None
@@ -172,38 +183,42 @@ def _loss(logits: torch.Tensor, labels: torch.Tensor, float64: bool) -> torch.Te
     return F.cross_entropy(logits.double() if float64 else logits.float(), labels)
 
 
-@torch.no_grad()
-def evaluate(model: GrokkingModel, data, key_freqs=None) -> dict:
-    """Loss/accuracy on both splits and the Fourier progress measures of the current model.
+class _Snapshots:
+    """Weights-only snapshots for the fixed-key progress measures: in memory without a run,
+    else ``progress/<tag>/epoch_<epoch>.pt`` in the run folder (so a resumed run keeps those
+    from before the interruption). A fresh start clears the tag's old files."""
 
-    Restricted loss is scored on all p^2 pairs (Nanda's code, mode='all') and excluded loss on
-    the training split. Both use ``key_freqs`` when given; otherwise the key frequencies of the
-    *current* neuron-logit map W_L. Nanda et al. instead fix them once from the final model,
-    which needs every checkpoint's logits after training; the curves here therefore track a
-    moving frequency set, and only the final values use the final model's key frequencies.
-    """
-    p = model.cfg.p
-    logits = model(data.inputs).double()
-    labels = data.labels
-    out = {}
-    for split, idx in (("train", data.train_idx), ("test", data.test_idx)):
-        out[f"{split}_loss"] = F.cross_entropy(logits[idx], labels[idx]).item()
-        out[f"{split}_acc"] = (logits[idx].argmax(-1) == labels[idx]).double().mean().item()
-    w_e = model.W_E[:p].double()
-    w_l = model.neuron_logit_map.double().T  # [p, d_mlp]
-    out["gini_embed"] = fourier.gini(fourier.fourier_norms(w_e, p))
-    out["gini_logit_map"] = fourier.gini(fourier.fourier_norms(w_l, p))
-    if key_freqs is None:
-        key_freqs = fourier.key_frequencies(fourier.frequency_energy(w_l, p))
-    out["n_key_freqs"] = len(key_freqs)
-    out["restricted_loss"] = fourier.restricted_loss(logits, key_freqs, p)  # all pairs
-    out["excluded_loss"] = fourier.excluded_loss(logits, key_freqs, p, data.train_idx)
-    out["weight_norm"] = fourier.weight_norm(model)
-    out["embed_energy"] = fourier.frequency_energy(w_e, p).tolist()
-    weights = [w.reshape(-1, w.shape[-1]).double() for w in model.frequency_weights().values()]
-    out["freq_weight_mean"] = [v for w in weights for v in w.mean(-1).tolist()]
-    out["freq_weight_std"] = [v for w in weights for v in w.std(-1).tolist()]
-    return out
+    def __init__(self, run: Run | None, tag: str, fresh: bool):
+        self.folder = run.path / "progress" / tag if run is not None else None
+        self.memory: dict[int, dict] = {}
+        if self.folder is not None and fresh and self.folder.is_dir():
+            for old in self.folder.glob("epoch_*.pt"):
+                old.unlink()
+
+    def save(self, epoch: int, model: torch.nn.Module) -> None:
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if self.folder is None:
+            self.memory[epoch] = state
+        else:
+            atomic_torch_save(state, self.folder / f"epoch_{epoch:09d}.pt")
+
+    def load(self, last: int, every: int, device) -> tuple[list[int], list[dict]]:
+        """The snapshots at epoch 0, every ``every`` epochs and at ``last``, oldest first (the
+        final epoch of a shorter earlier call, kept on disk, is left out)."""
+        keep = lambda e: e <= last and (e % every == 0 or e == last)  # noqa: E731
+        if self.folder is None:
+            found = {e: s for e, s in self.memory.items() if keep(e)}
+        else:
+            found = {}
+            for path in self.folder.glob("epoch_*.pt") if self.folder.is_dir() else []:
+                epoch = int(path.stem.split("_")[1])
+                if keep(epoch):
+                    found[epoch] = path
+        epochs = sorted(found)
+        if self.folder is None:
+            return epochs, [found[e] for e in epochs]
+        states = [torch.load(found[e], map_location=device, weights_only=True) for e in epochs]
+        return epochs, states
 
 
 def _sync(device: torch.device) -> None:
@@ -259,8 +274,9 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
         opt.load_state_dict(state["optimizer"])
         if grokfast is not None:
             grokfast.mu = dict(state["grokfast_mu"])
-        history = {k: list(v) for k, v in state["history"].items()}
+        history = {k: list(state["history"][k]) for k in HISTORY_KEYS}
         start_epoch, train_seconds = int(state["epoch"]), float(state["train_seconds"])
+    snapshots = _Snapshots(run, cfg.tag, fresh=start_epoch == 0)
 
     def save(epoch: int) -> None:
         if run is None:
@@ -288,6 +304,8 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
         disable=not progress,
         mininterval=1.0,
     )
+    if cfg.progress_every and start_epoch == 0:
+        snapshots.save(0, model)
     _sync(device)
     t0 = time.perf_counter()
     for epoch in bar:
@@ -304,7 +322,8 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
         is_eval = done % cfg.eval_every == 0 or done == cfg.n_epochs
         is_ckpt = run is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0
         is_snap = snapshot_fn is not None and cfg.snapshot_every and done % cfg.snapshot_every == 0
-        if is_eval or is_ckpt or is_snap:
+        is_prog = cfg.progress_every and (done % cfg.progress_every == 0 or done == cfg.n_epochs)
+        if is_eval or is_ckpt or is_snap or is_prog:
             _sync(device)
             train_seconds += time.perf_counter() - t0
             if is_eval:
@@ -319,6 +338,8 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
                 )
             if is_snap:
                 snapshot_fn(model, history, done)
+            if is_prog:
+                snapshots.save(done, model)
             if is_ckpt:
                 save(done)
             t0 = time.perf_counter()
@@ -330,10 +351,15 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
         save(cfg.n_epochs)  # the final state, so a finished arm resumes without training
 
     p = cfg.p
+    key_freqs, key_neurons = key_frequencies_of(model, data)  # fixed from the final model
+    final = evaluate(model, data, key_freqs)
+    progress = {}
+    if cfg.progress_every:
+        epochs, states = snapshots.load(cfg.n_epochs, cfg.progress_every, device)
+        logits = snapshot_logits(cfg.model_config(), states, data.inputs)
+        progress = fixed_key_progress(epochs, logits, key_freqs, data)
+        progress.update(key_rule=KEY_RULE, key_neurons=key_neurons)
     with torch.no_grad():
-        w_l = model.neuron_logit_map.double().T
-        key_freqs = fourier.key_frequencies(fourier.frequency_energy(w_l, p))
-        final = evaluate(model, data, key_freqs)
         embed_energy = fourier.frequency_energy(model.W_E[:p].double(), p)
     return TrainResult(
         config=asdict(cfg),
@@ -346,6 +372,7 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
         epochs_per_s=cfg.n_epochs / train_seconds if train_seconds > 0 else math.nan,
         wall_seconds=time.perf_counter() - wall_start,
         key_freqs=key_freqs,
+        progress=progress,
         embed_energy=embed_energy.tolist(),
         frequency_weights={k: v.tolist() for k, v in model.frequency_weights().items()},
         model=model,

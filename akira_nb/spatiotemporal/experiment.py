@@ -5,6 +5,7 @@ the verdicts. Used by the notebook and by ``python -m akira_nb spatiotemporal``.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, replace
 
@@ -12,10 +13,18 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import runtime
+from ..runs import atomic_write_json, check_resume, to_jsonable
 from . import patterns as P
 from .evaluate import evaluate
 from .model import BASELINES, build_model
-from .train import TrainConfig, threads, train, write_stats_csv
+from .train import (
+    RESUME_MAY_CHANGE,
+    TrainConfig,
+    checkpoint_config,
+    threads,
+    train,
+    write_stats_csv,
+)
 
 # the reference's RESULTS.md, blob 32x32, 500 steps, --config fast --model compare
 CLAIMED = {
@@ -41,6 +50,45 @@ SEED_PROTOCOL = {"pattern": "blob", "grid_size": 32, "steps": 500, "protocol": "
 EXPERIMENT = "033_spectral_band_attention"
 
 
+# what a finished arm's saved summary may differ in from the settings that reload it: nothing
+# that changes its numbers (the evaluation settings do, unlike for a checkpoint)
+ARM_MAY_CHANGE = ("progress", "device", "cpu_threads", "checkpoint_every")
+
+
+def arm_config(cfg: TrainConfig, model, preset: str, overrides: dict) -> dict:
+    """What an arm's saved summary (``arms/<arm>.json``) was made with (plain JSON values)."""
+    return to_jsonable(
+        {"train": cfg, "model": model.config(), "preset": preset, "overrides": overrides}
+    )
+
+
+def _reload_arm(run, arm: str, model, cfg: TrainConfig, config: dict, device):
+    """A finished arm's saved entry, with ``model`` holding its final weights; None when the
+    arm has not finished, or finished with other settings (then :func:`train` continues it
+    from its checkpoint, or refuses a change that alters training, and it is evaluated anew)."""
+    path = run.path / "arms" / f"{arm}.json"
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    try:
+        check_resume(saved.get("config"), config, f"the arm {path}", ARM_MAY_CHANGE)
+    except ValueError:
+        return None
+    entry = saved["entry"]
+    if entry.get("train") is not None:
+        state = run.latest_checkpoint(
+            arm,
+            map_location=device,
+            config=checkpoint_config(model, cfg),
+            may_change=RESUME_MAY_CHANGE,
+        )
+        if state is None or int(state["step"]) != cfg.steps:
+            return None  # its final checkpoint is gone: train() continues from the newest
+        model.load_state_dict(state["model"])
+        entry["rows"] = state["rows"].tolist()
+    return entry
+
+
 def compare(
     cfg: TrainConfig,
     models=("spectral", "mlp", "copy_last", "linear_extrap"),
@@ -49,11 +97,21 @@ def compare(
     run=None,
     stats_csv: str | None = None,
     viz=None,
+    prefix: str = "",
 ) -> dict:
     """Train every trainable model in ``models`` under the same protocol (each from the same
     seed), evaluate all of them on the same held-out frames, and return
     ``{"models": {name: {"train": ..., "eval": ...}}, "best_baseline": ..., ...}``.
-    Writes ``results.json`` (and ``stats.csv`` for the spectral model) when ``run`` is given."""
+
+    With ``run`` each model is an *arm* named ``prefix + name``: trained arms checkpoint under
+    ``checkpoints/<arm>/`` (every ``cfg.checkpoint_every`` steps, and always the final step),
+    and each finished arm's evaluated summary is saved as ``arms/<arm>.json``. Called again
+    with the same run (a resumed notebook or ``--resume``), an arm finished with the same
+    settings (outside :data:`ARM_MAY_CHANGE`) is reloaded without training or evaluating
+    (``entry["reloaded"] = True``; its model gets its final weights from its checkpoint); a
+    partly trained arm, or one asked for more steps, continues from its newest checkpoint.
+    Without ``prefix`` it also writes ``results.json`` and ``stats.csv`` (the spectral model's
+    per-step statistics)."""
     cfg.validate()
     device = runtime.get_device(cfg.device)
     overrides = dict(overrides or {})
@@ -69,27 +127,47 @@ def compare(
     for name in models:
         runtime.seed_everything(cfg.seed)
         model = build_model(name, preset, grid_size=cfg.grid_size, **overrides).to(device)
-        entry = {"params": sum(p.numel() for p in model.parameters())}
-        if name not in BASELINES:
+        arm = prefix + name
+        config = arm_config(cfg, model, preset, overrides)
+        entry = _reload_arm(run, arm, model, cfg, config, device) if run is not None else None
+        if entry is not None:
+            rows = entry.pop("rows", [])
+            entry["reloaded"] = True
+        else:
+            entry = {"params": sum(p.numel() for p in model.parameters())}
             rows = []
-            entry["train"] = train(
-                model, cfg, run=run, stats_rows=rows, viz=viz if name == "spectral" else None
-            )
-            if name == "spectral":
-                paths = [run.file("stats.csv")] if run is not None else []
-                paths += [stats_csv] if stats_csv else []
-                for path in paths:
-                    write_stats_csv(path, rows)
-                if paths:
-                    entry["stats_csv"] = [str(p) for p in paths]
-        entry["eval"] = evaluate(model, cfg)
+            if name not in BASELINES:
+                arm_cfg = cfg
+                if run is not None:  # the final step is always kept: a reload needs it
+                    arm_cfg = replace(cfg, checkpoint_every=cfg.checkpoint_every or cfg.steps)
+                entry["train"] = train(
+                    model,
+                    arm_cfg,
+                    run=run,
+                    stats_rows=rows,
+                    viz=viz if name == "spectral" else None,
+                    tag=arm,
+                )
+            entry["eval"] = evaluate(model, cfg)
+            if run is not None:
+                atomic_write_json(
+                    run.file(f"arms/{arm}.json"),
+                    {"config": config, "entry": strip_entry(entry)},
+                )
+        if name == "spectral" and not prefix:
+            paths = [run.file("stats.csv")] if run is not None else []
+            paths += [stats_csv] if stats_csv else []
+            for path in paths:
+                write_stats_csv(path, rows)
+            if paths:
+                entry["stats_csv"] = [str(p) for p in paths]
         entry["model"] = model
         results["models"][name] = entry
     evals = {k: v["eval"]["mse"] for k, v in results["models"].items()}
     base = {k: v for k, v in evals.items() if k in BASELINES}
     if base:
         results["best_baseline"] = min(base, key=base.get)
-    if run is not None:
+    if run is not None and not prefix:
         run.write_results(strip_models(results))
     return results
 
@@ -100,11 +178,21 @@ VARIANTS = {
 }
 
 
-def add_variants(results: dict, cfg: TrainConfig, variants=VARIANTS, preset: str = "fast") -> dict:
+def add_variants(
+    results: dict, cfg: TrainConfig, variants=VARIANTS, preset: str = "fast", run=None
+) -> dict:
     """Train and evaluate variants of the spectral model (``name -> config overrides``) under
-    the same protocol and frames, and add them to ``results["models"]``."""
+    the same protocol and frames, and add them to ``results["models"]``. With ``run`` each
+    variant is the arm ``variants/<name>/spectral`` (resumable, see :func:`compare`)."""
     for name, overrides in variants.items():
-        res = compare(cfg, ("spectral",), preset, {**results.get("overrides", {}), **overrides})
+        res = compare(
+            cfg,
+            ("spectral",),
+            preset,
+            {**results.get("overrides", {}), **overrides},
+            run=run,
+            prefix=f"variants/{name}/",
+        )
         entry = res["models"]["spectral"]
         entry["overrides"] = {
             k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()
@@ -116,15 +204,18 @@ def add_variants(results: dict, cfg: TrainConfig, variants=VARIANTS, preset: str
 def strip_models(results: dict) -> dict:
     """``results`` without the live model objects and tensors (what goes in results.json)."""
     out = {k: v for k, v in results.items() if k != "models"}
-    out["models"] = {}
-    for name, entry in results.get("models", {}).items():
-        e = {k: v for k, v in entry.items() if k != "model"}
-        if "eval" in e:
-            e["eval"] = {k: v for k, v in e["eval"].items() if not torch.is_tensor(v)}
-        if "train" in e:
-            e["train"] = dict(e["train"])
-        out["models"][name] = e
+    out["models"] = {name: strip_entry(e) for name, e in results.get("models", {}).items()}
     return out
+
+
+def strip_entry(entry: dict) -> dict:
+    """One model's entry without its live model object and tensors."""
+    e = {k: v for k, v in entry.items() if k != "model"}
+    if "eval" in e:
+        e["eval"] = {k: v for k, v in e["eval"].items() if not torch.is_tensor(v)}
+    if "train" in e:
+        e["train"] = dict(e["train"])
+    return e
 
 
 # The columns of the seed's comparison table (plus the baselines' and the kit's metrics).
@@ -192,14 +283,17 @@ def pattern_sweep(
     preset: str = "fast",
     overrides: dict | None = None,
     models=("spectral", "copy_last", "linear_extrap"),
+    run=None,
 ) -> list[dict]:
     """Train and evaluate on each pattern (train pattern = eval pattern); one row per pattern
     with every model's held-out per-pixel MSE, the best baseline, ``best_over_spectral``
-    (best baseline MSE / spectral MSE: > 1 means the spectral model is better) and the verdict."""
+    (best baseline MSE / spectral MSE: > 1 means the spectral model is better) and the verdict.
+    With ``run`` each (pattern, model) is the arm ``sweep/<pattern>/<model>``, resumable arm by
+    arm (see :func:`compare`); ``row["reloaded"]`` counts the arms reloaded, not retrained."""
     rows = []
     for name in tqdm(patterns, desc="patterns", disable=not cfg.progress):
         c = replace(cfg, pattern=name, pattern_eval=None)
-        res = compare(c, models, preset, overrides)
+        res = compare(c, models, preset, overrides, run=run, prefix=f"sweep/{name}/")
         row = {"pattern": name}
         row.update({m: e["eval"]["mse"] for m, e in res["models"].items()})
         row.update({f"{m}_ssim": e["eval"]["ssim"] for m, e in res["models"].items()})
@@ -209,6 +303,7 @@ def pattern_sweep(
             row["best_over_spectral"] = row[best] / row["spectral"] if row["spectral"] else None
             row["beats_best_baseline"] = row["spectral"] < row[best]
         row["smooth"] = name in P.SMOOTH_PATTERNS
+        row["reloaded"] = sum(bool(e.get("reloaded")) for e in res["models"].values())
         rows.append(row)
     return rows
 

@@ -317,9 +317,10 @@ def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
         "steps_run": n_new,
         "wall_seconds": total,
         "train_seconds": wall,
-        "steps_per_s": n_new / total if total > 0 else float("nan"),
-        "frames_per_s": n_new * cfg.batch / total if total > 0 else float("nan"),
-        "train_steps_per_s": n_new / wall if wall > 0 else float("nan"),
+        # a call that trained no step (a finished arm re-evaluated) measured no speed
+        "steps_per_s": n_new / total if n_new and total > 0 else float("nan"),
+        "frames_per_s": n_new * cfg.batch / total if n_new and total > 0 else float("nan"),
+        "train_steps_per_s": n_new / wall if n_new and wall > 0 else float("nan"),
         "resumed_from": start_step,
         **trend(losses),
     }

@@ -92,6 +92,7 @@ def test_threads_and_model_choice_flags(monkeypatch):
     monkeypatch.delenv("AKIRA_SIZE", raising=False)
     assert cli.config_from_args(_parse(["--threads", 0])).base.cpu_threads == 0
     assert cli.config_from_args(_parse(["--threads", 2])).base.cpu_threads == 2
+    assert cli.config_from_args(_parse(["--progress_every", 0])).base.progress_every == 0
     plan = cli.config_from_args(_parse(["--no_standard", "--wave_modes", "fnet"]))
     assert plan.mixers == ["fnet"]
     assert cli.config_from_args(_parse(["--no_standard"])).mixers == list(cli.WAVE_MODES)

@@ -112,6 +112,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="save six-panel frames every N epochs (0: off)",
     )
+    a(
+        "--progress_every",
+        "--progress-every",
+        type=int,
+        default=None,
+        help="keep a weights-only snapshot every N epochs for restricted/excluded loss with "
+        "the final model's key frequencies (0: off)",
+    )
     a("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     a(
         "--threads",
@@ -150,6 +158,7 @@ _FLAG_FIELDS = (
     "grok_threshold",
     "checkpoint_every",
     "snapshot_every",
+    "progress_every",
     "device",
 )
 

@@ -30,7 +30,7 @@ def stats_title(step, stats: dict) -> str:
 
 def snapshot_figure(current, target, pred, title: str = "") -> plt.Figure:
     """2 x 2 panels: current, target (t+1), prediction, absolute error."""
-    fig, axes = plt.subplots(2, 2, figsize=(7, 7))
+    fig, axes = plt.subplots(2, 2, figsize=(7, 7.3), layout="constrained")
     panels = [
         ("Current", current, "magma"),
         ("Target (t+1)", target, "magma"),
@@ -45,7 +45,6 @@ def snapshot_figure(current, target, pred, title: str = "") -> plt.Figure:
         ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -89,18 +88,41 @@ def links_figure(frame, wormhole_stats: dict, max_lines: int = 60, ax=None) -> p
     return fig
 
 
-def rollout_gif(truth, pred, path, fps: int = 5, scale: int = 4) -> str:
-    """GIF of an autoregressive rollout: truth | prediction | |error| side by side."""
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one small bitmap font
+        return ImageFont.load_default()
+
+
+def rollout_gif(truth, pred, path, fps: int = 4, panel_px: int = 192, label: str = "") -> str:
+    """GIF of an autoregressive rollout: truth | prediction | |error| side by side, each panel
+    about ``panel_px`` pixels wide (nearest-neighbour upscaled), with a label strip naming the
+    panels and the rollout step (``label`` is prepended, e.g. the model)."""
     import imageio.v2 as imageio
+    from PIL import Image, ImageDraw
 
     truth, pred = _np(truth), _np(pred)
+    h, w = truth.shape[-2:]
+    scale = max(1, round(panel_px / max(h, w)))
+    ph, pw, gap, strip = h * scale, w * scale, 6, 22
+    font = _font(14)
+    names = ("truth", "prediction", "|error|")
     frames = []
-    for a, b in zip(truth, pred):
-        row = np.concatenate(
-            [a, np.ones((a.shape[0], 1)), b, np.ones((a.shape[0], 1)), np.abs(a - b)], 1
-        )
-        img = (np.clip(row, 0, 1) * 255).astype(np.uint8)
-        frames.append(np.kron(img, np.ones((scale, scale), dtype=np.uint8)))
+    for step, (a, b) in enumerate(zip(truth, pred), start=1):
+        canvas = Image.new("L", (3 * pw + 2 * gap, ph + 2 * strip), 255)
+        for i, img in enumerate((a, b, np.abs(a - b))):
+            px = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+            tile = Image.fromarray(px).resize((pw, ph), Image.NEAREST)
+            canvas.paste(tile, (i * (pw + gap), strip))
+        draw = ImageDraw.Draw(canvas)
+        for i, name in enumerate(names):
+            draw.text((i * (pw + gap) + 4, 3), name, fill=0, font=font)
+        footer = f"{label + ': ' if label else ''}rollout step {step}/{len(truth)}"
+        draw.text((4, strip + ph + 3), footer, fill=0, font=font)
+        frames.append(np.asarray(canvas))
     imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
     return str(path)
 

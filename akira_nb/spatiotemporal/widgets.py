@@ -52,7 +52,9 @@ def explore_frame(
         cur, target, pred, stats = _run_explorer(
             model, pattern, threshold, max_connections, freq_cutoff, t, grid_size
         )
-    fig, axes = plt.subplots(1, 5, figsize=(17, 3.6))
+    # constrained layout keeps the figure title clear of the panel titles and makes room for
+    # the colour bars
+    fig, axes = plt.subplots(1, 5, figsize=(18, 3.9), layout="constrained")
     panels = [
         ("current t", cur),
         ("target t+1", target),
@@ -60,15 +62,18 @@ def explore_frame(
         ("|error|", (pred - target).abs()),
     ]
     for ax, (name, img) in zip(axes, panels):
-        ax.imshow(img.numpy(), cmap="magma", vmin=0, vmax=1 if name != "|error|" else None)
+        im = ax.imshow(img.numpy(), cmap="magma", vmin=0, vmax=1 if name != "|error|" else None)
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])
+        if name == "|error|":  # its own scale: say what the colours mean
+            fig.colorbar(im, ax=ax, fraction=0.046, label="|prediction - target|")
     mse = float(((pred - target) ** 2).mean())
     if "wormhole" in stats:
         links_figure(cur, stats["wormhole"], ax=axes[4])
-    fig.suptitle(f"{pattern} t={float(t):g}  per-pixel MSE {mse:.2e}", fontsize=10)
-    fig.tight_layout()
+    else:
+        axes[4].set_axis_off()
+    fig.suptitle(f"{pattern} t={float(t):g}  per-pixel MSE {mse:.2e}", fontsize=11)
     if show:
         plt.show()
     return fig

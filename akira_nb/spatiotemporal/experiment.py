@@ -302,6 +302,9 @@ def pattern_sweep(
             row["best_baseline"] = best
             row["best_over_spectral"] = row[best] / row["spectral"] if row["spectral"] else None
             row["beats_best_baseline"] = row["spectral"] < row[best]
+        spec = res["models"].get("spectral", {}).get("train")
+        if spec:
+            row["spectral_final_loss"] = spec.get("final")
         row["smooth"] = name in P.SMOOTH_PATTERNS
         row["reloaded"] = sum(bool(e.get("reloaded")) for e in res["models"].values())
         rows.append(row)

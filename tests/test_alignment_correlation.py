@@ -116,6 +116,11 @@ def test_float32_batches_keep_precision_for_large_means():
     for i in range(0, 2000, 250):
         sc.update(torch.tensor(a[i : i + 250], dtype=torch.float32), b[i : i + 250])
     np.testing.assert_allclose(sc.corr().numpy(), corrcoef(a, b), atol=2e-5)
+    # half-precision activations (as captured from a model) and integers are accepted
+    h = torch.tensor(a - 1000.0, dtype=torch.float16)
+    sc16 = StreamingCorrelation(64, 96).update(h, torch.tensor(b).round().int())
+    want = corrcoef(h.double().numpy(), np.round(b))
+    np.testing.assert_allclose(sc16.corr().numpy(), want, atol=1e-12)
 
 
 def test_named_layers_are_blocks_of_one_matmul_and_rotate_per_layer():

@@ -230,7 +230,7 @@ class StreamingCorrelation:
                         f"{name}[{key!r}] has shape {tuple(part.shape)}; "
                         f"expected [n_tokens, {s.stop - s.start}]"
                     )
-                parts.append(part.to(self.device, self.compute_dtype))
+                parts.append(self._to_device(part))
             if len({p.shape[0] for p in parts}) > 1:
                 raise ValueError(f"the layers of {name} have different token counts")
             x = torch.cat(parts, dim=1)
@@ -238,10 +238,15 @@ class StreamingCorrelation:
             x = torch.as_tensor(x)
             if x.ndim != 2 or x.shape[1] != d:
                 raise ValueError(f"{name} has shape {tuple(x.shape)}; expected [n_tokens, {d}]")
-            x = x.to(self.device, self.compute_dtype)
-        if not torch.is_floating_point(x) or not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} holds NaN or infinite values")
+            x = self._to_device(x)
         return x
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """On the accumulator device; cast only when needed (integers, or wider floats than the
+        compute dtype): ``x - shift`` then promotes to the compute dtype in one pass."""
+        if not torch.is_floating_point(x) or x.element_size() > self.compute_dtype.itemsize:
+            return x.to(self.device, self.compute_dtype)
+        return x.to(self.device)
 
     def _dtype_for_update(self) -> torch.dtype:
         """float32 matmuls must not silently run in TF32 (10-bit mantissa) on Ampere+ GPUs."""
@@ -270,16 +275,23 @@ class StreamingCorrelation:
         if xa.shape[0] == 0:
             return self
         dtype = self._dtype_for_update()
-        xa, xb = xa.to(dtype), xb.to(dtype)
+        shift_a, shift_b = self.shift_a, self.shift_b
         if self.n == 0:
-            self.shift_a = xa.mean(0, dtype=F64)
-            self.shift_b = xb.mean(0, dtype=F64)
-        a = xa - self.shift_a.to(dtype)
-        b = xb - self.shift_b.to(dtype)
+            shift_a, shift_b = xa.mean(0, dtype=F64), xb.mean(0, dtype=F64)
+        a, b = xa - shift_a.to(dtype), xb - shift_b.to(dtype)  # promotes to dtype
+        if a.dtype != dtype:  # a guard: the casts in _to_device make promotion give dtype
+            a, b = a.to(dtype), b.to(dtype)
+        sum_a2, sum_b2 = (a * a).sum(0, dtype=F64), (b * b).sum(0, dtype=F64)
+        # a NaN or an infinity anywhere in a column makes its sum of squares non-finite: an O(d)
+        # check instead of a pass over the batch, made before any accumulator changes
+        for name, sq in (("xa", sum_a2), ("xb", sum_b2)):
+            if not bool(torch.isfinite(sq).all()):
+                raise ValueError(f"{name} holds NaN or infinite values (or values too large)")
+        self.shift_a, self.shift_b = shift_a, shift_b
         self.sum_a += a.sum(0, dtype=F64)
         self.sum_b += b.sum(0, dtype=F64)
-        self.sum_a2 += (a * a).sum(0, dtype=F64)
-        self.sum_b2 += (b * b).sum(0, dtype=F64)
+        self.sum_a2 += sum_a2
+        self.sum_b2 += sum_b2
         self.cross += (a.T @ b).to(F64)
         for acc, (_, s) in zip(self.sum_bb, self._blocks_b()):
             bb = b[:, s]

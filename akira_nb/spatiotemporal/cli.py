@@ -308,7 +308,7 @@ def main(args) -> dict:
     import matplotlib.pyplot as plt
 
     from ..runs import Run
-    from . import experiment, plots
+    from . import experiment, plots, widgets
     from .evaluate import evaluate
     from .train import RESUME_MAY_CHANGE
 
@@ -353,9 +353,22 @@ def main(args) -> dict:
         plt.close(fig)
     if "spectral" in results["models"]:
         model = results["models"]["spectral"]["model"]
+        fig = widgets.explore_frame(
+            model,
+            cfg.pattern_eval or cfg.pattern,
+            t=cfg.eval_start,
+            grid_size=cfg.grid_size,
+            threshold=model.wormhole.threshold,
+            max_connections=model.wormhole.max_connections,
+            freq_cutoff=model.cfg.freq_cutoff,
+        )
+        run.save_figure(fig, "prediction_and_links")
+        plt.close(fig)
         ev = evaluate(model, cfg, keep_frames=True)
         if "rollout_frames" in ev:
-            plots.rollout_gif(ev["rollout_truth"], ev["rollout_frames"], run.file("rollout.gif"))
+            plots.rollout_gif(
+                ev["rollout_truth"], ev["rollout_frames"], run.file("rollout.gif"), label="spectral"
+            )
     out = experiment.strip_models(results)
     out["run"] = str(run.path)
     out["size"] = runtime.size_from(getattr(args, "size", None))

@@ -27,31 +27,38 @@
 # float64 loss; with one seed every arm shares the split, the embeddings, the MLP and the
 # unembedding (the mixer's weights are drawn last; a test checks this). The FFT is
 # orthonormal (the public `fnet` multiplied the residual by ~14), and `phase_shift` has no dead
-# DC phases (they never received gradient). Speed is epochs/s of training alone, evaluation
-# excluded. Several seeds give mean +- std. For length-3 inputs the FFT has no asymptotic
+# DC phases (they never received gradient). The kit's `full` divides its phase-alignment scores
+# by sqrt(d_head), as dot-product attention does; the public version does not scale them. Speed
+# is epochs/s of training alone, evaluation excluded. Several seeds give mean +- std. For length-3 inputs the FFT has no asymptotic
 # advantage: any speed gain comes from dropping the Q/K/V/O matmuls.
 #
-# | size | what runs | cost |
-# |---|---|---|
-# | `tiny` | p = 23, all five models, 1,000 epochs at train_frac 0.7 (a setting measured to learn fast) | about 1 minute on 2 CPU cores |
-# | `t4` | the seed's p = 53 protocol: all five models, 30,000 epochs, train_frac 0.3 | target under 30 minutes on a T4 (not yet timed on one; 10-20 min of training per model on one shared CPU thread) |
-# | `a100` | p = 53 and p = 113, all models, 3 seeds, 30,000 epochs | not yet timed |
+# | size | what runs | cost | disk (progress snapshots) |
+# |---|---|---|---|
+# | `tiny` | p = 23, all five models, 1,000 epochs at train_frac 0.7 (a setting measured to learn fast) | about 1 minute on 2 CPU cores | ~37 MB (every 100 epochs) |
+# | `t4` | the seed's p = 53 protocol: all five models, 30,000 epochs, train_frac 0.3 | target under 30 minutes on a T4 (not yet timed on one; 10-20 min of training per model on one shared CPU thread) | ~210 MB (every 500 epochs) |
+# | `a100` | p = 53 and p = 113, all models, 3 seeds, 30,000 epochs | not yet timed | ~0.7 GB (every 1,000 epochs) |
 
 # %%
-# Set-up: on Colab, fetch the kit and install it (keeps Colab's torch); elsewhere nothing.
+# Set-up (the same cell in every notebook): on Colab, clone the kit once and run colab_setup.sh
+# (it keeps Colab's torch, numpy and ipywidgets); elsewhere, and once installed, nothing happens.
+import importlib.util
 import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules and not os.path.isdir("akira-nb"):
-    subprocess.check_call(["git", "clone", "-q", "https://github.com/akira-nb/akira-nb.git"])
-    subprocess.check_call(["bash", "akira-nb/colab_setup.sh"])
+if "google.colab" in sys.modules and importlib.util.find_spec("akira_nb") is None:
+    if not os.path.isdir("akira-nb"):
+        subprocess.run(["git", "clone", "https://github.com/akira-nb/akira-nb.git"], check=True)
+    setup = subprocess.run(["bash", "akira-nb/colab_setup.sh"], capture_output=True, text=True)
+    print(setup.stdout, setup.stderr)
+    setup.check_returncode()
     sys.path.insert(0, os.path.abspath("akira-nb"))
 
 # %% tags=["parameters"]
 from akira_nb import runtime
 
-SIZE = os.environ.get("AKIRA_SIZE", "t4")
+SIZE = runtime.get_size()
+runtime.warn_if_no_gpu(SIZE)
 RESUME = SIZE != "tiny"  # continue the newest run of this size after a disconnect
 USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Drive
 SNAPSHOT_EVERY = runtime.pick(SIZE, tiny=0, t4=0, a100=2000)  # six-panel frames; 0 = off
@@ -65,7 +72,8 @@ from akira_nb.grokking.data import make_dataset
 
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 
-# the size's preset (primes, models, seeds, epochs, ...) with this notebook's knobs on top
+# the one way to build the settings: the size's preset (primes, models, seeds, epochs, ...)
+# with this notebook's knobs on top (the CLI builds its settings the same way)
 plan = experiment.study(
     SIZE, snapshot_every=SNAPSHOT_EVERY, grokfast_lamb=GROKFAST_LAMB, weight_decay=WEIGHT_DECAY
 )
@@ -77,19 +85,29 @@ print(plan.base)
 # ## Train every model
 # Each (p, model, seed) arm trains full-batch with a progress bar and checkpoints into one run
 # folder; re-running this cell after a disconnect (with `RESUME = True`) continues from the
-# newest checkpoints and skips finished arms.
+# newest checkpoints and skips finished arms (a resume with other training settings is refused,
+# naming them). Every `progress_every` epochs a weights-only snapshot is kept for the progress
+# measures below. The cell ends with one line per arm, which a saved notebook keeps after its
+# progress bars are gone. `run_experiment` also saves every figure shown below (and
+# `results.json`) into the run folder's `figures/`; the cells here draw the same figures again
+# (assigned to `fig`, so each is shown once).
 
 # %%
 out = experiment.run_experiment(plan, name=f"notebook-{SIZE}", resume=RESUME)
-results = out["results"]
-print("run folder:", out["run"].path)
+results, run = out["results"], out["run"]
+print("\n".join(experiment.arm_line(r) for r in results))
+print("run folder:", run.path)
 
 # %% [markdown]
 # ## Results beside the seed's claims
 # Test accuracy is the mean +- std over seeds of the final test accuracy (chance = 1/p). The
 # grok epoch is the first logged epoch from which test accuracy stays >= 0.95 to the end (the
-# count of seeds that grokked is in brackets). epochs/s is training alone, on this device. The
-# "claimed" columns are the seed document's single-seed numbers (p = 53 and 113 only).
+# count of seeds that grokked is in brackets; resolution: the evaluation interval). epochs/s is
+# training alone, on this device, with the arms run one after another, so it is no paired speed
+# comparison (`benchmarks/grokking_speed.py` is). The "claimed" columns are the seed document's
+# single-seed numbers (p = 53 and 113 only); `full*` differs from the seed's `full` in one way,
+# printed under the table. Each verdict names its rule; away from the seed's p = 53 protocol
+# (e.g. at `tiny`) every verdict is "not comparable", and the first line says why.
 
 # %%
 print(out["table"])
@@ -101,32 +119,43 @@ print("\n".join(out["verdicts"]))
 
 # %%
 for p in plan.primes:
-    plots.plot_curves([r for r in results if r.config["p"] == p], f"a + b mod {p}")
+    fig = plots.plot_curves(
+        [r for r in results if r.config["p"] == p], f"a + b mod {p}: all models"
+    )
 
 # %% [markdown]
 # ## Progress measures (Nanda et al. 2023)
 # Gini of the Fourier norms of W_E and W_L = W_out W_U (sparsity in Z_p's orthonormal Fourier
-# basis), restricted loss (logits keep only the key frequencies' cos/sin(w(a+b)) terms; all
-# pairs) and excluded loss (those terms removed; train split), and the total squared weight
-# norm. Key frequencies are those of the W_L at each epoch (energy >= max / 4); Nanda et al.
-# fix them from the final model, so early values here are not comparable with theirs.
+# basis) and the total squared weight norm, every evaluation. Restricted loss (the logits keep
+# only the constant term and the cos/sin(w_k(a+b)) terms of the key frequencies; all pairs) and
+# excluded loss (those terms removed; train split) are computed as Nanda et al. do: the key
+# frequencies are fixed once, from each model's **final** state (the distinct dominant
+# frequencies of its MLP neurons whose frequency explains > 85 % of their variance; they are in
+# the legend), and applied to every weights-only snapshot saved during training. Falling
+# restricted loss with rising excluded loss while train loss stays low is the circuit forming.
 
 # %%
 first_prime = [r for r in results if r.config["p"] == plan.primes[0]]
-plots.plot_progress_measures(first_prime)
+fig = plots.plot_progress_measures(first_prime)
 
 # %%
-plots.plot_embedding_spectrum(first_prime)
+fig = plots.plot_embedding_spectrum(first_prime)
 
 # %% [markdown]
 # ## What the neurons compute
 # Post-ReLU activations at `=` over the (a, b) grid for the highest-variance neurons of each
-# model. Diagonal stripes are functions of a + b: the Fourier circuit.
+# model. A neuron of the Fourier circuit is periodic in a and in b with the period p / k of one
+# key frequency k, so its map is a lattice of blobs, not stripes: the functions of a + b
+# (diagonal stripes) appear only after W_L, in the logits. At `tiny` (p = 23, 1,000 epochs) the
+# periods are 2.6-7.7 cells (k = 3, 5, 9 for standard attention), so the maps are coarse,
+# uneven blobs. At the `t4` settings (p = 53) a grokked model shows a fine, regular lattice:
+# measured once on a learned_gate arm trained for 6,000 of the 30,000 epochs (grokked at about
+# 4,500; key frequencies 1, 3, 9, 14, 16), its top neurons repeat 9-16 times across the grid.
 
 # %%
 data = make_dataset(plan.primes[0], plan.base.train_frac, plan.base.seed)
 for res in first_prime:
-    plots.plot_neuron_maps(res, data)
+    fig = plots.plot_neuron_maps(res, data)
 
 # %% [markdown]
 # ## Learned frequency weights
@@ -135,11 +164,11 @@ for res in first_prime:
 # the Fourier frequencies of Z_p.
 
 # %%
-fig = plots.plot_frequency_weights(first_prime)
+fig = plots.plot_frequency_weights(first_prime)  # None when no model has such weights
 
 # %%
 # Sanity checks that fail the notebook run if training went wrong.
 assert all(r.final["train_acc"] > 0.99 for r in results), "some model did not fit its train set"
-print("figures and results.json in", out["run"].path)
-print(sorted(p.name for p in (out["run"].path / "figures").iterdir()))
+print("figures and results.json in", run.path)
+print(sorted(p.name for p in (run.path / "figures").iterdir()))
 runs.flush_drive()  # Drive writes are asynchronous; a no-op outside Colab

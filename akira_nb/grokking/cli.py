@@ -196,6 +196,7 @@ def main(args: argparse.Namespace) -> dict:
         root=args.output_dir,
         progress=not args.quiet,
     )
+    print("\n".join(experiment.arm_line(r) for r in out["results"]))
     print(out["table"])
     print("\n".join(out["verdicts"]))
     print(f"results and figures: {out['run'].path}")

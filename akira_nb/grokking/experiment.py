@@ -56,7 +56,7 @@ SEED_PROTOCOL = dict(
     eval_every=100,
     checkpoint_every=2000,
     snapshot_every=0,
-    progress_every=500,  # 61 weights-only snapshots per arm (~0.6-0.9 MB each at p = 53)
+    progress_every=500,  # 61 weights-only snapshots per arm, 0.6-0.85 MB each at p = 53
 )
 SEED_PRESET = dict(SEED_PROTOCOL, primes=[53], seeds=[0])
 PRESETS = {
@@ -70,7 +70,7 @@ PRESETS = {
         eval_every=50,
         checkpoint_every=500,
         snapshot_every=0,
-        progress_every=50,
+        progress_every=100,  # 11 snapshots per arm, ~37 MB for the five arms
     ),
     "t4": dict(SEED_PRESET),
     # 30 arms: progress snapshots every 1000 epochs keep the run folder near 0.7 GB
@@ -401,6 +401,19 @@ def kit_summary(out: dict) -> dict:
         "baselines": [f"chance accuracy at p={p}: 1/p = {1 / p:.3f}" for p in plan.primes],
         "notes": notes,
     }
+
+
+def arm_line(res: TrainResult) -> str:
+    """One line per trained arm, for logs and saved notebooks (whose progress bars do not keep)."""
+    c = res.config
+    grok = f"grokked at epoch {res.grok_epoch}" if res.grok_epoch is not None else "never grokked"
+    keys = ",".join(map(str, res.key_freqs)) or "none"
+    return (
+        f"p={c['p']} {c['mixer']} seed {c['seed']}: train acc {res.final['train_acc']:.3f}, "
+        f"test acc {res.final['test_acc']:.3f} (chance {1 / c['p']:.3f}), {grok} "
+        f"(test acc >= {c['grok_threshold']}), {res.epochs_per_s:.0f} epochs/s, "
+        f"key freqs {{{keys}}}"
+    )
 
 
 def snapshot_saver(run: Run, data_cache: dict):

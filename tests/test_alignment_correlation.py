@@ -145,6 +145,8 @@ def test_named_layers_are_blocks_of_one_matmul_and_rotate_per_layer():
     ri = sc.rotated_index_matched(q3, layer_a=5, layer_b=3).numpy()
     np.testing.assert_allclose(ri, np.diag(corrcoef(a[:, 30:], b[:, :40] @ q3.numpy())[:, :34]))
     np.testing.assert_allclose(sc.cov_b(3).numpy(), np.cov(b[:, :40].T, bias=True), atol=1e-12)
+    pos, idx = sc.split_b(torch.tensor([0, 39, 40, 95]))
+    assert pos.tolist() == [0, 0, 1, 1] and idx.tolist() == [0, 39, 0, 55]
     # save / load keeps the layer names
     sd = sc.state_dict()
     again = StreamingCorrelation({3: 30, 5: 34}, {3: 40, "7": 56})

@@ -31,8 +31,9 @@ def test_exact_methods_recover_a_permuted_copy_with_or_without_extra_neurons(met
     assert m.one_to_one and m.n_a == 64 and m.n_b == d_b
     # index-matched correlation does not see the copy
     assert np.abs(sc.index_matched().numpy()).mean() < 0.2
-    # activations in, the same answer
+    # activations in, the same answer; the method may come second after a correlation matrix
     np.testing.assert_array_equal(match_neurons(a, b, method=method).b_idx, true)
+    np.testing.assert_array_equal(match_neurons(sc.corr(), method).b_idx, true)
 
 
 def test_total_cost_is_the_plan_cost():
@@ -159,5 +160,7 @@ def test_bad_inputs_raise_value_errors():
         match_neurons(np.full((3, 3), 2.0))
     with pytest.raises(ValueError, match="same rows"):
         match_neurons(np.zeros((10, 3)), np.zeros((9, 3)))
+    with pytest.raises(ValueError, match="not a method"):
+        match_neurons(corr, "emd", method="hungarian")
     with pytest.raises(ValueError, match="num_iter_max"):
         match_neurons(corr, method="emd", num_iter_max=0)

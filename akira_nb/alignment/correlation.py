@@ -115,6 +115,10 @@ class StreamingCorrelation:
     present). ``track_b_cov``: keep B's second-moment matrix per B layer (needed by the
     rotation baselines). ``compute_dtype``: dtype of each batch's products, ``"float64"``
     (CPU default) or ``"float32"`` (CUDA default).
+
+    Resuming a stream: ``sc.save(run.file("correlation.pt"))`` every few batches; after a
+    disconnect, ``sc = StreamingCorrelation.load(path)`` and skip the first ``sc.n_updates``
+    batches of the same (seeded) token stream.
     """
 
     def __init__(self, d_a, d_b, device=None, *, track_b_cov: bool = True, compute_dtype=None):
@@ -320,6 +324,16 @@ class StreamingCorrelation:
         if layer_b is not None:
             return [(layer_b, self._cols(layer_b))]
         return list(self.layers_b.items()) or [(None, slice(0, self.d_b))]
+
+    def split_b(self, cols) -> tuple[torch.Tensor, torch.Tensor]:
+        """For column indices into all of B's neurons: ``(layer position in list(layers_b),
+        index within that layer)``; layer position 0 when B has no named layers."""
+        cols = torch.as_tensor(cols, dtype=torch.long).cpu()
+        if ((cols < 0) | (cols >= self.d_b)).any():
+            raise ValueError(f"B neuron indices must lie in [0, {self.d_b})")
+        starts = torch.tensor([s.start for _, s in self._blocks_b()])
+        pos = torch.searchsorted(starts, cols, right=True) - 1
+        return pos, cols - starts[pos]
 
     def _need(self, n_min: int = 2) -> None:
         if self.n < n_min:

@@ -159,7 +159,7 @@ def _solve_with_warnings(fn):
 def match_neurons(
     a,
     b=None,
-    method: str = "emd",
+    method: str | None = None,
     *,
     reg: float = SINKHORN_REG,
     num_iter_max: int | None = None,
@@ -170,12 +170,18 @@ def match_neurons(
 
     ``a``: a correlation matrix ``[d_a, d_b]`` (numpy, torch, or a ``StreamingCorrelation``), or
     A's activations ``[n_tokens, d_a]`` when ``b`` (B's activations ``[n_tokens, d_b]``) is given.
-    ``method``: ``"emd"``, ``"sinkhorn"`` or ``"hungarian"``. ``reg``: Sinkhorn's entropic
+    ``method``: ``"emd"`` (default), ``"sinkhorn"`` or ``"hungarian"``; with a correlation matrix
+    it may come second, ``match_neurons(corr, "hungarian")``. ``reg``: Sinkhorn's entropic
     regularisation (> 0). ``num_iter_max``: the solver's iteration cap (default
     :data:`EMD_NUM_ITER_MAX` for emd, :data:`SINKHORN_NUM_ITER_MAX` for sinkhorn).
     ``stop_thr``: Sinkhorn's marginal-error tolerance. ``keep_plan``: keep the ``[d_a, d_b]``
     plan (100 MB at 3072 x 4096).
     """
+    if isinstance(b, str):  # match_neurons(corr, "hungarian")
+        if method is not None:
+            raise ValueError(f"b={b!r}: B's activations, not a method (method={method!r})")
+        b, method = None, b
+    method = "emd" if method is None else method
     check_choice("method", method, METHODS)
     check_bool("keep_plan", keep_plan)
     if method == "sinkhorn":
@@ -238,7 +244,7 @@ def match_neurons(
                     numItermax=iters,
                     stopThr=stop_thr,
                     log=True,
-                )  # fmt: skip
+                )
             )
             plan = np.asarray(_to_numpy(plan), dtype=np.float64)
             err = float(_to_numpy(log["err"][-1])) if log.get("err") else math.nan

@@ -45,10 +45,10 @@ def test_claims_table_says_whether_the_numbers_are_comparable():
     res = fake_results(grid=16, steps=60)
     rows = experiment.comparison_rows(res, experiment.CLAIMED)
     table = experiment.claims_rows(rows, res)
-    assert table and {r["comparable"] for r in table} == {"NO"}
+    assert table and {r["comparable"] for r in table} == {"NO", "NO (machine)"}
     res = fake_results()
     rows = experiment.comparison_rows(res, experiment.CLAIMED)
-    assert {r["comparable"] for r in experiment.claims_rows(rows, res)} == {"yes"}
+    assert {r["comparable"] for r in experiment.claims_rows(rows, res)} == {"yes", "NO (machine)"}
 
 
 def test_kit_summary_is_plain_json_with_claims_baselines_and_the_run():

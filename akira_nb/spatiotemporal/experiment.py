@@ -345,6 +345,8 @@ def claims_rows(rows: list[dict], results: dict | None = None) -> list[dict]:
                 }
                 if results is not None:
                     row["comparable"] = "yes" if why_not is None else "NO"
+                    if key == "steps_per_s":  # another machine: never comparable
+                        row["comparable"] = "NO (machine)"
                 out.append(row)
     return out
 
@@ -533,6 +535,8 @@ def kit_summary(out: dict) -> dict:
     ]
     if why_not:
         notes.insert(0, f"not comparable with the seed's claims: {why_not}")
+    if "mlp" not in out["models"]:
+        notes.append("the MLP was not trained in this run (--model compare trains it)")
     return {
         "experiment": EXPERIMENT,
         "title": "033 spectral band attention: next-frame prediction beside zero-parameter "

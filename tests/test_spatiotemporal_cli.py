@@ -113,3 +113,17 @@ def test_cli_module_does_not_import_torch():
     code = "import sys, akira_nb.spatiotemporal.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cli_resume_reloads_finished_arms(tmp_path, capsys):
+    flags = ("--size", "tiny", "--quiet", "--steps", "6", "--eval-steps", "3")
+    first = cli.main(_args(*flags, "--output_dir", str(tmp_path)))
+    capsys.readouterr()
+    second = cli.main(_args(*flags, "--output_dir", str(tmp_path), "--resume"))
+    assert second["run"] == first["run"]
+    assert "spectral: 6 steps" in capsys.readouterr().out.split("(reloaded, not retrained)")[0]
+    for name in ("spectral", "copy_last", "linear_extrap"):
+        assert second["models"][name]["reloaded"]
+        assert second["models"][name]["eval"] == first["models"][name]["eval"]
+    with pytest.raises(ValueError, match=r"train\.lr saved 0\.001, now 0\.002"):
+        cli.main(_args(*flags, "--output_dir", str(tmp_path), "--resume", "--lr", "2e-3"))

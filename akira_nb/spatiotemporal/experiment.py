@@ -1,6 +1,13 @@
 """The 033 comparison: every model under one protocol on the same held-out frames, variants of
-the spectral model, the pattern sweep, the comparison table beside the reference's claims, and
-the verdicts. Used by the notebook and by ``python -m akira_nb spatiotemporal``.
+the spectral model, the pattern sweep, the comparison table beside the reference's claims, the
+claims with their verdicts (:func:`claims`; "not comparable" away from :data:`SEED_PROTOCOL`)
+and this experiment's section of the kit summary (:func:`kit_summary`). Used by the notebook
+and by ``python -m akira_nb spatiotemporal``.
+
+Each model of a comparison is an *arm* (``spectral``, ``variants/<name>/spectral``,
+``sweep/<pattern>/<model>``). With a run folder, a finished arm's evaluated summary is saved as
+``arms/<arm>.json`` beside its final checkpoint in ``checkpoints/<arm>/``; calling again with
+the same run reloads finished arms without training and continues partly trained ones.
 """
 
 from __future__ import annotations

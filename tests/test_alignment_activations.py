@@ -137,6 +137,44 @@ def test_hook_post_is_the_input_of_the_mlp_out_projection(tiny, bridges):
     assert torch.allclose(ours, seen["x"].reshape(-1, 256), atol=1e-5)
 
 
+def test_a_pythia_architecture_folder_boots_the_same_way(tmp_path):
+    """GPT-NeoX (pythia's architecture), random weights, saved like the tiny pair: the bridge's
+    hook_post is the input of dense_4h_to_h and its logits are the HF model's."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    torch.manual_seed(0)
+    cfg = GPTNeoXConfig(
+        num_hidden_layers=3,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=128,
+        vocab_size=257,
+        max_position_embeddings=32,
+        bos_token_id=256,
+        eos_token_id=256,
+    )
+    hf = GPTNeoXForCausalLM(cfg).eval()
+    hf.save_pretrained(str(tmp_path))
+    text.ByteTokenizer().save_pretrained(tmp_path)
+    bridge = models.load_model(tmp_path, "cpu")
+    assert (act.n_layers(bridge), act.d_mlp(bridge)) == (3, 128)
+    seen = {}
+
+    def grab(module, inputs, output):
+        seen["x"] = inputs[0]
+
+    handle = hf.gpt_neox.layers[1].mlp.dense_4h_to_h.register_forward_hook(grab)
+    inputs = act.random_tokens(257, 2, 16, seed=0, exclude_ids=[256])
+    with torch.no_grad():
+        logits = hf(inputs.tokens).logits
+        assert torch.allclose(bridge(inputs.tokens), logits, atol=1e-5)
+    handle.remove()
+    ours = act.collect_activations(bridge, inputs, [1])[1]
+    assert torch.allclose(ours, seen["x"].reshape(-1, 128), atol=1e-5)
+    with pytest.raises(ValueError, match="n_ctx=32"):
+        act.collect_activations(bridge, act.random_tokens(257, 1, 33), [0])
+
+
 def test_stopping_after_the_deepest_layer_equals_a_full_forward(bridges):
     a = bridges[0]
     inputs = act.random_tokens(257, 4, 32, seed=2, exclude_ids=[256])

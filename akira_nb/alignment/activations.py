@@ -463,6 +463,12 @@ def _resolve(model, tokens, mask, layers, batch_size):
     _check_tokens(tokens, mask)
     layers = check_layers(model, layers)
     check_int("batch_size", batch_size, low=1)
+    n_ctx = getattr(getattr(model, "cfg", None), "n_ctx", None)
+    if isinstance(n_ctx, int) and n_ctx > 0 and tokens.shape[1] > n_ctx:
+        raise ValueError(
+            f"tokens have {tokens.shape[1]} positions; {model_name(model)} reads at most "
+            f"n_ctx={n_ctx}"
+        )
     vocab = vocab_size(model)
     lo, hi = int(tokens.min()), int(tokens.max())
     if lo < 0 or hi >= vocab:

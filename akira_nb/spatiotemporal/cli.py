@@ -172,9 +172,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--model",
-        default="spectral",
+        default=None,
         choices=MODEL_CHOICES,
-        help="model(s) to train; compare = spectral and MLP. The baselines are always evaluated",
+        help="model(s) to train; compare = spectral and MLP (default: spectral, as the "
+        "reference; compare under a size preset). The baselines are always evaluated",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default 0)")
     p.add_argument(
@@ -225,6 +226,8 @@ def config_from_args(args):
     from .train import TrainConfig
 
     size = runtime.size_from(getattr(args, "size", None))
+    if args.model is None:  # a size preset runs the seed's comparison, with the MLP
+        args.model = "spectral" if size is None else "compare"
     grid, steps, eval_steps, horizon, ckpt = SIZE_DEFAULTS[size]
     preset = args.config if args.config is not None else "fast"
     if args.grid_size is not None:  # `is not None`: --grid-size 0 must fail validation

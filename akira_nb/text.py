@@ -311,14 +311,23 @@ def get_tokenizer(name: str):
     return ByteTokenizer() if name == "byte" else gpt2_tokenizer()
 
 
-def encode_each(docs: Sequence[str], tokenizer) -> list[np.ndarray]:
-    """Token ids of each document (int64 arrays), no special ids added."""
-    if isinstance(tokenizer, ByteTokenizer):
-        return [tokenizer.encode_array(d) for d in docs]
-    out = []
-    for start in range(0, len(docs), 1000):  # the fast tokenizer encodes a batch in parallel
-        enc = tokenizer(list(docs[start : start + 1000]), add_special_tokens=False)["input_ids"]
-        out.extend(np.asarray(ids, dtype=np.int64) for ids in enc)
+def encode_each(docs: Sequence[str], tokenizer, max_tokens: int | None = None) -> list[np.ndarray]:
+    """Token ids of each document (int64 arrays), no special ids added. With ``max_tokens``,
+    encoding stops once that many ids are reached (whole batches of documents), so capping a
+    large corpus does not tokenize all of it."""
+    out: list[np.ndarray] = []
+    total, step = 0, 1000
+    for start in range(0, len(docs), step):
+        batch = list(docs[start : start + step])
+        if isinstance(tokenizer, ByteTokenizer):
+            enc = [tokenizer.encode_array(d) for d in batch]
+        else:  # a fast tokenizer encodes a batch in parallel
+            ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
+            enc = [np.asarray(x, dtype=np.int64) for x in ids]
+        out.extend(enc)
+        total += sum(len(e) for e in enc)
+        if max_tokens is not None and total >= max_tokens:
+            break
     return out
 
 
@@ -495,7 +504,17 @@ def make_splits(cfg: TextConfig | None = None, **overrides: Any) -> TokenSplits:
         ids = split_documents(offline_corpus(), tok, cfg.val_frac, cfg.test_frac, cfg.seed)
         info = offline_corpus_info()
     else:
-        ids = {s: encode_documents(load_documents(cfg.corpus, s), tok, eos=False) for s in SPLITS}
+        ids = {
+            s: _join(
+                encode_each(
+                    load_documents(cfg.corpus, s),
+                    tok,
+                    cfg.max_train_tokens if s == "train" else None,
+                ),
+                None,
+            )
+            for s in SPLITS
+        }
         path, name = WIKITEXT[cfg.corpus]
         info = {"corpus": cfg.corpus, "source": f"Hugging Face datasets {path} / {name}"}
     if cfg.max_train_tokens is not None:

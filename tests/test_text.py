@@ -224,3 +224,15 @@ for call in (lambda: text.load_documents("wikitext-2", "val"),
     assert "wikitext-2" in lines[0] and "corpus='offline'" in lines[0]
     assert "GPT-2 tokenizer" in lines[1] and "tokenizer='byte'" in lines[1]
     assert "wikitext-103" in lines[2]
+
+
+def test_encode_each_with_a_hugging_face_tokenizer_and_a_token_cap():
+    docs = text.offline_corpus()[:1500]
+    tok = ByteTokenizer()
+    byte_ids = text.encode_each(docs, tok)
+    hf_ids = text.encode_each(docs, tok.to_hf())  # the batched Hugging Face path
+    assert len(hf_ids) == len(docs)
+    assert all(np.array_equal(a, b) for a, b in zip(byte_ids, hf_ids))
+    capped = text.encode_each(docs, tok, max_tokens=10)
+    assert len(capped) == 1000  # stops after the first batch that reaches the cap
+    assert text.make_splits(max_train_tokens=640).train.shape == (10, 64)

@@ -244,6 +244,8 @@ def test_layer_7_of_a_six_layer_model_names_the_model_and_its_layers(six_layers)
         act.collect_activations(six_layers, inputs, [3, 5, 7])
     out = act.collect_activations(six_layers, inputs, [3, 5])
     assert out[5].shape == (32, 64)
+    assert act.check_layers(six_layers, 5) == [5]
+    assert act.check_layers(six_layers, torch.tensor([4, 2]).numpy()) == [4, 2]
 
 
 @pytest.mark.parametrize(

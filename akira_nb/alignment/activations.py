@@ -45,6 +45,7 @@ Conventions:
 from __future__ import annotations
 
 import contextlib
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -163,13 +164,9 @@ def special_ids(tokenizer) -> list[int]:
 def check_layers(model, layers: int | Iterable[int]) -> list[int]:
     """Validate layer indices against the model; returns them as a list of ints in the given
     order. A ``ValueError`` names the model and its layers when one does not exist."""
-    if (
-        isinstance(layers, bool)
-        or not isinstance(layers, (int, Iterable))
-        or isinstance(layers, str)
-    ):
+    if isinstance(layers, (bool, str)) or not isinstance(layers, (numbers.Integral, Iterable)):
         raise ValueError(f"layers={layers!r} must be an int or a list of ints")
-    layers = [layers] if isinstance(layers, int) else list(layers)
+    layers = [layers] if isinstance(layers, numbers.Integral) else list(layers)
     if not layers:
         raise ValueError("layers=[] must name at least one layer")
     n = n_layers(model)

@@ -4,7 +4,12 @@ several seeds at once (stacked weights + vmap) over training them one after anot
 
     python benchmarks/grokking_speed.py [--epochs 200] [--primes 53 113] [--seeds 4] [--threads 1]
 
-Figures are ratios measured in this one run; shared machines are noisy.
+Figures are ratios measured in this one run; shared machines are noisy. For a mixer-vs-mixer
+ratio on a shared machine, run one mixer per process and pair the processes (run them in turn,
+A B A B ..., and take the ratio pair by pair), e.g.
+
+    python benchmarks/grokking_speed.py --mixers fnet --primes 53 --epochs 1000 --seeds 0
+    python benchmarks/grokking_speed.py --mixers standard --primes 53 --epochs 1000 --seeds 0
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--primes", type=int, nargs="+", default=[53, 113])
-    parser.add_argument("--seeds", type=int, default=4, help="seeds trained at once")
+    parser.add_argument(
+        "--seeds", type=int, default=4, help="seeds trained at once (0 skips that comparison)"
+    )
     parser.add_argument("--mixers", nargs="+", default=list(MIXERS), choices=list(MIXERS))
     parser.add_argument(
         "--threads",
@@ -64,6 +71,8 @@ def main() -> None:
                 base = eps if mixer == "standard" else base
                 ratio = f"{eps / base:.2f}x" if base else "-"
                 print(f"{p:>4} {mixer:<13} {eps:>9.1f} {ratio:>12}", flush=True)
+        if args.seeds < 1:
+            continue
         print(f"\n== {device}: {args.seeds} seeds at once vs one after another ==")
         print(
             f"{'p':>4} {'model':<13} {'one seed ep/s':>14} {'seed-epochs/s together':>23} "

@@ -6,6 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 py="${PYTHON:-python3}"
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then py=.venv/bin/python; fi
 
+# The tests never need the network (model weights and hub data sets cannot be fetched on the
+# kit's machines; the tests use models and text the kit builds): fail fast instead of retrying.
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
 # Unit tests: Agg backend here only (a kernel that inherits it would lose its figures).
 MPLBACKEND=Agg "$py" -m pytest tests -q -p no:cacheprovider
 

@@ -334,3 +334,14 @@ def test_describe(bridges):
     d = act.describe(bridges[0])
     assert d["kind"] == "TransformerBridge" and d["n_layers"] == 2 and d["d_mlp"] == 256
     assert act.mlp_hook(3) == "blocks.3.mlp.hook_post"
+
+
+def test_an_abandoned_activation_stream_leaves_grad_mode_and_model_mode_alone():
+    # the caller's code between batches (and after it stops early) must run with gradients on
+    # and the model in its own mode: a generator that yields inside no_grad() leaked both
+    model = build_model(13, d_model=32, d_mlp=48).train()
+    stream = act.iter_activations(model, make_dataset(13).inputs[:8], [0], batch_size=4)
+    next(stream)
+    assert torch.is_grad_enabled() and model.training
+    del stream
+    assert torch.is_grad_enabled() and model.training

@@ -496,19 +496,22 @@ def iter_activations(
     model_device = _model_device(model)
     out_device = model_device if device is None else torch.device(device)
     empty_dtype = dtype or next(iter(model.parameters()), torch.zeros(0)).dtype
-    with torch.no_grad(), _eval_mode(model):
-        for start in range(0, tokens.shape[0], batch_size):
-            batch = tokens[start : start + batch_size]
-            bmask = None if mask is None else mask[start : start + batch_size]
-            if bmask is not None and not bmask.any():
-                empty = torch.zeros(0, width, dtype=empty_dtype, device=out_device)
-                yield {layer: empty for layer in layers}
-                continue
+    # no_grad and eval mode hold around each forward only: a generator that yields inside them
+    # would leave gradients off and the model in eval mode in the caller's code between batches
+    for start in range(0, tokens.shape[0], batch_size):
+        batch = tokens[start : start + batch_size]
+        bmask = None if mask is None else mask[start : start + batch_size]
+        if bmask is not None and not bmask.any():
+            empty = torch.zeros(0, width, dtype=empty_dtype, device=out_device)
+            yield {layer: empty for layer in layers}
+            continue
+        with torch.no_grad(), _eval_mode(model):
             acts = _forward(model, batch.to(model_device), layers)
-            yield {
+            out = {
                 layer: _select(acts[layer], bmask).to(device=out_device, dtype=dtype)
                 for layer in layers
             }
+        yield out
 
 
 def collect_activations(

@@ -1,0 +1,1261 @@
+"""Action Quanta (AQ) pipelines: which MLP neurons of model A have a counterpart in model B.
+
+Built on the lower layers of :mod:`akira_nb.alignment` (activations, correlation, cka,
+transport, procrustes, thresholds). Every AQ count is printed beside the count expected by
+chance (the token-shuffle null), and every threshold rule is named where its count is printed.
+
+What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input type
+-----------------------------------------------------------------------------------
+- Statistics: Pearson correlation over tokens of **every** neuron of A's layer against **every**
+  neuron of B's layer (full widths: gpt2's 3072 against all 4096 of gpt2-medium, nothing
+  truncated), streamed batch by batch into a :class:`~.correlation.StreamingCorrelation`
+  (float64 sums), and the same for the token-shuffle null (B's token rows permuted within each
+  batch, :class:`~.thresholds.ShuffledStream`). :class:`PairStream` holds both for every pair;
+  its state is saved in the run folder every ``checkpoint_every`` batches, so a disconnect
+  mid-stream resumes where it stopped (guarded by :func:`akira_nb.runs.check_resume` through the
+  checkpoint's ``"config"``: other models, layers, tokens or batch size refuse to resume).
+- ``basic`` (the seed's method): index-matched correlation ``corr(A_i, B_i)`` minus its mean
+  over ``n_rotations`` Haar rotations of B's whole neuron basis
+  (:func:`~.correlation.basic_excess`), for ``i < min(d_a, d_b)``; AQ = excess above
+  ``threshold`` (the seed's 0.3), with Gurnee et al.'s 0.5 beside it. Index matching has no
+  meaning across two models (neuron ``i`` of gpt2 and neuron ``i`` of gpt2-medium are
+  unrelated): it is kept because it is the seed's method. Its second null, the
+  *neuron-permutation* null (A's neuron ``i`` against a random B neuron, minus the same
+  baseline), says what it finds between unrelated neurons: the rotated baseline of one neuron
+  has a large spread (a Haar-rotated neuron mixes every neuron of B), so ``actual - baseline``
+  exceeds 0.3 for many unrelated pairs (the reference's "AQ with baseline -0.77").
+- ``gurnee`` (Gurnee et al. 2024): per A neuron, its max correlation over the paired B layer's
+  neurons minus the same max under a rotated B basis (:func:`~.correlation.gurnee_excess`;
+  Gurnee took the max over all layers of B), thresholds 0.3 and 0.5.
+- ``aligned`` (the seed's aligned method, done with held-out scoring): linear and debiased
+  linear CKA of the pair (with the CKA of a token-shuffled pair beside it); the OT matching of
+  each A neuron to one B neuron with cost ``1 - |corr|`` (``emd`` by default, ``hungarian`` for
+  a one-to-one match, ``sinkhorn``) scored by the matched ``|corr|`` (method ``ot``); and an
+  orthogonal Procrustes map fitted on half of the sample's sequences and scored on the other
+  half (method ``procrustes``: the held-out correlation of each **B** neuron with its
+  prediction from A). AQ = scores above ``threshold_method`` with ``threshold_value``
+  (:data:`~.thresholds.RULES`; the statistical rule flags 2-5 % of any distribution by
+  construction, which its null shows).
+- Input types: ``random`` (uniform token ids: the seed's structural test), ``text`` (packed
+  real text, BOS and document separators excluded: the semantic test) and, with both,
+  ``universal`` = the intersection of the two AQ sets of the same method and pair (in the same
+  model's index space), with the overlap expected by chance of two independent sets of those
+  sizes and its hypergeometric p-value (:func:`~.thresholds.overlap_null`).
+- Layer pairing (:func:`pair_layers`): ``index`` (layer ``l`` of A with layer ``l`` of B, the
+  seed's) or ``depth`` (the same relative depth: ``round(l (n_b - 1) / (n_a - 1))``, so first
+  meets first and last meets last; gpt2 layer 3 meets gpt2-medium layer 6).
+- Spectral analysis (:func:`spectral_analysis`): per neuron, the power spectrum along the
+  sequence (FFT over positions of each sequence, bins ``k = 0 .. T//2 - 1`` at ``k / T``
+  cycles per token, as the reference; power averaged over sequences), its spectral centroid
+  with the DC bin and without it (the DC bin dominates non-zero-mean GELU outputs), and the
+  share of power in each of ``n_bands`` (7) equal-width bands of ``(0, 0.5)`` cycles per token.
+  AQ vs non-AQ neurons are compared with a two-sided Mann-Whitney U test (SciPy). The AQ indices
+  of a method refer to one model (:attr:`MethodResult.model`): ``basic``, ``gurnee`` and ``ot``
+  to A's neurons, ``procrustes`` to B's; the spectra are taken from **that** model's
+  activations (the reference took A's spectra for B's indices).
+- Verdicts (:func:`interpret`): the seed's interpretation table applied to the AQ % of
+  neurons: > 20 % very strong, 10-20 % strong, 5-10 % moderate, < 5 % weak. It is applied to
+  the % above the null (count minus null count, the figure that means something) and, as the
+  seed did, to the raw %.
+
+Entry points: :func:`run_aq` (two models, a config; loads what it is not given) and, for
+activations already in memory (tests, the grokking models), :class:`PairStream` +
+:func:`analyse_pair`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ..runtime import (
+    check_choice,
+    check_device,
+    check_int,
+    check_real,
+    get_device,
+)
+from . import activations as act
+from .cka import cka_matrix, debiased_linear_cka, linear_cka
+from .correlation import (
+    GURNEE_THRESHOLD,
+    SEED_N_ROTATIONS,
+    SEED_THRESHOLD,
+    StreamingCorrelation,
+    basic_excess,
+    gurnee_excess,
+)
+from .procrustes import procrustes_align
+from .thresholds import (
+    RULES,
+    AQCount,
+    ShuffledStream,
+    check_rule,
+    count_with_null,
+    overlap_null,
+    permute_rows,
+)
+from .transport import METHODS as MATCH_METHODS
+from .transport import match_neurons
+
+INPUT_TYPES = ("random", "text", "both")
+PAIRINGS = ("index", "depth")
+METHODS = ("basic", "gurnee", "ot", "procrustes")
+METHOD_MODEL = {"basic": "A", "gurnee": "A", "ot": "A", "procrustes": "B"}
+METHOD_TEXT = {
+    "basic": "index-matched excess correlation (the seed's basic method)",
+    "gurnee": "max-correlation excess (Gurnee et al.)",
+    "ot": "OT-matched |corr| (aligned)",
+    "procrustes": "held-out Procrustes aligned corr (aligned)",
+}
+TEXT_CORPORA = ("offline", "wikitext-2", "wikitext-103")
+STREAM_MAY_CHANGE = ("checkpoint_every", "device")
+
+# The seed's interpretation table ("Interpreting Results"), as (lower bound %, word, meaning).
+INTERPRETATION = (
+    (20.0, "very strong", "Action Quanta likely exist as discrete units"),
+    (10.0, "strong", "AQ candidates worth investigating further"),
+    (5.0, "moderate", "may need a lower threshold or different models"),
+    (-math.inf, "weak", "AQ may be emergent (not discrete)"),
+)
+INTERPRETATION_RULE = (
+    "the seed's table on the AQ % of neurons: > 20% very strong, 10-20% strong, 5-10% moderate, "
+    "< 5% weak; applied to the % above chance (the count minus the largest count of the "
+    "method's nulls) and, as the seed did, to the raw %"
+)
+SPECTRAL_RULE = (
+    "AQ neurons lower-frequency than the other neurons: median spectral centroid (DC bin "
+    "excluded) lower, two-sided Mann-Whitney U p < 0.05; spectra from the model whose neurons "
+    "the AQ indices name"
+)
+
+
+def interpret(pct: float) -> str:
+    """The seed's interpretation word for an AQ percentage (see :data:`INTERPRETATION`)."""
+    pct = check_real("pct", pct)
+    for low, word, _ in INTERPRETATION:
+        if pct > low:
+            return word
+    return "weak"
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def known_n_layers(name: str) -> int | None:
+    """Layers of a named model without loading it (Hub specs, ``tiny:<seed>``), else None."""
+    from .models import TinyConfig, model_spec
+
+    if isinstance(name, str) and name.startswith("tiny:"):
+        return TinyConfig().n_layers
+    spec = model_spec(name)
+    return None if spec is None else spec.n_layers
+
+
+def known_n_ctx(name: str) -> int | None:
+    from .models import TinyConfig, model_spec
+
+    if isinstance(name, str) and name.startswith("tiny:"):
+        return TinyConfig().n_ctx
+    spec = model_spec(name)
+    return None if spec is None else spec.n_ctx
+
+
+def pair_layers(layers_a, n_a: int, n_b: int, pairing: str = "index") -> list[tuple[int, int]]:
+    """``[(layer_a, layer_b)]`` for A's layers: ``index`` keeps the index (refusing a layer B
+    lacks), ``depth`` takes the same relative depth, ``round(l (n_b - 1) / (n_a - 1))``."""
+    check_choice("layer_pairing", pairing, PAIRINGS)
+    n_a, n_b = check_int("n_a", n_a, low=1), check_int("n_b", n_b, low=1)
+    out = []
+    for la in layers_a:
+        la = check_int("layer", la, low=0, high=n_a - 1)
+        if pairing == "index":
+            if la >= n_b:
+                raise ValueError(
+                    f"layer_pairing='index': layer {la} of A has no layer {la} in B, which has "
+                    f"{n_b} layers (0-{n_b - 1}); use layer_pairing='depth' or other layers"
+                )
+            lb = la
+        else:
+            lb = 0 if n_a == 1 else int(math.floor(la * (n_b - 1) / (n_a - 1) + 0.5))
+        out.append((la, lb))
+    return out
+
+
+def pair_key(la, lb) -> str:
+    """``"3-6"``: the key of layer pair (3, 6) in results."""
+    return f"{la}-{lb}"
+
+
+@dataclass
+class AQConfig:
+    """One AQ comparison (the seed's knobs plus the kit's). Validate with :meth:`validate`.
+
+    ``layers``: A's layers (B's follow from ``layer_pairing``). ``threshold``: the excess
+    threshold of the basic and Gurnee methods (the seed's 0.3; 0.5 is always shown beside it).
+    ``threshold_method`` / ``threshold_value``: the rule of the aligned methods (value None:
+    the rule's default, mean + 2 std / 95th percentile / 0.3). ``input_type``: ``random``,
+    ``text`` or ``both`` (then universal AQ). ``sample_sequences``: sequences kept in memory
+    for CKA and Procrustes (all ``num_samples`` are streamed for the correlations);
+    ``spectral_sequences`` of them give the spectra. ``checkpoint_every``: save the stream
+    every N batches (0: only when it ends). ``cpu_threads``: torch threads on a CPU device.
+    """
+
+    model_a: str = "gpt2"
+    model_b: str = "gpt2-medium"
+    layers: tuple = (3, 5, 7)
+    layer_pairing: str = "index"
+    num_samples: int = 500
+    seq_length: int = 64
+    batch_size: int = 16
+    threshold: float = SEED_THRESHOLD
+    threshold_method: str = "statistical"
+    threshold_value: float | None = None
+    input_type: str = "both"
+    text_corpus: str = "wikitext-2"
+    seed: int = 42
+    device: str = "auto"
+    match_method: str = "emd"
+    n_rotations: int = SEED_N_ROTATIONS
+    sample_sequences: int = 256
+    spectral_sequences: int = 200
+    n_bands: int = 7
+    train_frac: float = 0.5
+    checkpoint_every: int = 10
+    cpu_threads: int | None = 1
+
+    def validate(self) -> AQConfig:
+        for name in ("model_a", "model_b"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name}={value!r} must be a model name or folder")
+        if isinstance(self.layers, (int, str)) or not hasattr(self.layers, "__iter__"):
+            raise ValueError(f"layers={self.layers!r} must be a list of layer indices")
+        self.layers = tuple(check_int(f"layers[{i}]", v, low=0) for i, v in enumerate(self.layers))
+        if not self.layers:
+            raise ValueError("layers=[] must name at least one layer")
+        if len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"layers={list(self.layers)} repeats a layer")
+        check_choice("layer_pairing", self.layer_pairing, PAIRINGS)
+        n_a, n_b = known_n_layers(self.model_a), known_n_layers(self.model_b)
+        if n_a is not None:
+            from .models import check_layers_for
+
+            if self.model_a.startswith("tiny:"):
+                bad = [v for v in self.layers if v >= n_a]
+                if bad:
+                    raise ValueError(
+                        f"layer {bad[0]} does not exist in {self.model_a}: it has {n_a} layers "
+                        f"(0-{n_a - 1})"
+                    )
+            else:
+                check_layers_for(self.model_a, list(self.layers))
+            if n_b is not None:
+                pair_layers(self.layers, n_a, n_b, self.layer_pairing)
+        check_int("num_samples", self.num_samples, low=2)
+        check_int("seq_length", self.seq_length, low=2)
+        for name in (self.model_a, self.model_b):
+            n_ctx = known_n_ctx(name)
+            if n_ctx is not None and self.seq_length > n_ctx:
+                raise ValueError(
+                    f"seq_length={self.seq_length} is longer than {name}'s context ({n_ctx})"
+                )
+        check_int("batch_size", self.batch_size, low=1)
+        check_real("threshold", self.threshold)
+        check_rule(self.threshold_method, self.threshold_value)
+        check_choice("input_type", self.input_type, INPUT_TYPES)
+        check_choice("text_corpus", self.text_corpus, TEXT_CORPORA)
+        check_int("seed", self.seed, low=0)
+        check_device("device", self.device)
+        check_choice("match_method", self.match_method, MATCH_METHODS)
+        check_int("n_rotations", self.n_rotations, low=1)
+        check_int("sample_sequences", self.sample_sequences, low=2)
+        check_int("spectral_sequences", self.spectral_sequences, low=1)
+        check_int("n_bands", self.n_bands, low=1)
+        check_real("train_frac", self.train_frac, 0.0, 1.0, low_open=True, high_open=True)
+        check_int("checkpoint_every", self.checkpoint_every, low=0)
+        if self.cpu_threads is not None:
+            check_int("cpu_threads", self.cpu_threads, low=1)
+        return self
+
+    @property
+    def input_types(self) -> list[str]:
+        return ["random", "text"] if self.input_type == "both" else [self.input_type]
+
+    @property
+    def rule_value(self) -> float:
+        return check_rule(self.threshold_method, self.threshold_value)[1]
+
+    @property
+    def n_tokens(self) -> int:
+        return self.num_samples * self.seq_length
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+class PairStream:
+    """Running correlation statistics of every layer pair, real and token-shuffled.
+
+    ``update(acts_a, acts_b)`` takes one batch as dicts ``{layer: [n_tokens, width]}`` (the same
+    token rows in both). The null of pair ``(la, lb)`` sees B's rows permuted within each batch
+    (:class:`~.thresholds.ShuffledStream`, seeded by ``seed`` and the batch number, so a resumed
+    stream draws the permutations an uninterrupted one would have).
+    """
+
+    def __init__(self, pairs, d_a: int, d_b: int, device=None, seed: int = 0):
+        self.pairs = [(int(la), int(lb)) for la, lb in pairs]
+        if not self.pairs:
+            raise ValueError("pairs=[] must name at least one layer pair")
+        self.d_a, self.d_b = check_int("d_a", d_a, low=1), check_int("d_b", d_b, low=1)
+        self.device = get_device(device)
+        self.seed = check_int("seed", seed, low=0)
+        self.stats = {p: StreamingCorrelation(d_a, d_b, self.device) for p in self.pairs}
+        self.null = {p: StreamingCorrelation(d_a, d_b, self.device) for p in self.pairs}
+        self._shuffle = {p: ShuffledStream(self.null[p], self.seed) for p in self.pairs}
+        self.n_batches = 0
+
+    @property
+    def layers_a(self) -> list[int]:
+        return sorted({la for la, _ in self.pairs})
+
+    @property
+    def layers_b(self) -> list[int]:
+        return sorted({lb for _, lb in self.pairs})
+
+    @property
+    def n_tokens(self) -> int:
+        return self.stats[self.pairs[0]].n
+
+    def update(self, acts_a, acts_b) -> PairStream:
+        for p in self.pairs:
+            xa, xb = acts_a[p[0]], acts_b[p[1]]
+            self.stats[p].update(xa, xb)
+            self._shuffle[p].update(xa, xb)
+        self.n_batches += 1
+        return self
+
+    def state_dict(self) -> dict:
+        return {
+            "pairs": [list(p) for p in self.pairs],
+            "d_a": self.d_a,
+            "d_b": self.d_b,
+            "seed": self.seed,
+            "n_batches": self.n_batches,
+            "stats": {pair_key(*p): self.stats[p].state_dict() for p in self.pairs},
+            "null": {pair_key(*p): self.null[p].state_dict() for p in self.pairs},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        pairs = [tuple(p) for p in state["pairs"]]
+        if pairs != self.pairs or (state["d_a"], state["d_b"]) != (self.d_a, self.d_b):
+            raise ValueError(
+                f"saved stream has pairs {pairs} and widths {state['d_a']} x {state['d_b']}; "
+                f"this one {self.pairs} and {self.d_a} x {self.d_b}"
+            )
+        for p in self.pairs:
+            self.stats[p].load_state_dict(state["stats"][pair_key(*p)])
+            self.null[p].load_state_dict(state["null"][pair_key(*p)])
+        self.n_batches = int(state["n_batches"])
+
+
+def tokens_fingerprint(inputs: act.TokenInputs) -> str:
+    """SHA-256 (16 hex digits) of the token ids and mask: what a resumed stream must match."""
+    h = hashlib.sha256(inputs.tokens.to(torch.int64).contiguous().numpy().tobytes())
+    h.update(inputs.mask.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def stream_config(cfg: AQConfig, inputs: act.TokenInputs, pairs, d_a: int, d_b: int) -> dict:
+    """What a stream's checkpoint stores under ``"config"`` (checked on resume)."""
+    return {
+        "model_a": cfg.model_a,
+        "model_b": cfg.model_b,
+        "pairs": [list(p) for p in pairs],
+        "d_a": d_a,
+        "d_b": d_b,
+        "kind": inputs.kind,
+        "n_sequences": inputs.n_sequences,
+        "seq_len": inputs.seq_len,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "tokens": tokens_fingerprint(inputs),
+        "checkpoint_every": cfg.checkpoint_every,
+        "device": str(cfg.device),
+    }
+
+
+def stream_models(
+    model_a,
+    model_b,
+    inputs: act.TokenInputs,
+    pairs,
+    cfg: AQConfig,
+    run=None,
+    resume: bool = False,
+    progress: bool = False,
+    max_batches: int | None = None,
+) -> PairStream:
+    """Stream both models over ``inputs`` in batches of ``cfg.batch_size`` sequences into a
+    :class:`PairStream`. With ``run``: the state is saved as the checkpoint
+    ``checkpoints/stream_<kind>/`` every ``cfg.checkpoint_every`` batches and when the stream
+    ends; ``resume=True`` continues from the newest one (refused, naming the fields, when it was
+    made with other models, layers, tokens or batch size). ``max_batches``: stop after that many
+    batches in all (a time-boxed run; a later resume continues)."""
+    d_a, d_b = act.d_mlp(model_a), act.d_mlp(model_b)
+    device = get_device(cfg.device)
+    stream = PairStream(pairs, d_a, d_b, device, cfg.seed)
+    config = stream_config(cfg, inputs, stream.pairs, d_a, d_b)
+    tag = f"stream_{inputs.kind}"
+    bs = cfg.batch_size
+    total = math.ceil(inputs.n_sequences / bs)
+    if run is not None and resume:
+        state = run.latest_checkpoint(tag, config=config, may_change=STREAM_MAY_CHANGE)
+        if state is not None:
+            stream.load_state_dict(state["stream"])
+    stop = total if max_batches is None else min(total, check_int("max_batches", max_batches, 0))
+
+    def save():
+        if run is not None:
+            state = {"config": config, "stream": stream.state_dict(), "total": total}
+            run.save_checkpoint(state, stream.n_batches, tag=tag, keep=1)
+
+    start = stream.n_batches
+    if start < stop:
+        rest = act.TokenInputs(
+            inputs.tokens[start * bs : stop * bs],
+            inputs.mask[start * bs : stop * bs],
+            inputs.kind,
+            inputs.info,
+        )
+        pairs_iter = act.iter_paired_activations(
+            model_a, model_b, rest, stream.layers_a, stream.layers_b, bs, device=device
+        )
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=stop, initial=start, desc=f"stream {inputs.kind}", leave=False)
+        for xa, xb in pairs_iter:
+            stream.update(xa, xb)
+            if bar is not None:
+                bar.update(1)
+            every = cfg.checkpoint_every
+            if every and stream.n_batches % every == 0 and stream.n_batches < total:
+                save()
+        if bar is not None:
+            bar.close()
+        if stream.n_batches == total or max_batches is not None:
+            save()
+    return stream
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def make_inputs(cfg: AQConfig, kind: str, model, texts=None) -> act.TokenInputs:
+    """The ``kind`` ('random' or 'text') inputs of ``cfg`` for ``model``'s tokenizer.
+
+    random: ``num_samples x seq_length`` ids drawn uniformly (seeded) from ``[1000, vocab -
+    1000)`` as the seed did when the vocabulary is larger than 4000 (gpt2, pythia), else from the
+    whole vocabulary; special ids never drawn, no BOS. text: the documents of ``cfg.text_corpus``
+    (``texts`` when given; :func:`load_texts`), packed into rows led by BOS (BOS and document
+    separators excluded), tokenized with the model's tokenizer."""
+    check_choice("kind", kind, ("random", "text"))
+    tok = act.tokenizer_of(model)
+    if kind == "random":
+        vocab = act.vocab_size(model)
+        low, high = (1000, vocab - 1000) if vocab > 4000 else (0, vocab)
+        return act.random_tokens(
+            vocab,
+            cfg.num_samples,
+            cfg.seq_length,
+            seed=cfg.seed,
+            low=low,
+            high=high,
+            exclude_ids=act.special_ids(tok),
+        )
+    if tok is None:
+        raise ValueError(f"{act.model_name(model)} has no tokenizer: text inputs need one")
+    if texts is None:
+        texts = load_texts(cfg.text_corpus, cfg.seed)
+    needed = cfg.num_samples * cfg.seq_length * 8  # characters: ample for any tokenizer
+    cut, total = len(texts), 0
+    for i, t in enumerate(texts):
+        total += len(t)
+        if total >= needed:
+            cut = i + 1
+            break
+    try:
+        return act.text_tokens(texts[:cut], tok, cfg.num_samples, cfg.seq_length, pack=True)
+    except ValueError:
+        if cut == len(texts):
+            raise
+        return act.text_tokens(texts, tok, cfg.num_samples, cfg.seq_length, pack=True)
+
+
+def load_texts(corpus: str, seed: int = 0) -> list[str]:
+    """Documents for the semantic test: the offline corpus in a seeded order, or wikitext's
+    train split (its own order)."""
+    from .. import text
+
+    docs = text.load_documents(corpus, "train")
+    if corpus == "offline":
+        order = np.random.default_rng(seed).permutation(len(docs))
+        docs = [docs[i] for i in order]
+    return docs
+
+
+# ----------------------------------------------------------------------------- samples
+
+
+@dataclass
+class Sample:
+    """Activations of the first ``n`` sequences with their position axis: ``seq_a[layer]``
+    ``[n, T, d_a]`` and ``seq_b[layer]`` ``[n, T, d_b]`` (CPU float32), ``mask [n, T]``."""
+
+    seq_a: dict
+    seq_b: dict
+    mask: torch.Tensor
+    kind: str = "random"
+
+    def rows_a(self, layer) -> torch.Tensor:
+        return self.seq_a[layer][self.mask]
+
+    def rows_b(self, layer) -> torch.Tensor:
+        return self.seq_b[layer][self.mask]
+
+    @property
+    def groups(self) -> torch.Tensor:
+        """The sequence of each kept row (Procrustes splits by sequence)."""
+        n, t = self.mask.shape
+        return torch.arange(n)[:, None].expand(n, t)[self.mask]
+
+    def spectral(self, model: str, layer, n: int | None = None) -> torch.Tensor:
+        """``[n, T', d]`` for the spectra: every position of random inputs; for text, the BOS
+        column (position 0) dropped."""
+        seq = (self.seq_a if model == "A" else self.seq_b)[layer][:n]
+        if self.kind == "text":
+            seq = seq[:, 1:]
+        return seq
+
+
+def sample_models(model_a, model_b, inputs: act.TokenInputs, pairs, n: int, batch_size: int):
+    """:class:`Sample` of the first ``n`` sequences of ``inputs`` for both models."""
+    n = min(n, inputs.n_sequences)
+    la = sorted({p[0] for p in pairs})
+    lb = sorted({p[1] for p in pairs})
+    tokens = inputs.tokens[:n]
+    seq_a = act.sequence_activations(model_a, tokens, la, batch_size, device="cpu")
+    seq_b = act.sequence_activations(model_b, tokens, lb, batch_size, device="cpu")
+    return Sample(seq_a, seq_b, inputs.mask[:n].clone(), inputs.kind)
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+@dataclass
+class MethodResult:
+    """One method's per-neuron scores for one layer pair, with its nulls and threshold rules.
+
+    ``model``: whose neurons the scores (and AQ indices) are, ``"A"`` or ``"B"``. ``scores
+    [n]``; ``nulls``: ``{name: [n_null, n]}``, the same scores when nothing corresponds (the
+    ``token-shuffle`` null for every method; the basic method adds the ``neuron-permutation``
+    null, index matching against randomly re-ordered B neurons, which is the one that says what
+    comparing neurons by index finds between unrelated neurons). ``rules``: the printed
+    ``(rule, value)`` pairs, the first being the main one. ``partner [n]``: the matched neuron in
+    the other model (None for ``procrustes``). ``extra``: per-method arrays and scalars.
+    """
+
+    name: str
+    model: str
+    scores: np.ndarray
+    nulls: dict
+    rules: list
+    partner: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    def count(self, rule: str, value: float | None = None, null: str | None = None) -> AQCount:
+        """The AQ count under ``rule``/``value`` beside ``null`` (default: the first null)."""
+        null = null or next(iter(self.nulls))
+        return count_with_null(
+            self.scores, self.nulls[check_choice("null", null, list(self.nulls))], rule, value
+        )
+
+    def counts(self, rule: str, value: float | None = None) -> dict:
+        """``{null name: AQCount}`` under one rule (the count is the same; the nulls differ)."""
+        return {name: self.count(rule, value, name) for name in self.nulls}
+
+    def chance(self, rule: str, value: float | None = None) -> float:
+        """The largest count expected by chance under ``rule`` over this method's nulls."""
+        return max(c.null_count or 0.0 for c in self.counts(rule, value).values())
+
+    @property
+    def main(self) -> AQCount:
+        return self.count(*self.rules[0])
+
+    @property
+    def main_chance(self) -> float:
+        return self.chance(*self.rules[0])
+
+    @property
+    def aq_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.main.mask)
+
+    def line(self, rule: str, value: float | None = None) -> str:
+        counts = self.counts(rule, value)
+        c = next(iter(counts.values()))
+        nulls = ", ".join(f"{name} null {x.null_count:.1f}" for name, x in counts.items())
+        out = (
+            f"{self.name} [{self.model}'s neurons]: AQ {c.count}/{c.total} "
+            f"({100 * c.fraction:.1f}%) above {c.threshold:.4g} ({c.rule_text}); expected by "
+            f"chance: {nulls}"
+        )
+        if c.rule != "fixed":
+            same = ", ".join(f"{np.mean(x.null_counts_same_rule):.1f}" for x in counts.values())
+            out += f" ({same} if the rule is re-applied to the null)"
+        return out
+
+    def lines(self) -> list[str]:
+        return [self.line(rule, value) for rule, value in self.rules]
+
+    def to_dict(self) -> dict:
+        counts = []
+        for rule, value in self.rules:
+            by = self.counts(rule, value)
+            c = next(iter(by.values())).to_dict()
+            for k in ("null_count", "null_counts", "null_counts_same_rule"):
+                c.pop(k)
+            c["nulls"] = {
+                name: {
+                    "null_count": x.null_count,
+                    "null_counts": [int(v) for v in x.null_counts],
+                    "null_counts_same_rule": [int(v) for v in x.null_counts_same_rule],
+                }
+                for name, x in by.items()
+            }
+            c["chance"] = self.chance(rule, value)
+            counts.append(c)
+        return {
+            "name": self.name,
+            "model": self.model,
+            "counts": counts,
+            "score_mean": float(self.scores.mean()),
+            "score_max": float(self.scores.max()),
+            "null_score_mean": {k: float(v.mean()) for k, v in self.nulls.items()},
+            "null_score_max": {k: float(v.max()) for k, v in self.nulls.items()},
+        }
+
+
+def _np(x) -> np.ndarray:
+    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
+
+
+def _fixed_rules(threshold: float) -> list:
+    extra = [] if threshold == GURNEE_THRESHOLD else [("fixed", GURNEE_THRESHOLD)]
+    return [("fixed", float(threshold))] + extra
+
+
+def basic_method(stats, null, cfg: AQConfig, n_permutations: int = 5) -> MethodResult:
+    """The seed's basic method on one pair's statistics (see the module docstring), with two
+    nulls: the token-shuffled pair, and ``n_permutations`` neuron permutations of B (neuron
+    ``i`` of A against a random B neuron, minus the same rotation baseline)."""
+    real = basic_excess(stats, n_rotations=cfg.n_rotations, seed=cfg.seed)
+    fake = basic_excess(null, n_rotations=cfg.n_rotations, seed=cfg.seed)
+    m = real.actual.numel()
+    corr = stats.corr().cpu()
+    g = torch.Generator().manual_seed(cfg.seed + 7)
+    rows = torch.arange(m)
+    perm = [
+        corr[rows, torch.randperm(corr.shape[1], generator=g)[:m]] for _ in range(n_permutations)
+    ]
+    neuron_null = torch.stack(perm) - real.baseline[None]
+    scores = _np(real.excess)
+    return MethodResult(
+        "basic",
+        "A",
+        scores,
+        {"token-shuffle": _np(fake.excess)[None], "neuron-permutation": _np(neuron_null)},
+        _fixed_rules(cfg.threshold),
+        partner=np.arange(m),
+        extra={
+            "actual": _np(real.actual),
+            "baseline": _np(real.baseline),
+            "baseline_spread": float(real.baselines.std()),
+            "summary": real.summary(cfg.threshold),
+        },
+    )
+
+
+def gurnee_method(stats, null, cfg: AQConfig) -> MethodResult:
+    """Gurnee et al.'s max-correlation excess on one pair's statistics."""
+    real = gurnee_excess(stats, n_rotations=1, seed=cfg.seed)
+    fake = gurnee_excess(null, n_rotations=1, seed=cfg.seed)
+    return MethodResult(
+        "gurnee",
+        "A",
+        _np(real.excess),
+        {"token-shuffle": _np(fake.excess)[None]},
+        _fixed_rules(cfg.threshold),
+        partner=real.best_b.numpy(),
+        extra={"max_corr": _np(real.actual), "baseline": _np(real.baseline)},
+    )
+
+
+def _aligned_rules(cfg: AQConfig, with_half: bool) -> list:
+    rules = [(cfg.threshold_method, cfg.rule_value)]
+    if with_half and rules[0] != ("fixed", 0.5):
+        rules.append(("fixed", 0.5))
+    return rules
+
+
+def ot_method(stats, null, cfg: AQConfig):
+    """OT matching of every A neuron to one B neuron; ``(MethodResult, matching, null)``. The
+    fixed 0.5 rule printed beside the configured one is the reference's '|corr| > 0.5' count."""
+    m = match_neurons(stats.corr(), cfg.match_method)
+    m0 = match_neurons(null.corr(), cfg.match_method)
+    res = MethodResult(
+        "ot",
+        "A",
+        m.abs_corr,
+        {"token-shuffle": m0.abs_corr[None]},
+        _aligned_rules(cfg, True),
+        partner=m.b_idx,
+        extra={"corr": m.corr},
+    )
+    return res, m, m0
+
+
+def procrustes_method(xa, xb, groups, cfg: AQConfig):
+    """Held-out orthogonal Procrustes; ``(MethodResult over B's neurons, ProcrustesResult)``."""
+    pr = procrustes_align(
+        xa, xb, train_frac=cfg.train_frac, seed=cfg.seed, groups=groups, n_shuffles=1
+    )
+    res = MethodResult(
+        "procrustes",
+        "B",
+        pr.aligned_corr,
+        {"token-shuffle": pr.null_aligned_corr},
+        _aligned_rules(cfg, True),
+    )
+    return res, pr
+
+
+@dataclass
+class PairResult:
+    """Every method for one layer pair and one input type."""
+
+    input_type: str
+    layer_a: int
+    layer_b: int
+    n_tokens: int
+    methods: dict
+    cka: dict = field(default_factory=dict)
+    matching: dict = field(default_factory=dict)
+    procrustes: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return pair_key(self.layer_a, self.layer_b)
+
+    def lines(self) -> list[str]:
+        head = (
+            f"{self.input_type} tokens, layer {self.layer_a} of A vs layer {self.layer_b} of B "
+            f"({self.n_tokens} tokens)"
+        )
+        out = [head]
+        if self.cka:
+            c = self.cka
+            out.append(
+                f"  CKA linear {c['linear']:.3f}, debiased {c['debiased']:.3f} (token-shuffled "
+                f"pair: {c['linear_null']:.3f} / {c['debiased_null']:.3f}; sample of "
+                f"{c['n_tokens']} tokens)"
+            )
+        if self.matching:
+            m = self.matching
+            out.append(
+                f"  OT ({m['method']}): mean matched |corr| {m['mean_abs_corr']:.3f} (null "
+                f"{m['null_mean_abs_corr']:.3f}), cost {m['total_cost']:.3f}, one-to-one "
+                f"{m['one_to_one']}"
+            )
+        if self.procrustes:
+            p = self.procrustes
+            out.append(
+                f"  Procrustes: held-out error {p['test_error']:.3f} (train {p['train_error']:.3f},"
+                f" token-shuffle null {p['null_error']:.3f}; 0 perfect, 1 = predicting 0)"
+            )
+        for m in self.methods.values():
+            out += [f"  {line}" for line in m.lines()]
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "input_type": self.input_type,
+            "layer_a": self.layer_a,
+            "layer_b": self.layer_b,
+            "n_tokens": self.n_tokens,
+            "cka": self.cka,
+            "matching": self.matching,
+            "procrustes": self.procrustes,
+            "methods": {k: m.to_dict() for k, m in self.methods.items()},
+        }
+
+
+def analyse_pair(
+    stats: StreamingCorrelation,
+    null: StreamingCorrelation,
+    cfg: AQConfig,
+    xa=None,
+    xb=None,
+    groups=None,
+    input_type: str = "random",
+    layers: tuple = (0, 0),
+) -> PairResult:
+    """Every method on one layer pair: basic, gurnee and ot from the streamed statistics; CKA and
+    procrustes from the in-memory sample ``xa [n, d_a]``, ``xb [n, d_b]`` (skipped when None)."""
+    methods = {"basic": basic_method(stats, null, cfg), "gurnee": gurnee_method(stats, null, cfg)}
+    ot_res, m, m0 = ot_method(stats, null, cfg)
+    methods["ot"] = ot_res
+    matching = {
+        **m.summary(),
+        "null_mean_abs_corr": float(m0.abs_corr.mean()),
+        "null_total_cost": m0.total_cost,
+    }
+    cka, proc = {}, {}
+    if xa is not None and xb is not None:
+        xa, xb = torch.as_tensor(xa), torch.as_tensor(xb)
+        g = torch.Generator().manual_seed(cfg.seed)
+        xb_null = permute_rows(xb, g)
+        device = get_device(cfg.device)
+        xa_d, xb_d, xn_d = xa.to(device), xb.to(device), xb_null.to(device)
+        cka = {
+            "linear": linear_cka(xa_d, xb_d),
+            "debiased": debiased_linear_cka(xa_d, xb_d),
+            "linear_null": linear_cka(xa_d, xn_d),
+            "debiased_null": debiased_linear_cka(xa_d, xn_d),
+            "n_tokens": int(xa.shape[0]),
+        }
+        methods["procrustes"], pr = procrustes_method(xa, xb, groups, cfg)
+        proc = pr.summary()
+        proc["null_errors"] = list(pr.null_errors)
+    return PairResult(
+        input_type, int(layers[0]), int(layers[1]), stats.n, methods, cka, matching, proc
+    )
+
+
+# ----------------------------------------------------------------------------- spectra
+
+
+def spectral_profile(seq_acts, n_bands: int = 7) -> dict:
+    """Per-neuron spectra along the sequence of ``seq_acts [n_seq, T, d]``.
+
+    Returns ``freqs [K]`` (``k / T``, ``k = 0 .. T//2 - 1``), ``power [K, d]`` (``|FFT|^2``
+    averaged over sequences), ``centroid_dc`` and ``centroid`` ``[d]`` (with and without the DC
+    bin; cycles per token; 0 for a neuron without power), ``band_share [n_bands, d]`` (share of
+    the non-DC power in each equal-width band of (0, 0.5)), ``band [d]`` (the band of the
+    no-DC centroid) and ``band_edges``."""
+    x = torch.as_tensor(seq_acts, dtype=torch.float64)
+    if x.ndim != 3 or x.shape[1] < 4:
+        raise ValueError(f"seq_acts has shape {tuple(x.shape)}; expected [n_seq, T >= 4, d]")
+    n_bands = check_int("n_bands", n_bands, low=1)
+    t = x.shape[1]
+    k = t // 2
+    power = torch.fft.fft(x, dim=1)[:, :k].abs().pow(2).mean(0)  # [K, d]
+    freqs = torch.arange(k, dtype=torch.float64) / t
+    tot_dc = power.sum(0)
+    tot = power[1:].sum(0)
+    safe = lambda v: torch.where(v > 0, v, torch.ones_like(v))
+    centroid_dc = torch.where(tot_dc > 0, (freqs[:, None] * power).sum(0) / safe(tot_dc), 0.0)
+    centroid = torch.where(tot > 0, (freqs[1:, None] * power[1:]).sum(0) / safe(tot), 0.0)
+    edges = torch.linspace(0.0, 0.5, n_bands + 1, dtype=torch.float64)
+    band_of_bin = (torch.bucketize(freqs[1:], edges[1:-1], right=True)).clamp(max=n_bands - 1)
+    onehot = torch.nn.functional.one_hot(band_of_bin, n_bands).to(torch.float64)  # [K-1, B]
+    band_power = onehot.T @ power[1:]  # [B, d]
+    band_share = torch.where(tot > 0, band_power / safe(tot), 0.0)
+    band = torch.bucketize(centroid, edges[1:-1], right=True).clamp(max=n_bands - 1)
+    return {
+        "freqs": freqs.numpy(),
+        "power": power.numpy(),
+        "centroid_dc": centroid_dc.numpy(),
+        "centroid": centroid.numpy(),
+        "band_share": band_share.numpy(),
+        "band": band.numpy(),
+        "band_edges": edges.numpy(),
+        "n_sequences": int(x.shape[0]),
+        "seq_len": t,
+    }
+
+
+def compare_spectra(profile: dict, aq_indices, n_bands: int | None = None) -> dict:
+    """AQ vs non-AQ neurons of one profile: medians, means, Mann-Whitney U p-values of the
+    centroids with and without DC and of the low-band share (the lowest 3 of 7 bands), band
+    counts, and whether the AQ neurons are lower-frequency (:data:`SPECTRAL_RULE`)."""
+    from scipy.stats import mannwhitneyu
+
+    d = len(profile["centroid"])
+    idx = np.asarray(aq_indices, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= d):
+        raise ValueError(f"AQ indices must lie in [0, {d}) (the profiled model's neurons)")
+    is_aq = np.zeros(d, dtype=bool)
+    is_aq[idx] = True
+    n_bands = n_bands or profile["band_share"].shape[0]
+    low = max(1, round(3 * n_bands / 7))
+    out = {"n_aq": int(is_aq.sum()), "n_other": int((~is_aq).sum()), "n_neurons": d}
+    low_share = profile["band_share"][:low].sum(0)
+    for key, values in (
+        ("centroid", profile["centroid"]),
+        ("centroid_dc", profile["centroid_dc"]),
+        ("low_band_share", low_share),
+    ):
+        a, b = values[is_aq], values[~is_aq]
+        entry = {
+            "aq_median": float(np.median(a)) if a.size else None,
+            "other_median": float(np.median(b)) if b.size else None,
+            "aq_mean": float(a.mean()) if a.size else None,
+            "other_mean": float(b.mean()) if b.size else None,
+            "p_value": None,
+        }
+        if a.size >= 2 and b.size >= 2:
+            entry["p_value"] = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        out[key] = entry
+    bands = profile["band"]
+    out["band_counts_aq"] = np.bincount(bands[is_aq], minlength=n_bands).tolist()
+    out["band_counts_other"] = np.bincount(bands[~is_aq], minlength=n_bands).tolist()
+    c = out["centroid"]
+    if c["p_value"] is None:
+        out["lower_frequency"] = None
+        out["verdict"] = f"not enough AQ neurons ({out['n_aq']}) for a test"
+    else:
+        lower = c["aq_median"] < c["other_median"] and c["p_value"] < 0.05
+        out["lower_frequency"] = bool(lower)
+        direction = "lower" if c["aq_median"] < c["other_median"] else "higher"
+        out["verdict"] = (
+            f"AQ median centroid {c['aq_median']:.4f} vs {c['other_median']:.4f} "
+            f"({direction}, p = {c['p_value']:.2g}): "
+            + ("lower-frequency" if lower else "not lower-frequency")
+        )
+    return out
+
+
+def spectral_analysis(seq_acts: dict, method: MethodResult, n_bands: int = 7) -> dict:
+    """The spectra of the neurons ``method``'s AQ indices name, from **that** model's
+    activations: ``seq_acts = {"A": [n, T, d_a], "B": [n, T, d_b]}``."""
+    model = check_choice("method.model", method.model, ("A", "B"))
+    if model not in seq_acts:
+        raise ValueError(
+            f"{method.name}'s AQ indices are {model}'s neurons: pass seq_acts[{model!r}]"
+        )
+    profile = spectral_profile(seq_acts[model], n_bands)
+    if profile["centroid"].shape[0] != len(method.scores):
+        raise ValueError(
+            f"{method.name} scores {len(method.scores)} neurons of {model}; its activations "
+            f"have {profile['centroid'].shape[0]}"
+        )
+    out = compare_spectra(profile, method.aq_indices, n_bands)
+    out.update(method=method.name, model=model, profile=profile)
+    return out
+
+
+# ----------------------------------------------------------------------------- whole pipeline
+
+
+@dataclass
+class AQResult:
+    """Everything :func:`run_aq` measured. ``pairs[input_type][pair_key]``: :class:`PairResult`;
+    ``cka_matrix[input_type]``: ``(matrix, layers_a, layers_b)``; ``universal[method][key]``:
+    the overlap with its chance level; ``spectral[method][key]``: :func:`spectral_analysis`."""
+
+    config: AQConfig
+    layer_pairs: list
+    pairs: dict
+    cka_matrix: dict = field(default_factory=dict)
+    universal: dict = field(default_factory=dict)
+    spectral: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+    samples: dict = field(default_factory=dict)
+
+    def method_pct(self, input_type: str, method: str, above_null: bool = True) -> float | None:
+        """Mean over pairs of the main AQ count's % (minus the largest null count when
+        ``above_null``)."""
+        rows = [
+            p.methods[method]
+            for p in self.pairs.get(input_type, {}).values()
+            if method in p.methods
+        ]
+        if not rows:
+            return None
+        pcts = []
+        for m in rows:
+            c = m.main
+            count = c.count - m.main_chance if above_null else c.count
+            pcts.append(100.0 * max(count, 0.0) / c.total)
+        return float(np.mean(pcts))
+
+    def verdicts(self) -> list[str]:
+        """One line per input type and method: the seed's interpretation of the AQ %."""
+        lines = [f"rule: {INTERPRETATION_RULE}"]
+        for kind in self.pairs:
+            for method in METHODS:
+                raw = self.method_pct(kind, method, above_null=False)
+                if raw is None:
+                    continue
+                net = self.method_pct(kind, method, above_null=True)
+                rule = self.rule_of(kind, method)
+                lines.append(
+                    f"{kind} / {method} ({rule}): {raw:.1f}% AQ ({interpret(raw)} as the seed "
+                    f"reads it); {net:.1f}% above chance -> {interpret(net)}"
+                )
+        return lines
+
+    def rule_of(self, kind: str, method: str) -> str:
+        first = next(iter(self.pairs[kind].values()))
+        return first.methods[method].main.rule_text
+
+    def lines(self) -> list[str]:
+        out = []
+        for by in self.pairs.values():
+            for p in by.values():
+                out += p.lines()
+        out += self.universal_lines()
+        out += self.spectral_lines()
+        return out
+
+    def universal_lines(self) -> list[str]:
+        out = []
+        for method, by in self.universal.items():
+            for key, u in by.items():
+                out.append(
+                    f"universal {method} [{METHOD_MODEL[method]}'s neurons] layers {key}: "
+                    f"{u['observed']} in both (random {u['n_a']}, text {u['n_b']} of "
+                    f"{u['n_total']}); chance {u['expected']:.1f}, p = {u['p_value']:.2g}"
+                )
+        return out
+
+    def spectral_lines(self) -> list[str]:
+        out = []
+        for method, by in self.spectral.items():
+            for key, s in by.items():
+                out.append(
+                    f"spectra {method} [{s['model']}'s neurons on {s['model']}'s activations, "
+                    f"{s['input_type']} tokens] layers {key}: {s['n_aq']} AQ; {s['verdict']}"
+                )
+        return out
+
+    def to_dict(self) -> dict:
+        spectral = {
+            m: {k: {kk: v for kk, v in s.items() if kk != "profile"} for k, s in by.items()}
+            for m, by in self.spectral.items()
+        }
+        return {
+            "config": self.config.to_dict(),
+            "layer_pairs": [list(p) for p in self.layer_pairs],
+            "pairs": {k: {kk: p.to_dict() for kk, p in by.items()} for k, by in self.pairs.items()},
+            "cka_matrix": {
+                k: {"matrix": m.tolist(), "layers_a": la, "layers_b": lb}
+                for k, (m, la, lb) in self.cka_matrix.items()
+            },
+            "universal": self.universal,
+            "spectral": spectral,
+            "models": self.models,
+            "inputs": self.inputs,
+            "verdicts": self.verdicts(),
+        }
+
+
+def check_models(cfg: AQConfig, model_a, model_b) -> list[tuple[int, int]]:
+    """The layer pairs for two loaded models (their layers checked; same tokenizer)."""
+    act.check_layers(model_a, list(cfg.layers))
+    act.check_same_tokenizer(model_a, model_b)
+    pairs = pair_layers(cfg.layers, act.n_layers(model_a), act.n_layers(model_b), cfg.layer_pairing)
+    act.check_layers(model_b, sorted({lb for _, lb in pairs}))
+    for m in (model_a, model_b):
+        n_ctx = getattr(getattr(m, "cfg", None), "n_ctx", None)
+        if isinstance(n_ctx, int) and cfg.seq_length > n_ctx:
+            raise ValueError(f"seq_length={cfg.seq_length} is over {act.model_name(m)}'s {n_ctx}")
+    return pairs
+
+
+def load_models(cfg: AQConfig):
+    """Boot ``cfg.model_a`` and ``cfg.model_b`` (Hub ids, local folders or ``tiny:<seed>``)."""
+    from .models import _quiet_hf, load_model
+
+    with _quiet_hf():
+        return load_model(cfg.model_a, cfg.device), load_model(cfg.model_b, cfg.device)
+
+
+def run_aq(
+    cfg: AQConfig,
+    model_a=None,
+    model_b=None,
+    run=None,
+    resume: bool = False,
+    progress: bool = False,
+    log=None,
+    texts=None,
+) -> AQResult:
+    """The whole comparison of ``cfg`` (see the module docstring); returns an :class:`AQResult`.
+
+    Models not given are loaded from ``cfg``. ``run``/``resume``: the streams checkpoint into
+    and resume from the run folder. ``log``: called with each printable line as it is ready.
+    ``texts``: documents for the text inputs (default: ``cfg.text_corpus``)."""
+    from ..runtime import cpu_threads
+
+    cfg.validate()
+    if model_a is None or model_b is None:
+        model_a, model_b = load_models(cfg)
+    pairs = check_models(cfg, model_a, model_b)
+    log = log or (lambda line: None)
+    result = AQResult(cfg, pairs, {})
+    result.models = {"A": act.describe(model_a), "B": act.describe(model_b)}
+    with cpu_threads(cfg.cpu_threads, get_device(cfg.device)):
+        for kind in cfg.input_types:
+            inputs = make_inputs(cfg, kind, model_a, texts)
+            result.inputs[kind] = {
+                **inputs.info,
+                "n_valid_tokens": inputs.n_valid,
+                "fingerprint": tokens_fingerprint(inputs),
+            }
+            stream = stream_models(model_a, model_b, inputs, pairs, cfg, run, resume, progress)
+            sample = sample_models(
+                model_a, model_b, inputs, pairs, cfg.sample_sequences, cfg.batch_size
+            )
+            result.samples[kind] = sample
+            by = {}
+            for la, lb in pairs:
+                pr = analyse_pair(
+                    stream.stats[(la, lb)],
+                    stream.null[(la, lb)],
+                    cfg,
+                    sample.rows_a(la),
+                    sample.rows_b(lb),
+                    sample.groups,
+                    kind,
+                    (la, lb),
+                )
+                by[pr.key] = pr
+                for line in pr.lines():
+                    log(line)
+            result.pairs[kind] = by
+            rows_a = {la: sample.rows_a(la) for la in sorted({p[0] for p in pairs})}
+            rows_b = {lb: sample.rows_b(lb) for lb in sorted({p[1] for p in pairs})}
+            result.cka_matrix[kind] = cka_matrix(rows_a, rows_b, "linear")
+        add_universal(result)
+        add_spectral(result)
+    for line in result.universal_lines() + result.spectral_lines() + result.verdicts():
+        log(line)
+    return result
+
+
+def add_universal(result: AQResult) -> None:
+    """Structural (random) ∩ semantic (text) AQ per method and pair, with the chance overlap."""
+    if not {"random", "text"} <= set(result.pairs):
+        return
+    for method in METHODS:
+        by = {}
+        for key, pr in result.pairs["random"].items():
+            other = result.pairs["text"][key]
+            if method not in pr.methods or method not in other.methods:
+                continue
+            a, b = pr.methods[method], other.methods[method]
+            u = overlap_null(len(a.scores), a.aq_indices, b.aq_indices)
+            u["indices"] = sorted(set(a.aq_indices.tolist()) & set(b.aq_indices.tolist()))
+            u["model"] = a.model
+            by[key] = u
+        if by:
+            result.universal[method] = by
+
+
+def add_spectral(result: AQResult) -> None:
+    """Spectral analysis of every method's structural AQ (random tokens; the text sample when
+    only text was run), each on the activations of the model its indices name."""
+    cfg = result.config
+    kind = "random" if "random" in result.samples else "text"
+    sample = result.samples[kind]
+    for method in METHODS:
+        by = {}
+        for (la, lb), (key, pr) in zip(result.layer_pairs, result.pairs[kind].items()):
+            if method not in pr.methods:
+                continue
+            seq = {
+                "A": sample.spectral("A", la, cfg.spectral_sequences),
+                "B": sample.spectral("B", lb, cfg.spectral_sequences),
+            }
+            s = spectral_analysis(seq, pr.methods[method], cfg.n_bands)
+            s["input_type"] = kind
+            by[key] = s
+        result.spectral[method] = by
+
+
+# ----------------------------------------------------------------------------- ground truth
+
+
+def frequency_agreement(freq_a, freq_b, partner, mask=None) -> dict:
+    """How often matched neurons share their key frequency, against chance.
+
+    ``freq_a [d_a]``, ``freq_b [d_b]``: each neuron's dominant frequency (e.g.
+    :func:`akira_nb.grokking.fourier.neuron_frequencies`); ``partner [d_a]``: A neuron ``i``'s
+    matched B neuron; ``mask [d_a]``: which A neurons to count (default all). Chance: two
+    neurons drawn independently from the two models' frequency distributions (of the counted A
+    neurons and of all B neurons) share one with probability ``sum_k P_A(k) P_B(k)``; the
+    one-sided binomial p-value says whether the observed rate is above it."""
+    from scipy.stats import binomtest
+
+    fa, fb = np.asarray(freq_a), np.asarray(freq_b)
+    partner = np.asarray(partner, dtype=np.int64)
+    mask = np.ones(len(fa), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    n = int(mask.sum())
+    same = fa[mask] == fb[partner[mask]]
+    k = int(same.sum())
+    top = int(max(fa.max(initial=0), fb.max(initial=0))) + 1
+    pa = np.bincount(fa[mask], minlength=top) / max(n, 1)
+    pb = np.bincount(fb, minlength=top) / len(fb)
+    chance = float((pa * pb).sum())
+    p = float(binomtest(k, n, chance, alternative="greater").pvalue) if n and chance < 1 else None
+    return {"n": n, "same": k, "rate": k / n if n else None, "chance": chance, "p_value": p}
+
+
+__all__ = [
+    "AQConfig",
+    "AQResult",
+    "INPUT_TYPES",
+    "INTERPRETATION",
+    "INTERPRETATION_RULE",
+    "METHODS",
+    "METHOD_MODEL",
+    "MethodResult",
+    "PAIRINGS",
+    "PairResult",
+    "PairStream",
+    "RULES",
+    "SPECTRAL_RULE",
+    "Sample",
+    "analyse_pair",
+    "basic_method",
+    "check_models",
+    "compare_spectra",
+    "frequency_agreement",
+    "gurnee_method",
+    "interpret",
+    "load_models",
+    "make_inputs",
+    "ot_method",
+    "pair_key",
+    "pair_layers",
+    "procrustes_method",
+    "run_aq",
+    "sample_models",
+    "spectral_analysis",
+    "spectral_profile",
+    "stream_models",
+    "tokens_fingerprint",
+]

@@ -1,0 +1,396 @@
+"""akira_nb.alignment.aq: the AQ pipelines on known answers (a representation against itself,
+against a permuted copy with extra neurons, against an independent one, planted copies), the
+spectral analysis on the right model's neurons, a resumed stream, layer pairing and the
+validation of every knob; and the whole pipeline on the tiny pair and on an untrained model."""
+
+import numpy as np
+import pytest
+import torch
+
+from akira_nb import runs
+from akira_nb.alignment import aq, models
+
+# The same settings as the other alignment tests: one trained pair per test session.
+TEST_TINY = models.TinyConfig(steps=120)
+
+
+def _cfg(**kw):
+    base = dict(
+        model_a="A",
+        model_b="B",
+        layers=(0,),
+        num_samples=40,
+        seq_length=50,
+        batch_size=8,
+        device="cpu",
+        input_type="random",
+        sample_sequences=40,
+        spectral_sequences=40,
+    )
+    base.update(kw)
+    return aq.AQConfig(**base).validate()
+
+
+def _analyse(xa, xb, cfg=None, batch=250, **kw):
+    """Stream in-memory activations through PairStream and analyse the single pair."""
+    cfg = cfg or _cfg(**kw)
+    xa, xb = torch.as_tensor(xa), torch.as_tensor(xb)
+    stream = aq.PairStream([(0, 0)], xa.shape[1], xb.shape[1], "cpu", seed=cfg.seed)
+    for start in range(0, len(xa), batch):
+        stream.update({0: xa[start : start + batch]}, {0: xb[start : start + batch]})
+    groups = torch.arange(len(xa)) // 25  # 25-token "sequences" for the Procrustes split
+    return aq.analyse_pair(stream.stats[(0, 0)], stream.null[(0, 0)], cfg, xa, xb, groups)
+
+
+def _features(n, d, seed):
+    """Neuron-like activations: GELU of correlated pre-activations."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, d, generator=g, dtype=torch.float64)
+    mix = torch.eye(d, dtype=torch.float64) + 0.2 * torch.randn(
+        d, d, generator=g, dtype=torch.float64
+    )
+    return torch.nn.functional.gelu(z @ mix)
+
+
+# ----------------------------------------------------------------------------- known answers
+
+
+@pytest.mark.parametrize("method", ["emd", "hungarian"])
+def test_a_representation_against_itself(method):
+    x = _features(2000, 48, 0)
+    res = _analyse(x, x, match_method=method)
+    assert res.cka["linear"] == pytest.approx(1.0, abs=1e-9)
+    assert res.cka["debiased"] == pytest.approx(1.0, abs=1e-9)
+    assert res.cka["linear_null"] < 0.2
+    assert res.procrustes["test_error"] < 1e-6 and res.procrustes["train_error"] < 1e-6
+    assert res.procrustes["null_error"] > 1.0
+    ot = res.methods["ot"]
+    assert np.array_equal(ot.partner, np.arange(48))  # every neuron matched to itself
+    assert np.allclose(ot.scores, 1.0)
+    assert np.allclose(res.methods["procrustes"].scores, 1.0)
+    assert np.allclose(res.methods["basic"].extra["actual"], 1.0)
+
+
+@pytest.mark.parametrize("method", ["emd", "hungarian"])
+def test_a_permuted_copy_with_extra_neurons_is_recovered_but_not_by_index(method):
+    n, d_a, d_b = 2000, 48, 64
+    x = _features(n, d_a, 1)
+    extra = _features(n, d_b - d_a, 2)
+    g = torch.Generator().manual_seed(3)
+    pos = torch.randperm(d_b, generator=g)  # A's neuron i sits at column pos[i] of B
+    b = torch.empty(n, d_b, dtype=torch.float64)
+    b[:, pos[:d_a]] = x
+    b[:, pos[d_a:]] = extra
+    res = _analyse(x, b, match_method=method)
+    ot = res.methods["ot"]
+    assert np.array_equal(ot.partner, pos[:d_a].numpy())
+    assert np.allclose(ot.scores, 1.0)
+    assert ot.main.count >= 0 and ot.count("fixed", 0.5).count == d_a
+    # index matching compares unrelated neurons: no neuron with a real partner at its index
+    actual = res.methods["basic"].extra["actual"]
+    same_index = (pos[:d_a] == torch.arange(d_a)).numpy()
+    assert np.all(np.abs(actual[~same_index]) < 0.5)
+    assert (np.abs(actual) > 0.9).sum() == same_index.sum()
+    # CKA is invariant to the permutation's re-labelling only up to the extra neurons
+    assert 0.5 < res.cka["linear"] < 1.0
+    assert res.procrustes["test_error"] < 0.9
+
+
+def test_independent_representations_give_low_cka_and_counts_near_the_null():
+    x, y = _features(3000, 40, 4), _features(3000, 56, 5)
+    res = _analyse(x, y)
+    assert res.cka["linear"] < 0.1 and abs(res.cka["debiased"]) < 0.05
+    for name in ("ot", "procrustes", "gurnee"):
+        m = res.methods[name]
+        fixed = m.count("fixed", 0.5)
+        assert fixed.count == 0 and fixed.null_count == 0, name
+    ot = res.methods["ot"]
+    rule = ot.main  # mean + 2 std: a few percent of the real and of the null scores alike
+    assert abs(rule.count - np.mean(rule.null_counts_same_rule)) <= 3
+    assert res.procrustes["test_error"] > 1.2  # no map beats predicting 0
+
+
+def test_planted_copies_are_recovered_with_high_precision_and_recall():
+    n, d_a, d_b, k = 3000, 64, 80, 16
+    a = _features(n, d_a, 6)
+    b = _features(n, d_b, 7)
+    g = torch.Generator().manual_seed(8)
+    src = torch.randperm(d_a, generator=g)[:k]  # A's neurons that have a copy in B
+    dst = torch.randperm(d_b, generator=g)[:k]  # where the copies sit in B
+    noise = torch.randn(n, k, generator=g, dtype=torch.float64)
+    b[:, dst] = a[:, src] + 0.3 * a[:, src].std(0) * noise
+    res = _analyse(a, b, threshold_method="fixed", threshold_value=0.5)
+    ot = res.methods["ot"]
+    found = set(ot.aq_indices.tolist())
+    truth = set(src.tolist())
+    precision = len(found & truth) / max(len(found), 1)
+    recall = len(found & truth) / len(truth)
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    assert np.array_equal(ot.partner[src.numpy()], dst.numpy())  # matched to the right copies
+    assert ot.main.null_count == 0
+    proc = set(res.methods["procrustes"].aq_indices.tolist())  # B's neurons
+    assert proc == set(dst.tolist())
+
+
+def test_interpretation_table_and_basic_nulls():
+    assert [aq.interpret(v) for v in (25, 20, 15, 10, 7, 5, 2, 0)] == [
+        "very strong",
+        "strong",
+        "strong",
+        "moderate",
+        "moderate",
+        "weak",
+        "weak",
+        "weak",
+    ]
+    x, y = _features(2000, 32, 9), _features(2000, 32, 10)
+    basic = _analyse(x, y).methods["basic"]
+    assert set(basic.nulls) == {"token-shuffle", "neuron-permutation"}
+    assert basic.nulls["neuron-permutation"].shape == (5, 32)
+    line = basic.lines()[0]
+    assert "fixed 0.3" in line and "neuron-permutation null" in line
+    assert [r for r, _ in basic.rules] == ["fixed", "fixed"]
+    assert basic.to_dict()["counts"][1]["value"] == 0.5
+
+
+# ----------------------------------------------------------------------------- spectra
+
+
+def test_spectral_profile_of_a_pure_tone():
+    t = torch.arange(64, dtype=torch.float64)
+    tone = torch.cos(2 * torch.pi * 5 * t / 64)  # 5 cycles per 64 tokens
+    x = torch.stack([tone, tone + 3.0], dim=1)[None].repeat(4, 1, 1)  # [4, 64, 2]
+    prof = aq.spectral_profile(x, n_bands=7)
+    assert prof["centroid"] == pytest.approx([5 / 64, 5 / 64])
+    assert prof["centroid_dc"][0] == pytest.approx(5 / 64)
+    assert prof["centroid_dc"][1] < 5 / 64  # the DC bin pulls the centroid down
+    assert prof["band_share"].sum(0) == pytest.approx([1.0, 1.0])
+    assert prof["band"].tolist() == [int(5 / 64 // (0.5 / 7))] * 2
+
+
+def _planted_spectra(seed=0, n=60, t=64, d=40, k=8):
+    g = torch.Generator().manual_seed(seed)
+    white_a = torch.randn(n, t, d, generator=g, dtype=torch.float64)
+    white_b = torch.randn(n, t, d, generator=g, dtype=torch.float64)
+    aq_idx = torch.randperm(d, generator=g)[:k]
+    smooth = torch.cumsum(torch.randn(n, t, k, generator=g, dtype=torch.float64), dim=1)
+    white_a[:, :, aq_idx] = smooth  # only A's AQ neurons are low-frequency
+    return {"A": white_a, "B": white_b}, aq_idx
+
+
+def _method_with(model, d, idx):
+    scores = np.zeros(d)
+    scores[idx] = 1.0
+    return aq.MethodResult(
+        "planted", model, scores, {"token-shuffle": np.zeros((1, d))}, [("fixed", 0.5)]
+    )
+
+
+def test_spectra_are_taken_from_the_model_the_aq_indices_name():
+    seq, idx = _planted_spectra()
+    right = aq.spectral_analysis(seq, _method_with("A", 40, idx))
+    assert right["model"] == "A" and right["n_aq"] == 8
+    assert right["lower_frequency"] is True
+    assert right["centroid"]["p_value"] < 1e-4
+    assert right["centroid"]["aq_median"] < right["centroid"]["other_median"]
+    assert sum(right["band_counts_aq"]) == 8
+    # the reference's mistake: A's indices looked up among B's neurons find nothing
+    wrong = aq.spectral_analysis(seq, _method_with("B", 40, idx))
+    assert wrong["model"] == "B" and wrong["lower_frequency"] is False
+    assert wrong["centroid"]["p_value"] > 0.01
+    with pytest.raises(ValueError, match="neurons"):
+        aq.spectral_analysis({"A": seq["A"][:, :, :20], "B": seq["B"]}, _method_with("A", 40, idx))
+    few = aq.spectral_analysis(seq, _method_with("A", 40, idx[:1]))
+    assert few["lower_frequency"] is None and "not enough" in few["verdict"]
+
+
+# ----------------------------------------------------------------------------- pairing, checks
+
+
+def test_layer_pairing_by_index_and_by_relative_depth():
+    assert aq.pair_layers([3, 5, 7], 12, 24, "index") == [(3, 3), (5, 5), (7, 7)]
+    assert aq.pair_layers([0, 3, 11], 12, 24, "depth") == [(0, 0), (3, 6), (11, 23)]
+    assert aq.pair_layers([0, 5], 6, 12, "depth") == [(0, 0), (5, 11)]
+    with pytest.raises(ValueError, match="no layer 7 in B"):
+        aq.pair_layers([7], 12, 6, "index")
+    with pytest.raises(ValueError, match="layer_pairing"):
+        aq.pair_layers([1], 12, 6, "nearest")
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(model_a="EleutherAI/pythia-70m", model_b="EleutherAI/pythia-160m"), "pythia-70m"),
+        (dict(model_a="tiny:0", model_b="tiny:1", layers=(2,)), "tiny:0"),
+        (dict(match_method="greedy"), "match_method"),
+        (dict(threshold_method="mean"), "rule"),
+        (dict(threshold_method="percentile", threshold_value=120), "value"),
+        (dict(input_type="images"), "input_type"),
+        (dict(layer_pairing="nearest"), "layer_pairing"),
+        (dict(layers=()), "layers"),
+        (dict(layers=(1, 1)), "repeats"),
+        (dict(num_samples=1), "num_samples"),
+        (dict(device="tpu"), "device"),
+        (dict(text_corpus="pile"), "text_corpus"),
+        (dict(model_a="tiny:0", model_b="tiny:1", layers=(0,), seq_length=100), "seq_length"),
+    ],
+)
+def test_config_validation_names_the_bad_setting(kw, match):
+    base = dict(model_a="gpt2", model_b="gpt2-medium", layers=(3, 5, 7))
+    base.update(kw)
+    with pytest.raises(ValueError, match=match):
+        aq.AQConfig(**base).validate()
+
+
+def test_seed_config_is_valid_and_depth_pairing_fits_six_layers():
+    cfg = aq.AQConfig().validate()
+    assert (
+        cfg.layers == (3, 5, 7) and cfg.threshold == 0.3 and cfg.input_types == ["random", "text"]
+    )
+    aq.AQConfig(
+        model_a="EleutherAI/pythia-160m",
+        model_b="EleutherAI/pythia-70m",
+        layers=(7,),
+        layer_pairing="depth",
+    ).validate()
+    with pytest.raises(ValueError, match="no layer 7 in B"):
+        aq.AQConfig(
+            model_a="EleutherAI/pythia-160m", model_b="EleutherAI/pythia-70m", layers=(7,)
+        ).validate()
+
+
+def test_frequency_agreement_known_answers():
+    f = np.array([1, 1, 2, 3, 3, 3])
+    same = aq.frequency_agreement(f, f, np.arange(6))
+    assert same["rate"] == 1.0 and same["chance"] == pytest.approx((4 + 1 + 9) / 36)
+    assert same["p_value"] < 0.05
+    shifted = aq.frequency_agreement(f, f, np.array([3, 4, 5, 0, 1, 2]))
+    assert shifted["same"] == 0
+    masked = aq.frequency_agreement(f, f, np.arange(6), mask=f == 3)
+    assert masked["n"] == 3 and masked["rate"] == 1.0
+
+
+# ----------------------------------------------------------------------------- tiny models
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.getbasetemp() / "akira_cache"
+    return models.tiny_pair(TEST_TINY, root=root), root
+
+
+@pytest.fixture(scope="module")
+def bridges(tiny, monkeypatch_module):
+    return [models.load_model(folder, "cpu") for folder in tiny[0]]
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    yield mp
+    mp.undo()
+
+
+def _tiny_cfg(tiny, **kw):
+    a, b = tiny[0]
+    base = dict(
+        model_a=str(a),
+        model_b=str(b),
+        layers=(0, 1),
+        num_samples=24,
+        seq_length=32,
+        batch_size=8,
+        device="cpu",
+        input_type="both",
+        text_corpus="offline",
+        sample_sequences=24,
+        spectral_sequences=24,
+        checkpoint_every=1,
+    )
+    base.update(kw)
+    return aq.AQConfig(**base).validate()
+
+
+def test_whole_pipeline_on_the_tiny_pair(tiny, bridges):
+    cfg = _tiny_cfg(tiny)
+    lines = []
+    res = aq.run_aq(cfg, *bridges, log=lines.append)
+    assert set(res.pairs) == {"random", "text"}
+    assert list(res.pairs["random"]) == ["0-0", "1-1"]
+    pr = res.pairs["random"]["0-0"]
+    assert pr.n_tokens == 24 * 32 and pr.methods["ot"].scores.shape == (256,)
+    assert 0.3 < pr.cka["linear"] <= 1.0 and pr.cka["linear_null"] < 0.1
+    text = res.pairs["text"]["0-0"]
+    assert text.n_tokens == res.inputs["text"]["n_valid_tokens"] < 24 * 32  # BOS, separators out
+    m, la, lb = res.cka_matrix["random"]
+    assert m.shape == (2, 2) and la == [0, 1] and lb == [0, 1]
+    assert m[0, 0] == pytest.approx(pr.cka["linear"])
+    assert set(res.universal) == set(aq.METHODS)
+    u = res.universal["ot"]["0-0"]
+    assert u["n_total"] == 256 and u["expected"] == pytest.approx(u["n_a"] * u["n_b"] / 256)
+    assert res.spectral["procrustes"]["0-0"]["model"] == "B"
+    assert res.spectral["ot"]["1-1"]["model"] == "A"
+    assert any("expected by chance" in line for line in lines)
+    assert any(line.startswith("rule: the seed's table") for line in lines)
+    d = runs.to_jsonable(res.to_dict())
+    assert d["pairs"]["text"]["1-1"]["methods"]["basic"]["counts"][0]["nulls"]
+    assert "profile" not in d["spectral"]["ot"]["0-0"]
+
+
+def test_a_resumed_stream_gives_identical_statistics(tiny, bridges, tmp_path):
+    cfg = _tiny_cfg(tiny, input_type="random")
+    a, b = bridges
+    pairs = aq.check_models(cfg, a, b)
+    inputs = aq.make_inputs(cfg, "random", a)
+    whole = aq.stream_models(a, b, inputs, pairs, cfg)
+    run = runs.Run.create("aq_test", "resume", root=tmp_path)
+    part = aq.stream_models(a, b, inputs, pairs, cfg, run=run, max_batches=2)
+    assert part.n_batches == 2
+    resumed = aq.stream_models(a, b, inputs, pairs, cfg, run=run, resume=True)
+    assert resumed.n_batches == whole.n_batches == 3
+    for p in pairs:
+        for acc in ("stats", "null"):
+            s1 = getattr(whole, acc)[p].state_dict()
+            s2 = getattr(resumed, acc)[p].state_dict()
+            for key in ("sum_a", "sum_b", "cross", "shift_a"):
+                assert torch.equal(s1[key], s2[key]), (acc, key)
+            assert s1["n"] == s2["n"]
+    # a finished stream is reloaded, not recomputed; other settings refuse to resume
+    again = aq.stream_models(a, b, inputs, pairs, cfg, run=run, resume=True, max_batches=0)
+    assert again.n_batches == 3
+    other = _tiny_cfg(tiny, input_type="random", batch_size=4)
+    with pytest.raises(ValueError, match="batch_size"):
+        aq.stream_models(a, b, inputs, pairs, other, run=run, resume=True)
+
+
+def test_bad_layer_of_a_loaded_model_names_it(tiny, bridges):
+    cfg = _tiny_cfg(tiny, layers=(2,))
+    with pytest.raises(ValueError, match="does not exist"):
+        aq.check_models(cfg, *bridges)
+
+
+def test_an_untrained_model_gives_low_cka_and_chance_counts(tiny, bridges, tmp_path):
+    from transformers import GPT2LMHeadModel
+
+    from akira_nb.text import ByteTokenizer
+
+    folder = tmp_path / "untrained"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        hf = GPT2LMHeadModel(models._hf_config(TEST_TINY, 257, 256)).eval()
+    with models._quiet_hf():
+        hf.save_pretrained(str(folder))
+        ByteTokenizer().save_pretrained(folder)
+    untrained = models.load_model(folder, "cpu")
+    cfg = _tiny_cfg(tiny, model_b=str(folder), input_type="random", num_samples=32)
+    res = aq.run_aq(cfg, bridges[0], untrained)
+    trained = aq.run_aq(_tiny_cfg(tiny, input_type="random", num_samples=32), *bridges)
+    for key in ("0-0", "1-1"):
+        pr = res.pairs["random"][key]
+        assert pr.cka["linear"] < 0.2 < trained.pairs["random"][key].cka["linear"]
+        for name in ("ot", "procrustes"):
+            m = pr.methods[name]
+            assert m.count("fixed", 0.5).count == 0
+            c = m.main
+            assert abs(c.count - np.mean(c.null_counts_same_rule)) <= 6

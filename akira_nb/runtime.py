@@ -190,7 +190,8 @@ def check_seeds(name: str, seeds) -> list[int]:
 @contextlib.contextmanager
 def cpu_threads(n: int | None, device="cpu"):
     """Use ``n`` intra-op torch threads inside the block when ``device`` is a CPU; restore the
-    previous count afterwards. ``n=None`` (or a GPU device) leaves the setting alone.
+    previous count afterwards. ``n=None`` or ``n=0`` (torch's default: the ``--threads 0`` of
+    every CLI), or a GPU device, leaves the setting alone.
 
     Small models on shared cores run much faster on one thread: each op of a multi-threaded
     torch waits for a descheduled thread when another job holds the other core (measured on a
@@ -198,9 +199,9 @@ def cpu_threads(n: int | None, device="cpu"):
     import torch
 
     if n is not None:
-        check_int("cpu_threads", n, low=1)
+        check_int("cpu_threads", n, low=0)
     old = torch.get_num_threads()
-    change = n is not None and torch.device(device).type == "cpu" and n != old
+    change = bool(n) and torch.device(device).type == "cpu" and n != old
     if change:
         torch.set_num_threads(n)
     try:

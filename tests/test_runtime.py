@@ -104,10 +104,11 @@ def test_cpu_threads_sets_and_restores():
     with runtime.cpu_threads(target):
         assert torch.get_num_threads() == target
     assert torch.get_num_threads() == old
-    with runtime.cpu_threads(None):
-        assert torch.get_num_threads() == old
-    with pytest.raises(ValueError, match="cpu_threads=0"):
-        with runtime.cpu_threads(0):
+    for keep in (None, 0):
+        with runtime.cpu_threads(keep):
+            assert torch.get_num_threads() == old
+    with pytest.raises(ValueError, match="cpu_threads=-1"):
+        with runtime.cpu_threads(-1):
             pass
 
 

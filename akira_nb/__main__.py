@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         "summary.json beside the runs.",
     )
     p_all.add_argument(
-        "--size", default="tiny", choices=["tiny", "t4", "a100"], help="size preset for all"
+        "--size",
+        default=None,
+        choices=["tiny", "t4", "a100"],
+        help="size preset for every experiment (default: AKIRA_SIZE, else each seed's own "
+        "protocol, as in every sub-command); the main job is --size tiny",
     )
     p_all.add_argument(
         "--output_dir",
@@ -72,17 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_all(parser: argparse.ArgumentParser, size: str, output_dir: str | None) -> dict:
-    """Every experiment at ``size``; then the kit summary (written even when one fails, with
-    the sections of those that finished)."""
+def run_all(parser: argparse.ArgumentParser, size: str | None, output_dir: str | None) -> dict:
+    """Every experiment at ``size`` (None: each seed's own protocol); then the kit summary
+    (written even when one fails, with the sections of those that finished)."""
     from akira_nb.runs import write_summary
 
     sections, written = [], {}
     try:
         for name in EXPERIMENTS:
             start = time.perf_counter()
-            print(f"=== {name} (size {size}) ===", flush=True)
-            sub_args = [name, "--size", size]
+            print(f"=== {name} (size {size or 'of the seed protocol'}) ===", flush=True)
+            sub_args = [name] + (["--size", size] if size else [])
             if output_dir:
                 sub_args += ["--output_dir", output_dir]
             out = _load(name).main(parser.parse_args(sub_args))
@@ -101,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get("AKIRA_DEBUG", "") not in ("", "0")
     try:
         if args.experiment == "all":
-            run_all(parser, args.size, args.output_dir)
+            from akira_nb.runtime import size_from
+
+            run_all(parser, size_from(args.size), args.output_dir)
         else:
             _load(args.experiment).main(args)
     except ValueError as exc:

@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 pins=tests/colab_versions.txt
-venv="$(mktemp -d)/colab-venv"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+venv="$scratch/colab-venv"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -r "$pins"

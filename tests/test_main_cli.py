@@ -56,3 +56,15 @@ def test_help_imports_no_torch_and_every_flag_has_help():
     assert out.stdout.strip() == "False []", out.stdout
     proc = _cli("--help")
     assert proc.returncode == 0 and all(name in proc.stdout for name in EXPERIMENTS)
+
+
+def test_all_takes_its_size_by_the_same_rule_as_every_sub_command(monkeypatch):
+    import akira_nb.__main__ as entry
+
+    seen = []
+    monkeypatch.setattr(entry, "run_all", lambda parser, size, out: seen.append(size))
+    monkeypatch.setenv("AKIRA_SIZE", "t4")
+    assert main(["all"]) == 0 and main(["all", "--size", "tiny"]) == 0
+    monkeypatch.delenv("AKIRA_SIZE")
+    assert main(["all"]) == 0
+    assert seen == ["t4", "tiny", None]

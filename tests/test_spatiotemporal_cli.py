@@ -127,3 +127,31 @@ def test_cli_resume_reloads_finished_arms(tmp_path, capsys):
         assert second["models"][name]["eval"] == first["models"][name]["eval"]
     with pytest.raises(ValueError, match=r"train\.lr saved 0\.001, now 0\.002"):
         cli.main(_args(*flags, "--output_dir", str(tmp_path), "--resume", "--lr", "2e-3"))
+
+
+@pytest.mark.parametrize(
+    "flags, name",
+    [
+        (("--log-stats-csv", "{missing}/x.csv"), "log_stats_csv"),
+        (("--log-stats-csv", "{file}/x.csv"), "log_stats_csv"),
+        (("--log-stats-csv", "{dir}"), "log_stats_csv"),
+        (("--viz-interval", "2", "--viz-dir", "{missing}/viz"), "viz_dir"),
+        (("--viz-interval", "2", "--viz-dir", "{file}/viz"), "viz_dir"),
+        (("--viz-interval", "2", "--viz-dir", "{file}"), "viz_dir"),
+    ],
+)
+def test_bad_output_paths_give_one_error_line_before_any_training(tmp_path, capsys, flags, name):
+    from akira_nb.__main__ import main
+
+    root, other = tmp_path / "runs", tmp_path / "other"
+    root.mkdir()
+    other.mkdir()
+    (other / "a_file").write_text("")
+    places = {"missing": other / "missing", "file": other / "a_file", "dir": other}
+    flags = [f.format(**places) for f in flags]
+    argv = ["spatiotemporal", "--size", "tiny", "--quiet", "--steps", "2", "--eval-steps", "1"]
+    assert main([*argv, "--output_dir", str(root), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and name in err[0], err
+    assert list(root.iterdir()) == []  # no run folder, nothing trained
+    assert sorted(p.name for p in other.iterdir()) == ["a_file"]

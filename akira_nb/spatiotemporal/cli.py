@@ -128,7 +128,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--log_stats_csv",
         dest="log_stats_csv",
         default=None,
-        help="also write the per-step statistics CSV here (always in the run folder)",
+        help="also write the per-step statistics CSV here (always in the run folder); its "
+        "folder must exist",
     )
     p.add_argument(
         "--viz-interval",
@@ -143,7 +144,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--viz_dir",
         dest="viz_dir",
         default=None,
-        help="snapshot folder (default: viz/ in the run folder)",
+        help="snapshot folder, created if its parent folder exists (default: viz/ in the "
+        "run folder)",
     )
     p.add_argument(
         "--attn-topk-temporal",
@@ -263,9 +265,34 @@ def config_from_args(args):
     if args.model in ("spectral", "compare"):
         get_config(preset, grid_size=cfg.grid_size, **overrides)  # raises on a bad override
     runtime.check_int("viz_interval", args.viz_interval, 0)
+    check_output_path("log_stats_csv", args.log_stats_csv, folder=False)
+    check_output_path("viz_dir", args.viz_dir, folder=True)
     trained = {"spectral": ("spectral",), "mlp": ("mlp",), "compare": ("spectral", "mlp")}
     models = trained[args.model] + ("copy_last", "linear_extrap")
     return cfg, preset, overrides, models
+
+
+def check_output_path(name: str, value, folder: bool) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` (None: not given) can be written
+    without creating any folder but itself: its parent is an existing, writable folder, and the
+    path is not already something else (a folder for a file, a file for a folder). Checked
+    before anything is written, so a bad path fails before training, not after it."""
+    import os
+
+    if value is None:
+        return
+    path = Path(value)
+    parent = path.parent
+    what = "a folder" if folder else "a file"
+    if not parent.is_dir():
+        raise ValueError(
+            f"{name}={value!r}: its parent folder {str(parent)!r} does not exist or is not a "
+            f"folder; pass {what} inside an existing folder"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}={value!r}: the folder {str(parent)!r} is not writable")
+    if path.exists() and path.is_dir() != folder:
+        raise ValueError(f"{name}={value!r} exists and is not {what}; pass {what} path")
 
 
 def size_line(args) -> str:
@@ -328,7 +355,7 @@ def main(args) -> dict:
     viz = None
     if args.viz_interval > 0:
         viz_dir = Path(args.viz_dir) if args.viz_dir else run.file("viz")
-        viz_dir.mkdir(parents=True, exist_ok=True)
+        viz_dir.mkdir(parents=True, exist_ok=True)  # --viz-dir's parent exists (checked)
 
         def snap(step, cur, target, pred, stats):
             fig = plots.snapshot_figure(cur, target, pred, plots.stats_title(step, stats))

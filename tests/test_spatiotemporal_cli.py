@@ -3,6 +3,7 @@
 import argparse
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from akira_nb.spatiotemporal import cli
 from akira_nb.spatiotemporal.model import build_model
 from akira_nb.spatiotemporal.patterns import PATTERNS
 from akira_nb.spatiotemporal.presets import PRESETS
+from akira_nb.spatiotemporal.train import TrainConfig
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +72,7 @@ BAD_FLAGS = [
     (("--wormhole-threshold", "1.5"), "wormhole_threshold"),
     (("--wormhole-threshold", "nan"), "wormhole_threshold"),
     (("--max-connections", "0"), "wormhole_max_connections"),
-    (("--threads", "0"), "cpu_threads"),
+    (("--threads", "-1"), "cpu_threads"),
     (("--grid-size", "2"), "grid_size"),
     (("--viz-interval", "-1"), "viz_interval"),
 ]
@@ -98,6 +100,10 @@ def test_wormhole_flags_reach_the_model():
 def test_choice_lists_written_out_in_cli_equal_the_real_ones():
     assert cli.PATTERN_CHOICES == PATTERNS
     assert cli.PRESET_CHOICES == tuple(PRESETS)
+
+
+def _sub_parser():
+    return build_parser()._subparsers._group_actions[0].choices["spatiotemporal"]
 
 
 def test_every_flag_has_help_and_the_parser_a_description():
@@ -155,3 +161,29 @@ def test_bad_output_paths_give_one_error_line_before_any_training(tmp_path, caps
     assert len(err) == 1 and err[0].startswith("error: ") and name in err[0], err
     assert list(root.iterdir()) == []  # no run folder, nothing trained
     assert sorted(p.name for p in other.iterdir()) == ["a_file"]
+
+
+def test_threads_0_is_torchs_default_and_unset_is_the_experiments_rule():
+    from akira_nb.spatiotemporal.train import threads, train
+
+    assert _cli_config("--threads", "0")[0].cpu_threads == 0
+    assert _cli_config()[0].cpu_threads is None
+    help_text = {a.dest: a.help for a in _sub_parser()._actions}["threads"]
+    assert "0" in help_text and "torch's default" in help_text and "<= 32" in help_text
+    cfg = TrainConfig(grid_size=8, steps=2, progress=False)
+    assert threads(cfg) == 1 and threads(replace(cfg, cpu_threads=0)) == 0
+    seen, old = [], torch.get_num_threads()
+    model = build_model("spectral", "turbo", grid_size=8)
+    torch.set_num_threads(3)
+    try:
+        for n in (0, None, 2):
+            seen.clear()
+            train(
+                model,
+                replace(cfg, cpu_threads=n),
+                viz=(1, lambda *a: seen.append(torch.get_num_threads())),
+            )
+            assert set(seen) == {3 if n == 0 else n or 1}, (n, seen)
+            assert torch.get_num_threads() == 3  # restored after training
+    finally:
+        torch.set_num_threads(old)

@@ -89,7 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch CPU threads while training (default: 1 for grids <= 32, else torch's)",
+        help="torch CPU threads while training and evaluating, >= 0; 0: torch's default "
+        "thread count (default: 1 for grids <= 32, fastest for these small steps on shared "
+        "cores; torch's default above)",
     )
     p.add_argument(
         "--pattern-train",

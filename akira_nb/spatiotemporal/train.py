@@ -67,7 +67,9 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 0
     progress: bool = True
-    cpu_threads: int | None = None  # None: 1 thread on CPU for grids <= 32 (threads())
+    # torch CPU threads: None = 1 thread for grids <= 32, torch's setting above (threads());
+    # 0 = torch's default thread count (runtime.cpu_threads leaves it alone)
+    cpu_threads: int | None = None
 
     def validate(self) -> TrainConfig:
         check_choice("pattern", self.pattern, P.PATTERNS)
@@ -95,7 +97,7 @@ class TrainConfig:
         check_int("checkpoint_every", self.checkpoint_every, 0)
         check_bool("progress", self.progress)
         if self.cpu_threads is not None:
-            check_int("cpu_threads", self.cpu_threads, 1)
+            check_int("cpu_threads", self.cpu_threads, 0)
         return self
 
     def params_for(self, pattern: str) -> dict:
@@ -107,8 +109,8 @@ class TrainConfig:
 
 def threads(cfg: TrainConfig) -> int | None:
     """The intra-op CPU thread count for training/evaluating under ``cfg`` (for
-    :func:`runtime.cpu_threads`): ``cfg.cpu_threads`` when set, else 1 for grids <= 32 and
-    None (torch's setting) above.
+    :func:`runtime.cpu_threads`): ``cfg.cpu_threads`` when set (0: torch's default count,
+    as ``--threads 0`` in every CLI), else 1 for grids <= 32 and None (torch's setting) above.
 
     Per-step tensors at grids <= 32 are small (~1e4-1e5 elements), so extra threads gain little,
     and when the cores are shared (pytest-xdist, nbmake -n, a second job) each op waits for a

@@ -123,6 +123,8 @@ def test_cli_resume_refuses_other_settings_and_allows_more_epochs(tmp_path):
         (["--device", "cuda"], "device"),
         (["--device", "tpu"], "device"),
         (["--p", "7", "9"], "p=9"),
+        (["--p", "7", "7"], "primes=.*repeats 7"),
+        (["--wave_modes", "fnet", "fnet"], "mixers=.*repeats 'fnet'"),
         (["--n_epochs", "0"], "n_epochs"),
         (["--lr", "inf"], "lr"),
     ],

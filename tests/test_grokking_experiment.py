@@ -45,6 +45,8 @@ def test_study_is_the_preset_with_overrides_on_top():
         (dict(primes=[23, 12]), "p=12"),
         (dict(seeds=[-1]), "seeds"),
         (dict(seeds=[0, 0]), "seeds"),
+        (dict(primes=[23, 23]), r"primes=\[23, 23\] repeats 23"),
+        (dict(mixers=["fnet", "fnet"]), r"mixers=\['fnet', 'fnet'\] repeats 'fnet'"),
         (dict(lr=float("inf")), "lr"),
     ],
 )

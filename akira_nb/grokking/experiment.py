@@ -90,6 +90,16 @@ def preset(size: str | None) -> dict:
     return {k: (list(v) if isinstance(v, list) else v) for k, v in pre.items()}
 
 
+def _check_distinct(name: str, values) -> None:
+    """A repeated prime or mixer would train the same arm twice (same tag, same checkpoint
+    folder) and count it as two seeds."""
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise ValueError(
+            f"{name}={list(values)!r} repeats {repeated[0]!r}; each value must appear once"
+        )
+
+
 @dataclass
 class Study:
     """One comparison: the shared training settings (``base``) and the arms, every
@@ -116,6 +126,8 @@ class Study:
         runtime.check_seeds("seeds", self.seeds)
         runtime.check_device("device", self.base.device)
         self.arms()
+        for name in ("primes", "mixers"):
+            _check_distinct(name, getattr(self, name))
         return self
 
     def arms(self) -> list[TrainConfig]:

@@ -276,3 +276,19 @@ def test_rollout_scores_the_frames_it_feeds_back_and_shows():
     expect = ((frames - truth) ** 2).flatten(1).mean(1)
     assert ev["rollout_curve"] == pytest.approx(expect.tolist(), rel=1e-6)
     assert max(ev["rollout_curve"]) <= 1.0
+
+
+def test_one_step_and_rollout_score_the_same_clamped_frames():
+    # both conventions: what the model would output as a frame, clamped to [0, 1]
+    cfg = TrainConfig(grid_size=8, eval_steps=3, rollout_horizon=4, progress=False)
+    ev = evaluate(_Overshoot(), cfg, keep_frames=True)
+    preds, targets = ev["preds"], ev["targets"]
+    assert torch.equal(preds, torch.ones_like(preds))  # raw 2.0, scored as 1.0
+    assert ev["mse"] == pytest.approx(float(((1 - targets) ** 2).mean()), rel=1e-6)
+    assert ev["mse"] <= 1.0
+    # the first rollout step is the first one-step prediction (same history): same score
+    spectral = SpectralPredictor(get_config("turbo", grid_size=8))
+    for model in (_Overshoot(), spectral):
+        ev = evaluate(model, cfg, keep_frames=True)
+        first = float(((ev["preds"][0] - ev["targets"][0]) ** 2).mean())
+        assert ev["rollout_curve"][0] == pytest.approx(first, rel=1e-5, abs=1e-12)

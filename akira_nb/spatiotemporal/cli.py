@@ -371,7 +371,8 @@ def main(args) -> dict:
     rows = experiment.comparison_rows(results, experiment.CLAIMED)
     print(
         f"\n033 {cfg.pattern} grid {cfg.grid_size}, {cfg.steps} steps, preset {preset}; "
-        f"held-out frames t = {cfg.eval_start}+ (per-pixel MSE)"
+        f"held-out frames t = {cfg.eval_start}+ (per-pixel MSE of predictions clamped to "
+        "[0, 1], one-step and rollout; final/min/last_window_mean: training loss, raw output)"
     )
     print(experiment.arm_lines(results))
     print(plots.format_table(rows, experiment.COMPARISON_COLUMNS))

@@ -9,11 +9,19 @@ error away (tested; ~0.06 at an offset of 0.25). Patterns whose period is not a 
 number of steps (double_slit, concentric, ...) are sampled densely over a long run, so their
 held-out frames lie close to some training frame: there the test is interpolation in phase.
 Every model, baselines included, sees the same frames: ``eval_warmup`` frames fill its history,
-then each of ``eval_steps`` frames is scored. Metrics:
+then each of ``eval_steps`` frames is scored.
+
+One scoring convention for every metric, one-step and rollout alike: a prediction is scored as
+the frame the model would output, **clamped to [0, 1]** (the frames' range; linear
+extrapolation clamps the same way, copy-last-frame and the sigmoid heads never leave it). So
+``rollout_curve[0]`` is the error of the first one-step prediction. (Until this convention the
+one-step metrics scored the raw output, which can overshoot [0, 1].) Training losses
+(``final``, ``min``, ... of :func:`~.train.train`) stay on the raw output, which the gradient
+needs. Metrics:
 
 - ``mse``: **per-pixel** MSE (mean over pixels and frames); ``mse_frame_sum`` = mse * H * W
   (the OpenSTL / Earthformer per-frame-sum convention);
-- ``ssim``: skimage ``structural_similarity`` on predictions clipped to [0, 1], data_range 1;
+- ``ssim``: skimage ``structural_similarity``, data_range 1;
 - ``mse_low`` / ``mse_high``: per-pixel MSE of the low/high-pass parts of the error
   (``spectral.low_high_split`` at the model's ``freq_cutoff``);
 - ``rollout``: per-pixel MSE at each step of an autoregressive rollout over
@@ -46,7 +54,7 @@ def evaluation_times(cfg: TrainConfig) -> torch.Tensor:
 def _ssim(pred: np.ndarray, target: np.ndarray) -> float:
     side = min(pred.shape[-2:])
     win = min(7, side if side % 2 else side - 1)
-    return float(structural_similarity(np.clip(pred, 0, 1), target, data_range=1.0, win_size=win))
+    return float(structural_similarity(pred, target, data_range=1.0, win_size=win))
 
 
 def evaluate(model, cfg: TrainConfig, pattern: str | None = None, keep_frames: bool = False):
@@ -70,7 +78,8 @@ def _evaluate(model, cfg, pattern, keep_frames) -> dict:
     model.reset()
     for i in range(W - 1):
         model(seq[i][None])
-    preds = torch.stack([model(seq[W - 1 + i][None])[0][0] for i in range(n)])
+    # scored as output frames: clamped to [0, 1], as the rollout below (module docstring)
+    preds = torch.stack([model(seq[W - 1 + i][None])[0][0] for i in range(n)]).clamp(0, 1)
     targets = seq[W : W + n]
     err = (preds - targets) ** 2
     per_frame = err.flatten(1).mean(1)

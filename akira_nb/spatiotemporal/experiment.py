@@ -126,7 +126,8 @@ def compare(
         "train_config": asdict(cfg),
         "preset": preset,
         "overrides": overrides,
-        "metric": "per-pixel MSE (mean over pixels and frames)",
+        "metric": "per-pixel MSE (mean over pixels and frames) of predictions clamped to "
+        "[0, 1], one-step and rollout alike; training losses on the raw output",
         "models": {},
     }
     with runtime.cpu_threads(threads(cfg), device):  # the thread count training uses

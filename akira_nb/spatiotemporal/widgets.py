@@ -29,7 +29,8 @@ def _run_explorer(model, pattern, threshold, max_connections, freq_cutoff, t, gr
     stats, pred = {}, None
     for i in range(T + 1):
         pred, stats = m(seq[i][None])
-    return seq[T], seq[T + 1], pred[0], stats
+    # the prediction as an output frame, clamped to [0, 1]: shown and scored as evaluate() does
+    return seq[T], seq[T + 1], pred[0].clamp(0, 1), stats
 
 
 def explore_frame(

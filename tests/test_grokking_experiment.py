@@ -133,3 +133,100 @@ def test_kit_summary_from_what_the_cli_returns(tmp_path):
     assert sec["notes"][0].startswith("not comparable with the seed's claims")
     assert any("sqrt(d_head)" in n for n in sec["notes"])
     assert "* full: the kit divides" in out["table"]
+
+
+def _row(mixer, acc=1.0, grok=None, p=53, seeds=1):
+    """A hand-built row of ``summarize``: ``grok`` None means no seed grokked."""
+    nan = float("nan")
+    return dict(p=p, mixer=mixer, seeds=seeds, test_acc_mean=acc, test_acc_std=0.0,
+                train_acc_mean=1.0, grokked=0 if grok is None else seeds,
+                grok_epoch_mean=nan if grok is None else float(grok), grok_epoch_std=0.0,
+                epochs_per_s_mean=50.0, epochs_per_s_std=0.0, params=1000, mixing_params=0,
+                chance_acc=1 / p)  # fmt: skip
+
+
+def _claim_of(rows, text, plan=None):
+    plan = plan or experiment.study(None)
+    (c,) = [c for c in experiment.claims(rows, plan) if text in c["claim"]]
+    return c
+
+
+GATE = "learned_gate groks ~10x sooner"
+FFT_BEATS = "FFT beats attention"
+
+
+def test_the_seed_documents_own_numbers_satisfy_both_rules():
+    rows = [
+        _row(m, c["test_acc"], c["grok_epoch"])
+        for (p, m), c in experiment.SEED_CLAIMS.items()
+        if p == 53
+    ]
+    assert _claim_of(rows, GATE)["verdict"] == "holds"  # 23,300 / 2,600 = 9.0x
+    assert _claim_of(rows, FFT_BEATS)["verdict"] == "holds"  # 0.022 vs 0.934-1.000
+
+
+@pytest.mark.parametrize(
+    "groks,verdict,said",
+    [
+        # learned_gate never groks, another wave mode does: the claim is refuted
+        (dict(fnet=10_000), "does not hold", "learned_gate never grokked within 30000 epochs"),
+        (dict(), "does not hold", "learned_gate never grokked within 30000 epochs"),
+        # learned_gate groks, no other wave mode does: supported
+        (dict(learned_gate=2_600), "holds", "never grokked within 30000 epochs"),
+        (dict(learned_gate=1_000, fnet=10_000, full=12_000), "holds", "10.0x (10000 vs 1000"),
+        (dict(learned_gate=5_000, phase_shift=10_000), "does not hold", "2.0x (10000 vs 5000"),
+    ],
+)
+def test_learned_gate_sooner_verdicts_on_hand_built_rows(groks, verdict, said):
+    waves = ("fnet", "learned_gate", "phase_shift", "full")
+    rows = [_row("standard", 0.02)] + [_row(m, 1.0, groks.get(m)) for m in waves]
+    gate = _claim_of(rows, GATE)
+    assert gate["verdict"] == verdict, gate
+    assert said in gate["measured"]
+    if "learned_gate" in groks and len(groks) == 1:
+        assert "fnet, phase_shift, full never grokked" in gate["measured"]
+    # only a size that is not the seed's protocol makes it not comparable
+    tiny = experiment.study("tiny")
+    rows23 = [{**r, "p": 23} for r in rows]
+    assert _claim_of(rows23, GATE, tiny)["verdict"] == "not comparable"
+
+
+def test_learned_gate_sooner_needs_learned_gate_and_another_wave_mode():
+    alone = [_row("standard", 0.02), _row("learned_gate", 1.0, 2_600)]
+    assert _claim_of(alone, GATE)["verdict"] == "not run"
+    no_gate = [_row("standard", 0.02), _row("fnet", 1.0, 2_600)]
+    assert _claim_of(no_gate, GATE)["verdict"] == "not run"
+
+
+@pytest.mark.parametrize(
+    "accs,verdict",
+    [
+        (dict(standard=0.02, fnet=0.99, learned_gate=0.99, phase_shift=0.93, full=1.0), "holds"),
+        # one FFT-only mode fails: "every wave mode does" is false, whatever the best one did
+        (dict(standard=0.02, fnet=0.99, learned_gate=0.99, phase_shift=0.4, full=1.0),
+         "does not hold"),
+        # full alone keeps Q/K/V; it can neither carry nor rescue the claim
+        (dict(standard=0.02, fnet=0.3, learned_gate=0.3, phase_shift=0.3, full=1.0),
+         "does not hold"),
+        (dict(standard=0.02, fnet=0.99, learned_gate=0.99, phase_shift=0.99, full=0.3),
+         "does not hold"),
+        # standard generalises
+        (dict(standard=0.987, fnet=1.0, learned_gate=1.0, phase_shift=1.0, full=1.0),
+         "does not hold"),
+        (dict(standard=0.02, fnet=0.99, learned_gate=0.99, full=1.0), "not run"),
+        (dict(fnet=0.99, learned_gate=0.99, phase_shift=0.99, full=1.0), "not run"),
+    ],
+)  # fmt: skip
+def test_fft_beats_attention_checks_standard_and_every_wave_mode(accs, verdict):
+    rows = [_row(m, acc) for m, acc in accs.items()]
+    c = _claim_of(rows, FFT_BEATS)
+    assert c["verdict"] == verdict, c
+    assert f"below {experiment.NOT_GENERALISED_ACC}" in c["rule"]
+    assert f"at least {experiment.GENERALISED_ACC}" in c["rule"]
+    if verdict != "not run":
+        assert f"standard {accs['standard']:.3f}" in c["measured"]
+        assert f"phase_shift {accs['phase_shift']:.3f}" in c["measured"]
+    tiny = experiment.study("tiny")
+    rows23 = [{**r, "p": 23} for r in rows]
+    expected = "not run" if verdict == "not run" else "not comparable"
+    assert _claim_of(rows23, FFT_BEATS, tiny)["verdict"] == expected

@@ -78,6 +78,7 @@ PRESETS = {
 }
 # Wave modes without Q/K/V projections (``full`` keeps them).
 FFT_ONLY = ("fnet", "learned_gate", "phase_shift")
+WAVE_MODES = (*FFT_ONLY, "full")
 ARM_KEYS = ("primes", "mixers", "seeds")  # a study's arms; every other setting is a TrainConfig
 PER_ARM = ("p", "mixer", "seed")  # set per arm from the lists above
 
@@ -220,6 +221,10 @@ FULL_NOTE = (
 ACC_TOLERANCE = 0.05  # a test-accuracy claim holds within +- this
 GROK_FACTOR = 2.0  # a grok-epoch claim holds within this factor either way
 GATE_MIN_RATIO = 5.0  # "learned_gate ~10x sooner" holds at >= half the claimed ratio
+GATE_OTHERS = ("fnet", "phase_shift", "full")  # the "others" of "10x sooner than the others"
+# "standard never generalises, every wave mode does": below / at least these test accuracies
+NOT_GENERALISED_ACC = 0.5
+GENERALISED_ACC = 0.9
 
 
 def comparability(plan: Study) -> str | None:
@@ -243,7 +248,7 @@ def comparability(plan: Study) -> str | None:
 
 
 def _claim(claim: str, rule: str, claimed: str, measured: str, holds, why_not) -> dict:
-    if measured == "not run":
+    if measured.startswith("not run"):
         verdict = "not run"
     elif why_not or holds is None:
         verdict = "not comparable"
@@ -260,6 +265,78 @@ def _grok(r: dict) -> str:
     if not r["grokked"]:
         return f"never ({r['seeds']} seed(s), p={r['p']})"
     return f"{r['grok_epoch_mean']:.0f} ({r['grokked']}/{r['seeds']} seed(s) grokked, p={r['p']})"
+
+
+def _gate_claim(by: dict, plan: Study, why_not) -> dict:
+    """The seed's "learned_gate grokked at epoch 2,600 vs 23,000+ for others" (its finding 3):
+    the ratio of the other wave modes' fastest grok epoch to learned_gate's. learned_gate never
+    grokking refutes it; learned_gate grokking while no other wave mode does supports it."""
+    eval_every, n_epochs = plan.base.eval_every, plan.base.n_epochs
+    gate = by.get("learned_gate")
+    others = [m for m in GATE_OTHERS if m in by]
+    grokked = [m for m in others if by[m]["grokked"]]
+    holds = None
+    if not gate or not others:
+        measured = f"not run (needs learned_gate and one of {', '.join(GATE_OTHERS)})"
+    elif not gate["grokked"]:
+        holds = False
+        did = f"{', '.join(grokked)} did" if grokked else "nor did the other wave modes"
+        measured = f"learned_gate never grokked within {n_epochs} epochs; {did}"
+    elif not grokked:
+        holds = True
+        measured = (
+            f"learned_gate grokked at {gate['grok_epoch_mean']:.0f}; {', '.join(others)} never "
+            f"grokked within {n_epochs} epochs"
+        )
+    else:
+        fastest = min(by[m]["grok_epoch_mean"] for m in grokked)
+        ratio = fastest / gate["grok_epoch_mean"]
+        measured = f"{ratio:.1f}x ({fastest:.0f} vs {gate['grok_epoch_mean']:.0f} epochs)"
+        if fastest == gate["grok_epoch_mean"]:
+            measured += (
+                f": every grokking wave arm grokked at the same logged epoch (evaluation "
+                f"every {eval_every} epochs, so the ratio is not resolved)"
+            )
+        holds = ratio >= GATE_MIN_RATIO
+    return _claim(
+        "p=53: learned_gate groks ~10x sooner than the other wave modes",
+        f"ratio of the fastest other wave mode's ({', '.join(GATE_OTHERS)}) mean grok epoch to "
+        f"learned_gate's; holds if >= {GATE_MIN_RATIO:g}x, or if learned_gate grokked and no "
+        f"other wave mode did within n_epochs; does not hold if learned_gate never grokked "
+        f"(resolution {eval_every} epochs)",
+        "10x (2,600 vs 23,300-27,400)",
+        measured,
+        holds,
+        why_not,
+    )
+
+
+def _waves_claim(by: dict, p: int, why_not) -> dict:
+    """The seed's "Standard attention FAILED at p=53 ... FFT methods all grokked" (its findings
+    1 and 2, table: standard 0.022, every wave mode 0.934-1.000): standard's accuracy below
+    NOT_GENERALISED_ACC and every wave mode's, ``full`` included, at least GENERALISED_ACC.
+    ``full`` keeps Q/K/V, so it only makes the rule stricter: it cannot carry the claim."""
+    needed = ("standard", *WAVE_MODES)
+    missing = [m for m in needed if m not in by]
+    holds = None
+    if missing:
+        measured = f"not run ({', '.join(missing)} missing)"
+    else:
+        waves = ", ".join(f"{m} {by[m]['test_acc_mean']:.3f}" for m in WAVE_MODES)
+        measured = f"standard {by['standard']['test_acc_mean']:.3f}; {waves} (p={p})"
+        holds = by["standard"]["test_acc_mean"] < NOT_GENERALISED_ACC and all(
+            by[m]["test_acc_mean"] >= GENERALISED_ACC for m in WAVE_MODES
+        )
+    return _claim(
+        "p=53: FFT beats attention (standard never generalises, every wave mode does)",
+        f"holds if standard's mean final test accuracy is below {NOT_GENERALISED_ACC} and that "
+        f"of every wave mode ({', '.join(WAVE_MODES)}) is at least {GENERALISED_ACC} (the "
+        f"seed's lowest, phase_shift, is 0.934)",
+        "0.022 vs 0.934-1.000",
+        measured,
+        holds,
+        why_not,
+    )
 
 
 def claims(rows: list[dict], plan: Study) -> list[dict]:
@@ -315,32 +392,8 @@ def claims(rows: list[dict], plan: Study) -> list[dict]:
             )
         if p_claim != 53:
             continue
-        gate, std = by.get("learned_gate"), by.get("standard")
-        others = [by[m] for m in ("fnet", "phase_shift", "full") if m in by and by[m]["grokked"]]
-        if gate and gate["grokked"] and others:
-            fastest = min(w["grok_epoch_mean"] for w in others)
-            ratio = fastest / gate["grok_epoch_mean"]
-            measured = f"{ratio:.1f}x ({fastest:.0f} vs {gate['grok_epoch_mean']:.0f} epochs)"
-            if fastest == gate["grok_epoch_mean"]:
-                measured += (
-                    f": every grokking wave arm grokked at the same logged epoch (evaluation "
-                    f"every {eval_every} epochs, so the ratio is not resolved)"
-                )
-            holds = ratio >= GATE_MIN_RATIO
-        else:
-            holds = None
-            measured = "not run" if not gate else "no ratio: a needed arm never grokked"
-        out.append(
-            _claim(
-                "p=53: learned_gate groks ~10x sooner than the other wave modes",
-                f"ratio of the fastest other wave mode's grok epoch to learned_gate's; holds if "
-                f">= {GATE_MIN_RATIO:g}x (resolution {eval_every} epochs)",
-                "10x (2,600 vs 23,300-27,400)",
-                measured,
-                holds,
-                why_not,
-            )
-        )
+        out.append(_gate_claim(by, plan, why_not))
+        std = by.get("standard")
         speeds = {m: by[m]["epochs_per_s_mean"] for m in FFT_ONLY if m in by}
         measured = "not run"
         if speeds and std and std["epochs_per_s_mean"] > 0:
@@ -360,19 +413,7 @@ def claims(rows: list[dict], plan: Study) -> list[dict]:
                 why_not,
             )
         )
-        if std and len(by) > 1:
-            best = max((r["test_acc_mean"] for m, r in by.items() if m != "standard"))
-            out.append(
-                _claim(
-                    "p=53: FFT beats attention (standard never generalises, every wave mode does)",
-                    f"holds if the best wave mode's mean test accuracy exceeds standard's by > "
-                    f"{ACC_TOLERANCE}",
-                    "0.022 vs 0.934-1.000",
-                    f"standard {std['test_acc_mean']:.3f} vs best wave {best:.3f} (p={p})",
-                    best > std["test_acc_mean"] + ACC_TOLERANCE,
-                    why_not,
-                )
-            )
+        out.append(_waves_claim(by, p, why_not))
     return out
 
 

@@ -108,6 +108,10 @@ def test_cli_resume_refuses_other_settings_and_allows_more_epochs(tmp_path):
     cli.main(_parse([*TINY, "--output_dir", tmp_path, "--name", "r"]))
     with pytest.raises(ValueError, match=r"resume refused.*lr saved 0\.003, now 0\.01"):
         cli.main(_parse([*TINY, "--output_dir", tmp_path, "--name", "r", "--resume", "--lr", 0.01]))
+    with pytest.raises(ValueError, match=r"resume refused.*eval_every saved 5, now 10"):
+        cli.main(
+            _parse([*TINY, "--output_dir", tmp_path, "--name", "r", "--resume", "--eval_every", 10])
+        )
     out = cli.main(
         _parse([*TINY, "--output_dir", tmp_path, "--name", "r", "--resume", "--n_epochs", 20])
     )

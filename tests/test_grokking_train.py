@@ -171,9 +171,21 @@ def test_resume_may_change_what_leaves_the_trajectory_alone(runs_root):
     cfg = TrainConfig(p=7, mixer="fnet", n_epochs=20, **{**SMALL, "checkpoint_every": 10})
     run = Run.create("grokking", "guard-ok", {})
     first = train(cfg, run=run, progress=False)
-    longer = replace(cfg, n_epochs=30, eval_every=10, grok_threshold=0.9, cpu_threads=2)
+    longer = replace(cfg, n_epochs=30, grok_threshold=0.9, cpu_threads=2, checkpoint_every=5)
     again = train(longer, run=run, resume=True, progress=False)
     assert again.history["epoch"][: len(first.history["epoch"])] == first.history["epoch"]
     assert again.history["epoch"][-1] == 30
     with pytest.raises(ValueError, match="n_epochs=10"):
         train(replace(cfg, n_epochs=10), run=run, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("change", [dict(eval_every=10), dict(progress_every=5)])
+def test_resume_refuses_other_logging_intervals(runs_root, change):
+    # both change the results: a history with mixed logging intervals (and another grok-epoch
+    # resolution), or progress snapshots off the new grid dropped from the progress measures
+    cfg = TrainConfig(p=7, mixer="fnet", n_epochs=20, **{**SMALL, "checkpoint_every": 10})
+    run = Run.create("grokking", "guard-log", {})
+    train(cfg, run=run, progress=False)
+    ((field, value),) = change.items()
+    with pytest.raises(ValueError, match=rf"resume refused.*{field} saved"):
+        train(replace(cfg, n_epochs=30, **change), run=run, resume=True, progress=False)

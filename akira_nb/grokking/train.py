@@ -49,15 +49,16 @@ HISTORY_KEYS = (
     "wall_seconds",  # wall time since this call started (a resumed run restarts it)
 )
 
-# Settings a resume may change: none of them alters the training trajectory (n_epochs only says
-# where it stops; the rest are logging, saving, hardware and a post-hoc threshold). Every other
-# field must match the checkpoint's config or the resume is refused (runs.check_resume).
+# Settings a resume may change: none of them alters the results, so a resumed run ends where an
+# uninterrupted one ends (n_epochs only says where it stops; the rest are where checkpoints and
+# frames are saved, hardware and a post-hoc threshold). eval_every and progress_every are not
+# among them: they set the history's grid (and the grok epoch's resolution) and the snapshots
+# the progress measures use. Every other field must match the checkpoint's config or the resume
+# is refused (runs.check_resume).
 RESUME_MAY_CHANGE = (
     "n_epochs",
-    "eval_every",
     "checkpoint_every",
     "snapshot_every",
-    "progress_every",
     "grok_threshold",
     "device",
     "cpu_threads",

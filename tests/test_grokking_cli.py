@@ -141,3 +141,10 @@ def test_bad_input_leaves_no_run_folder(tmp_path, argv, match):
     with pytest.raises(ValueError, match=match):
         cli.main(_parse([*TINY, *argv, "--output_dir", tmp_path]))
     assert not (tmp_path / "grokking").exists()
+
+
+def test_seed_and_seeds_together_are_refused_naming_both(tmp_path):
+    with pytest.raises(ValueError, match=r"--seed 3 and --seeds \[0, 1\].*one of them"):
+        cli.main(_parse([*TINY, "--seed", 3, "--seeds", 0, 1, "--output_dir", tmp_path]))
+    assert not (tmp_path / "grokking").exists()
+    assert cli.config_from_args(_parse([*TINY, "--seed", 3])).seeds == [3]

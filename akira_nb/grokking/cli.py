@@ -175,6 +175,11 @@ def config_from_args(args: argparse.Namespace):
         overrides["float64_loss"] = False
     overrides["cpu_threads"] = args.threads
     overrides["primes"] = args.p
+    if args.seed is not None and args.seeds is not None:
+        raise ValueError(
+            f"--seed {args.seed} and --seeds {args.seeds} given together; pass one of them "
+            "(--seed N is the same as --seeds N)"
+        )
     overrides["seeds"] = [args.seed] if args.seed is not None else args.seeds
     if args.wave_modes is not None or args.no_standard:
         waves = list(args.wave_modes) if args.wave_modes is not None else list(WAVE_MODES)

@@ -91,6 +91,10 @@ def test_size_flag_wins_over_akira_size_and_akira_size_over_the_seed(monkeypatch
 def test_threads_and_model_choice_flags(monkeypatch):
     monkeypatch.delenv("AKIRA_SIZE", raising=False)
     assert cli.config_from_args(_parse(["--threads", 0])).base.cpu_threads == 0
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    (threads,) = [a for a in parser._actions if a.dest == "threads"]
+    assert "default 1" in threads.help and "0: torch's default" in threads.help
     assert cli.config_from_args(_parse(["--threads", 2])).base.cpu_threads == 2
     assert cli.config_from_args(_parse(["--progress_every", 0])).base.progress_every == 0
     plan = cli.config_from_args(_parse(["--no_standard", "--wave_modes", "fnet"]))

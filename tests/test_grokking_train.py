@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from akira_nb.grokking.ensemble import train_seeds
 from akira_nb.grokking.train import GrokfastEMA, TrainConfig, compare, grok_epoch, summarize, train
 from akira_nb.runs import Run
 
@@ -189,3 +190,24 @@ def test_resume_refuses_other_logging_intervals(runs_root, change):
     ((field, value),) = change.items()
     with pytest.raises(ValueError, match=rf"resume refused.*{field} saved"):
         train(replace(cfg, n_epochs=30, **change), run=run, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_cpu_threads_go_to_runtime_cpu_threads_unchanged(monkeypatch, threads):
+    # 0 (torch's default) is runtime.cpu_threads' to interpret, not train's
+    import contextlib
+
+    from akira_nb import runtime
+
+    seen = []
+
+    @contextlib.contextmanager
+    def spy(n, device="cpu"):
+        seen.append(n)
+        yield
+
+    monkeypatch.setattr(runtime, "cpu_threads", spy)
+    cfg = TrainConfig(p=5, n_epochs=2, cpu_threads=threads, **SMALL)
+    train(cfg, progress=False)
+    train_seeds(cfg, seeds=[0, 1])
+    assert seen == [threads, threads]

@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="CPU threads for training (default 1, fastest for these tiny models on shared "
-        "cores; 0: torch's default)",
+        "cores; 0: torch's default, left as it is; see runtime.cpu_threads)",
     )
     a("--name", default=None, help="run name (default: comparison-<size>)")
     a(

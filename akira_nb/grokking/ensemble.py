@@ -35,7 +35,7 @@ def train_seeds(cfg: TrainConfig, seeds, n_epochs: int | None = None) -> dict:
     n_epochs = cfg.n_epochs if n_epochs is None else n_epochs
     cfg = replace(cfg, n_epochs=n_epochs).validate()
     device = runtime.get_device(cfg.device)
-    with runtime.cpu_threads(cfg.cpu_threads or None, device):
+    with runtime.cpu_threads(cfg.cpu_threads, device):
         return _train_seeds(cfg, seeds, device)
 
 

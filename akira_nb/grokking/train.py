@@ -241,7 +241,7 @@ def train(
     ``cfg.cpu_threads`` torch threads (restored afterwards)."""
     cfg.validate()
     device = runtime.get_device(cfg.device)
-    with runtime.cpu_threads(cfg.cpu_threads or None, device):
+    with runtime.cpu_threads(cfg.cpu_threads, device):
         return _train(cfg, device, run, resume, progress, snapshot_fn)
 
 

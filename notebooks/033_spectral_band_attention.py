@@ -74,17 +74,19 @@ from akira_nb import runtime
 
 SIZE = runtime.get_size()
 runtime.warn_if_no_gpu(SIZE)
-PRESET = "fast"  # turbo / fast / default / large / xlarge
-GRID = runtime.pick(SIZE, tiny=16, t4=32, a100=32)
-STEPS = runtime.pick(SIZE, tiny=60, t4=500, a100=3000)
-EVAL_STEPS = runtime.pick(SIZE, tiny=30, t4=101, a100=101)
-HORIZON = runtime.pick(SIZE, tiny=8, t4=20, a100=30)
-SWEEP_STEPS = runtime.pick(SIZE, tiny=40, t4=500, a100=2000)
-CHECKPOINT_EVERY = runtime.pick(SIZE, tiny=0, t4=100, a100=500)  # 0: only each arm's last step
-RESUME = SIZE != "tiny"  # reopen the newest run of this name and continue it arm by arm
+# None below: the size's preset (experiment.SIZE_PRESETS; the next cell prints what it filled)
+PRESET = None  # model preset; None: fast at the size's grid; a name (turbo, fast, default,
+# large, xlarge) brings that preset's own grid
+STEPS = None  # training steps of the comparison
+SWEEP_STEPS = None  # training steps per pattern of the sweep
 SEED = 0
+RESUME = SIZE != "tiny"  # reopen the newest run of this name and continue it arm by arm
 
 # %%
+import math
+import tempfile
+from dataclasses import replace
+
 import matplotlib.pyplot as plt
 from IPython.display import Image, display
 
@@ -92,35 +94,22 @@ from akira_nb import runs
 from akira_nb.runs import Run
 from akira_nb.spatiotemporal import experiment, patterns, plots, widgets
 from akira_nb.spatiotemporal.evaluate import evaluate
-from akira_nb.spatiotemporal.train import TrainConfig
 
 # on Colab (t4/a100) runs go to Google Drive, so checkpoints survive a disconnect
 runs.use_drive(enabled=SIZE != "tiny")
 
-cfg = TrainConfig(
-    pattern="blob",
-    grid_size=GRID,
-    steps=STEPS,
-    eval_steps=EVAL_STEPS,
-    rollout_horizon=HORIZON,
-    seed=SEED,
-    checkpoint_every=CHECKPOINT_EVERY,
-)
-sweep_cfg = TrainConfig(
-    grid_size=GRID,
-    steps=SWEEP_STEPS,
-    eval_steps=EVAL_STEPS,
-    rollout_horizon=0,
-    seed=SEED,
-    checkpoint_every=CHECKPOINT_EVERY,
-)
+# the one way to build the settings: the size's preset with this notebook's knobs on top (the
+# CLI builds its settings the same way)
+plan = experiment.study(SIZE, preset=PRESET, steps=STEPS, sweep_steps=SWEEP_STEPS, seed=SEED)
+cfg, sweep_cfg, GRID = plan.train, plan.sweep, plan.train.grid_size
 run = Run.open_or_create(
     experiment.EXPERIMENT,
     f"notebook-{SIZE}",
-    config={"train": cfg, "sweep": sweep_cfg, "preset": PRESET},
+    config={"train": cfg, "sweep": sweep_cfg, "preset": plan.preset},
     resume=RESUME,
     may_change=("progress", "device", "cpu_threads"),
 )
+print(plan.describe())
 print(runtime.environment_info(cfg.device), "\nrun folder:", run.path)
 
 
@@ -142,12 +131,15 @@ def show(fig, name):
 
 # %%
 results = experiment.compare(
-    cfg, ("spectral", "mlp", "copy_last", "linear_extrap"), PRESET, run=run
+    cfg, ("spectral", "mlp", "copy_last", "linear_extrap"), plan.preset, run=run
 )
-results = experiment.add_variants(results, cfg, experiment.VARIANTS, PRESET, run=run)
+results = experiment.add_variants(results, cfg, experiment.VARIANTS, plan.preset, run=run)
 rows = experiment.comparison_rows(results, experiment.CLAIMED)
 print(experiment.arm_lines(results))
-print(f"\nblob {GRID}x{GRID}, {STEPS} steps; per-pixel MSE; held-out t = {cfg.eval_start}+")
+print(
+    f"\nblob {GRID}x{GRID}, {cfg.steps} steps; held-out t = {cfg.eval_start}+; per-pixel MSE of "
+    "predictions clamped to [0, 1] (final/min/last_window_mean: training loss, raw output)"
+)
 print(plots.format_table(rows, experiment.COMPARISON_COLUMNS))
 
 # %% [markdown]
@@ -177,7 +169,7 @@ show(plots.rollout_curves(results), "rollout_curves")
 # ## Every pattern: spectral vs the baselines on held-out frames
 
 # %%
-table = experiment.pattern_sweep(sweep_cfg, patterns.PATTERNS, PRESET, run=run)
+table = experiment.pattern_sweep(sweep_cfg, patterns.PATTERNS, plan.preset, run=run)
 columns = [
     "pattern",
     "spectral_final_loss",
@@ -190,7 +182,7 @@ columns = [
     "smooth",
     "reloaded",
 ]
-print(f"{len(table)} patterns x {SWEEP_STEPS} steps; held-out per-pixel MSE")
+print(f"{len(table)} patterns x {sweep_cfg.steps} steps; held-out per-pixel MSE")
 print(plots.format_table(table, columns))
 show(plots.pattern_bars(table), "pattern_bars")
 
@@ -206,18 +198,45 @@ print(
 
 # %% [markdown]
 # ### Resume check
-# The sweep again, from the same run folder: every arm is reloaded from `arms/sweep/...`
-# without training, and the table must come out identical. (This is what a re-run after a
-# disconnect does, and the one place the tiny size exercises it.)
+# Two ways a re-run after a disconnect picks up the work, both checked here at every size (at
+# `tiny` this is the one place CI exercises them):
+#
+# 1. The sweep again, from the same run folder: every finished arm is reloaded from
+#    `arms/sweep/...` without training, and the table must come out identical.
+# 2. An arm cut off half-way: in a scratch run folder (deleted afterwards, so a re-run repeats
+#    the check) the first pattern's spectral arm trains half its steps, as if the session died;
+#    the full arm then continues from that checkpoint and must end where the uninterrupted
+#    sweep arm above ended.
 
 # %%
-again = experiment.pattern_sweep(sweep_cfg, patterns.PATTERNS, PRESET, run=run)
+again = experiment.pattern_sweep(sweep_cfg, patterns.PATTERNS, plan.preset, run=run)
 n_arms = sum(r["reloaded"] for r in again)
 same = [{k: v for k, v in r.items() if k != "reloaded"} for r in again] == [
     {k: v for k, v in r.items() if k != "reloaded"} for r in table
 ]
 print(f"resume check: {n_arms} of {len(again) * 3} sweep arms reloaded; identical table: {same}")
 assert n_arms == len(again) * 3 and same
+
+whole = table[0]  # the uninterrupted arm: the sweep's first pattern, spectral
+arm_cfg = replace(sweep_cfg, pattern=whole["pattern"], progress=False)
+half = arm_cfg.steps // 2
+with tempfile.TemporaryDirectory() as scratch:
+    cut = Run.create(experiment.EXPERIMENT, "resume-check", root=scratch)
+    prefix = f"sweep/{whole['pattern']}/"
+    experiment.compare(
+        replace(arm_cfg, steps=half), ("spectral",), plan.preset, run=cut, prefix=prefix
+    )
+    resumed = experiment.compare(arm_cfg, ("spectral",), plan.preset, run=cut, prefix=prefix)
+resumed = resumed["models"]["spectral"]
+got = (resumed["eval"]["mse"], resumed["train"]["final"])
+want = (whole["spectral"], whole["spectral_final_loss"])
+print(
+    f"continued check ({whole['pattern']}): stopped at step {half} of {arm_cfg.steps}, continued "
+    f"from step {resumed['train']['resumed_from']}; held-out MSE {got[0]:.6g} vs uninterrupted "
+    f"{want[0]:.6g}, final loss {got[1]:.6g} vs {want[1]:.6g}"
+)
+assert resumed["train"]["resumed_from"] == half > 0
+assert all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-12) for a, b in zip(got, want))
 
 # %% [markdown]
 # ## What the wormhole links do

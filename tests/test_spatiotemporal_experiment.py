@@ -79,3 +79,50 @@ def test_rollout_lead_counts_the_leading_steps_below_the_baseline():
         lines
     )
     assert "ahead of copy_last for 2 of 4 rollout steps" in experiment.arm_lines(res)
+
+
+def test_study_is_the_one_size_table_for_the_cli_and_the_notebook(monkeypatch):
+    from pathlib import Path
+
+    from akira_nb.__main__ import build_parser
+    from akira_nb.spatiotemporal import cli
+
+    monkeypatch.delenv("AKIRA_SIZE", raising=False)
+    for size in (None, "tiny", "t4", "a100"):
+        plan = experiment.study(size)
+        flags = ["spatiotemporal"] + (["--size", size] if size else [])
+        cfg = cli.config_from_args(build_parser().parse_args(flags))[0]
+        assert cfg == plan.train, size  # the CLI builds its config through study()
+        assert plan.sweep.steps == experiment.SIZE_PRESETS[size]["sweep_steps"]
+        assert plan.sweep.rollout_horizon == 0 and plan.preset == "fast"
+    notebook = Path(__file__).parents[1] / "notebooks" / "033_spectral_band_attention.py"
+    text = notebook.read_text()
+    assert "experiment.study(SIZE" in text and "TrainConfig(" not in text
+    assert "runtime.pick(" not in text  # no second size table
+
+
+def test_tiny_checkpoints_mid_arm_so_the_notebook_resume_check_continues_one():
+    plan = experiment.study("tiny")
+    for cfg in (plan.train, plan.sweep):
+        assert 0 < cfg.checkpoint_every < cfg.steps
+
+
+def test_study_grid_rule_overrides_and_bad_settings():
+    import pytest
+
+    assert experiment.study("tiny").train.grid_size == 16  # the size's grid (preset not given)
+    assert experiment.study("tiny", preset="large").train.grid_size == 64  # the preset's own
+    assert experiment.study("tiny", preset="large", grid_size=16).train.grid_size == 16
+    assert experiment.study("tiny", steps=None).train.steps == 60  # None: not given
+    plan = experiment.study("tiny", steps=7, sweep_steps=5, seed=3)
+    assert (plan.train.steps, plan.sweep.steps, plan.sweep.seed) == (7, 5, 3)
+    assert "steps" not in plan.from_preset and plan.from_preset["eval_steps"] == 30
+    assert experiment.study("tiny", preset="turbo").train.eval_warmup == 4  # its time_depth
+    with pytest.raises(ValueError, match="colour"):
+        experiment.study("tiny", colour=1)
+    with pytest.raises(ValueError, match="steps"):
+        experiment.study("tiny", steps=-1)
+    with pytest.raises(ValueError, match="wormhole_threshold"):
+        experiment.study("tiny", overrides={"wormhole_threshold": 2.0})
+    with pytest.raises(ValueError, match="preset"):
+        experiment.study("tiny", preset="huge")

@@ -7,7 +7,8 @@ zero-parameter baselines (copy-last-frame, linear extrapolation) on the same hel
 ``--model compare`` adds the MLP. The whole config is validated before a run folder is made.
 
 Size: ``--size`` when given, else ``AKIRA_SIZE`` when set, else the reference's own defaults
-(32x32, 300 steps); the run prints which one filled the flags not given.
+(32x32, 300 steps); the run prints which one filled the flags not given. The settings are built
+by ``experiment.study`` from ``experiment.SIZE_PRESETS``, the same way the notebook builds them.
 
 Grid size: ``--grid-size`` when given; otherwise an explicit ``--config`` brings its preset's
 own grid (turbo/fast/default 32, large 64, xlarge 128, so large/xlarge reach their pooled
@@ -45,15 +46,6 @@ PATTERN_CHOICES = (
 PRESET_CHOICES = ("turbo", "fast", "default", "large", "xlarge")
 MODEL_CHOICES = ("spectral", "mlp", "compare")
 EXPERIMENT = "033_spectral_band_attention"
-
-# (grid, steps, eval_steps, rollout_horizon, checkpoint_every) per size; None = reference values
-SIZE_DEFAULTS = {
-    None: (32, 300, 101, 20, 0),
-    "tiny": (16, 60, 30, 8, 30),
-    "t4": (32, 500, 101, 20, 100),
-    "a100": (32, 3000, 101, 30, 500),
-}
-SIZE_FIELDS = ("grid_size", "steps", "eval_steps", "rollout_horizon", "checkpoint_every")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -223,21 +215,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def config_from_args(args):
-    """(TrainConfig, preset, overrides, models) from parsed CLI arguments, all validated (the
-    model config too), so that a bad flag fails before anything is written."""
-    from .presets import PRESETS, get_config
-    from .train import TrainConfig
+def _study(args):
+    """The :class:`~.experiment.Study` the flags ask for, built the one way
+    (``experiment.study``): the size from ``runtime.size_from``, the flags on top."""
+    from . import experiment
 
-    size = runtime.size_from(getattr(args, "size", None))
-    if args.model is None:  # a size preset runs the seed's comparison, with the MLP
-        args.model = "spectral" if size is None else "compare"
-    grid, steps, eval_steps, horizon, ckpt = SIZE_DEFAULTS[size]
-    preset = args.config if args.config is not None else "fast"
-    if args.grid_size is not None:  # `is not None`: --grid-size 0 must fail validation
-        grid = args.grid_size
-    elif args.config is not None:
-        grid = PRESETS[preset].grid_size
     overrides = {}
     if args.attn_topk_temporal is not None:
         overrides["top_k_temporal"] = args.attn_topk_temporal
@@ -245,33 +227,42 @@ def config_from_args(args):
         overrides["wormhole_threshold"] = args.wormhole_threshold
     if getattr(args, "max_connections", None) is not None:
         overrides["wormhole_max_connections"] = args.max_connections
-    cfg = TrainConfig(
+    return experiment.study(
+        runtime.size_from(getattr(args, "size", None)),
+        preset=args.config,
+        overrides=overrides,
         pattern=args.pattern_train,
         pattern_eval=args.pattern_eval,
-        grid_size=grid,
-        steps=args.steps if args.steps is not None else steps,
+        grid_size=args.grid_size,  # `is not None` inside: --grid-size 0 must fail validation
+        steps=args.steps,
         lr=args.lr,
         protocol="batched" if args.batch > 1 else "online",
         batch=args.batch,
-        eval_steps=args.eval_steps if args.eval_steps is not None else eval_steps,
+        eval_steps=args.eval_steps,
         eval_start=args.eval_start,
-        eval_warmup=PRESETS[preset].time_depth,
-        rollout_horizon=horizon,
         switch_period=args.switch_period,
         seed=args.seed,
         device=args.device,
-        checkpoint_every=args.checkpoint_every if args.checkpoint_every is not None else ckpt,
+        checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
         cpu_threads=getattr(args, "threads", None),
-    ).validate()
-    if args.model in ("spectral", "compare"):
-        get_config(preset, grid_size=cfg.grid_size, **overrides)  # raises on a bad override
+    )
+
+
+def config_from_args(args):
+    """(TrainConfig, preset, overrides, models) from parsed CLI arguments, all validated (the
+    model config and the output paths too), so that a bad flag fails before anything is
+    written."""
+    size = runtime.size_from(getattr(args, "size", None))
+    if args.model is None:  # a size preset runs the seed's comparison, with the MLP
+        args.model = "spectral" if size is None else "compare"
+    plan = _study(args)
     runtime.check_int("viz_interval", args.viz_interval, 0)
     check_output_path("log_stats_csv", args.log_stats_csv, folder=False)
     check_output_path("viz_dir", args.viz_dir, folder=True)
     trained = {"spectral": ("spectral",), "mlp": ("mlp",), "compare": ("spectral", "mlp")}
     models = trained[args.model] + ("copy_last", "linear_extrap")
-    return cfg, preset, overrides, models
+    return plan.train, plan.preset, plan.overrides, models
 
 
 def check_output_path(name: str, value, folder: bool) -> None:
@@ -300,18 +291,9 @@ def check_output_path(name: str, value, folder: bool) -> None:
 def size_line(args) -> str:
     """One line: which size preset (or the reference's defaults) filled the flags not given."""
     size = runtime.size_from(getattr(args, "size", None))
-    given = {
-        "grid_size": args.grid_size is not None or args.config is not None,
-        "steps": args.steps is not None,
-        "eval_steps": args.eval_steps is not None,
-        "rollout_horizon": False,
-        "checkpoint_every": args.checkpoint_every is not None,
-    }
-    filled = [
-        f"{name} {value}"
-        for name, value in zip(SIZE_FIELDS, SIZE_DEFAULTS[size])
-        if not given[name]
-    ]
+    plan = _study(args)
+    # the sweep is the notebook's; the CLI runs none
+    filled = [f"{k} {v}" for k, v in plan.from_preset.items() if k != "sweep_steps"]
     if size is None:
         source = "no --size or AKIRA_SIZE: the reference's defaults"
     elif getattr(args, "size", None) is not None:

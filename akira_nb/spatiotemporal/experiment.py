@@ -1,4 +1,5 @@
-"""The 033 comparison: every model under one protocol on the same held-out frames, variants of
+"""The 033 comparison: the per-size settings (:func:`study`, the one way the CLI and the notebook
+build a config), every model under one protocol on the same held-out frames, variants of
 the spectral model, the pattern sweep, the comparison table beside the reference's claims, the
 claims with their verdicts (:func:`claims`; "not comparable" away from :data:`SEED_PROTOCOL`)
 and this experiment's section of the kit summary (:func:`kit_summary`). Used by the notebook
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -24,6 +25,7 @@ from ..runs import atomic_write_json, check_resume, to_jsonable
 from . import patterns as P
 from .evaluate import evaluate
 from .model import BASELINES, build_model
+from .presets import PRESETS, get_config
 from .train import (
     RESUME_MAY_CHANGE,
     TrainConfig,
@@ -55,6 +57,104 @@ CLAIMED = {
 # the protocol behind CLAIMED; other runs print the claims as "not comparable"
 SEED_PROTOCOL = {"pattern": "blob", "grid_size": 32, "steps": 500, "protocol": "online"}
 EXPERIMENT = "033_spectral_band_attention"
+
+# Per-size settings. None (no size given): the reference's synthetic_2d.py defaults (32x32, 300
+# steps, no checkpoints). sweep_steps: steps per pattern of the notebook's pattern sweep (the
+# reference ran no sweep). tiny checkpoints mid-arm (every 30 steps), so the notebook's resume
+# check at tiny continues an arm from a checkpoint, not only reloads finished ones.
+SIZE_PRESETS = {
+    None: dict(
+        grid_size=32,
+        steps=300,
+        eval_steps=101,
+        rollout_horizon=20,
+        checkpoint_every=0,
+        sweep_steps=300,
+    ),
+    "tiny": dict(
+        grid_size=16,
+        steps=60,
+        eval_steps=30,
+        rollout_horizon=8,
+        checkpoint_every=30,
+        sweep_steps=40,
+    ),
+    "t4": dict(
+        grid_size=32,
+        steps=500,
+        eval_steps=101,
+        rollout_horizon=20,
+        checkpoint_every=100,
+        sweep_steps=500,
+    ),
+    "a100": dict(
+        grid_size=32,
+        steps=3000,
+        eval_steps=101,
+        rollout_horizon=30,
+        checkpoint_every=500,
+        sweep_steps=2000,
+    ),
+}
+
+
+@dataclass
+class Study:
+    """The settings of one 033 study: the comparison's :class:`TrainConfig` (``train``), the
+    pattern sweep's (``sweep``: ``sweep_steps`` per pattern, no rollout), the model preset and
+    its overrides. Build it with :func:`study`."""
+
+    train: TrainConfig
+    sweep: TrainConfig
+    preset: str
+    overrides: dict
+    size: str | None = None
+    from_preset: dict = field(default_factory=dict)  # settings the size's preset filled in
+
+    def describe(self) -> str:
+        """One line: where the settings came from."""
+        source = f"size {self.size!r}" if self.size else "the reference's defaults (no size)"
+        filled = ", ".join(f"{k}={v}" for k, v in self.from_preset.items()) or "nothing"
+        return f"settings: {source} filled {filled}; model preset {self.preset}"
+
+
+def study(
+    size: str | None = None,
+    preset: str | None = None,
+    overrides: dict | None = None,
+    **settings,
+) -> Study:
+    """The one way to build 033 settings (the CLI and the notebook both use it): the size's row
+    of :data:`SIZE_PRESETS` (None: the reference's defaults) with ``settings`` on top.
+
+    ``settings``: any :class:`TrainConfig` field, and ``sweep_steps``; None means "not given".
+    ``preset``: the model preset (None: ``fast`` at the size's grid; a named preset brings its
+    own grid, e.g. large 64x64, unless ``grid_size`` is given). ``overrides``: SpectralConfig
+    fields on top of the preset. ``eval_warmup`` defaults to the preset's ``time_depth``.
+    Everything is validated (the model config too); nothing is written."""
+    if size is not None:
+        runtime.check_choice("size", size, runtime.SIZES)
+    allowed = {f.name for f in fields(TrainConfig)} | {"sweep_steps"}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ValueError(f"study() got unknown settings {unknown}; allowed: {sorted(allowed)}")
+    name = "fast" if preset is None else preset
+    runtime.check_choice("preset", name, tuple(PRESETS))
+    given = {k: v for k, v in settings.items() if v is not None}
+    row = dict(SIZE_PRESETS[size])
+    from_preset = {k: v for k, v in row.items() if k not in given}
+    if preset is not None:  # a named preset brings its own grid
+        row["grid_size"] = PRESETS[name].grid_size
+        from_preset.pop("grid_size", None)
+    values = {**row, **given}
+    sweep_steps = runtime.check_int("sweep_steps", values.pop("sweep_steps"), 0)
+    values.setdefault("eval_warmup", PRESETS[name].time_depth)
+    train_cfg = TrainConfig(**values).validate()
+    sweep = replace(train_cfg, steps=sweep_steps, rollout_horizon=0, pattern_eval=None)
+    sweep.validate()
+    overrides = dict(overrides or {})
+    get_config(name, grid_size=train_cfg.grid_size, **overrides)  # raises on a bad override
+    return Study(train_cfg, sweep, name, overrides, size=size, from_preset=from_preset)
 
 
 # what a finished arm's saved summary may differ in from the settings that reload it: nothing

@@ -24,6 +24,7 @@ import time
 EXPERIMENTS = {
     "grokking": "akira_nb.grokking",
     "spatiotemporal": "akira_nb.spatiotemporal",
+    "action_quanta": "akira_nb.alignment",
 }
 
 

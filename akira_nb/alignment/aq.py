@@ -910,6 +910,7 @@ def compare_spectra(profile: dict, aq_indices, n_bands: int | None = None) -> di
     n_bands = n_bands or profile["band_share"].shape[0]
     low = max(1, round(3 * n_bands / 7))
     out = {"n_aq": int(is_aq.sum()), "n_other": int((~is_aq).sum()), "n_neurons": d}
+    out["aq_indices"] = np.flatnonzero(is_aq).tolist()
     low_share = profile["band_share"][:low].sum(0)
     for key, values in (
         ("centroid", profile["centroid"]),
@@ -927,6 +928,9 @@ def compare_spectra(profile: dict, aq_indices, n_bands: int | None = None) -> di
         if a.size >= 2 and b.size >= 2:
             entry["p_value"] = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
         out[key] = entry
+    share = profile["band_share"]
+    out["band_share_aq"] = share[:, is_aq].mean(1).tolist() if is_aq.any() else None
+    out["band_share_other"] = share[:, ~is_aq].mean(1).tolist() if (~is_aq).any() else None
     bands = profile["band"]
     out["band_counts_aq"] = np.bincount(bands[is_aq], minlength=n_bands).tolist()
     out["band_counts_other"] = np.bincount(bands[~is_aq], minlength=n_bands).tolist()

@@ -1,0 +1,214 @@
+"""Experiment 000, Action Quanta: which MLP neurons of two language models correspond.
+
+Without --size, and with AKIRA_SIZE unset, it runs the seed's protocol: gpt2 vs gpt2-medium,
+layers 3 / 5 / 7 of A against the same index of B, 500 x 64 random tokens and 500 x 64 tokens of
+wikitext-2, the basic method (excess > 0.3, Gurnee's 0.5 beside it) and the aligned method
+(CKA, OT matching, held-out Procrustes, mean + 2 std), structural / semantic / universal AQ and
+the spectral analysis; then the grokking ground truth (two grokked models' matched neurons and
+their key frequencies). --size tiny|t4|a100 (or AKIRA_SIZE) picks a preset instead; every flag
+overrides either. The first line printed says which settings the preset filled in. Every AQ
+count is printed beside the count expected by chance.
+
+Example: ``python -m akira_nb action_quanta --model-a EleutherAI/pythia-160m --model-b
+EleutherAI/pythia-160m-seed1 --layers 0 3 6 9 11 --num-samples 2000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from akira_nb import runtime
+
+# Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
+INPUT_TYPES = ("random", "text", "both")
+PAIRINGS = ("index", "depth")
+RULES = ("statistical", "percentile", "fixed")
+MATCH_METHODS = ("emd", "sinkhorn", "hungarian")
+TEXT_CORPORA = ("offline", "wikitext-2", "wikitext-103")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    a = parser.add_argument
+    a(
+        "--size",
+        default=None,
+        choices=list(runtime.SIZES),
+        help="size preset (default: AKIRA_SIZE when set, else the seed's protocol)",
+    )
+    a(
+        "--pair",
+        default=None,
+        help="a model pair of akira_nb.alignment.models.PAIRS, e.g. gpt2/gpt2-medium, "
+        "pythia-70m/pythia-160m, pythia-160m/pythia-160m-seed1, tiny (default: the preset's)",
+    )
+    a("--model-a", "--model_a", dest="model_a", default=None, help="model A (Hub id or folder)")
+    a("--model-b", "--model_b", dest="model_b", default=None, help="model B (Hub id or folder)")
+    a(
+        "--layers",
+        type=int,
+        nargs="+",
+        default=None,
+        help="layers of A to compare (seed: 3 5 7); B's follow from --layer-pairing",
+    )
+    a(
+        "--layer-pairing",
+        "--layer_pairing",
+        dest="layer_pairing",
+        default=None,
+        choices=PAIRINGS,
+        help="index: layer l of B (the seed's); depth: the same relative depth",
+    )
+    a(
+        "--num-samples",
+        "--num_samples",
+        dest="num_samples",
+        type=int,
+        default=None,
+        help="sequences per input type (seed: 500)",
+    )
+    a(
+        "--seq-length",
+        "--seq_length",
+        dest="seq_length",
+        type=int,
+        default=None,
+        help="tokens per sequence (seed: 64)",
+    )
+    a(
+        "--batch-size",
+        "--batch_size",
+        dest="batch_size",
+        type=int,
+        default=None,
+        help="sequences per forward pass (seed: 16)",
+    )
+    a(
+        "--threshold",
+        type=float,
+        default=None,
+        help="excess-correlation threshold of the basic and Gurnee methods (seed: 0.3; 0.5 is "
+        "always shown beside it)",
+    )
+    a(
+        "--threshold-method",
+        "--threshold_method",
+        dest="threshold_method",
+        default=None,
+        choices=RULES,
+        help="rule of the aligned methods (seed: statistical = mean + 2 std)",
+    )
+    a(
+        "--threshold-value",
+        "--threshold_value",
+        dest="threshold_value",
+        type=float,
+        default=None,
+        help="the rule's value: k of mean + k std (2), the percentile (95) or the fixed cut (0.3)",
+    )
+    a(
+        "--input-type",
+        "--input_type",
+        dest="input_type",
+        default=None,
+        choices=INPUT_TYPES,
+        help="random (structural), text (semantic) or both (then universal AQ; the default)",
+    )
+    a(
+        "--text-corpus",
+        "--text_corpus",
+        dest="text_corpus",
+        default=None,
+        choices=TEXT_CORPORA,
+        help="text of the semantic test (seed: wikitext-2; offline needs no download)",
+    )
+    a(
+        "--match-method",
+        "--match_method",
+        dest="match_method",
+        default=None,
+        choices=MATCH_METHODS,
+        help="OT matching: emd (exact, default), hungarian (one-to-one) or sinkhorn",
+    )
+    a("--seed", type=int, default=None, help="seed of the inputs, rotations and splits (42)")
+    a(
+        "--no-grokking",
+        "--no_grokking",
+        dest="no_grokking",
+        action="store_true",
+        help="skip the grokking ground truth",
+    )
+    a("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+    a("--name", default=None, help="run name (default: <size>-<pair>)")
+    a(
+        "--output_dir",
+        "--output-dir",
+        dest="output_dir",
+        default=None,
+        help="runs root (default: AKIRA_RUNS_DIR or runs/)",
+    )
+    a(
+        "--resume",
+        action="store_true",
+        help="continue the newest run with this name (streams resume from their checkpoints)",
+    )
+    a("--quiet", action="store_true", help="no progress bars")
+
+
+_FLAGS = (
+    "model_a",
+    "model_b",
+    "layers",
+    "layer_pairing",
+    "num_samples",
+    "seq_length",
+    "batch_size",
+    "threshold",
+    "threshold_method",
+    "threshold_value",
+    "input_type",
+    "text_corpus",
+    "match_method",
+    "seed",
+    "device",
+)
+
+
+def plan_from_args(args: argparse.Namespace):
+    """The :class:`~akira_nb.alignment.experiment.Plan` the flags ask for, built the one way
+    (``experiment.plan``): the size from ``runtime.size_from``, the flags on top."""
+    from akira_nb.alignment import experiment
+
+    size = runtime.size_from(args.size)
+    overrides = {k: getattr(args, k) for k in _FLAGS}
+    if overrides["layers"] is not None:
+        overrides["layers"] = tuple(overrides["layers"])
+    return experiment.plan(size, pair=args.pair, grokking=not args.no_grokking, **overrides)
+
+
+def main(args: argparse.Namespace) -> dict:
+    """Run the comparison; returns what :func:`experiment.kit_summary` reads."""
+    p = plan_from_args(args)  # every setting checked before anything is loaded or written
+    print(p.describe(), flush=True)
+
+    import matplotlib
+
+    if not _in_ipython():
+        matplotlib.use("Agg")
+    from akira_nb.alignment import experiment
+
+    out = experiment.run_experiment(
+        p, name=args.name, resume=args.resume, root=args.output_dir, progress=not args.quiet
+    )
+    for line in out["lines"].values():
+        print(line)
+    return out
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None

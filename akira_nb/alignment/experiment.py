@@ -1,0 +1,1001 @@
+"""Experiment 000 (Action Quanta) in one call: size presets, the comparison of a model pair
+(:func:`akira_nb.alignment.aq.run_aq`), the grokking ground truth, the reference's reported
+numbers beside the measured ones, claims with verdicts, results.json and figures.
+
+Used by the notebook ``notebooks/000_action_quanta.py`` and by
+``python -m akira_nb action_quanta``.
+
+Sizes (:data:`PRESETS`; None = the seed's protocol, :data:`SEED_PROTOCOL`)
+---------------------------------------------------------------------------
+- ``tiny``: the offline tiny pair (two 2-layer GPT-2-style models trained with seeds 0 and 1,
+  :func:`akira_nb.alignment.models.tiny_pair`), both layers, 64 x 64 tokens of each input type.
+- ``t4``: the seed's protocol: gpt2 vs gpt2-medium (or pythia-70m vs pythia-160m, at the seed's
+  layers that exist in pythia-70m: 3 and 5), layers 3 / 5 / 7 by index, 500 x 64 random tokens
+  and 500 x 64 tokens of wikitext-2.
+- ``a100``: a larger protocol: every layer of A paired by relative depth, 40,000 x 64 tokens
+  (2.56 M) of each input type (text from wikitext-103); any pair of
+  :data:`akira_nb.alignment.models.PAIRS`, including the known-answer pairs (pythia-160m vs its
+  seed re-trainings, the Stanford CRFM GPT-2 seeds), where Gurnee et al. found 1-5 % universal
+  neurons.
+
+Beyond the seed (:class:`GrokConfig`, :func:`run_grokking`): two grokking models (a + b mod p,
+:mod:`akira_nb.grokking`) trained with different seeds. Their MLP neurons have known key
+frequencies (:func:`akira_nb.grokking.fourier.neuron_frequencies`), so whether OT-matched
+neurons share their key frequency, against the rate expected by chance, is a ground truth that
+no language model offers.
+
+Claims (:func:`claims`): the reference's reported numbers (inventory section 3.6: basic method,
+aligned method, universal overlap, spectra) and Gurnee et al.'s known answer, each with its rule
+and a verdict: "holds", "does not hold", "not comparable" (another pair or protocol than the
+claim's: :func:`comparability` says why) or "not run".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from .. import runtime
+from . import aq
+from .models import PAIRS, get_pair
+
+EXPERIMENT = "000_action_quanta"
+TITLE = "000 Action Quanta: MLP neuron correspondence across language models"
+
+# ----------------------------------------------------------------------------- the reference
+
+# The reference's reported numbers (inventory section 3.6; gpt2 vs gpt2-medium, layer L of A vs
+# layer L of B, 500 x 64 tokens, neurons truncated to 3072, seed 42). Printed beside what this
+# kit measures; never used as a result.
+REFERENCE = {
+    "basic": {  # excess > 0.3 (count, %)
+        "random": {3: (15, 0.5), 5: (13, 0.4), 7: (10, 0.3)},
+        "text": {3: (2, 0.1), 5: (7, 0.2), 7: (5, 0.2)},
+    },
+    "basic_excess": {  # random tokens: mean, std, max, min of the excess (read from its PNGs)
+        3: (0.0102, 0.0750, 0.7966, -0.5016),
+        5: (0.0069, 0.0671, 0.7557, -0.8505),
+        7: (0.0135, 0.0559, 0.6094, -0.2205),
+    },
+    "cka": {
+        "random": {3: 0.7179, 5: 0.6853, 7: 0.5287},
+        "text": {3: 0.4560, 5: 0.8036, 7: 0.7491},
+    },
+    "ot_above_half": {  # of the 100 highest-variance neurons of each model
+        "random": {3: 17, 5: 12, 7: 3},
+        "text": {3: 41, 5: 23, 7: 13},
+    },
+    "procrustes_error_random": {3: 0.8941, 5: 1.0027, 7: 1.0228},  # fitted and scored in-sample
+    "procrustes_aq": {  # aligned corr > mean + 2 std (B's neurons 0..3071)
+        "random": {3: 138, 5: 111, 7: 106},
+        "text": {3: 118, 5: 103, 7: 93},
+    },
+    "procrustes_threshold": {
+        "random": {3: 0.6322, 5: 0.6488, 7: 0.6030},
+        "text": {3: 0.7985, 5: 0.7582, 7: 0.7275},
+    },
+    "universal": {3: 28, 5: 31, 7: 19},  # random AQ ∩ text AQ (Procrustes)
+    "universal_chance": {3: 5.3, 5: 3.7, 7: 3.2},  # independent sets (inventory's calculation)
+}
+REFERENCE_PROTOCOL = {
+    "model_a": "gpt2",
+    "model_b": "gpt2-medium",
+    "layers": [3, 5, 7],
+    "layer_pairing": "index",
+    "num_samples": 500,
+    "seq_length": 64,
+}
+REFERENCE_DEFECTS = (
+    "the reference truncated gpt2-medium to its first 3072 neurons (the kit keeps all 4096)",
+    "the reference fitted and scored Procrustes on the same tokens (the kit scores held-out "
+    "sequences)",
+    "the reference counted pad tokens of its text inputs (the kit excludes BOS, pad and "
+    "document separators)",
+    "the reference took the spectra of A's neurons for indices of B's neurons (the kit takes "
+    "each method's spectra from the model its indices name)",
+    "the reference's mean + 2 std rule flags 2-5% of any distribution (the kit prints the "
+    "token-shuffle null beside every count)",
+)
+COUNT_FACTOR = 2.0  # a reported count "holds" within this factor either way
+CKA_TOLERANCE = 0.1  # a reported CKA holds within +- this
+GURNEE_RANGE = (1.0, 5.0)  # % universal neurons, Gurnee et al.
+GURNEE_MIN_TOKENS = 1_000_000  # fewer tokens than this are not comparable (Gurnee: 100M)
+
+# ----------------------------------------------------------------------------- presets
+
+
+@dataclass
+class GrokConfig:
+    """The grokking ground truth: two models on a + b mod ``p`` (one per seed), the same
+    architecture and data split, trained full-batch (:func:`akira_nb.grokking.train.train`).
+    ``match_method``: OT method matching their MLP neurons; ``threshold``: matched |corr| that
+    counts as an AQ; ``explained``: share of a neuron's variance its key frequency must explain
+    for the neuron to count as well explained."""
+
+    p: int = 23
+    mixer: str = "fnet"
+    seeds: tuple = (0, 1)
+    n_epochs: int = 600
+    train_frac: float = 0.8
+    lr: float = 3e-3
+    weight_decay: float = 1.0
+    d_mlp: int = 512
+    match_method: str = "hungarian"
+    threshold: float = 0.5
+    explained: float = 0.85
+    n_null: int = 5
+    device: str = "auto"
+    cpu_threads: int = 1
+
+    def train_config(self, seed: int):
+        from ..grokking.train import TrainConfig
+
+        return TrainConfig(
+            p=self.p,
+            mixer=self.mixer,
+            seed=int(seed),
+            data_seed=0,
+            n_epochs=self.n_epochs,
+            train_frac=self.train_frac,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            d_mlp=self.d_mlp,
+            eval_every=max(self.n_epochs // 20, 1),
+            checkpoint_every=0,
+            progress_every=0,
+            device=self.device,
+            cpu_threads=self.cpu_threads,
+        )
+
+    def validate(self) -> GrokConfig:
+        seeds = runtime.check_seeds("grok.seeds", self.seeds)
+        if len(seeds) != 2:
+            raise ValueError(f"grok.seeds={self.seeds!r} must name exactly two seeds")
+        self.seeds = tuple(seeds)
+        for s in seeds:
+            self.train_config(s).validate()
+        runtime.check_choice("grok.match_method", self.match_method, aq.MATCH_METHODS)
+        runtime.check_real("grok.threshold", self.threshold, 0.0, 1.0)
+        runtime.check_real("grok.explained", self.explained, 0.0, 1.0)
+        runtime.check_int("grok.n_null", self.n_null, low=1)
+        return self
+
+
+GROK = {
+    # measured on 2 CPU cores: both seeds grok within 500 epochs, 3 s each
+    "tiny": dict(p=23, mixer="fnet", n_epochs=600, train_frac=0.8),
+    "t4": dict(p=23, mixer="fnet", n_epochs=1500, train_frac=0.8),
+    "a100": dict(p=53, mixer="fnet", n_epochs=6000, train_frac=0.5),
+}
+
+SEED_PROTOCOL = dict(
+    pair="gpt2/gpt2-medium",
+    layers=(3, 5, 7),
+    layer_pairing="index",
+    num_samples=500,
+    seq_length=64,
+    batch_size=16,
+    threshold=0.3,
+    threshold_method="statistical",
+    input_type="both",
+    text_corpus="wikitext-2",
+    seed=42,
+    sample_sequences=256,
+    spectral_sequences=200,
+    checkpoint_every=10,
+)
+PRESETS = {
+    "tiny": dict(
+        SEED_PROTOCOL,
+        pair="tiny",
+        layers="all",
+        num_samples=64,
+        seq_length=64,
+        text_corpus="offline",
+        sample_sequences=64,
+        spectral_sequences=64,
+        checkpoint_every=2,
+    ),
+    "t4": dict(SEED_PROTOCOL),
+    "a100": dict(
+        SEED_PROTOCOL,
+        layers="all",
+        layer_pairing="depth",
+        num_samples=40_000,
+        batch_size=64,
+        text_corpus="wikitext-103",
+        checkpoint_every=100,
+    ),
+}
+PLAN_KEYS = ("pair",)
+MAY_CHANGE = ("checkpoint_every", "device", "cpu_threads")
+
+
+def preset(size: str | None) -> dict:
+    """A copy of the preset for ``size`` (None: :data:`SEED_PROTOCOL`)."""
+    if size is not None:
+        runtime.check_choice("size", size, runtime.SIZES)
+    return dict(SEED_PROTOCOL if size is None else PRESETS[size])
+
+
+@dataclass
+class Plan:
+    """What one run compares: the AQ config, the grokking ground truth (None: skipped), the
+    size and pair it came from, and what the preset filled in. Build it with :func:`plan`."""
+
+    aq: aq.AQConfig
+    grok: GrokConfig | None
+    size: str | None = None
+    pair: str | None = None
+    from_preset: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def validate(self) -> Plan:
+        self.aq.validate()
+        if self.grok is not None:
+            self.grok.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return {
+            "aq": self.aq.to_dict(),
+            "grok": asdict(self.grok) if self.grok is not None else None,
+            "size": self.size,
+            "pair": self.pair,
+        }
+
+    def describe(self) -> str:
+        """One line: which preset filled the settings not given."""
+        source = f"size {self.size!r}" if self.size else "the seed's protocol (no size given)"
+        filled = ", ".join(f"{k}={v}" for k, v in self.from_preset.items()) or "nothing"
+        return f"settings: {source} filled {filled}"
+
+
+def _layers_for(name: str, layers, notes: list) -> tuple:
+    n = aq.known_n_layers(name)
+    if layers == "all":
+        if n is None:
+            raise ValueError(f"layers='all' needs a named model; {name!r} is not one: pass layers")
+        return tuple(range(n))
+    layers = tuple(layers)
+    if n is not None and any(v >= n for v in layers):
+        kept = tuple(v for v in layers if v < n)
+        if not kept:
+            kept = tuple(sorted({n // 4, n // 2, (3 * n) // 4}))
+        notes.append(
+            f"{name} has {n} layers: the preset's layers {list(layers)} became {list(kept)}"
+        )
+        return kept
+    return layers
+
+
+def plan(size: str | None = None, pair: str | None = None, grokking: bool = True, **overrides):
+    """The one way to build a run (the CLI and the notebook both use it): the preset for
+    ``size`` (None: the seed's protocol), the ``pair`` (a key of
+    :data:`akira_nb.alignment.models.PAIRS`; default the preset's) unless ``model_a`` /
+    ``model_b`` are given, and ``overrides`` (fields of :class:`~.aq.AQConfig`; None = not
+    given) on top. The preset's layers are adapted to a model that lacks some (noted);
+    explicit ``layers`` are checked, never changed. ``grokking=False`` skips the ground truth;
+    ``grok`` (a dict of :class:`GrokConfig` fields) overrides its preset."""
+    grok_over = overrides.pop("grok", None) or {}
+    allowed = {f.name for f in fields(aq.AQConfig)}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ValueError(f"plan() got unknown settings {unknown}; allowed: {sorted(allowed)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    pre = preset(size)
+    notes: list[str] = []
+    explicit_models = "model_a" in overrides or "model_b" in overrides
+    if pair is not None and explicit_models:
+        raise ValueError("give either pair or model_a / model_b, not both")
+    if explicit_models:
+        if not {"model_a", "model_b"} <= set(overrides):
+            raise ValueError("give both model_a and model_b (or a pair)")
+        pair_key = None
+    else:
+        pair_key = pair if pair is not None else pre["pair"]
+        p = get_pair(pair_key)
+        overrides.setdefault("model_a", p.model_a)
+        overrides.setdefault("model_b", p.model_b)
+    settings = {**{k: v for k, v in pre.items() if k != "pair"}, **overrides}
+    if "layers" not in overrides:
+        settings["layers"] = _layers_for(settings["model_a"], settings["layers"], notes)
+    elif settings["layers"] == "all":
+        settings["layers"] = _layers_for(settings["model_a"], "all", notes)
+    cfg = aq.AQConfig(**settings)
+    grok = None
+    if grokking:
+        base = dict(GROK[size or "t4"])
+        base.update(grok_over)
+        grok = GrokConfig(**base)
+        if "device" in overrides:
+            grok.device = overrides["device"]
+    from_preset = {k: v for k, v in pre.items() if k not in overrides and k != "pair"}
+    if not explicit_models and pair is None:
+        from_preset = {"pair": pre["pair"], **from_preset}
+    return Plan(cfg, grok, size, pair_key, from_preset, notes).validate()
+
+
+# ----------------------------------------------------------------------------- grokking
+
+
+def run_grokking(g: GrokConfig, run=None, resume: bool = False, progress: bool = False) -> dict:
+    """Train the two grokking models and compare their MLP neurons (see the module docstring).
+
+    Activations: ``blocks.0.mlp.hook_post`` at ``=`` over all ``p^2`` pairs. Returns the models'
+    summaries (grok epoch, test accuracy, key frequencies), the OT matching of A's neurons to
+    B's, the key-frequency agreement of matched pairs (alive neurons; well-explained ones; the
+    matched |corr| above ``threshold``; index-matched pairs as the seed's method would pair
+    them) against chance and against a token-shuffle null, and arrays for the figures."""
+    import torch
+
+    from ..grokking.data import make_dataset
+    from ..grokking.fourier import neuron_frequencies
+    from ..grokking.train import train
+    from . import activations as act
+    from .correlation import correlation_of
+    from .thresholds import count_with_null, permute_rows
+    from .transport import match_neurons
+
+    g.validate()
+    start = time.perf_counter()
+    trained = [train(g.train_config(s), run=run, resume=resume, progress=progress) for s in g.seeds]
+    data = make_dataset(g.p, g.train_frac, 0)
+    acts, freqs, frac = [], [], []
+    for res in trained:
+        a = act.collect_activations(res.model, data.inputs, [0], batch_size=g.p * g.p, device="cpu")
+        a = a[0].double()
+        f, e = neuron_frequencies(a, g.p)
+        acts.append(a)
+        freqs.append(f.numpy())
+        frac.append(e.numpy())
+    corr = correlation_of(acts[0], acts[1], device="cpu").corr()
+    m = match_neurons(corr, g.match_method)
+    gen = torch.Generator().manual_seed(g.seeds[0])
+    null_m = [
+        match_neurons(acts[0], permute_rows(acts[1], gen), g.match_method) for _ in range(g.n_null)
+    ]
+    fa, fb = freqs
+    alive = (fa > 0) & (fb[m.b_idx] > 0)
+    well = alive & (frac[0] > g.explained) & (frac[1][m.b_idx] > g.explained)
+    high = alive & (m.abs_corr > g.threshold)
+    d = len(fa)
+    agreement = {
+        "alive": aq.frequency_agreement(fa, fb, m.b_idx, alive),
+        "well_explained": aq.frequency_agreement(fa, fb, m.b_idx, well),
+        "aq": aq.frequency_agreement(fa, fb, m.b_idx, high),
+        "index_matched": aq.frequency_agreement(fa, fb, np.arange(d), (fa > 0) & (fb > 0)),
+    }
+    null_rates = []
+    for nm in null_m:
+        mask = (fa > 0) & (fb[nm.b_idx] > 0)
+        null_rates.append(aq.frequency_agreement(fa, fb, nm.b_idx, mask)["rate"])
+    count = count_with_null(
+        m.abs_corr, np.stack([nm.abs_corr for nm in null_m]), "fixed", g.threshold
+    )
+    models = [
+        {
+            "seed": s,
+            "grok_epoch": r.grok_epoch,
+            "grokked": r.grok_epoch is not None,
+            "test_acc": r.final["test_acc"],
+            "train_acc": r.final["train_acc"],
+            "key_freqs": list(r.key_freqs),
+            "well_explained_neurons": int((fr > g.explained).sum()),
+            "dead_neurons": int((f == 0).sum()),
+        }
+        for s, r, f, fr in zip(g.seeds, trained, freqs, frac)
+    ]
+    return {
+        "config": asdict(g),
+        "models": models,
+        "grokked": all(x["grokked"] for x in models),
+        "shared_key_freqs": sorted(set(models[0]["key_freqs"]) & set(models[1]["key_freqs"])),
+        "matching": m.summary(g.threshold),
+        "aq_count": count.to_dict(),
+        "aq_line": count.line(),
+        "agreement": agreement,
+        "null_agreement_rate": float(np.mean(null_rates)),
+        "seconds": time.perf_counter() - start,
+        "arrays": {
+            "abs_corr": m.abs_corr,
+            "partner": m.b_idx,
+            "freq_a": fa,
+            "freq_b": fb,
+            "frac_a": frac[0],
+            "frac_b": frac[1],
+            "null_abs_corr": null_m[0].abs_corr,
+        },
+    }
+
+
+def grokking_lines(gk: dict) -> list[str]:
+    """Printable lines of :func:`run_grokking`'s result."""
+    out = []
+    for x in gk["models"]:
+        grok = f"grokked at epoch {x['grok_epoch']}" if x["grokked"] else "did NOT grok"
+        out.append(
+            f"grokking seed {x['seed']}: {grok}, test acc {x['test_acc']:.3f}, key freqs "
+            f"{x['key_freqs']}, {x['well_explained_neurons']} well-explained neurons"
+        )
+    out.append(f"shared key frequencies: {gk['shared_key_freqs'] or 'none'}")
+    out.append(f"matched |corr| (OT, {gk['matching']['method']}): {gk['aq_line']}")
+    for key, label in (
+        ("alive", "OT-matched pairs (alive neurons)"),
+        ("well_explained", "OT-matched pairs, both well explained"),
+        ("aq", "OT-matched pairs above the |corr| threshold"),
+        ("index_matched", "index-matched pairs (the seed's basic pairing)"),
+    ):
+        a = gk["agreement"][key]
+        rate = "-" if a["rate"] is None else f"{a['rate']:.3f}"
+        p = "-" if a["p_value"] is None else f"{a['p_value']:.2g}"
+        out.append(
+            f"same key frequency, {label}: {a['same']}/{a['n']} = {rate} (chance "
+            f"{a['chance']:.3f}, binomial p = {p})"
+        )
+    out.append(f"same key frequency under the token-shuffle null: {gk['null_agreement_rate']:.3f}")
+    if not gk["grokked"]:
+        out.append("NOTE: a model did not grok, so its key frequencies are not a ground truth")
+    return out
+
+
+# ----------------------------------------------------------------------------- the reference
+
+
+def comparability(p: Plan) -> str | None:
+    """None when ``p`` follows the reference's protocol (:data:`REFERENCE_PROTOCOL`), else why
+    its numbers cannot be set beside the reference's."""
+    c = p.aq
+    why = []
+    if (c.model_a, c.model_b) != ("gpt2", "gpt2-medium"):
+        why.append(f"models {c.model_a} vs {c.model_b} (the reference: gpt2 vs gpt2-medium)")
+    missing = [v for v in REFERENCE_PROTOCOL["layers"] if v not in c.layers]
+    if missing:
+        why.append(f"layers {list(c.layers)} lack {missing}")
+    if c.layer_pairing != "index":
+        why.append(f"layer pairing {c.layer_pairing!r} (the reference: same index)")
+    if (c.num_samples, c.seq_length) != (500, 64):
+        why.append(f"{c.num_samples} x {c.seq_length} tokens (the reference: 500 x 64)")
+    return "; ".join(why) or None
+
+
+def _pair(result, kind: str, layer: int):
+    for (la, _), pr in zip(result.layer_pairs, result.pairs.get(kind, {}).values()):
+        if la == layer:
+            return pr
+    return None
+
+
+def _per_pair(result, kind: str, fn) -> str:
+    """``"L0-0 x, L1-1 y"`` over the compared pairs of ``kind`` (``fn(pair) -> str | None``)."""
+    parts = []
+    for pr in result.pairs.get(kind, {}).values():
+        value = fn(pr)
+        if value is not None:
+            parts.append(f"L{pr.key} {value}")
+    return ", ".join(parts) or "not run"
+
+
+def _count_short(m, rule, value) -> str:
+    return f"{m.count(rule, value).count} (chance {m.chance(rule, value):.1f})"
+
+
+def reference_rows(result: aq.AQResult, p: Plan) -> list[dict]:
+    """One row per reported quantity: the reference's values at its layers 3 / 5 / 7, the
+    measured values at every compared layer pair (with their chance levels), whether the two
+    are comparable (:func:`comparability`) and how the measurement differs."""
+    comparable = "yes" if comparability(p) is None else "not comparable"
+    ref = REFERENCE
+    rows = []
+
+    def add(quantity, reported, measured, note=""):
+        rows.append(
+            dict(
+                quantity=quantity,
+                reported=reported,
+                measured=measured,
+                comparable=comparable,
+                note=note,
+            )
+        )
+
+    def layers(values, fmt="{}"):
+        return " / ".join(fmt.format(v) for v in values.values()) + " (L3 / L5 / L7)"
+
+    def method(name, rule, value):
+        return lambda pr: (
+            _count_short(pr.methods[name], rule, value) if name in pr.methods else None
+        )
+
+    for kind in ("random", "text"):
+        add(
+            f"basic AQ (excess > 0.3), {kind}",
+            layers({k: c for k, (c, _) in ref["basic"][kind].items()}),
+            _per_pair(result, kind, method("basic", "fixed", 0.3)),
+            "the reference truncated B to 3072 neurons",
+        )
+        add(
+            f"linear CKA, {kind}",
+            layers(ref["cka"][kind], "{:.3f}"),
+            _per_pair(result, kind, lambda pr: f"{pr.cka['linear']:.3f}" if pr.cka else None),
+            "the reference's on 5,000 tokens",
+        )
+        add(
+            f"OT |corr| > 0.5, {kind}",
+            layers(ref["ot_above_half"][kind], "{}/100"),
+            _per_pair(result, kind, method("ot", "fixed", 0.5)),
+            "the reference matched only the 100 highest-variance neurons; the kit all of them",
+        )
+        add(
+            f"Procrustes AQ (mean + 2 std), {kind}",
+            layers(ref["procrustes_aq"][kind]),
+            _per_pair(result, kind, method("procrustes", "statistical", 2.0)),
+            "held-out here, in-sample in the reference",
+        )
+    add(
+        "Procrustes error, random",
+        layers(ref["procrustes_error_random"], "{:.3f}"),
+        _per_pair(
+            result,
+            "random",
+            lambda pr: (
+                f"{pr.procrustes['test_error']:.3f} (train {pr.procrustes['train_error']:.3f})"
+                if pr.procrustes
+                else None
+            ),
+        ),
+        "held-out here (train in brackets), in-sample in the reference",
+    )
+    uni = result.universal.get("procrustes", {})
+    add(
+        "universal AQ (Procrustes, random ∩ text)",
+        " / ".join(
+            f"{ref['universal'][v]} (chance {ref['universal_chance'][v]})" for v in (3, 5, 7)
+        )
+        + " (L3 / L5 / L7)",
+        ", ".join(f"L{k} {u['observed']} (chance {u['expected']:.1f})" for k, u in uni.items())
+        or "not run",
+    )
+    return rows
+
+
+def reference_table(rows: list[dict]) -> str:
+    """:func:`reference_rows` as text: one block per quantity."""
+    lines = []
+    for r in rows:
+        lines.append(f"{r['quantity']} [{r['comparable']}]")
+        lines.append(f"    reference: {r['reported']}")
+        lines.append(f"    measured:  {r['measured']}")
+        if r["note"]:
+            lines.append(f"    ({r['note']})")
+    return "\n".join(lines)
+
+
+def measured_summary(result: aq.AQResult, kind: str, method: str, rule, value) -> str:
+    """``"L0 82, L1 70 (164 of 512 = 32.0%); chance 146.4"`` over every compared pair."""
+    by = result.pairs.get(kind, {})
+    if not by:
+        return "not run"
+    parts, total, n, chance = [], 0, 0, 0.0
+    for pr in by.values():
+        m = pr.methods.get(method)
+        if m is None:
+            return "not run"
+        c = m.count(rule, value)
+        parts.append(f"L{pr.layer_a}-{pr.layer_b} {c.count}")
+        total += c.count
+        n += c.total
+        chance += m.chance(rule, value)
+    return f"{', '.join(parts)} ({total} of {n} = {100 * total / n:.1f}%); chance {chance:.1f}"
+
+
+def claims(out: dict) -> list[dict]:
+    """The reference's claims and Gurnee et al.'s known answer beside this run's numbers, each
+    with its rule and verdict (see the module docstring)."""
+    p, result, gk = out["plan"], out["result"], out.get("grok")
+    why_not = comparability(p)
+    rows = []
+
+    def add(claim, rule, claimed, measured, holds, not_comparable=None):
+        if measured in (None, "not run"):
+            verdict, measured = "not run", "not run"
+        elif not_comparable or holds is None:
+            verdict = "not comparable"
+        else:
+            verdict = "holds" if holds else "does not hold"
+        rows.append(
+            dict(claim=claim, rule=rule, claimed=claimed, measured=measured, verdict=verdict)
+        )
+
+    def seed_layers_total(kind, method, rule, value):
+        got = [_pair(result, kind, v) for v in REFERENCE_PROTOCOL["layers"]]
+        if any(g is None or method not in g.methods for g in got):
+            return None
+        return sum(g.methods[method].count(rule, value).count for g in got)
+
+    def within(measured, claimed):
+        return measured is not None and claimed / COUNT_FACTOR <= measured <= claimed * COUNT_FACTOR
+
+    count_rule = (
+        f"holds if the total at layers 3, 5, 7 is within {COUNT_FACTOR:g}x of the reported total "
+        "(gpt2 vs gpt2-medium, 500 x 64 tokens); the count expected by chance is printed beside"
+    )
+    for kind in ("random", "text"):
+        reported = REFERENCE["basic"][kind]
+        total = sum(c for c, _ in reported.values())
+        add(
+            f"basic method, {kind} tokens: AQ (excess > 0.3) at layers 3 / 5 / 7",
+            count_rule,
+            f"{' / '.join(str(c) for c, _ in reported.values())} ({total})",
+            measured_summary(result, kind, "basic", "fixed", 0.3),
+            within(seed_layers_total(kind, "basic", "fixed", 0.3), total),
+            why_not,
+        )
+    for kind in ("random", "text"):
+        reported = REFERENCE["cka"][kind]
+        got = [_pair(result, kind, v) for v in reported]
+        holds = None
+        if all(g is not None and g.cka for g in got):
+            holds = all(abs(g.cka["linear"] - reported[g.layer_a]) <= CKA_TOLERANCE for g in got)
+        by = result.pairs.get(kind, {})
+        measured = (
+            ", ".join(f"L{pr.layer_a}-{pr.layer_b} {pr.cka['linear']:.3f}" for pr in by.values())
+            + " (token-shuffled pair: "
+            + ", ".join(f"{pr.cka['linear_null']:.3f}" for pr in by.values())
+            + ")"
+            if by
+            else "not run"
+        )
+        add(
+            f"aligned method, {kind} tokens: linear CKA at layers 3 / 5 / 7",
+            f"holds if every layer is within +-{CKA_TOLERANCE:g} of the reported CKA",
+            " / ".join(f"{v:.3f}" for v in reported.values()),
+            measured,
+            holds,
+            why_not,
+        )
+    reported = REFERENCE["procrustes_aq"]["random"]
+    add(
+        "aligned method, random tokens: Procrustes AQ (mean + 2 std) at layers 3 / 5 / 7",
+        count_rule + "; the rule flags 2-5% of any distribution by construction",
+        f"{' / '.join(map(str, reported.values()))} ({sum(reported.values())})",
+        measured_summary(result, "random", "procrustes", "statistical", 2.0),
+        within(
+            seed_layers_total("random", "procrustes", "statistical", 2.0), sum(reported.values())
+        ),
+        why_not,
+    )
+    uni = result.universal.get("procrustes", {})
+    holds = None
+    if uni:
+        holds = all(u["p_value"] < 0.05 for u in uni.values())
+    add(
+        "universal AQ (random ∩ text, Procrustes) exceed the overlap expected by chance",
+        "holds if the hypergeometric p-value of the overlap is < 0.05 at every compared layer",
+        "28 / 31 / 19 at layers 3 / 5 / 7 (chance 5.3 / 3.7 / 3.2)",
+        ", ".join(
+            f"L{k} {u['observed']} (chance {u['expected']:.1f}, p {u['p_value']:.2g})"
+            for k, u in uni.items()
+        )
+        or "not run",
+        holds,
+        why_not,
+    )
+    spec = result.spectral.get("procrustes", {})
+    tested = [s for s in spec.values() if s["lower_frequency"] is not None]
+    lower = sum(bool(s["lower_frequency"]) for s in tested)
+    add(
+        "AQ neurons live in low-frequency bands (7 of 11 layers confirm)",
+        f"{aq.SPECTRAL_RULE}; Procrustes AQ (B's neurons, B's activations); holds if more than "
+        "half of the tested layer pairs confirm",
+        "7 of 11 layers (universal AQ; differences -0.0025 to -0.0145, no test)",
+        f"{lower} of {len(tested)} tested layer pairs ({len(spec) - len(tested)} with too few AQ)"
+        if spec
+        else "not run",
+        lower > len(tested) / 2 if tested else None,
+        why_not,
+    )
+    raw = result.method_pct("random", "basic", above_null=False)
+    net = result.method_pct("random", "basic", above_null=True)
+    add(
+        "verdict of the basic method on random tokens (the seed's interpretation table)",
+        aq.INTERPRETATION_RULE + "; holds if the raw % reads 'weak', as the reference's did",
+        "WEAK (0.4% on average)",
+        f"{raw:.1f}% ({aq.interpret(raw)}); {net:.1f}% above chance ({aq.interpret(net)})"
+        if raw is not None
+        else "not run",
+        aq.interpret(raw) == "weak" if raw is not None else None,
+        why_not,
+    )
+    kind_of_pair = PAIRS[p.pair].kind if p.pair in PAIRS else "custom"
+    gurnee_why = None
+    if kind_of_pair != "known-answer":
+        gurnee_why = f"the pair is {kind_of_pair}, not a known-answer pair"
+    elif p.aq.n_tokens < GURNEE_MIN_TOKENS:
+        gurnee_why = f"{p.aq.n_tokens} tokens (Gurnee et al.: 100M)"
+    gpct = result.method_pct("random", "gurnee", above_null=True)
+    add(
+        "same architecture, different seeds: 1-5% of neurons are universal (Gurnee et al.)",
+        "Gurnee's excess > 0.5 (per A neuron, max correlation minus its rotated baseline), % above "
+        f"chance averaged over the compared layers; holds within {GURNEE_RANGE[0]:g}-"
+        f"{GURNEE_RANGE[1]:g}% (a known-answer pair, >= 1M tokens)",
+        "1.26% (pythia-160m), 4.16% (GPT-2 small), 1.23% (GPT-2 medium)",
+        measured_summary(result, "random", "gurnee", "fixed", 0.5),
+        GURNEE_RANGE[0] <= gpct <= GURNEE_RANGE[1] if gpct is not None else None,
+        gurnee_why,
+    )
+    if gk is None:
+        add(
+            "beyond the seed: matched neurons of two grokked models share their key frequency",
+            "one-sided binomial p < 0.05 against chance",
+            "(no seed claim)",
+            "not run",
+            None,
+        )
+    else:
+        a = gk["agreement"]["well_explained"]
+        ok = a["p_value"] is not None and a["p_value"] < 0.05 and a["rate"] > a["chance"]
+        add(
+            "beyond the seed: OT-matched neurons of two grokked models share their key frequency "
+            "more often than chance",
+            "among matched pairs whose key frequency explains > "
+            f"{gk['config']['explained']:g} of both neurons' variance: one-sided binomial "
+            "p < 0.05 against sum_k P_A(k) P_B(k); not comparable when a model did not grok",
+            "(no seed claim: the expected answer of a ground truth)",
+            f"{a['same']}/{a['n']} = {a['rate'] if a['rate'] is not None else float('nan'):.3f} "
+            f"(chance {a['chance']:.3f}, p {a['p_value'] if a['p_value'] is not None else 1:.2g})",
+            ok,
+            None if gk["grokked"] else "a model did not grok",
+        )
+    return rows
+
+
+def claim_lines(rows: list[dict]) -> list[str]:
+    return [
+        f"{c['claim']}: claimed {c['claimed']}, measured {c['measured']} -> {c['verdict']} "
+        f"(rule: {c['rule']})"
+        for c in rows
+    ]
+
+
+def baseline_lines(out: dict) -> list[str]:
+    """The baselines beside every AQ count: the rotation baseline, the nulls, the chance
+    overlap, the CKA of a token-shuffled pair."""
+    result = out["result"]
+    lines = []
+    for kind, by in result.pairs.items():
+        for pr in by.values():
+            b = pr.methods["basic"]
+            lines.append(
+                f"{kind} L{pr.key}: rotation baseline of the index-matched corr: mean "
+                f"{b.extra['baseline'].mean():+.3f}, spread {b.extra['baseline_spread']:.3f} over "
+                f"{result.config.n_rotations} Haar rotations; basic AQ {b.main.count}, chance "
+                f"{b.main_chance:.1f} (token-shuffle and neuron-permutation nulls); OT AQ "
+                f"{pr.methods['ot'].main.count} vs token-shuffle {pr.methods['ot'].main_chance:.1f}"
+                f"; CKA {pr.cka.get('linear', float('nan')):.3f} vs token-shuffled "
+                f"{pr.cka.get('linear_null', float('nan')):.3f}"
+            )
+    for method, by in result.universal.items():
+        for key, u in by.items():
+            lines.append(
+                f"universal {method} L{key}: overlap {u['observed']} vs {u['expected']:.1f} "
+                "expected by chance"
+            )
+    gk = out.get("grok")
+    if gk is not None:
+        a = gk["agreement"]["well_explained"]
+        lines.append(
+            f"grokking: same key frequency {a['rate'] if a['rate'] is not None else 0:.3f} vs "
+            f"chance {a['chance']:.3f} and token-shuffle null {gk['null_agreement_rate']:.3f}"
+        )
+    return lines
+
+
+def summary_lines(out: dict) -> dict:
+    """One line per analysis (for the notebook and logs)."""
+    result, gk = out["result"], out.get("grok")
+    lines = {}
+    for kind in result.pairs:
+        for method in aq.METHODS:
+            raw = result.method_pct(kind, method, above_null=False)
+            if raw is None:
+                continue
+            net = result.method_pct(kind, method, above_null=True)
+            lines[f"{kind}/{method}"] = (
+                f"{kind} tokens, {aq.METHOD_TEXT[method]}: {raw:.1f}% AQ "
+                f"({result.rule_of(kind, method)}), {net:.1f}% above chance -> "
+                f"{aq.interpret(net)}"
+            )
+        ckas = [pr.cka["linear"] for pr in result.pairs[kind].values() if pr.cka]
+        if ckas:
+            lines[f"{kind}/cka"] = (
+                f"{kind} tokens: linear CKA {min(ckas):.3f}-{max(ckas):.3f} over the compared "
+                "layer pairs"
+            )
+    for method, by in result.universal.items():
+        obs = sum(u["observed"] for u in by.values())
+        exp = sum(u["expected"] for u in by.values())
+        lines[f"universal/{method}"] = (
+            f"universal AQ ({method}): {obs} in both input types vs {exp:.1f} expected by chance"
+        )
+    for method, by in result.spectral.items():
+        tested = [s for s in by.values() if s["lower_frequency"] is not None]
+        low = sum(bool(s["lower_frequency"]) for s in tested)
+        lines[f"spectral/{method}"] = (
+            f"spectra ({method}, {METHOD_MODEL_TEXT[method]}): AQ lower-frequency in {low} of "
+            f"{len(tested)} tested layer pairs"
+        )
+    if gk is not None:
+        a = gk["agreement"]["well_explained"]
+        lines["grokking"] = (
+            f"grokking (p={gk['config']['p']}, {'both grokked' if gk['grokked'] else 'NOT grokked'}"
+            f"): matched well-explained neurons share their key frequency "
+            f"{a['same']}/{a['n']} vs chance {a['chance']:.3f}"
+        )
+    return lines
+
+
+METHOD_MODEL_TEXT = {
+    m: f"{aq.METHOD_MODEL[m]}'s neurons on {aq.METHOD_MODEL[m]}'s activations" for m in aq.METHODS
+}
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def run_name(p: Plan) -> str:
+    pair = (p.pair or f"{p.aq.model_a}+{p.aq.model_b}").replace("/", "+").replace(":", "=")
+    safe = "".join(ch if ch.isalnum() or ch in "_.=+-" else "-" for ch in pair)
+    return f"{p.size or 'seed'}-{safe}"
+
+
+def run_experiment(
+    p: Plan,
+    name: str | None = None,
+    resume: bool = False,
+    root=None,
+    progress: bool = True,
+    log=print,
+    models=None,
+) -> dict:
+    """Run the comparison of ``p`` (and the grokking ground truth), write ``results.json`` and
+    every figure into a run folder, and return ``{"run", "plan", "result", "grok", "claims",
+    "reference", "lines"}``. Everything is validated, and both models loaded and checked,
+    before the run folder exists. ``models``: ``(model_a, model_b)`` already loaded."""
+    from ..runs import Run
+
+    start = time.perf_counter()
+    p.validate()
+    runtime.check_device("device", p.aq.device)
+    log = log or (lambda line: None)
+    if models is None:
+        models = aq.load_models(p.aq)
+    model_a, model_b = models
+    aq.check_models(p.aq, model_a, model_b)
+    run = Run.open_or_create(
+        EXPERIMENT,
+        name or run_name(p),
+        p.to_dict(),
+        resume=resume,
+        root=root,
+        may_change=MAY_CHANGE,
+    )
+    for note in p.notes:
+        log(f"note: {note}")
+    result = aq.run_aq(p.aq, model_a, model_b, run=run, resume=resume, progress=progress, log=log)
+    gk = None
+    if p.grok is not None:
+        gk = run_grokking(p.grok, run=run, resume=resume, progress=progress)
+        for line in grokking_lines(gk):
+            log(line)
+    out = {"run": run, "plan": p, "result": result, "grok": gk}
+    out["reference"] = reference_rows(result, p)
+    out["claims"] = claims(out)
+    out["lines"] = summary_lines(out)
+    why_not = comparability(p)
+    log(
+        "the reference's numbers beside this run's"
+        + (f" (not comparable: {why_not})" if why_not else "")
+    )
+    log(reference_table(out["reference"]))
+    for line in claim_lines(out["claims"]):
+        log(line)
+    results = {
+        "experiment": EXPERIMENT,
+        "size": p.size,
+        "pair": p.pair,
+        "config": p.to_dict(),
+        "notes": p.notes,
+        "environment": runtime.environment_info(p.aq.device),
+        "aq": result.to_dict(),
+        "grokking": {k: v for k, v in gk.items() if k != "arrays"} if gk else None,
+        "reference": out["reference"],
+        "reference_defects": list(REFERENCE_DEFECTS),
+        "claims": out["claims"],
+        "summary": out["lines"],
+        "wall_seconds": time.perf_counter() - start,
+    }
+    run.write_results(results)
+    out["figures"] = save_figures(run, out)
+    log(f"results and figures: {run.path}")
+    return out
+
+
+def save_figures(run, out: dict) -> dict:
+    """Every figure of the run into ``figures/``; returns ``{name: path}``."""
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    result, paths = out["result"], {}
+
+    def save(name, fig):
+        if fig is not None:
+            paths[name] = run.save_figure(fig, name)
+            plt.close(fig)
+
+    for kind, by in result.pairs.items():
+        for key, pr in by.items():
+            save(f"basic_{kind}_L{key}", plots.seed_figure(pr))
+            save(f"ot_{kind}_L{key}", plots.ot_matches(pr))
+        save(f"cka_{kind}", plots.cka_heatmap(*result.cka_matrix[kind], title=f"{kind} tokens"))
+    save("universality", plots.universality(result))
+    for method in ("basic", "ot", "procrustes"):
+        for key, s in result.spectral.get(method, {}).items():
+            save(f"spectra_{method}_L{key}", plots.spectral_figure(s))
+    if out.get("grok") is not None:
+        save("grokking", plots.grokking_figure(out["grok"]))
+    return paths
+
+
+def kit_summary(out: dict) -> dict:
+    """This experiment's section of the kit summary (``out``: what ``cli.main`` returns)."""
+    p = out["plan"]
+    why_not = comparability(p)
+    notes = [
+        f"models {p.aq.model_a} vs {p.aq.model_b}, layer pairs {out['result'].layer_pairs} "
+        f"({p.aq.layer_pairing}), {p.aq.num_samples} x {p.aq.seq_length} tokens per input type; "
+        "full widths (no truncation)",
+        *REFERENCE_DEFECTS,
+        *p.notes,
+    ]
+    if why_not:
+        notes.insert(0, f"not comparable with the reference's numbers: {why_not}")
+    gk = out.get("grok")
+    if gk is not None and not gk["grokked"]:
+        notes.append("a grokking model did not grok: its key frequencies are no ground truth")
+    return {
+        "experiment": EXPERIMENT,
+        "title": TITLE,
+        "size": p.size,
+        "run": str(out["run"].path),
+        "claims": out["claims"],
+        "baselines": baseline_lines(out),
+        "notes": notes,
+    }
+
+
+__all__ = [
+    "EXPERIMENT",
+    "GROK",
+    "GrokConfig",
+    "PRESETS",
+    "Plan",
+    "REFERENCE",
+    "SEED_PROTOCOL",
+    "baseline_lines",
+    "claims",
+    "comparability",
+    "grokking_lines",
+    "kit_summary",
+    "plan",
+    "preset",
+    "reference_rows",
+    "reference_table",
+    "run_experiment",
+    "run_grokking",
+    "save_figures",
+    "summary_lines",
+]

@@ -1,0 +1,149 @@
+"""akira_nb.alignment.experiment: presets and plans, the run folder (results.json, figures), the
+reference's numbers beside the measured ones, claims with verdicts, the kit-summary section and
+the grokking ground truth."""
+
+import json
+
+import pytest
+
+from akira_nb.alignment import aq, experiment, models
+
+TEST_TINY = models.TinyConfig(steps=120)  # the other alignment tests' pair: trained once
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.getbasetemp() / "akira_cache"
+    return models.tiny_pair(TEST_TINY, root=root), root
+
+
+@pytest.fixture(scope="module")
+def bridges(tiny):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    yield [models.load_model(folder, "cpu") for folder in tiny[0]]
+    mp.undo()
+
+
+def _plan(tiny, grokking=False, **kw):
+    a, b = tiny[0]
+    base = dict(
+        model_a=str(a),
+        model_b=str(b),
+        layers=(0, 1),
+        num_samples=24,
+        seq_length=32,
+        batch_size=8,
+        sample_sequences=24,
+        spectral_sequences=24,
+        device="cpu",
+    )
+    base.update(kw)
+    return experiment.plan("tiny", grokking=grokking, **base)
+
+
+def test_presets_and_the_one_plan_builder():
+    p = experiment.plan("tiny")
+    assert (p.aq.model_a, p.aq.model_b, p.pair) == ("tiny:0", "tiny:1", "tiny")
+    assert p.aq.layers == (0, 1) and p.aq.text_corpus == "offline" and p.grok.p == 23
+    assert p.describe().startswith("settings: size 'tiny' filled pair=tiny")
+    seed = experiment.plan(None, grokking=False)
+    assert (seed.aq.model_a, seed.aq.model_b, seed.aq.layers) == ("gpt2", "gpt2-medium", (3, 5, 7))
+    assert (seed.aq.num_samples, seed.aq.seq_length, seed.aq.threshold) == (500, 64, 0.3)
+    assert seed.grok is None and "seed's protocol" in seed.describe()
+    assert experiment.comparability(seed) is None
+    assert experiment.comparability(experiment.plan("t4")) is None
+    assert "tiny:0" in experiment.comparability(p)
+    big = experiment.plan("a100", pair="pythia-160m/pythia-160m-seed1")
+    assert big.aq.layers == tuple(range(12)) and big.aq.layer_pairing == "depth"
+    assert big.aq.n_tokens > 2_000_000
+    pythia = experiment.plan("t4", pair="pythia-70m/pythia-160m")
+    assert pythia.aq.layers == (3, 5) and "6 layers" in pythia.notes[0]
+    assert experiment.plan("t4", layers=(1, 2)).aq.layers == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(pair="pythia-70m/pythia-160m", layers=(3, 5, 7)), "pythia-70m"),
+        (dict(pair="gpt2/gpt3"), "pair"),
+        (dict(pair="tiny", model_a="x", model_b="y"), "not both"),
+        (dict(model_a="gpt2"), "both model_a and model_b"),
+        (dict(num_sample=3), "unknown settings"),
+        (dict(threshold_method="zscore"), "rule"),
+        (dict(grok=dict(seeds=(0,))), "two seeds"),
+        (dict(grok=dict(p=24)), "prime"),
+    ],
+)
+def test_bad_plans_raise_value_errors(kw, match):
+    with pytest.raises(ValueError, match=match):
+        experiment.plan("t4", **kw)
+
+
+def test_run_experiment_writes_results_figures_and_a_kit_section(tiny, bridges, tmp_path):
+    p = _plan(tiny, grokking=True, grok=dict(n_epochs=60, d_mlp=128))
+    lines = []
+    out = experiment.run_experiment(
+        p, root=tmp_path, progress=False, log=lines.append, models=bridges
+    )
+    run = out["run"]
+    results = json.loads((run.path / "results.json").read_text())
+    assert results["experiment"] == experiment.EXPERIMENT and results["size"] == "tiny"
+    assert set(results["aq"]["pairs"]) == {"random", "text"}
+    assert results["grokking"]["models"][0]["grokked"] is False  # 60 epochs: no grokking
+    names = {f.stem for f in (run.path / "figures").glob("*.png")}
+    assert {"basic_random_L0-0", "ot_text_L1-1", "cka_random", "universality", "grokking"} <= names
+    assert any(n.startswith("spectra_procrustes") for n in names)
+    assert any("checkpoints/stream_random" in str(c) for c in run.path.rglob("ckpt_*.pt"))
+    # the reference's numbers beside the measured ones, not comparable at tiny
+    table = experiment.reference_table(out["reference"])
+    assert "reference: 15 / 13 / 10 (L3 / L5 / L7)" in table and "measured:  L0-0" in table
+    assert all(r["comparable"] == "not comparable" for r in out["reference"])
+    assert any(line.startswith("the reference's numbers beside this run's") for line in lines)
+    sec = experiment.kit_summary(out)
+    assert sec["experiment"] == "000_action_quanta" and sec["run"] == str(run.path)
+    assert sec["baselines"] and any("chance" in b for b in sec["baselines"])
+    assert sec["notes"][0].startswith("not comparable with the reference's numbers")
+    verdicts = {c["claim"]: c["verdict"] for c in sec["claims"]}
+    for c in sec["claims"]:
+        assert c["rule"] and c["measured"] not in ("", None)
+        assert c["verdict"] in ("holds", "does not hold", "not comparable", "not run")
+    grok_claim = next(v for k, v in verdicts.items() if k.startswith("beyond the seed"))
+    assert grok_claim == "not comparable"  # a model that did not grok is no ground truth
+    assert sum(v == "not comparable" for v in verdicts.values()) >= 8
+    assert "NOTE: a model did not grok" in "\n".join(experiment.grokking_lines(out["grok"]))
+    assert set(out["lines"]) >= {"random/basic", "text/ot", "universal/ot", "grokking"}
+
+
+def test_a_bad_layer_leaves_no_run_folder(tiny, bridges, tmp_path):
+    p = _plan(tiny, layers=(5,))  # the tiny models have 2 layers; a folder is checked on load
+    with pytest.raises(ValueError, match="does not exist"):
+        experiment.run_experiment(p, root=tmp_path, progress=False, log=None, models=bridges)
+    assert not any(tmp_path.iterdir())
+
+
+def test_grokking_ground_truth_when_both_models_grok():
+    # the tiny setting: p = 23, fnet, 600 epochs; measured to grok within 500 epochs
+    g = experiment.GrokConfig(**experiment.GROK["tiny"], device="cpu")
+    gk = experiment.run_grokking(g)
+    assert gk["grokked"], gk["models"]
+    well, index = gk["agreement"]["well_explained"], gk["agreement"]["index_matched"]
+    assert well["rate"] > 3 * well["chance"] and well["p_value"] < 1e-6
+    assert abs(index["rate"] - index["chance"]) < 0.05  # index matching pairs at chance
+    assert gk["agreement"]["aq"]["rate"] > 0.8
+    assert gk["null_agreement_rate"] < 0.2
+    assert gk["aq_count"]["count"] > 50 and gk["aq_count"]["null_count"] == 0
+    assert gk["matching"]["one_to_one"]
+
+
+def test_interpretation_of_a_result_uses_the_largest_null(tiny, bridges):
+    cfg = _plan(tiny, input_type="random").aq
+    res = aq.run_aq(cfg, *bridges)
+    raw = res.method_pct("random", "basic", above_null=False)
+    net = res.method_pct("random", "basic", above_null=True)
+    b = res.pairs["random"]["0-0"].methods["basic"]
+    assert b.main_chance == max(c.null_count for c in b.counts("fixed", 0.3).values())
+    assert net <= raw
+    lines = res.verdicts()
+    assert lines[0].startswith("rule: the seed's table")
+    assert any(line.startswith("random / basic (fixed 0.3)") for line in lines)

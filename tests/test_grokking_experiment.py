@@ -230,3 +230,37 @@ def test_fft_beats_attention_checks_standard_and_every_wave_mode(accs, verdict):
     rows23 = [{**r, "p": 23} for r in rows]
     expected = "not run" if verdict == "not run" else "not comparable"
     assert _claim_of(rows23, FFT_BEATS, tiny)["verdict"] == expected
+
+
+def test_figures_use_each_arms_data_split_and_run_experiment_returns_them(runs_root, monkeypatch):
+    import matplotlib.pyplot as plt
+    import torch
+
+    from akira_nb.grokking import plots
+    from akira_nb.grokking.data import make_dataset
+
+    base = TrainConfig(p=7, n_epochs=10, eval_every=5, d_model=32, d_mlp=64, data_seed=5,
+                       snapshot_every=5, progress_every=5, checkpoint_every=0)  # fmt: skip
+    split = make_dataset(7, base.train_frac, 5).train_idx
+    assert torch.equal(base.dataset().train_idx, split)
+    assert not torch.equal(split, make_dataset(7, base.train_frac, 0).train_idx)
+    seen = []
+
+    def spy(plot):
+        def wrapped(*args):
+            data = args[2] if plot.__name__ == "plot_snapshot" else args[1]
+            seen.append((plot.__name__, data))
+            return plot(*args)
+
+        return wrapped
+
+    for name in ("plot_snapshot", "plot_neuron_maps"):
+        monkeypatch.setattr(plots, name, spy(getattr(plots, name)))
+    plan = experiment.Study(base, primes=[7], mixers=["fnet"], seeds=[0]).validate()
+    out = experiment.run_experiment(plan, progress=False)
+    assert {name for name, _ in seen} == {"plot_snapshot", "plot_neuron_maps"}
+    for name, data in seen:
+        assert torch.equal(data.train_idx, split), name  # data_seed 5, not the seed 0
+    saved = {p.stem: p for p in (out["run"].path / "figures").glob("*.png")}
+    assert out["figures"] == saved and "neurons_fnet_p7" in saved
+    assert plt.get_fignums() == []  # every figure closed once saved

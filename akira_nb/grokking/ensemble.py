@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from akira_nb import runtime
-from akira_nb.grokking.data import make_dataset
 from akira_nb.grokking.models import GrokkingModel
 from akira_nb.grokking.train import GrokfastEMA, TrainConfig, evaluate
 
@@ -44,11 +43,7 @@ def _train_seeds(cfg: TrainConfig, seeds: list[int], device) -> dict:
     runtime.flush_denormals()
     datasets, models = [], []
     for seed in seeds:
-        datasets.append(
-            make_dataset(
-                cfg.p, cfg.train_frac, seed if cfg.data_seed is None else cfg.data_seed
-            ).to(device)
-        )
+        datasets.append(replace(cfg, seed=seed).dataset().to(device))
         runtime.seed_everything(seed)
         models.append(GrokkingModel(replace(cfg, seed=seed).model_config()).to(device))
     x = torch.stack([d.inputs[d.train_idx] for d in datasets])

@@ -14,7 +14,6 @@ import matplotlib.pyplot as plt
 
 from akira_nb import runtime
 from akira_nb.grokking import plots
-from akira_nb.grokking.data import make_dataset
 from akira_nb.grokking.models import MIXERS
 from akira_nb.grokking.train import (
     RESUME_MAY_CHANGE,
@@ -469,14 +468,15 @@ def arm_line(res: TrainResult) -> str:
     )
 
 
-def snapshot_saver(run: Run, data_cache: dict):
+def snapshot_saver(run: Run):
     """A ``snapshot_fn`` for :func:`compare` that saves six-panel frames under
     ``figures/frames_<tag>/``."""
+    splits = {}  # per arm
 
     def save(cfg: TrainConfig, model, history, epoch: int) -> None:
-        data = data_cache.setdefault(
-            (cfg.p, cfg.train_frac, cfg.seed), make_dataset(cfg.p, cfg.train_frac, cfg.seed)
-        )
+        if cfg.tag not in splits:
+            splits[cfg.tag] = cfg.dataset()
+        data = splits[cfg.tag]
         fig = plots.plot_snapshot({"history": history, "config": asdict(cfg)}, model, data, epoch)
         run.save_figure(fig, f"frames_{cfg.tag}/epoch_{epoch:06d}")
         plt.close(fig)
@@ -492,7 +492,8 @@ def run_experiment(
     progress: bool = True,
 ) -> dict:
     """Train every arm of ``plan``, write ``results.json`` and the figures into the run folder
-    and return ``{"run", "results", "rows", "table", "verdicts", "study"}``.
+    and return ``{"run", "figures", "results", "rows", "table", "verdicts", "study"}``
+    (``figures``: {name: path} of every saved figure, what the notebook shows).
 
     Every arm's config, the seeds and the device are checked before the run folder exists, so
     bad input leaves nothing behind."""
@@ -503,7 +504,7 @@ def run_experiment(
         EXPERIMENT, name, config, resume=resume, root=root, may_change=RESUME_MAY_CHANGE
     )
     base = plan.base
-    snap = snapshot_saver(run, {}) if base.snapshot_every else None
+    snap = snapshot_saver(run) if base.snapshot_every else None
     results: list[TrainResult] = compare(
         base,
         plan.mixers,
@@ -530,9 +531,10 @@ def run_experiment(
             "wall_seconds": time.perf_counter() - start,
         }
     )
-    save_figures(run, results)
+    figures = save_figures(run, results)
     return {
         "run": run,
+        "figures": figures,
         "results": results,
         "rows": rows,
         "table": table,
@@ -542,7 +544,9 @@ def run_experiment(
 
 
 def save_figures(run: Run, results: list[TrainResult]) -> dict:
-    """Write every figure of the study into the run folder; returns {name: path}."""
+    """Write every figure of the study into the run folder's ``figures/`` and close it; returns
+    {name: path}. Per prime: the curves of every arm; the progress measures, embedding spectrum,
+    frequency weights and neuron maps of the first seed's arms."""
     paths = {}
     for p in sorted({r.config["p"] for r in results}):
         group = [r for r in results if r.config["p"] == p]
@@ -554,13 +558,7 @@ def save_figures(run: Run, results: list[TrainResult]) -> dict:
             f"frequency_weights_p{p}": plots.plot_frequency_weights(first_seed),
         }
         for res in first_seed:
-            data = make_dataset(
-                p,
-                res.config["train_frac"],
-                res.config["data_seed"]
-                if res.config["data_seed"] is not None
-                else res.config["seed"],
-            )
+            data = TrainConfig(**res.config).dataset()
             figs[f"neurons_{res.config['mixer']}_p{p}"] = plots.plot_neuron_maps(res, data)
         for fname, fig in figs.items():
             if fig is not None:

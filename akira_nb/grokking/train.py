@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from akira_nb import runtime
 from akira_nb.grokking import fourier
-from akira_nb.grokking.data import make_dataset
+from akira_nb.grokking.data import ModularAddition, make_dataset
 from akira_nb.grokking.evaluate import (
     KEY_RULE,
     evaluate,
@@ -111,6 +111,12 @@ class TrainConfig(ModelConfig):
         runtime.check_real("grokfast_lamb", self.grokfast_lamb, 0.0, None)
         runtime.check_real("grok_threshold", self.grok_threshold, 0.0, 1.0, low_open=True)
         return self
+
+    def dataset(self) -> ModularAddition:
+        """The train/test split this arm trains on (``data_seed``, else ``seed``); the one place
+        that picks it, for training and for every figure drawn afterwards."""
+        split_seed = self.seed if self.data_seed is None else self.data_seed
+        return make_dataset(self.p, self.train_frac, split_seed)
 
     def model_config(self) -> ModelConfig:
         """The model part alone."""
@@ -248,8 +254,7 @@ def train(
 def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> TrainResult:
     wall_start = time.perf_counter()
     runtime.flush_denormals()
-    data = make_dataset(cfg.p, cfg.train_frac, cfg.seed if cfg.data_seed is None else cfg.data_seed)
-    data = data.to(device)
+    data = cfg.dataset().to(device)
     runtime.seed_everything(cfg.seed)
     model = GrokkingModel(cfg.model_config()).to(device)
     opt = torch.optim.AdamW(

@@ -32,11 +32,13 @@
 # is epochs/s of training alone, evaluation excluded. Several seeds give mean +- std. For length-3 inputs the FFT has no asymptotic
 # advantage: any speed gain comes from dropping the Q/K/V/O matmuls.
 #
-# | size | what runs | cost | disk (progress snapshots) |
+# | size | what runs | cost (estimate) | disk (progress snapshots; estimate) |
 # |---|---|---|---|
 # | `tiny` | p = 23, all five models, 1,000 epochs at train_frac 0.7 (a setting measured to learn fast) | about 1 minute on 2 CPU cores | ~37 MB (every 100 epochs) |
-# | `t4` | the seed's p = 53 protocol: all five models, 30,000 epochs, train_frac 0.3 | target under 30 minutes on a T4 (not yet timed on one; 10-20 min of training per model on one shared CPU thread) | ~210 MB (every 500 epochs) |
+# | `t4` | the seed's p = 53 protocol: all five models, 30,000 epochs, train_frac 0.3 | target under 30 minutes on a T4 (not yet timed on one; 10-20 min of training per model on one shared CPU thread in the kept run `results/grokking_p53_30k_cpu`) | ~210 MB (every 500 epochs) |
 # | `a100` | p = 53 and p = 113, all models, 3 seeds, 30,000 epochs | not yet timed | ~0.7 GB (every 1,000 epochs) |
+#
+# The last cell prints what this run's folder takes on disk.
 
 # %%
 # Set-up (the same cell in every notebook): on Colab, clone the kit once and run colab_setup.sh
@@ -66,9 +68,10 @@ GROKFAST_LAMB = 0.0  # > 0 switches on the Grokfast EMA gradient filter
 WEIGHT_DECAY = 1.0
 
 # %%
+from IPython.display import Image, display
+
 from akira_nb import runs
-from akira_nb.grokking import experiment, plots
-from akira_nb.grokking.data import make_dataset
+from akira_nb.grokking import experiment
 
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 
@@ -88,15 +91,28 @@ print(plan.base)
 # newest checkpoints and skips finished arms (a resume with other training settings is refused,
 # naming them). Every `progress_every` epochs a weights-only snapshot is kept for the progress
 # measures below. The cell ends with one line per arm, which a saved notebook keeps after its
-# progress bars are gone. `run_experiment` also saves every figure shown below (and
-# `results.json`) into the run folder's `figures/`; the cells here draw the same figures again
-# (assigned to `fig`, so each is shown once).
+# progress bars are gone. `run_experiment` saves every figure (and `results.json`) into the run
+# folder's `figures/` and returns their paths in `out["figures"]`; the cells below show those
+# saved files, so the notebook shows exactly what the run folder keeps. Per prime: the training
+# curves of every arm; the progress measures, embedding spectrum, neuron maps and frequency
+# weights of the first seed's arms.
 
 # %%
 out = experiment.run_experiment(plan, name=f"notebook-{SIZE}", resume=RESUME)
 results, run = out["results"], out["run"]
 print("\n".join(experiment.arm_line(r) for r in results))
 print("run folder:", run.path)
+
+
+def show(kind: str) -> None:
+    """Show the saved figures whose names start with ``kind`` (e.g. ``curves_p23``)."""
+    names = [name for name in out["figures"] if name.startswith(kind)]
+    for name in names:
+        print(out["figures"][name].name)
+        display(Image(filename=str(out["figures"][name])))
+    if not names:
+        print(f"no {kind} figure in this run")
+
 
 # %% [markdown]
 # ## Results beside the seed's claims
@@ -118,10 +134,7 @@ print("\n".join(out["verdicts"]))
 # ## Training curves (all models overlaid)
 
 # %%
-for p in plan.primes:
-    fig = plots.plot_curves(
-        [r for r in results if r.config["p"] == p], f"a + b mod {p}: all models"
-    )
+show("curves_")
 
 # %% [markdown]
 # ## Progress measures (Nanda et al. 2023)
@@ -135,27 +148,32 @@ for p in plan.primes:
 # restricted loss with rising excluded loss while train loss stays low is the circuit forming.
 
 # %%
-first_prime = [r for r in results if r.config["p"] == plan.primes[0]]
-fig = plots.plot_progress_measures(first_prime)
+show("progress_")
 
 # %%
-fig = plots.plot_embedding_spectrum(first_prime)
+show("embedding_spectrum_")
 
 # %% [markdown]
 # ## What the neurons compute
 # Post-ReLU activations at `=` over the (a, b) grid for the highest-variance neurons of each
 # model. A neuron of the Fourier circuit is periodic in a and in b with the period p / k of one
 # key frequency k, so its map is a lattice of blobs, not stripes: the functions of a + b
-# (diagonal stripes) appear only after W_L, in the logits. At `tiny` (p = 23, 1,000 epochs) the
-# periods are 2.6-7.7 cells (k = 3, 5, 9 for standard attention), so the maps are coarse,
-# uneven blobs. At the `t4` settings (p = 53) a grokked model shows a fine, regular lattice:
-# measured once on a learned_gate arm trained for 6,000 of the 30,000 epochs (grokked at about
-# 4,500; key frequencies 1, 3, 9, 14, 16), its top neurons repeat 9-16 times across the grid.
+# (diagonal stripes) appear only after W_L, in the logits. The line printed for each arm gives
+# its key frequencies and their periods in cells, from this run. A period of a few cells (a
+# small p, as at `tiny`) draws coarse, uneven blobs; a larger p (the `t4` settings, p = 53)
+# gives periods that fit many times across the grid, and a grokked model shows a fine, regular
+# lattice.
 
 # %%
-data = make_dataset(plan.primes[0], plan.base.train_frac, plan.base.seed)
-for res in first_prime:
-    fig = plots.plot_neuron_maps(res, data)
+for res in results:
+    c = res.config
+    periods = ", ".join(f"{c['p'] / k:.1f}" for k in res.key_freqs) or "-"
+    keys = ", ".join(map(str, res.key_freqs)) or "none"
+    print(
+        f"p={c['p']} {c['mixer']} seed {c['seed']}: key frequencies {keys} "
+        f"(periods p/k: {periods} cells)"
+    )
+show("neurons_")
 
 # %% [markdown]
 # ## Learned frequency weights
@@ -164,11 +182,15 @@ for res in first_prime:
 # the Fourier frequencies of Z_p.
 
 # %%
-fig = plots.plot_frequency_weights(first_prime)  # None when no model has such weights
+show("frequency_weights_")  # none when no model has such weights
 
 # %%
 # Sanity checks that fail the notebook run if training went wrong.
 assert all(r.final["train_acc"] > 0.99 for r in results), "some model did not fit its train set"
+assert set(out["figures"]) == {f.stem for f in (run.path / "figures").glob("*.png")}
 print("figures and results.json in", run.path)
-print(sorted(p.name for p in (run.path / "figures").iterdir()))
+print(sorted(out["figures"]))
+size = sum(f.stat().st_size for f in run.path.rglob("*") if f.is_file())
+snaps = sum(f.stat().st_size for f in (run.path / "progress").rglob("*") if f.is_file())
+print(f"run folder: {size / 1e6:.1f} MB, of which progress snapshots {snaps / 1e6:.1f} MB")
 runs.flush_drive()  # Drive writes are asynchronous; a no-op outside Colab

@@ -264,3 +264,19 @@ def test_figures_use_each_arms_data_split_and_run_experiment_returns_them(runs_r
     saved = {p.stem: p for p in (out["run"].path / "figures").glob("*.png")}
     assert out["figures"] == saved and "neurons_fnet_p7" in saved
     assert plt.get_fignums() == []  # every figure closed once saved
+
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "grokking_attention_vs_waves.py"
+
+
+def test_notebook_shows_the_saved_figures_and_types_no_measured_numbers():
+    text = NOTEBOOK.read_text()
+    code = "\n".join(
+        line for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+    # no figure drawn a second time (it could differ from the saved one): only out["figures"]
+    assert "plots.plot_" not in code and 'out["figures"]' in code
+    assert "make_dataset" not in code  # the arm's split comes from its config (data_seed)
+    # the key frequencies of a run are printed from the results, not typed into the markdown
+    assert "1, 3, 9, 14, 16" not in text and "k = 3, 5, 9" not in text
+    assert "key_freqs" in code

@@ -96,7 +96,11 @@ def test_grokfast_ema_filter_matches_its_definition():
 
 def test_compare_aggregates_mean_and_std_over_seeds(runs_root):
     base = TrainConfig(p=7, n_epochs=30, **{**SMALL, "eval_every": 10})
-    results = compare(base, mixers=["fnet", "learned_gate"], seeds=[0, 1], progress=False)
+    arms = [replace(base, mixer=m, seed=s) for m in ("fnet", "learned_gate") for s in (0, 1)]
+    results = compare(arms, progress=False)
+    assert [(r.config["mixer"], r.config["seed"]) for r in results] == [
+        (c.mixer, c.seed) for c in arms
+    ]
     rows = summarize(results)
     assert [(r["mixer"], r["seeds"]) for r in rows] == [("fnet", 2), ("learned_gate", 2)]
     accs = [r.final["test_acc"] for r in results[:2]]

@@ -506,14 +506,7 @@ def run_experiment(
     base = plan.base
     snap = snapshot_saver(run) if base.snapshot_every else None
     results: list[TrainResult] = compare(
-        base,
-        plan.mixers,
-        plan.seeds,
-        primes=plan.primes,
-        run=run,
-        resume=resume,
-        progress=progress,
-        snapshot_fn=snap,
+        plan.arms(), run=run, resume=resume, progress=progress, snapshot_fn=snap
     )
     rows = summarize(results)
     table = results_table(rows)

@@ -1,11 +1,12 @@
 """Full-batch training on a + b mod p with progress measures, checkpoints and resume.
 
-``train(cfg)`` trains one model (one mixer, one seed). ``compare(...)`` trains several mixers
-over several seeds in one call, each arm in its own checkpoint folder of one run, and aggregates
-mean +- std. Every ``eval_every`` epochs the history records train/test loss and accuracy and
-the weight-based Fourier progress measures; every ``progress_every`` epochs a weights-only
-snapshot is kept, and after training restricted and excluded loss are computed at every snapshot
-with the key frequencies of the final model (``TrainResult.progress``, see ``evaluate``).
+``train(cfg)`` trains one model (one mixer, one seed). ``compare(arms)`` trains several arms
+(``experiment.Study.arms()``: primes x mixers x seeds) in one call, each in its own checkpoint
+folder of one run, and ``summarize`` aggregates mean +- std over seeds. Every ``eval_every``
+epochs the history records train/test loss and accuracy and the weight-based Fourier progress
+measures; every ``progress_every`` epochs a weights-only snapshot is kept, and after training
+restricted and excluded loss are computed at every snapshot with the key frequencies of the
+final model (``TrainResult.progress``, see ``evaluate``).
 Evaluation time is kept out of the epochs/s figure.
 """
 
@@ -30,7 +31,7 @@ from akira_nb.grokking.evaluate import (
     key_frequencies_of,
     snapshot_logits,
 )
-from akira_nb.grokking.models import MIXERS, GrokkingModel, ModelConfig, parameter_count
+from akira_nb.grokking.models import GrokkingModel, ModelConfig, parameter_count
 from akira_nb.runs import Run, atomic_torch_save, atomic_write_json
 
 HISTORY_KEYS = (
@@ -426,31 +427,23 @@ def summarize(results: list[TrainResult]) -> list[dict]:
 
 
 def compare(
-    base: TrainConfig,
-    mixers=MIXERS,
-    seeds=(0,),
-    primes=None,
+    arms: list[TrainConfig],
     run: Run | None = None,
     resume: bool = False,
     progress: bool = True,
     snapshot_fn=None,
 ) -> list[TrainResult]:
-    """Train every (p, mixer, seed) arm with ``base``'s other settings, one after another.
+    """Train every arm (one config each, e.g. ``experiment.study(...).arms()``, which checks
+    them), one after another.
 
     With ``run``, each arm's summary is saved as ``arms/<tag>.json`` and its final checkpoint
     is kept, so ``resume=True`` reloads finished arms without training and continues partly
     trained ones from their newest checkpoint."""
-    primes = [base.p] if primes is None else list(primes)
-    for mixer in mixers:
-        runtime.check_choice("mixers", mixer, MIXERS)
     results = []
-    for p in primes:
-        for mixer in mixers:
-            for seed in seeds:
-                cfg = replace(base, p=p, mixer=mixer, seed=int(seed)).validate()
-                snap = (lambda m, h, e, c=cfg: snapshot_fn(c, m, h, e)) if snapshot_fn else None
-                res = train(cfg, run=run, resume=resume, progress=progress, snapshot_fn=snap)
-                if run is not None:
-                    atomic_write_json(run.file(f"arms/{cfg.tag}.json"), res.summary())
-                results.append(res)
+    for cfg in arms:
+        snap = (lambda m, h, e, c=cfg: snapshot_fn(c, m, h, e)) if snapshot_fn else None
+        res = train(cfg, run=run, resume=resume, progress=progress, snapshot_fn=snap)
+        if run is not None:
+            atomic_write_json(run.file(f"arms/{cfg.tag}.json"), res.summary())
+        results.append(res)
     return results

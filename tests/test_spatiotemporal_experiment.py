@@ -126,3 +126,39 @@ def test_study_grid_rule_overrides_and_bad_settings():
         experiment.study("tiny", overrides={"wormhole_threshold": 2.0})
     with pytest.raises(ValueError, match="preset"):
         experiment.study("tiny", preset="huge")
+
+
+def test_heldout_gap_is_measured_from_the_frames():
+    from dataclasses import replace
+
+    from akira_nb.spatiotemporal import patterns as P
+    from akira_nb.spatiotemporal.evaluate import evaluation_times
+    from akira_nb.spatiotemporal.train import training_times
+
+    cfg = TrainConfig(grid_size=16, steps=300, eval_steps=101, rollout_horizon=20)
+    gap = experiment.heldout_gap(cfg)
+    train = P.frames("blob", training_times(cfg), 16)
+    held = P.frames("blob", evaluation_times(cfg), 16)
+    mse = ((held[:, None] - train[None]) ** 2).flatten(2).mean(-1)
+    copy_last = ((held[1:] - held[:-1]) ** 2).flatten(1).mean(-1).mean()
+    assert abs(gap["nearest_train_mse"] - float(mse.min())) < 1e-9
+    assert abs(gap["ratio"] - float(mse.min() / copy_last)) < 1e-6
+    assert gap["ratio"] > 0.12
+    assert "blob" in experiment.heldout_line(cfg) and f"{gap['ratio']:.2g}" in (
+        experiment.heldout_line(cfg)
+    )
+    replay = experiment.heldout_gap(replace(cfg, eval_start=10000.0))  # blob's period 50
+    assert replay["ratio"] < 1e-6
+
+
+def test_rollout_lines_print_each_models_measured_curve():
+    res = fake_results()
+    res["train_config"]["rollout_horizon"] = 4
+    res["models"]["spectral"]["eval"]["rollout_curve"] = [0.001, 0.01, 0.05, 0.02]
+    res["models"]["copy_last"]["eval"]["rollout_curve"] = [0.01, 0.02, 0.03, 0.04]
+    res["models"]["linear_extrap"]["eval"]["rollout_curve"] = [0.1, 0.2, 0.3, 0.4]
+    text = "\n".join(experiment.rollout_lines(res))
+    assert "spectral: step 1 0.001, step 4 0.02, worst 0.05 (step 3)" in text
+    assert "copy_last: step 1 0.01, step 4 0.04" in text
+    assert "spectral stays below copy_last for 2 of 4 steps" in text
+    assert "linear_extrap for 4 of 4" in text

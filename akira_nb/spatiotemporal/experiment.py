@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .. import runtime
 from ..runs import atomic_write_json, check_resume, to_jsonable
 from . import patterns as P
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluation_times
 from .model import BASELINES, build_model
 from .presets import PRESETS, get_config
 from .train import (
@@ -32,6 +32,7 @@ from .train import (
     checkpoint_config,
     threads,
     train,
+    training_times,
     write_stats_csv,
 )
 
@@ -541,6 +542,73 @@ def rollout_lead(results: dict, model: str, baseline: str) -> int | None:
             break
         lead += 1
     return lead
+
+
+def rollout_lines(results: dict) -> list[str]:
+    """The rollout as measured in ``results``: each model's per-pixel MSE at the first and last
+    fed-back step and its worst step, then for how many leading steps each trained model stays
+    below each baseline (:func:`rollout_lead`)."""
+    curves = {
+        m: e["eval"]["rollout_curve"]
+        for m, e in results["models"].items()
+        if e.get("eval", {}).get("rollout_curve")
+    }
+    if not curves:
+        return []
+    horizon = max(len(c) for c in curves.values())
+    lines = [
+        f"{horizon}-step rollout (each model fed its own predictions, clamped to [0, 1]), "
+        "per-pixel MSE:"
+    ]
+    for m, c in curves.items():
+        worst = max(range(len(c)), key=c.__getitem__)
+        lines.append(
+            f"  {m}: step 1 {c[0]:.3g}, step {len(c)} {c[-1]:.3g}, worst {c[worst]:.3g} "
+            f"(step {worst + 1}), mean {sum(c) / len(c):.3g}"
+        )
+    for m in curves:
+        if m in BASELINES:
+            continue
+        leads = [
+            f"{b} for {rollout_lead(results, m, b)} of {horizon} steps"
+            for b in BASELINES
+            if rollout_lead(results, m, b) is not None
+        ]
+        if leads:
+            lines.append(f"  {m} stays below {', '.join(leads)}")
+    return lines
+
+
+def heldout_gap(cfg: TrainConfig, pattern: str | None = None) -> dict:
+    """How far the held-out frames lie from the training frames: the per-pixel MSE between the
+    closest (evaluation frame, training frame) pair, beside copy-last-frame's per-pixel error on
+    the evaluation frames, and their ratio (0: the evaluation replays a training frame)."""
+    pattern = pattern or cfg.pattern_eval or cfg.pattern
+    params = cfg.params_for(pattern)
+    train = P.frames(pattern, training_times(cfg), cfg.grid_size, **params).flatten(1).double()
+    held = P.frames(pattern, evaluation_times(cfg), cfg.grid_size, **params).flatten(1).double()
+    # squared distances of every pair at once, [n_eval, n_train], without an [n, m, H*W] tensor
+    dist = (held**2).sum(1)[:, None] + (train**2).sum(1)[None] - 2 * held @ train.T
+    nearest = float(dist.clamp_min(0).min()) / train.shape[1]
+    copy_last = float(((held[1:] - held[:-1]) ** 2).mean())
+    return {
+        "pattern": pattern,
+        "nearest_train_mse": nearest,
+        "copy_last_mse": copy_last,
+        "ratio": nearest / copy_last if copy_last > 0 else math.inf,
+        "n_train": train.shape[0],
+    }
+
+
+def heldout_line(cfg: TrainConfig, pattern: str | None = None) -> str:
+    """:func:`heldout_gap` in one line."""
+    g = heldout_gap(cfg, pattern)
+    return (
+        f"held-out frames ({g['pattern']}, t = {cfg.eval_start}+): the nearest of the "
+        f"{g['n_train']} training frames is {g['ratio']:.2g}x copy-last-frame's per-pixel error "
+        f"away (MSE {g['nearest_train_mse']:.3g} vs {g['copy_last_mse']:.3g}; 0 would mean the "
+        "evaluation replays training frames)"
+    )
 
 
 def baseline_lines(results: dict) -> list[str]:

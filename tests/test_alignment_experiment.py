@@ -93,7 +93,10 @@ def test_run_experiment_writes_results_figures_and_a_kit_section(tiny, bridges, 
     assert results["grokking"]["models"][0]["grokked"] is False  # 60 epochs: no grokking
     names = {f.stem for f in (run.path / "figures").glob("*.png")}
     assert {"basic_random_L0-0", "ot_text_L1-1", "cka_random", "universality", "grokking"} <= names
-    assert any(n.startswith("spectra_procrustes") for n in names)
+    spectra = [n.split("_") for n in names if n.startswith("spectra_")]
+    assert spectra  # one figure per method and pair with AQ to compare
+    for _, method, key in spectra:
+        assert out["result"].spectral[method][key[1:]]["n_aq"] >= 2
     assert any("checkpoints/stream_random" in str(c) for c in run.path.rglob("ckpt_*.pt"))
     # the reference's numbers beside the measured ones, not comparable at tiny
     table = experiment.reference_table(out["reference"])

@@ -803,11 +803,17 @@ def summary_lines(out: dict) -> dict:
             if raw is None:
                 continue
             net = result.method_pct(kind, method, above_null=True)
-            lines[f"{kind}/{method}"] = (
+            line = (
                 f"{kind} tokens, {aq.METHOD_TEXT[method]}: {raw:.1f}% AQ "
                 f"({result.rule_of(kind, method)}), {net:.1f}% above chance -> "
                 f"{aq.interpret(net)}"
             )
+            for rule, value in next(iter(result.pairs[kind].values())).methods[method].rules[1:]:
+                ms = [pr.methods[method] for pr in result.pairs[kind].values()]
+                pct = np.mean([100 * m.count(rule, value).fraction for m in ms])
+                chance = np.mean([100 * m.chance(rule, value) / len(m.scores) for m in ms])
+                line += f"; {pct:.1f}% above {rule} {value:g} (chance {chance:.1f}%)"
+            lines[f"{kind}/{method}"] = line
         ckas = [pr.cka["linear"] for pr in result.pairs[kind].values() if pr.cka]
         if ckas:
             lines[f"{kind}/cka"] = (
@@ -944,7 +950,8 @@ def save_figures(run, out: dict) -> dict:
     save("universality", plots.universality(result))
     for method in ("basic", "ot", "procrustes"):
         for key, s in result.spectral.get(method, {}).items():
-            save(f"spectra_{method}_L{key}", plots.spectral_figure(s))
+            if s["n_aq"] >= 2:  # a figure of AQ vs the rest needs AQ
+                save(f"spectra_{method}_L{key}", plots.spectral_figure(s))
     if out.get("grok") is not None:
         save("grokking", plots.grokking_figure(out["grok"]))
     return paths

@@ -150,3 +150,58 @@ def test_interpretation_of_a_result_uses_the_largest_null(tiny, bridges):
     lines = res.verdicts()
     assert lines[0].startswith("rule: the seed's table")
     assert any(line.startswith("random / basic (fixed 0.3)") for line in lines)
+
+
+def test_claims_give_real_verdicts_under_the_reference_protocol():
+    """A result laid out as the reference's (gpt2 vs gpt2-medium, layers 3 / 5 / 7 by index,
+    500 x 64 tokens) gets holds / does not hold, never 'not comparable' (except Gurnee's
+    known-answer claim, which needs a known-answer pair)."""
+    import numpy as np
+    import torch
+
+    p = experiment.plan("t4", grokking=False)
+    assert experiment.comparability(p) is None
+    g = torch.Generator().manual_seed(0)
+    pairs = {}
+    for kind in ("random", "text"):
+        by = {}
+        for layer in (3, 5, 7):
+            a = torch.randn(600, 32, generator=g, dtype=torch.float64)
+            b = torch.randn(600, 40, generator=g, dtype=torch.float64)
+            b[:, :8] = a[:, :8] + 0.1 * torch.randn(600, 8, generator=g, dtype=torch.float64)
+            stream = aq.PairStream([(layer, layer)], 32, 40, "cpu")
+            stream.update({layer: a}, {layer: b})
+            pr = aq.analyse_pair(
+                stream.stats[(layer, layer)],
+                stream.null[(layer, layer)],
+                p.aq,
+                a,
+                b,
+                torch.arange(600) // 30,
+                kind,
+                (layer, layer),
+            )
+            by[pr.key] = pr
+        pairs[kind] = by
+    res = aq.AQResult(p.aq, [(3, 3), (5, 5), (7, 7)], pairs)
+    aq.add_universal(res)
+    rows = experiment.claims({"plan": p, "result": res, "grok": None})
+    verdicts = {r["claim"].split(":")[0]: r["verdict"] for r in rows}
+    assert all(
+        v in ("holds", "does not hold", "not run")
+        for k, v in verdicts.items()
+        if not k.startswith("same architecture")
+    ), verdicts
+    cka = next(r for r in rows if r["claim"].startswith("aligned method, random tokens: linear"))
+    measured = [pairs["random"][k].cka["linear"] for k in ("3-3", "5-5", "7-7")]
+    reported = list(experiment.REFERENCE["cka"]["random"].values())
+    expected = all(abs(m - r) <= experiment.CKA_TOLERANCE for m, r in zip(measured, reported))
+    assert cka["verdict"] == ("holds" if expected else "does not hold")
+    spectral = next(r for r in rows if r["claim"].startswith("AQ neurons live"))
+    assert spectral["verdict"] == "not run"  # no spectra in this synthetic result
+    universal = next(r for r in rows if r["claim"].startswith("universal AQ"))
+    ps = [u["p_value"] for u in res.universal["procrustes"].values()]
+    assert universal["verdict"] == ("holds" if all(v < 0.05 for v in ps) else "does not hold")
+    assert np.isfinite(res.method_pct("random", "basic"))
+    gurnee = next(r for r in rows if r["claim"].startswith("same architecture"))
+    assert gurnee["verdict"] == "not comparable"

@@ -14,5 +14,17 @@ Modules (the analysis ones are pure tensor math on activation matrices ``[n_toke
   a token-shuffle null.
 - ``thresholds``: statistical / percentile / fixed rules and the permutation (token-shuffle) null
   count printed beside every AQ count.
-- ``aq``: the pipelines (basic, aligned, structural / semantic / universal) and verdicts.
+- ``aq``: the pipelines (basic, Gurnee, aligned: CKA + OT + held-out Procrustes; structural /
+  semantic / universal with the chance overlap; index or relative-depth layer pairing; resumable
+  streams; spectra on the neurons the AQ indices name) and the seed's verdicts.
+
+The experiment (``python -m akira_nb action_quanta``, ``notebooks/000_action_quanta.py``):
+
+- ``experiment``: size presets and plans, the run folder (results.json, figures), the
+  reference's numbers beside the measured ones, claims with verdicts, the kit-summary section,
+  and the grokking ground truth (matched neurons of two grokked models and their key
+  frequencies).
+- ``plots``: the seed's figures, CKA heatmap, OT matches, universality, spectra, grokking.
+- ``widgets``: the explorer (layer pair, method, threshold rule and value) over a tested callback.
+- ``cli``: the command-line flags (no torch import at module level).
 """

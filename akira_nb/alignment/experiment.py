@@ -206,7 +206,7 @@ PRESETS = {
         num_samples=40_000,
         batch_size=64,
         text_corpus="wikitext-103",
-        checkpoint_every=100,
+        checkpoint_every=200,  # of 625 batches; each checkpoint holds every pair's sums (GBs)
     ),
 }
 PLAN_KEYS = ("pair",)

@@ -38,7 +38,7 @@
 #
 # | size | what runs | cost |
 # |---|---|---|
-# | `tiny` (CI, CPU) | two 2-layer GPT-2-style models trained offline (seeds 0 and 1), both layers, 64 x 64 tokens per input type; grokking p = 23 | about 1 minute on 2 CPU cores (+15 s the first time, to train the tiny pair) |
+# | `tiny` (CI, CPU) | two 2-layer GPT-2-style models trained offline (seeds 0 and 1), both layers, 64 x 64 tokens per input type; grokking p = 23 | under 1 minute on 2 CPU cores (about 35 s measured, +17 s the first time to train the tiny pair) |
 # | `t4` | the seed's protocol: gpt2 vs gpt2-medium, layers 3 / 5 / 7 by index, 500 x 64 random tokens and 500 x 64 of wikitext-2 | not yet timed on a T4 (target < 30 min) |
 # | `a100` | every layer of A paired by relative depth, 40,000 x 64 tokens (2.56 M) per input type, wikitext-103; any pair, including the known-answer ones | not yet timed |
 #

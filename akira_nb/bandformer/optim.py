@@ -347,10 +347,12 @@ class WeightChangeMonitor:
     """Relative weight change per band, ||W_t - W_{t-N}|| / ||W_{t-N}||, every ``every`` steps.
 
     W is the concatenation of all the band's trainable parameters (norms, biases and, for
-    ``shared``, embeddings included). Build it before training (it snapshots the weights at
-    ``start_step``, 0 for a fresh run, the checkpoint's step on resume) and call
-    ``step(step)`` after each optimiser step with the number of optimiser steps done: at every
-    multiple of ``every`` it logs the change since the previous snapshot and takes a new one.
+    ``shared``, embeddings included). Build it before training, on the model already on its
+    device and, like ``param_groups``, on the bare model rather than its DDP wrapper (whose names
+    gain ``module.``): it snapshots the weights at ``start_step`` (0 for a fresh run, the
+    checkpoint's step on resume). Call ``step(step)`` after each optimiser step with the number
+    of optimiser steps done: at every multiple of ``every`` it logs the change since the previous
+    snapshot and takes a new one.
     The work is batched over all tensors (``torch._foreach_*``, one index_add per band sum).
 
     ``lrs`` gives the prescribed rates: the param groups (``param_groups()`` output or

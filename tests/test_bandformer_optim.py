@@ -322,3 +322,48 @@ def test_monitor_follows_real_training_steps():
     assert all(0 < v < 1 for k in mon.keys for v in mon.history[k])
     r = mon.ratios()
     assert r["band_6"]["measured"] > r["band_3"]["measured"] > 1  # faster bands move more
+
+
+def test_real_band_transformer_and_baseline():
+    """The contract on the kit's models: groups partition the parameters, LRs as configured, the
+    band share of the groups equals model_summary's, and one scheduled AdamW step is monitored."""
+    from akira_nb.bandformer import model as bm
+
+    torch.manual_seed(0)
+    cfg = bm.preset("tiny")
+    model = bm.BandTransformer(cfg)
+    groups = optim.param_groups(model)
+    optim.check_partition(model, groups)
+    assert [g["name"] for g in groups][-3:] == ["band_6", "band_6/no_decay", "shared/no_decay"]
+    assert optim.base_lrs(groups) == {
+        **{f"band_{b}": lr for b, lr in enumerate(cfg.band_lrs)},
+        "shared": cfg.shared_lr,
+    }
+    shared_names = {n for g in groups if g["band"] is None for n in g["param_names"]}
+    assert model.embedding_parameter_names() <= shared_names
+    assert all(g["weight_decay"] == 0 for g in groups if g["band"] is None)
+    in_bands = sum(p.numel() for g in groups if g["band"] is not None for p in g["params"])
+    summary = bm.model_summary(model)
+    assert in_bands == sum(summary["bands"])
+    assert in_bands / summary["non_embedding"] == pytest.approx(summary["band_fraction"])
+
+    opt = torch.optim.AdamW(groups)
+    mon = optim.WeightChangeMonitor(model, every=1, lrs=opt.param_groups)
+    optim.set_lrs(opt, 0, warmup_steps=2, total_steps=10)
+    assert opt.param_groups[0]["lr"] == pytest.approx(cfg.band_lrs[0] / 2)
+    model.loss(torch.randint(0, cfg.vocab_size, (2, 16))).backward()
+    opt.step()
+    logged = mon.step(1)
+    assert all(v > 0 for v in logged.values())
+    assert logged["band_6"] > logged["band_0"]
+
+    for other in (bm.preset("tiny", layout="reference", wormhole=False), bm.preset("tiny_7p1")):
+        m = bm.BandTransformer(other)
+        names = {g["name"] for g in optim.param_groups(m, "geomean")}
+        assert {f"band_{b}" for b in range(other.n_bands)} <= names
+    baseline = bm.BaselineTransformer.matched_to(cfg)
+    base_groups = optim.param_groups(baseline)
+    assert [(g["name"], g["lr"]) for g in base_groups] == [
+        ("shared", baseline.cfg.lr),
+        ("shared/no_decay", baseline.cfg.lr),
+    ]

@@ -13,7 +13,8 @@ trainable parameters exactly once (checked every time). Every group records:
 - ``lr`` and ``base_lr``: the group's learning rate before any schedule (``set_lrs`` rescales
   ``lr`` from ``base_lr`` at every step);
 - ``weight_decay``; ``param_names``: the parameters' names (torch's own key for named groups,
-  so ``optimizer.state_dict()`` keeps them).
+  so ``optimizer.state_dict()`` keeps them; torch then wants ``param_names`` in any group added
+  later with ``add_param_group`` too).
 
 The three arms of 013 (``LR_MODES``):
 
@@ -212,7 +213,7 @@ def param_groups(
     bands = model.parameter_bands()
     no_decay_names = set(model.embedding_parameter_names())
 
-    groups: dict[tuple[int, bool], dict] = {}
+    groups: dict[tuple[int | None, bool], dict] = {}
     for name, p in trainable:
         band = bands[name]
         decay = p.ndim >= 2 and name not in no_decay_names

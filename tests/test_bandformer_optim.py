@@ -148,7 +148,7 @@ def test_geometric_mean_known_answer():
     assert optim.geometric_mean((1e-5, 1e-2)) == pytest.approx(10**-3.5, rel=1e-12)
     assert optim.geometric_mean((2e-4,) * 5) == pytest.approx(2e-4, rel=1e-12)
     # the inventory's figures for the canonical set: ~8.5e-4 over 8 LRs, ~8.3e-4 over bands 0-6
-    assert optim.geometric_mean(optim.LR_PRESETS["canonical_7plus1"].band_lrs) == pytest.approx(
+    assert optim.geometric_mean(optim.LR_PRESETS["canonical_7p1"].band_lrs) == pytest.approx(
         8.49e-4, rel=2e-3
     )
     assert optim.geometric_mean(optim.LR_PRESETS["canonical_7"].band_lrs) == pytest.approx(
@@ -161,7 +161,7 @@ def test_presets_shapes_and_eight_band_model():
         assert len(preset.band_lrs) in (7, 8), name
         assert preset.shared_lr > 0 and preset.source
     assert optim.LR_PRESETS["026_v1"].band_lrs == DEFAULT_LRS
-    p = optim.LR_PRESETS["canonical_7plus1"]
+    p = optim.LR_PRESETS["canonical_7p1"]
     assert p.band_lrs[6] / p.band_lrs[0] == pytest.approx(3000)
     model = StandInBands((4,) * 8, p.band_lrs, p.shared_lr)
     groups = optim.param_groups(model)
@@ -193,7 +193,7 @@ def test_bad_inputs_raise_value_errors_naming_them():
     with pytest.raises(ValueError, match="band_lrs.*6 learning rates.*7 bands"):
         optim.param_groups(model, band_lrs=DEFAULT_LRS[:6])
     with pytest.raises(ValueError, match="band_lrs.*8 learning rates.*7 bands"):
-        optim.param_groups(model, band_lrs=optim.LR_PRESETS["canonical_7plus1"].band_lrs)
+        optim.param_groups(model, band_lrs=optim.LR_PRESETS["canonical_7p1"].band_lrs)
     with pytest.raises(ValueError, match=r"band_lrs\[2\]=0"):
         optim.param_groups(model, band_lrs=(1e-5, 1e-4, 0, 1e-3, 1e-3, 1e-3, 1e-3))
     with pytest.raises(ValueError, match="shared_lr=nan"):
@@ -361,6 +361,10 @@ def test_real_band_transformer_and_baseline():
         m = bm.BandTransformer(other)
         names = {g["name"] for g in optim.param_groups(m, "geomean")}
         assert {f"band_{b}" for b in range(other.n_bands)} <= names
+    # the model's presets and these LR sets are the same numbers
+    assert bm.BandConfig().band_lrs == optim.LR_PRESETS["026_v1"].band_lrs
+    for name in ("canonical_7p1", "sbm_7p1"):
+        assert tuple(bm.PRESETS[name]["band_lrs"]) == optim.LR_PRESETS[name].band_lrs
     baseline = bm.BaselineTransformer.matched_to(cfg)
     base_groups = optim.param_groups(baseline)
     assert [(g["name"], g["lr"]) for g in base_groups] == [

@@ -70,7 +70,7 @@ LR_PRESETS: dict[str, LRPreset] = {
         "026 code/models/akira_band_transformer.py AKIRAConfig.band_learning_rates; shared group "
         "at band_lrs[3] = 3e-4 (inventory 2.1)",
     ),
-    "canonical_7plus1": LRPreset(
+    "canonical_7p1": LRPreset(
         (1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-3),
         5e-4,
         "CANONICAL_PARAMETERS.md Spec A, bands 0-6 + temporal band 7; shared = the example "
@@ -87,7 +87,7 @@ LR_PRESETS: dict[str, LRPreset] = {
         "CANONICAL_PARAMETERS.md Spec B: lr_base 1e-4 x [0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 0.6] "
         "for bands 0..7 (ratio 12x); shared = lr_base (inventory 4.2)",
     ),
-    "026_v2_sbm": LRPreset(
+    "sbm_7p1": LRPreset(
         (3e-5, 5e-5, 1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 3e-4),
         3e-4,
         "026 colab_train_akira_v2_spectral_*.py SpectralConfig.band_learning_rates (band 7 "

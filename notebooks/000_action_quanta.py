@@ -153,9 +153,15 @@ fig = plots.ot_matches(first)
 # %% [markdown]
 # ## Random vs text tokens, and universal AQ
 # Structural AQ (random tokens) and semantic AQ (text) of the same method and layer pair are
-# compared in the same model's neuron index space; their intersection is the universal AQ,
-# printed beside the overlap expected by chance for two independent sets of those sizes
-# (hypergeometric p-value).
+# compared in the same model's neuron index space; their intersection is the universal AQ.
+# Both sets score the **same neurons**, and a neuron's own properties (its spread, how much it
+# co-varies with the other model as a whole) carry over from random tokens to text, so two sets
+# that are each at chance overlap more than two independent sets would. The chance level is
+# therefore a paired null: the same null (the same neuron permutations of B for the basic
+# method, the token shuffles for the others) applied to both input types, each replicate
+# thresholded by the same rule, and the overlap of the two null sets taken, over every
+# replicate (mean and permutation p-value). The hypergeometric number beside it is only the
+# independence bound, which is what the reference compared against.
 
 # %%
 print("\n".join(result.universal_lines()) or "universal AQ need INPUT_TYPE = 'both'")

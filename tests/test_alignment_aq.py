@@ -146,11 +146,54 @@ def test_interpretation_table_and_basic_nulls():
     x, y = _features(2000, 32, 9), _features(2000, 32, 10)
     basic = _analyse(x, y).methods["basic"]
     assert set(basic.nulls) == {"token-shuffle", "neuron-permutation"}
-    assert basic.nulls["neuron-permutation"].shape == (5, 32)
+    assert basic.nulls["neuron-permutation"].shape == (100, 32)
     line = basic.lines()[0]
     assert "fixed 0.3" in line and "neuron-permutation null" in line
     assert [r for r, _ in basic.rules] == ["fixed", "fixed"]
     assert basic.to_dict()["counts"][1]["value"] == 0.5
+
+
+def _common_factor_pair(n, w, v, seed):
+    """A and B unrelated neuron by neuron, but every neuron loads on one latent shared by all
+    (loadings ``w`` of A's neurons, ``v`` of B's: per-neuron properties that carry over between
+    input types); a fresh draw of tokens per call."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randn(n, 1, generator=g, dtype=torch.float64)
+    a = torch.randn(n, len(w), generator=g, dtype=torch.float64) + c * w
+    b = torch.randn(n, len(v), generator=g, dtype=torch.float64) + c * v
+    return a, b
+
+
+def test_universal_basic_aq_at_chance_are_not_above_chance_when_neurons_keep_properties():
+    """The basic method's counts are at chance in both input types (as in the tiny run), yet a
+    neuron's loading on what the two models share carries over: the hypergeometric overlap
+    (independent sets) reads p << 0.01, the paired neuron-permutation null reads chance."""
+    g = torch.Generator().manual_seed(11)
+    d = 96
+    w = 1.5 * torch.randn(d, generator=g, dtype=torch.float64)
+    v = 1.5 * torch.randn(d, generator=g, dtype=torch.float64)
+    cfg = _cfg(n_permutations=200)
+    pairs = {}
+    for kind, seed in (("random", 12), ("text", 13)):
+        pr = _analyse(*_common_factor_pair(3000, w, v, seed), cfg=cfg)
+        pr.input_type = kind
+        basic = pr.methods["basic"]
+        chance = basic.main_chance
+        assert abs(basic.main.count - chance) < 0.3 * chance, (basic.main.count, chance)
+        pairs[kind] = {pr.key: pr}
+    res = aq.AQResult(cfg, [(0, 0)], pairs)
+    aq.add_universal(res)
+    u = res.universal["basic"]["0-0"]
+    assert u["null"] == "neuron-permutation" and u["n_null"] == 200
+    assert u["independent_p_value"] < 0.01, u
+    assert u["p_value"] > 0.05, u
+    assert u["chance"] > u["independent_expected"]
+    assert "independence bound" in res.universal_lines()[0]
+    # the same permutations of B's neurons in both input types
+    assert np.array_equal(
+        pairs["random"]["0-0"].methods["basic"].extra["null_perm"],
+        pairs["text"]["0-0"].methods["basic"].extra["null_perm"],
+    )
 
 
 # ----------------------------------------------------------------------------- spectra
@@ -328,7 +371,11 @@ def test_whole_pipeline_on_the_tiny_pair(tiny, bridges):
     assert m[0, 0] == pytest.approx(pr.cka["linear"])
     assert set(res.universal) == set(aq.METHODS)
     u = res.universal["ot"]["0-0"]
-    assert u["n_total"] == 256 and u["expected"] == pytest.approx(u["n_a"] * u["n_b"] / 256)
+    assert u["n_total"] == 256
+    assert u["independent_expected"] == pytest.approx(u["n_a"] * u["n_b"] / 256)
+    assert u["null"] == "token-shuffle" and u["n_null"] == 1
+    assert res.universal["basic"]["0-0"]["n_null"] == cfg.n_permutations
+    assert res.universal["procrustes"]["0-0"]["n_null"] == cfg.n_shuffles
     assert res.spectral["procrustes"]["0-0"]["model"] == "B"
     assert res.spectral["ot"]["1-1"]["model"] == "A"
     assert any("expected by chance" in line for line in lines)

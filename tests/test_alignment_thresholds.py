@@ -9,6 +9,7 @@ from akira_nb.alignment.thresholds import (
     apply_threshold,
     count_with_null,
     overlap_null,
+    paired_null_overlap,
     permutation_null,
     permute_rows,
     threshold_value,
@@ -124,3 +125,52 @@ def test_bad_rules_and_values_raise_value_errors():
         permutation_null(np.zeros((5, 2)), np.zeros((4, 2)), lambda x, y: np.zeros(2))
     with pytest.raises(ValueError, match="n_permutations"):
         permutation_null(np.zeros((5, 2)), np.zeros((5, 2)), lambda x, y: np.zeros(2), 0)
+
+
+def _persistent_scores(rng, scale, k=0):
+    """Scores of the same neurons: a per-neuron scale that carries over, fresh noise each time."""
+    n = len(scale)
+    if k:
+        return scale * rng.standard_normal((k, n))
+    return scale * rng.standard_normal(n)
+
+
+def test_paired_null_overlap_keeps_per_neuron_properties():
+    """AQ sets at chance in each input type, but a per-neuron scale carries over between them:
+    the hypergeometric test (independent sets) calls their overlap significant, the paired null
+    (the same null applied to both input types) says it is what chance gives."""
+    rng = np.random.default_rng(0)
+    n, k, t = 1000, 200, 1.5
+    scale = rng.lognormal(0.0, 1.0, n)
+    real_r, real_t = _persistent_scores(rng, scale), _persistent_scores(rng, scale)
+    null_r, null_t = _persistent_scores(rng, scale, k), _persistent_scores(rng, scale, k)
+    for real, null in ((real_r, null_r), (real_t, null_t)):
+        c = count_with_null(real, null, "fixed", t)
+        assert abs(c.count - c.null_count) < 3 * np.sqrt(c.null_count)  # counts at chance
+    set_r, set_t = np.flatnonzero(real_r > t), np.flatnonzero(real_t > t)
+    observed = len(set(set_r) & set(set_t))
+    independent = overlap_null(n, set_r, set_t)
+    assert independent["p_value"] < 1e-3
+    paired = paired_null_overlap(null_r, null_t, observed, "fixed", t)
+    assert paired["p_value"] > 0.05, paired
+    assert paired["expected"] > 1.5 * independent["expected"]
+    assert paired["n_null"] == k and len(paired["null_overlaps"]) == k
+    # ... and it still sees an overlap that is really there (the same neurons in both types)
+    shared = real_r + 0.3 * scale * rng.standard_normal(n)
+    observed = len(set(set_r) & set(np.flatnonzero(shared > t)))
+    assert paired_null_overlap(null_r, null_t, observed, "fixed", t)["p_value"] < 0.01
+
+
+def test_paired_null_overlap_re_derives_the_rule_and_checks_its_inputs():
+    rng = np.random.default_rng(1)
+    null = rng.standard_normal((50, 400))
+    res = paired_null_overlap(null, null, 0, "percentile", 90)
+    # each replicate's set is its own top 10%: the same set twice, overlap 40
+    assert res["null_overlaps"] == [40] * 50 and res["p_value"] == 1.0
+    assert paired_null_overlap(null, -null, 40, "percentile", 90)["p_value"] == pytest.approx(
+        1 / 51
+    )
+    with pytest.raises(ValueError, match="null_b"):
+        paired_null_overlap(null, null[:10], 3)
+    with pytest.raises(ValueError, match="observed"):
+        paired_null_overlap(null, null, -1)

@@ -39,8 +39,14 @@ What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input t
 - Input types: ``random`` (uniform token ids: the seed's structural test), ``text`` (packed
   real text, BOS and document separators excluded: the semantic test) and, with both,
   ``universal`` = the intersection of the two AQ sets of the same method and pair (in the same
-  model's index space), with the overlap expected by chance of two independent sets of those
-  sizes and its hypergeometric p-value (:func:`~.thresholds.overlap_null`).
+  model's index space). Its chance level comes from a **paired null**
+  (:func:`universal_overlap`): the same null applied to both input types (the basic method's
+  ``n_permutations`` neuron permutations of B, identical in both; the token shuffles of the
+  other methods), each replicate thresholded by the method's rule, their overlaps giving the
+  mean and the permutation p-value. The same neurons are scored in both input types, so
+  per-neuron properties carry over and two sets each at chance overlap more than independent
+  sets do; the hypergeometric number (:func:`~.thresholds.overlap_null`) is printed beside it
+  only as the *independence bound*.
 - Layer pairing (:func:`pair_layers`): ``index`` (layer ``l`` of A with layer ``l`` of B, the
   seed's) or ``depth`` (the same relative depth: ``round(l (n_b - 1) / (n_a - 1))``, so first
   meets first and last meets last; gpt2 layer 3 meets gpt2-medium layer 6).
@@ -97,6 +103,7 @@ from .thresholds import (
     check_rule,
     count_with_null,
     overlap_null,
+    paired_null_overlap,
     permute_rows,
 )
 from .transport import METHODS as MATCH_METHODS
@@ -113,6 +120,15 @@ METHOD_TEXT = {
     "procrustes": "held-out Procrustes aligned corr (aligned)",
 }
 TEXT_CORPORA = ("offline", "wikitext-2", "wikitext-103")
+# The null whose replicates give the universal overlap's chance level, per method: the basic
+# method's neuron permutations of B (the same permutations in both input types); the others'
+# token shuffles (1 streamed replicate for gurnee and ot, ``n_shuffles`` Procrustes fits).
+UNIVERSAL_NULL = {
+    "basic": "neuron-permutation",
+    "gurnee": "token-shuffle",
+    "ot": "token-shuffle",
+    "procrustes": "token-shuffle",
+}
 STREAM_MAY_CHANGE = ("checkpoint_every", "device")
 
 # The seed's interpretation table ("Interpreting Results"), as (lower bound %, word, meaning).
@@ -203,6 +219,11 @@ class AQConfig:
     for CKA and Procrustes (all ``num_samples`` are streamed for the correlations);
     ``spectral_sequences`` of them give the spectra. ``checkpoint_every``: save the stream
     every N batches (0: only when it ends). ``cpu_threads``: torch threads on a CPU device.
+    ``n_permutations``: neuron permutations of B in the basic method's null (cheap: a gather
+    from the correlation matrix each). ``n_shuffles``: token-shuffle fits of the Procrustes null
+    (each a full fit: at 3072 x 4096 one 4096 x 4096 SVD, about 20 s on 2 CPU cores). Both are
+    the replicates of the universal overlap's paired null (:func:`add_universal`), whose
+    p-value cannot go below ``1 / (1 + replicates)``.
     """
 
     model_a: str = "gpt2"
@@ -221,6 +242,8 @@ class AQConfig:
     device: str = "auto"
     match_method: str = "emd"
     n_rotations: int = SEED_N_ROTATIONS
+    n_permutations: int = 100
+    n_shuffles: int = 20
     sample_sequences: int = 256
     spectral_sequences: int = 200
     n_bands: int = 7
@@ -273,6 +296,8 @@ class AQConfig:
         check_device("device", self.device)
         check_choice("match_method", self.match_method, MATCH_METHODS)
         check_int("n_rotations", self.n_rotations, low=1)
+        check_int("n_permutations", self.n_permutations, low=1)
+        check_int("n_shuffles", self.n_shuffles, low=1)
         check_int("sample_sequences", self.sample_sequences, low=2)
         check_int("spectral_sequences", self.spectral_sequences, low=1)
         check_int("n_bands", self.n_bands, low=1)
@@ -665,20 +690,21 @@ def _fixed_rules(threshold: float) -> list:
     return [("fixed", float(threshold))] + extra
 
 
-def basic_method(stats, null, cfg: AQConfig, n_permutations: int = 5) -> MethodResult:
+def basic_method(stats, null, cfg: AQConfig) -> MethodResult:
     """The seed's basic method on one pair's statistics (see the module docstring), with two
-    nulls: the token-shuffled pair, and ``n_permutations`` neuron permutations of B (neuron
-    ``i`` of A against a random B neuron, minus the same rotation baseline)."""
+    nulls: the token-shuffled pair, and ``cfg.n_permutations`` neuron permutations of B (neuron
+    ``i`` of A against a random B neuron, minus the same rotation baseline). The permutations
+    are drawn from ``cfg.seed`` alone, so every input type and layer pair of the same widths
+    gets the same ones (``extra["null_perm"]``): the paired null of the universal overlap."""
     real = basic_excess(stats, n_rotations=cfg.n_rotations, seed=cfg.seed)
     fake = basic_excess(null, n_rotations=cfg.n_rotations, seed=cfg.seed)
     m = real.actual.numel()
     corr = stats.corr().cpu()
     g = torch.Generator().manual_seed(cfg.seed + 7)
-    rows = torch.arange(m)
-    perm = [
-        corr[rows, torch.randperm(corr.shape[1], generator=g)[:m]] for _ in range(n_permutations)
-    ]
-    neuron_null = torch.stack(perm) - real.baseline[None]
+    perms = torch.stack(
+        [torch.randperm(corr.shape[1], generator=g)[:m] for _ in range(cfg.n_permutations)]
+    )
+    neuron_null = corr[:m].gather(1, perms.T).T - real.baseline[None]  # corr[i, perm_k(i)]
     scores = _np(real.excess)
     return MethodResult(
         "basic",
@@ -691,6 +717,7 @@ def basic_method(stats, null, cfg: AQConfig, n_permutations: int = 5) -> MethodR
             "actual": _np(real.actual),
             "baseline": _np(real.baseline),
             "baseline_spread": float(real.baselines.std()),
+            "null_perm": perms.numpy(),
             "summary": real.summary(cfg.threshold),
         },
     )
@@ -738,7 +765,7 @@ def ot_method(stats, null, cfg: AQConfig):
 def procrustes_method(xa, xb, groups, cfg: AQConfig):
     """Held-out orthogonal Procrustes; ``(MethodResult over B's neurons, ProcrustesResult)``."""
     pr = procrustes_align(
-        xa, xb, train_frac=cfg.train_frac, seed=cfg.seed, groups=groups, n_shuffles=1
+        xa, xb, train_frac=cfg.train_frac, seed=cfg.seed, groups=groups, n_shuffles=cfg.n_shuffles
     )
     res = MethodResult(
         "procrustes",
@@ -1035,15 +1062,11 @@ class AQResult:
         return out
 
     def universal_lines(self) -> list[str]:
-        out = []
-        for method, by in self.universal.items():
-            for key, u in by.items():
-                out.append(
-                    f"universal {method} [{METHOD_MODEL[method]}'s neurons] layers {key}: "
-                    f"{u['observed']} in both (random {u['n_a']}, text {u['n_b']} of "
-                    f"{u['n_total']}); chance {u['expected']:.1f}, p = {u['p_value']:.2g}"
-                )
-        return out
+        return [
+            universal_line(method, key, u)
+            for method, by in self.universal.items()
+            for key, u in by.items()
+        ]
 
     def spectral_lines(self) -> list[str]:
         out = []
@@ -1160,8 +1183,53 @@ def run_aq(
     return result
 
 
+def universal_overlap(a: MethodResult, b: MethodResult) -> dict:
+    """The universal AQ of one method and layer pair: the random-token AQ set ``a`` ∩ the text AQ
+    set ``b`` (the same model's neurons), beside its chance level from the paired null
+    (:data:`UNIVERSAL_NULL`, :func:`~.thresholds.paired_null_overlap`: replicate ``i`` of
+    both input types made by the same null, each thresholded by the method's main rule) and,
+    labelled as such, the independence bound (hypergeometric, :func:`~.thresholds.overlap_null`),
+    which ignores that per-neuron properties carry over between input types."""
+    name = UNIVERSAL_NULL[a.name]
+    if a.name == "basic" and not np.array_equal(a.extra["null_perm"], b.extra["null_perm"]):
+        raise ValueError("the basic method's neuron permutations differ between the input types")
+    rule, value = a.rules[0]
+    indices = sorted(set(a.aq_indices.tolist()) & set(b.aq_indices.tolist()))
+    paired = paired_null_overlap(a.nulls[name], b.nulls[name], len(indices), rule, value)
+    independent = overlap_null(len(a.scores), a.aq_indices, b.aq_indices)
+    return {
+        "observed": len(indices),
+        "n_a": independent["n_a"],
+        "n_b": independent["n_b"],
+        "n_total": independent["n_total"],
+        "rule": a.main.rule_text,
+        "null": name,
+        "n_null": paired["n_null"],
+        "chance": paired["expected"],
+        "p_value": paired["p_value"],
+        "null_overlaps": paired["null_overlaps"],
+        "independent_expected": independent["expected"],
+        "independent_p_value": independent["p_value"],
+        "indices": indices,
+        "model": a.model,
+    }
+
+
+def universal_line(method: str, key: str, u: dict) -> str:
+    """One printable line of :func:`universal_overlap`'s result."""
+    reps = f"{u['n_null']} replicate" + ("s" if u["n_null"] != 1 else "")
+    return (
+        f"universal {method} [{u['model']}'s neurons] layers {key}: {u['observed']} in both "
+        f"(random {u['n_a']}, text {u['n_b']} of {u['n_total']}; {u['rule']}); chance "
+        f"{u['chance']:.1f} from the paired {u['null']} null ({reps}, p = "
+        f"{u['p_value']:.2g}); independence bound (hypergeometric, ignores per-neuron "
+        f"properties): {u['independent_expected']:.1f}, p = {u['independent_p_value']:.2g}"
+    )
+
+
 def add_universal(result: AQResult) -> None:
-    """Structural (random) ∩ semantic (text) AQ per method and pair, with the chance overlap."""
+    """Structural (random) ∩ semantic (text) AQ per method and pair, with the chance overlap
+    (:func:`universal_overlap`)."""
     if not {"random", "text"} <= set(result.pairs):
         return
     for method in METHODS:
@@ -1170,11 +1238,7 @@ def add_universal(result: AQResult) -> None:
             other = result.pairs["text"][key]
             if method not in pr.methods or method not in other.methods:
                 continue
-            a, b = pr.methods[method], other.methods[method]
-            u = overlap_null(len(a.scores), a.aq_indices, b.aq_indices)
-            u["indices"] = sorted(set(a.aq_indices.tolist()) & set(b.aq_indices.tolist()))
-            u["model"] = a.model
-            by[key] = u
+            by[key] = universal_overlap(pr.methods[method], other.methods[method])
         if by:
             result.universal[method] = by
 
@@ -1243,6 +1307,7 @@ __all__ = [
     "RULES",
     "SPECTRAL_RULE",
     "Sample",
+    "UNIVERSAL_NULL",
     "analyse_pair",
     "basic_method",
     "check_models",
@@ -1262,4 +1327,6 @@ __all__ = [
     "spectral_profile",
     "stream_models",
     "tokens_fingerprint",
+    "universal_line",
+    "universal_overlap",
 ]

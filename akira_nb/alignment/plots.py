@@ -144,7 +144,8 @@ def ot_matches(pr: aq.PairResult) -> plt.Figure:
 
 def universality(result: aq.AQResult) -> plt.Figure | None:
     """Per method and layer pair: structural (random), semantic (text) and universal (both) AQ
-    counts, with the universal count expected by chance. None without both input types."""
+    counts, with the universal count expected by chance (the paired null) and the independence
+    bound (hypergeometric) beside it. None without both input types."""
     if not result.universal:
         return None
     methods = list(result.universal)
@@ -155,13 +156,19 @@ def universality(result: aq.AQResult) -> plt.Figure | None:
     for ax, method in zip(axes[0], methods):
         by = result.universal[method]
         x = np.arange(len(keys))
-        w = 0.2
+        w = 0.16
         rows = [by[k] for k in keys]
-        ax.bar(x - 1.5 * w, [u["n_a"] for u in rows], w, label="random (structural)")
-        ax.bar(x - 0.5 * w, [u["n_b"] for u in rows], w, label="text (semantic)")
-        ax.bar(x + 0.5 * w, [u["observed"] for u in rows], w, color=GREEN, label="universal")
+        ax.bar(x - 2 * w, [u["n_a"] for u in rows], w, label="random (structural)")
+        ax.bar(x - w, [u["n_b"] for u in rows], w, label="text (semantic)")
+        ax.bar(x, [u["observed"] for u in rows], w, color=GREEN, label="universal")
+        ax.bar(x + w, [u["chance"] for u in rows], w, color=GREY, label="by chance (paired null)")
         ax.bar(
-            x + 1.5 * w, [u["expected"] for u in rows], w, color=GREY, label="universal by chance"
+            x + 2 * w,
+            [u["independent_expected"] for u in rows],
+            w,
+            color=GREY,
+            alpha=0.4,
+            label="independence bound",
         )
         ax.set_xticks(x, [f"L{k}" for k in keys])
         ax.set_title(f"{method} ({aq.METHOD_MODEL[method]}'s neurons)", fontsize=10)

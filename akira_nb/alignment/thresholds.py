@@ -158,9 +158,16 @@ class ShuffledStream:
 
 
 def overlap_null(n_total: int, set_a, set_b) -> dict:
-    """Overlap of two index sets against independent random sets of the same sizes drawn from
-    ``n_total``: observed, expected (``|A| |B| / n``) and the hypergeometric p-value of seeing at
-    least the observed overlap (the reference's 'universal AQ' with its chance level)."""
+    """The **independence bound** of an overlap: two index sets against independent random sets
+    of the same sizes drawn from ``n_total``: observed, expected (``|A| |B| / n``) and the
+    hypergeometric p-value of seeing at least the observed overlap (the reference's chance
+    level of its 'universal AQ').
+
+    It is no null for the AQ sets of two input types: the same neurons are scored twice, and
+    per-neuron properties (a neuron's spread, sparsity, how much it co-varies with the other
+    model as a whole) carry over, so two sets that are each at chance still overlap far more
+    than independent sets would. :func:`paired_null_overlap` gives the chance level that keeps
+    those properties."""
     from scipy.stats import hypergeom
 
     n_total = check_int("n_total", n_total, low=1)
@@ -175,6 +182,54 @@ def overlap_null(n_total: int, set_a, set_b) -> dict:
         "n_a": len(a),
         "n_b": len(b),
         "n_total": n_total,
+    }
+
+
+def _null_matrix(name: str, null) -> np.ndarray:
+    x = np.atleast_2d(np.asarray(null.detach().cpu() if hasattr(null, "detach") else null, float))
+    if x.ndim != 2 or x.size == 0 or not np.isfinite(x).all():
+        raise ValueError(f"{name} must be finite null scores [n_null, n_neurons]")
+    return x
+
+
+def paired_null_overlap(
+    null_a, null_b, observed: int, rule: str = "fixed", value: float | None = None
+) -> dict:
+    """The overlap of two AQ sets of the same neurons expected by chance, from paired nulls.
+
+    ``null_a``, ``null_b``: ``[n_null, n]`` null scores of the same ``n`` neurons under two
+    conditions (random and text tokens), replicate ``i`` of both made by the **same** null
+    operation (the same neuron permutation of B, or the same token-shuffle procedure), so each
+    neuron keeps its own properties in both. Each replicate's null AQ set is ``rule``/``value``
+    applied to that replicate's scores (re-derived from them for the statistical and percentile
+    rules, as it was derived from the real scores); their overlap is one draw of the overlap
+    under no correspondence. Returns the ``null_overlaps``, their mean (``expected``), ``n_null``
+    and the permutation p-value of seeing at least ``observed``: ``(1 + #{null >= observed}) /
+    (1 + n_null)`` (the observed set counted among the nulls, so it is never 0 and cannot go
+    below ``1 / (1 + n_null)``: 19 replicates or more are needed to reach p < 0.05)."""
+    a, b = _null_matrix("null_a", null_a), _null_matrix("null_b", null_b)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"null_a has shape {a.shape} and null_b {b.shape}: they must be the same replicates "
+            "of the same neurons"
+        )
+    observed = check_int("observed", observed, low=0)
+    rule, value = check_rule(rule, value)
+    overlaps = [
+        int(
+            (
+                (ra > threshold_value(ra, rule, value)) & (rb > threshold_value(rb, rule, value))
+            ).sum()
+        )
+        for ra, rb in zip(a, b)
+    ]
+    k = len(overlaps)
+    return {
+        "observed": observed,
+        "expected": float(np.mean(overlaps)),
+        "null_overlaps": overlaps,
+        "n_null": k,
+        "p_value": (1 + sum(o >= observed for o in overlaps)) / (1 + k),
     }
 
 
@@ -274,6 +329,7 @@ __all__ = [
     "check_rule",
     "count_with_null",
     "overlap_null",
+    "paired_null_overlap",
     "permutation_null",
     "permute_rows",
     "threshold_value",

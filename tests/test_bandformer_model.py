@@ -1,0 +1,488 @@
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from akira_nb import text
+from akira_nb.alignment import activations
+from akira_nb.bandformer.model import (
+    PRESETS,
+    TEST_COMPLETE,
+    BandConfig,
+    BandLayerNorm,
+    BandLayout,
+    BandLinear,
+    BandTransformer,
+    BaselineTransformer,
+    GPTConfig,
+    band_parameter_count,
+    model_summary,
+    preset,
+)
+from akira_nb.bandformer.selftest import selftest
+
+TINY = dict(n_ctx=32)
+VARIANTS = {
+    "band": dict(),
+    "band_no_wormhole": dict(wormhole=False),
+    "reference": dict(layout="reference", wormhole=False),
+    "reference_wormhole": dict(layout="reference"),
+}
+
+
+def tiny_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return BandTransformer(preset("tiny", **{**TINY, **overrides})).eval()
+
+
+def tiny_baseline(seed=0):
+    torch.manual_seed(seed)
+    return BaselineTransformer.matched_to(preset("tiny", **TINY)).eval()
+
+
+def tokens(batch=2, seq=24, seed=0, vocab=257):
+    return torch.randint(vocab, (batch, seq), generator=torch.Generator().manual_seed(seed))
+
+
+def meta_count(model_cls, cfg):
+    with torch.device("meta"):
+        return sum(p.numel() for p in model_cls(cfg).parameters())
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(band_dims=(128, 96, 80, 64, 64, 48, 30), hidden_dim=512), "hidden_dim"),
+        (dict(band_dims=(128, 0, 80, 64, 64, 48, 32)), "band_dims[1]"),
+        (dict(band_dims=(128, 96.0, 80, 64, 64, 48, 32)), "band_dims[1]"),
+        (dict(band_dims=(128, True, 80, 64, 64, 48, 32)), "band_dims[1]"),
+        (dict(band_dims="128,96"), "band_dims"),
+        (dict(band_dims=(512,), band_lrs=(1e-3,)), "band_dims"),
+        (dict(band_lrs=(1e-5, 3e-5)), "band_lrs"),
+        (dict(band_lrs=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.0)), "band_lrs[6]"),
+        (dict(shared_lr=-1.0), "shared_lr"),
+        (dict(d_head=32), "d_head"),
+        (dict(layout="reference", n_heads=7), "n_heads"),
+        (dict(layout="bands"), "layout"),
+        (dict(wormhole=1), "wormhole"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(vocab_size=1), "vocab_size"),
+    ],
+)
+def test_bad_configs_raise_naming_the_field(overrides, field):
+    with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        BandConfig(**overrides).validate()
+
+
+def test_band_dims_are_any_positive_ints_summing_to_the_hidden_size():
+    cfg = BandConfig(band_dims=[100, 156, 256], band_lrs=[1e-4] * 3, d_head=4, hidden_dim=512)
+    assert cfg.validate().band_dims == (100, 156, 256)  # a list becomes a tuple
+    assert cfg.d_model == 512 and cfg.d_mlp == 2048 and cfg.heads_per_band == (25, 39, 64)
+    with pytest.raises(ValueError, match="sum to 512, but hidden_dim=500"):
+        BandConfig(
+            band_dims=(100, 156, 256), band_lrs=(1e-4,) * 3, d_head=4, hidden_dim=500
+        ).validate()
+    # the head rule holds for the band layout only: the reference layout uses n_heads
+    BandConfig(band_dims=(100, 412), band_lrs=(1e-4, 1e-3), layout="reference").validate()
+
+
+def test_presets_are_valid():
+    for name in PRESETS:
+        assert preset(name).validate() is not None
+    default = preset("default")
+    assert default.band_dims == (128, 96, 80, 64, 64, 48, 32) and default.d_model == 512
+    assert default.band_lrs == (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+    assert default.tie_embeddings and default.wormhole and default.layout == "band"
+    canonical = preset("canonical_7p1")
+    assert canonical.band_dims == (64,) * 8 and canonical.n_bands == 8
+    assert canonical.band_lrs[:7] == (1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    assert canonical.band_lrs[7] == 1e-3  # the temporal band
+    assert preset("tiny").d_model == 128 and preset("tiny_7p1").n_bands == 8
+    with pytest.raises(ValueError, match="preset"):
+        preset("huge")
+
+
+def test_config_round_trips_through_json():
+    cfg = preset("canonical_7p1", n_layers=3)
+    again = BandConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and isinstance(again.band_dims, tuple)
+    with pytest.raises(ValueError, match="unknown BandConfig fields"):
+        BandConfig.from_dict({**cfg.to_dict(), "num_bands": 8})
+    gpt = GPTConfig(d_model=64, n_heads=4, d_mlp=100)
+    assert GPTConfig.from_dict(json.loads(json.dumps(gpt.to_dict()))) == gpt
+
+
+# ----------------------------------------------------------------------------- band machinery
+
+
+def test_band_linear_is_the_block_diagonal_map():
+    torch.manual_seed(0)
+    dims_in, dims_out = (5, 3, 8), (2, 7, 4)
+    layer = BandLinear(dims_in, dims_out, std=1.0)
+    for b in layer.bias:
+        b.data.normal_()
+    x = torch.randn(4, 6, sum(dims_in))
+    got = BandLayout(dims_out).from_padded(layer(BandLayout(dims_in).to_padded(x)))
+    want = x @ torch.block_diag(*layer.weight) + torch.cat(list(layer.bias))
+    torch.testing.assert_close(got, want)
+    padded = layer(BandLayout(dims_in).to_padded(x))
+    assert padded.shape == (4, 6, 3, 7)
+    assert padded[..., 0, 2:].abs().max() == 0 and padded[..., 2, 4:].abs().max() == 0
+
+
+def test_band_layer_norm_normalises_each_band_over_its_own_slice():
+    torch.manual_seed(0)
+    dims = (4, 9, 2)
+    ln = BandLayerNorm(dims)
+    for w, b in zip(ln.weight, ln.bias):
+        w.data.normal_()
+        b.data.normal_()
+    x = torch.randn(3, 5, sum(dims)) * 3 + 1
+    got = ln.layout.from_padded(ln(ln.layout.to_padded(x)))
+    parts = x.split(dims, -1)
+    want = torch.cat(
+        [F.layer_norm(p, (d,), w, b) for p, d, w, b in zip(parts, dims, ln.weight, ln.bias)], -1
+    )
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def _attention(q, k, v):
+    t = q.shape[-2]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(~torch.ones(t, t, dtype=torch.bool).tril(), float("-inf"))
+    return scores.softmax(-1) @ v
+
+
+def test_band_attention_is_one_causal_attention_per_band():
+    # known answer: band by band, a standard multi-head attention on the band's slice with its
+    # own weights (written with loops here, the model batches it)
+    model = tiny_model()
+    cfg, attn = model.cfg, model.blocks[0].attn
+    for p in attn.qkv.bias:
+        p.data.normal_(std=0.1)
+    x = torch.randn(2, 10, cfg.d_model)
+    layout = BandLayout(cfg.band_dims)
+    with torch.no_grad():
+        got = layout.from_padded(attn(layout.to_padded(x)))
+        want = []
+        for i, (part, d) in enumerate(zip(x.split(cfg.band_dims, -1), cfg.band_dims)):
+            qkv = part @ attn.qkv.weight[i] + attn.qkv.bias[i]
+            q, k, v = (t.unflatten(-1, (-1, cfg.d_head)).transpose(1, 2) for t in qkv.split(d, -1))
+            z = _attention(q, k, v).transpose(1, 2).flatten(-2)
+            want.append(z @ attn.proj.weight[i] + attn.proj.bias[i])
+    torch.testing.assert_close(got, torch.cat(want, -1), atol=1e-6, rtol=1e-5)
+
+
+def test_wormhole_is_the_gated_mean_over_sender_bands():
+    # known answer with a loop over the 42 pairs (the model has none)
+    model = tiny_model()
+    cfg, worm = model.cfg, model.blocks[0].wormhole
+    for g in worm.gates:
+        g.data.uniform_(-1, 1)
+    x = torch.randn(2, 10, cfg.d_model)
+    layout = BandLayout(cfg.band_dims)
+    dw = cfg.d_wormhole
+    with torch.no_grad():
+        got = layout.from_padded(worm(layout.to_padded(x)))
+        parts = x.split(cfg.band_dims, -1)
+        qkv = [p @ worm.qkv.weight[i] + worm.qkv.bias[i] for i, p in enumerate(parts)]
+        want = []
+        for i in range(cfg.n_bands):
+            senders = [j for j in range(cfg.n_bands) if j != i]
+            mixed = sum(
+                torch.tanh(worm.gates[i][s])
+                * _attention(qkv[i][..., :dw], qkv[j][..., dw : 2 * dw], qkv[j][..., 2 * dw :])
+                for s, j in enumerate(senders)
+            ) / len(senders)
+            want.append(mixed @ worm.proj.weight[i] + worm.proj.bias[i])
+    torch.testing.assert_close(got, torch.cat(want, -1), atol=1e-6, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- causality
+
+
+@pytest.mark.parametrize("variant", [*VARIANTS, "baseline"])
+def test_changing_token_t_never_changes_earlier_logits(variant):
+    model = tiny_baseline() if variant == "baseline" else tiny_model(**VARIANTS[variant])
+    x = tokens(seq=24)
+    with torch.no_grad():
+        base = model(x)
+        for t in (1, 11, 23):
+            changed = x.clone()
+            changed[:, t] = (changed[:, t] + 1) % 257
+            out = model(changed)
+            torch.testing.assert_close(out[:, :t], base[:, :t], atol=1e-6, rtol=0)
+            assert (out[:, t:] - base[:, t:]).abs().max() > 1e-3  # the change is seen from t on
+
+
+@pytest.mark.parametrize("variant", ["band", "reference_wormhole"])
+def test_hooked_attention_path_matches_the_fused_one(variant):
+    # patterns are materialised only when hooked; both paths give the same logits
+    model = tiny_model(**VARIANTS[variant])
+    x = tokens(seq=20)
+    with torch.no_grad():
+        fused = model(x)
+        logits, cache = model.run_with_cache(x)
+    torch.testing.assert_close(logits, fused, atol=1e-5, rtol=1e-5)
+    cfg = model.cfg
+    heads = sum(cfg.heads_per_band) if cfg.layout == "band" else cfg.n_heads
+    pattern = cache["blocks.0.attn.hook_pattern"]
+    assert pattern.shape == (2, heads, 20, 20)
+    worm = cache["blocks.1.wormhole.hook_pattern"]
+    assert worm.shape == (2, len(cfg.band_pairs), 20, 20) == (2, 42, 20, 20)
+    for p in (pattern, worm):
+        torch.testing.assert_close(p.sum(-1), torch.ones(p.shape[:-1]))
+        assert p.triu(1).abs().max() == 0  # nothing attends to a later position
+
+
+# ----------------------------------------------------------------------------- wormhole flow
+
+
+def _perturbed_band_outputs(model, band):
+    """Block 0's output per band, clean and with band ``band``'s input slice perturbed."""
+    cfg = model.cfg
+    sl = cfg.band_slices[band]
+
+    def perturb(x, hook):
+        x = x.clone()
+        x[..., sl] += torch.randn(x[..., sl].shape, generator=torch.Generator().manual_seed(1))
+        return x
+
+    x = tokens(seq=16)
+    with torch.no_grad():
+        _, clean = model.run_with_cache(x, names_filter="blocks.0.hook_resid_post")
+        with model.hooks(fwd_hooks=[("blocks.0.hook_resid_pre", perturb)]):
+            _, moved = model.run_with_cache(x, names_filter="blocks.0.hook_resid_post")
+    a, b = clean["blocks.0.hook_resid_post"], moved["blocks.0.hook_resid_post"]
+    return [(a[..., s] - b[..., s]).abs().max().item() for s in cfg.band_slices]
+
+
+def test_without_the_wormhole_no_band_sees_another():
+    for band in (0, 3, 6):
+        diffs = _perturbed_band_outputs(tiny_model(wormhole=False), band)
+        assert diffs[band] > 0.1
+        assert all(d == 0 for i, d in enumerate(diffs) if i != band), diffs
+
+
+def test_the_wormhole_carries_information_between_bands_and_its_gate_gates_it():
+    diffs = _perturbed_band_outputs(tiny_model(), 3)
+    # every band hears band 3 (weakly at init: gates tanh(0.1), a mean over 6 senders)
+    assert all(d > 1e-6 for d in diffs), diffs
+    closed = _perturbed_band_outputs(tiny_model(wormhole_gate_init=0.0), 3)
+    assert all(d == 0 for i, d in enumerate(closed) if i != 3), closed
+    shared = _perturbed_band_outputs(tiny_model(layout="reference", wormhole=False), 3)
+    assert all(d > 1e-4 for d in shared), shared  # the reference's shared attention mixes all
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def test_reference_layout_reproduces_the_reference_parameter_counts():
+    # inventory 2.1: 60,015,616 at seq 256 without wormhole, untied head; band groups = band MLPs
+    # + band norms, 2.11M of 60.97M (3.5%)
+    cfg = preset("reference")
+    with torch.device("meta"):
+        model = BandTransformer(cfg)
+    s = model_summary(model)
+    assert s["total"] == 60_015_616
+    assert s["bands"] == [791_808, 446_400, 310_560, 199_296, 199_296, 112_608, 50_496]
+    assert s["band_fraction_total"] == pytest.approx(0.0352, abs=5e-4)
+    assert s["band_fraction"] == pytest.approx(2_110_464 / 8_421_376)
+
+
+@pytest.mark.parametrize("name", ["default", "canonical_7p1", "tiny"])
+def test_baseline_is_within_two_percent_of_the_band_model(name):
+    cfg = preset(name)
+    gpt = BaselineTransformer.matched_config(cfg)
+    band = band_parameter_count(cfg)
+    built = meta_count(BaselineTransformer, gpt)
+    assert built == gpt.n_params()
+    assert abs(built / band - 1) <= 0.02
+    assert (gpt.vocab_size, gpt.n_ctx, gpt.n_layers) == (cfg.vocab_size, cfg.n_ctx, cfg.n_layers)
+    assert gpt.tie_embeddings == cfg.tie_embeddings and gpt.lr == cfg.shared_lr
+    assert 2 <= gpt.d_mlp / gpt.d_model <= 8  # a plain GPT shape, not a degenerate one
+
+
+def test_default_parameter_counts():
+    cfg = preset("default")
+    with torch.device("meta"):
+        s = model_summary(BandTransformer(cfg))
+    assert s["total"] == band_parameter_count(cfg) == 29_245_148
+    assert s["embedding"] == 50257 * 512 + 256 * 512  # tied: W_E and W_pos only
+    assert s["shared"] == 2 * 512  # the final LayerNorm
+    assert s["band_fraction"] > 0.99
+    gpt = BaselineTransformer.matched_config(cfg)
+    assert (gpt.d_model, gpt.d_mlp) == (384, 1363)
+
+
+def test_matched_to_refuses_an_impossible_match():
+    with pytest.raises(ValueError, match="tol"):
+        BaselineTransformer.matched_config(preset("tiny"), d_model=512)
+    with pytest.raises(ValueError, match="tol"):
+        BaselineTransformer.matched_config(preset("tiny"), tol=0.0)
+
+
+@pytest.mark.parametrize("variant", [*VARIANTS, "baseline"])
+def test_parameter_bands_cover_every_parameter_exactly_once(variant):
+    model = tiny_baseline() if variant == "baseline" else tiny_model(**VARIANTS[variant])
+    owner = model.parameter_bands()
+    names = [n for n, _ in model.named_parameters()]
+    assert sorted(owner) == sorted(names) and len(set(names)) == len(names)
+    embed = model.embedding_parameter_names()
+    assert embed <= set(names) and {"W_E", "W_pos"} <= embed
+    assert all(owner[n] is None for n in embed)
+    if variant == "baseline":
+        assert set(owner.values()) == {None} and model.band_fraction() == 0.0
+        return
+    cfg = model.cfg
+    assert set(owner.values()) - {None} == set(range(cfg.n_bands))
+    shapes = dict(model.named_parameters())
+    for name, band in owner.items():  # a band's norm weights have its width
+        if band is not None and ".ln2.weight." in name:
+            assert shapes[name].shape == (cfg.band_dims[band],)
+    # the direct count
+    bands = sum(p.numel() for n, p in model.named_parameters() if owner[n] is not None)
+    non_embedding = sum(p.numel() for n, p in model.named_parameters() if n not in embed)
+    assert model.band_fraction() == pytest.approx(bands / non_embedding)
+    assert model_summary(model)["bands"] == [
+        sum(p.numel() for n, p in model.named_parameters() if owner[n] == i)
+        for i in range(cfg.n_bands)
+    ]
+    if cfg.layout == "band":
+        assert model.band_fraction() >= 0.5
+        shared = [n for n in names if owner[n] is None and n not in embed]
+        assert shared == ["ln_final.weight", "ln_final.bias"]
+
+
+def test_tied_and_untied_embeddings():
+    tied = tiny_model()
+    assert "W_U" not in dict(tied.named_parameters())
+    untied = tiny_model(tie_embeddings=False)
+    assert untied.embedding_parameter_names() == {"W_E", "W_pos", "W_U"}
+    assert untied.W_U.shape == (128, 257)
+
+
+# ----------------------------------------------------------------------------- hooks
+
+
+def test_hook_post_and_the_alignment_activations_work_on_the_band_model():
+    model = tiny_model()
+    cfg = model.cfg
+    inputs = activations.random_tokens(cfg.vocab_size, n=3, seq_len=12, seed=0)
+    acts = activations.collect_activations(model, inputs, layers=[0, 1], batch_size=2)
+    assert activations.n_layers(model) == 2 and activations.d_mlp(model) == cfg.d_mlp == 512
+    assert acts[1].shape == (36, 512)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(inputs.tokens)
+    post = cache["blocks.1.mlp.hook_post"]
+    assert post.shape == (3, 12, cfg.d_mlp)
+    torch.testing.assert_close(acts[1], post.reshape(-1, cfg.d_mlp))
+    # band i's neurons are the GELU of its own pre-activations: hook_pre's slice
+    pre = cache["blocks.1.mlp.hook_pre"]
+    sl = cfg.mlp_band_slices[2]
+    torch.testing.assert_close(post[..., sl], F.gelu(pre[..., sl]))
+    assert activations.describe(model)["name"].startswith("BandTransformer(")
+
+
+def test_band_hook_and_band_activations():
+    model = tiny_model()
+    cfg = model.cfg
+    x = tokens(seq=12)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(x)
+    band_out = cache["blocks.0.hook_band_out"]
+    assert band_out.shape == (2, 12, cfg.n_bands, max(cfg.band_dims))
+    resid = cache["blocks.0.hook_resid_post"]
+    acts = model.band_activations(x, layer=0)
+    assert [a.shape for a in acts] == [(2, 12, d) for d in cfg.band_dims]
+    for i, (a, sl, d) in enumerate(zip(acts, cfg.band_slices, cfg.band_dims)):
+        torch.testing.assert_close(a, resid[..., sl])
+        assert band_out[..., i, d:].abs().sum() == 0  # pads stay zero
+    assert model.band_activations(x)[6].shape == (2, 12, cfg.band_dims[6])
+    with pytest.raises(ValueError, match="layer"):
+        model.band_activations(x, layer=2)
+
+
+def test_bad_tokens_are_refused():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="n_ctx=32"):
+        model(tokens(seq=33))
+    with pytest.raises(ValueError, match="integer tensor"):
+        model(torch.zeros(2, 4))
+
+
+def test_state_dict_round_trip():
+    a, b = tiny_model(seed=0), tiny_model(seed=1)
+    x = tokens(seq=10)
+    assert not torch.allclose(a(x), b(x))
+    b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(a(x), b(x))
+    assert "blocks.0.mlp.fc_in.weight.3" in a.state_dict()
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return text.make_splits(seq_len=32)
+
+
+def _train(model, splits, steps, batch, lr):
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(splits.train.shape[0], (batch,), generator=gen)
+        loss = model.loss(splits.train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        return float(model.loss(splits.val[:64]))
+
+
+@pytest.mark.parametrize("arm", ["band", "baseline"])
+def test_tiny_models_learn_well_below_the_unigram_entropy(arm, corpus):
+    # held-out loss of the best context-free model: ~3.25 nats/byte; uniform is ln 257 = 5.55
+    unigram = text.unigram_cross_entropy(corpus.train, corpus.val, corpus.vocab_size)
+    cfg = preset("tiny", n_ctx=32)
+    torch.manual_seed(0)
+    if arm == "band":
+        val = _train(BandTransformer(cfg), corpus, steps=100, batch=8, lr=3e-3)
+    else:  # cheaper per step, slower per step to leave the unigram plateau (tied embeddings)
+        val = _train(BaselineTransformer.matched_to(cfg), corpus, steps=300, batch=16, lr=1e-2)
+    assert val < unigram - 0.25, (val, unigram)
+
+
+# ----------------------------------------------------------------------------- self-test
+
+
+def test_selftest_report():
+    report = selftest(preset("tiny"))
+    lines = report.splitlines()
+    assert lines[0] == "Creating AKIRA Band Transformer..."
+    assert lines[-1] == TEST_COMPLETE == "AKIRA Band Transformer test complete!"
+    assert "Hidden dim: 128" in lines and "Band dims: (32, 24, 20, 16, 16, 12, 8)" in lines
+    assert "Band LRs: (1e-05, 3e-05, 0.0001, 0.0003, 0.001, 0.003, 0.01)" in lines
+    assert "Logits shape: (2, 16, 257)" in lines
+    assert "  band 6: (2, 16, 8)" in lines
+    total = model_summary(tiny_model(n_ctx=64))["total"]
+    assert f"Model parameters: {total:,} (the seed's README says ~25M)" in lines
+    assert any(line.lstrip().startswith("band_0") for line in lines)
+    assert any(line.lstrip().startswith("shared") for line in lines)
+    assert any(line.startswith("Matched baseline GPT:") for line in lines)
+
+
+def test_selftest_of_the_default_model():
+    report = selftest()
+    assert "Model parameters: 29,245,148 (the seed's README says ~25M)" in report
+    assert "Hidden dim: 512" in report and "Logits shape: (2, 16, 50257)" in report
+    assert report.endswith(TEST_COMPLETE)

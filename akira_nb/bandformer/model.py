@@ -25,7 +25,9 @@ shared: ``parameter_bands()`` maps each parameter to its band, and ``band_fracti
 attention with ``n_heads`` heads, then contiguous-slice band MLPs), where about a quarter of the
 non-embedding parameters (3.5% of all of them with its untied head) sit in bands; with
 ``tie_embeddings=False``, ``n_ctx=256`` and ``wormhole=False`` its parameter count is the
-reference's 60,015,616 exactly.
+reference's 60,015,616 exactly. With ``wormhole=True`` the reference layout gets this module's
+wormhole (band-owned, between attention and MLPs), not the reference's per-pair Python loop with
+a hard 0.5 gate threshold after the MLPs; the reference's reported runs had no wormhole.
 
 How the bands are batched (no Python loop over bands or band pairs in ``forward``): each band's
 weights are separate parameters of their true sizes (so a band owns exactly its own weights and
@@ -36,6 +38,9 @@ layout* ``[B, T, n_bands, max(band_dims)]`` (band i in ``[..., i, :band_dims[i]]
 beyond; :class:`BandLayout` converts to and from the concatenated ``[B, T, d_model]``). The
 padding costs ``n_bands * max_dim**2 / sum(dim**2)`` (2.6x for the default dims) in the block
 matmuls, against 6x for a dense block-diagonal matrix.
+
+Initialisation (both models, nanoGPT's): weights and embeddings N(0, 0.02), the projections
+that write into the residual stream N(0, 0.02 / sqrt(2 n_layers)), biases 0, LayerNorms 1 / 0.
 
 Hook points (TransformerLens names):
 

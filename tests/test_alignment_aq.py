@@ -196,6 +196,25 @@ def test_universal_basic_aq_at_chance_are_not_above_chance_when_neurons_keep_pro
     )
 
 
+def test_verdicts_do_not_read_a_rule_that_flags_nothing_as_weak():
+    """A representation against itself: every OT score is 1, so mean + 2 std lies at or above
+    every score and flags nothing in the data and the null; the verdict says so, beside the
+    fixed-0.5 count, instead of calling it 'weak'."""
+    x = _features(2000, 48, 0)
+    pr = _analyse(x, x)
+    ot = pr.methods["ot"]
+    assert ot.main.count == 0 and ot.main.threshold >= ot.scores.max()
+    assert ot.main.flags_nothing and ot.main.threshold_above_every_score
+    res = aq.AQResult(pr_cfg := _cfg(), [(0, 0)], {"random": {pr.key: pr}})
+    assert pr_cfg.threshold_method == "statistical"
+    line = next(v for v in res.verdicts() if v.startswith("random / ot"))
+    assert "the rule flags nothing here (threshold above every score)" in line, line
+    assert "-> weak" not in line
+    assert "48 of 48 above fixed 0.5 (chance 0.0)" in line, line
+    assert res.verdict("random", "ot") == aq.FLAGS_NOTHING
+    assert res.verdict("random", "basic") != aq.FLAGS_NOTHING
+
+
 # ----------------------------------------------------------------------------- spectra
 
 

@@ -34,8 +34,8 @@ What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input t
   orthogonal Procrustes map fitted on half of the sample's sequences and scored on the other
   half (method ``procrustes``: the held-out correlation of each **B** neuron with its
   prediction from A). AQ = scores above ``threshold_method`` with ``threshold_value``
-  (:data:`~.thresholds.RULES`; the statistical rule flags 2-5 % of any distribution by
-  construction, which its null shows).
+  (:data:`~.thresholds.RULES`; the share the statistical rule flags is set by the shape of
+  the scores: about 2.3 % of a Gaussian, anything from 0 % to about 5 %, which its null shows).
 - Input types: ``random`` (uniform token ids: the seed's structural test), ``text`` (packed
   real text, BOS and document separators excluded: the semantic test) and, with both,
   ``universal`` = the intersection of the two AQ sets of the same method and pair (in the same
@@ -59,10 +59,13 @@ What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input t
   of a method refer to one model (:attr:`MethodResult.model`): ``basic``, ``gurnee`` and ``ot``
   to A's neurons, ``procrustes`` to B's; the spectra are taken from **that** model's
   activations (the reference took A's spectra for B's indices).
-- Verdicts (:func:`interpret`): the seed's interpretation table applied to the AQ % of
-  neurons: > 20 % very strong, 10-20 % strong, 5-10 % moderate, < 5 % weak. It is applied to
-  the % above the null (count minus null count, the figure that means something) and, as the
-  seed did, to the raw %.
+- Verdicts (:func:`interpret`, :meth:`AQResult.verdict`): the seed's interpretation table
+  applied to the AQ % of neurons: > 20 % very strong, 10-20 % strong, 5-10 % moderate, < 5 %
+  weak. It is applied to the % above the null (each count minus its null count under the same
+  threshold, the figure that means something) and, as the seed did, to the raw %. Where the
+  rule flags nothing in the data nor the null (the statistical rule on bounded, left-skewed
+  scores puts its threshold above every score) the verdict is :data:`FLAGS_NOTHING`, not
+  "weak"; the fixed-0.5 count is printed beside every verdict.
 
 Entry points: :func:`run_aq` (two models, a config; loads what it is not given) and, for
 activations already in memory (tests, the grokking models), :class:`PairStream` +
@@ -140,9 +143,12 @@ INTERPRETATION = (
 )
 INTERPRETATION_RULE = (
     "the seed's table on the AQ % of neurons: > 20% very strong, 10-20% strong, 5-10% moderate, "
-    "< 5% weak; applied to the % above chance (the count minus the largest count of the "
-    "method's nulls) and, as the seed did, to the raw %"
+    "< 5% weak; applied to the % above chance (each count minus the largest count of the "
+    "method's nulls above the same threshold) and, as the seed did, to the raw %; where the "
+    "rule flags nothing in the data nor the null (its threshold above every score) no verdict "
+    "is read from it"
 )
+FLAGS_NOTHING = "the rule flags nothing here (threshold above every score)"
 SPECTRAL_RULE = (
     "AQ neurons lower-frequency than the other neurons: median spectral centroid (DC bin "
     "excluded) lower, two-sided Mann-Whitney U p < 0.05; spectra from the model whose neurons "
@@ -620,6 +626,14 @@ class MethodResult:
         """``{null name: AQCount}`` under one rule (the count is the same; the nulls differ)."""
         return {name: self.count(rule, value, name) for name in self.nulls}
 
+    def flags_nothing(self, rule: str, value: float | None = None) -> bool:
+        """``rule`` flags nothing in the scores nor in any null (above the same threshold), its
+        threshold lying at or above every score: it says nothing about this data."""
+        return all(
+            c.flags_nothing and c.threshold_above_every_score
+            for c in self.counts(rule, value).values()
+        )
+
     def chance(self, rule: str, value: float | None = None) -> float:
         """The largest count expected by chance under ``rule`` over this method's nulls."""
         return max(c.null_count or 0.0 for c in self.counts(rule, value).values())
@@ -648,6 +662,8 @@ class MethodResult:
         if c.rule != "fixed":
             same = ", ".join(f"{np.mean(x.null_counts_same_rule):.1f}" for x in counts.values())
             out += f" ({same} if the rule is re-applied to the null)"
+        if c.threshold_above_every_score:
+            out += f"; threshold above every score (max {c.max_score:.4g}): the rule flags nothing"
         return out
 
     def lines(self) -> list[str]:
@@ -658,8 +674,9 @@ class MethodResult:
         for rule, value in self.rules:
             by = self.counts(rule, value)
             c = next(iter(by.values())).to_dict()
-            for k in ("null_count", "null_counts", "null_counts_same_rule"):
+            for k in ("null_count", "null_counts", "null_counts_same_rule", "flags_nothing"):
                 c.pop(k)
+            c["flags_nothing"] = self.flags_nothing(rule, value)
             c["nulls"] = {
                 name: {
                     "null_count": x.null_count,
@@ -1032,8 +1049,38 @@ class AQResult:
             pcts.append(100.0 * max(count, 0.0) / c.total)
         return float(np.mean(pcts))
 
+    def _methods(self, kind: str, method: str) -> list:
+        return [p.methods[method] for p in self.pairs.get(kind, {}).values() if method in p.methods]
+
+    def verdict(self, kind: str, method: str) -> str | None:
+        """The seed's word for the % above chance (each AQ count minus its null count under the
+        same rule); :data:`FLAGS_NOTHING` where the main rule flags nothing in the data nor in
+        the null at every layer pair (its threshold above every score), so that a rule artefact
+        is not read as 'weak'. None when the method was not run."""
+        ms = self._methods(kind, method)
+        if not ms:
+            return None
+        if all(m.flags_nothing(*m.rules[0]) for m in ms):
+            return FLAGS_NOTHING
+        return interpret(self.method_pct(kind, method, above_null=True))
+
+    def other_rule_counts(self, kind: str, method: str) -> str:
+        """``"240 of 512 above fixed 0.5 (chance 0.0)"`` for every rule beside the main one,
+        summed over the layer pairs."""
+        ms = self._methods(kind, method)
+        parts = []
+        for rule, value in ms[0].rules[1:] if ms else []:
+            counts = [m.count(rule, value) for m in ms]
+            chance = sum(m.chance(rule, value) for m in ms)
+            parts.append(
+                f"{sum(c.count for c in counts)} of {sum(c.total for c in counts)} above "
+                f"{counts[0].rule_text} (chance {chance:.1f})"
+            )
+        return "; ".join(parts)
+
     def verdicts(self) -> list[str]:
-        """One line per input type and method: the seed's interpretation of the AQ %."""
+        """One line per input type and method: the seed's interpretation of the AQ %, with the
+        counts under the other rules beside it."""
         lines = [f"rule: {INTERPRETATION_RULE}"]
         for kind in self.pairs:
             for method in METHODS:
@@ -1042,10 +1089,16 @@ class AQResult:
                     continue
                 net = self.method_pct(kind, method, above_null=True)
                 rule = self.rule_of(kind, method)
-                lines.append(
-                    f"{kind} / {method} ({rule}): {raw:.1f}% AQ ({interpret(raw)} as the seed "
-                    f"reads it); {net:.1f}% above chance -> {interpret(net)}"
-                )
+                word = self.verdict(kind, method)
+                if word == FLAGS_NOTHING:
+                    line = f"{kind} / {method} ({rule}): {word}: no verdict from this rule"
+                else:
+                    line = (
+                        f"{kind} / {method} ({rule}): {raw:.1f}% AQ ({interpret(raw)} as the seed "
+                        f"reads it); {net:.1f}% above chance -> {word}"
+                    )
+                others = self.other_rule_counts(kind, method)
+                lines.append(line + (f"; {others}" if others else ""))
         return lines
 
     def rule_of(self, kind: str, method: str) -> str:
@@ -1295,6 +1348,7 @@ def frequency_agreement(freq_a, freq_b, partner, mask=None) -> dict:
 __all__ = [
     "AQConfig",
     "AQResult",
+    "FLAGS_NOTHING",
     "INPUT_TYPES",
     "INTERPRETATION",
     "INTERPRETATION_RULE",

@@ -7,11 +7,14 @@ score is strictly above it.
 Rules (:data:`RULES`)
 ---------------------
 - ``"statistical"``: ``mean + k * std`` of the scores (``value = k``, default 2, the
-  reference's). This flags about 2.3% of a Gaussian and typically 2-5% of any unimodal
-  distribution **by construction**, whether or not anything corresponds: it describes the shape
-  of the score distribution, not evidence. The reference's "3-4% AQ" came from this rule.
+  reference's). The share it flags is set by the **shape** of the score distribution, whether
+  or not anything corresponds: about 2.3% of a Gaussian, about 5% of an exponential (a heavy
+  right tail), and nothing at all of bounded, left-skewed scores such as matched ``|corr|``
+  piled up near 1, where ``mean + 2 std`` lies above the maximum (the kit's tiny run: OT and
+  Procrustes flag 0 of 512). So anything from 0% to about 5%: the count describes the shape,
+  not evidence. The reference's "3-4% AQ" came from this rule.
 - ``"percentile"``: the ``value``-th percentile of the scores (default 95): flags
-  ``100 - value`` % by construction, likewise.
+  ``100 - value`` % by construction (ties aside), likewise.
 - ``"fixed"``: ``value`` itself (default 0.3, the seed's excess threshold; Gurnee et al. used
   0.5).
 
@@ -21,7 +24,10 @@ Shuffling the token rows of B against A destroys every real correspondence and k
 model's marginal statistics. Scoring the shuffled pair with the same pipeline gives null
 scores; :func:`count_with_null` prints the AQ count beside the number of null scores above the
 **same** threshold (the count expected by chance), and beside what the rule would flag if it
-were re-applied to the null (for the statistical and percentile rules: the same 2-5%).
+were re-applied to the null (for the statistical and percentile rules: the share their shape
+gives, again). Where the threshold lies at or above every score the count says so
+(:attr:`AQCount.threshold_above_every_score`): a rule that flags nothing in the data and in the
+null (:attr:`AQCount.flags_nothing`) says nothing about the data either way.
 
 - In memory: :func:`permutation_null` permutes all rows of B (one permutation of every token,
   shared by all of B's layers) ``n_permutations`` times.
@@ -44,6 +50,7 @@ from ..runtime import check_choice, check_int, check_real
 
 RULES = ("statistical", "percentile", "fixed")
 DEFAULT_VALUES = {"statistical": 2.0, "percentile": 95.0, "fixed": 0.3}
+FLAGS_NOTHING = "the rule flags nothing here"
 RULE_TEXT = {
     "statistical": "mean + {value:g} std",
     "percentile": "{value:g}th percentile",
@@ -251,10 +258,22 @@ class AQCount:
     mask: np.ndarray
     null_counts: list = field(default_factory=list)
     null_counts_same_rule: list = field(default_factory=list)
+    max_score: float = float("nan")
 
     @property
     def fraction(self) -> float:
         return self.count / self.total
+
+    @property
+    def threshold_above_every_score(self) -> bool:
+        """The threshold lies at or above the largest score: nothing can be flagged."""
+        return bool(self.threshold >= self.max_score)
+
+    @property
+    def flags_nothing(self) -> bool:
+        """Nothing flagged in the data nor, above the same threshold, in any null replicate: the
+        rule says nothing about this data (judge it by another rule)."""
+        return self.count == 0 and not any(self.null_counts)
 
     @property
     def null_count(self) -> float | None:
@@ -275,6 +294,8 @@ class AQCount:
             if self.rule != "fixed":
                 same = float(np.mean(self.null_counts_same_rule))
                 out += f" ({same:.1f} if the rule is re-applied to the null)"
+        if self.threshold_above_every_score:
+            out += f"; threshold above every score (max {self.max_score:.4g}): {FLAGS_NOTHING}"
         return out
 
     def to_dict(self) -> dict:
@@ -289,6 +310,9 @@ class AQCount:
             "null_count": self.null_count,
             "null_counts": [int(c) for c in self.null_counts],
             "null_counts_same_rule": [int(c) for c in self.null_counts_same_rule],
+            "max_score": self.max_score,
+            "threshold_above_every_score": self.threshold_above_every_score,
+            "flags_nothing": self.flags_nothing,
             "indices": np.flatnonzero(self.mask).tolist(),
         }
 
@@ -305,7 +329,7 @@ def count_with_null(
     s = _scores("scores", scores)
     t = threshold_value(s, rule, value)
     mask = s > t
-    out = AQCount(rule, value, t, int(mask.sum()), s.size, mask)
+    out = AQCount(rule, value, t, int(mask.sum()), s.size, mask, max_score=float(s.max()))
     if null_scores is not None:
         null = np.asarray(
             null_scores.detach().cpu() if hasattr(null_scores, "detach") else null_scores, float
@@ -323,6 +347,7 @@ def count_with_null(
 __all__ = [
     "AQCount",
     "DEFAULT_VALUES",
+    "FLAGS_NOTHING",
     "RULES",
     "ShuffledStream",
     "apply_threshold",

@@ -29,7 +29,8 @@
 #
 # **What this notebook does that the reference did not.** Every neuron of both models is kept
 # (gpt2's 3072 against all 4096 of gpt2-medium); Procrustes is fitted on half of the sequences
-# and scored on the other half; BOS, pad and document separators are excluded; the spectra of
+# and scored on the other half; BOS (led by it, random rows too: the first position is an
+# attention sink), pad and document separators are excluded; the spectra of
 # each method's AQ are taken from the model its indices name; and **every AQ count is printed
 # beside the count expected by chance**: a token-shuffle null for every method, and for the basic
 # method a neuron-permutation null (neuron *i* of A against a random neuron of B), which is what
@@ -175,7 +176,9 @@ fig = plots.universality(result)
 # %% [markdown]
 # ## Spectral analysis: are AQ neurons low-frequency along the sequence?
 # Per neuron: the power spectrum along the sequence (averaged over sequences), its spectral
-# centroid with and without the DC bin, and its power in 7 equal-width bands. AQ and other
+# centroid with and without the DC bin, and its power in 7 equal-width bands. The FFT sees the
+# positions after BOS only, and only sequences without a document separator (a separator would
+# put a jump to another document's context into the sequence). AQ and other
 # neurons are compared with a two-sided Mann-Whitney U test. Each method's AQ indices name one
 # model's neurons (basic / Gurnee / OT: A's; Procrustes: B's), and the spectra come from that
 # model (the reference took A's spectra for indices of B's neurons).

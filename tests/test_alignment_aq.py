@@ -381,7 +381,7 @@ def test_whole_pipeline_on_the_tiny_pair(tiny, bridges):
     assert set(res.pairs) == {"random", "text"}
     assert list(res.pairs["random"]) == ["0-0", "1-1"]
     pr = res.pairs["random"]["0-0"]
-    assert pr.n_tokens == 24 * 32 and pr.methods["ot"].scores.shape == (256,)
+    assert pr.n_tokens == 24 * 31 and pr.methods["ot"].scores.shape == (256,)  # BOS out
     assert 0.3 < pr.cka["linear"] <= 1.0 and pr.cka["linear_null"] < 0.1
     text = res.pairs["text"]["0-0"]
     assert text.n_tokens == res.inputs["text"]["n_valid_tokens"] < 24 * 32  # BOS, separators out
@@ -428,6 +428,43 @@ def test_a_resumed_stream_gives_identical_statistics(tiny, bridges, tmp_path):
     other = _tiny_cfg(tiny, input_type="random", batch_size=4)
     with pytest.raises(ValueError, match="batch_size"):
         aq.stream_models(a, b, inputs, pairs, other, run=run, resume=True)
+
+
+def test_random_tokens_lead_with_a_masked_bos_like_text(tiny, bridges):
+    """The first position of a GPT-2-style model is an attention sink with outlier activations
+    whatever its token: random rows start with BOS, masked, as text rows do."""
+    cfg = _tiny_cfg(tiny)
+    tok = aq.act.tokenizer_of(bridges[0])
+    for kind in ("random", "text"):
+        inputs = aq.make_inputs(cfg, kind, bridges[0])
+        assert (inputs.tokens[:, 0] == tok.bos_token_id).all(), kind
+        assert not inputs.mask[:, 0].any(), kind
+    random = aq.make_inputs(cfg, "random", bridges[0])
+    assert random.mask[:, 1:].all() and (random.tokens[:, 1:] != tok.bos_token_id).all()
+    assert random.info["bos"] is True
+
+
+def test_spectra_skip_the_first_position_and_sequences_with_separators():
+    """The FFT sees only sequences whose every position after the first is counted: a document
+    separator (masked) inside a text row would put a spike of another context in it."""
+    n, t, d = 6, 16, 3
+    seq = torch.arange(n * t * d, dtype=torch.float32).reshape(n, t, d)
+    mask = torch.ones(n, t, dtype=torch.bool)
+    mask[:, 0] = False  # BOS
+    mask[2, 7] = False  # a separator in sequence 2
+    mask[4, 15] = False  # and one at the end of sequence 4
+    for kind in ("text", "random"):
+        sample = aq.Sample({0: seq}, {0: seq + 1}, mask, kind)
+        got = sample.spectral("A", 0)
+        assert got.shape == (4, t - 1, d), kind
+        torch.testing.assert_close(got, seq[[0, 1, 3, 5], 1:])
+        torch.testing.assert_close(sample.spectral("B", 0, 2), seq[[0, 1], 1:] + 1)
+    every = aq.Sample({0: seq}, {0: seq}, torch.ones(n, t, dtype=torch.bool), "random")
+    assert every.spectral("A", 0).shape == (n, t, d)  # nothing masked: every position kept
+    bad = mask.clone()
+    bad[:, 5] = False
+    with pytest.raises(ValueError, match="separator"):
+        aq.Sample({0: seq}, {0: seq}, bad, "text").spectral("A", 0)
 
 
 def test_bad_layer_of_a_loaded_model_names_it(tiny, bridges):

@@ -36,8 +36,8 @@ What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input t
   prediction from A). AQ = scores above ``threshold_method`` with ``threshold_value``
   (:data:`~.thresholds.RULES`; the share the statistical rule flags is set by the shape of
   the scores: about 2.3 % of a Gaussian, anything from 0 % to about 5 %, which its null shows).
-- Input types: ``random`` (uniform token ids: the seed's structural test), ``text`` (packed
-  real text, BOS and document separators excluded: the semantic test) and, with both,
+- Input types: ``random`` (uniform token ids after a BOS: the seed's structural test), ``text``
+  (packed real text after a BOS: the semantic test) and, with both,
   ``universal`` = the intersection of the two AQ sets of the same method and pair (in the same
   model's index space). Its chance level comes from a **paired null**
   (:func:`universal_overlap`): the same null applied to both input types (the basic method's
@@ -46,13 +46,17 @@ What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input t
   mean and the permutation p-value. The same neurons are scored in both input types, so
   per-neuron properties carry over and two sets each at chance overlap more than independent
   sets do; the hypergeometric number (:func:`~.thresholds.overlap_null`) is printed beside it
-  only as the *independence bound*.
+  only as the *independence bound*. BOS is masked in both input types (the first position of
+  GPT-2 and Pythia is an attention sink with outlier activations, whatever its token; the seed
+  counted a random token there), and so are text's document separators.
 - Layer pairing (:func:`pair_layers`): ``index`` (layer ``l`` of A with layer ``l`` of B, the
   seed's) or ``depth`` (the same relative depth: ``round(l (n_b - 1) / (n_a - 1))``, so first
   meets first and last meets last; gpt2 layer 3 meets gpt2-medium layer 6).
 - Spectral analysis (:func:`spectral_analysis`): per neuron, the power spectrum along the
   sequence (FFT over positions of each sequence, bins ``k = 0 .. T//2 - 1`` at ``k / T``
-  cycles per token, as the reference; power averaged over sequences), its spectral centroid
+  cycles per token, as the reference; power averaged over sequences; only the positions after
+  BOS, and only sequences without a document separator, :meth:`Sample.spectral`), its spectral
+  centroid
   with the DC bin and without it (the DC bin dominates non-zero-mean GELU outputs), and the
   share of power in each of ``n_bands`` (7) equal-width bands of ``(0, 0.5)`` cycles per token.
   AQ vs non-AQ neurons are compared with a two-sided Mann-Whitney U test (SciPy). The AQ indices
@@ -496,17 +500,22 @@ def stream_models(
 def make_inputs(cfg: AQConfig, kind: str, model, texts=None) -> act.TokenInputs:
     """The ``kind`` ('random' or 'text') inputs of ``cfg`` for ``model``'s tokenizer.
 
-    random: ``num_samples x seq_length`` ids drawn uniformly (seeded) from ``[1000, vocab -
-    1000)`` as the seed did when the vocabulary is larger than 4000 (gpt2, pythia), else from the
-    whole vocabulary; special ids never drawn, no BOS. text: the documents of ``cfg.text_corpus``
-    (``texts`` when given; :func:`load_texts`), packed into rows led by BOS (BOS and document
-    separators excluded), tokenized with the model's tokenizer."""
+    random: ``num_samples`` rows of BOS then ``seq_length - 1`` ids drawn uniformly (seeded)
+    from ``[1000, vocab - 1000)`` as the seed did when the vocabulary is larger than 4000 (gpt2,
+    pythia), else from the whole vocabulary; special ids never drawn. BOS (position 0) is masked,
+    as in the text rows: in GPT-2 and Pythia the first position is an attention sink with
+    outlier activations whatever its token, so it is never counted (the seed drew position 0
+    as a random token and counted it). A model without a BOS id gets no BOS, and its position 0
+    is masked all the same. text: the documents of ``cfg.text_corpus`` (``texts`` when given;
+    :func:`load_texts`), packed into rows led by BOS (BOS and document separators excluded),
+    tokenized with the model's tokenizer."""
     check_choice("kind", kind, ("random", "text"))
     tok = act.tokenizer_of(model)
     if kind == "random":
         vocab = act.vocab_size(model)
         low, high = (1000, vocab - 1000) if vocab > 4000 else (0, vocab)
-        return act.random_tokens(
+        bos = getattr(tok, "bos_token_id", None)
+        inputs = act.random_tokens(
             vocab,
             cfg.num_samples,
             cfg.seq_length,
@@ -514,7 +523,12 @@ def make_inputs(cfg: AQConfig, kind: str, model, texts=None) -> act.TokenInputs:
             low=low,
             high=high,
             exclude_ids=act.special_ids(tok),
+            bos_id=bos,
         )
+        if bos is None:  # no BOS to prepend: the first position is still the sink
+            inputs.mask[:, 0] = False
+        inputs.info["first_position"] = "BOS, masked" if bos is not None else "masked"
+        return inputs
     if tok is None:
         raise ValueError(f"{act.model_name(model)} has no tokenizer: text inputs need one")
     if texts is None:
@@ -571,13 +585,26 @@ class Sample:
         n, t = self.mask.shape
         return torch.arange(n)[:, None].expand(n, t)[self.mask]
 
+    def spectral_rows(self) -> tuple[torch.Tensor, int]:
+        """``(rows, start)``: the sequences whose every position from ``start`` on is counted,
+        ``start`` being 1 when position 0 is masked in every row (BOS), else 0."""
+        start = 0 if bool(self.mask[:, 0].any()) else 1
+        rows = torch.nonzero(self.mask[:, start:].all(1)).flatten()
+        return rows, start
+
     def spectral(self, model: str, layer, n: int | None = None) -> torch.Tensor:
-        """``[n, T', d]`` for the spectra: every position of random inputs; for text, the BOS
-        column (position 0) dropped."""
-        seq = (self.seq_a if model == "A" else self.seq_b)[layer][:n]
-        if self.kind == "text":
-            seq = seq[:, 1:]
-        return seq
+        """``[n', T', d]`` for the spectra: the first ``n`` sequences with no masked position
+        after the first, from position 1 on when position 0 is BOS (random and text alike).
+        Sequences holding a document separator (or padding) are skipped, so that no separator,
+        and no jump to another document's context, enters the FFT along the sequence."""
+        rows, start = self.spectral_rows()
+        if rows.numel() == 0:
+            raise ValueError(
+                f"no {self.kind} sequence is free of separators and padding after position "
+                f"{start}: the spectra need whole rows (use longer documents or shorter rows)"
+            )
+        seq = (self.seq_a if model == "A" else self.seq_b)[layer]
+        return seq[rows[:n], start:]
 
 
 def sample_models(model_a, model_b, inputs: act.TokenInputs, pairs, n: int, batch_size: int):
@@ -1009,7 +1036,13 @@ def spectral_analysis(seq_acts: dict, method: MethodResult, n_bands: int = 7) ->
             f"have {profile['centroid'].shape[0]}"
         )
     out = compare_spectra(profile, method.aq_indices, n_bands)
-    out.update(method=method.name, model=model, profile=profile)
+    out.update(
+        method=method.name,
+        model=model,
+        profile=profile,
+        n_sequences=profile["n_sequences"],
+        seq_len=profile["seq_len"],
+    )
     return out
 
 
@@ -1127,7 +1160,9 @@ class AQResult:
             for key, s in by.items():
                 out.append(
                     f"spectra {method} [{s['model']}'s neurons on {s['model']}'s activations, "
-                    f"{s['input_type']} tokens] layers {key}: {s['n_aq']} AQ; {s['verdict']}"
+                    f"{s['input_type']} tokens, {s['n_sequences']} sequences of {s['seq_len']} "
+                    f"positions without BOS or separators] layers {key}: {s['n_aq']} AQ; "
+                    f"{s['verdict']}"
                 )
         return out
 

@@ -14,7 +14,9 @@ Corpora (``CORPORA``):
   use records :func:`offline_corpus_info` (its SHA-256 fingerprint, sizes, the Python version
   and any listed module missing on this install).
 - ``wikitext-2`` / ``wikitext-103``: Hugging Face ``datasets`` (``Salesforce/wikitext``, the
-  ``*-raw-v1`` configurations, the official train / validation / test splits), loaded lazily;
+  ``*-raw-v1`` configurations, the official train / validation / test splits), its lines
+  joined into articles (a ``" = Title = "`` line starts one: :func:`wikitext_articles`),
+  loaded lazily;
   they need the Hub (Colab) or a local ``datasets`` cache. Offline they raise
   :class:`CorpusUnavailableError` saying what to use instead. Set ``HF_HUB_OFFLINE=1`` on a
   machine without internet, or the Hub client retries for about half a minute before failing.
@@ -32,7 +34,8 @@ Tokenizers (``TOKENIZERS``):
 
 Splits: :func:`make_splits` tokenizes a corpus, appends the EOS id after every document and
 packs each split into non-overlapping ``[n_blocks, seq_len]`` blocks of token ids (the remainder
-that does not fill a block is dropped). The offline corpus is split by *document*: a permutation
+that does not fill a block is dropped); a document is a docstring of the offline corpus or an
+article of wikitext. The offline corpus is split by *document*: a permutation
 seeded by ``seed`` orders the documents, and the first ones go to test, the next to validation
 (``test_frac`` / ``val_frac`` of the tokens) and the rest to train, so no document is shared
 between splits. Wikitext uses its own official splits (``seed`` does not change them).
@@ -347,12 +350,36 @@ def encode_documents(docs: Sequence[str], tokenizer, eos: bool = True) -> np.nda
 # ----------------------------------------------------------------------------- Hub corpora
 
 
+def is_wikitext_title(line: str) -> bool:
+    """A wikitext article heading, ``" = Title = "`` (one ``=`` each side); section headings
+    (``" = = Section = = "``, deeper ones likewise) are not."""
+    t = line.strip()
+    return len(t) > 4 and t.startswith("= ") and t.endswith(" =") and not t.startswith("= =")
+
+
+def wikitext_articles(lines: Sequence[str]) -> list[str]:
+    """Wikitext's lines joined into articles: a new article starts at each ``" = Title = "``
+    line (:func:`is_wikitext_title`) and runs to the next one, its section headings inside; the
+    lines before the first title form an article of their own. Lines keep their newline, so
+    ``"".join(articles) == "".join(lines)``; blank lines are dropped and empty articles too."""
+    articles: list[list[str]] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        if is_wikitext_title(line) or not articles:
+            articles.append([])
+        articles[-1].append(line)
+    return ["".join(a) for a in articles]
+
+
 def load_documents(corpus: str, split: str = "train") -> list[str]:
     """The documents of ``corpus`` for ``split`` ('train', 'val', 'test').
 
     ``offline`` has no official splits: it returns the whole corpus for every ``split`` (use
-    :func:`make_splits`). Wikitext returns the non-empty lines of the official split (an article
-    is a run of lines; lines keep their trailing newline, so joining them restores the text)."""
+    :func:`make_splits`). Wikitext returns the **articles** of the official split
+    (:func:`wikitext_articles`: its lines joined from one ``" = Title = "`` heading to the
+    next), so that a separator goes between articles, not after every line: a packed row then
+    holds running text, and a model's context does not restart every ~100 tokens."""
     check_choice("corpus", corpus, CORPORA)
     check_choice("split", split, SPLITS)
     if corpus == "offline":
@@ -374,7 +401,7 @@ def load_documents(corpus: str, split: str = "train") -> list[str]:
             f"{' '.join(str(exc).split())[:300]}); this machine may be offline: use "
             "corpus='offline' (or run on Colab)"
         ) from exc
-    return [line for line in data["text"] if line.strip()]
+    return wikitext_articles(data["text"])
 
 
 # ----------------------------------------------------------------------------- packed splits
@@ -511,7 +538,7 @@ def make_splits(cfg: TextConfig | None = None, **overrides: Any) -> TokenSplits:
                     tok,
                     cfg.max_train_tokens if s == "train" else None,
                 ),
-                None,
+                tok.eos_token_id,
             )
             for s in SPLITS
         }
@@ -574,6 +601,7 @@ __all__ = [
     "fingerprint",
     "get_tokenizer",
     "gpt2_tokenizer",
+    "is_wikitext_title",
     "load_documents",
     "make_splits",
     "offline_corpus",
@@ -582,4 +610,5 @@ __all__ = [
     "split_documents",
     "unigram_cross_entropy",
     "unigram_entropy",
+    "wikitext_articles",
 ]

@@ -236,3 +236,64 @@ def test_encode_each_with_a_hugging_face_tokenizer_and_a_token_cap():
     capped = text.encode_each(docs, tok, max_tokens=10)
     assert len(capped) == 1000  # stops after the first batch that reaches the cap
     assert text.make_splits(max_train_tokens=640).train.shape == (10, 64)
+
+
+# Wikitext's raw layout: " = Title = " starts an article, " = = Section = = " does not; blank
+# lines are empty strings, every other line keeps its newline.
+WIKI_LINES = [
+    "",
+    " = Robert Boulter = \n",
+    "",
+    " Robert Boulter is an English film , television and theatre actor . \n",
+    "",
+    " = = Career = = \n",
+    "",
+    " = = = 2000 – 2005 = = = \n",
+    " In 2000 Boulter had a guest @-@ starring role . \n",
+    " = Du Fu = \n",
+    " Du Fu was a prominent Chinese poet of the Tang dynasty . \n",
+    " = = Life = = \n",
+    " Traditional Chinese literary criticism emphasized the life of the author . \n",
+]
+
+
+def test_wikitext_lines_are_joined_into_articles():
+    arts = text.wikitext_articles(WIKI_LINES)
+    assert len(arts) == 2
+    assert arts[0].startswith(" = Robert Boulter = \n Robert Boulter is")
+    assert " = = Career = = \n = = = 2000 – 2005 = = = \n In 2000" in arts[0]
+    assert arts[1] == "".join(WIKI_LINES[9:])
+    assert "".join(arts) == "".join(WIKI_LINES)  # nothing lost, nothing added
+    # lines before the first title form an article of their own; no lines, no articles
+    assert text.wikitext_articles([" lead text \n", *WIKI_LINES[1:4]]) == [
+        " lead text \n",
+        "".join(WIKI_LINES[1:4]),
+    ]
+    assert text.wikitext_articles(["", "  "]) == []
+
+
+@pytest.fixture
+def fake_wikitext(monkeypatch):
+    """datasets.load_dataset replaced by the hand-made lines (datasets cannot download here)."""
+    import types
+
+    calls = []
+
+    def load_dataset(path, name, split):
+        calls.append((path, name, split))
+        return {"text": list(WIKI_LINES)}
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    return calls
+
+
+def test_wikitext_documents_are_articles_with_eos_between_them(fake_wikitext):
+    docs = text.load_documents("wikitext-2", "train")
+    assert docs == text.wikitext_articles(WIKI_LINES)
+    assert fake_wikitext == [("Salesforce/wikitext", "wikitext-2-raw-v1", "train")]
+    splits = text.make_splits(corpus="wikitext-2", tokenizer="byte", seq_len=16)
+    want = text.encode_documents(docs, ByteTokenizer())  # each article followed by EOS
+    assert int((want == ByteTokenizer.eot_id).sum()) == 2  # one per article, not one per line
+    n = splits.train.numel()
+    assert n == len(want) // 16 * 16
+    assert torch.equal(splits.train.flatten(), torch.from_numpy(want[:n]))

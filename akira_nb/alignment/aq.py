@@ -549,8 +549,8 @@ def make_inputs(cfg: AQConfig, kind: str, model, texts=None) -> act.TokenInputs:
 
 
 def load_texts(corpus: str, seed: int = 0) -> list[str]:
-    """Documents for the semantic test: the offline corpus in a seeded order, or wikitext's
-    train split (its own order)."""
+    """Documents for the semantic test: the offline corpus in a seeded order, or the articles
+    of wikitext's train split (its own order; :func:`akira_nb.text.wikitext_articles`)."""
     from .. import text
 
     docs = text.load_documents(corpus, "train")

@@ -249,3 +249,48 @@ def test_bad_inputs_raise_value_errors():
         named.rotated_corr(torch.eye(5, dtype=torch.float64))
     with pytest.raises(ValueError, match="n_rotations"):
         basic_excess(named, n_rotations=0)
+
+
+def test_a_shuffled_null_shares_the_real_accumulators_marginals(tmp_path):
+    """Permuting B's rows within a batch leaves n, the shifts, every sum and B^T B unchanged:
+    the null keeps only its cross-product and reads the rest from the real accumulator, and
+    gives what a full accumulator fed the same shuffled batches gives."""
+    from akira_nb.alignment.correlation import SharedMarginalsCorrelation
+    from akira_nb.alignment.thresholds import ShuffledStream
+
+    a, b = data(n=800)
+    real = StreamingCorrelation({0: 30, 1: 34}, {0: 40, 1: 56})
+    null = ShuffledStream(SharedMarginalsCorrelation(real), seed=3)
+    full = ShuffledStream(StreamingCorrelation({0: 30, 1: 34}, {0: 40, 1: 56}), seed=3)
+    for i in range(0, 800, 160):
+        xa = {0: a[i : i + 160, :30], 1: a[i : i + 160, 30:]}
+        xb = {0: b[i : i + 160, :40], 1: b[i : i + 160, 40:]}
+        real.update(xa, xb)
+        null.update(xa, xb)
+        full.update(xa, xb)
+    n, f = null.stats, full.stats
+    torch.testing.assert_close(n.corr(), f.corr(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(n.cov_b(1), f.cov_b(1), rtol=0, atol=1e-12)
+    q = haar_orthogonal(56, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(n.rotated_corr(q, 1, 1), f.rotated_corr(q, 1, 1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        basic_excess(n, 0, 0, seed=1).excess,
+        basic_excess(f, 0, 0, seed=1).excess,
+        atol=1e-12,
+        rtol=0,
+    )
+    assert n.nbytes == 8 * 64 * 96 < f.nbytes  # only the cross-product is its own
+    state = n.state_dict()
+    assert {k for k, v in state.items() if isinstance(v, torch.Tensor)} == {"cross"}
+    path = n.save(tmp_path / "null.pt")
+    again = SharedMarginalsCorrelation.load(path, real)
+    torch.testing.assert_close(again.corr(), n.corr(), rtol=0, atol=0)
+    # the null must follow the real accumulator batch by batch
+    lone = SharedMarginalsCorrelation(StreamingCorrelation(64, 96))
+    with pytest.raises(ValueError, match="real accumulator"):
+        lone.update(a[:10], b[:10])
+    behind = SharedMarginalsCorrelation(real)
+    with pytest.raises(ValueError, match="real accumulator"):
+        behind.corr()
+    with pytest.raises(ValueError, match="d_b"):
+        SharedMarginalsCorrelation(StreamingCorrelation(64, 95)).load_state_dict(state)

@@ -205,3 +205,15 @@ def test_claims_give_real_verdicts_under_the_reference_protocol():
     assert np.isfinite(res.method_pct("random", "basic"))
     gurnee = next(r for r in rows if r["claim"].startswith("same architecture"))
     assert gurnee["verdict"] == "not comparable"
+
+
+def test_t4_checkpoints_at_most_twice_in_its_32_batch_stream():
+    """Each save holds every pair's sums (about 1 GB at gpt2 x gpt2-medium, 3 pairs)."""
+    pre = experiment.PRESETS["t4"]
+    total = -(-pre["num_samples"] // pre["batch_size"])
+    every = pre["checkpoint_every"]
+    saves = len([b for b in range(1, total) if b % every == 0]) + 1  # + the save at the end
+    assert total == 32 and saves <= 2
+    # the size per save as the docstring states it: 3 pairs of (real: cross + B^T B; null: cross)
+    per_pair = 8 * (3072 * 4096 + 4096 * 4096 + 3072 * 4096)
+    assert 0.95e9 < 3 * per_pair < 1.05e9

@@ -11,12 +11,16 @@ Sizes (:data:`PRESETS`; None = the seed's protocol, :data:`SEED_PROTOCOL`)
   :func:`akira_nb.alignment.models.tiny_pair`), both layers, 64 x 64 tokens of each input type.
 - ``t4``: the seed's protocol: gpt2 vs gpt2-medium (or pythia-70m vs pythia-160m, at the seed's
   layers that exist in pythia-70m: 3 and 5), layers 3 / 5 / 7 by index, 500 x 64 random tokens
-  and 500 x 64 tokens of wikitext-2.
+  and 500 x 64 tokens of wikitext-2. The stream of each input type (32 batches of 16) is saved
+  every 16 batches and at its end: 2 saves of about 1.0 GB each (per pair: the real
+  accumulator's cross-product and B's second moment, ``8 (3072 x 4096 + 4096^2)`` bytes, and
+  the null's cross-product, ``8 x 3072 x 4096``: 336 MB; :attr:`~.aq.PairStream.nbytes`).
 - ``a100``: a larger protocol: every layer of A paired by relative depth, 40,000 x 64 tokens
   (2.56 M) of each input type (text from wikitext-103); any pair of
   :data:`akira_nb.alignment.models.PAIRS`, including the known-answer pairs (pythia-160m vs its
   seed re-trainings, the Stanford CRFM GPT-2 seeds), where Gurnee et al. found 1-5 % universal
-  neurons.
+  neurons. Its checkpoints (every 200 of 625 batches, and at the end) hold about 4 GB each at
+  gpt2 x gpt2-medium (12 pairs of 336 MB).
 
 Beyond the seed (:class:`GrokConfig`, :func:`run_grokking`): two grokking models (a + b mod p,
 :mod:`akira_nb.grokking`) trained with different seeds. Their MLP neurons have known key
@@ -187,7 +191,7 @@ SEED_PROTOCOL = dict(
     seed=42,
     sample_sequences=256,
     spectral_sequences=200,
-    checkpoint_every=10,
+    checkpoint_every=16,  # of 32 batches: saves at 16 and at the end, about 1.0 GB each
 )
 PRESETS = {
     "tiny": dict(
@@ -209,7 +213,7 @@ PRESETS = {
         num_samples=40_000,
         batch_size=64,
         text_corpus="wikitext-103",
-        checkpoint_every=200,  # of 625 batches; each checkpoint holds every pair's sums (GBs)
+        checkpoint_every=200,  # of 625 batches: 4 saves of every pair's sums, ~4 GB each (gpt2)
     ),
 }
 PLAN_KEYS = ("pair",)

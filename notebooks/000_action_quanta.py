@@ -125,11 +125,14 @@ print("run folder:", run.path)
 # printed beside it. The rotated baseline of one neuron spreads widely (a rotated neuron mixes
 # every neuron of B), so "actual minus baseline" exceeds 0.3 for many pairs of unrelated
 # neurons: the neuron-permutation null counts them. Gurnee et al.'s form (max correlation over
-# B's neurons minus the same under a rotation) is printed below it.
+# B's neurons minus the same under a rotation) is printed below it, for the paired layer and,
+# on text (where Gurnee et al. measured), over every layer of B, as they defined it (on by
+# default at `tiny` and for the known-answer pairs; the known-answer claim reads it).
 
 # %%
 for pr in result.pairs[plan.aq.input_types[0]].values():
     print("\n".join(pr.methods["basic"].lines() + pr.methods["gurnee"].lines()))
+print("\n".join(result.gurnee_lines()))
 first = next(iter(result.pairs[plan.aq.input_types[0]].values()))
 fig = plots.seed_figure(first)
 

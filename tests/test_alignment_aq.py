@@ -522,3 +522,47 @@ def test_pair_stream_null_keeps_only_its_cross_product():
     again = aq.PairStream([(0, 0), (1, 1)], 48, 64, "cpu")
     again.load_state_dict(state)
     torch.testing.assert_close(again.null[(1, 1)].corr(), stream.null[(1, 1)].corr())
+
+
+def test_gurnee_over_all_of_bs_layers_finds_a_partner_outside_the_paired_layer():
+    """Gurnee et al. take each A neuron's max over every neuron of every layer of B: copies of
+    A's layer-0 neurons that sit in B's layer 1 are missed by the paired layer (0 vs 0) and
+    found over all of B's layers, with the layer they sit in."""
+    g = torch.Generator().manual_seed(21)
+    n, d, k = 3000, 128, 12
+    a0, a1 = (torch.randn(n, d, generator=g, dtype=torch.float64) for _ in range(2))
+    b0, b1 = (torch.randn(n, d, generator=g, dtype=torch.float64) for _ in range(2))
+    b1[:, :k] = a0[:, :k] + 0.2 * torch.randn(n, k, generator=g, dtype=torch.float64)
+    cfg = _cfg(layers=(0, 1))
+    stream = aq.PairStream([(0, 0), (1, 1)], d, d, "cpu", all_b_layers=[0, 1])
+    for i in range(0, n, 500):
+        s = slice(i, i + 500)
+        stream.update({0: a0[s], 1: a1[s]}, {0: b0[s], 1: b1[s]})
+    paired = aq.gurnee_method(stream.stats[(0, 0)], stream.null[(0, 0)], cfg)
+    assert paired.count("fixed", 0.5).count == 0
+    every = aq.gurnee_all_layers(stream, cfg)
+    assert set(every) == {"0", "1"}
+    g0 = every["0"]
+    assert g0["layers_b"] == [0, 1] and g0["n_neurons"] == d
+    assert g0["count"] == k and g0["indices"] == list(range(k)), g0
+    assert g0["best_layer_b_of_aq"] == {"1": k}
+    assert every["1"]["count"] == 0
+    assert stream.nbytes > 2 * (stream.stats[(0, 0)].nbytes + stream.null[(0, 0)].nbytes)
+    # its state goes into the checkpoint and comes back
+    again = aq.PairStream([(0, 0), (1, 1)], d, d, "cpu", all_b_layers=[0, 1])
+    again.load_state_dict(stream.state_dict())
+    assert aq.gurnee_all_layers(again, cfg)["0"]["indices"] == g0["indices"]
+    with pytest.raises(ValueError, match="all_b_layers"):
+        aq.PairStream([(0, 0), (1, 1)], d, d, "cpu").load_state_dict(stream.state_dict())
+
+
+def test_the_tiny_pipeline_measures_gurnee_over_all_of_bs_layers_on_text(tiny, bridges):
+    cfg = _tiny_cfg(tiny, gurnee_all_layers=True)
+    res = aq.run_aq(cfg, *bridges)
+    assert set(res.gurnee_all) == {"text"}  # Gurnee et al. measured on text
+    g = res.gurnee_all["text"]
+    assert set(g) == {"0", "1"} and g["0"]["layers_b"] == [0, 1]
+    assert g["1"]["n_neurons"] == 256 and 0 <= g["1"]["pct"] <= 100
+    d = res.to_dict()["gurnee_all"]["text"]["0"]
+    assert "excess" not in d and {"count", "pct", "threshold"} <= set(d)
+    assert any(line.startswith("gurnee over all of B's layers") for line in res.gurnee_lines())

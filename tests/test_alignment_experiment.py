@@ -154,8 +154,8 @@ def test_interpretation_of_a_result_uses_the_largest_null(tiny, bridges):
 
 def test_claims_give_real_verdicts_under_the_reference_protocol():
     """A result laid out as the reference's (gpt2 vs gpt2-medium, layers 3 / 5 / 7 by index,
-    500 x 64 tokens) gets holds / does not hold, never 'not comparable' (except Gurnee's
-    known-answer claim, which needs a known-answer pair)."""
+    500 x 64 tokens) gets holds / does not hold, never 'not comparable' (Gurnee's known-answer
+    claim is not run: it needs a known-answer pair)."""
     import numpy as np
     import torch
 
@@ -204,7 +204,7 @@ def test_claims_give_real_verdicts_under_the_reference_protocol():
     assert universal["verdict"] == ("holds" if all(v < 0.05 for v in ps) else "does not hold")
     assert np.isfinite(res.method_pct("random", "basic"))
     gurnee = next(r for r in rows if r["claim"].startswith("same architecture"))
-    assert gurnee["verdict"] == "not comparable"
+    assert gurnee["verdict"] == "not run"  # no max over all of B's layers for gpt2/gpt2-medium
 
 
 def test_t4_checkpoints_at_most_twice_in_its_32_batch_stream():
@@ -217,3 +217,40 @@ def test_t4_checkpoints_at_most_twice_in_its_32_batch_stream():
     # the size per save as the docstring states it: 3 pairs of (real: cross + B^T B; null: cross)
     per_pair = 8 * (3072 * 4096 + 4096 * 4096 + 3072 * 4096)
     assert 0.95e9 < 3 * per_pair < 1.05e9
+
+
+def test_gurnee_over_all_layers_is_on_where_its_claim_can_be_judged():
+    assert experiment.plan("tiny", grokking=False).aq.gurnee_all_layers is True
+    assert experiment.plan("t4", grokking=False).aq.gurnee_all_layers is False  # gpt2/medium
+    known = experiment.plan("a100", pair="pythia-160m/pythia-160m-seed1", grokking=False)
+    assert known.aq.gurnee_all_layers is True
+    big = experiment.plan("a100", pair="stanford-gpt2-medium-a/b", grokking=False)
+    assert big.aq.gurnee_all_layers is False and any("gurnee" in n.lower() for n in big.notes)
+    forced = experiment.plan("t4", grokking=False, gurnee_all_layers=True)
+    assert forced.aq.gurnee_all_layers is True
+
+
+def test_gurnee_claim_uses_text_and_the_max_over_all_of_bs_layers():
+    p = experiment.plan("tiny", grokking=False)
+    res = aq.AQResult(p.aq, [(0, 0), (1, 1)], {})
+    res.gurnee_all = {
+        "text": {
+            "0": {"count": 8, "n_neurons": 256, "pct": 3.125, "threshold": 0.5},
+            "1": {"count": 0, "n_neurons": 256, "pct": 0.0, "threshold": 0.5},
+        }
+    }
+    row = next(
+        r
+        for r in experiment.claims({"plan": p, "result": res, "grok": None})
+        if r["claim"].startswith("same architecture")
+    )
+    assert "text" in row["rule"] and "every layer of B" in row["rule"]
+    assert "L0 8 of 256, L1 0 of 256" in row["measured"] and "1.6%" in row["measured"]
+    assert row["verdict"] == "not comparable"  # the tiny pair is no known-answer pair
+    res.gurnee_all = {}
+    row = next(
+        r
+        for r in experiment.claims({"plan": p, "result": res, "grok": None})
+        if r["claim"].startswith("same architecture")
+    )
+    assert row["verdict"] == "not run"

@@ -25,8 +25,10 @@ What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input t
   has a large spread (a Haar-rotated neuron mixes every neuron of B), so ``actual - baseline``
   exceeds 0.3 for many unrelated pairs (the reference's "AQ with baseline -0.77").
 - ``gurnee`` (Gurnee et al. 2024): per A neuron, its max correlation over the paired B layer's
-  neurons minus the same max under a rotated B basis (:func:`~.correlation.gurnee_excess`;
-  Gurnee took the max over all layers of B), thresholds 0.3 and 0.5.
+  neurons minus the same max under a rotated B basis (:func:`~.correlation.gurnee_excess`),
+  thresholds 0.3 and 0.5. Gurnee took the max over **all** layers of B, on text: with
+  ``gurnee_all_layers`` the text stream also accumulates A's layers against every layer of B
+  (:func:`gurnee_all_layers`), which is what the known-answer claim reads.
 - ``aligned`` (the seed's aligned method, done with held-out scoring): linear and debiased
   linear CKA of the pair (with the CKA of a token-shuffled pair beside it); the OT matching of
   each A neuron to one B neuron with cost ``1 - |corr|`` (``emd`` by default, ``hungarian`` for
@@ -86,6 +88,7 @@ import numpy as np
 import torch
 
 from ..runtime import (
+    check_bool,
     check_choice,
     check_device,
     check_int,
@@ -192,6 +195,27 @@ def known_n_ctx(name: str) -> int | None:
     return None if spec is None else spec.n_ctx
 
 
+def known_d_mlp(name: str) -> int | None:
+    """MLP width of a named model without loading it (Hub specs, ``tiny:<seed>``), else None."""
+    from .models import TinyConfig, model_spec
+
+    if isinstance(name, str) and name.startswith("tiny:"):
+        return TinyConfig().d_mlp
+    spec = model_spec(name)
+    return None if spec is None else spec.d_mlp
+
+
+def gurnee_all_bytes(cfg: AQConfig) -> int | None:
+    """Bytes of the accumulator :attr:`AQConfig.gurnee_all_layers` adds (A's compared layers
+    against every layer of B: the cross-product and B's second moment per layer, float64), or
+    None when a model is not a named one."""
+    d_a, d_b = known_d_mlp(cfg.model_a), known_d_mlp(cfg.model_b)
+    n_b = known_n_layers(cfg.model_b)
+    if None in (d_a, d_b, n_b):
+        return None
+    return 8 * (len(cfg.layers) * d_a * n_b * d_b + n_b * d_b * d_b)
+
+
 def pair_layers(layers_a, n_a: int, n_b: int, pairing: str = "index") -> list[tuple[int, int]]:
     """``[(layer_a, layer_b)]`` for A's layers: ``index`` keeps the index (refusing a layer B
     lacks), ``depth`` takes the same relative depth, ``round(l (n_b - 1) / (n_a - 1))``."""
@@ -234,7 +258,10 @@ class AQConfig:
     from the correlation matrix each). ``n_shuffles``: token-shuffle fits of the Procrustes null
     (each a full fit: at 3072 x 4096 one 4096 x 4096 SVD, about 20 s on 2 CPU cores). Both are
     the replicates of the universal overlap's paired null (:func:`add_universal`), whose
-    p-value cannot go below ``1 / (1 + replicates)``.
+    p-value cannot go below ``1 / (1 + replicates)``. ``gurnee_all_layers``: on the text
+    stream, also accumulate A's compared layers against **every** layer of B, for Gurnee et
+    al.'s max over all of B's layers (:func:`gurnee_all_layers`); it costs
+    :func:`gurnee_all_bytes` more memory and checkpoint (pythia-160m, all 12 layers: 11.8 GB).
     """
 
     model_a: str = "gpt2"
@@ -261,6 +288,7 @@ class AQConfig:
     train_frac: float = 0.5
     checkpoint_every: int = 10
     cpu_threads: int | None = 1
+    gurnee_all_layers: bool = False
 
     def validate(self) -> AQConfig:
         for name in ("model_a", "model_b"):
@@ -316,6 +344,7 @@ class AQConfig:
         check_int("checkpoint_every", self.checkpoint_every, low=0)
         if self.cpu_threads is not None:
             check_int("cpu_threads", self.cpu_threads, low=1)
+        check_bool("gurnee_all_layers", self.gurnee_all_layers)
         return self
 
     @property
@@ -348,9 +377,12 @@ class PairStream:
     stream draws the permutations an uninterrupted one would have); it keeps only its own
     cross-product and shares every other sum with the real accumulator
     (:class:`~.correlation.SharedMarginalsCorrelation`: the permutation leaves them unchanged).
+    ``all_b_layers``: also one accumulator of A's layers against all these layers of B
+    concatenated (``all_b``), for Gurnee et al.'s max over every layer of B
+    (:func:`gurnee_all_layers`; no null: the rotation baseline is its chance correction).
     """
 
-    def __init__(self, pairs, d_a: int, d_b: int, device=None, seed: int = 0):
+    def __init__(self, pairs, d_a: int, d_b: int, device=None, seed: int = 0, all_b_layers=None):
         self.pairs = [(int(la), int(lb)) for la, lb in pairs]
         if not self.pairs:
             raise ValueError("pairs=[] must name at least one layer pair")
@@ -360,6 +392,16 @@ class PairStream:
         self.stats = {p: StreamingCorrelation(d_a, d_b, self.device) for p in self.pairs}
         self.null = {p: SharedMarginalsCorrelation(self.stats[p]) for p in self.pairs}
         self._shuffle = {p: ShuffledStream(self.null[p], self.seed) for p in self.pairs}
+        self.all_b_layers, self.all_b = None, None
+        if all_b_layers is not None:
+            self.all_b_layers = [check_int("all_b_layers[]", v, low=0) for v in all_b_layers]
+            if not self.all_b_layers:
+                raise ValueError("all_b_layers=[] must name at least one layer of B")
+            self.all_b = StreamingCorrelation(
+                {la: d_a for la in self.layers_a},
+                {lb: d_b for lb in self.all_b_layers},
+                self.device,
+            )
         self.n_batches = 0
 
     @property
@@ -371,6 +413,11 @@ class PairStream:
         return sorted({lb for _, lb in self.pairs})
 
     @property
+    def layers_b_needed(self) -> list[int]:
+        """B's layers every batch must bring: the paired ones and ``all_b_layers``."""
+        return sorted(set(self.layers_b) | set(self.all_b_layers or []))
+
+    @property
     def n_tokens(self) -> int:
         return self.stats[self.pairs[0]].n
 
@@ -379,13 +426,19 @@ class PairStream:
         """Bytes of every accumulator (what a checkpoint holds): per pair, the real one's
         ``cross`` and ``B^T B`` and the null's ``cross`` (``8 * (2 d_a d_b + d_b^2)``: 336 MB at
         gpt2 x gpt2-medium, about 1.0 GB for the seed's 3 pairs)."""
-        return sum(self.stats[p].nbytes + self.null[p].nbytes for p in self.pairs)
+        pairs = sum(self.stats[p].nbytes + self.null[p].nbytes for p in self.pairs)
+        return pairs + (self.all_b.nbytes if self.all_b is not None else 0)
 
     def update(self, acts_a, acts_b) -> PairStream:
         for p in self.pairs:
             xa, xb = acts_a[p[0]], acts_b[p[1]]
             self.stats[p].update(xa, xb)
             self._shuffle[p].update(xa, xb)
+        if self.all_b is not None:
+            self.all_b.update(
+                {la: acts_a[la] for la in self.layers_a},
+                {lb: acts_b[lb] for lb in self.all_b_layers},
+            )
         self.n_batches += 1
         return self
 
@@ -398,6 +451,8 @@ class PairStream:
             "n_batches": self.n_batches,
             "stats": {pair_key(*p): self.stats[p].state_dict() for p in self.pairs},
             "null": {pair_key(*p): self.null[p].state_dict() for p in self.pairs},
+            "all_b_layers": self.all_b_layers,
+            "all_b": self.all_b.state_dict() if self.all_b is not None else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -407,6 +462,11 @@ class PairStream:
                 f"saved stream has pairs {pairs} and widths {state['d_a']} x {state['d_b']}; "
                 f"this one {self.pairs} and {self.d_a} x {self.d_b}"
             )
+        saved = state.get("all_b_layers")
+        if saved != self.all_b_layers:
+            raise ValueError(f"saved stream has all_b_layers={saved}, this one {self.all_b_layers}")
+        if self.all_b is not None:
+            self.all_b.load_state_dict(state["all_b"])
         for p in self.pairs:
             self.stats[p].load_state_dict(state["stats"][pair_key(*p)])
             self.null[p].load_state_dict(state["null"][pair_key(*p)])
@@ -421,9 +481,12 @@ def tokens_fingerprint(inputs: act.TokenInputs) -> str:
     return h.hexdigest()[:16]
 
 
-def stream_config(cfg: AQConfig, inputs: act.TokenInputs, pairs, d_a: int, d_b: int) -> dict:
+def stream_config(
+    cfg: AQConfig, inputs: act.TokenInputs, pairs, d_a: int, d_b: int, all_b_layers=None
+) -> dict:
     """What a stream's checkpoint stores under ``"config"`` (checked on resume)."""
     return {
+        "all_b_layers": None if all_b_layers is None else list(all_b_layers),
         "model_a": cfg.model_a,
         "model_b": cfg.model_b,
         "pairs": [list(p) for p in pairs],
@@ -450,17 +513,19 @@ def stream_models(
     resume: bool = False,
     progress: bool = False,
     max_batches: int | None = None,
+    all_b_layers=None,
 ) -> PairStream:
     """Stream both models over ``inputs`` in batches of ``cfg.batch_size`` sequences into a
     :class:`PairStream`. With ``run``: the state is saved as the checkpoint
     ``checkpoints/stream_<kind>/`` every ``cfg.checkpoint_every`` batches and when the stream
     ends; ``resume=True`` continues from the newest one (refused, naming the fields, when it was
     made with other models, layers, tokens or batch size). ``max_batches``: stop after that many
-    batches in all (a time-boxed run; a later resume continues)."""
+    batches in all (a time-boxed run; a later resume continues). ``all_b_layers``: see
+    :class:`PairStream`."""
     d_a, d_b = act.d_mlp(model_a), act.d_mlp(model_b)
     device = get_device(cfg.device)
-    stream = PairStream(pairs, d_a, d_b, device, cfg.seed)
-    config = stream_config(cfg, inputs, stream.pairs, d_a, d_b)
+    stream = PairStream(pairs, d_a, d_b, device, cfg.seed, all_b_layers)
+    config = stream_config(cfg, inputs, stream.pairs, d_a, d_b, all_b_layers)
     tag = f"stream_{inputs.kind}"
     bs = cfg.batch_size
     total = math.ceil(inputs.n_sequences / bs)
@@ -484,7 +549,7 @@ def stream_models(
             inputs.info,
         )
         pairs_iter = act.iter_paired_activations(
-            model_a, model_b, rest, stream.layers_a, stream.layers_b, bs, device=device
+            model_a, model_b, rest, stream.layers_a, stream.layers_b_needed, bs, device=device
         )
         bar = None
         if progress:
@@ -793,6 +858,47 @@ def gurnee_method(stats, null, cfg: AQConfig) -> MethodResult:
     )
 
 
+def gurnee_all_layers(stream: PairStream, cfg: AQConfig, threshold: float = GURNEE_THRESHOLD):
+    """Gurnee et al.'s universality as they defined it, per compared layer ``la`` of A: each A
+    neuron's max correlation over **every** neuron of every layer in ``stream.all_b_layers``
+    minus the same max with each B layer Haar-rotated (:func:`~.correlation.gurnee_excess`
+    with ``layer_b=None``); universal when above ``threshold`` (their 0.5). Returns
+    ``{str(la): {...}}`` with the count and % of A's neurons, their indices, the B layer each
+    universal neuron's max lies in, and the arrays ``excess`` and ``best_layer_b``."""
+    from collections import Counter
+
+    sc = stream.all_b
+    if sc is None:
+        raise ValueError("the stream has no accumulator over all of B's layers (all_b_layers)")
+    threshold = check_real("threshold", threshold)
+    out = {}
+    for la in stream.layers_a:
+        ex = gurnee_excess(sc, layer_a=la, layer_b=None, n_rotations=1, seed=cfg.seed)
+        excess = _np(ex.excess)
+        pos, _ = sc.split_b(ex.best_b)
+        best_layer = np.asarray(stream.all_b_layers)[pos.numpy()]
+        idx = np.flatnonzero(excess > threshold)
+        per_layer = Counter(int(v) for v in best_layer[idx])
+        out[str(la)] = {
+            "layer_a": int(la),
+            "layers_b": list(stream.all_b_layers),
+            "threshold": float(threshold),
+            "n_neurons": int(excess.size),
+            "count": int(idx.size),
+            "pct": 100.0 * idx.size / excess.size,
+            "count_seed_threshold": int((excess > cfg.threshold).sum()),
+            "indices": idx.tolist(),
+            "best_layer_b_of_aq": {str(k): per_layer[k] for k in sorted(per_layer)},
+            "n_tokens": sc.n,
+            "excess": excess,
+            "best_layer_b": best_layer,
+        }
+    return out
+
+
+GURNEE_ALL_ARRAYS = ("excess", "best_layer_b")
+
+
 def _aligned_rules(cfg: AQConfig, with_half: bool) -> list:
     rules = [(cfg.threshold_method, cfg.rule_value)]
     if with_half and rules[0] != ("fixed", 0.5):
@@ -1064,7 +1170,8 @@ def spectral_analysis(seq_acts: dict, method: MethodResult, n_bands: int = 7) ->
 class AQResult:
     """Everything :func:`run_aq` measured. ``pairs[input_type][pair_key]``: :class:`PairResult`;
     ``cka_matrix[input_type]``: ``(matrix, layers_a, layers_b)``; ``universal[method][key]``:
-    the overlap with its chance level; ``spectral[method][key]``: :func:`spectral_analysis`."""
+    the overlap with its chance level; ``spectral[method][key]``: :func:`spectral_analysis`;
+    ``gurnee_all[input_type][layer_a]``: :func:`gurnee_all_layers` (text only)."""
 
     config: AQConfig
     layer_pairs: list
@@ -1072,6 +1179,7 @@ class AQResult:
     cka_matrix: dict = field(default_factory=dict)
     universal: dict = field(default_factory=dict)
     spectral: dict = field(default_factory=dict)
+    gurnee_all: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     samples: dict = field(default_factory=dict)
@@ -1156,6 +1264,21 @@ class AQResult:
                 out += p.lines()
         out += self.universal_lines()
         out += self.spectral_lines()
+        out += self.gurnee_lines()
+        return out
+
+    def gurnee_lines(self) -> list[str]:
+        out = []
+        for kind, by in self.gurnee_all.items():
+            for la, g in by.items():
+                where = ", ".join(f"L{k} {v}" for k, v in g["best_layer_b_of_aq"].items())
+                out.append(
+                    f"gurnee over all of B's layers ({kind} tokens): layer {la} of A vs B's "
+                    f"layers {g['layers_b'][0]}-{g['layers_b'][-1]}: {g['count']}/"
+                    f"{g['n_neurons']} ({g['pct']:.2f}%) with excess > {g['threshold']:g}"
+                    + (f" (their max in B's {where})" if where else "")
+                    + f"; {g['count_seed_threshold']} above {self.config.threshold:g}"
+                )
         return out
 
     def universal_lines(self) -> list[str]:
@@ -1192,6 +1315,13 @@ class AQResult:
             },
             "universal": self.universal,
             "spectral": spectral,
+            "gurnee_all": {
+                k: {
+                    la: {kk: v for kk, v in g.items() if kk not in GURNEE_ALL_ARRAYS}
+                    for la, g in by.items()
+                }
+                for k, by in self.gurnee_all.items()
+            },
             "models": self.models,
             "inputs": self.inputs,
             "verdicts": self.verdicts(),
@@ -1251,7 +1381,14 @@ def run_aq(
                 "n_valid_tokens": inputs.n_valid,
                 "fingerprint": tokens_fingerprint(inputs),
             }
-            stream = stream_models(model_a, model_b, inputs, pairs, cfg, run, resume, progress)
+            all_b = None
+            if cfg.gurnee_all_layers and kind == "text":  # Gurnee et al. measured on text
+                all_b = list(range(act.n_layers(model_b)))
+            stream = stream_models(
+                model_a, model_b, inputs, pairs, cfg, run, resume, progress, all_b_layers=all_b
+            )
+            if stream.all_b is not None:
+                result.gurnee_all[kind] = gurnee_all_layers(stream, cfg)
             sample = sample_models(
                 model_a, model_b, inputs, pairs, cfg.sample_sequences, cfg.batch_size
             )
@@ -1277,7 +1414,8 @@ def run_aq(
             result.cka_matrix[kind] = cka_matrix(rows_a, rows_b, "linear")
         add_universal(result)
         add_spectral(result)
-    for line in result.universal_lines() + result.spectral_lines() + result.verdicts():
+    lines = result.universal_lines() + result.spectral_lines() + result.gurnee_lines()
+    for line in lines + result.verdicts():
         log(line)
     return result
 
@@ -1413,6 +1551,8 @@ __all__ = [
     "check_models",
     "compare_spectra",
     "frequency_agreement",
+    "gurnee_all_bytes",
+    "gurnee_all_layers",
     "gurnee_method",
     "interpret",
     "load_models",

@@ -108,7 +108,10 @@ COUNT_FACTOR = 2.0  # a reported count "holds" within this factor either way
 CKA_TOLERANCE = 0.1  # a reported CKA holds within +- this
 GURNEE_RANGE = (1.0, 5.0)  # % universal neurons, Gurnee et al.
 MIN_NULL_REPLICATES = 19  # fewer: a permutation p-value cannot go below 0.05
-GURNEE_MIN_TOKENS = 1_000_000  # fewer tokens than this are not comparable (Gurnee: 100M)
+GURNEE_MIN_TOKENS = 1_000_000
+# Gurnee's max over all of B's layers is on by default only when its accumulator fits in this
+# (pythia-160m / Stanford GPT-2 small, all 12 layers: 11.8 GB; GPT-2 medium, 24 layers: 78 GB)
+GURNEE_ALL_MAX_BYTES = 16e9  # fewer tokens than this are not comparable (Gurnee: 100M)
 
 # ----------------------------------------------------------------------------- presets
 
@@ -278,6 +281,24 @@ def _layers_for(name: str, layers, notes: list) -> tuple:
     return layers
 
 
+def _gurnee_all_default(size, pair_key, settings: dict, notes: list) -> bool:
+    """Gurnee's max over all of B's layers is on where its claim can be judged (a known-answer
+    pair) and at tiny (to exercise it), when its accumulator fits in
+    :data:`GURNEE_ALL_MAX_BYTES`."""
+    kind = PAIRS[pair_key].kind if pair_key in PAIRS else None
+    if size != "tiny" and kind != "known-answer":
+        return False
+    nbytes = aq.gurnee_all_bytes(aq.AQConfig(**settings))
+    if nbytes is None or nbytes > GURNEE_ALL_MAX_BYTES:
+        size_text = "unknown" if nbytes is None else f"{nbytes / 1e9:.0f} GB"
+        notes.append(
+            f"Gurnee's max over all of B's layers is off: its accumulator would hold {size_text} "
+            f"(limit {GURNEE_ALL_MAX_BYTES / 1e9:.0f} GB); pass gurnee_all_layers=True to force it"
+        )
+        return False
+    return True
+
+
 def plan(size: str | None = None, pair: str | None = None, grokking: bool = True, **overrides):
     """The one way to build a run (the CLI and the notebook both use it): the preset for
     ``size`` (None: the seed's protocol), the ``pair`` (a key of
@@ -311,6 +332,8 @@ def plan(size: str | None = None, pair: str | None = None, grokking: bool = True
         settings["layers"] = _layers_for(settings["model_a"], settings["layers"], notes)
     elif settings["layers"] == "all":
         settings["layers"] = _layers_for(settings["model_a"], "all", notes)
+    if "gurnee_all_layers" not in overrides:
+        settings["gurnee_all_layers"] = _gurnee_all_default(size, pair_key, settings, notes)
     cfg = aq.AQConfig(**settings)
     grok = None
     if grokking:
@@ -731,19 +754,34 @@ def claims(out: dict) -> list[dict]:
         why_not,
     )
     kind_of_pair = PAIRS[p.pair].kind if p.pair in PAIRS else "custom"
+    gall = result.gurnee_all.get("text", {})
+    n_text = min((g.get("n_tokens", p.aq.n_tokens) for g in gall.values()), default=0)
     gurnee_why = None
     if kind_of_pair != "known-answer":
         gurnee_why = f"the pair is {kind_of_pair}, not a known-answer pair"
-    elif p.aq.n_tokens < GURNEE_MIN_TOKENS:
-        gurnee_why = f"{p.aq.n_tokens} tokens (Gurnee et al.: 100M)"
-    gpct = result.method_pct("random", "gurnee", above_null=True)
+    elif n_text < GURNEE_MIN_TOKENS:
+        gurnee_why = f"{n_text} text tokens (Gurnee et al.: 100M)"
+    gpct, measured = None, "not run"
+    if gall:
+        gpct = float(np.mean([g["pct"] for g in gall.values()]))
+        measured = (
+            ", ".join(f"L{la} {g['count']} of {g['n_neurons']}" for la, g in gall.items())
+            + f" ({gpct:.1f}% of A's neurons, averaged over the compared layers of A)"
+        )
+        if "text" in result.pairs:
+            measured += "; paired layer only, with its token-shuffle null: " + measured_summary(
+                result, "text", "gurnee", "fixed", 0.5
+            )
     add(
         "same architecture, different seeds: 1-5% of neurons are universal (Gurnee et al.)",
-        "Gurnee's excess > 0.5 (per A neuron, max correlation minus its rotated baseline), % above "
-        f"chance averaged over the compared layers; holds within {GURNEE_RANGE[0]:g}-"
-        f"{GURNEE_RANGE[1]:g}% (a known-answer pair, >= 1M tokens)",
+        "Gurnee et al.'s definition on text tokens (they measured on the Pile): per A neuron, its "
+        "max correlation over every neuron of every layer of B minus the same max with each B "
+        "layer Haar-rotated (the rotation baseline is the chance correction), universal above "
+        "0.5; % of A's neurons averaged over the compared layers of A; holds within "
+        f"{GURNEE_RANGE[0]:g}-{GURNEE_RANGE[1]:g}% (a known-answer pair, >= 1M text tokens); "
+        "needs gurnee_all_layers",
         "1.26% (pythia-160m), 4.16% (GPT-2 small), 1.23% (GPT-2 medium)",
-        measured_summary(result, "random", "gurnee", "fixed", 0.5),
+        measured,
         GURNEE_RANGE[0] <= gpct <= GURNEE_RANGE[1] if gpct is not None else None,
         gurnee_why,
     )

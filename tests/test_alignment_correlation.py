@@ -75,14 +75,62 @@ def test_load_refuses_a_state_for_other_widths(tmp_path):
         StreamingCorrelation(64, 96).load_state_dict({"n": 3})
 
 
-def test_memory_does_not_grow_with_tokens():
-    a, b = data()
-    sc = StreamingCorrelation(64, 96)
-    sc.update(a[:10], b[:10])
-    before = sc.nbytes
-    for _ in range(5):
-        sc.update(a, b)
-    assert sc.nbytes == before == 8 * (64 * 96 + 96 * 96 + 3 * (64 + 96))
+def _held_bytes(obj) -> int:
+    """Bytes of every tensor and array reachable from ``obj``'s attributes (through lists,
+    tuples and dicts; shared storages counted once): what the object keeps in memory."""
+    seen, total, stack = set(), 0, list(vars(obj).values())
+    while stack:
+        x = stack.pop()
+        if isinstance(x, torch.Tensor):
+            storage = x.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+        elif isinstance(x, np.ndarray):
+            total += x.nbytes
+        elif isinstance(x, (list, tuple, set)):
+            stack.extend(x)
+        elif isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, StreamingCorrelation):
+            stack.extend(vars(x).values())
+    return total
+
+
+def test_memory_does_not_grow_with_tokens(tmp_path):
+    """What the accumulator keeps (every tensor it can reach) and what it saves are the same
+    after 1,000 and after 10,000 tokens; an accumulator that kept its batches would grow."""
+    from akira_nb.alignment.correlation import SharedMarginalsCorrelation
+
+    a, b = data(n=100)
+
+    class KeepsBatches(StreamingCorrelation):
+        def update(self, xa, xb):
+            self.kept = [*getattr(self, "kept", []), torch.as_tensor(xb).clone()]
+            return super().update(xa, xb)
+
+    real = StreamingCorrelation(64, 96)
+    null = SharedMarginalsCorrelation(real)
+    leaky = KeepsBatches(64, 96)
+
+    def feed(k):
+        for _ in range(k):
+            real.update(a, b)
+            null.update(a, b[::-1].copy())
+            leaky.update(a, b)
+
+    feed(10)
+    held = [_held_bytes(x) for x in (real, null, leaky)]
+    files = [x.save(tmp_path / f"{i}_10.pt").stat().st_size for i, x in enumerate((real, null))]
+    feed(90)
+    assert real.n == 10_000 and null.n == 10_000
+    assert [_held_bytes(x) for x in (real, null)] == held[:2]
+    assert [
+        x.save(tmp_path / f"{i}_100.pt").stat().st_size for i, x in enumerate((real, null))
+    ] == files
+    assert _held_bytes(leaky) > 5 * held[2]  # the measure sees a growing accumulator
+    # and what it keeps is its accumulators: cross, B's second moment, O(d) vectors
+    assert held[0] == 8 * (64 * 96 + 96 * 96 + 3 * (64 + 96))
 
 
 def test_constant_neurons_give_zero_and_are_reported():

@@ -154,7 +154,8 @@ def test_each_groups_lr_follows_warmup_and_cosine_from_its_own_base():
     # eval_every=1: the history holds each group's LR as read from the optimiser after every
     # step, i.e. the LR that step s - 1 used: base_lr * lr_multiplier(s - 1, 4, 10, 0.25)
     cfg = quick(total_steps=10, warmup_steps=4, min_lr_ratio=0.25, eval_every=1)
-    h = train(cfg).history
+    logged = []
+    h = train(cfg, log=logged.append).history
     assert h["step"] == list(range(1, 11))
     base = dict(zip([f"band_{i}" for i in range(7)], (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)))
     base["shared"] = 3e-4
@@ -165,6 +166,11 @@ def test_each_groups_lr_follows_warmup_and_cosine_from_its_own_base():
     for key, lr in base.items():
         assert h[f"lr/{key}"] == pytest.approx([lr * m for m in known], rel=1e-12), key
     assert [lr_multiplier(s, 4, 10, 0.25) for s in range(10)] == pytest.approx(known)
+    # the log callback gets the reference's metric names (its wandb keys) at every evaluation
+    assert [m["train/step"] for m in logged] == h["step"]
+    assert logged[-1]["eval/loss"] == h["val_loss"][-1] and logged[0]["lr/band_6"] == 2.5e-3
+    assert logged[-1]["eval/perplexity"] == pytest.approx(math.exp(h["val_loss"][-1]))
+    assert {"train/loss", "train/tokens", "train/grad_norm", "lr/shared"} <= logged[0].keys()
 
 
 def test_optimizer_step_clips_the_gradient_norm():

@@ -66,7 +66,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -476,25 +476,37 @@ def process_group(device: torch.device):
 
 
 def train(
-    cfg: TrainConfig, run: Run | None = None, resume: bool = False, tag: str | None = None
+    cfg: TrainConfig,
+    run: Run | None = None,
+    resume: bool = False,
+    tag: str | None = None,
+    log: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train ``cfg.arm`` (see the module docstring). With ``run`` it checkpoints under
     ``checkpoints/<tag or arm>/`` (rank 0); ``resume=True`` continues from the newest
     checkpoint there (refused when it was made with other settings, outside
-    ``RESUME_MAY_CHANGE``)."""
+    ``RESUME_MAY_CHANGE``). ``log(metrics)`` is called on rank 0 after every evaluation with
+    the reference's metric names (``train/step``, ``train/loss``, ``eval/loss``,
+    ``eval/perplexity``, ``lr/<group>``) plus ``train/tokens`` and ``train/grad_norm``: pass
+    ``wandb.log`` to send them to Weights & Biases."""
     cfg.validate()
     tag = check_name(cfg.arm if tag is None else tag, "tag")
     device = dist_device(cfg.device)
     splits = make_data(cfg)
     with runtime.cpu_threads(cfg.cpu_threads, device), process_group(device) as (rank, world):
-        if cfg.batch_size % world:
-            raise ValueError(
-                f"batch_size={cfg.batch_size} must be divisible by the {world} DDP processes"
-            )
-        return _train(cfg, splits, device, run, resume, tag, rank, world)
+        _check_world(cfg, world)
+        return _train(cfg, splits, device, run, resume, tag, rank, world, log)
 
 
-def _train(cfg, splits, device, run, resume, tag, rank, world) -> TrainResult:
+def _check_world(cfg: TrainConfig, world: int) -> None:
+    if cfg.batch_size % world:
+        raise ValueError(
+            f"batch_size={cfg.batch_size} must be divisible by the {world} DDP processes "
+            "(each reads an equal share of every global batch)"
+        )
+
+
+def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResult:
     wall_start = time.perf_counter()
     if device.type == "cpu":
         runtime.flush_denormals()
@@ -557,7 +569,9 @@ def _train(cfg, splits, device, run, resume, tag, rank, world) -> TrainResult:
 
     net = model
     if world > 1:
-        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        # the buffers are constant index maps: nothing to broadcast at every forward
+        ids = [device] if device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
     params = [p for p in model.parameters() if p.requires_grad]
     val_blocks = validation_blocks(cfg, splits.val)
     per_rank = cfg.batch_size // world
@@ -613,6 +627,18 @@ def _train(cfg, splits, device, run, resume, tag, rank, world) -> TrainResult:
             loss_sum.zero_(), norm_sum.zero_()
             n_sum = 0
             bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{val:.3f}", refresh=False)
+            if log is not None and rank == 0:
+                log(
+                    {
+                        "train/step": step,
+                        "train/tokens": step * cfg.tokens_per_step,
+                        "train/loss": train_loss,
+                        "train/grad_norm": grad_norm,
+                        "eval/loss": val,
+                        "eval/perplexity": math.exp(val),
+                        **{k: history[k][-1] for k in history if k.startswith("lr/")},
+                    }
+                )
         if is_ckpt or step == cfg.total_steps:
             save(step)
         t0 = time.perf_counter()
@@ -738,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
         make_data(cfg)  # a corpus that cannot load fails before any folder is made
         device = dist_device(cfg.device)
         with process_group(device) as (rank, world):
+            _check_world(cfg, world)
             run = _open_run(cfg, name, args, rank, world)
             res = train(cfg, run=run, resume=args.resume, tag=name)
             if rank == 0:

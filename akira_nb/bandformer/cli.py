@@ -1,0 +1,333 @@
+"""Experiment 026, the band transformer: 7 bands with their own learning rates and a cross-band
+wormhole against a parameter-matched GPT, at the same token budget per arm.
+
+Without --size, and with AKIRA_SIZE unset, it runs the reference notebook's protocol (inventory
+2.6): wikitext-103 with the GPT-2 tokenizer, 5,000 steps x 16 x 256 tokens per arm, evaluation
+every 500 steps on 50 batches, every arm at two seeds. --size tiny|t4|a100 (or AKIRA_SIZE) picks
+a preset instead; every flag overrides either. The first line printed says which settings the
+preset filled in. Arms: baseline (matched GPT, one LR), band (differential LRs + wormhole),
+band_uniform (every group at the shared LR), band_geomean (at the geometric mean of the band
+LRs), band_no_wormhole, reference (the reference's layout: shared attention + band MLPs).
+--model / --lr-mode / --no-wormhole pick one arm the reference's way; --arms picks several.
+Then the seed's four predictions (Action Quanta % per band, low-frequency bands, universality,
+per-band maturation) on two seeds of the band model and of the baseline, each beside its chance
+level and a verdict rule, and the reference's reported losses beside the measured ones.
+
+Example: ``python -m akira_nb bandformer --size t4 --arms baseline band --total_steps 3000``;
+``python -m akira_nb bandformer --selftest`` prints the model test and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from akira_nb import runtime
+
+# Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
+ARMS = ("baseline", "band", "band_uniform", "band_geomean", "band_no_wormhole", "reference")
+MODELS = ("band", "baseline", "reference")
+LR_MODES = ("differential", "geomean", "uniform")
+DATASETS = ("offline", "wikitext-2", "wikitext-103", "tinystories")
+
+# (model, lr_mode) -> arm; the wormhole switch is applied on top (see arm_for)
+_ARM_OF = {
+    ("band", "differential"): "band",
+    ("band", "uniform"): "band_uniform",
+    ("band", "geomean"): "band_geomean",
+    ("reference", "differential"): "reference",
+    ("baseline", "uniform"): "baseline",
+}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.replace(",", " ").split()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.replace(",", " ").split()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    a = parser.add_argument
+    a(
+        "--selftest",
+        action="store_true",
+        help="print the model test (the seed's `python akira_band_transformer.py`) and exit",
+    )
+    a(
+        "--size",
+        default=None,
+        choices=list(runtime.SIZES),
+        help="size preset (default: AKIRA_SIZE when set, else the reference notebook's protocol)",
+    )
+    a(
+        "--arms",
+        nargs="+",
+        default=None,
+        choices=ARMS,
+        help="arms to train (default: baseline band band_uniform band_no_wormhole reference)",
+    )
+    a(
+        "--model",
+        default=None,
+        choices=MODELS,
+        help="train one model the reference's way: band, baseline (matched GPT) or reference "
+        "(shared attention + band MLPs); with --lr-mode and --use_wormhole/--no-wormhole it "
+        "names one arm",
+    )
+    a(
+        "--lr-mode",
+        "--lr_mode",
+        dest="lr_mode",
+        default=None,
+        choices=LR_MODES,
+        help="with --model: differential (each band its LR; default), geomean (every group at "
+        "the geometric mean of the band LRs) or uniform (every group at the shared LR)",
+    )
+    a(
+        "--use_wormhole",
+        "--use-wormhole",
+        dest="use_wormhole",
+        action="store_true",
+        default=None,
+        help="with --model: switch the cross-band wormhole on (the band model's default; the "
+        "reference layout's reported runs had none)",
+    )
+    a(
+        "--no-wormhole",
+        "--no_wormhole",
+        dest="use_wormhole",
+        action="store_false",
+        help="with --model band: the band_no_wormhole arm; with --model reference: no wormhole",
+    )
+    a("--num_layers", "--num-layers", type=int, default=None, help="blocks (reference: 6)")
+    a(
+        "--num_heads",
+        "--num-heads",
+        type=int,
+        default=None,
+        help="heads of the shared full-width attention (reference layout) and of the matched "
+        "baseline (8); the band layout's heads are band_dim // d_head per band",
+    )
+    a(
+        "--band_dims",
+        "--band-dims",
+        type=_ints,
+        default=None,
+        help="band widths, e.g. '128,96,80,64,64,48,32' (sum = hidden size)",
+    )
+    a(
+        "--band_lrs",
+        "--band-lrs",
+        type=_floats,
+        default=None,
+        help="one learning rate per band, e.g. '1e-5,3e-5,1e-4,3e-4,1e-3,3e-3,1e-2'",
+    )
+    a("--shared_lr", "--shared-lr", type=float, default=None, help="LR of shared parameters")
+    a("--batch_size", "--batch-size", type=int, default=None, help="sequences per step (16)")
+    a("--total_steps", "--total-steps", type=int, default=None, help="optimiser steps per arm")
+    a("--warmup_steps", "--warmup-steps", type=int, default=None, help="linear warm-up steps")
+    a("--seq_len", "--seq-len", type=int, default=None, help="tokens per sequence (256)")
+    a(
+        "--dataset",
+        default=None,
+        choices=DATASETS,
+        help="offline (no download, byte tokenizer), wikitext-2, wikitext-103 or tinystories "
+        "(Hugging Face, GPT-2 tokenizer)",
+    )
+    a(
+        "--eval_every",
+        "--eval-every",
+        type=int,
+        default=None,
+        help="evaluate on the fixed validation batches every N steps (500)",
+    )
+    a(
+        "--eval_batches",
+        "--eval-batches",
+        type=int,
+        default=None,
+        help="validation batches per evaluation (50)",
+    )
+    a("--seed", type=int, default=None, help="a single training seed (same as --seeds N)")
+    a("--seeds", type=int, nargs="+", default=None, help="training seeds of every arm")
+    a(
+        "--aq_seeds",
+        "--aq-seeds",
+        type=int,
+        nargs="*",
+        default=None,
+        help="the two seeds of the band model and of the baseline compared by the Action Quanta "
+        "analysis (trained too when not in --seeds); none: skip the predictions' AQ part",
+    )
+    a("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+    a(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for training (default 1, fastest for tiny models on shared cores; "
+        "0: torch's default, left as it is; see runtime.cpu_threads)",
+    )
+    a("--wandb", action="store_true", help="log to Weights & Biases (needs `pip install wandb`)")
+    a(
+        "--wandb_project",
+        "--wandb-project",
+        default="akira_exp026",
+        help="wandb project (the reference's akira_exp026)",
+    )
+    a("--name", default=None, help="run name (default: comparison-<size>)")
+    a(
+        "--output_dir",
+        "--output-dir",
+        dest="output_dir",
+        default=None,
+        help="runs root (default: AKIRA_RUNS_DIR or runs/)",
+    )
+    a("--resume", action="store_true", help="continue the newest run with this name")
+    a("--quiet", action="store_true", help="no progress bars")
+
+
+# flags that set the TrainConfig field of the same name
+_FLAG_FIELDS = (
+    "batch_size",
+    "total_steps",
+    "warmup_steps",
+    "seq_len",
+    "dataset",
+    "eval_every",
+    "eval_batches",
+    "device",
+)
+# flags that set a model field (BandConfig), flag -> field
+_MODEL_FLAGS = {
+    "num_layers": "n_layers",
+    "num_heads": "n_heads",
+    "band_dims": "band_dims",
+    "band_lrs": "band_lrs",
+    "shared_lr": "shared_lr",
+}
+
+
+def arm_for(model: str, lr_mode: str | None, wormhole: bool | None) -> tuple[str, dict]:
+    """``(arm, model overrides)`` for the reference-style ``--model --lr-mode --use_wormhole /
+    --no-wormhole``: band + differential is ``band`` (``band_no_wormhole`` without the
+    wormhole), band + uniform / geomean ``band_uniform`` / ``band_geomean``, reference +
+    differential ``reference``, baseline ``baseline`` (one LR, no wormhole)."""
+    runtime.check_choice("model", model, MODELS)
+    if lr_mode is not None:
+        runtime.check_choice("lr_mode", lr_mode, LR_MODES)
+    if model == "baseline":
+        if lr_mode not in (None, "uniform"):
+            raise ValueError(
+                f"--lr-mode {lr_mode} does not apply to --model baseline: the matched GPT has "
+                "one learning rate (uniform); drop --lr-mode"
+            )
+        if wormhole is not None:
+            raise ValueError("--use_wormhole / --no-wormhole do not apply to --model baseline")
+        return "baseline", {}
+    mode = lr_mode or "differential"
+    arm = _ARM_OF.get((model, mode))
+    if arm is None:
+        allowed = sorted(f"{m} + {lr}" for m, lr in _ARM_OF)
+        raise ValueError(
+            f"--model {model} --lr-mode {mode} is not an arm; allowed: {', '.join(allowed)}"
+        )
+    if arm == "band" and wormhole is False:
+        return "band_no_wormhole", {}
+    return arm, ({} if wormhole is None else {"wormhole": wormhole})
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~akira_nb.bandformer.experiment.Study` the flags ask for, built the one way
+    (``experiment.study``): the size from ``runtime.size_from`` (None: the reference notebook's
+    protocol), the flags on top."""
+    from akira_nb.bandformer import experiment
+
+    size = runtime.size_from(args.size)
+    overrides = {k: getattr(args, k) for k in _FLAG_FIELDS}
+    model_over = {f: getattr(args, flag) for flag, f in _MODEL_FLAGS.items()}
+    model_over = {k: (tuple(v) if isinstance(v, list) else v) for k, v in model_over.items()}
+    arms = args.arms
+    if args.model is not None:
+        if arms is not None:
+            raise ValueError(
+                f"--model {args.model} and --arms {' '.join(arms)} given together; --model "
+                "picks one arm, --arms several: pass one of them"
+            )
+        arm, extra = arm_for(args.model, args.lr_mode, args.use_wormhole)
+        arms = [arm]
+        model_over.update(extra)
+    elif args.lr_mode is not None or args.use_wormhole is not None:
+        raise ValueError(
+            "--lr-mode and --use_wormhole / --no-wormhole choose the arm of one --model; pass "
+            "--model band|baseline|reference (or --arms band_uniform, band_no_wormhole, ...)"
+        )
+    overrides["arms"] = arms
+    overrides["model_overrides"] = {k: v for k, v in model_over.items() if v is not None} or None
+    overrides["cpu_threads"] = args.threads
+    if args.seed is not None and args.seeds is not None:
+        raise ValueError(
+            f"--seed {args.seed} and --seeds {args.seeds} given together; pass one of them "
+            "(--seed N is the same as --seeds N)"
+        )
+    overrides["seeds"] = [args.seed] if args.seed is not None else args.seeds
+    overrides["aq_seeds"] = args.aq_seeds
+    overrides["progress"] = not args.quiet
+    return experiment.study(size, **overrides)
+
+
+def check_wandb(enabled: bool):
+    """The ``wandb`` module when ``enabled`` (None otherwise); a ``ValueError`` saying how to
+    install it when it is asked for and missing."""
+    if not enabled:
+        return None
+    try:
+        import wandb
+    except ImportError as exc:
+        raise ValueError(
+            "--wandb needs the wandb package, which is not installed here: pip install wandb "
+            "(or drop --wandb)"
+        ) from exc
+    return wandb
+
+
+def main(args: argparse.Namespace) -> dict | None:
+    """Run the comparison (or, with ``--selftest``, print the model test and return None);
+    returns what :func:`experiment.kit_summary` reads."""
+    if args.selftest:
+        from akira_nb.bandformer.selftest import selftest
+
+        print(selftest(), flush=True)
+        return None
+    plan = config_from_args(args)  # every setting checked before anything is written
+    wandb = check_wandb(args.wandb)
+    print(plan.describe(), flush=True)
+
+    import matplotlib
+
+    if not _in_ipython():
+        matplotlib.use("Agg")
+    from akira_nb.bandformer import experiment
+
+    logger = experiment.wandb_logger(wandb, args.wandb_project) if wandb is not None else None
+    out = experiment.run_experiment(
+        plan,
+        name=args.name or f"comparison-{plan.size or 'reference'}",
+        resume=args.resume,
+        root=args.output_dir,
+        on_arm=logger,
+    )
+    for line in out["lines"]:
+        print(line)
+    print(f"results and figures: {out['run'].path}")
+    return out
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None

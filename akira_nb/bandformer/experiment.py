@@ -1,0 +1,1314 @@
+"""Experiment 026 (the band transformer) in one call: size presets, every arm at the same token
+budget, the parameter and loss tables beside the reference's reported numbers, the seed's four
+predictions with their verdict rules, results.json and figures.
+
+Used by the notebook ``notebooks/026_band_transformer.py`` and by ``python -m akira_nb
+bandformer``.
+
+Arms (:mod:`akira_nb.bandformer.train`): ``baseline`` (the parameter-matched GPT, one LR),
+``band`` (band layout, differential LRs, wormhole), ``band_uniform`` (every group at the shared
+LR), ``band_geomean`` (every group at the geometric mean of the band LRs), ``band_no_wormhole``
+and ``reference`` (the reference's layout: shared full-width attention + contiguous-slice band
+MLPs, differential LRs). Every arm of a study trains the same ``total_steps x batch_size x
+seq_len`` tokens (the token budget, printed with every loss); the band model and the baseline
+are trained at the two ``aq_seeds`` as well, for the Action Quanta analysis.
+
+Sizes (:data:`PRESETS`; None = the reference notebook's protocol, :data:`REFERENCE_PRESET`)
+------------------------------------------------------------------------------------------------
+- ``tiny``: CPU, the offline corpus (byte tokenizer), the ``tiny`` model preset (2 layers, 128
+  wide) at 32 positions, 60 steps x 16 x 32 tokens per arm (a few seconds each); the 026 band
+  LRs x 3 and a shared LR of 3e-3 for so short a run; AQ on the last layer.
+- ``t4``: wikitext-103 with the GPT-2 tokenizer, the 026 model (6 layers, bands (128, ..., 32)),
+  2,000 steps x 16 x 256 tokens per arm.
+- ``a100``: the reference notebook's 5,000 steps x 16 x 256 tokens per arm, every arm at two
+  seeds.
+
+The seed's predictions (:func:`claims`), each beside its measured counterpart and a rule, from
+:mod:`akira_nb.alignment` on two seeds of the band model and two of the baseline (the seed
+design's method: held-out Procrustes, mean + 2 std, B's neurons; every count beside the count
+expected by chance under the package's token-shuffle null):
+
+1. more AQ (8-12 % vs 3-4 %): AQ % of the band model (and of each band's neurons) vs the
+   baseline's, above chance;
+2. low-frequency bands hold low-frequency AQ: the spectral centroid (DC excluded, along the
+   sequence) of the AQ neurons of the low bands vs the high bands;
+3. universality (~50 % vs ~25 %): the share of the structural (random-token) AQ that are also
+   semantic (text) AQ, beside the paired null's chance share;
+4. per-band grokking (bands mature at different rates): each band's weight-change curve
+   (``||dW|| / ||W||`` per interval) and its ablation curve (the validation-loss increase when
+   the band's sublayer outputs are zeroed, at every checkpoint kept), the step at which each
+   band reaches its maturity.
+
+Below the seed's scale (a model other than the 026 one, another corpus, fewer tokens than the
+reference notebook's, fewer than two seeds) every verdict reads "not comparable", and
+:func:`comparability` says why; the machinery runs all the same.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from akira_nb import runtime
+
+EXPERIMENT = "026_band_transformer"
+TITLE = "026 Band transformer: 7 bands with their own learning rates vs a parameter-matched GPT"
+DEFAULT_ARMS = ("baseline", "band", "band_uniform", "band_no_wormhole", "reference")
+AQ_ARMS = ("band", "baseline")  # the two architectures of the predictions
+BAND_LAYOUT_ARMS = ("band", "band_uniform", "band_geomean", "band_no_wormhole", "reference")
+
+# ----------------------------------------------------------------------------- the reference
+
+# The reference notebook's reported eval losses (inventory 2.6: A100, wikitext-103 with the
+# GPT-2 tokenizer, one line per sequence padded to 256 with eos and the padding counted in the
+# loss, 5,000 steps x 16 x 256, eval every 500 steps on 50 batches, one seed). Printed beside
+# what this kit measures; never used as a result.
+REFERENCE = {
+    "steps": [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500],
+    "runs": {
+        "baseline": {
+            "label": "Baseline GPT (70,509,568 params)",
+            "arm": "baseline",
+            "params": 70_509_568,
+            "loss": [2.1135, 1.9898, 1.9165, 1.8629, 1.8189, 1.7772, 1.7467, 1.7308, 1.7230],
+            "ppl": [8.28, 7.31, 6.80, 6.44, 6.17, 5.91, 5.74, 5.64, 5.60],
+            "it_s": 9.0,
+        },
+        "no_wormhole_diff": {
+            "label": "AKIRA v1 no wormhole, differential LR (60,015,616 params)",
+            "arm": "reference",
+            "params": 60_015_616,
+            "loss": [2.1642, 2.0257, 1.9526, 1.8967, 1.8562, 1.8184, 1.7945, 1.7778, 1.7713],
+            "ppl": [8.71, 7.58, 7.05, 6.66, 6.40, 6.16, 6.02, 5.92, 5.88],
+            "it_s": 3.1,
+        },
+        "no_wormhole_uniform": {
+            "label": "AKIRA v1 no wormhole, uniform LR 3e-4 (60,015,616 params)",
+            "arm": None,  # the reference layout at a uniform LR: no arm of this kit
+            "params": 60_015_616,
+            "loss": [2.1533, 2.0275, 1.9527, 1.9004, 1.8524, 1.8194, 1.7963, 1.7832, 1.7758],
+            "ppl": [8.61, 7.60, 7.05, 6.69, 6.37, 6.17, 6.03, 5.95, 5.90],
+            "it_s": 4.0,
+        },
+    },
+    "wormhole_claim": "AKIRA + wormhole + differential LR: '~1.99 (ppl ~7.3)', hard-coded, "
+    "no training output in the notebook",
+}
+REFERENCE_PROTOCOL = dict(dataset="wikitext-103", total_steps=5000, batch_size=16, seq_len=256)
+REFERENCE_DEFECTS = (
+    "the reference's loss counted eos padding (each wikitext line padded to 256), so its 'ppl' "
+    "5.6 is deflated and not a wikitext-103 perplexity; the kit packs documents (no padding)",
+    "only 3.5% of the reference's parameters sat under band learning rates (its attention, "
+    "wormhole, embeddings and untied head were shared); the kit's band layout puts about all "
+    "non-embedding parameters in bands (the reference layout is kept as the 'reference' arm)",
+    "the reference's baseline had 70.5M parameters against 60.0M (not matched); the kit's "
+    "baseline is within 2% of the band model's count",
+    "the reference's warm-up multiplied every LR in place at every step (compounding to ~0); "
+    "the kit's schedule is a pure function of the step from each group's base LR",
+    "the reference's v2 'spectral' model leaked up to 7 future tokens per layer through a "
+    "symmetric convolution; every kit variant is tested causal",
+)
+
+# The seed's four predictions (seed 026 README / design doc 2.7), as (claim, claimed).
+PREDICTIONS = {
+    "more_aq": (
+        "more Action Quanta: ~8-12% AQ in the band model vs ~3-4% in a standard transformer",
+        "band 8-12% vs baseline 3-4%",
+    ),
+    "low_frequency": (
+        "cleaner separation: the low-frequency bands hold low-frequency AQ",
+        "bands 0-2 hold the low-frequency AQ (GPT-2: layer 5 only)",
+    ),
+    "universality": (
+        "better universality: ~50% overlap between random-token and text AQ vs ~25%",
+        "band ~50% vs baseline ~25%",
+    ),
+    "per_band_grokking": (
+        "per-band grokking: the bands mature at different rates",
+        "per-band maturation (vs one global grokking)",
+    ),
+}
+# Verdict rules, one place (printed with every verdict).
+AQ_RATIO = 2.0  # prediction 1: band % above chance >= this x the baseline's ...
+AQ_MARGIN = 2.0  # ... and at least this many points above it
+UNIVERSAL_RATIO = 1.5  # prediction 3: band overlap share >= this x the baseline's
+MATURITY = 0.9  # prediction 4: a band is mature once its ablation loss reaches 90% of its final
+SPREAD = 2.0  # prediction 4: the latest band matures >= this x later than the earliest
+MAIN_METHOD = "procrustes"  # the seed design's AQ method (held-out here)
+
+# ----------------------------------------------------------------------------- presets
+
+REFERENCE_PRESET = dict(
+    arms=list(DEFAULT_ARMS),
+    seeds=[0, 1],
+    aq_seeds=[0, 1],
+    preset="default",
+    model_overrides={},
+    dataset="wikitext-103",
+    data_seed=0,
+    seq_len=256,
+    batch_size=16,
+    total_steps=5000,
+    warmup_steps=100,
+    eval_every=500,
+    eval_batches=50,
+    checkpoint_every=500,
+    monitor_every=100,
+    aq=dict(layers="all", num_samples=500, seq_length=64, text_corpus="wikitext-2"),
+    stats_sequences=64,
+    ablation_batches=10,
+)
+PRESETS = {
+    # measured on 2 shared CPU cores: see the notebook's cost table
+    "tiny": dict(
+        arms=list(DEFAULT_ARMS),
+        seeds=[0],
+        aq_seeds=[0, 1],
+        preset="tiny",
+        model_overrides=dict(
+            band_lrs=(3e-5, 9e-5, 3e-4, 9e-4, 3e-3, 9e-3, 3e-2),  # the 026 set x 3
+            shared_lr=3e-3,
+        ),
+        dataset="offline",
+        data_seed=0,
+        seq_len=32,
+        batch_size=16,
+        total_steps=60,
+        warmup_steps=6,
+        eval_every=10,
+        eval_batches=2,
+        checkpoint_every=10,
+        monitor_every=10,
+        aq=dict(
+            layers="last",
+            num_samples=32,
+            seq_length=32,
+            batch_size=16,
+            text_corpus="offline",
+            n_permutations=20,
+            n_shuffles=3,
+            sample_sequences=32,
+            spectral_sequences=32,
+        ),
+        stats_sequences=16,
+        ablation_batches=1,
+    ),
+    "t4": dict(
+        REFERENCE_PRESET,
+        seeds=[0],
+        total_steps=2000,
+        eval_every=250,
+        eval_batches=20,
+        checkpoint_every=250,
+        monitor_every=50,
+    ),
+    "a100": dict(REFERENCE_PRESET),
+}
+STUDY_KEYS = ("arms", "seeds", "aq_seeds", "aq", "stats_sequences", "ablation_batches")
+PER_ARM = ("arm", "seed")  # set per arm
+# settings a resume may change: train.RESUME_MAY_CHANGE, and the AQ settings (recomputed)
+MAY_CHANGE = ("device", "progress", "checkpoint_every", "cpu_threads", "aq")
+
+
+def preset(size: str | None) -> dict:
+    """A deep-enough copy of the preset for ``size`` (None: :data:`REFERENCE_PRESET`)."""
+    if size is not None:
+        runtime.check_choice("size", size, runtime.SIZES)
+    pre = REFERENCE_PRESET if size is None else PRESETS[size]
+    return {k: (type(v)(v) if isinstance(v, (list, dict)) else v) for k, v in pre.items()}
+
+
+def _train_module():
+    from akira_nb.bandformer import train
+
+    return train
+
+
+def _check_distinct(name: str, values) -> None:
+    repeated = [v for i, v in enumerate(values) if v in list(values)[:i]]
+    if repeated:
+        raise ValueError(
+            f"{name}={list(values)!r} repeats {repeated[0]!r}; each value must appear once"
+        )
+
+
+@dataclass
+class Study:
+    """One comparison: the shared training settings (``base``, a ``train.TrainConfig``), the
+    arms and seeds, the AQ settings (fields of :class:`akira_nb.alignment.aq.AQConfig`;
+    ``layers="all"``: every layer, ``"last"``: the last one), the sequences of the per-band
+    statistics and the validation batches of each ablation. Build it with :func:`study`."""
+
+    base: Any
+    arms: list
+    seeds: list
+    aq_seeds: list
+    aq: dict = field(default_factory=dict)
+    stats_sequences: int = 16
+    ablation_batches: int = 2
+    size: str | None = None
+    from_preset: dict = field(default_factory=dict)
+
+    def validate(self) -> Study:
+        """Check every arm's config, the seeds, the AQ settings and the device; raises
+        ``ValueError`` naming the setting. Nothing is written before this passes."""
+        train = _train_module()
+        if not isinstance(self.arms, (list, tuple)) or not self.arms:
+            raise ValueError(
+                f"arms={self.arms!r} leaves nothing to train; choose from {train.ARMS}"
+            )
+        for arm in self.arms:
+            runtime.check_choice("arms", arm, train.ARMS)
+        _check_distinct("arms", self.arms)
+        self.seeds = runtime.check_seeds("seeds", self.seeds)
+        if not isinstance(self.aq_seeds, (list, tuple)):
+            raise ValueError(f"aq_seeds={self.aq_seeds!r} must be a list of two seeds, or []")
+        if self.aq_seeds:
+            self.aq_seeds = runtime.check_seeds("aq_seeds", self.aq_seeds)
+            if len(self.aq_seeds) != 2:
+                raise ValueError(
+                    f"aq_seeds={self.aq_seeds!r} must name exactly two seeds (the AQ analysis "
+                    "compares two trainings of one architecture), or none to skip it"
+                )
+        runtime.check_int("stats_sequences", self.stats_sequences, low=1)
+        runtime.check_int("ablation_batches", self.ablation_batches, low=1)
+        runtime.check_device("device", self.base.device)
+        self.arm_configs()
+        if self.aq_seeds:
+            self.aq_config("band")  # checked here, before anything runs
+        return self
+
+    @property
+    def aq_arms(self) -> list[str]:
+        """The architectures the AQ analysis compares (those of :data:`AQ_ARMS` trained)."""
+        return [a for a in AQ_ARMS if a in self.arms] if self.aq_seeds else []
+
+    def seeds_of(self, arm: str) -> list[int]:
+        """The seeds ``arm`` trains at: ``seeds``, plus ``aq_seeds`` for the AQ architectures."""
+        extra = self.aq_seeds if arm in self.aq_arms else []
+        return list(self.seeds) + [s for s in extra if s not in self.seeds]
+
+    def arm_configs(self) -> list:
+        """Every (arm, seed)'s validated ``TrainConfig``, in training order."""
+        return [
+            replace(self.base, arm=arm, seed=int(s)).validate()
+            for arm in self.arms
+            for s in self.seeds_of(arm)
+        ]
+
+    @property
+    def tokens_per_arm(self) -> int:
+        """The token budget of every arm: total_steps x batch_size x seq_len."""
+        b = self.base
+        return int(b.total_steps) * int(b.batch_size) * int(b.seq_len)
+
+    def aq_config(self, arm: str):
+        """The :class:`~akira_nb.alignment.aq.AQConfig` comparing ``arm``'s two ``aq_seeds``
+        (``layers="all"``: every layer of the model; ``"last"``: its last layer)."""
+        from akira_nb.alignment.aq import AQConfig
+
+        settings = dict(self.aq)
+        n_layers = band_config(self.base).n_layers
+        layers = settings.get("layers", "all")
+        if layers == "all":
+            settings["layers"] = tuple(range(n_layers))
+        elif layers == "last":
+            settings["layers"] = (n_layers - 1,)
+        bad = [v for v in settings["layers"] if not 0 <= v < n_layers]
+        if bad:
+            raise ValueError(f"aq layers {bad} do not exist: the models have {n_layers} layers")
+        if settings.get("seq_length", 64) > self.base.seq_len:
+            raise ValueError(
+                f"aq seq_length={settings['seq_length']} is longer than the models' seq_len="
+                f"{self.base.seq_len}"
+            )
+        a, b = self.aq_seeds
+        settings.setdefault("device", self.base.device)
+        settings.setdefault("checkpoint_every", 0)
+        settings["cpu_threads"] = self.base.cpu_threads or None
+        allowed = {f.name for f in fields(AQConfig)} - {"model_a", "model_b"}
+        unknown = sorted(set(settings) - allowed)
+        if unknown:
+            raise ValueError(f"aq settings {unknown} are unknown; allowed: {sorted(allowed)}")
+        return AQConfig(model_a=f"{arm}:seed{a}", model_b=f"{arm}:seed{b}", **settings).validate()
+
+    def to_dict(self) -> dict:
+        """What identifies the run (its config.json)."""
+        return {
+            "base": asdict(self.base),
+            "arms": list(self.arms),
+            "seeds": list(self.seeds),
+            "aq_seeds": list(self.aq_seeds),
+            "aq": dict(self.aq),
+            "stats_sequences": self.stats_sequences,
+            "ablation_batches": self.ablation_batches,
+            "tokens_per_arm": self.tokens_per_arm,
+        }
+
+    def describe(self) -> str:
+        """One line: where the settings came from."""
+        source = (
+            f"preset {self.size!r}" if self.size else "the reference notebook's protocol (no size)"
+        )
+        filled = ", ".join(f"{k}={v}" for k, v in self.from_preset.items()) or "nothing"
+        return f"settings: {source} filled {filled}"
+
+
+def band_config(base):
+    """The band model's :class:`~akira_nb.bandformer.model.BandConfig` of a ``TrainConfig``
+    (its model preset with its overrides; no arm-specific change)."""
+    from akira_nb.bandformer.model import preset as model_preset
+
+    over = {k: v for k, v in dict(base.model_overrides or {}).items()}
+    return model_preset(base.preset, **over)
+
+
+def study(size: str | None = None, **overrides) -> Study:
+    """The one way to build a comparison (the CLI and the notebook both use it): the preset for
+    ``size`` (None: the reference notebook's protocol, :data:`REFERENCE_PRESET`) with
+    ``overrides`` on top.
+
+    Override keys: ``arms``, ``seeds``, ``aq_seeds``, ``aq`` (a dict merged into the preset's
+    AQ settings), ``stats_sequences``, ``ablation_batches`` and any ``TrainConfig`` field except
+    ``arm`` and ``seed`` (set per arm); ``model_overrides`` is merged into the preset's. A value
+    of None means "not given"."""
+    train = _train_module()
+    train_fields = {f.name for f in fields(train.TrainConfig)}
+    allowed = set(STUDY_KEYS) | (train_fields - set(PER_ARM))
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ValueError(f"study() got unknown settings {unknown}; allowed: {sorted(allowed)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    pre = preset(size)
+    settings = {**pre, **overrides}
+    for key in ("model_overrides", "aq"):
+        if key in overrides:
+            if not isinstance(overrides[key], dict):
+                raise ValueError(f"{key}={overrides[key]!r} must be a dict")
+            settings[key] = {**pre.get(key, {}), **overrides[key]}
+    plan_keys = {k: settings.pop(k) for k in STUDY_KEYS if k in settings}
+    seeds = plan_keys.get("seeds") or [0]
+    first_arm = (plan_keys.get("arms") or [DEFAULT_ARMS[0]])[0]
+    settings.setdefault("cpu_threads", 1)
+    base = train.TrainConfig(
+        arm=first_arm, seed=seeds[0] if isinstance(seeds, list) else 0, **settings
+    )
+    from_preset = {k: v for k, v in pre.items() if k not in overrides}
+    return Study(base, size=size, from_preset=from_preset, **plan_keys).validate()
+
+
+# ----------------------------------------------------------------------------- analyses
+
+
+def tag_of(cfg) -> str:
+    """The run-folder tag of one (arm, seed): ``band_s0``."""
+    return f"{cfg.arm}_s{cfg.seed}"
+
+
+def _eval_loss(model, blocks, batch_size: int, fwd_hooks=()) -> float:
+    """Mean next-token loss of ``model`` over ``blocks`` with ``fwd_hooks`` attached."""
+    import torch
+
+    from akira_nb.bandformer.model import next_token_loss
+
+    device = next(model.parameters()).device
+    total, n = 0.0, 0
+    with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
+        for start in range(0, blocks.shape[0], batch_size):
+            x = blocks[start : start + batch_size].to(device)
+            total += float(next_token_loss(model(x), x)) * x.shape[0]
+            n += x.shape[0]
+    return total / n
+
+
+def band_ablation(model, blocks, batch_size: int = 16) -> dict:
+    """Per band, the validation-loss increase when the band's computation is removed: its slice
+    of every sublayer output (attention, wormhole, MLP; the padded band layout) zeroed in every
+    block, so the band's residual stream keeps only its embedding. Returns ``{"loss": clean
+    loss, "increase": [per band], "loss_ablated": [per band]}``. Eval mode; one pass per band."""
+    import torch
+
+    cfg = model.cfg
+    was_training = model.training
+    model.eval()
+    names = [
+        f"blocks.{layer}.{hook}"
+        for layer in range(cfg.n_layers)
+        for hook in ("hook_attn_out", "hook_wormhole_out", "hook_mlp_out")
+        if f"blocks.{layer}.{hook}" in model.hook_dict
+    ]
+    try:
+        clean = _eval_loss(model, blocks, batch_size)
+        ablated = []
+        for band in range(cfg.n_bands):
+            keep = torch.ones(cfg.n_bands, 1, device=next(model.parameters()).device)
+            keep[band] = 0.0
+
+            def zero(tensor, hook, keep=keep):
+                return tensor * keep.to(tensor.dtype)
+
+            ablated.append(_eval_loss(model, blocks, batch_size, [(n, zero) for n in names]))
+    finally:
+        model.train(was_training)
+    return {
+        "loss": clean,
+        "loss_ablated": ablated,
+        "increase": [a - clean for a in ablated],
+    }
+
+
+def band_statistics(model, blocks, layer: int = -1) -> dict:
+    """Per band of a band-layout model, its state after block ``layer`` on ``blocks``
+    (``hook_band_out``): mean, std and RMS over tokens and dims, and its spectral content along
+    the sequence (:func:`akira_nb.alignment.aq.spectral_profile` per dim: the median spectral
+    centroid with the DC bin excluded, in cycles per token, and the mean share of the non-DC
+    power in the lowest 3 of 7 frequency bands). Position 0 is dropped (the first position has no
+    context)."""
+    from akira_nb.alignment.aq import spectral_profile
+
+    device = next(model.parameters()).device
+    acts = model.band_activations(blocks.to(device), layer)
+    out = {"band_dims": list(model.cfg.band_dims), "mean": [], "std": [], "rms": []}
+    out.update(centroid=[], low_share=[], power=[])
+    for x in acts:
+        x = x[:, 1:].double().cpu()
+        out["mean"].append(float(x.mean()))
+        out["std"].append(float(x.std()))
+        out["rms"].append(float(x.pow(2).mean().sqrt()))
+        prof = spectral_profile(x, n_bands=7)
+        out["centroid"].append(float(np.median(prof["centroid"])))
+        out["low_share"].append(float(prof["band_share"][:3].sum(0).mean()))
+        out["power"].append((prof["power"].mean(1) / max(prof["power"].mean(1).sum(), 1e-30)))
+    out["freqs"] = prof["freqs"].tolist()
+    out["power"] = [p.tolist() for p in out["power"]]
+    return out
+
+
+def maturity_step(steps, values, fraction: float = MATURITY) -> int | None:
+    """The first step at which ``values`` reach ``fraction`` of their final value and stay
+    there (a band's ablation loss rising as it learns its function); None when the final value
+    is not positive or nothing is logged."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0 or not np.isfinite(v).all() or v[-1] <= 0:
+        return None
+    below = np.nonzero(v < fraction * v[-1])[0]
+    i = 0 if below.size == 0 else int(below[-1]) + 1
+    return int(steps[min(i, v.size - 1)])
+
+
+# ----------------------------------------------------------------------------- AQ
+
+
+def _with_tokenizer(model, tokenizer):
+    """The alignment package reads a kit model's tokenizer from ``model.tokenizer``."""
+    model.tokenizer = tokenizer
+    return model
+
+
+def aq_by_band(method, slices) -> list[dict]:
+    """Per band (``slices`` of the scored model's neurons): the AQ count above the method's main
+    threshold, the chance count (null scores above the same threshold, mean over replicates,
+    the largest of the method's nulls) and both as % of the band's neurons."""
+    c = method.main
+    out = []
+    for i, sl in enumerate(slices):
+        n = sl.stop - sl.start
+        count = int((method.scores[sl] > c.threshold).sum())
+        chance = max(
+            float((np.atleast_2d(v)[:, sl] > c.threshold).sum(1).mean())
+            for v in method.nulls.values()
+        )
+        out.append(
+            dict(
+                band=i,
+                neurons=n,
+                count=count,
+                chance=chance,
+                pct=100 * count / n,
+                chance_pct=100 * chance / n,
+                above_pct=100 * max(count - chance, 0.0) / n,
+            )
+        )
+    return out
+
+
+def aq_summary(result, model, method: str = MAIN_METHOD) -> dict:
+    """What the predictions read from one architecture's :class:`~akira_nb.alignment.aq.AQResult`
+    (``model``: one of its two models, for the band slices): per input type the main method's AQ
+    % (raw, chance, above chance) averaged over the layer pairs, per band for a band model; the
+    universal overlap as a share of the structural AQ beside the paired null's chance share; the
+    spectral centroid of the AQ neurons per band."""
+    from akira_nb.alignment.aq import METHOD_MODEL
+
+    cfg = model.cfg
+    slices = cfg.mlp_band_slices if hasattr(cfg, "mlp_band_slices") else None
+    out = {"method": method, "rule": None, "by_kind": {}, "universal": None, "spectral": None}
+    for kind, by in result.pairs.items():
+        ms = [pr.methods[method] for pr in by.values() if method in pr.methods]
+        if not ms:
+            continue
+        out["rule"] = ms[0].main.rule_text
+        raw = float(np.mean([100 * m.main.fraction for m in ms]))
+        chance = float(np.mean([100 * m.main_chance / len(m.scores) for m in ms]))
+        entry = {
+            "pct": raw,
+            "chance_pct": chance,
+            "above_pct": result.method_pct(kind, method, above_null=True),
+            "per_layer": {pr.key: pr.methods[method].main.count for pr in by.values()},
+            "neurons": len(ms[0].scores),
+        }
+        if slices is not None:
+            per = [aq_by_band(m, slices) for m in ms]
+            entry["bands"] = [
+                {
+                    k: (float(np.mean([p[i][k] for p in per])) if k != "band" else i)
+                    for k in per[0][i]
+                }
+                for i in range(len(slices))
+            ]
+        out["by_kind"][kind] = entry
+    uni = result.universal.get(method, {})
+    if uni:
+        n_struct = sum(u["n_a"] for u in uni.values())
+        obs = sum(u["observed"] for u in uni.values())
+        chance = sum(u["chance"] for u in uni.values())
+        out["universal"] = {
+            "observed": obs,
+            "structural": n_struct,
+            "semantic": sum(u["n_b"] for u in uni.values()),
+            "share": 100 * obs / n_struct if n_struct else None,
+            "chance": chance,
+            "chance_share": 100 * chance / n_struct if n_struct else None,
+            "p_values": {k: u["p_value"] for k, u in uni.items()},
+            "n_null": min(u["n_null"] for u in uni.values()),
+        }
+    spec = result.spectral.get(method, {})
+    if spec:
+        per_band = None
+        if slices is not None:
+            cents: list[list[float]] = [[] for _ in slices]
+            for s in spec.values():
+                centroid = s["profile"]["centroid"]
+                idx = np.asarray(s["aq_indices"], dtype=int)
+                for i, sl in enumerate(slices):
+                    sel = idx[(idx >= sl.start) & (idx < sl.stop)]
+                    cents[i] += centroid[sel].tolist()
+            per_band = cents
+        out["spectral"] = {
+            "model": METHOD_MODEL[method],
+            "input_type": next(iter(spec.values()))["input_type"],
+            "aq_centroids_by_band": per_band,
+            "all_centroid_median": float(
+                np.median(np.concatenate([s["profile"]["centroid"] for s in spec.values()]))
+            ),
+            "verdicts": {k: s["verdict"] for k, s in spec.items()},
+        }
+    return out
+
+
+def run_aq_analysis(plan: Study, models: dict, tokenizer, run=None, resume=False, log=print):
+    """The AQ comparison of each architecture's two ``aq_seeds`` models
+    (:func:`akira_nb.alignment.aq.run_aq`; its streams checkpoint under ``aq/<arm>/``).
+    ``models[(arm, seed)]``: the trained modules. Returns ``{arm: {"result", "summary"}}``."""
+    from akira_nb.alignment import aq
+    from akira_nb.runs import Run
+
+    out = {}
+    for arm in plan.aq_arms:
+        a, b = (models[(arm, s)] for s in plan.aq_seeds)
+        cfg = plan.aq_config(arm)
+        sub = None
+        if run is not None:
+            folder = run.path / "aq" / arm
+            folder.mkdir(parents=True, exist_ok=True)
+            sub = Run(folder)
+        start = time.perf_counter()
+        result = aq.run_aq(
+            cfg,
+            _with_tokenizer(a, tokenizer),
+            _with_tokenizer(b, tokenizer),
+            run=sub,
+            resume=resume,
+        )
+        summary = aq_summary(result, a)
+        summary["seconds"] = time.perf_counter() - start
+        out[arm] = {"result": result, "summary": summary}
+        log(aq_line(arm, summary))
+    return out
+
+
+def aq_line(arm: str, s: dict) -> str:
+    """One line per architecture: AQ % per input type beside chance, and the universal share."""
+    parts = [
+        f"{kind} {e['pct']:.1f}% (chance {e['chance_pct']:.1f}%, above chance "
+        f"{e['above_pct']:.1f}%)"
+        for kind, e in s["by_kind"].items()
+    ]
+    u = s["universal"]
+    if u and u["share"] is not None:
+        parts.append(
+            f"universal {u['observed']}/{u['structural']} = {u['share']:.1f}% of the structural "
+            f"AQ (chance {u['chance_share']:.1f}%)"
+        )
+    return f"AQ {arm} ({s['method']}, {s['rule']}): " + "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def parameter_rows(models: dict) -> list[dict]:
+    """Per arm (``{arm: (model, TrainConfig)}``, first seed): its parameter counts and every
+    parameter group with its size and LR (the optimiser's groups in the arm's LR mode; a band's
+    ``/no_decay`` sibling counted with it)."""
+    from akira_nb.bandformer.model import model_summary
+
+    train = _train_module()
+    rows = []
+    for arm, (model, cfg) in models.items():
+        s = model_summary(model)
+        groups = {}
+        opt = train.make_optimizer(model, cfg, cfg.band_config())
+        for g in opt.param_groups:
+            key = g["name"].removesuffix("/no_decay")
+            n = sum(p.numel() for p in g["params"])
+            prev = groups.get(key, {"params": 0})
+            groups[key] = {"params": prev["params"] + n, "lr": float(g["base_lr"])}
+        rows.append({"arm": arm, "lr_mode": cfg.resolved_lr_mode(), **s, "groups": groups})
+    return rows
+
+
+def parameter_table(rows: list[dict]) -> str:
+    """Text: one column per arm; total, embedding, non-embedding, band fraction, then each
+    group's parameters @ its LR."""
+    if not rows:
+        return "(no arm)"
+    w = 22
+    keys = []
+    for r in rows:
+        keys += [k for k in r["groups"] if k not in keys]
+    keys.sort(key=lambda k: (k == "shared", int(k.split("_")[1]) if k != "shared" else 0))
+    head = f"{'':<20}" + "".join(f"{r['arm']:>{w}}" for r in rows)
+    lines = [head, "-" * len(head)]
+    for label, fn in (
+        ("parameters", lambda r: f"{r['total']:,}"),
+        ("embedding", lambda r: f"{r['embedding']:,}"),
+        ("non-embedding", lambda r: f"{r['non_embedding']:,}"),
+        ("in bands (non-emb.)", lambda r: f"{r['band_fraction']:.1%}"),
+        ("LR mode", lambda r: r["lr_mode"]),
+    ):
+        lines.append(f"{label:<20}" + "".join(f"{fn(r):>{w}}" for r in rows))
+    for k in keys:
+        cells = []
+        for r in rows:
+            g = r["groups"].get(k)
+            cells.append(f"{g['params']:,} @ {g['lr']:.3g}" if g else "-")
+        lines.append(f"{k:<20}" + "".join(f"{c:>{w}}" for c in cells))
+    return "\n".join(lines)
+
+
+def loss_rows(results: list, plan: Study, unigram: float) -> list[dict]:
+    """Per arm: final validation loss and perplexity (mean +- std over its seeds), the tokens
+    each seed trained on, tokens/s, beside the unigram cross-entropy."""
+    rows = []
+    for arm in plan.arms:
+        rs = [r for r in results if r.config["arm"] == arm]
+        losses = np.array([r.final_val_loss for r in rs], dtype=float)
+        rows.append(
+            dict(
+                arm=arm,
+                seeds=[r.config["seed"] for r in rs],
+                val_loss=float(losses.mean()),
+                val_loss_std=float(losses.std()) if len(rs) > 1 else None,
+                val_ppl=float(np.exp(losses.mean())),
+                tokens=int(rs[0].tokens_seen),
+                tokens_per_s=float(np.mean([r.tokens_per_s for r in rs])),
+                unigram=unigram,
+                params=int(rs[0].params["total"]),
+            )
+        )
+    return rows
+
+
+def loss_table(rows: list[dict], plan: Study) -> str:
+    head = (
+        f"{'arm':<18} {'seeds':>6} {'val loss':>16} {'val ppl':>9} {'tokens/arm':>12} "
+        f"{'tokens/s':>10} {'params':>12}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        std = f" +- {r['val_loss_std']:.3f}" if r["val_loss_std"] is not None else ""
+        lines.append(
+            f"{r['arm']:<18} {len(r['seeds']):>6} {r['val_loss']:>8.4f}{std:<8} "
+            f"{r['val_ppl']:>9.2f} {r['tokens']:>12,} {r['tokens_per_s']:>10,.0f} "
+            f"{r['params']:>12,}"
+        )
+    if rows:
+        lines.append(
+            f"unigram cross-entropy of the validation split (the best context-free model): "
+            f"{rows[0]['unigram']:.4f} nats/token (ppl {math.exp(rows[0]['unigram']):.2f}); "
+            f"every arm trained on {plan.tokens_per_arm:,} tokens ({plan.base.total_steps} steps "
+            f"x {plan.base.batch_size} x {plan.base.seq_len}); tokens/s of arms trained one "
+            "after another (not a paired timing: benchmarks/bandformer_speed.py is)"
+        )
+    return "\n".join(lines)
+
+
+def comparability(plan: Study) -> str | None:
+    """Why this study's numbers cannot be set beside the reference's losses and the seed's
+    predictions (None: they can, though the reference's loss counted padding: see
+    :data:`REFERENCE_DEFECTS`)."""
+    b, why = plan.base, []
+    if b.preset != "default" or any(
+        k in (b.model_overrides or {}) for k in ("band_dims", "n_layers", "band_lrs")
+    ):
+        why.append(
+            f"model preset {b.preset!r} with {dict(b.model_overrides or {})} (the 026 model: "
+            "6 layers, bands (128, 96, 80, 64, 64, 48, 32), the 026 LRs)"
+        )
+    if b.dataset != REFERENCE_PROTOCOL["dataset"]:
+        why.append(f"dataset {b.dataset!r} (the reference: wikitext-103, GPT-2 tokenizer)")
+    ref_tokens = 5000 * 16 * 256
+    if plan.tokens_per_arm < ref_tokens:
+        why.append(f"{plan.tokens_per_arm:,} tokens per arm (the reference: {ref_tokens:,})")
+    if len(plan.aq_seeds) < 2:
+        why.append("no second seed for the AQ analysis")
+    if not why:
+        return None
+    size = f"the {plan.size!r} preset" if plan.size else "these settings"
+    return f"{size} is not the reference's scale: " + "; ".join(why)
+
+
+def reference_rows(rows: list[dict], plan: Study) -> list[dict]:
+    """The reference's final eval losses beside the matching arm's measured loss. Never
+    comparable in value: the reference's loss counted eos padding (a lower, deflated loss);
+    :func:`comparability` says what else differs."""
+    by = {r["arm"]: r for r in rows}
+    out = []
+    for ref in REFERENCE["runs"].values():
+        r = by.get(ref["arm"]) if ref["arm"] else None
+        out.append(
+            dict(
+                reference=ref["label"],
+                reported=f"{ref['loss'][-1]:.4f} (ppl {ref['ppl'][-1]:.2f}) at step "
+                f"{REFERENCE['steps'][-1]}, {ref['it_s']:g} it/s on an A100",
+                arm=ref["arm"] or "-",
+                measured=(
+                    f"{r['val_loss']:.4f} (ppl {r['val_ppl']:.2f}) after {r['tokens']:,} tokens"
+                    if r
+                    else "not run (no arm of the kit: the reference layout at a uniform LR)"
+                ),
+                comparable="not comparable",
+            )
+        )
+    return out
+
+
+def reference_table(rows: list[dict], plan: Study | None = None) -> str:
+    """:func:`reference_rows` as text, headed by why they are not comparable."""
+    why = comparability(plan) if plan is not None else None
+    lines = [
+        "the reference's reported eval losses beside this run's: not comparable (its loss "
+        "counted eos padding" + (f"; and {why}" if why else "") + ")"
+    ]
+    for r in rows:
+        lines.append(f"{r['reference']}")
+        lines.append(f"    reference: {r['reported']}")
+        lines.append(f"    measured ({r['arm']}): {r['measured']}")
+    lines.append(f"    ({REFERENCE['wormhole_claim']})")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+def _claim(claim: str, rule: str, claimed: str, measured: str, holds, why_not) -> dict:
+    if measured is None or measured.startswith("not run"):
+        verdict, measured = "not run", measured or "not run"
+    elif why_not or holds is None:
+        verdict = "not comparable"
+    else:
+        verdict = "holds" if holds else "does not hold"
+    return dict(claim=claim, rule=rule, claimed=claimed, measured=measured, verdict=verdict)
+
+
+def _pct(e: dict | None) -> str:
+    if not e:
+        return "-"
+    return f"{e['pct']:.1f}% (chance {e['chance_pct']:.1f}%, above chance {e['above_pct']:.1f}%)"
+
+
+def claims(out: dict) -> list[dict]:
+    """The seed's four predictions and the reference's loss finding beside this run's numbers,
+    each with its rule and verdict."""
+    plan = out["study"]
+    why = comparability(plan)
+    aqs = {arm: v["summary"] for arm, v in (out.get("aq") or {}).items()}
+    band, base = aqs.get("band"), aqs.get("baseline")
+    rows = []
+
+    # (1) more AQ
+    claim, claimed = PREDICTIONS["more_aq"]
+    rule = (
+        f"{MAIN_METHOD} AQ ({'the seed' if base is None else base['rule']}) on random tokens, "
+        f"mean over layers, % above chance (count minus the token-shuffle null's count above "
+        f"the same threshold): holds if the band model's is >= {AQ_RATIO:g}x the baseline's "
+        f"and >= {AQ_MARGIN:g} points above it"
+    )
+    if band and base and "random" in band["by_kind"] and "random" in base["by_kind"]:
+        b, g = band["by_kind"]["random"], base["by_kind"]["random"]
+        per_band = ", ".join(f"{e['pct']:.1f}/{e['chance_pct']:.1f}" for e in b.get("bands", []))
+        measured = f"band {_pct(b)}; baseline {_pct(g)}; per band (AQ%/chance%): {per_band}"
+        holds = b["above_pct"] >= AQ_RATIO * g["above_pct"] and (
+            b["above_pct"] >= g["above_pct"] + AQ_MARGIN
+        )
+    else:
+        measured, holds = "not run (needs the band and baseline arms at two aq_seeds)", None
+    rows.append(_claim(claim, rule, claimed, measured, holds, why))
+
+    # (2) low-frequency bands hold low-frequency AQ
+    claim, claimed = PREDICTIONS["low_frequency"]
+    rule = (
+        f"{MAIN_METHOD} AQ of the band model, spectral centroid (DC excluded, cycles per token "
+        "along the sequence, random tokens): holds if the AQ neurons of the lowest 3/7 of the "
+        "bands (bands 0-2) have a lower median centroid than those of the highest 3/7 (bands "
+        "4-6), two-sided Mann-Whitney U p < 0.05; at least 2 AQ neurons on each side"
+    )
+    measured, holds = "not run (needs the band arm at two aq_seeds)", None
+    spec = band.get("spectral") if band else None
+    if spec and spec["aq_centroids_by_band"] is not None:
+        cents = spec["aq_centroids_by_band"]
+        k = max(1, round(3 * len(cents) / 7))
+        low = [c for cs in cents[:k] for c in cs]
+        high = [c for cs in cents[-k:] for c in cs]
+        med = ", ".join(f"{np.median(c):.3f}" if c else "-" for c in cents)
+        measured = (
+            f"median AQ centroid per band {med} ({len(low)} low-band, {len(high)} high-band AQ)"
+        )
+        if len(low) >= 2 and len(high) >= 2:
+            from scipy.stats import mannwhitneyu
+
+            p = float(mannwhitneyu(low, high, alternative="two-sided").pvalue)
+            measured += f"; low {np.median(low):.3f} vs high {np.median(high):.3f}, p = {p:.2g}"
+            holds = bool(np.median(low) < np.median(high) and p < 0.05)
+        else:
+            measured += "; too few AQ neurons for the test"
+    rows.append(_claim(claim, rule, claimed, measured, holds, why))
+
+    # (3) universality
+    claim, claimed = PREDICTIONS["universality"]
+    rule = (
+        f"{MAIN_METHOD} AQ found with both random tokens and text, as a share of the "
+        "random-token (structural) AQ, summed over layers, beside the paired token-shuffle "
+        f"null's chance share: holds if the band model's share is >= {UNIVERSAL_RATIO:g}x the "
+        "baseline's and above its own chance share"
+    )
+    bu, gu = (band or {}).get("universal"), (base or {}).get("universal")
+    if bu and gu and bu["share"] is not None and gu["share"] is not None:
+        measured = (
+            f"band {bu['observed']}/{bu['structural']} = {bu['share']:.1f}% (chance "
+            f"{bu['chance_share']:.1f}%); baseline {gu['observed']}/{gu['structural']} = "
+            f"{gu['share']:.1f}% (chance {gu['chance_share']:.1f}%)"
+        )
+        holds = bu["share"] >= UNIVERSAL_RATIO * gu["share"] and bu["share"] > bu["chance_share"]
+    elif bu or gu:
+        measured, holds = "no structural AQ in one of the models: no share", None
+    else:
+        measured, holds = "not run (needs both input types and two aq_seeds)", None
+    rows.append(_claim(claim, rule, claimed, measured, holds, why))
+
+    # (4) per-band maturation
+    claim, claimed = PREDICTIONS["per_band_grokking"]
+    rule = (
+        "band arm (first seed), each band's ablation curve (validation-loss increase when the "
+        "band's sublayer outputs are zeroed, at each checkpoint kept): a band matures at the "
+        f"first step from which its increase stays >= {MATURITY:g} of its final value; holds "
+        f"if the latest band matures >= {SPREAD:g}x later than the earliest (>= 3 checkpoints; "
+        "the weight-change curves and the uniform-LR arm's maturation are printed beside)"
+    )
+    mat = (out.get("maturation") or {}).get("band")
+    if mat and len(mat["steps"]) >= 3 and all(m is not None for m in mat["maturity"]):
+        ms = mat["maturity"]
+        measured = f"maturity steps per band {ms} (checkpoints {mat['steps']})"
+        uni = (out.get("maturation") or {}).get("band_uniform")
+        if uni:
+            measured += f"; band_uniform {uni['maturity']}"
+        holds = max(ms) >= SPREAD * max(min(ms), 1)
+    elif mat:
+        measured = (
+            f"maturity steps per band {mat['maturity']} at checkpoints {mat['steps']}: a band "
+            "never helps (final increase <= 0) or too few checkpoints"
+        )
+        holds = None
+    else:
+        measured, holds = "not run (needs the band arm)", None
+    rows.append(_claim(claim, rule, claimed, measured, holds, why))
+
+    # the reference's finding: the baseline beats the band model
+    by = {r["arm"]: r for r in out.get("loss_rows", [])}
+    ref, base_row = by.get("reference"), by.get("baseline")
+    rule = (
+        "final validation loss (mean over seeds), same token budget: holds if the baseline's is "
+        "lower than the reference layout's (the reference's no-wormhole band model)"
+    )
+    if ref and base_row:
+        measured = (
+            f"baseline {base_row['val_loss']:.4f} vs reference layout {ref['val_loss']:.4f} "
+            f"({ref['val_loss'] - base_row['val_loss']:+.4f}); band layout "
+            + (f"{by['band']['val_loss']:.4f}" if "band" in by else "not run")
+        )
+        holds = base_row["val_loss"] < ref["val_loss"]
+    else:
+        measured, holds = "not run (needs the baseline and reference arms)", None
+    rows.append(
+        _claim(
+            "the reference's result: the baseline beats the band model (1.7230 vs 1.7713)",
+            rule,
+            "baseline 1.7230 vs bands 1.7713 (eval loss with padding counted)",
+            measured,
+            holds,
+            why,
+        )
+    )
+    return rows
+
+
+def claim_lines(rows: list[dict]) -> list[str]:
+    return [
+        f"{c['claim']}: claimed {c['claimed']}, measured {c['measured']} -> {c['verdict']} "
+        f"(rule: {c['rule']})"
+        for c in rows
+    ]
+
+
+def arm_line(res) -> str:
+    """One line per trained arm, for logs and saved notebooks."""
+    c, p = res.config, res.params
+    frac = f", {p['band_fraction']:.0%} of non-embedding in bands" if p.get("bands") else ""
+    return (
+        f"{c['arm']} seed {c['seed']}: val loss {res.final_val_loss:.4f} (ppl "
+        f"{res.final_val_ppl:.2f}) after {res.tokens_seen:,} tokens, {p['total']:,} params"
+        f"{frac}, {res.tokens_per_s:,.0f} tokens/s, {res.seconds:.1f} s"
+    )
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def wandb_logger(wandb, project: str) -> Callable:
+    """An ``on_arm(cfg, result)`` callback that logs one finished arm to Weights & Biases with
+    the reference's metric names (``train/loss``, ``train/step``, ``lr/<group>``, ``eval/loss``,
+    ``eval/perplexity``) and run name (``akira_seed<seed>_<YYYYmmdd_HHMMSS>``, here with the
+    arm before it)."""
+    import datetime as dt
+
+    def log(cfg, res) -> None:
+        stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
+        run = wandb.init(
+            project=project,
+            name=f"{cfg.arm}_akira_seed{cfg.seed}_{stamp}",
+            config=asdict(cfg),
+            reinit=True,
+        )
+        for row in history_rows(res.history):
+            run.log(row, step=row["train/step"])
+        run.finish()
+
+    return log
+
+
+def history_rows(history: dict) -> list[dict]:
+    """The training history as one dict per logged step, with the reference's wandb metric
+    names; ``eval/*`` only where the step was evaluated."""
+    steps = list(history.get("step", []))
+    rows = []
+    for i, step in enumerate(steps):
+        row = {"train/step": int(step)}
+        for key, values in history.items():
+            if i >= len(values) or values[i] is None:
+                continue
+            if key == "train_loss":
+                row["train/loss"] = float(values[i])
+            elif key == "val_loss":
+                v = float(values[i])
+                if math.isfinite(v):
+                    row["eval/loss"], row["eval/perplexity"] = v, math.exp(v)
+            elif key.startswith("lr/"):
+                row[key] = float(values[i])
+        rows.append(row)
+    return rows
+
+
+class AblationRun:
+    """The run folder as ``train`` sees it, recording the band ablation (:func:`band_ablation`)
+    of every checkpoint as it is saved: ``train`` calls ``save_checkpoint`` every
+    ``checkpoint_every`` steps and at the end, and this wrapper evaluates the saved weights on a
+    scratch copy of the model (eval mode, the fixed ablation blocks), so the per-band ablation
+    curve needs no extra checkpoint kept on disk. The records go to ``arms/<tag>_ablation.json``
+    after each save; a resumed arm reloads them. Everything else is the wrapped
+    :class:`akira_nb.runs.Run`."""
+
+    def __init__(self, run, cfg, blocks, resume: bool = False):
+        self._run, self.cfg, self.blocks = run, cfg, blocks
+        self.record = run.file(f"arms/{tag_of(cfg)}_ablation.json")
+        self.steps: dict[int, dict] = {}
+        self._model = None
+        if resume and self.record.is_file():
+            import json
+
+            saved = json.loads(self.record.read_text())
+            self.steps = {int(e["step"]): e for e in saved["checkpoints"]}
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+    def save_checkpoint(self, state: dict, step: int, tag: str = "", keep: int = 2):
+        path = self._run.save_checkpoint(state, step, tag=tag, keep=keep)
+        self.add(int(step), state["model"])
+        return path
+
+    def add(self, step: int, state_dict) -> None:
+        """Record the ablation of the weights ``state_dict`` at ``step``."""
+        from akira_nb.runs import atomic_write_json
+
+        if self._model is None:
+            self._model, _ = _train_module().build_model(self.cfg)
+        device = next(iter(state_dict.values())).device
+        self._model.to(device).load_state_dict(state_dict)
+        ab = band_ablation(self._model, self.blocks, self.cfg.batch_size)
+        self.steps = {k: v for k, v in self.steps.items() if k < step}
+        self.steps[step] = {"step": step, **ab}
+        atomic_write_json(self.record, {"tag": tag_of(self.cfg), "checkpoints": self.curve()})
+
+    def curve(self) -> list[dict]:
+        return [self.steps[k] for k in sorted(self.steps)]
+
+    def result(self, final_model) -> dict:
+        """``{"steps", "loss", "increase" [checkpoints][bands]}``; the final model is ablated
+        here when no record reached the last step (e.g. an arm finished by an older run)."""
+        last = int(self.cfg.total_steps)
+        if last not in self.steps:
+            self.add(last, final_model.state_dict())
+        curve = self.curve()
+        return {
+            "steps": [e["step"] for e in curve],
+            "loss": [e["loss"] for e in curve],
+            "increase": [e["increase"] for e in curve],
+        }
+
+
+def run_experiment(
+    plan: Study,
+    name: str = "comparison",
+    resume: bool = False,
+    root=None,
+    on_arm: Callable | None = None,
+    log=print,
+) -> dict:
+    """Train every arm of ``plan`` at the same token budget, run the analyses, write
+    ``results.json`` and the figures into the run folder and return ``{"run", "study",
+    "results", "models", "figures", "tables", "lines", "claims", ...}``.
+
+    Everything is validated, and the data loaded, before the run folder exists, so bad input
+    leaves nothing behind. With ``resume=True`` finished arms are reloaded from their final
+    checkpoints (``arms/<tag>.json`` records each; their ablation curves are reloaded from
+    ``arms/<tag>_ablation.json``), partly trained ones continue. ``on_arm(cfg, result)`` is
+    called after each arm (the wandb logger of the CLI)."""
+    from akira_nb.runs import Run, atomic_write_json
+    from akira_nb.text import get_tokenizer
+
+    train = _train_module()
+    start = time.perf_counter()
+    plan.validate()
+    configs = plan.arm_configs()
+    log = log or (lambda line: None)
+    splits = train.make_data(configs[0])  # a corpus that cannot load fails here, before the run
+    run = Run.open_or_create(
+        EXPERIMENT, name, plan.to_dict(), resume=resume, root=root, may_change=MAY_CHANGE
+    )
+    val = train.validation_blocks(configs[0], splits.val)  # every arm's fixed validation set
+    abl_blocks = val[: plan.ablation_batches * plan.base.batch_size]
+    results, models, ablations, first = [], {}, {}, {}
+    for cfg in configs:
+        tag = tag_of(cfg)
+        tracked = cfg.arm in BAND_LAYOUT_ARMS and cfg.seed == plan.seeds_of(cfg.arm)[0]
+        arm_run = AblationRun(run, cfg, abl_blocks, resume) if tracked else run
+        res = train.train(cfg, run=arm_run, resume=resume, tag=tag)
+        res.model.eval()
+        models[(cfg.arm, cfg.seed)] = res.model
+        if tracked:
+            ablations[cfg.arm] = arm_run.result(res.model)
+        if cfg.seed == plan.seeds_of(cfg.arm)[0]:
+            first[cfg.arm] = (res.model, cfg)
+        atomic_write_json(run.file(f"arms/{tag}.json"), res.summary())
+        if on_arm is not None:
+            on_arm(cfg, res)
+        results.append(res)
+        log(arm_line(res))
+    unigram = float(results[0].data["unigram_val_loss"])
+    params = parameter_rows(first)
+    rows = loss_rows(results, plan, unigram)
+    stats_blocks = val[: plan.stats_sequences]
+    stats = {
+        arm: band_statistics(m, stats_blocks) for arm, (m, _) in first.items() if arm != "baseline"
+    }
+    maturation = {arm: maturation_of(ab) for arm, ab in ablations.items()}
+    tokenizer = get_tokenizer(configs[0].tokenizer)
+    aq_out = run_aq_analysis(plan, models, tokenizer, run=run, resume=resume, log=log)
+    out = {
+        "run": run,
+        "study": plan,
+        "results": results,
+        "models": models,
+        "param_rows": params,
+        "loss_rows": rows,
+        "unigram": unigram,
+        "stats": stats,
+        "ablations": ablations,
+        "maturation": maturation,
+        "aq": aq_out,
+        "data": results[0].data,
+    }
+    out["reference"] = reference_rows(rows, plan)
+    out["claims"] = claims(out)
+    out["tables"] = {
+        "parameters": parameter_table(params),
+        "loss": loss_table(rows, plan),
+        "reference": reference_table(out["reference"], plan),
+    }
+    out["lines"] = summary_lines(out)
+    run.write_results(
+        {
+            "experiment": EXPERIMENT,
+            "size": plan.size,
+            "config": plan.to_dict(),
+            "environment": runtime.environment_info(plan.base.device),
+            "data": out["data"],
+            "tokens_per_arm": plan.tokens_per_arm,
+            "unigram_val_loss": unigram,
+            "parameters": params,
+            "losses": rows,
+            "arms": [r.summary() for r in results],
+            "band_statistics": stats,
+            "ablations": ablations,
+            "maturation": maturation,
+            "aq": {arm: v["summary"] for arm, v in aq_out.items()},
+            "aq_results": {arm: v["result"].to_dict() for arm, v in aq_out.items()},
+            "reference": out["reference"],
+            "reference_defects": list(REFERENCE_DEFECTS),
+            "claims": out["claims"],
+            "comparability": comparability(plan),
+            "summary": out["lines"],
+            "wall_seconds": time.perf_counter() - start,
+        }
+    )
+    out["figures"] = save_figures(run, out)
+    log(f"results and figures: {run.path}")
+    return out
+
+
+def maturation_of(ab: dict) -> dict:
+    """Each band's maturity step (:func:`maturity_step`) from its ablation curve."""
+    inc = np.asarray(ab["increase"], dtype=float)  # [checkpoints, bands]
+    return {
+        "steps": list(ab["steps"]),
+        "maturity": [maturity_step(ab["steps"], inc[:, i]) for i in range(inc.shape[1])],
+        "final_increase": inc[-1].tolist(),
+    }
+
+
+def summary_lines(out: dict) -> list[str]:
+    """The printed summary: one line per arm, the tables, the AQ lines, the verdicts."""
+    lines = [arm_line(r) for r in out["results"]]
+    lines += ["", out["tables"]["parameters"], "", out["tables"]["loss"], ""]
+    why = comparability(out["study"])
+    lines += [out["tables"]["reference"], ""]
+    lines += [aq_line(arm, v["summary"]) for arm, v in out["aq"].items()]
+    for arm, m in out["maturation"].items():
+        lines.append(
+            f"maturation {arm}: band maturity steps {m['maturity']}, final ablation increase "
+            + ", ".join(f"{v:+.3f}" for v in m["final_increase"])
+        )
+    if why:
+        lines.append(f"not comparable with the seed's predictions: {why}")
+    lines += claim_lines(out["claims"])
+    return lines
+
+
+def save_figures(run, out: dict) -> dict:
+    """Every figure of the study into the run folder's ``figures/``; returns {name: path}."""
+    import matplotlib.pyplot as plt
+
+    from akira_nb.bandformer import plots
+
+    paths = {}
+    figs = {
+        "curves": plots.plot_curves(out["results"], out["study"].tokens_per_arm),
+        "parameters": plots.plot_parameters(out["param_rows"]),
+        "band_statistics": plots.plot_band_statistics(out["stats"]),
+        "band_spectra": plots.plot_band_spectra(out["stats"]),
+        "weight_change": plots.plot_weight_change(out["results"]),
+        "ablation": plots.plot_ablation(out["ablations"]),
+        "aq_per_band": plots.plot_aq(out["aq"]),
+    }
+    for fname, fig in figs.items():
+        if fig is not None:
+            paths[fname] = run.save_figure(fig, fname)
+            plt.close(fig)
+    return paths
+
+
+def kit_summary(out: dict) -> dict:
+    """This experiment's section of the kit summary (``out``: what ``cli.main`` returns)."""
+    plan = out["study"]
+    why = comparability(plan)
+    notes = [
+        f"every arm trained on {plan.tokens_per_arm:,} tokens ({plan.base.total_steps} steps x "
+        f"{plan.base.batch_size} x {plan.base.seq_len}, {plan.base.dataset}); arms "
+        f"{', '.join(plan.arms)}; AQ on seeds {plan.aq_seeds} of {', '.join(plan.aq_arms)}",
+        *REFERENCE_DEFECTS,
+    ]
+    if why:
+        notes.insert(0, f"not comparable with the seed's predictions and the reference: {why}")
+    baselines = [
+        f"unigram cross-entropy of the validation split: {out['unigram']:.4f} nats/token",
+        *[aq_line(arm, v["summary"]) for arm, v in out["aq"].items()],
+    ]
+    return {
+        "experiment": EXPERIMENT,
+        "title": TITLE,
+        "size": plan.size,
+        "run": str(out["run"].path),
+        "claims": out["claims"],
+        "baselines": baselines,
+        "notes": notes,
+    }
+
+
+__all__ = [
+    "AQ_ARMS",
+    "DEFAULT_ARMS",
+    "EXPERIMENT",
+    "PRESETS",
+    "PREDICTIONS",
+    "REFERENCE",
+    "REFERENCE_PRESET",
+    "Study",
+    "aq_by_band",
+    "aq_summary",
+    "band_ablation",
+    "band_config",
+    "band_statistics",
+    "claims",
+    "comparability",
+    "kit_summary",
+    "loss_rows",
+    "maturity_step",
+    "parameter_rows",
+    "preset",
+    "run_experiment",
+    "study",
+]

@@ -173,13 +173,15 @@ def test_each_groups_lr_follows_warmup_and_cosine_from_its_own_base():
     assert {"train/loss", "train/tokens", "train/grad_norm", "lr/shared"} <= logged[0].keys()
 
 
-def test_optimizer_step_clips_the_gradient_norm():
+@pytest.mark.parametrize("scaled", [False, True])
+def test_optimizer_step_clips_the_gradient_norm(scaled):
     # loss 1e6 * (w . x): gradient 1e6 * x; SGD with lr 1 moves w by exactly the clipped gradient
+    # (with a GradScaler, as fp16 on a T4: the gradients are unscaled before they are clipped)
     x = torch.tensor([3.0, 4.0])
     for clip, moved in ((1.0, 1.0), (0.0, 5e6)):
         w = torch.nn.Parameter(torch.zeros(2))
         opt = torch.optim.SGD([w], lr=1.0)
-        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12, enabled=scaled)
         norm = optimizer_step(1e6 * (w * x).sum(), opt, scaler, [w], clip)
         assert float(norm) == pytest.approx(5e6)  # the norm before clipping
         assert float(w.detach().norm()) == pytest.approx(moved, rel=1e-6)
@@ -269,10 +271,32 @@ def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(runs_root):
     assert resumed.weight_change == full.weight_change
     for a, b in zip(resumed.model.parameters(), full.model.parameters()):
         assert torch.equal(a, b)
+    state = torch.load(folder / "ckpt_000000006.pt", weights_only=True)
+    assert state["config"] == cfg.to_dict() and state["step"] == 6 and state["n_sum"] == 2
+    assert {"model", "optimizer", "scaler", "history", "weight_change"} <= state.keys()
+    assert state["weight_change"]["step"] == [3, 6] and state["history"]["step"] == [4]
     # a finished run resumes without training and reports the same
     again = train(cfg, run=run, resume=True, tag="arm0")
     assert again.history == full.history and again.final_val_loss == full.final_val_loss
     assert again.train_seconds == pytest.approx(resumed.train_seconds)
+
+
+def test_a_grad_scaler_run_resumes_with_its_scale(runs_root, monkeypatch):
+    # the fp16 path of a T4 (a GradScaler), here on the CPU: the power-of-two scale leaves the
+    # losses as without it, and its state is checkpointed and restored
+    cfg = quick(total_steps=6, eval_every=2, checkpoint_every=3)
+    plain = train(cfg)
+    monkeypatch.setattr(
+        train_mod.runtime, "grad_scaler", lambda device: torch.amp.GradScaler("cpu", 2.0**10)
+    )
+    run = Run.create(EXPERIMENT, "scaled", {})
+    scaled = train(cfg, run=run)
+    assert scaled.history["val_loss"] == pytest.approx(plain.history["val_loss"], rel=1e-6)
+    ckpts = sorted(run.checkpoint_dir("band").iterdir())
+    assert torch.load(ckpts[0], weights_only=True)["scaler"]["scale"] == 2.0**10
+    ckpts[-1].unlink()
+    resumed = train(cfg, run=run, resume=True)
+    assert resumed.history == scaled.history
 
 
 @pytest.mark.parametrize(

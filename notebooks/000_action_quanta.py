@@ -139,7 +139,11 @@ fig = plots.seed_figure(first)
 # %% [markdown]
 # ## The aligned method: CKA, optimal transport, held-out Procrustes
 # CKA compares the two layers as wholes (1 = the same representation up to rotation and scale;
-# the CKA of a token-shuffled pair is printed beside it). OT matches every A neuron to one B
+# the CKA of a token-shuffled pair is printed beside it). CKA (linear and debiased) and
+# Procrustes run on an in-memory sample (`sample_sequences`: 256 sequences, about 16,000
+# tokens, at `t4` / `a100`; every sequence at `tiny`), whose token counts each line prints;
+# with `stream_cka` (on at `tiny` and `a100`) linear CKA is also computed exactly over every
+# streamed token from the running sums. OT matches every A neuron to one B
 # neuron with cost 1 - |corr|; Procrustes fits an orthogonal map from A to B on half of the
 # sequences and scores each B neuron's held-out correlation with its prediction (error 0 is a
 # perfect map, 1 is no better than predicting 0). The share the statistical rule (mean + 2 std)
@@ -153,7 +157,7 @@ fig = plots.seed_figure(first)
 # %%
 for by in result.pairs.values():
     for pr in by.values():
-        print("\n".join(pr.lines()[:4] + pr.lines()[-4:]))
+        print("\n".join(pr.aligned_lines()))
 fig = plots.cka_heatmap(
     *result.cka_matrix[plan.aq.input_types[0]], title=f"{plan.aq.input_types[0]} tokens"
 )

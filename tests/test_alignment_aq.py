@@ -379,7 +379,7 @@ def _tiny_cfg(tiny, **kw):
 
 
 def test_whole_pipeline_on_the_tiny_pair(tiny, bridges):
-    cfg = _tiny_cfg(tiny)
+    cfg = _tiny_cfg(tiny, stream_cka=True)
     lines = []
     res = aq.run_aq(cfg, *bridges, log=lines.append)
     assert set(res.pairs) == {"random", "text"}
@@ -389,6 +389,12 @@ def test_whole_pipeline_on_the_tiny_pair(tiny, bridges):
     assert 0.3 < pr.cka["linear"] <= 1.0 and pr.cka["linear_null"] < 0.1
     text = res.pairs["text"]["0-0"]
     assert text.n_tokens == res.inputs["text"]["n_valid_tokens"] < 24 * 32  # BOS, separators out
+    # linear CKA over every streamed token (here the sample is every sequence: the same)
+    assert pr.cka["n_tokens_all"] == pr.n_tokens == pr.cka["n_tokens"]
+    assert pr.cka["linear_all_tokens"] == pytest.approx(pr.cka["linear"], abs=1e-9)
+    assert pr.cka["linear_all_tokens_null"] < 0.1
+    assert any("all 744 streamed tokens" in line for line in pr.lines())
+    assert "in-memory sample" in " ".join(pr.lines())
     m, la, lb = res.cka_matrix["random"]
     assert m.shape == (2, 2) and la == [0, 1] and lb == [0, 1]
     assert m[0, 0] == pytest.approx(pr.cka["linear"])

@@ -169,3 +169,40 @@ def test_bad_inputs_raise_value_errors():
         cka_matrix({0: x}, {0: y}, method="cosine")
     with pytest.raises(ValueError, match="token counts"):
         cka_matrix({0: x}, {0: y[:10]})
+
+
+def test_linear_cka_from_streamed_sums_equals_the_direct_formula():
+    """Linear CKA over every streamed token, from the accumulators' covariances, equals
+    linear_cka on the full matrices; its token-shuffled null equals the shuffled pair's."""
+    from akira_nb.alignment.cka import linear_cka_from_stats
+    from akira_nb.alignment.correlation import SharedMarginalsCorrelation, StreamingCorrelation
+    from akira_nb.alignment.thresholds import ShuffledStream
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(900, 24, generator=g, dtype=torch.float64) * 3 + 5
+    y = torch.cat(
+        [
+            x[:, :10] @ torch.randn(10, 10, generator=g, dtype=torch.float64),
+            torch.randn(900, 30, generator=g, dtype=torch.float64),
+        ],
+        1,
+    )
+    sc = StreamingCorrelation(24, 40, track_a_cov=True)
+    null = ShuffledStream(SharedMarginalsCorrelation(sc), seed=2)
+    shuffled = []
+    for i in range(0, 900, 300):
+        sc.update(x[i : i + 300], y[i : i + 300])
+        gen = torch.Generator().manual_seed(2 * 1_000_003 + null.stats.n_updates)
+        shuffled.append(y[i : i + 300][torch.randperm(300, generator=gen)])
+        null.update(x[i : i + 300], y[i : i + 300])
+    assert linear_cka_from_stats(sc) == pytest.approx(linear_cka(x, y), abs=1e-12)
+    assert linear_cka_from_stats(null.stats) == pytest.approx(
+        linear_cka(x, torch.cat(shuffled)), abs=1e-12
+    )
+    layered = StreamingCorrelation({0: 10, 1: 14}, {5: 40}, track_a_cov=True)
+    layered.update({0: x[:, :10], 1: x[:, 10:]}, {5: y})
+    assert linear_cka_from_stats(layered, 1, 5) == pytest.approx(
+        linear_cka(x[:, 10:], y), abs=1e-12
+    )
+    with pytest.raises(ValueError, match="track_a_cov"):
+        linear_cka_from_stats(StreamingCorrelation(24, 40).update(x, y))

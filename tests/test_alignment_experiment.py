@@ -254,3 +254,9 @@ def test_gurnee_claim_uses_text_and_the_max_over_all_of_bs_layers():
         if r["claim"].startswith("same architecture")
     )
     assert row["verdict"] == "not run"
+
+
+def test_streamed_cka_is_on_where_the_stream_outgrows_the_sample():
+    assert experiment.plan("tiny", grokking=False).aq.stream_cka is True
+    assert experiment.plan("a100", grokking=False).aq.stream_cka is True
+    assert experiment.plan("t4", grokking=False).aq.stream_cka is False

@@ -30,12 +30,15 @@ What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input t
   ``gurnee_all_layers`` the text stream also accumulates A's layers against every layer of B
   (:func:`gurnee_all_layers`), which is what the known-answer claim reads.
 - ``aligned`` (the seed's aligned method, done with held-out scoring): linear and debiased
-  linear CKA of the pair (with the CKA of a token-shuffled pair beside it); the OT matching of
+  linear CKA of the pair on the in-memory sample (``sample_sequences``; with the CKA of a
+  token-shuffled pair beside it) and, with ``stream_cka``, linear CKA over every streamed
+  token from the sums; the OT matching of
   each A neuron to one B neuron with cost ``1 - |corr|`` (``emd`` by default, ``hungarian`` for
   a one-to-one match, ``sinkhorn``) scored by the matched ``|corr|`` (method ``ot``); and an
   orthogonal Procrustes map fitted on half of the sample's sequences and scored on the other
   half (method ``procrustes``: the held-out correlation of each **B** neuron with its
-  prediction from A). AQ = scores above ``threshold_method`` with ``threshold_value``
+  prediction from A; on the in-memory sample, whose token counts every line and result
+  states). AQ = scores above ``threshold_method`` with ``threshold_value``
   (:data:`~.thresholds.RULES`; the share the statistical rule flags is set by the shape of
   the scores: about 2.3 % of a Gaussian, anything from 0 % to about 5 %, which its null shows).
 - Input types: ``random`` (uniform token ids after a BOS: the seed's structural test), ``text``
@@ -96,7 +99,7 @@ from ..runtime import (
     get_device,
 )
 from . import activations as act
-from .cka import cka_matrix, debiased_linear_cka, linear_cka
+from .cka import cka_matrix, debiased_linear_cka, linear_cka, linear_cka_from_stats
 from .correlation import (
     GURNEE_THRESHOLD,
     SEED_N_ROTATIONS,
@@ -262,6 +265,9 @@ class AQConfig:
     stream, also accumulate A's compared layers against **every** layer of B, for Gurnee et
     al.'s max over all of B's layers (:func:`gurnee_all_layers`); it costs
     :func:`gurnee_all_bytes` more memory and checkpoint (pythia-160m, all 12 layers: 11.8 GB).
+    ``stream_cka``: also keep A's second moment per pair (``8 d_a^2`` bytes: 75 MB at 3072), for
+    linear CKA over every streamed token beside the in-memory sample's
+    (:func:`~.cka.linear_cka_from_stats`).
     """
 
     model_a: str = "gpt2"
@@ -289,6 +295,7 @@ class AQConfig:
     checkpoint_every: int = 10
     cpu_threads: int | None = 1
     gurnee_all_layers: bool = False
+    stream_cka: bool = False
 
     def validate(self) -> AQConfig:
         for name in ("model_a", "model_b"):
@@ -345,6 +352,7 @@ class AQConfig:
         if self.cpu_threads is not None:
             check_int("cpu_threads", self.cpu_threads, low=1)
         check_bool("gurnee_all_layers", self.gurnee_all_layers)
+        check_bool("stream_cka", self.stream_cka)
         return self
 
     @property
@@ -380,16 +388,31 @@ class PairStream:
     ``all_b_layers``: also one accumulator of A's layers against all these layers of B
     concatenated (``all_b``), for Gurnee et al.'s max over every layer of B
     (:func:`gurnee_all_layers`; no null: the rotation baseline is its chance correction).
+    ``stream_cka``: the real accumulators also keep A's second moment, for linear CKA over
+    every streamed token (:func:`~.cka.linear_cka_from_stats`).
     """
 
-    def __init__(self, pairs, d_a: int, d_b: int, device=None, seed: int = 0, all_b_layers=None):
+    def __init__(
+        self,
+        pairs,
+        d_a: int,
+        d_b: int,
+        device=None,
+        seed: int = 0,
+        all_b_layers=None,
+        stream_cka: bool = False,
+    ):
         self.pairs = [(int(la), int(lb)) for la, lb in pairs]
         if not self.pairs:
             raise ValueError("pairs=[] must name at least one layer pair")
         self.d_a, self.d_b = check_int("d_a", d_a, low=1), check_int("d_b", d_b, low=1)
         self.device = get_device(device)
         self.seed = check_int("seed", seed, low=0)
-        self.stats = {p: StreamingCorrelation(d_a, d_b, self.device) for p in self.pairs}
+        self.stream_cka = check_bool("stream_cka", stream_cka)
+        self.stats = {
+            p: StreamingCorrelation(d_a, d_b, self.device, track_a_cov=self.stream_cka)
+            for p in self.pairs
+        }
         self.null = {p: SharedMarginalsCorrelation(self.stats[p]) for p in self.pairs}
         self._shuffle = {p: ShuffledStream(self.null[p], self.seed) for p in self.pairs}
         self.all_b_layers, self.all_b = None, None
@@ -487,6 +510,7 @@ def stream_config(
     """What a stream's checkpoint stores under ``"config"`` (checked on resume)."""
     return {
         "all_b_layers": None if all_b_layers is None else list(all_b_layers),
+        "stream_cka": cfg.stream_cka,
         "model_a": cfg.model_a,
         "model_b": cfg.model_b,
         "pairs": [list(p) for p in pairs],
@@ -524,7 +548,7 @@ def stream_models(
     :class:`PairStream`."""
     d_a, d_b = act.d_mlp(model_a), act.d_mlp(model_b)
     device = get_device(cfg.device)
-    stream = PairStream(pairs, d_a, d_b, device, cfg.seed, all_b_layers)
+    stream = PairStream(pairs, d_a, d_b, device, cfg.seed, all_b_layers, cfg.stream_cka)
     config = stream_config(cfg, inputs, stream.pairs, d_a, d_b, all_b_layers)
     tag = f"stream_{inputs.kind}"
     bs = cfg.batch_size
@@ -961,11 +985,16 @@ class PairResult:
             f"({self.n_tokens} tokens)"
         )
         out = [head]
-        if self.cka:
-            c = self.cka
+        c = self.cka
+        if "linear_all_tokens" in c:
+            out.append(
+                f"  CKA linear {c['linear_all_tokens']:.3f} over all {c['n_tokens_all']} streamed "
+                f"tokens (token-shuffled pair: {c['linear_all_tokens_null']:.3f})"
+            )
+        if "linear" in c:
             out.append(
                 f"  CKA linear {c['linear']:.3f}, debiased {c['debiased']:.3f} (token-shuffled "
-                f"pair: {c['linear_null']:.3f} / {c['debiased_null']:.3f}; sample of "
+                f"pair: {c['linear_null']:.3f} / {c['debiased_null']:.3f}; in-memory sample of "
                 f"{c['n_tokens']} tokens)"
             )
         if self.matching:
@@ -979,11 +1008,22 @@ class PairResult:
             p = self.procrustes
             out.append(
                 f"  Procrustes: held-out error {p['test_error']:.3f} (train {p['train_error']:.3f},"
-                f" token-shuffle null {p['null_error']:.3f}; 0 perfect, 1 = predicting 0)"
+                f" token-shuffle null {p['null_error']:.3f}; 0 perfect, 1 = predicting 0; "
+                f"in-memory sample: {p['n_train']} train / {p['n_test']} held-out tokens)"
             )
         for m in self.methods.values():
             out += [f"  {line}" for line in m.lines()]
         return out
+
+    def aligned_lines(self) -> list[str]:
+        """:meth:`lines` of the aligned method only: CKA, OT, Procrustes and their counts."""
+        skip = [
+            f"  {line}"
+            for name in ("basic", "gurnee")
+            if name in self.methods
+            for line in self.methods[name].lines()
+        ]
+        return [line for line in self.lines() if line not in skip]
 
     def to_dict(self) -> dict:
         return {
@@ -1019,13 +1059,19 @@ def analyse_pair(
         "null_total_cost": m0.total_cost,
     }
     cka, proc = {}, {}
+    if stats.track_a_cov:  # linear CKA over every streamed token, from the sums
+        cka.update(
+            linear_all_tokens=linear_cka_from_stats(stats),
+            linear_all_tokens_null=linear_cka_from_stats(null),
+            n_tokens_all=int(stats.n),
+        )
     if xa is not None and xb is not None:
         xa, xb = torch.as_tensor(xa), torch.as_tensor(xb)
         g = torch.Generator().manual_seed(cfg.seed)
         xb_null = permute_rows(xb, g)
         device = get_device(cfg.device)
         xa_d, xb_d, xn_d = xa.to(device), xb.to(device), xb_null.to(device)
-        cka = {
+        cka |= {
             "linear": linear_cka(xa_d, xb_d),
             "debiased": debiased_linear_cka(xa_d, xb_d),
             "linear_null": linear_cka(xa_d, xn_d),

@@ -19,6 +19,9 @@ models); their widths may differ. Everything is computed in float64 on the input
   only), bandwidth ``sigma = sigma_frac * sqrt(median squared distance)`` as in Kornblith's
   demo code (``threshold``). As ``sigma_frac`` grows it tends to linear CKA.
 - :func:`cka_matrix`: a layer x layer matrix for dicts of activations.
+- :func:`linear_cka_from_stats`: exact linear CKA over every streamed token, from a
+  :class:`~.correlation.StreamingCorrelation`'s covariances (``track_a_cov``): nothing held in
+  memory but ``d x d`` sums.
 
 Constant inputs (no variance over tokens) make CKA undefined: a ``ValueError`` says so.
 """
@@ -113,6 +116,20 @@ def linear_cka(X, Y) -> float:
     """Linear CKA of ``X [n, d_x]`` and ``Y [n, d_y]`` (columns centred here)."""
     x, y = _pair(X, Y, 2)
     return _linear(_Features(x), _Features(y))
+
+
+def linear_cka_from_stats(stats, layer_a=None, layer_b=None) -> float:
+    """Linear CKA over every token a :class:`~.correlation.StreamingCorrelation` has seen, from
+    its float64 sums: ``||C_ab||_F^2 / (||C_aa||_F ||C_bb||_F)`` with the population
+    (cross-)covariances, which is :func:`linear_cka` of the full matrices (the ``1/n`` factors
+    cancel) without holding them. Needs ``track_a_cov`` and ``track_b_cov``; ``layer_a`` /
+    ``layer_b`` pick one layer of each when several were concatenated. A token-shuffled
+    :class:`~.correlation.SharedMarginalsCorrelation` gives the shuffled pair's CKA."""
+    if not getattr(stats, "track_a_cov", False):
+        raise ValueError("linear CKA from the sums needs A's covariance (track_a_cov=True)")
+    ca, cb = stats.cov_a(layer_a), stats.cov_b(layer_b)
+    num = torch.linalg.matrix_norm(stats.cov(layer_a, layer_b)) ** 2
+    return _ratio(num, torch.linalg.matrix_norm(ca), torch.linalg.matrix_norm(cb))
 
 
 def debiased_linear_cka(X, Y) -> float:
@@ -342,6 +359,7 @@ __all__ = [
     "hsic_unbiased",
     "hsic_unbiased_pairs",
     "linear_cka",
+    "linear_cka_from_stats",
     "rbf_cka",
     "sample_tokens",
 ]

@@ -16,7 +16,9 @@ Conventions
 - Memory does not grow with tokens: ``8 * d_a * d_b`` bytes for ``cross`` (gpt2 3072 x
   gpt2-medium 4096: 101 MB) plus ``8 * w_b**2`` per B layer of width ``w_b`` for B's second
   moment (4096: 134 MB; pass ``track_b_cov=False`` to skip it when no rotation baseline is
-  wanted), plus O(d) vectors and one batch's temporaries. A token-shuffle null of the same
+  wanted), plus O(d) vectors and one batch's temporaries. ``track_a_cov=True`` also keeps A's
+  second moment per A layer (``8 * w_a**2``; 3072: 75 MB), for linear CKA over every streamed
+  token (:func:`~.cka.linear_cka_from_stats`). A token-shuffle null of the same
   stream needs only its own ``cross``: :class:`SharedMarginalsCorrelation` reads the rest from
   the real accumulator.
 - A neuron is constant when its variance is at most ``1e-12 * mean**2`` (a dead neuron that is
@@ -123,11 +125,21 @@ class StreamingCorrelation:
     batches of the same (seeded) token stream.
     """
 
-    def __init__(self, d_a, d_b, device=None, *, track_b_cov: bool = True, compute_dtype=None):
+    def __init__(
+        self,
+        d_a,
+        d_b,
+        device=None,
+        *,
+        track_b_cov: bool = True,
+        compute_dtype=None,
+        track_a_cov: bool = False,
+    ):
         self.d_a, self.layers_a = _layout("d_a", d_a)
         self.d_b, self.layers_b = _layout("d_b", d_b)
         self.device = get_device(device)
         self.track_b_cov = check_bool("track_b_cov", track_b_cov)
+        self.track_a_cov = check_bool("track_a_cov", track_a_cov)
         if compute_dtype is None:
             compute_dtype = "float32" if self.device.type == "cuda" else "float64"
         if isinstance(compute_dtype, torch.dtype):
@@ -149,12 +161,15 @@ class StreamingCorrelation:
         self.sum_bb = [z(s.stop - s.start, s.stop - s.start) for _, s in self._blocks_b()]
         if not self.track_b_cov:
             self.sum_bb = []
+        self.sum_aa = []
+        if self.track_a_cov:
+            self.sum_aa = [z(s.stop - s.start, s.stop - s.start) for _, s in self._blocks_a()]
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the accumulators (constant in the token count)."""
         tensors = [self.shift_a, self.shift_b, self.sum_a, self.sum_b, self.sum_a2, self.sum_b2]
-        tensors += [self.cross, *self.sum_bb]
+        tensors += [self.cross, *self.sum_bb, *self.sum_aa]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def state_dict(self) -> dict:
@@ -167,6 +182,7 @@ class StreamingCorrelation:
             "layers_a": _widths(self.layers_a),
             "layers_b": _widths(self.layers_b),
             "track_b_cov": self.track_b_cov,
+            "track_a_cov": self.track_a_cov,
             "n": self.n,
             "n_updates": self.n_updates,
             **{
@@ -174,6 +190,7 @@ class StreamingCorrelation:
                 for k in ("shift_a", "shift_b", "sum_a", "sum_b", "sum_a2", "sum_b2", "cross")
             },
             "sum_bb": [cpu(t) for t in self.sum_bb],
+            "sum_aa": [cpu(t) for t in self.sum_aa],
         }
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -186,8 +203,9 @@ class StreamingCorrelation:
             ("layers_a", _widths(self.layers_a)),
             ("layers_b", _widths(self.layers_b)),
             ("track_b_cov", self.track_b_cov),
+            ("track_a_cov", self.track_a_cov),
         ):
-            saved = state[key]
+            saved = state.get(key, False) if key == "track_a_cov" else state[key]
             if key.startswith("layers") and saved is not None:
                 saved = [list(x) for x in saved]
             if saved != mine:
@@ -197,6 +215,7 @@ class StreamingCorrelation:
         for k in ("shift_a", "shift_b", "sum_a", "sum_b", "sum_a2", "sum_b2", "cross"):
             setattr(self, k, dev(state[k]))
         self.sum_bb = [dev(t) for t in state["sum_bb"]]
+        self.sum_aa = [dev(t) for t in state.get("sum_aa", [])]
 
     def save(self, path) -> Path:
         """Write the state atomically (a temp file then ``os.replace``) with ``torch.save``."""
@@ -217,6 +236,7 @@ class StreamingCorrelation:
             device=device,
             track_b_cov=state["track_b_cov"],
             compute_dtype=compute_dtype,
+            track_a_cov=state.get("track_a_cov", False),
         )
         obj.load_state_dict(state)
         return obj
@@ -302,6 +322,9 @@ class StreamingCorrelation:
         for acc, (_, s) in zip(self.sum_bb, self._blocks_b()):
             bb = b[:, s]
             acc += (bb.T @ bb).to(F64)
+        for acc, (_, s) in zip(self.sum_aa, self._blocks_a()):
+            aa = a[:, s]
+            acc += (aa.T @ aa).to(F64)
         self.n += xa.shape[0]
         self.n_updates += 1
         return self
@@ -326,6 +349,12 @@ class StreamingCorrelation:
         if layer_b is not None:
             return [(layer_b, self._cols(layer_b))]
         return list(self.layers_b.items()) or [(None, slice(0, self.d_b))]
+
+    def _blocks_a(self, layer_a=None) -> list[tuple]:
+        """The A layers (name, slice) whose second moment is kept (one block per A layer)."""
+        if layer_a is not None:
+            return [(layer_a, self._rows(layer_a))]
+        return list(self.layers_a.items()) or [(None, slice(0, self.d_a))]
 
     def split_b(self, cols) -> tuple[torch.Tensor, torch.Tensor]:
         """For column indices into all of B's neurons: ``(layer position in list(layers_b),
@@ -390,6 +419,19 @@ class StreamingCorrelation:
         i = 0 if name is None else list(self.layers_b).index(name)
         sb = self.sum_b[s] / self.n
         return self.sum_bb[i] / self.n - sb[:, None] * sb[None, :]
+
+    def cov_a(self, layer_a=None) -> torch.Tensor:
+        """Population covariance of A's neurons within one A layer (needs ``track_a_cov``)."""
+        self._need(1)
+        if not self.track_a_cov:
+            raise ValueError("A's covariance is not tracked (track_a_cov=False)")
+        blocks = self._blocks_a(layer_a)
+        if len(blocks) != 1:
+            raise ValueError(f"name one A layer: layer_a in {list(self.layers_a)}")
+        name, s = blocks[0]
+        i = 0 if name is None else list(self.layers_a).index(name)
+        sa = self.sum_a[s] / self.n
+        return self.sum_aa[i] / self.n - sa[:, None] * sa[None, :]
 
     def _inv_std(self, var: torch.Tensor, constant: torch.Tensor) -> torch.Tensor:
         inv = var.clamp_min(torch.finfo(F64).tiny).rsqrt()
@@ -535,7 +577,9 @@ class SharedMarginalsCorrelation(StreamingCorrelation):
     sum_a2 = property(lambda self: self._in_step().sum_a2)
     sum_b2 = property(lambda self: self._in_step().sum_b2)
     sum_bb = property(lambda self: self._in_step().sum_bb)
+    sum_aa = property(lambda self: self._in_step().sum_aa)
     track_b_cov = property(lambda self: self.real.track_b_cov)
+    track_a_cov = property(lambda self: self.real.track_a_cov)
 
     @property
     def nbytes(self) -> int:

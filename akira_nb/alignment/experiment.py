@@ -19,8 +19,10 @@ Sizes (:data:`PRESETS`; None = the seed's protocol, :data:`SEED_PROTOCOL`)
   (2.56 M) of each input type (text from wikitext-103); any pair of
   :data:`akira_nb.alignment.models.PAIRS`, including the known-answer pairs (pythia-160m vs its
   seed re-trainings, the Stanford CRFM GPT-2 seeds), where Gurnee et al. found 1-5 % universal
-  neurons. Its checkpoints (every 200 of 625 batches, and at the end) hold about 4 GB each at
-  gpt2 x gpt2-medium (12 pairs of 336 MB).
+  neurons. Its checkpoints (every 200 of 625 batches, and at the end) hold about 4.9 GB each at
+  gpt2 x gpt2-medium (12 pairs of 336 MB, plus A's second moment for the streamed CKA, 75 MB
+  per pair); with Gurnee's max over all of B's layers (known-answer pairs of 12 layers) the
+  text stream's hold 11.8 GB more.
 
 Beyond the seed (:class:`GrokConfig`, :func:`run_grokking`): two grokking models (a + b mod p,
 :mod:`akira_nb.grokking`) trained with different seeds. Their MLP neurons have known key
@@ -207,6 +209,7 @@ PRESETS = {
         sample_sequences=64,
         spectral_sequences=64,
         checkpoint_every=2,
+        stream_cka=True,
     ),
     "t4": dict(SEED_PROTOCOL),
     "a100": dict(
@@ -216,7 +219,8 @@ PRESETS = {
         num_samples=40_000,
         batch_size=64,
         text_corpus="wikitext-103",
-        checkpoint_every=200,  # of 625 batches: 4 saves of every pair's sums, ~4 GB each (gpt2)
+        stream_cka=True,  # CKA over the 2.56M streamed tokens, not only the 16k-token sample
+        checkpoint_every=200,  # of 625 batches: 4 saves of every pair's sums, ~4.9 GB each (gpt2)
     ),
 }
 PLAN_KEYS = ("pair",)
@@ -508,6 +512,15 @@ def _per_pair(result, kind: str, fn) -> str:
     return ", ".join(parts) or "not run"
 
 
+def _cka_text(pr) -> str:
+    """``"0.860 (sample of 4032 tokens; all 4032 streamed: 0.861)"``."""
+    c = pr.cka
+    out = f"{c['linear']:.3f} (sample of {c['n_tokens']} tokens"
+    if "linear_all_tokens" in c:
+        out += f"; all {c['n_tokens_all']} streamed: {c['linear_all_tokens']:.3f}"
+    return out + ")"
+
+
 def _count_short(m, rule, value) -> str:
     return f"{m.count(rule, value).count} (chance {m.chance(rule, value):.1f})"
 
@@ -549,8 +562,9 @@ def reference_rows(result: aq.AQResult, p: Plan) -> list[dict]:
         add(
             f"linear CKA, {kind}",
             layers(ref["cka"][kind], "{:.3f}"),
-            _per_pair(result, kind, lambda pr: f"{pr.cka['linear']:.3f}" if pr.cka else None),
-            "the reference's on 5,000 tokens",
+            _per_pair(result, kind, lambda pr: _cka_text(pr) if "linear" in pr.cka else None),
+            "the reference's on 5,000 tokens; the kit's on its in-memory sample (all streamed "
+            "tokens in brackets when stream_cka)",
         )
         add(
             f"OT |corr| > 0.5, {kind}",
@@ -677,7 +691,7 @@ def claims(out: dict) -> list[dict]:
             holds = all(abs(g.cka["linear"] - reported[g.layer_a]) <= CKA_TOLERANCE for g in got)
         by = result.pairs.get(kind, {})
         measured = (
-            ", ".join(f"L{pr.layer_a}-{pr.layer_b} {pr.cka['linear']:.3f}" for pr in by.values())
+            ", ".join(f"L{pr.layer_a}-{pr.layer_b} {_cka_text(pr)}" for pr in by.values())
             + " (token-shuffled pair: "
             + ", ".join(f"{pr.cka['linear_null']:.3f}" for pr in by.values())
             + ")"
@@ -876,12 +890,20 @@ def summary_lines(out: dict) -> dict:
                 chance = np.mean([100 * m.chance(rule, value) / len(m.scores) for m in ms])
                 line += f"; {pct:.1f}% above {rule} {value:g} (chance {chance:.1f}%)"
             lines[f"{kind}/{method}"] = line
-        ckas = [pr.cka["linear"] for pr in result.pairs[kind].values() if pr.cka]
-        if ckas:
-            lines[f"{kind}/cka"] = (
+        prs = [pr for pr in result.pairs[kind].values() if "linear" in pr.cka]
+        if prs:
+            ckas = [pr.cka["linear"] for pr in prs]
+            line = (
                 f"{kind} tokens: linear CKA {min(ckas):.3f}-{max(ckas):.3f} over the compared "
-                "layer pairs"
+                f"layer pairs (in-memory sample of {prs[0].cka['n_tokens']} tokens)"
             )
+            if all("linear_all_tokens" in pr.cka for pr in prs):
+                alls = [pr.cka["linear_all_tokens"] for pr in prs]
+                line += (
+                    f"; {min(alls):.3f}-{max(alls):.3f} over all {prs[0].cka['n_tokens_all']} "
+                    "streamed tokens"
+                )
+            lines[f"{kind}/cka"] = line
     for method, by in result.universal.items():
         obs = sum(u["observed"] for u in by.values())
         exp = sum(u["chance"] for u in by.values())

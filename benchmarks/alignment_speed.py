@@ -4,7 +4,8 @@
    (3072 x 4096) scaled by ``--width-scale``, on the CPU and on CUDA when present, beside the
    bound a plain matmul of the same shape implies on the same device (2 x d_a x d_b FLOP per
    token; the accumulator also keeps B's second moment for the rotation baselines, which costs
-   2 x d_b^2 more, shown separately).
+   2 x d_b^2 more, shown separately), and a pair with its token-shuffle null as the pipeline
+   streams it (the null sharing the real accumulator's sums, against two full accumulators).
 2. Neuron matching time at the same widths: ``emd`` (POT network simplex), ``sinkhorn``
    (POT log-domain) and ``hungarian`` (SciPy), on the correlation matrix of noisy copies.
 3. Peak memory of streaming the seed's 500 x 64 tokens against ``--memory-tokens`` tokens (5M by
@@ -29,7 +30,7 @@ import warnings
 import numpy as np
 import torch
 
-from akira_nb.alignment.correlation import StreamingCorrelation
+from akira_nb.alignment.correlation import SharedMarginalsCorrelation, StreamingCorrelation
 from akira_nb.alignment.transport import match_neurons
 
 D_A, D_B = 3072, 4096
@@ -81,6 +82,27 @@ def streaming(device: torch.device, d_a: int, d_b: int, batch: int, batches: int
         print(
             f"    StreamingCorrelation {label} {batch / t:12,.0f} tokens/s "
             f"({sc.nbytes / 2**20:,.0f} MiB of accumulators)"
+        )
+    # a layer pair as the AQ pipeline streams it: the real accumulator and its token-shuffle
+    # null, the null either a second full accumulator or one sharing the real one's sums
+    perm = torch.randperm(batch, generator=torch.Generator().manual_seed(1)).to(device)
+    for shared in (False, True):
+        real = StreamingCorrelation(d_a, d_b, device=device, compute_dtype=compute)
+        null = (
+            SharedMarginalsCorrelation(real)
+            if shared
+            else StreamingCorrelation(d_a, d_b, device=device, compute_dtype=compute)
+        )
+
+        def step(real=real, null=null):
+            real.update(xa, xb)
+            null.update(xa, xb[perm])
+
+        t = timed(step, device, batches)
+        label = "null sharing sums" if shared else "two full accumulators"
+        print(
+            f"    pair + null, {label:21s} {batch / t:12,.0f} tokens/s "
+            f"({(real.nbytes + null.nbytes) / 2**20:,.0f} MiB)"
         )
 
 

@@ -181,7 +181,7 @@ PRESETS = {
         warmup_steps=6,
         eval_every=10,
         eval_batches=2,
-        checkpoint_every=10,
+        checkpoint_every=20,  # the ablation curve: steps 20, 40, 60
         monitor_every=10,
         aq=dict(
             layers="last",
@@ -486,6 +486,19 @@ def band_statistics(model, blocks, layer: int = -1) -> dict:
     out["freqs"] = prof["freqs"].tolist()
     out["power"] = [p.tolist() for p in out["power"]]
     return out
+
+
+def stats_lines(stats: dict) -> list[str]:
+    """One line per band-layout arm of :func:`band_statistics`: each band's RMS, spectral
+    centroid (cycles per token, DC excluded) and low-frequency share."""
+    lines = []
+    for arm, s in stats.items():
+        parts = [
+            f"b{i} rms {r:.3g} centroid {c:.3f} low {lo:.2f}"
+            for i, (r, c, lo) in enumerate(zip(s["rms"], s["centroid"], s["low_share"]))
+        ]
+        lines.append(f"{arm}: " + " | ".join(parts))
+    return lines
 
 
 def maturity_step(steps, values, fraction: float = MATURITY) -> int | None:
@@ -1310,5 +1323,6 @@ __all__ = [
     "parameter_rows",
     "preset",
     "run_experiment",
+    "stats_lines",
     "study",
 ]

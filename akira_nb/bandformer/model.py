@@ -29,15 +29,17 @@ reference's 60,015,616 exactly. With ``wormhole=True`` the reference layout gets
 wormhole (band-owned, between attention and MLPs), not the reference's per-pair Python loop with
 a hard 0.5 gate threshold after the MLPs; the reference's reported runs had no wormhole.
 
-How the bands are batched (no Python loop over bands or band pairs in ``forward``): each band's
-weights are separate parameters of their true sizes (so a band owns exactly its own weights and
-parameter counts are exact), and a :class:`BandLinear` stacks them, zero-padded to the largest
-band, into one ``[n_bands, d_in_max, d_out_max]`` tensor (``torch.block_diag`` + one gather)
-applied with one einsum. Inside a block the band states therefore live in the *padded band
-layout* ``[B, T, n_bands, max(band_dims)]`` (band i in ``[..., i, :band_dims[i]]``, zeros
-beyond; :class:`BandLayout` converts to and from the concatenated ``[B, T, d_model]``). The
-padding costs ``n_bands * max_dim**2 / sum(dim**2)`` (2.6x for the default dims) in the block
-matmuls, against 6x for a dense block-diagonal matrix.
+How the bands are batched (no Python loop over bands or band pairs in the computation): each
+band's weights are separate parameters of their true sizes (so a band owns exactly its own
+weights and parameter counts are exact), and a :class:`BandLinear` stacks them, zero-padded to
+the largest band, into one ``[n_bands, d_in_max, d_out_max]`` tensor (one pad per band and a
+``torch.stack``) applied with one batched matmul. Inside a block the band states therefore live
+in the *padded band layout* ``[B, T, n_bands, max(band_dims)]`` (band i in
+``[..., i, :band_dims[i]]``, zeros beyond; :class:`BandLayout` converts to and from the
+concatenated ``[B, T, d_model]``), stored band-major (``[n_bands, B, T, max_dim]`` memory seen
+through a ``movedim`` view), which is what the batched matmul reads and writes, so the sublayers
+pass it on without copies. The padding costs ``n_bands * max_dim**2 / sum(dim**2)`` (2.6x for
+the default dims) in the block matmuls, against 6x for a dense block-diagonal matrix.
 
 Initialisation (both models, nanoGPT's): weights and embeddings N(0, 0.02), the projections
 that write into the residual stream N(0, 0.02 / sqrt(2 n_layers)), biases 0, LayerNorms 1 / 0.
@@ -318,30 +320,51 @@ def preset(name: str, **overrides: Any) -> BandConfig:
 
 
 class BandLayout(nn.Module):
-    """Index maps between the concatenated layout ``[..., sum(dims)]`` and the padded band
-    layout ``[..., n, max(dims)]`` (band i in ``[..., i, :dims[i]]``, zeros beyond)."""
+    """Maps between the concatenated layout ``[..., sum(dims)]`` and the padded band layout
+    ``[..., n, max(dims)]`` (band i in ``[..., i, :dims[i]]``, zeros beyond).
+
+    Padded tensors are stored band-major: :meth:`to_padded` returns a ``[..., n, width]`` view
+    of ``[n, ..., width]`` storage, the layout in which :class:`BandLinear` runs its one batched
+    matmul over bands, so the blocks move between sublayers without copies (any ``[..., n,
+    width]`` tensor is accepted; other strides cost a copy in the next :class:`BandLinear`)."""
 
     def __init__(self, dims: Sequence[int]):
         super().__init__()
         self.dims, self.n, self.width, self.total = tuple(dims), len(dims), max(dims), sum(dims)
-        starts = [sum(dims[:i]) for i in range(self.n)]
-        # padded slot (i, a) reads concatenated index start_i + a, or `total` (a zero) if a pad
-        gather = [
-            [s + a if a < d else self.total for a in range(self.width)]
-            for s, d in zip(starts, dims)
-        ]
-        valid = [i * self.width + a for i, d in enumerate(dims) for a in range(d)]
         mask = [[a < d for a in range(self.width)] for d in dims]
-        self.register_buffer("gather", torch.tensor(gather), persistent=False)  # [n, width]
-        self.register_buffer("valid", torch.tensor(valid), persistent=False)  # [total]
         self.register_buffer("mask", torch.tensor(mask), persistent=False)  # [n, width]
         self.register_buffer("sizes", torch.tensor(dims, dtype=torch.float32), persistent=False)
 
     def to_padded(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x, (0, 1))[..., self.gather]
+        bands = [
+            F.pad(part, (0, self.width - d)) for part, d in zip(x.split(self.dims, -1), self.dims)
+        ]
+        return torch.stack(bands).movedim(0, -2)
 
     def from_padded(self, xp: torch.Tensor) -> torch.Tensor:
-        return xp.flatten(-2)[..., self.valid]
+        bands = xp.movedim(-2, 0).unbind(0)  # backward: one stack, band-major again
+        return torch.cat([band[..., :d] for band, d in zip(bands, self.dims)], -1)
+
+
+def _band_major(xp: torch.Tensor) -> torch.Tensor:
+    """``[..., n, W] -> [n, prod(...), W]``: a free view of band-major storage."""
+    return xp.movedim(-2, 0).reshape(xp.shape[-2], -1, xp.shape[-1])
+
+
+def _padded(y: torch.Tensor, lead: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`_band_major`: ``[n, prod(lead), W] -> [*lead, n, W]`` (a view)."""
+    return y.unflatten(1, lead).movedim(0, -2)
+
+
+def _stack_padded(tensors: Sequence[torch.Tensor], shape: Sequence[int]) -> torch.Tensor:
+    """``[n, *shape]``: tensor i zero-padded at the end of each axis to ``shape``."""
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        return F.pad(
+            t, [p for have, want in zip(t.shape[::-1], shape[::-1]) for p in (0, want - have)]
+        )
+
+    return torch.stack([pad(t) for t in tensors])
 
 
 class BandParameters(nn.ParameterList):
@@ -359,25 +382,23 @@ class BandLinear(nn.Module):
     layout ``[..., n, max(in_dims)] -> [..., n, max(out_dims)]`` (pads stay zero).
 
     ``weight.{i}`` ``[in_i, out_i]`` and ``bias.{i}`` ``[out_i]`` are band i's own parameters;
-    ``forward`` stacks them zero-padded (:meth:`stacked`) and applies one einsum over bands."""
+    ``forward`` stacks them zero-padded (:meth:`stacked`) and applies one batched matmul over
+    bands (``baddbmm`` on band-major storage)."""
 
     def __init__(self, in_dims: Sequence[int], out_dims: Sequence[int], std: float = 0.02):
         super().__init__()
         self.weight = _band_params(list(zip(in_dims, out_dims)), None, std)
         self.bias = _band_params([(o,) for o in out_dims], 0.0)
-        self.rows = BandLayout(in_dims)
-        self.cols = BandLayout(out_dims)
+        self.d_in, self.d_out = max(in_dims), max(out_dims)
 
     def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weights ``[n, max_in, max_out]`` and biases ``[n, max_out]``, zero-padded."""
-        w = F.pad(torch.block_diag(*self.weight), (0, 1, 0, 1))  # + a zero row and column
-        w = w[self.rows.gather[:, :, None], self.cols.gather[:, None, :]]
-        b = F.pad(torch.cat(list(self.bias)), (0, 1))[self.cols.gather]
-        return w, b
+        w = _stack_padded(self.weight, (self.d_in, self.d_out))
+        return w, _stack_padded(self.bias, (self.d_out,))
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
         w, b = self.stacked()
-        return torch.einsum("...ni,nio->...no", xp, w) + b
+        return _padded(torch.baddbmm(b[:, None], _band_major(xp), w), xp.shape[:-2])
 
 
 class BandLayerNorm(nn.Module):
@@ -391,13 +412,13 @@ class BandLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
-        mask, n = self.layout.mask, self.layout.sizes[:, None]
-        mean = (xp * mask).sum(-1, keepdim=True) / n
-        xc = (xp - mean) * mask
-        var = xc.pow(2).sum(-1, keepdim=True) / n
-        weight = self.layout.to_padded(torch.cat(list(self.weight)))
-        bias = self.layout.to_padded(torch.cat(list(self.bias)))
-        return xc * torch.rsqrt(var + self.eps) * weight + bias
+        x, width = _band_major(xp), self.layout.width  # [n, N, W], pads zero
+        mask, n = self.layout.mask[:, None], self.layout.sizes[:, None, None]
+        xc = torch.addcmul(x, x.sum(-1, keepdim=True) / n, mask, value=-1)  # pads stay zero
+        var = torch.linalg.vector_norm(xc, dim=-1, keepdim=True).square() / n
+        weight = _stack_padded(self.weight, (width,))[:, None]
+        bias = _stack_padded(self.bias, (width,))[:, None]
+        return _padded(torch.addcmul(bias, xc * torch.rsqrt(var + self.eps), weight), xp.shape[:-2])
 
 
 def causal_attention(
@@ -429,21 +450,22 @@ class BandAttention(nn.Module):
         self.layout = BandLayout(dims)
         self.qkv = BandLinear(dims, [3 * d for d in dims])
         self.proj = BandLinear(dims, dims, std=0.02 / math.sqrt(2 * cfg.n_layers))
-        # band i's padded qkv output holds [q_i | k_i | v_i] = 3 h_i heads among 3 max_dim / dh
-        # slots; pick the q, k and v heads of every band, in band order: [3, total heads]
-        slots = 3 * max(dims) // dh
+        # band i's padded qkv output holds [q_i | k_i | v_i]: 3 h_i heads among the
+        # 3 max_dim / dh head slots of its row; the (band, slot) of every q, k and v head, in
+        # band order: [3, total heads] each
         heads = [(i, h) for i, n_h in enumerate(cfg.heads_per_band) for h in range(n_h)]
-        index = [[i * slots + part * (dims[i] // dh) + h for i, h in heads] for part in range(3)]
-        self.register_buffer("heads", torch.tensor(index), persistent=False)
+        band = [[i for i, _ in heads]] * 3
+        slot = [[part * (dims[i] // dh) + h for i, h in heads] for part in range(3)]
+        self.register_buffer("head_band", torch.tensor(band), persistent=False)
+        self.register_buffer("head_slot", torch.tensor(slot), persistent=False)
         self.hook_pattern = HookPoint()
 
     def forward(self, hp: torch.Tensor) -> torch.Tensor:  # padded [B, T, n, D] -> same
-        qkv = self.qkv(hp).flatten(-2).unflatten(-1, (-1, self.d_head))  # [B, T, slots, dh]
-        q, k, v = qkv[:, :, self.heads].permute(2, 0, 3, 1, 4)  # each [B, H, T, dh]
+        qkv = self.qkv(hp).movedim(-2, 0).unflatten(-1, (-1, self.d_head))  # [n, B, T, slots, dh]
+        q, k, v = qkv[self.head_band, :, :, self.head_slot].transpose(1, 2)  # each [B, H, T, dh]
         drop = self.dropout if self.training else 0.0
         z = causal_attention(q, k, v, self.hook_pattern, drop)  # [B, H, T, dh]
-        z = self.layout.to_padded(z.transpose(1, 2).flatten(-2))  # heads are in band order
-        return self.proj(z)
+        return self.proj(self.layout.to_padded(z.transpose(1, 2).flatten(-2)))  # band order
 
 
 class Wormhole(nn.Module):
@@ -466,16 +488,14 @@ class Wormhole(nn.Module):
         self.hook_pattern = HookPoint()
 
     def forward(self, hp: torch.Tensor) -> torch.Tensor:  # padded [B, T, n, D] -> same
-        q, k, v = self.qkv(hp).unflatten(-1, (3, self.d)).unbind(-2)  # each [B, T, n, dw]
-        pairs = [
-            x[:, :, idx].transpose(1, 2)
-            for x, idx in ((q, self.receiver), (k, self.sender), (v, self.sender))
-        ]
+        qkv = self.qkv(hp).movedim(-2, 0)  # [n, B, T, 3 dw]
+        q = qkv[..., : self.d].index_select(0, self.receiver)  # [n_pairs, B, T, dw]
+        k, v = qkv[..., self.d :].index_select(0, self.sender).chunk(2, -1)
         drop = self.dropout if self.training else 0.0
-        out = causal_attention(*pairs, self.hook_pattern, drop)  # [B, n_pairs, T, dw]
-        gate = torch.tanh(torch.cat(list(self.gates)))[:, None, None]
-        out = (out * gate).unflatten(1, (self.n, self.n - 1)).mean(2)  # [B, n, T, dw]
-        return self.proj(out.transpose(1, 2))
+        out = causal_attention(*(x.transpose(0, 1) for x in (q, k, v)), self.hook_pattern, drop)
+        gate = torch.tanh(torch.cat(list(self.gates)))[:, None, None, None]
+        out = (out.transpose(0, 1) * gate).unflatten(0, (self.n, self.n - 1)).mean(1)
+        return self.proj(out.movedim(0, -2))  # [n, B, T, dw] as padded [B, T, n, dw]
 
 
 class BandMLP(nn.Module):

@@ -217,6 +217,11 @@ def test_verdicts_do_not_read_a_rule_that_flags_nothing_as_weak():
     assert "48 of 48 above fixed 0.5 (chance 0.0)" in line, line
     assert res.verdict("random", "ot") == aq.FLAGS_NOTHING
     assert res.verdict("random", "basic") != aq.FLAGS_NOTHING
+    # a fixed threshold that no score reaches says something about the data: 'weak'
+    other = _analyse(x, _features(2000, 48, 1))
+    assert other.methods["gurnee"].flags_nothing("fixed", 0.3)
+    res = aq.AQResult(pr_cfg, [(0, 0)], {"random": {other.key: other}})
+    assert res.verdict("random", "gurnee") == "weak"
 
 
 # ----------------------------------------------------------------------------- spectra

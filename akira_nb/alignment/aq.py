@@ -71,10 +71,12 @@ What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input t
 - Verdicts (:func:`interpret`, :meth:`AQResult.verdict`): the seed's interpretation table
   applied to the AQ % of neurons: > 20 % very strong, 10-20 % strong, 5-10 % moderate, < 5 %
   weak. It is applied to the % above the null (each count minus its null count under the same
-  threshold, the figure that means something) and, as the seed did, to the raw %. Where the
-  rule flags nothing in the data nor the null (the statistical rule on bounded, left-skewed
-  scores puts its threshold above every score) the verdict is :data:`FLAGS_NOTHING`, not
-  "weak"; the fixed-0.5 count is printed beside every verdict.
+  threshold, the figure that means something) and, as the seed did, to the raw %. Where a
+  rule derived from the scores' shape (statistical, percentile) flags nothing in the data nor
+  the null (the statistical rule on bounded, left-skewed scores puts its threshold above every
+  score) the verdict is :data:`FLAGS_NOTHING`, not "weak" (a fixed threshold no score reaches
+  is a property of the data, and reads "weak"); the fixed-0.5 count is printed beside every
+  verdict.
 
 Entry points: :func:`run_aq` (two models, a config; loads what it is not given) and, for
 activations already in memory (tests, the grokking models), :class:`PairStream` +
@@ -155,9 +157,9 @@ INTERPRETATION = (
 INTERPRETATION_RULE = (
     "the seed's table on the AQ % of neurons: > 20% very strong, 10-20% strong, 5-10% moderate, "
     "< 5% weak; applied to the % above chance (each count minus the largest count of the "
-    "method's nulls above the same threshold) and, as the seed did, to the raw %; where the "
-    "rule flags nothing in the data nor the null (its threshold above every score) no verdict "
-    "is read from it"
+    "method's nulls above the same threshold) and, as the seed did, to the raw %; where a rule "
+    "derived from the scores' shape (mean + k std, percentile) flags nothing in the data nor the "
+    "null (its threshold above every score) no verdict is read from it"
 )
 FLAGS_NOTHING = "the rule flags nothing here (threshold above every score)"
 SPECTRAL_RULE = (
@@ -1252,13 +1254,15 @@ class AQResult:
 
     def verdict(self, kind: str, method: str) -> str | None:
         """The seed's word for the % above chance (each AQ count minus its null count under the
-        same rule); :data:`FLAGS_NOTHING` where the main rule flags nothing in the data nor in
-        the null at every layer pair (its threshold above every score), so that a rule artefact
-        is not read as 'weak'. None when the method was not run."""
+        same rule); :data:`FLAGS_NOTHING` where the main rule is one derived from the scores'
+        shape (statistical, percentile) and flags nothing in the data nor in the null at every
+        layer pair (its threshold above every score), so that a rule artefact is not read as
+        'weak'. (A fixed threshold that no score reaches is a property of the data: 'weak'.)
+        None when the method was not run."""
         ms = self._methods(kind, method)
         if not ms:
             return None
-        if all(m.flags_nothing(*m.rules[0]) for m in ms):
+        if all(m.rules[0][0] != "fixed" and m.flags_nothing(*m.rules[0]) for m in ms):
             return FLAGS_NOTHING
         return interpret(self.method_pct(kind, method, above_null=True))
 

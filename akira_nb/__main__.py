@@ -25,6 +25,7 @@ EXPERIMENTS = {
     "grokking": "akira_nb.grokking",
     "spatiotemporal": "akira_nb.spatiotemporal",
     "action_quanta": "akira_nb.alignment",
+    "bandformer": "akira_nb.bandformer",
 }
 
 

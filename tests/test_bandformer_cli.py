@@ -169,12 +169,14 @@ def test_wandb_asked_for_but_missing_is_a_clear_error(monkeypatch, tmp_path):
     assert cli.check_wandb(False) is None
 
 
-def test_wandb_logger_logs_the_reference_metric_names(monkeypatch):
+def test_wandb_logger_sends_trains_metrics_live_one_run_per_arm():
     from akira_nb.bandformer import experiment
 
     logged, inits = [], []
 
     class FakeRun:
+        summary = {}
+
         def log(self, row, step):
             logged.append((step, row))
 
@@ -187,28 +189,24 @@ def test_wandb_logger_logs_the_reference_metric_names(monkeypatch):
             inits.append(kw)
             return FakeRun()
 
-    cfg = train.TrainConfig(arm="band", seed=3)
-    res = type(
-        "R",
-        (),
-        {
-            "history": {
-                "step": [5],
-                "train_loss": [2.0],
-                "val_loss": [1.5],
-                "tokens": [80],
-                "lr/band_0": [1e-5],
-            }
-        },
-    )()
-    experiment.wandb_logger(FakeWandb, "akira_exp026")(cfg, res)
-    assert inits[0]["project"] == "akira_exp026" and "akira_seed3_" in inits[0]["name"]
-    step, row = logged[0]
-    assert step == 5 and set(row) == {
-        "train/step",
-        "train/loss",
-        "eval/loss",
-        "eval/perplexity",
-        "lr/band_0",
-    }
-    assert logged[-1] == "finished"
+    cfg = train.TrainConfig(
+        arm="band",
+        seed=3,
+        total_steps=4,
+        warmup_steps=1,
+        batch_size=2,
+        seq_len=8,
+        eval_every=2,
+        eval_batches=1,
+        checkpoint_every=0,
+        monitor_every=0,
+        progress=False,
+    )
+    tracker = experiment.WandbLogger(FakeWandb, "akira_exp026")
+    res = train.train(cfg, log=tracker.start(cfg))
+    tracker.end(cfg, res)
+    assert inits[0]["project"] == "akira_exp026" and "band_akira_seed3_" in inits[0]["name"]
+    assert [step for step, _ in logged[:-1]] == [2, 4]
+    assert {"train/step", "train/loss", "eval/loss", "eval/perplexity"} <= set(logged[0][1])
+    assert any(k.startswith("lr/band_") for k in logged[0][1])
+    assert logged[-1] == "finished" and FakeRun.summary["final/val_loss"] == res.final_val_loss

@@ -2,7 +2,6 @@
 real run (kit summary, results.json, figures, resume)."""
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -142,20 +141,6 @@ def test_band_statistics_of_a_band_model():
     assert s["rms"][2] == pytest.approx(float(acts[2][:, 1:].double().pow(2).mean().sqrt()))
     assert len(s["centroid"]) == cfg.n_bands and all(0 < c < 0.5 for c in s["centroid"])
     assert len(s["power"][0]) == len(s["freqs"]) == 7  # (16 - 1) // 2 bins
-
-
-def test_history_rows_use_the_reference_metric_names():
-    h = {"step": [10, 20], "tokens": [1, 2], "train_loss": [3.0, 2.5], "val_loss": [2.9, 2.0]}
-    h["lr/band_0"], h["lr/shared"] = [1e-5, 5e-6], [3e-4, 1e-4]
-    rows = experiment.history_rows(h)
-    assert rows[1] == {
-        "train/step": 20,
-        "train/loss": 2.5,
-        "eval/loss": 2.0,
-        "eval/perplexity": pytest.approx(math.exp(2.0)),
-        "lr/band_0": 5e-6,
-        "lr/shared": 1e-4,
-    }
 
 
 # ----------------------------------------------------------------------------- a real run

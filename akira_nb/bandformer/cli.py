@@ -311,13 +311,14 @@ def main(args: argparse.Namespace) -> dict | None:
         matplotlib.use("Agg")
     from akira_nb.bandformer import experiment
 
-    logger = experiment.wandb_logger(wandb, args.wandb_project) if wandb is not None else None
+    tracker = experiment.WandbLogger(wandb, args.wandb_project) if wandb is not None else None
     out = experiment.run_experiment(
         plan,
         name=args.name or f"comparison-{plan.size or 'reference'}",
         resume=args.resume,
         root=args.output_dir,
-        on_arm=logger,
+        tracker=tracker,
+        log=None,  # train prints one line per arm as it ends; the summary follows
     )
     for line in out["lines"]:
         print(line)

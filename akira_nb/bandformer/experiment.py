@@ -18,8 +18,9 @@ Sizes (:data:`PRESETS`; None = the reference notebook's protocol, :data:`REFEREN
 - ``tiny``: CPU, the offline corpus (byte tokenizer), the ``tiny`` model preset (2 layers, 128
   wide) at 32 positions, 60 steps x 16 x 32 tokens per arm (a few seconds each); the 026 band
   LRs x 3 and a shared LR of 3e-3 for so short a run; AQ on the last layer.
-- ``t4``: wikitext-103 with the GPT-2 tokenizer, the 026 model (6 layers, bands (128, ..., 32)),
-  2,000 steps x 16 x 256 tokens per arm.
+- ``t4``: wikitext-103 with the GPT-2 tokenizer (the first 16M training tokens), the 026 model
+  (6 layers, bands (128, ..., 32)), 2,000 steps x 16 x 256 tokens per arm; AQ at layers 2 and
+  5.
 - ``a100``: the reference notebook's 5,000 steps x 16 x 256 tokens per arm, every arm at two
   seeds.
 
@@ -205,6 +206,8 @@ PRESETS = {
         eval_batches=20,
         checkpoint_every=250,
         monitor_every=50,
+        max_train_tokens=16_000_000,  # 2,000 x 16 x 256 = 8.2M tokens per arm
+        aq=dict(REFERENCE_PRESET["aq"], layers=(2, 5), n_shuffles=10),
     ),
     "a100": dict(REFERENCE_PRESET),
 }
@@ -1011,48 +1014,36 @@ def arm_line(res) -> str:
 # ----------------------------------------------------------------------------- run
 
 
-def wandb_logger(wandb, project: str) -> Callable:
-    """An ``on_arm(cfg, result)`` callback that logs one finished arm to Weights & Biases with
-    the reference's metric names (``train/loss``, ``train/step``, ``lr/<group>``, ``eval/loss``,
-    ``eval/perplexity``) and run name (``akira_seed<seed>_<YYYYmmdd_HHMMSS>``, here with the
-    arm before it)."""
-    import datetime as dt
+class WandbLogger:
+    """Logs every arm to Weights & Biases as it trains: one wandb run per arm, named as the
+    reference named its runs (``akira_seed<seed>_<YYYYmmdd_HHMMSS>``, here after the arm), with
+    the arm's config; :meth:`start` gives the ``log`` callback of
+    :func:`akira_nb.bandformer.train.train`, which sends the reference's metric names
+    (``train/step``, ``train/loss``, ``eval/loss``, ``eval/perplexity``, ``lr/<group>``, plus
+    ``train/tokens`` and ``train/grad_norm``) after every evaluation; :meth:`end` closes the
+    run. ``wandb``: the imported module."""
 
-    def log(cfg, res) -> None:
+    def __init__(self, wandb, project: str = "akira_exp026"):
+        self.wandb, self.project, self.run = wandb, project, None
+
+    def start(self, cfg) -> Callable[[dict], None]:
+        import datetime as dt
+
         stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
-        run = wandb.init(
-            project=project,
+        self.run = self.wandb.init(
+            project=self.project,
             name=f"{cfg.arm}_akira_seed{cfg.seed}_{stamp}",
-            config=asdict(cfg),
+            config=cfg.to_dict(),
             reinit=True,
         )
-        for row in history_rows(res.history):
-            run.log(row, step=row["train/step"])
-        run.finish()
+        run = self.run
+        return lambda metrics: run.log(metrics, step=int(metrics["train/step"]))
 
-    return log
-
-
-def history_rows(history: dict) -> list[dict]:
-    """The training history as one dict per logged step, with the reference's wandb metric
-    names; ``eval/*`` only where the step was evaluated."""
-    steps = list(history.get("step", []))
-    rows = []
-    for i, step in enumerate(steps):
-        row = {"train/step": int(step)}
-        for key, values in history.items():
-            if i >= len(values) or values[i] is None:
-                continue
-            if key == "train_loss":
-                row["train/loss"] = float(values[i])
-            elif key == "val_loss":
-                v = float(values[i])
-                if math.isfinite(v):
-                    row["eval/loss"], row["eval/perplexity"] = v, math.exp(v)
-            elif key.startswith("lr/"):
-                row[key] = float(values[i])
-        rows.append(row)
-    return rows
+    def end(self, cfg, result) -> None:
+        if self.run is not None:
+            self.run.summary["final/val_loss"] = result.final_val_loss
+            self.run.finish()
+            self.run = None
 
 
 class AblationRun:
@@ -1118,7 +1109,7 @@ def run_experiment(
     name: str = "comparison",
     resume: bool = False,
     root=None,
-    on_arm: Callable | None = None,
+    tracker: WandbLogger | None = None,
     log=print,
 ) -> dict:
     """Train every arm of ``plan`` at the same token budget, run the analyses, write
@@ -1128,8 +1119,8 @@ def run_experiment(
     Everything is validated, and the data loaded, before the run folder exists, so bad input
     leaves nothing behind. With ``resume=True`` finished arms are reloaded from their final
     checkpoints (``arms/<tag>.json`` records each; their ablation curves are reloaded from
-    ``arms/<tag>_ablation.json``), partly trained ones continue. ``on_arm(cfg, result)`` is
-    called after each arm (the wandb logger of the CLI)."""
+    ``arms/<tag>_ablation.json``), partly trained ones continue. ``tracker``: a
+    :class:`WandbLogger` (the CLI's ``--wandb``), started before and ended after each arm."""
     from akira_nb.runs import Run, atomic_write_json
     from akira_nb.text import get_tokenizer
 
@@ -1149,7 +1140,10 @@ def run_experiment(
         tag = tag_of(cfg)
         tracked = cfg.arm in BAND_LAYOUT_ARMS and cfg.seed == plan.seeds_of(cfg.arm)[0]
         arm_run = AblationRun(run, cfg, abl_blocks, resume) if tracked else run
-        res = train.train(cfg, run=arm_run, resume=resume, tag=tag)
+        metrics = tracker.start(cfg) if tracker is not None else None
+        res = train.train(cfg, run=arm_run, resume=resume, tag=tag, log=metrics)
+        if tracker is not None:
+            tracker.end(cfg, res)
         res.model.eval()
         models[(cfg.arm, cfg.seed)] = res.model
         if tracked:
@@ -1157,8 +1151,6 @@ def run_experiment(
         if cfg.seed == plan.seeds_of(cfg.arm)[0]:
             first[cfg.arm] = (res.model, cfg)
         atomic_write_json(run.file(f"arms/{tag}.json"), res.summary())
-        if on_arm is not None:
-            on_arm(cfg, res)
         results.append(res)
         log(arm_line(res))
     unigram = float(results[0].data["unigram_val_loss"])

@@ -143,6 +143,55 @@ def test_band_statistics_of_a_band_model():
     assert len(s["power"][0]) == len(s["freqs"]) == 7  # (16 - 1) // 2 bins
 
 
+def _summary(above, bands=None, share=None, cents=None):
+    kind = {"pct": above + 1, "chance_pct": 1.0, "above_pct": above}
+    if bands is not None:
+        kind["bands"] = bands
+    uni = {"observed": share, "structural": 100, "share": share, "chance": 2, "chance_share": 2}
+    spec = {"aq_centroids_by_band": cents} if cents is not None else None
+    return {
+        "summary": {
+            "method": "procrustes",
+            "rule": "mean + 2 std",
+            "by_kind": {"random": kind},
+            "universal": uni,
+            "spectral": spec,
+        }
+    }
+
+
+def _out(band_above=9.0, band_share=50.0, low=0.1, maturity=(500, 1000, 4000), ref_loss=1.77):
+    cents = [[low, low + 0.01], [low], [low + 0.02], [0.2], [0.3, 0.31], [0.3], [0.32]]
+    bands = [{"pct": 5.0, "chance_pct": 1.0, "above_pct": 4.0}] * 7
+    return {
+        "study": experiment.study("a100"),
+        "aq": {
+            "band": _summary(band_above, bands, band_share, cents),
+            "baseline": _summary(3.0, share=25.0),
+        },
+        "maturation": {"band": {"steps": [500, 1000, 2000, 4000, 5000], "maturity": maturity}},
+        "loss_rows": [
+            {"arm": "baseline", "val_loss": 1.72},
+            {"arm": "reference", "val_loss": ref_loss},
+        ],
+    }
+
+
+def test_the_verdict_rules_at_the_reference_scale_on_known_answers():
+    verdicts = [c["verdict"] for c in experiment.claims(_out())]
+    assert verdicts == ["holds"] * 5
+    # 5.5 is < 2 x 3.0; shares 30 vs 25 < 1.5x; low bands as high as the high bands;
+    # maturity within 2x; the baseline worse than the reference layout
+    bad = _out(band_above=5.5, band_share=30.0, low=0.4, maturity=(500, 600, 900), ref_loss=1.7)
+    assert [c["verdict"] for c in experiment.claims(bad)] == ["does not hold"] * 5
+    few = _out(maturity=(None, None, 500))  # one band that helps: no verdict
+    assert experiment.claims(few)[3]["verdict"] == "not comparable"
+    tiny = dict(_out(), study=experiment.study("tiny"))
+    assert {c["verdict"] for c in experiment.claims(tiny)} == {"not comparable"}
+    missing = dict(_out(), aq={}, maturation={}, loss_rows=[])
+    assert {c["verdict"] for c in experiment.claims(missing)} == {"not run"}
+
+
 # ----------------------------------------------------------------------------- a real run
 
 SMALL = dict(

@@ -784,8 +784,11 @@ class BaselineTransformer(_LanguageModel):
 
 def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy (nats) of predicting ``tokens[:, t + 1]`` from ``logits[:, t]``, over
-    every position of packed blocks (``B * (T - 1)`` predictions; nothing is padding)."""
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten())
+    every position of packed blocks (``B * (T - 1)`` predictions; nothing is padding). The last
+    position's target is ``ignore_index`` rather than sliced off, which spares a copy of the
+    logits (and of their gradient)."""
+    targets = F.pad(tokens[:, 1:], (0, 1), value=-100)  # the last position predicts nothing
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
 
 
 def band_parameter_count(cfg: BandConfig) -> int:

@@ -40,7 +40,7 @@
 #
 # | size | what runs | cost |
 # |---|---|---|
-# | `tiny` (CI, CPU) | the offline corpus (byte tokenizer), 2-layer 128-wide models, 60 steps x 16 x 32 tokens per arm, 5 arms (+ a second seed of the band model and the baseline), AQ on the last layer | under 1 minute on 2 CPU cores (about 40 s measured on 2 shared cores; the last cell prints this run's) |
+# | `tiny` (CI, CPU) | the offline corpus (byte tokenizer), 2-layer 128-wide models, 60 steps x 16 x 32 tokens per arm, 5 arms (+ a second seed of the band model and the baseline), AQ on the last layer | under 1 minute on 2 CPU cores (about 30 s measured on 2 shared cores; the last cell prints this run's) |
 # | `t4` | wikitext-103 (GPT-2 tokenizer), the 026 model (6 layers, 512 wide), 2,000 steps x 16 x 256 tokens per arm | not yet timed (target ~30 min on a T4) |
 # | `a100` | the reference notebook's 5,000 steps x 16 x 256 tokens per arm, every arm at two seeds | not yet timed |
 #

@@ -32,14 +32,16 @@ a hard 0.5 gate threshold after the MLPs; the reference's reported runs had no w
 How the bands are batched (no Python loop over bands or band pairs in the computation): each
 band's weights are separate parameters of their true sizes (so a band owns exactly its own
 weights and parameter counts are exact), and a :class:`BandLinear` stacks them, zero-padded to
-the largest band, into one ``[n_bands, d_in_max, d_out_max]`` tensor (one pad per band and a
-``torch.stack``) applied with one batched matmul. Inside a block the band states therefore live
-in the *padded band layout* ``[B, T, n_bands, max(band_dims)]`` (band i in
-``[..., i, :band_dims[i]]``, zeros beyond; :class:`BandLayout` converts to and from the
-concatenated ``[B, T, d_model]``), stored band-major (``[n_bands, B, T, max_dim]`` memory seen
-through a ``movedim`` view), which is what the batched matmul reads and writes, so the sublayers
-pass it on without copies. The padding costs ``n_bands * max_dim**2 / sum(dim**2)`` (2.6x for
-the default dims) in the block matmuls, against 6x for a dense block-diagonal matrix.
+the largest band, into one ``[n_bands, d_in_max, d_out_max]`` tensor (one ``torch.cat`` of the
+bands' weights and biases written into zeros by one ``index_copy``: the same few ops whatever
+the number of bands, since a GPU pays for every kernel launch) applied with one batched matmul.
+Inside a block the band states therefore live in the *padded band layout* ``[B, T, n_bands,
+max(band_dims)]`` (band i in ``[..., i, :band_dims[i]]``, zeros beyond; :class:`BandLayout`
+converts to and from the concatenated ``[B, T, d_model]``), stored band-major (``[n_bands, B,
+T, max_dim]`` memory seen through a ``movedim`` view), which is what the batched matmul reads
+and writes, so the sublayers pass it on without copies. The padding costs ``n_bands *
+max_dim**2 / sum(dim**2)`` (2.6x for the default dims) in the block matmuls, against 6x for a
+dense block-diagonal matrix.
 
 Initialisation (both models, nanoGPT's): weights and embeddings N(0, 0.02), the projections
 that write into the residual stream N(0, 0.02 / sqrt(2 n_layers)), biases 0, LayerNorms 1 / 0.
@@ -356,15 +358,18 @@ def _padded(y: torch.Tensor, lead: Sequence[int]) -> torch.Tensor:
     return y.unflatten(1, lead).movedim(0, -2)
 
 
-def _stack_padded(tensors: Sequence[torch.Tensor], shape: Sequence[int]) -> torch.Tensor:
-    """``[n, *shape]``: tensor i zero-padded at the end of each axis to ``shape``."""
+def _scatter_index(shape: Sequence[int], regions: Sequence[tuple]) -> torch.Tensor:
+    """The flat positions in a ``shape`` tensor of each region (an index tuple), in turn."""
+    grid = torch.arange(math.prod(shape)).view(*shape)
+    return torch.cat([grid[region].flatten() for region in regions])
 
-    def pad(t: torch.Tensor) -> torch.Tensor:
-        return F.pad(
-            t, [p for have, want in zip(t.shape[::-1], shape[::-1]) for p in (0, want - have)]
-        )
 
-    return torch.stack([pad(t) for t in tensors])
+def _scatter(tensors: Sequence[torch.Tensor], index: torch.Tensor, shape: Sequence[int]):
+    """A zero ``shape`` tensor with the flattened ``tensors``, one after the other, written at
+    the flat positions ``index`` (of :func:`_scatter_index`): one cat and one index_copy (and
+    one index_select backward) for all bands, however many."""
+    flat = torch.cat([t.flatten() for t in tensors])
+    return flat.new_zeros(math.prod(shape)).index_copy(0, index, flat).view(*shape)
 
 
 class BandParameters(nn.ParameterList):
@@ -389,12 +394,21 @@ class BandLinear(nn.Module):
         super().__init__()
         self.weight = _band_params(list(zip(in_dims, out_dims)), None, std)
         self.bias = _band_params([(o,) for o in out_dims], 0.0)
-        self.d_in, self.d_out = max(in_dims), max(out_dims)
+        d_in, d_out = max(in_dims), max(out_dims)
+        # weights and biases stacked as [n, d_in + 1, d_out], band i's bias in its last row
+        self.shape = (len(in_dims), d_in + 1, d_out)
+        regions = [
+            r
+            for i, (a, b) in enumerate(zip(in_dims, out_dims))
+            for r in ((i, slice(a), slice(b)), (i, d_in, slice(b)))
+        ]
+        self.register_buffer("index", _scatter_index(self.shape, regions), persistent=False)
 
     def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weights ``[n, max_in, max_out]`` and biases ``[n, max_out]``, zero-padded."""
-        w = _stack_padded(self.weight, (self.d_in, self.d_out))
-        return w, _stack_padded(self.bias, (self.d_out,))
+        pairs = [t for pair in zip(self.weight, self.bias) for t in pair]
+        full = _scatter(pairs, self.index, self.shape)
+        return full[:, :-1], full[:, -1]
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
         w, b = self.stacked()
@@ -410,14 +424,18 @@ class BandLayerNorm(nn.Module):
         self.weight = _band_params([(d,) for d in dims], 1.0)
         self.bias = _band_params([(d,) for d in dims], 0.0)
         self.eps = eps
+        # weight and bias stacked as [n, 2, max_dim] (zero-padded)
+        self.shape = (len(dims), 2, max(dims))
+        regions = [(i, j, slice(d)) for i, d in enumerate(dims) for j in (0, 1)]
+        self.register_buffer("index", _scatter_index(self.shape, regions), persistent=False)
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
-        x, width = _band_major(xp), self.layout.width  # [n, N, W], pads zero
+        x = _band_major(xp)  # [n, N, W], pads zero
         mask, n = self.layout.mask[:, None], self.layout.sizes[:, None, None]
         xc = torch.addcmul(x, x.sum(-1, keepdim=True) / n, mask, value=-1)  # pads stay zero
         var = torch.linalg.vector_norm(xc, dim=-1, keepdim=True).square() / n
-        weight = _stack_padded(self.weight, (width,))[:, None]
-        bias = _stack_padded(self.bias, (width,))[:, None]
+        pairs = [t for pair in zip(self.weight, self.bias) for t in pair]
+        weight, bias = _scatter(pairs, self.index, self.shape)[:, None].unbind(2)
         return _padded(torch.addcmul(bias, xc * torch.rsqrt(var + self.eps), weight), xp.shape[:-2])
 
 

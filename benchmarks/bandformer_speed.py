@@ -10,7 +10,8 @@ Prints figures; asserts nothing.
 
 Configs (``CONFIGS``: model preset, batch x sequence):
 
-- ``tiny``: the ``tiny`` preset (2 layers, bands (32, ..., 8), byte vocabulary), 16 x 64;
+- ``tiny``: the ``tiny`` preset (2 layers, bands (32, ..., 8), byte vocabulary), 16 x 64 (the
+  notebook's tiny size trains 16 x 32: ``--seq 32``);
 - ``default``: the 026 model (6 layers, bands (128, ..., 32), GPT-2 vocabulary) at a CPU-sized
   4 x 128;
 - ``t4``: the same model at the ``t4`` size's 16 x 256 (slow on a CPU).
@@ -19,10 +20,10 @@ Models (the trainer's arms): ``band`` (differential LRs), ``band_no_wormhole``, 
 (the reference layout, no wormhole) and ``baseline`` (``BaselineTransformer.matched_to`` the
 band config, uniform LR). ``ratio`` is each model's tokens/s over the baseline's.
 
-What is timed is the trainer's step (``akira_nb.bandformer.train``): autocast (bf16 or fp16 +
-grad scaler on CUDA, fp32 on CPU), ``next_token_loss``, backward, clipping at 1.0 and AdamW
-over ``optim.param_groups``, in train mode with the preset's dropout (``--dropout`` overrides
-it), on random tokens. Warm-up steps are not counted.
+What is timed is the trainer's step (as ``akira_nb.bandformer.train.optimizer_step``):
+autocast (bf16 or fp16 + grad scaler on CUDA, fp32 on CPU), ``next_token_loss``, backward,
+clipping at 1.0 and AdamW over ``optim.param_groups``, in train mode with the preset's dropout
+(``--dropout`` overrides it), on random tokens. Warm-up steps are not counted.
 
 Shared machines: the CPU figures come from a couple of cores that other jobs share, so the
 models are alternated within one run (A B A B ...: window w of every model runs before window

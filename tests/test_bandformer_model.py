@@ -457,8 +457,10 @@ def test_tiny_models_learn_well_below_the_unigram_entropy(arm, corpus):
     torch.manual_seed(0)
     if arm == "band":
         val = _train(BandTransformer(cfg), corpus, steps=100, batch=8, lr=3e-3)
-    else:  # cheaper per step, slower per step to leave the unigram plateau (tied embeddings)
-        val = _train(BaselineTransformer.matched_to(cfg), corpus, steps=300, batch=16, lr=1e-2)
+    else:  # cheaper per step, slower to leave the unigram plateau (tied embeddings); at lr 1e-2
+        # and 300 steps it left it on one thread (2.93) but not on two (3.04): 3e-3 and 400 steps
+        # end near 2.70 on both
+        val = _train(BaselineTransformer.matched_to(cfg), corpus, steps=400, batch=16, lr=3e-3)
     assert val < unigram - 0.25, (val, unigram)
 
 

@@ -266,6 +266,18 @@ class Run:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    def save_figures(self, figs: dict, dpi: int = 110) -> dict:
+        """Save every figure of ``{name: figure}`` (None entries skipped) as
+        ``figures/<name>.png`` and close it; returns ``{name: path}``."""
+        import matplotlib.pyplot as plt
+
+        paths = {}
+        for name, fig in figs.items():
+            if fig is not None:
+                paths[name] = self.save_figure(fig, name, dpi)
+                plt.close(fig)
+        return paths
+
     def save_figure(self, fig, name: str, dpi: int = 110) -> Path:
         """Save a matplotlib figure as ``figures/<name>.png``."""
         path = self.file(f"figures/{name}.png")
@@ -327,6 +339,15 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
+
+
+def claim_lines(claims: list[dict]) -> list[str]:
+    """Each claim of a kit-summary section as one printed line, with its rule."""
+    return [
+        f"{c['claim']}: claimed {c['claimed']}, measured {c['measured']} -> {c['verdict']} "
+        f"(rule: {c['rule']})"
+        for c in claims
+    ]
 
 
 def _cell(value: Any) -> str:

@@ -72,6 +72,7 @@ def test_save_figure_writes_png(runs_root):
     ax.plot([0, 1])
     path = run.save_figure(fig, "line")
     assert path.read_bytes()[:4] == b"\x89PNG"
+    plt.close(fig)
 
 
 @pytest.mark.parametrize("name", ["", "a/b", "../x", " spaced"])
@@ -180,3 +181,19 @@ def test_write_summary_writes_markdown_and_json(runs_root):
     assert _json.loads(out["json"].read_text())["experiments"] == [section]
     with pytest.raises(ValueError, match="sections"):
         write_summary([{"title": "no experiment key"}])
+
+
+def test_save_figures_saves_each_figure_skips_none_and_closes_them(runs_root):
+    run = Run.create("exp", "figs", {})
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    paths = run.save_figures({"line": fig, "missing": None})
+    assert list(paths) == ["line"] and paths["line"].read_bytes()[:4] == b"\x89PNG"
+    assert not plt.fignum_exists(fig.number)
+
+
+def test_claim_lines_print_claim_values_verdict_and_rule():
+    from akira_nb.runs import claim_lines
+
+    claim = {"claim": "x", "claimed": "2x", "measured": "1.1x", "rule": "r", "verdict": "holds"}
+    assert claim_lines([claim]) == ["x: claimed 2x, measured 1.1x -> holds (rule: r)"]

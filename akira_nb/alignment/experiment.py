@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .. import runtime
+from ..runs import claim_lines
 from . import aq
 from .models import PAIRS, get_pair
 
@@ -825,14 +826,6 @@ def claims(out: dict) -> list[dict]:
     return rows
 
 
-def claim_lines(rows: list[dict]) -> list[str]:
-    return [
-        f"{c['claim']}: claimed {c['claimed']}, measured {c['measured']} -> {c['verdict']} "
-        f"(rule: {c['rule']})"
-        for c in rows
-    ]
-
-
 def baseline_lines(out: dict) -> list[str]:
     """The baselines beside every AQ count: the rotation baseline, the nulls, the chance
     overlap, the CKA of a token-shuffled pair."""
@@ -1017,16 +1010,12 @@ def run_experiment(
 
 def save_figures(run, out: dict) -> dict:
     """Every figure of the run into ``figures/``; returns ``{name: path}``."""
-    import matplotlib.pyplot as plt
-
     from . import plots
 
     result, paths = out["result"], {}
 
     def save(name, fig):
-        if fig is not None:
-            paths[name] = run.save_figure(fig, name)
-            plt.close(fig)
+        paths.update(run.save_figures({name: fig}))
 
     for kind, by in result.pairs.items():
         for key, pr in by.items():

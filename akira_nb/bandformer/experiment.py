@@ -55,6 +55,7 @@ from typing import Any, Callable
 import numpy as np
 
 from akira_nb import runtime
+from akira_nb.runs import claim_lines
 
 EXPERIMENT = "026_band_transformer"
 TITLE = "026 Band transformer: 7 bands with their own learning rates vs a parameter-matched GPT"
@@ -991,14 +992,6 @@ def claims(out: dict) -> list[dict]:
     return rows
 
 
-def claim_lines(rows: list[dict]) -> list[str]:
-    return [
-        f"{c['claim']}: claimed {c['claimed']}, measured {c['measured']} -> {c['verdict']} "
-        f"(rule: {c['rule']})"
-        for c in rows
-    ]
-
-
 def arm_line(res) -> str:
     """One line per trained arm, for logs and saved notebooks."""
     c, p = res.config, res.params
@@ -1244,11 +1237,8 @@ def summary_lines(out: dict) -> list[str]:
 
 def save_figures(run, out: dict) -> dict:
     """Every figure of the study into the run folder's ``figures/``; returns {name: path}."""
-    import matplotlib.pyplot as plt
-
     from akira_nb.bandformer import plots
 
-    paths = {}
     figs = {
         "curves": plots.plot_curves(out["results"], out["study"].tokens_per_arm),
         "parameters": plots.plot_parameters(out["param_rows"]),
@@ -1258,11 +1248,7 @@ def save_figures(run, out: dict) -> dict:
         "ablation": plots.plot_ablation(out["ablations"]),
         "aq_per_band": plots.plot_aq(out["aq"]),
     }
-    for fname, fig in figs.items():
-        if fig is not None:
-            paths[fname] = run.save_figure(fig, fname)
-            plt.close(fig)
-    return paths
+    return run.save_figures(figs)
 
 
 def kit_summary(out: dict) -> dict:

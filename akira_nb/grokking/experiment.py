@@ -22,7 +22,7 @@ from akira_nb.grokking.train import (
     compare,
     summarize,
 )
-from akira_nb.runs import Run
+from akira_nb.runs import Run, claim_lines
 
 EXPERIMENT = "grokking"
 
@@ -418,11 +418,7 @@ def claims(rows: list[dict], plan: Study) -> list[dict]:
 
 def verdicts(rows: list[dict], plan: Study) -> list[str]:
     """The claims of :func:`claims` as printed lines, each with its rule."""
-    lines = [
-        f"{c['claim']}: claimed {c['claimed']}, measured {c['measured']} -> {c['verdict']} "
-        f"(rule: {c['rule']})"
-        for c in claims(rows, plan)
-    ]
+    lines = claim_lines(claims(rows, plan))
     why_not = comparability(plan)
     if why_not:
         lines.insert(0, f"not comparable with the seed's claims: {why_not}")
@@ -553,8 +549,5 @@ def save_figures(run: Run, results: list[TrainResult]) -> dict:
         for res in first_seed:
             data = TrainConfig(**res.config).dataset()
             figs[f"neurons_{res.config['mixer']}_p{p}"] = plots.plot_neuron_maps(res, data)
-        for fname, fig in figs.items():
-            if fig is not None:
-                paths[fname] = run.save_figure(fig, fname)
-                plt.close(fig)
+        paths.update(run.save_figures(figs))
     return paths

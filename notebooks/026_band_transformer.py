@@ -40,7 +40,7 @@
 #
 # | size | what runs | cost |
 # |---|---|---|
-# | `tiny` (CI, CPU) | the offline corpus (byte tokenizer), 2-layer 128-wide models, 60 steps x 16 x 32 tokens per arm, 5 arms (+ a second seed of the band model and the baseline), AQ on the last layer | under 1 minute on 2 CPU cores (about 30 s measured on 2 shared cores; the last cell prints this run's) |
+# | `tiny` (CI, CPU) | the offline corpus (byte tokenizer), 2-layer 128-wide models, 200 steps x 16 x 32 tokens per arm, 5 arms (+ a second seed of the band model and the baseline), AQ on the last layer | about 75 CPU-seconds (110 s wall measured on 2 busy shared cores; the last cell prints this run's) |
 # | `t4` | wikitext-103 (GPT-2 tokenizer), the 026 model (6 layers, 512 wide), 2,000 steps x 16 x 256 tokens per arm | not yet timed (target ~30 min on a T4) |
 # | `a100` | the reference notebook's 5,000 steps x 16 x 256 tokens per arm, every arm at two seeds | not yet timed |
 #
@@ -69,7 +69,7 @@ from akira_nb import runtime
 SIZE = runtime.get_size()
 runtime.warn_if_no_gpu(SIZE)
 ARMS = None  # None: baseline, band, band_uniform, band_no_wormhole, reference (+ band_geomean)
-TOTAL_STEPS = None  # None: the size's (tiny 60, t4 2000, a100 5000)
+TOTAL_STEPS = None  # None: the size's (tiny 200, t4 2000, a100 5000)
 AQ_SEEDS = None  # None: [0, 1], the two seeds of the band model and the baseline compared
 RESUME = SIZE != "tiny"  # continue the newest run of this size after a disconnect
 USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Drive
@@ -209,7 +209,7 @@ print("\n\n".join(experiment.claim_lines(out["claims"])))
 print("\n".join(experiment.arm_line(r) for r in out["results"]))
 assert set(out["figures"]) == {f.stem for f in (run.path / "figures").glob("*.png")}
 assert len({r["tokens"] for r in out["loss_rows"]}) == 1  # one token budget for every arm
-assert min(r.final_val_loss for r in out["results"]) < out["unigram"]  # something learned
+assert max(r.final_val_loss for r in out["results"]) < out["unigram"]  # every arm learned
 size = sum(f.stat().st_size for f in run.path.rglob("*") if f.is_file())
 seconds = time.perf_counter() - started
 print(f"run folder {run.path}: {size / 1e6:.1f} MB; this notebook took {seconds:.0f} s")

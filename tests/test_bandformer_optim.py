@@ -371,3 +371,185 @@ def test_real_band_transformer_and_baseline():
         ("shared", baseline.cfg.lr),
         ("shared/no_decay", baseline.cfg.lr),
     ]
+
+
+# ----------------------------------------------------------------------------- 013 additions
+
+# (preset, geometric mean worked out by hand from the product of its band LRs)
+HAND_GEOMEANS = {
+    "026_v1": (1e-5 * 3e-5 * 1e-4 * 3e-4 * 1e-3 * 3e-3 * 1e-2) ** (1 / 7),  # 3.09e-4
+    "canonical_7p1": (1e-5 * 1e-4 * 3e-4 * 1e-3 * 3e-3 * 1e-2 * 3e-2 * 1e-3) ** (1 / 8),
+    "013": (1e-5 * 1e-4 * 3e-4 * 1e-3 * 3e-3 * 1e-2 * 3e-2 * 1e-3) ** (1 / 8),
+    "canonical_7": (1e-5 * 1e-4 * 3e-4 * 1e-3 * 3e-3 * 1e-2 * 3e-2) ** (1 / 7),
+    "spec_b_warmstart": 1e-4 * (0.1 * 0.2 * 0.4 * 0.6 * 0.8 * 1.0 * 1.2 * 0.6) ** (1 / 8),
+    "sbm_7p1": (3e-5 * 5e-5 * 1e-4 * 3e-4 * 5e-4 * 1e-3 * 3e-3 * 3e-4) ** (1 / 8),
+    "026_uniform": 3e-4,
+}
+
+
+@pytest.mark.parametrize("name", sorted(optim.LR_PRESETS))
+def test_each_presets_geometric_mean_and_same_total_learning_budget(name):
+    pre = optim.lr_preset(name)
+    g = optim.geometric_mean(pre.band_lrs)
+    assert g == pytest.approx(HAND_GEOMEANS[name], rel=1e-12)
+    b = optim.learning_budget(pre.band_lrs)
+    assert b["geometric_mean"] == g and b["n_bands"] == len(pre.band_lrs)
+    # the uniform LR at the geometric mean keeps the log budget (the product of the LRs) ...
+    assert b["uniform_log_budget"] == pytest.approx(b["log_budget"], rel=1e-12)
+    assert math.prod([g] * len(pre.band_lrs)) == pytest.approx(math.prod(pre.band_lrs), rel=1e-9)
+    # ... and not the plain sum (AM >= GM, equal only for a uniform set)
+    assert b["arithmetic_mean"] == pytest.approx(sum(pre.band_lrs) / len(pre.band_lrs))
+    assert b["arithmetic_over_geometric"] >= 1 - 1e-12
+    assert (b["ratio_max_min"] == pytest.approx(1.0)) == (name == "026_uniform")
+
+
+def test_the_inventorys_geometric_means_and_ratios():
+    # inventory 4.1: ~8.5e-4 over the 8 canonical LRs, ~8.3e-4 over bands 0-6; ratio 3000x
+    assert optim.geometric_mean(optim.LR_PRESETS["013"].band_lrs) == pytest.approx(8.5e-4, rel=0.01)
+    assert optim.geometric_mean(optim.LR_PRESETS["canonical_7"].band_lrs) == pytest.approx(
+        8.3e-4, rel=0.01
+    )
+    assert optim.learning_budget(optim.LR_PRESETS["013"].band_lrs)[
+        "ratio_max_min"
+    ] == pytest.approx(3000)
+    assert optim.LR_PRESETS["013"].band_lrs == optim.LR_PRESETS["canonical_7p1"].band_lrs
+
+
+def test_custom_lr_preset_and_its_errors():
+    c = optim.lr_preset("custom", band_lrs=[1e-4, 1e-2])
+    assert c.band_lrs == (1e-4, 1e-2) and c.shared_lr == pytest.approx(1e-3)
+    assert optim.lr_preset("custom", band_lrs=(1e-4, 1e-2), shared_lr=5e-4).shared_lr == 5e-4
+    with pytest.raises(ValueError, match="lr_preset='nope' is not allowed"):
+        optim.lr_preset("nope")
+    with pytest.raises(ValueError, match="needs band_lrs"):
+        optim.lr_preset("custom")
+    with pytest.raises(ValueError, match="pass lr_preset='custom'"):
+        optim.lr_preset("013", band_lrs=(1e-3, 1e-2))
+    with pytest.raises(ValueError, match=r"band_lrs\[1\]=0"):
+        optim.lr_preset("custom", band_lrs=(1e-3, 0))
+
+
+def test_monitor_recovers_known_ratios_under_plain_sgd_per_group_lrs():
+    # every weight 1, a fixed gradient of ones: SGD moves every weight of band b by lr_b, so
+    # ||dW|| / ||W|| = lr_b exactly (powers of two: 1 - lr is exact in float32) and the measured
+    # ratios are the prescribed ones (up to 2^10 = 1024x between band 0 and band 6)
+    lrs = tuple(2.0 ** -(16 - b * 10 // 6) for b in range(7))
+    model = StandInBands(band_lrs=lrs, shared_lr=2.0**-11)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1.0)
+    groups = optim.param_groups(model, "differential", weight_decay=0.0)
+    opt = torch.optim.SGD(groups, lr=1.0)
+    mon = optim.WeightChangeMonitor(model, every=1, lrs=opt.param_groups)
+    for p in trainable(model).values():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    logged = mon.step(1)
+    for b, lr in enumerate(lrs):
+        assert logged[f"band_{b}"] == pytest.approx(lr, rel=1e-6)
+    assert logged["shared"] == pytest.approx(2.0**-11, rel=1e-6)
+    ratios = mon.ratios()
+    assert ratios["band_6"]["prescribed"] == 2.0**10
+    for k, r in ratios.items():
+        assert r["factor"] == pytest.approx(1.0, rel=1e-6), k
+
+
+def _tiny_baseline():
+    from akira_nb.bandformer import model as bm
+
+    torch.manual_seed(0)
+    band_cfg = bm.preset("tiny")
+    return bm.BaselineTransformer.matched_to(band_cfg), band_cfg
+
+
+def test_proportional_slices():
+    assert optim.proportional_slices(6, (2, 1, 3)).tolist() == [0, 0, 1, 2, 2, 2]
+    # twice as wide: every slice twice as long
+    assert optim.proportional_slices(12, (2, 1, 3)).tolist() == [0] * 4 + [1] * 2 + [2] * 6
+    counts = torch.bincount(optim.proportional_slices(96, (32, 24, 20, 16, 16, 12, 8)))
+    assert counts.tolist() == [24, 18, 15, 12, 12, 9, 6]  # 96 / 128 of each band dim
+    with pytest.raises(ValueError, match="cannot be split"):
+        optim.proportional_slices(2, (1, 1, 1))
+
+
+def test_sliced_adamw_steps_each_slice_at_its_band_lr():
+    # AdamW's first step on a fixed gradient moves each weight by lr * (wd * w + g / (|g| + eps)):
+    # with g = 1 and eps tiny the step of a row in slice i is band_lr_i * (wd * w + 1) exactly
+    model, band_cfg = _tiny_baseline()
+    lrs = band_cfg.band_lrs
+    opt = optim.make_sliced_adamw(model, band_cfg.band_dims, lrs, 3e-4, weight_decay=0.1, eps=1e-12)
+    assert [g["name"] for g in opt.param_groups] == [
+        "hidden",
+        "hidden/no_decay",
+        "shared/no_decay",
+    ]
+    rows = opt.row_slices
+    names = dict(model.named_parameters())
+    assert "W_E" not in rows and "ln_final.weight" not in rows
+    qkv = rows["blocks.0.attn.qkv.weight"]
+    d = model.cfg.d_model
+    assert torch.equal(qkv[:d], qkv[d : 2 * d]) and torch.equal(qkv[:d], rows["blocks.0.ln1.bias"])
+    before = {n: p.detach().clone() for n, p in names.items()}
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    lr_t = torch.tensor(lrs, dtype=torch.float64)
+    for name, idx in rows.items():
+        p, w = names[name].detach().double(), before[name].double()
+        wd = 0.1 if p.ndim >= 2 else 0.0
+        shape = (-1,) + (1,) * (p.ndim - 1)
+        want = -lr_t[idx].view(shape) * (wd * w + 1.0)
+        torch.testing.assert_close(p - w, want, rtol=2e-3, atol=1e-9)
+    # per-slice step sizes in the prescribed ratios: slice i's mean |step| / slice 0's
+    w = names["blocks.1.mlp.fc_out.bias"].detach() - before["blocks.1.mlp.fc_out.bias"]
+    idx = rows["blocks.1.mlp.fc_out.bias"]
+    per_slice = torch.stack([w[idx == i].abs().mean() for i in range(len(lrs))]).double()
+    assert (per_slice / per_slice[0]).tolist() == pytest.approx(
+        [lr / lrs[0] for lr in lrs], rel=1e-3
+    )
+    # shared parameters stepped at the shared LR
+    dE = names["W_E"].detach() - before["W_E"]
+    assert dE.abs().mean().item() == pytest.approx(3e-4, rel=1e-3)
+
+
+def test_monitor_per_slice_on_a_sliced_model():
+    # set each weight to 1, move every row of slice i by 2^-(10 - i): the monitor's slice keys
+    # recover those changes exactly (the rows of each tensor summed into their slices)
+    model, band_cfg = _tiny_baseline()
+    opt = optim.make_sliced_adamw(model, band_cfg.band_dims, band_cfg.band_lrs, 3e-4)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1.0)
+    mon = optim.WeightChangeMonitor(
+        model, every=2, lrs=optim.prescribed_lrs(opt), row_slices=opt.row_slices
+    )
+    assert mon.keys == [f"band_{i}" for i in range(7)] + ["shared"]
+    deltas = torch.tensor([2.0 ** -(10 - i) for i in range(7)])
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in opt.row_slices:
+                p.add_(deltas[opt.row_slices[n]].view((-1,) + (1,) * (p.ndim - 1)))
+            else:
+                p.add_(2.0**-4)
+    logged = mon.step(2)
+    for i in range(7):
+        assert logged[f"band_{i}"] == pytest.approx(float(deltas[i]), rel=1e-6)
+    assert logged["shared"] == pytest.approx(2.0**-4, rel=1e-6)
+    assert mon.lrs["band_6"] == band_cfg.band_lrs[6] and mon.lrs["shared"] == 3e-4
+    # state_dict off the grid holds the snapshot; a fresh monitor loaded from it continues alike
+    state = mon.state_dict(3)
+    assert "snapshot" in state and state["last_step"] == 2
+    other = optim.WeightChangeMonitor(
+        model, every=2, lrs=optim.prescribed_lrs(opt), row_slices=opt.row_slices
+    )
+    other.load_state_dict(state)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.5)
+    assert other.step(4) == pytest.approx(mon.step(4))
+    with pytest.raises(ValueError, match="does not fit"):
+        optim.WeightChangeMonitor(
+            model, every=3, lrs=optim.prescribed_lrs(opt), row_slices=opt.row_slices
+        ).load_state_dict(state)
+    with pytest.raises(ValueError, match="model without bands"):
+        optim.make_sliced_adamw(StandInBands(), (1,) * 7, DEFAULT_LRS, 3e-4)

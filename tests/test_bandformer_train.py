@@ -129,6 +129,16 @@ def test_each_arm_builds_its_model_and_lr_mode(arm):
         assert isinstance(model, BaselineTransformer) and lrs == {"shared": 3e-4}
         assert band_cfg.layout == "band" and band_cfg.wormhole  # matched to the band arm
         return
+    if arm == "baseline_differential":
+        # the band LRs over the matched GPT's hidden slices: one hidden group at the top LR
+        assert isinstance(model, BaselineTransformer)
+        assert lrs == {"hidden": max(band_cfg.band_lrs), "shared": 3e-4}
+        opt = make_optimizer(model, cfg, band_cfg)
+        assert optim.prescribed_lrs(opt) == {
+            **{f"band_{i}": lr for i, lr in enumerate(band_cfg.band_lrs)},
+            "shared": 3e-4,
+        }
+        return
     assert isinstance(model, BandTransformer)
     assert model.cfg.layout == ("reference" if arm == "reference" else "band")
     assert model.cfg.wormhole == (arm not in ("band_no_wormhole", "reference"))
@@ -331,7 +341,7 @@ def test_resume_with_other_settings_is_refused_naming_the_field(runs_root, chang
         (dict(dataset="c4"), "dataset='c4'"),
         (dict(lr_mode="fast"), "lr_mode='fast'"),
         (dict(batch_size=0), "batch_size=0"),
-        (dict(monitor_every=4, checkpoint_every=6), "checkpoint_every=6 must be a multiple"),
+        (dict(arm="baseline_differential", lr_mode="geomean"), "does not apply to arm="),
         (dict(model_overrides=dict(n_bands=3)), r"unknown BandConfig fields \['n_bands'\]"),
         (dict(model_overrides=dict(band_dims=(8, 8))), "band_lrs has 7 values for 2 bands"),
         (dict(arm="band_no_wormhole", model_overrides=dict(wormhole=True)), "wormhole.*arm="),
@@ -406,3 +416,52 @@ def test_main_refuses_bad_settings_before_any_folder(runs_root, capsys, flags, m
     assert main(FLAGS + flags) == 2
     assert match in capsys.readouterr().err
     assert not runs_root.exists()
+
+
+# ----------------------------------------------------------------------------- 013 additions
+
+
+def test_resume_from_a_checkpoint_off_the_monitor_grid_matches_an_uninterrupted_run(runs_root):
+    # checkpoint every 5, monitor every 3: the checkpoint at step 10 falls between the monitor's
+    # snapshots at 9 and 12, so the monitor's snapshot travels in the checkpoint
+    cfg = quick(total_steps=12, eval_every=4, checkpoint_every=5, monitor_every=3)
+    run = Run.create(EXPERIMENT, "offgrid", {})
+    full = train(cfg, run=run, tag="a")
+    folder = run.checkpoint_dir("a")
+    state = torch.load(folder / "ckpt_000000010.pt", weights_only=True)
+    assert state["monitor"]["last_step"] == 9 and "snapshot" in state["monitor"]
+    assert len(state["step_losses"]) == 12 and float(state["step_losses"][10]) == 0.0
+    assert sorted(p.name for p in folder.iterdir()) == ["ckpt_000000010.pt", "ckpt_000000012.pt"]
+    (folder / "ckpt_000000012.pt").unlink()  # "disconnected" after step 10
+    resumed = train(cfg, run=run, resume=True, tag="a")
+    assert resumed.weight_change == full.weight_change
+    assert resumed.weight_change["step"] == [3, 6, 9, 12]
+    assert resumed.history == full.history
+    assert resumed.step_losses == full.step_losses and len(full.step_losses) == 12
+    # the logged mean train loss of each interval is the mean of its steps' losses
+    assert np.mean(full.step_losses[:4]) == pytest.approx(full.history["train_loss"][0], rel=1e-6)
+    # a checkpoint on the monitor's grid stores no snapshot (it equals the weights)
+    on_grid = torch.load(folder / "ckpt_000000012.pt", weights_only=True)
+    assert on_grid["monitor"]["last_step"] == 12 and "snapshot" not in on_grid["monitor"]
+
+
+def test_the_differential_baseline_arm_trains_resumes_and_is_monitored_per_slice(runs_root):
+    cfg = quick(
+        arm="baseline_differential",
+        total_steps=6,
+        eval_every=3,
+        monitor_every=2,
+        checkpoint_every=3,
+    )
+    run = Run.create(EXPERIMENT, "slices", {})
+    full = train(cfg, run=run, tag="b")
+    assert full.config["lr_mode"] == "differential"
+    keys = [k for k in full.weight_change if k != "step"]
+    assert keys == [f"band_{i}" for i in range(7)] + ["shared"]
+    # the fastest slice moves more than the slowest (1e-2 vs 1e-5 for the 026 set)
+    assert full.weight_change["band_6"][-1] > 10 * full.weight_change["band_0"][-1]
+    (run.checkpoint_dir("b") / "ckpt_000000006.pt").unlink()
+    resumed = train(cfg, run=run, resume=True, tag="b")
+    assert resumed.history == full.history and resumed.weight_change == full.weight_change
+    with pytest.raises(ValueError, match="lr_mode='uniform' does not apply"):
+        quick(arm="baseline_differential", lr_mode="uniform").validate()

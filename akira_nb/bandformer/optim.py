@@ -26,13 +26,31 @@ The three arms of 013 (``LR_MODES``):
   and does not enter the mean.
 - ``uniform``: every group at the shared LR (the 026 notebook's uniform ablation: 3e-4).
 
+The fourth arm, "differential LR without bands" (the 026 design's ablation 2): the same LR
+hierarchy on a *standard* model (the matched baseline GPT), whose hidden units are split into
+the band slices (:func:`hidden_row_slices`: each unit of a block parameter's first axis, the
+output rows of a Linear and the entries of a LayerNorm, goes to slice i by its position along
+that axis, in proportion to the band dims; the three q / k / v chunks of a fused ``qkv`` each
+split alike). :func:`make_sliced_adamw` builds a :class:`SliceScaledAdamW`: AdamW's update is
+linear in the LR (decoupled weight decay included), so it steps the sliced parameters at the
+largest band LR and then rescales each row's step by ``band_lr_i / max(band_lrs)``: exactly
+AdamW at LR ``band_lr_i`` for slice i (one multiply-add per tensor, no loop over slices).
+Embeddings and the final LayerNorm stay at the shared LR, as they are shared in the band model.
+
 Schedule: ``lr_multiplier`` (linear warm-up, then cosine to ``min_ratio``) is a pure function of
 the optimiser step, and ``set_lrs`` sets every group's ``lr = base_lr * multiplier``. The
 reference multiplied ``lr`` in place at every (micro-)step of the warm-up, which compounds to ~0;
 here the LR never depends on its previous value.
 
-``WeightChangeMonitor`` logs ||W_t - W_{t-N}|| / ||W_{t-N}|| per band every N steps beside the
-prescribed LR ratios (013's H4: "bands learn at their prescribed rates").
+``WeightChangeMonitor`` logs ||W_t - W_{t-N}|| / ||W_{t-N}|| per band (or per hidden slice of a
+sliced model: the rows of its tensors) every N steps beside the prescribed LR ratios (013's H4:
+"bands learn at their prescribed rates"); ``state_dict()`` / ``load_state_dict()`` carry it
+through a checkpoint taken anywhere between two of its intervals.
+
+LR sets (``LR_PRESETS``): the 026 seed's seven, 013's / the canonical file's 7+1 (Spec A), Spec
+A's seven, Spec B (warm-start), the 026 v2 set and the 026 uniform ablation;
+:func:`lr_preset` also takes ``"custom"`` with your own LRs. :func:`learning_budget` states what
+"the same total learning budget" means for the geometric-mean control.
 
 Contract with the models (``akira_nb.bandformer.model``): ``parameter_bands()`` maps every name
 of ``named_parameters()`` to its band index or None (shared); ``embedding_parameter_names()``;
@@ -93,12 +111,68 @@ LR_PRESETS: dict[str, LRPreset] = {
         "026 colab_train_akira_v2_spectral_*.py SpectralConfig.band_learning_rates (band 7 "
         "temporal 3e-4, ratio 100x), shared 3e-4 (inventory 2.5)",
     ),
+    "013": LRPreset(
+        (1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-3),
+        5e-4,
+        "013_EXP_DIFFERENTIAL_LR_VALIDATION.md (band 0 1e-5, band 6 3e-2, temporal band 7 1e-3, "
+        "'see CANONICAL_PARAMETERS.md'): the canonical 7+1 set, shared 5e-4 (inventory 4.1)",
+    ),
     "026_uniform": LRPreset(
         (3e-4,) * 7,
         3e-4,
         "026 original band notebook.ipynb uniform-LR ablation: every band at 3e-4 (inventory 2.6)",
     ),
 }
+
+
+CUSTOM = "custom"
+
+
+def lr_preset(name: str, band_lrs=None, shared_lr=None) -> LRPreset:
+    """``LR_PRESETS[name]``, or for ``name="custom"`` the given ``band_lrs`` (at least 2) and
+    ``shared_lr`` (default: their geometric mean). ``band_lrs`` / ``shared_lr`` with a named
+    preset raise ``ValueError`` (pick ``custom``)."""
+    runtime.check_choice("lr_preset", name, (*LR_PRESETS, CUSTOM))
+    if name != CUSTOM:
+        if band_lrs is not None or shared_lr is not None:
+            raise ValueError(
+                f"band_lrs / shared_lr given with lr_preset={name!r}; pass lr_preset='custom' "
+                "to set your own learning rates"
+            )
+        return LR_PRESETS[name]
+    if band_lrs is None:
+        raise ValueError("lr_preset='custom' needs band_lrs (one learning rate per band)")
+    lrs = check_lrs("band_lrs", band_lrs)
+    if len(lrs) < 2:
+        raise ValueError(f"band_lrs={lrs!r} must list at least 2 bands")
+    shared = geometric_mean(lrs) if shared_lr is None else shared_lr
+    return LRPreset(lrs, runtime.check_real("shared_lr", shared, low=0, low_open=True), CUSTOM)
+
+
+def learning_budget(lrs) -> dict[str, float]:
+    """What "the same total learning budget" can mean for a set of band LRs, and what the
+    uniform LR at their geometric mean keeps of it:
+
+    - ``log_budget``: sum of log(lr) over the bands (the product of the LRs, i.e. the total
+      log-step size); the geometric mean ``g`` is the one uniform LR with the same log budget
+      (``n log g``), which is 013's "same total learning budget";
+    - ``uniform_log_budget``: ``n log g`` (equals ``log_budget``);
+    - ``arithmetic_mean``: the uniform LR that keeps the plain sum of LRs instead; the
+      geometric mean is smaller (by ``arithmetic_over_geometric``), so by that reading the
+      control gets less total step size.
+    """
+    lrs = check_lrs("lrs", lrs)
+    g = geometric_mean(lrs)
+    arith = math.fsum(lrs) / len(lrs)
+    return {
+        "n_bands": len(lrs),
+        "geometric_mean": g,
+        "log_budget": math.fsum(math.log(lr) for lr in lrs),
+        "uniform_log_budget": len(lrs) * math.log(g),
+        "arithmetic_mean": arith,
+        "arithmetic_over_geometric": arith / g,
+        "ratio_max_min": max(lrs) / min(lrs),
+    }
 
 
 def check_lrs(name: str, lrs, length: int | None = None) -> tuple[float, ...]:
@@ -330,6 +404,157 @@ def make_adamw(
     return torch.optim.AdamW(groups, lr=groups[0]["lr"], betas=tuple(betas), eps=eps)
 
 
+def proportional_slices(n: int, band_dims) -> torch.Tensor:
+    """Slice index (0 .. len(band_dims) - 1) of each of ``n`` units laid along an axis in
+    proportion to ``band_dims``: unit j sits at ``(j + 1/2) * sum(band_dims) / n`` in the band
+    coordinates (so ``n == sum(band_dims)`` gives the band slices exactly). ``ValueError`` if a
+    slice would be empty."""
+    dims = [runtime.check_int(f"band_dims[{i}]", d, low=1) for i, d in enumerate(band_dims)]
+    n = runtime.check_int("n", n, low=1)
+    ends = torch.tensor(dims, dtype=torch.float64).cumsum(0)
+    pos = (torch.arange(n, dtype=torch.float64) + 0.5) * (ends[-1] / n)
+    idx = torch.searchsorted(ends, pos, right=True)
+    counts = torch.bincount(idx, minlength=len(dims))
+    if (counts == 0).any():
+        raise ValueError(
+            f"an axis of {n} units cannot be split in proportion to band_dims={tuple(dims)}: "
+            f"slices {counts.tolist()} (every slice needs at least one unit)"
+        )
+    return idx
+
+
+def hidden_row_slices(model, band_dims, prefix: str = "blocks.") -> dict[str, torch.Tensor]:
+    """``{parameter name: slice index per row}`` for a standard model's block parameters:
+    every ``nn.Linear`` (weight rows and bias = its output units) and ``nn.LayerNorm`` (its
+    entries) under ``prefix``, each axis split by :func:`proportional_slices`; a fused
+    attention ``qkv`` Linear (name ending ``qkv``, 3 x its input width) has its q, k and v
+    chunks split alike. Parameters not listed (embeddings, the final norm) stay whole."""
+    out: dict[str, torch.Tensor] = {}
+    for name, module in model.named_modules():
+        if not name.startswith(prefix):
+            continue
+        if isinstance(module, torch.nn.Linear):
+            rows = module.out_features
+            if name.endswith("qkv") and rows == 3 * module.in_features:
+                idx = proportional_slices(module.in_features, band_dims).repeat(3)
+            else:
+                idx = proportional_slices(rows, band_dims)
+        elif isinstance(module, torch.nn.LayerNorm):
+            idx = proportional_slices(module.normalized_shape[0], band_dims)
+        else:
+            continue
+        for pname, p in module.named_parameters(recurse=False):
+            if p.requires_grad:
+                out[f"{name}.{pname}"] = idx
+    if not out:
+        raise ValueError(f"the model has no Linear or LayerNorm parameters under {prefix!r}")
+    return out
+
+
+class SliceScaledAdamW(torch.optim.AdamW):
+    """AdamW whose step of each listed parameter is rescaled per row after the update:
+    ``p = p_old + scale * (p_new - p_old)`` (``scale`` broadcasts over the rows). AdamW's
+    update (decoupled weight decay included) is linear in the LR, so a group at LR ``L`` with
+    row scale ``s`` steps each row exactly as AdamW at LR ``s * L`` would. A step skipped by a
+    GradScaler (inf gradients) is not rescaled either. ``state_dict()`` is AdamW's.
+    ``prescribed_lrs``: ``{"band_<i>": slice i's LR, ..., "shared": the shared LR}`` (what the
+    weight-change monitor compares with); ``row_slices``: :func:`hidden_row_slices`."""
+
+    def __init__(self, params, scaled=(), prescribed_lrs=None, row_slices=None, **kw):
+        super().__init__(params, **kw)
+        self._scaled = [p for p, _ in scaled]
+        self._scales = [s for _, s in scaled]
+        self._old = [torch.empty_like(p) for p in self._scaled]
+        self.prescribed_lrs = dict(prescribed_lrs or {})
+        self.row_slices = dict(row_slices or {})
+
+    def step(self, closure=None):
+        if self._scaled:
+            with torch.no_grad():
+                torch._foreach_copy_(self._old, self._scaled)
+        loss = super().step(closure)
+        if self._scaled:
+            with torch.no_grad():
+                torch._foreach_sub_(self._scaled, self._old)  # p := p_new - p_old
+                for p, s in zip(self._scaled, self._scales):
+                    p.mul_(s)
+                torch._foreach_add_(self._scaled, self._old)
+        return loss
+
+
+def make_sliced_adamw(
+    model,
+    band_dims,
+    band_lrs,
+    shared_lr: float,
+    weight_decay: float = 0.1,
+    betas=(0.9, 0.999),
+    eps: float = 1e-8,
+) -> SliceScaledAdamW:
+    """The "differential LR without bands" optimiser of a model without bands: its block
+    parameters (:func:`hidden_row_slices` with ``band_dims``) in groups ``hidden`` /
+    ``hidden/no_decay`` at ``max(band_lrs)`` with row scales ``band_lrs[slice] /
+    max(band_lrs)``, everything else in ``shared`` / ``shared/no_decay`` at ``shared_lr``; weight
+    decay as in :func:`param_groups`. Build it on the model already on its device."""
+    band_lrs = check_lrs("band_lrs", band_lrs, len(tuple(band_dims)))
+    shared_lr = runtime.check_real("shared_lr", shared_lr, low=0, low_open=True)
+    weight_decay = runtime.check_real("weight_decay", weight_decay, low=0)
+    trainable = _trainable(model)
+    bands = model.parameter_bands()
+    banded = sorted(n for n, _ in trainable if bands[n] is not None)
+    if banded:
+        raise ValueError(
+            f"make_sliced_adamw is for a model without bands; this one has band parameters "
+            f"{banded[:3]} (use param_groups / make_adamw)"
+        )
+    rows = hidden_row_slices(model, band_dims)
+    top = max(band_lrs)
+    no_decay_names = set(model.embedding_parameter_names())
+    groups: dict[tuple[str, bool], dict] = {}
+    scaled = []
+    for name, p in trainable:
+        key = "hidden" if name in rows else SHARED
+        decay = p.ndim >= 2 and name not in no_decay_names
+        lr = top if key == "hidden" else shared_lr
+        g = groups.setdefault(
+            (key, decay),
+            {
+                "name": key + ("" if decay else NO_DECAY),
+                "band": None,
+                "params": [],
+                "param_names": [],
+                "lr": lr,
+                "base_lr": lr,
+                "weight_decay": weight_decay if decay else 0.0,
+            },
+        )
+        g["params"].append(p)
+        g["param_names"].append(name)
+        if name in rows:
+            ratio = torch.tensor(band_lrs, dtype=torch.float64)[rows[name]] / top
+            shape = (-1,) + (1,) * (p.ndim - 1)
+            scaled.append((p, ratio.to(device=p.device, dtype=p.dtype).view(shape)))
+    order = [("hidden", True), ("hidden", False), (SHARED, True), (SHARED, False)]
+    out = [groups[k] for k in order if k in groups]
+    check_partition(model, out)
+    prescribed = {group_key(i): lr for i, lr in enumerate(band_lrs)} | {SHARED: shared_lr}
+    return SliceScaledAdamW(
+        out,
+        scaled=scaled,
+        prescribed_lrs=prescribed,
+        row_slices=rows,
+        lr=out[0]["lr"],
+        betas=tuple(betas),
+        eps=eps,
+    )
+
+
+def prescribed_lrs(optimizer) -> dict[str, float]:
+    """The base LR each monitored key should move at: a :class:`SliceScaledAdamW`'s per-slice
+    LRs, else :func:`base_lrs` of the optimiser's groups."""
+    return dict(getattr(optimizer, "prescribed_lrs", None) or base_lrs(optimizer.param_groups))
+
+
 def describe_groups(groups) -> str:
     """A table of the groups: name, tensors, parameters, share of all, lr, weight decay."""
     sizes = [sum(p.numel() for p in g["params"]) for g in groups]
@@ -356,24 +581,54 @@ class WeightChangeMonitor:
     snapshot and takes a new one.
     The work is batched over all tensors (``torch._foreach_*``, one index_add per band sum).
 
+    ``row_slices`` (a :class:`SliceScaledAdamW`'s ``row_slices``: parameter name -> slice index
+    per row) monitors a model without bands by hidden slice instead: key ``band_<i>`` is then
+    slice i, made of the rows of every sliced tensor that belong to it (one norm per row, one
+    index_add), and the unsliced parameters are ``shared``.
+
     ``lrs`` gives the prescribed rates: the param groups (``param_groups()`` output or
-    ``optimizer.param_groups``; their ``base_lr`` per band), a ``{"band_0": lr, ...}`` dict, or
-    None for the model's configured differential LRs. ``history`` is a dict of lists: ``step``
-    and one entry per band key (``band_0`` .. , ``shared``). ``ratios()`` compares each band's
-    measured change, relative to band 0, with its prescribed LR ratio.
+    ``optimizer.param_groups``; their ``base_lr`` per band), a ``{"band_0": lr, ...}`` dict
+    (:func:`prescribed_lrs` of an optimiser), or None for the model's configured differential
+    LRs. ``history`` is a dict of lists: ``step`` and one entry per band key (``band_0`` .. ,
+    ``shared``). ``ratios()`` compares each band's measured change, relative to band 0, with its
+    prescribed LR ratio. ``state_dict(step)`` / ``load_state_dict(state)`` carry the snapshot
+    and history through a checkpoint taken at any step (the snapshot is stored only when the
+    checkpoint is off the monitor's grid, since on it the snapshot is the model's weights).
     """
 
-    def __init__(self, model, every: int = 100, lrs=None, start_step: int = 0):
+    def __init__(self, model, every: int = 100, lrs=None, start_step: int = 0, row_slices=None):
         self.every = runtime.check_int("every", every, low=1)
         self.last_step = runtime.check_int("start_step", start_step, low=0)
         trainable = _trainable(model)
         bands = model.parameter_bands()
-        present = sorted({bands[n] for n, _ in trainable}, key=lambda b: (b is None, b or 0))
+        row_slices = dict(row_slices or {})
+        unknown = sorted(set(row_slices) - {n for n, _ in trainable})
+        if unknown:
+            raise ValueError(f"row_slices names unknown parameters {unknown[:5]}")
+        whole = [(n, p) for n, p in trainable if n not in row_slices]
+        sliced = [(n, p) for n, p in trainable if n in row_slices]
+        for n, p in sliced:
+            if bands[n] is not None or row_slices[n].shape != (p.shape[0],):
+                raise ValueError(
+                    f"row_slices[{n!r}] must give one slice per row of a shared parameter "
+                    f"(shape {tuple(p.shape)})"
+                )
+        used = {bands[n] for n, _ in whole}
+        used |= {int(i) for _, idx in row_slices.items() for i in idx.unique().tolist()}
+        present = sorted(used, key=lambda b: (b is None, b or 0))
         self.keys = [group_key(b) for b in present]
-        self._params = [p for _, p in trainable]
         position = {b: i for i, b in enumerate(present)}
-        self._index = torch.tensor(
-            [position[bands[n]] for n, _ in trainable], device=self._params[0].device
+        self._params = [p for _, p in whole] + [p for _, p in sliced]
+        self._n_whole = len(whole)
+        device = self._params[0].device
+        self._index = torch.tensor([position[bands[n]] for n, _ in whole], device=device)
+        lookup = torch.tensor(
+            [position.get(i, -1) for i in range(max(used - {None}, default=-1) + 1)]
+        )
+        self._row_index = (
+            torch.cat([lookup[row_slices[n]] for n, _ in sliced]).to(device)
+            if sliced
+            else torch.zeros(0, dtype=torch.long, device=device)
         )
         if lrs is None:
             band_lrs, shared_lr = configured_lrs(model)
@@ -390,10 +645,19 @@ class WeightChangeMonitor:
             self._prev_sq = self._band_sq(self._snapshot)
 
     def _band_sq(self, tensors) -> torch.Tensor:
-        """Sum of squares of ``tensors`` per band key, float64, shape [n_keys]."""
-        norms = torch.stack(torch._foreach_norm(tensors)).double()
-        out = torch.zeros(len(self.keys), dtype=torch.float64, device=norms.device)
-        return out.index_add_(0, self._index, norms * norms)
+        """Sum of squares of ``tensors`` (in ``_params`` order) per band key, float64,
+        shape [n_keys]."""
+        whole, sliced = tensors[: self._n_whole], tensors[self._n_whole :]
+        out = torch.zeros(len(self.keys), dtype=torch.float64, device=self._index.device)
+        if whole:
+            norms = torch.stack(torch._foreach_norm(whole)).double()
+            out.index_add_(0, self._index, norms * norms)
+        if sliced:
+            rows = torch.cat(
+                [torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1) for t in sliced]
+            ).double()
+            out.index_add_(0, self._row_index, rows * rows)
+        return out
 
     @torch.no_grad()
     def step(self, step: int) -> dict[str, float] | None:
@@ -413,6 +677,42 @@ class WeightChangeMonitor:
         for k, v in logged.items():
             self.history[k].append(v)
         return logged
+
+    def state_dict(self, step: int | None = None) -> dict:
+        """What a checkpoint at optimiser step ``step`` needs: ``every``, ``keys``,
+        ``last_step``, ``history`` and, unless ``step == last_step`` (then it equals the
+        weights being saved), the snapshot taken at ``last_step``."""
+        out = {
+            "every": self.every,
+            "keys": list(self.keys),
+            "last_step": self.last_step,
+            "history": {k: list(v) for k, v in self.history.items()},
+        }
+        if step is None or step != self.last_step:
+            out["snapshot"] = [t.detach().clone() for t in self._snapshot]
+        return out
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` on a monitor built over the same model (its weights
+        already loaded: without a stored snapshot, they are the snapshot)."""
+        if state["every"] != self.every or list(state["keys"]) != self.keys:
+            raise ValueError(
+                f"monitor state for every={state['every']}, keys {state['keys']} does not fit "
+                f"this monitor (every={self.every}, keys {self.keys})"
+            )
+        self.last_step = int(state["last_step"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        if "snapshot" in state:
+            snap = state["snapshot"]
+            if len(snap) != len(self._snapshot):
+                raise ValueError(
+                    f"monitor snapshot has {len(snap)} tensors, want {len(self._snapshot)}"
+                )
+            torch._foreach_copy_(self._snapshot, [t.to(self._index.device) for t in snap])
+        else:
+            torch._foreach_copy_(self._snapshot, [p.detach() for p in self._params])
+        self._prev_sq = self._band_sq(self._snapshot)
 
     def ratios(self, at: int = -1, reference: str | None = None) -> dict[str, dict[str, float]]:
         """Per band key: ``measured`` = its relative change / the reference's (``band_0``, or

@@ -23,7 +23,9 @@ on one device or many (``torchrun``).
 - Model (:func:`build_model`): the ``preset`` with ``model_overrides``, the arm's layout and
   wormhole, ``vocab_size`` from the tokenizer and ``n_ctx = seq_len`` unless overridden;
   ``baseline`` is ``BaselineTransformer.matched_to`` the ``band`` arm's config. Initialised
-  from ``seed``.
+  from ``seed``. ``baseline_differential`` is that baseline trained with the band LRs over its
+  hidden units split into the band slices (013's "differential LR without bands";
+  :func:`~akira_nb.bandformer.optim.make_sliced_adamw`).
 - Optimiser: AdamW from :func:`akira_nb.bandformer.optim.param_groups` (per-band groups, no
   decay on norms, biases and embeddings) in the arm's ``lr_mode``; before every step
   :func:`~akira_nb.bandformer.optim.set_lrs` sets each group's LR from its own base LR (linear
@@ -37,7 +39,10 @@ on one device or many (``torchrun``).
   end.
 - Checkpoints (with ``run``): ``checkpoints/<tag or arm>/`` every ``checkpoint_every`` steps
   and at the end, holding the model, optimiser, GradScaler, history, monitor history, step,
-  the partial sums of the current evaluation interval and the config (``TrainConfig.to_dict``).
+  the partial sums of the current evaluation interval, every step's train loss so far, the
+  monitor's state (its snapshot too when the checkpoint falls between two of its intervals, so
+  ``checkpoint_every`` need not be a multiple of ``monitor_every``) and the config
+  (``TrainConfig.to_dict``).
   ``resume=True`` continues from the newest one and ends with the same losses as an
   uninterrupted run (dropout is reseeded from ``(seed, step, rank)`` at every step, so no RNG
   state needs saving); a checkpoint made with other settings is refused naming the fields
@@ -88,7 +93,16 @@ from akira_nb.bandformer.model import (
 from akira_nb.runs import Run, check_name
 
 EXPERIMENT = "026_band_transformer"
-ARMS = ("baseline", "band", "band_uniform", "band_geomean", "band_no_wormhole", "reference")
+ARMS = (
+    "baseline",
+    "band",
+    "band_uniform",
+    "band_geomean",
+    "band_no_wormhole",
+    "reference",
+    "baseline_differential",
+)
+BASELINE_ARMS = ("baseline", "baseline_differential")  # the matched GPT, no bands
 # What each arm sets in the band config (model_overrides may not contradict it) ...
 ARM_MODEL: dict[str, dict[str, Any]] = {
     "baseline": dict(layout="band", wormhole=True),  # the band config it is matched to
@@ -97,6 +111,7 @@ ARM_MODEL: dict[str, dict[str, Any]] = {
     "band_geomean": dict(layout="band", wormhole=True),
     "band_no_wormhole": dict(layout="band", wormhole=False),
     "reference": dict(layout="reference", wormhole=False),  # as the reference's reported runs
+    "baseline_differential": dict(layout="band", wormhole=True),  # as baseline
 }
 # ... and its LR mode (TrainConfig.lr_mode=None picks this one).
 ARM_LR_MODE = {
@@ -106,6 +121,7 @@ ARM_LR_MODE = {
     "band_geomean": "geomean",
     "band_no_wormhole": "differential",
     "reference": "differential",
+    "baseline_differential": "differential",  # the band LRs over the GPT's hidden slices
 }
 DATASETS = ("offline", "wikitext-2", "wikitext-103", "tinystories")
 TOKENIZER = {"offline": "byte", "wikitext-2": "gpt2", "wikitext-103": "gpt2", "tinystories": "gpt2"}
@@ -177,11 +193,11 @@ class TrainConfig:
         runtime.check_device("device", self.device)
         for name in ("checkpoint_every", "monitor_every", "cpu_threads"):
             runtime.check_int(name, getattr(self, name), low=0)
-        if self.monitor_every and self.checkpoint_every % self.monitor_every:
+        if self.arm == "baseline_differential" and self.resolved_lr_mode() != "differential":
             raise ValueError(
-                f"checkpoint_every={self.checkpoint_every} must be a multiple of monitor_every="
-                f"{self.monitor_every} (or 0), so that a run resumed from a checkpoint measures "
-                "the same weight-change intervals"
+                f"lr_mode={self.lr_mode!r} does not apply to arm='baseline_differential' (the "
+                "band LRs over the baseline's hidden slices): leave lr_mode None, or use "
+                "arm='baseline' for one LR"
             )
         runtime.check_bool("progress", self.progress)
         self.band_config()  # the model settings, checked by BandConfig.validate
@@ -254,11 +270,13 @@ class TrainResult:
     """What :func:`train` returns (``summary()``: the same without the model, for JSON).
 
     ``history``: lists per evaluation (see the module docstring); ``weight_change``: the
-    monitor's history (``step``, ``band_<i>``, ``shared``); ``tokens_per_s``: training tokens
-    (all ranks) per second of training, evaluation and checkpoints excluded; ``seconds``: this
-    call's wall time; ``params``: :func:`~akira_nb.bandformer.model.model_summary`; ``data``:
-    the splits' sizes, the validation set's blocks and the unigram cross-entropy of the
-    validation set (the context-free baseline)."""
+    monitor's history (``step``, ``band_<i>``, ``shared``); ``step_losses``: the train loss of
+    every optimiser step (mean over ranks; for stability measures); ``tokens_per_s``: training
+    tokens (all ranks) per second of training, evaluation and checkpoints excluded;
+    ``seconds``: this call's wall time; ``params``:
+    :func:`~akira_nb.bandformer.model.model_summary`; ``data``: the splits' sizes, the
+    validation set's blocks and the unigram cross-entropy of the validation set (the
+    context-free baseline)."""
 
     config: dict
     history: dict
@@ -271,6 +289,7 @@ class TrainResult:
     seconds: float
     train_seconds: float = 0.0
     data: dict = field(default_factory=dict)
+    step_losses: list = field(default_factory=list)
     device: str = "cpu"
     world_size: int = 1
     model: torch.nn.Module | None = None
@@ -374,15 +393,22 @@ def build_model(cfg: TrainConfig) -> tuple[torch.nn.Module, BandConfig]:
     """``(model, band_cfg)`` of ``cfg.arm``, initialised from ``cfg.seed`` (on the CPU)."""
     band_cfg = cfg.validate().band_config()
     runtime.seed_everything(cfg.seed)
-    if cfg.arm == "baseline":
+    if cfg.arm in BASELINE_ARMS:
         return BaselineTransformer.matched_to(band_cfg), band_cfg
     return BandTransformer(band_cfg), band_cfg
 
 
 def make_optimizer(model, cfg: TrainConfig, band_cfg: BandConfig) -> torch.optim.AdamW:
     """AdamW over ``optim.param_groups`` of the bare model in the arm's LR mode (the baseline in
-    ``geomean`` mode takes the geometric mean of the band config's LRs)."""
-    band_lrs = band_cfg.band_lrs if cfg.arm == "baseline" else None
+    ``geomean`` mode takes the geometric mean of the band config's LRs);
+    ``baseline_differential``: :func:`~akira_nb.bandformer.optim.make_sliced_adamw`, the band
+    config's LRs over the baseline's hidden units split in proportion to its band dims (the
+    shared LR for embeddings and the final norm)."""
+    if cfg.arm == "baseline_differential":
+        return optim.make_sliced_adamw(
+            model, band_cfg.band_dims, band_cfg.band_lrs, band_cfg.shared_lr, cfg.weight_decay
+        )
+    band_lrs = band_cfg.band_lrs if cfg.arm in BASELINE_ARMS else None
     return optim.make_adamw(model, cfg.resolved_lr_mode(), cfg.weight_decay, band_lrs=band_lrs)
 
 
@@ -525,6 +551,7 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
     loss_sum = torch.zeros((), device=device)
     norm_sum = torch.zeros((), device=device)
     n_sum = 0  # steps in loss_sum / norm_sum (since the last evaluation)
+    step_losses = torch.zeros(cfg.total_steps, device=device)  # every step's train loss
 
     state = None
     if run is not None and resume:
@@ -540,13 +567,24 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
         step, train_seconds = int(state["step"]), float(state["train_seconds"])
         loss_sum, norm_sum = state["loss_sum"].to(device), state["norm_sum"].to(device)
         n_sum = int(state["n_sum"])
+        if "step_losses" in state:
+            step_losses.copy_(state["step_losses"].to(device))
     monitor = None
     if cfg.monitor_every:
-        monitor = optim.WeightChangeMonitor(model, cfg.monitor_every, opt.param_groups, step)
-        if state is not None:
+        monitor = optim.WeightChangeMonitor(
+            model,
+            cfg.monitor_every,
+            optim.prescribed_lrs(opt),
+            step,
+            row_slices=getattr(opt, "row_slices", None),
+        )
+        if state is not None and state.get("monitor"):
+            monitor.load_state_dict(state["monitor"])
+        elif state is not None:  # a checkpoint on the monitor's grid from before its state
             monitor.history = {k: list(v) for k, v in state["weight_change"].items()}
 
     def save(at: int) -> None:
+        losses = _rank_mean(step_losses, world)  # a collective: every rank calls save
         if run is None or rank != 0:
             return
         run.save_checkpoint(
@@ -556,6 +594,8 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
                 "scaler": scaler.state_dict(),
                 "history": history,
                 "weight_change": monitor.history if monitor is not None else {},
+                "monitor": monitor.state_dict(at) if monitor is not None else {},
+                "step_losses": losses.cpu(),
                 "step": at,
                 "train_seconds": train_seconds,
                 "loss_sum": loss_sum.cpu(),
@@ -598,6 +638,7 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
         norm = optimizer_step(loss, opt, scaler, params, cfg.grad_clip)
         loss_sum += loss.detach().float()
         norm_sum += norm.detach().float()
+        step_losses[step] = loss.detach().float()
         n_sum += 1
         step += 1
         bar.update(1)
@@ -646,12 +687,14 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
 
     final = history["val_loss"][-1]
     tokens = cfg.total_steps * cfg.tokens_per_step
+    per_step = _rank_mean(step_losses, world).tolist()
     result = TrainResult(
         config=cfg.to_dict(),
         history=history,
         weight_change=monitor.history if monitor is not None else {},
         final_val_loss=final,
         final_val_ppl=math.exp(final),
+        step_losses=per_step,
         tokens_seen=tokens,
         tokens_per_s=tokens / train_seconds if train_seconds > 0 else math.nan,
         params=model_summary(model),
@@ -683,6 +726,15 @@ def summary_line(tag: str, res: TrainResult) -> str:
         f"{res.tokens_per_s:,.0f} tokens/s on {res.device} x {res.world_size}, "
         f"{res.params['total']:,} parameters ({c['lr_mode']} LR)"
     )
+
+
+def _rank_mean(values: torch.Tensor, world: int) -> torch.Tensor:
+    """``values`` averaged over the DDP ranks (a copy; ``values`` itself when alone)."""
+    if world == 1:
+        return values
+    out = values.clone()
+    dist.all_reduce(out)
+    return out / world
 
 
 def _sync(device: torch.device) -> None:

@@ -113,3 +113,83 @@ def test_run_with_cache_uses_transformer_lens_names(tokens):
 def test_bad_model_config_raises(kwargs, field):
     with pytest.raises(ValueError, match=field):
         ModelConfig(**{"p": 13, **kwargs}).validate()
+
+
+# The FFT forms the mixers were first written in (and the public version's), kept here as the
+# known answers the closed forms must equal.
+def _fft_fnet(resid):
+    return torch.fft.fft2(resid, dim=(-2, -1), norm="ortho").real[:, 2:]
+
+
+def _fft_gate(resid, gates):
+    spec = torch.fft.rfft(resid, dim=1, norm="ortho") * gates
+    return torch.fft.irfft(spec, n=3, dim=1, norm="ortho")[:, 2:]
+
+
+def _fft_phase(resid, phases):
+    spec = torch.fft.rfft(resid, dim=1, norm="ortho")
+    rot = torch.polar(torch.ones_like(phases), phases)
+    spec = torch.cat([spec[:, :1], spec[:, 1:] * rot], dim=1)
+    return torch.fft.irfft(spec, n=3, dim=1, norm="ortho")[:, 2:]
+
+
+def _fft_attention(attn, resid):
+    """Attention at '=' by per-head einsums; phase scores by the rFFT of the head axis."""
+    q = torch.einsum("bd,hde->bhe", resid[:, 2], attn.W_Q)[:, None]
+    k = torch.einsum("bsd,hde->bshe", resid, attn.W_K)
+    v = torch.einsum("bsd,hde->bshe", resid, attn.W_V)
+    if attn.phase_scores:
+        qf = torch.fft.rfft(q, dim=-1)[:, :, :, None]
+        kf = torch.fft.rfft(k.transpose(1, 2), dim=-1)[:, None]
+        cross = (qf * kf.conj()).real
+        scores = (cross / (qf.abs() * kf.abs()).clamp_min(1e-12).sqrt()).sum(-1)
+    else:
+        scores = torch.einsum("bqhe,bshe->bqhs", q, k)
+    pattern = (scores.transpose(1, 2) / math.sqrt(attn.d_head)).softmax(-1)
+    z = torch.einsum("bhqs,bshe->bqhe", pattern, v)
+    return torch.einsum("bqhe,hed->bqd", z, attn.W_O)
+
+
+def _mixer_with_random_parameters(mixer, d=32):
+    torch.manual_seed(3)
+    attn = build_model(P, mixer, d_model=d, n_heads=4, d_mlp=64).blocks[0].attn.double()
+    with torch.no_grad():
+        for prm in attn.parameters():  # away from the identity start of the wave mixers
+            prm.copy_(torch.randn_like(prm))
+    return attn
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_closed_form_mixers_equal_their_fft_forms_with_gradients(mixer):
+    attn = _mixer_with_random_parameters(mixer)
+    resid = torch.randn(50, 3, 32, dtype=torch.float64, requires_grad=True)
+    known = {
+        "standard": lambda x: _fft_attention(attn, x),
+        "full": lambda x: _fft_attention(attn, x),
+        "fnet": _fft_fnet,
+        "learned_gate": lambda x: _fft_gate(x, attn.gates),
+        "phase_shift": lambda x: _fft_phase(x, attn.phases),
+    }[mixer]
+    out, want = attn(resid), known(resid)
+    assert out.shape == want.shape == (50, 1, 32)
+    assert torch.allclose(out, want, atol=1e-10, rtol=1e-9)
+    # the same gradients, for the input and every mixing parameter
+    weights = torch.randn_like(out)
+    inputs = [resid, *attn.parameters()]
+    got = torch.autograd.grad((out * weights).sum(), inputs)
+    ref = torch.autograd.grad((want * weights).sum(), inputs)
+    for name, a, b in zip(["resid", *(n for n, _ in attn.named_parameters())], got, ref):
+        assert torch.allclose(a, b, atol=1e-9, rtol=1e-8), name
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_closed_form_mixers_match_fft_forms_in_float32(mixer):
+    attn = _mixer_with_random_parameters(mixer, d=128).float()
+    resid = torch.randn(200, 3, 128) / math.sqrt(128) * 3
+    known = {
+        "fnet": _fft_fnet,
+        "learned_gate": lambda x: _fft_gate(x, attn.gates),
+        "phase_shift": lambda x: _fft_phase(x, attn.phases),
+    }.get(mixer, lambda x: _fft_attention(attn, x))
+    with torch.no_grad():
+        assert torch.allclose(attn(resid), known(resid), atol=1e-4, rtol=1e-4)

@@ -25,6 +25,7 @@ The models are TransformerLens ``HookedRootModule``s with TransformerLens hook n
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -71,6 +72,26 @@ def _randn(*shape: int, scale: float) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape) / scale)
 
 
+# The fixed DFT matrices, computed in float64 once per size, dtype and device and rounded to
+# the model's dtype (so a float64 model uses float64 constants).
+@functools.lru_cache(maxsize=None)
+def _rdft_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[n, 2 (n // 2 + 1)]: ``x @ D`` is the rFFT of ``x`` over its last axis (length n), the
+    real parts of every bin followed by their imaginary parts."""
+    angle = 2 * math.pi * torch.outer(torch.arange(n), torch.arange(n // 2 + 1)).double() / n
+    return torch.cat([angle.cos(), -angle.sin()], dim=1).to(dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=None)
+def _fnet_matrix(d: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[3 d, d]: ``x.reshape(B, 3 d) @ M`` is Re(F_seq F_hidden x) at ``=`` (orthonormal)."""
+    angle = 2 * math.pi * torch.outer(torch.arange(d), torch.arange(d)).double() / d
+    c, s = angle.cos(), angle.sin()
+    h = math.sqrt(3) / 2
+    mix = torch.cat([c, -c / 2 + h * s, -c / 2 - h * s]) / math.sqrt(3 * d)
+    return mix.to(dtype=dtype, device=device)
+
+
 class Attention(nn.Module):
     """Causal multi-head attention, queried only at the ``=`` position.
 
@@ -80,6 +101,12 @@ class Attention(nn.Module):
     sum_f Re(Q_f conj K_f) / sqrt(|Q_f||K_f|) over the rFFT bins f of the head dimension, i.e.
     sum_f cos(angle Q_f - angle K_f) sqrt(|Q_f||K_f|), the phase alignment of the two spectra,
     scaled by 1 / sqrt(d_head) like the dot product.
+
+    Computed as few large ops: K and V of all three positions by one matmul, Q at ``=`` only,
+    the three scores per head element-wise (no batched matmuls of 1 x 3 matrices). The phase
+    scores use the factorisation Re(Q_f conj K_f) / sqrt(|Q_f||K_f|) = <u(Q_f), u(K_f)> with
+    u(z) = z / sqrt|z| (|z| clamped at 1e-6), the spectra taken by a matmul with the real rDFT
+    matrix; it equals the rFFT form (a test checks both against each other).
     """
 
     def __init__(self, cfg: ModelConfig, phase_scores: bool = False):
@@ -98,22 +125,28 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()
         self.hook_z = HookPoint()
 
+    def _unit_spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """z / sqrt|z| for every rFFT bin z of the last axis, as [..., (re, im), bin]."""
+        n = x.shape[-1]
+        spec = (x.reshape(-1, n) @ _rdft_matrix(n, x.dtype, x.device)).view(*x.shape[:-1], 2, -1)
+        return spec * spec.square().sum(-2, keepdim=True).clamp_min(1e-12).pow(-0.25)
+
     def forward(self, resid: torch.Tensor) -> torch.Tensor:  # [B, 3, d] -> [B, 1, d]
-        q = self.hook_q(torch.einsum("bd,hde->bhe", resid[:, EQ_POS], self.W_Q))[:, None]
-        k = self.hook_k(torch.einsum("bsd,hde->bshe", resid, self.W_K))
-        v = self.hook_v(torch.einsum("bsd,hde->bshe", resid, self.W_V))
+        B, S, d = resid.shape
+        h, dh = self.n_heads, self.d_head
+        w_kv = torch.cat([self.W_K, self.W_V]).permute(1, 0, 2).reshape(d, 2 * h * dh)
+        k, v = (resid.reshape(B * S, d) @ w_kv).view(B, S, 2, h, dh).unbind(2)
+        k, v = self.hook_k(k), self.hook_v(v)  # [B, 3, h, dh]
+        w_q = self.W_Q.permute(1, 0, 2).reshape(d, h * dh)
+        q = self.hook_q((resid[:, EQ_POS] @ w_q).view(B, 1, h, dh))
         if self.phase_scores:
-            qf = torch.fft.rfft(q, dim=-1)[:, :, :, None]  # [B, 1, h, 1, f]
-            kf = torch.fft.rfft(k.transpose(1, 2), dim=-1)[:, None]  # [B, 1, h, s, f]
-            cross = (qf * kf.conj()).real
-            mag = (qf.abs() * kf.abs()).clamp_min(1e-12).sqrt()
-            scores = (cross / mag).sum(-1)  # [B, 1, h, s]
+            scores = (self._unit_spectrum(q) * self._unit_spectrum(k)).sum((-2, -1))  # [B, 3, h]
         else:
-            scores = torch.einsum("bqhe,bshe->bqhs", q, k)
-        scores = self.hook_attn_scores(scores.transpose(1, 2) / math.sqrt(self.d_head))
-        pattern = self.hook_pattern(scores.softmax(dim=-1))  # [B, h, 1, s]
-        z = self.hook_z(torch.einsum("bhqs,bshe->bqhe", pattern, v))
-        return torch.einsum("bqhe,hed->bqd", z, self.W_O)
+            scores = (q * k).sum(-1)
+        scores = self.hook_attn_scores(scores.transpose(1, 2)[:, :, None] / math.sqrt(dh))
+        pattern = self.hook_pattern(scores.softmax(dim=-1))  # [B, h, 1, 3]
+        z = self.hook_z((pattern[:, :, 0].transpose(1, 2)[..., None] * v).sum(1)[:, None])
+        return (z.reshape(B, h * dh) @ self.W_O.reshape(h * dh, d))[:, None]
 
 
 class FNetMixer(nn.Module):
@@ -122,11 +155,16 @@ class FNetMixer(nn.Module):
     On ``[a, b, =]`` the ``=`` output is Re(sum_s w^(2s) F_d(x_s)) / sqrt(3), w = exp(-2 pi i/3):
     a fixed unitary mix of the three token vectors' hidden-dimension spectra. Being unitary it
     never scales the residual up (the public version's unnormalised FFT multiplied it by ~14).
+
+    With C, S the cosine and sine DFT matrices of the hidden axis this is
+    (C (x_a - (x_b + x_=) / 2) + S sqrt(3) / 2 (x_b - x_=)) / sqrt(3 d): one matmul of the
+    three concatenated token vectors with a fixed [3 d, d] matrix, which measures faster on a
+    CPU than the 2D FFT and its complex copies (a test checks it equals ``torch.fft.fft2``).
     """
 
     def forward(self, resid: torch.Tensor) -> torch.Tensor:
-        mixed = torch.fft.fft2(resid, dim=(-2, -1), norm="ortho").real
-        return mixed[:, EQ_POS:]
+        B, S, d = resid.shape
+        return (resid.reshape(B, S * d) @ _fnet_matrix(d, resid.dtype, resid.device))[:, None]
 
 
 class LearnedGateMixer(nn.Module):
@@ -136,6 +174,9 @@ class LearnedGateMixer(nn.Module):
     blend of "keep my own token" and "average of the three tokens". Gates start at 1 (identity:
     no mixing until they move apart). The gates act on *sequence* frequencies, not on the
     Fourier frequencies of Z_p. ``d_model * 2`` parameters.
+
+    It is computed in that closed form (irfft(gates * rfft(x)) at ``=``; a test checks the two
+    agree): the FFTs over a length-3 axis and their complex copies took most of the step.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -143,8 +184,8 @@ class LearnedGateMixer(nn.Module):
         self.gates = nn.Parameter(torch.ones(2, cfg.d_model))
 
     def forward(self, resid: torch.Tensor) -> torch.Tensor:
-        spec = torch.fft.rfft(resid, dim=1, norm="ortho") * self.gates
-        return torch.fft.irfft(spec, n=N_CTX, dim=1, norm="ortho")[:, EQ_POS:]
+        g0, g1 = self.gates
+        return (g1 * resid[:, EQ_POS] + (g0 - g1) * resid.mean(1))[:, None]
 
 
 class PhaseShiftMixer(nn.Module):
@@ -158,6 +199,10 @@ class PhaseShiftMixer(nn.Module):
     cos(phi), whose gradient is exactly zero at its initial value 0: it never trains. Here only
     the k = 1 phases exist (``d_model`` parameters, all trainable); at init (phi = 0) the mixer
     is the identity.
+
+    At s = 2 the rotation works out to mean + cos(phi) (x_= - mean) - sin(phi) (x_b - x_a) /
+    sqrt(3), mean = (x_a + x_b + x_=) / 3, and it is computed so (a test checks it equals the
+    rFFT -> rotate -> irFFT form).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -165,10 +210,10 @@ class PhaseShiftMixer(nn.Module):
         self.phases = nn.Parameter(torch.zeros(cfg.d_model))
 
     def forward(self, resid: torch.Tensor) -> torch.Tensor:
-        spec = torch.fft.rfft(resid, dim=1, norm="ortho")
-        rot = torch.polar(torch.ones_like(self.phases), self.phases)
-        spec = torch.cat([spec[:, :1], spec[:, 1:] * rot], dim=1)
-        return torch.fft.irfft(spec, n=N_CTX, dim=1, norm="ortho")[:, EQ_POS:]
+        mean = resid.mean(1)
+        turn = (resid[:, 1] - resid[:, 0]) / math.sqrt(3)
+        out = mean + self.phases.cos() * (resid[:, EQ_POS] - mean) - self.phases.sin() * turn
+        return out[:, None]
 
 
 class MLP(nn.Module):
@@ -182,9 +227,12 @@ class MLP(nn.Module):
         self.hook_pre = HookPoint()
         self.hook_post = HookPoint()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        post = self.hook_post(F.relu(self.hook_pre(x @ self.W_in + self.b_in)))
-        return post @ self.W_out + self.b_out
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 1, d]; bias and matmul fused
+        flat = x.reshape(-1, x.shape[-1])
+        pre = self.hook_pre(torch.addmm(self.b_in, flat, self.W_in).view(*x.shape[:-1], -1))
+        post = self.hook_post(F.relu(pre))
+        out = torch.addmm(self.b_out, post.reshape(flat.shape[0], -1), self.W_out)
+        return out.view(x.shape)
 
 
 class Block(nn.Module):

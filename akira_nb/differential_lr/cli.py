@@ -1,0 +1,166 @@
+"""Experiment 013, differential learning rates: the band transformer with its band LRs against a
+uniform LR at their geometric mean (same total learning budget), a uniform LR at the shared
+LR, and the same LR hierarchy over a standard GPT's hidden slices (no bands); every arm at the
+same token budget and seeds, plus a uniform-LR sweep around the geometric mean. Prints the
+seed's results template and H1-H4 with their rules, and RECOMMENDED / NOT RECOMMENDED.
+
+Example: ``python -m akira_nb differential_lr --size tiny --lr-preset 013 --seeds 0 1 2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from akira_nb import runtime
+
+# Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
+ARMS = ("band", "band_geomean", "band_uniform", "baseline_differential")
+LR_PRESETS = (
+    "026_v1",
+    "canonical_7p1",
+    "canonical_7",
+    "spec_b_warmstart",
+    "sbm_7p1",
+    "013",
+    "026_uniform",
+    "custom",
+)
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.replace(",", " ").split()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    a = parser.add_argument
+    a(
+        "--size",
+        default=None,
+        choices=list(runtime.SIZES),
+        help="size preset (default: AKIRA_SIZE when set, else a100: the seed's full protocol, "
+        "5 seeds)",
+    )
+    a(
+        "--lr-preset",
+        "--lr_preset",
+        dest="lr_preset",
+        default=None,
+        help=f"LR set: {', '.join(LR_PRESETS)} (default 013: band 0 1e-5 .. band 6 3e-2, band 7 "
+        "1e-3); custom takes --band-lrs",
+    )
+    a(
+        "--band-lrs",
+        "--band_lrs",
+        dest="band_lrs",
+        type=_floats,
+        default=None,
+        help="with --lr-preset custom: one LR per band (7 or 8), e.g. '1e-5,1e-4,...'",
+    )
+    a(
+        "--shared-lr",
+        "--shared_lr",
+        dest="shared_lr",
+        type=float,
+        default=None,
+        help="with --lr-preset custom: the shared parameters' LR (default: the geometric mean)",
+    )
+    a("--arms", nargs="+", default=None, help=f"arms to train (default: {' '.join(ARMS)})")
+    a("--seeds", nargs="+", default=None, help="training seeds (default: 0 1 2; a100: 0..4)")
+    a(
+        "--sweep",
+        type=_floats,
+        default=None,
+        help="uniform-LR factors of the geometric mean, e.g. '0.333,3,10' ('' for none)",
+    )
+    a(
+        "--total_steps",
+        "--total-steps",
+        dest="total_steps",
+        type=int,
+        default=None,
+        help="optimiser steps per arm",
+    )
+    a(
+        "--target-loss",
+        "--target_loss",
+        dest="target_loss",
+        type=float,
+        default=None,
+        help="validation loss for steps-to-target (default: the uniform control's mean final "
+        "val loss x 1.02)",
+    )
+    a("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+    a("--threads", type=int, default=None, help="CPU threads for training (default 1)")
+    a("--name", default=None, help="run name (default: study-<size>-<lr preset>)")
+    a(
+        "--output_dir",
+        "--output-dir",
+        dest="output_dir",
+        default=None,
+        help="runs root (default: AKIRA_RUNS_DIR or runs/)",
+    )
+    a("--resume", action="store_true", help="continue the newest run with this name")
+    a("--quiet", action="store_true", help="no progress bars")
+
+
+def _seeds(values):
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        try:
+            out.append(int(v))
+        except ValueError:
+            raise ValueError(f"--seeds {' '.join(values)}: {v!r} is not an integer seed") from None
+    return out
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~akira_nb.differential_lr.experiment.Study` the flags ask for (every flag
+    checked before anything is written)."""
+    size = runtime.size_from(args.size) or "a100"  # no size: the seed's full-scale protocol
+    if args.lr_preset is not None:
+        runtime.check_choice("lr_preset", args.lr_preset, LR_PRESETS)
+    for arm in args.arms or ():
+        runtime.check_choice("arms", arm, ARMS)
+    from akira_nb.differential_lr import experiment
+
+    return experiment.study(
+        size,
+        lr_preset=args.lr_preset,
+        band_lrs=tuple(args.band_lrs) if args.band_lrs is not None else None,
+        shared_lr=args.shared_lr,
+        arms=args.arms,
+        seeds=_seeds(args.seeds),
+        sweep=args.sweep,
+        total_steps=args.total_steps,
+        target_loss=args.target_loss,
+        device=args.device,
+        cpu_threads=args.threads,
+        progress=not args.quiet,
+    )
+
+
+def main(args: argparse.Namespace) -> dict:
+    """Run the study; returns what :func:`experiment.kit_summary` reads."""
+    plan = config_from_args(args)
+    print(plan.describe(), flush=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from akira_nb.differential_lr import experiment
+
+    out = experiment.run_study(
+        plan,
+        name=args.name or f"study-{plan.size}-{plan.lr_preset}",
+        resume=args.resume,
+        root=args.output_dir,
+        log=None,
+    )
+    for line in out["lines"]:
+        print(line)
+    print(out["tables"]["template"])
+    print(f"results and figures: {out['run'].path}")
+    return out

@@ -1,0 +1,314 @@
+"""Experiment 013 (differential LR): measurements on hand-made curves, the verdict rules on
+constructed curves, presets, the study's arms and LRs, a resumed study, the CLI's validation and
+the explorer. (The monitor's known ratios under plain SGD and the sliced optimiser's per-slice
+steps are in tests/test_bandformer_optim.py.)"""
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+
+from akira_nb.bandformer import optim
+from akira_nb.bandformer import train as train_mod
+from akira_nb.differential_lr import cli, widgets
+from akira_nb.differential_lr import evaluate as ev
+from akira_nb.differential_lr import experiment as E
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def test_steps_to_target_interpolates_between_evaluations():
+    steps, losses = [10, 20, 30, 40], [4.0, 3.0, 2.0, 1.5]
+    assert ev.steps_to_target(steps, losses, 2.5) == pytest.approx(25.0)  # half-way 20..30
+    assert ev.steps_to_target(steps, losses, 2.0) == pytest.approx(30.0)
+    assert ev.steps_to_target(steps, losses, 5.0) == 10.0  # already there at the first
+    assert ev.steps_to_target(steps, losses, 1.0) is None  # never
+    # the first crossing counts, not a later one after a bounce
+    assert ev.steps_to_target([1, 2, 3, 4], [3.0, 1.0, 3.0, 1.0], 2.0) == pytest.approx(1.5)
+
+
+def test_window_variance_is_around_the_trend():
+    x = np.arange(100, dtype=float)
+    line = 5.0 - 0.01 * x
+    assert ev.window_variance(line, 0.25) == pytest.approx(0.0, abs=1e-20)  # a falling line
+    noise = np.where(x % 2 == 0, 0.1, -0.1)  # +-0.1 alternating: variance 0.01
+    assert ev.window_variance(line + noise, 0.2) == pytest.approx(0.01, rel=0.01)  # fit takes 1%
+    noisy_early = line + np.where(x < 50, noise * 10, 0.0)  # noise before the window only
+    assert ev.window_variance(noisy_early, 0.25) == pytest.approx(0.0, abs=1e-20)
+
+
+def test_spike_count_against_the_running_median():
+    y = np.full(60, 2.0)
+    y[[20, 40]] = 4.5  # > 2x the median 2.0
+    y[30] = 3.9  # not a spike
+    assert ev.spike_count(y) == 2
+    assert ev.spike_count(y, factor=1.9) == 3
+    assert ev.spike_count(np.full(10, 1.0)) == 0
+
+
+def test_rate_factors_known_ratios():
+    wc = {
+        "step": [5, 10],
+        "band_0": [1e-4, 2e-4],
+        "band_1": [1e-3, 2e-3],
+        "band_2": [4e-4, 8e-4],
+        "shared": [1.0, 1.0],
+    }
+    lrs = {"band_0": 1e-5, "band_1": 1e-4, "band_2": 1e-3, "shared": 5e-4}
+    r = ev.rate_factors(wc, lrs)
+    assert set(r) == {"band_0", "band_1", "band_2"}
+    assert r["band_1"]["measured"] == pytest.approx(10) and r["band_1"]["factor"] == pytest.approx(
+        1
+    )
+    assert r["band_2"]["prescribed"] == pytest.approx(100)
+    assert r["band_2"]["factor"] == pytest.approx(0.04)
+    word, per_band = ev.rate_verdict([r, r])
+    assert word == ev.NOT_SUPPORTED and per_band["band_2"]["factor"] == pytest.approx(0.04)
+    good = {k: dict(v, factor=1.5) for k, v in r.items()}
+    assert ev.rate_verdict([good, good])[0] == ev.SUPPORTED
+    # each seed inside 2x (1.95, 1.2) but mean + spread of log2 = 0.61 + 0.49 > 1
+    spread = {k: dict(v, factor=1.95) for k, v in r.items()}
+    near = {k: dict(v, factor=1.2) for k, v in r.items()}
+    assert ev.rate_verdict([spread, near])[0] == ev.NOT_SUPPORTED  # inside 2x, but its spread
+
+
+# ----------------------------------------------------------------------------- verdict rules
+
+
+def _record(val, step_losses=None, test=None, wc=None):
+    steps = list(range(10, 10 * len(val) + 1, 10))
+    losses = (
+        step_losses if step_losses is not None else list(np.linspace(5, val[-1], 10 * len(val)))
+    )
+    return {
+        "history": {"step": steps, "val_loss": list(val), "train_loss": list(val)},
+        "step_losses": losses,
+        "test_loss": val[-1] if test is None else test,
+        "weight_change": wc or {},
+        "prescribed_lrs": {},
+    }
+
+
+def _out_from(curves: dict, plan, target):
+    records = [
+        ({"kind": "arm", "arm": arm, "seed": s, "tag": f"{arm}_s{s}"}, rec)
+        for arm, recs in curves.items()
+        for s, rec in enumerate(recs)
+    ]
+    measures = {}
+    for key, rec in records:
+        measures.setdefault(key["arm"], []).append(E.measure(rec, target, 0.25))
+    return {
+        "study": plan,
+        "records": records,
+        "measures": measures,
+        "target": target,
+        "target_rule": "given",
+    }
+
+
+@pytest.fixture
+def plan():
+    return E.study("tiny", seeds=[0, 1, 2], total_steps=60, sweep=[], progress=False)
+
+
+def test_a_clearly_faster_and_better_arm_is_supported_an_equal_one_is_not(plan):
+    # control: reaches 2.0 at step 50; differential: at step 20 (60% fewer steps), test loss
+    # 10% lower, noise 4x smaller; each seed differs a little (a spread smaller than the gap)
+    rng = np.random.default_rng(0)
+    control, faster, equal = [], [], []
+    for s in range(3):
+        base = [4.0, 3.5, 3.0, 2.5, 2.0 - 0.01 * s, 1.9]
+        quick = [3.0, 2.0 - 0.01 * s, 1.9, 1.8, 1.75, 1.7]
+        noise = rng.normal(0, 0.1, 60)
+        control.append(_record(base, list(3 + noise), test=1.9 + 0.01 * s))
+        faster.append(_record(quick, list(3 + noise / 4), test=1.7 + 0.01 * s))
+        equal.append(_record(base, list(3 + noise), test=1.9 + 0.01 * s))
+    out = _out_from({"band": faster, "band_geomean": control}, plan, target=2.0)
+    by = {c["key"]: c for c in E.claims(out)}
+    assert by["H1"]["seed_verdict"] == ev.SUPPORTED, by["H1"]["measured"]
+    assert by["H2"]["seed_verdict"] == ev.SUPPORTED
+    assert by["H3"]["seed_verdict"] == ev.SUPPORTED
+    assert all(by[k]["verdict"] == "not comparable" for k in ("H1", "H2", "H3"))  # tiny
+    assert by["H4"]["seed_verdict"] == "not run"  # no monitor in these records
+    assert "20%" in by["H1"]["rule"] and "std of the paired differences" in by["H1"]["rule"]
+    out = _out_from({"band": equal, "band_geomean": control}, plan, target=2.0)
+    by = {c["key"]: c for c in E.claims(out)}
+    assert {by[k]["seed_verdict"] for k in ("H1", "H2", "H3")} == {ev.NOT_SUPPORTED}
+    # faster on average but with a spread larger than the gain: NOT SUPPORTED
+    c = ev.paired([50, 50, 50], [20, 60, 40])  # diffs 30, -10, 10
+    assert c["relative"] >= 0.2 and not c["exceeds_spread"]
+    assert ev.verdict(c, 0.2) == ev.NOT_SUPPORTED
+    # an arm that never reaches the target is not faster
+    never = [_record([4.0, 3.9, 3.8, 3.7, 3.6, 3.5]) for _ in range(3)]
+    out = _out_from({"band": never, "band_geomean": control}, plan, target=2.0)
+    assert {c["key"]: c for c in E.claims(out)}["H1"]["seed_verdict"] == ev.NOT_SUPPORTED
+
+
+def test_paired_known_answer():
+    c = ev.paired([3.0, 3.2, 3.1], [2.0, 2.3, 2.0])
+    assert c["diffs"] == pytest.approx([1.0, 0.9, 1.1])
+    assert c["mean"] == pytest.approx(1.0) and c["std"] == pytest.approx(0.1)
+    assert c["relative"] == pytest.approx(1.0 / 3.1) and c["exceeds_spread"]
+    assert 0 < c["p"] < 0.01
+    one = ev.paired([3.0], [2.0])
+    assert not one["exceeds_spread"] and math.isnan(one["p"])  # one seed: no spread
+
+
+# ----------------------------------------------------------------------------- presets, arms
+
+
+@pytest.mark.parametrize("name", ["013", "026_v1", "canonical_7", "spec_b_warmstart", "sbm_7p1"])
+def test_each_lr_presets_arms_get_their_lrs(name):
+    p = E.study("tiny", lr_preset=name, sweep=[3.0], progress=False)
+    pre = optim.LR_PRESETS[name]
+    g = optim.geometric_mean(pre.band_lrs)
+    assert p.geomean == pytest.approx(g)
+    assert p.base.preset == ("tiny_7p1" if len(pre.band_lrs) == 8 else "tiny")
+    for key, cfg in p.configs():
+        model, band_cfg = train_mod.build_model(cfg)
+        lrs = optim.prescribed_lrs(train_mod.make_optimizer(model, cfg, band_cfg))
+        bands = [lrs[f"band_{i}"] for i in range(len(pre.band_lrs))]
+        if key["kind"] == "sweep":
+            assert bands == pytest.approx([3 * g] * len(bands)) and key["lr"] == pytest.approx(
+                3 * g
+            )
+        elif key["arm"] == "band_geomean":  # same total learning budget: sum of logs kept
+            assert sum(map(math.log, bands)) == pytest.approx(sum(map(math.log, pre.band_lrs)))
+            assert lrs["shared"] == pytest.approx(g)
+        elif key["arm"] == "band_uniform":
+            assert set(lrs.values()) == {pre.shared_lr}
+        else:  # band and baseline_differential: the band LRs, shared at the shared LR
+            assert bands == list(pre.band_lrs) and lrs["shared"] == pre.shared_lr
+    with pytest.raises(ValueError, match="sweep must not hold 1"):
+        E.study("tiny", sweep=[1.0])
+
+
+def test_presets_sizes():
+    assert E.study("tiny").seeds == [0, 1, 2] and E.PRESETS["a100"]["seeds"] == [0, 1, 2, 3, 4]
+    assert E.comparability(E.study("tiny")).startswith("the tiny_7p1 model")
+    assert E.study("a100", device="cpu").base.preset == "canonical_7p1"
+    assert E.comparability(E.study("a100", device="cpu")) is None
+    assert E.study("tiny", lr_preset="custom", band_lrs=(1e-4,) * 7).shared_lr == pytest.approx(
+        1e-4
+    )
+
+
+def test_the_cli_copies_equal_the_real_names():
+    assert cli.ARMS == E.ARMS
+    assert set(cli.LR_PRESETS) == set(optim.LR_PRESETS) | {optim.CUSTOM}
+
+
+# ----------------------------------------------------------------------------- cli validation
+
+
+def _args(**kw):
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    flags = []
+    for k, v in kw.items():
+        flags.append(f"--{k}")
+        if v is not True:
+            flags += v if isinstance(v, list) else [str(v)]
+    return p.parse_args(["--size", "tiny", *flags])
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(arms=["band", "bands"]), "arms='bands' is not allowed"),
+        (dict(**{"lr-preset": "fast"}), "lr_preset='fast' is not allowed"),
+        (dict(seeds=["0", "x"]), "'x' is not an integer seed"),
+        (dict(seeds=["0", "0"]), "repeats a seed"),
+        (dict(seeds=["-1"]), r"seeds\[0\]=-1"),
+        (dict(total_steps=0), "total_steps=0"),
+        (dict(**{"band-lrs": "1e-3,1e-2"}), "pass lr_preset='custom'"),
+        (dict(**{"lr-preset": "custom", "band-lrs": "1e-3,1e-2,1e-1"}), "7 or 8 bands"),
+    ],
+)
+def test_cli_refuses_bad_input_before_any_folder(runs_root, kw, match):
+    with pytest.raises(ValueError, match=match):
+        cli.main(_args(**kw))
+    assert not runs_root.exists()
+
+
+# ----------------------------------------------------------------------------- a real study
+
+
+def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(runs_root):
+    kw = dict(
+        seeds=[0, 1],
+        arms=["band", "band_geomean", "baseline_differential"],
+        sweep=[3.0],
+        seq_len=16,
+        batch_size=4,
+        total_steps=10,
+        warmup_steps=2,
+        eval_every=2,
+        checkpoint_every=5,
+        monitor_every=2,
+        progress=False,
+    )
+    plan = E.study("tiny", **kw)
+    out = E.run_study(plan, name="r", log=None)
+    run = out["run"]
+    assert {p.stem for p in (run.path / "arms").glob("*.json")} == {
+        "band_s0",
+        "band_s1",
+        "band_geomean_s0",
+        "band_geomean_s1",
+        "baseline_differential_s0",
+        "baseline_differential_s1",
+        "sweep_x3_s0",
+    }
+    # one arm "disconnected" half-way: its record and final checkpoint gone
+    (run.path / "arms" / "band_s1.json").unlink()
+    (run.checkpoint_dir("band_s1") / "ckpt_000000010.pt").unlink()
+    again = E.run_study(E.study("tiny", **kw), name="r", resume=True, log=None)
+    assert again["run"].path == run.path
+    assert again["stats"] == out["stats"] and again["claims"] == out["claims"]
+    assert (
+        again["target"]
+        == out["target"]
+        == pytest.approx(
+            np.mean(
+                [
+                    r["history"]["val_loss"][-1]
+                    for k, r in out["records"]
+                    if k["arm"] == "band_geomean" and k["kind"] == "arm"
+                ]
+            )
+            * 1.02
+        )
+    )
+    saved = json.loads((run.path / "results.json").read_text())
+    assert saved["recommendation"]["word"] in ("RECOMMENDED", "NOT RECOMMENDED")
+    assert {c["key"] for c in saved["claims"]} == {"H1", "H2", "H3", "H4"}
+    assert set(out["figures"]) == {"curves", "weight_change", "sweep"}
+    # the no-bands arm is monitored per hidden slice against the band LRs
+    assert set(out["rates"]["baseline_differential"]) == {f"band_{i}" for i in range(8)}
+    assert out["rates"]["band"]["band_6"]["prescribed"] == pytest.approx(3000)
+    # every blank of the seed's template is filled with a number
+    t = out["tables"]["template"]
+    assert "_____" not in t and "Speedup:" in t and "Differential LR is" in t
+    summary = E.kit_summary(out)
+    assert summary["experiment"] == "013_differential_lr" and len(summary["claims"]) == 4
+    assert {c["verdict"] for c in summary["claims"]} <= {"not comparable", "not run"}
+    assert any("unigram" in b for b in summary["baselines"])
+    # the explorer over the saved results
+    found = widgets.load_results()
+    assert list(found) == ["013"]
+    lines, fig = widgets.explore(found, "013", "baseline_differential")
+    assert lines[0].startswith("013: baseline_differential") and any("H4" in x for x in lines)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(x.startswith("baseline_differential") for x in labels)
+    assert any(x.startswith("band_geomean") for x in labels)  # the control beside it
+    with pytest.raises(ValueError, match="arm='nope' was not run"):
+        widgets.explore(found, "013", "nope")
+    with pytest.raises(ValueError, match="lr_preset='026_v1' has no saved study"):
+        widgets.explore(found, "026_v1", "band")
+    box, controls = widgets.build_explorer(found)
+    controls["arm"].value = "band"  # drives the callback; an error inside would print
+    assert controls["lr_preset"].value == "013"

@@ -139,6 +139,10 @@ class TrainResult:
     train_seconds: float
     epochs_per_s: float
     wall_seconds: float
+    # CPU seconds of this process while training, evaluation excluded (this call only: a
+    # resumed run counts from the resume); with one CPU thread it is the figure a shared
+    # machine's load does not inflate
+    train_cpu_seconds: float = math.nan
     key_freqs: list = field(default_factory=list)  # of the final model (evaluate.KEY_RULE)
     progress: dict = field(default_factory=dict)  # restricted/excluded loss per snapshot
     embed_energy: list = field(default_factory=list)
@@ -314,7 +318,7 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
     if cfg.progress_every and start_epoch == 0:
         snapshots.save(0, model)
     _sync(device)
-    t0 = time.perf_counter()
+    t0, c0, train_cpu = time.perf_counter(), time.process_time(), 0.0
     for epoch in bar:
         if cfg.warmup_epochs:
             for group in opt.param_groups:
@@ -333,6 +337,7 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
         if is_eval or is_ckpt or is_snap or is_prog:
             _sync(device)
             train_seconds += time.perf_counter() - t0
+            train_cpu += time.process_time() - c0
             if is_eval:
                 metrics = evaluate(model, data)
                 metrics["train_seconds"] = train_seconds
@@ -349,10 +354,11 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
                 snapshots.save(done, model)
             if is_ckpt:
                 save(done)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
     _sync(device)
     if start_epoch < cfg.n_epochs:
         train_seconds += time.perf_counter() - t0
+        train_cpu += time.process_time() - c0
     bar.close()
     if run is not None and not (cfg.checkpoint_every and cfg.n_epochs % cfg.checkpoint_every == 0):
         save(cfg.n_epochs)  # the final state, so a finished arm resumes without training
@@ -378,6 +384,7 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
         train_seconds=train_seconds,
         epochs_per_s=cfg.n_epochs / train_seconds if train_seconds > 0 else math.nan,
         wall_seconds=time.perf_counter() - wall_start,
+        train_cpu_seconds=train_cpu,
         key_freqs=key_freqs,
         progress=progress,
         embed_energy=embed_energy.tolist(),

@@ -17,6 +17,8 @@ from akira_nb.bandformer.model import (
     BandTransformer,
     BaselineTransformer,
     GPTConfig,
+    _dropout,
+    band_groups,
     band_parameter_count,
     model_summary,
     preset,
@@ -201,6 +203,117 @@ def test_wormhole_is_the_gated_mean_over_sender_bands():
             ) / len(senders)
             want.append(mixed @ worm.proj.weight[i] + worm.proj.bias[i])
     torch.testing.assert_close(got, torch.cat(want, -1), atol=1e-6, rtol=1e-5)
+
+
+def _padded_cost(dims, groups):
+    return sum((b - a) * max(dims[a:b]) ** 2 for a, b in groups)
+
+
+def _all_runs(n, max_groups):
+    """Every cut of range(n) into at most max_groups contiguous runs (brute force)."""
+    from itertools import combinations
+
+    for k in range(min(max_groups, n)):
+        for cuts in combinations(range(1, n), k):
+            ends = (0, *cuts, n)
+            yield tuple(zip(ends[:-1], ends[1:]))
+
+
+def test_band_groups_known_answers():
+    assert band_groups((128, 96, 80, 64, 64, 48, 32)) == ((0, 1), (1, 3), (3, 7))
+    assert _padded_cost((128, 96, 80, 64, 64, 48, 32), ((0, 1), (1, 3), (3, 7))) == 51_200
+    assert band_groups((64,) * 8) == ((0, 8),)  # equal bands: one group, no padding
+    assert band_groups((128, 96, 80, 64, 64, 48, 32), max_groups=1) == ((0, 7),)
+    with pytest.raises(ValueError, match="max_groups"):
+        band_groups((4, 4), max_groups=0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_band_groups_is_the_cheapest_cut(seed):
+    g = torch.Generator().manual_seed(seed)
+    dims = tuple(int(d) for d in torch.randint(1, 40, (6,), generator=g))
+    for max_groups in (1, 2, 3):
+        got = band_groups(dims, max_groups)
+        best = min(_padded_cost(dims, c) for c in _all_runs(len(dims), max_groups))
+        assert len(got) <= max_groups and _padded_cost(dims, got) == best
+        assert got[0][0] == 0 and got[-1][1] == len(dims)
+        assert all(a[1] == b[0] for a, b in zip(got, got[1:]))
+
+
+def test_band_layout_conversions_round_trip():
+    dims = (5, 3, 8, 8, 2)
+    layout = BandLayout(dims, ((0, 2), (2, 4), (4, 5)))  # uneven, equal, single
+    x = torch.randn(3, 4, sum(dims))
+    xs = layout.to_groups(x)
+    assert [tuple(t.shape) for t in xs] == [(2, 12, 5), (2, 12, 8), (1, 12, 2)]
+    assert xs[0][1, :, 3:].abs().max() == 0  # band 1 (3 wide) padded to 5 with zeros
+    torch.testing.assert_close(xs[0][1, :, :3], x[..., 5:8].reshape(12, 3), rtol=0, atol=0)
+    torch.testing.assert_close(layout.from_groups(xs, (3, 4)), x, rtol=0, atol=0)
+    xp = layout.to_padded(x)
+    ys = layout.padded_to_groups(xp)
+    assert all(torch.equal(a, b) for a, b in zip(xs, ys))
+    torch.testing.assert_close(layout.groups_to_padded(ys, (3, 4)), xp, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("tiny", {}),
+        ("tiny", dict(wormhole=False)),
+        ("tiny", dict(layout="reference")),
+        ("tiny", dict(band_dims=(8, 20, 12, 16, 24, 16, 32))),  # unsorted: other groups
+        ("tiny_7p1", {}),
+    ],
+)
+def test_grouped_layout_equals_the_single_padded_group(name, overrides):
+    # the same weights in the one-group layout (every band padded to the widest, as one batched
+    # matmul) and in the grouped one: same logits, gradients and hook values
+    cfg = preset(name, **{**TINY, **overrides})
+    torch.manual_seed(0)
+    grouped = BandTransformer(cfg).eval()
+    with torch.no_grad():  # non-zero biases, LayerNorm offsets and gates
+        for p in grouped.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    single = BandTransformer(cfg, max_groups=1).eval()
+    single.load_state_dict(grouped.state_dict())
+    assert len(single.blocks[0].layout.groups) == 1
+    x = tokens(batch=3, seq=20)
+    torch.testing.assert_close(grouped(x), single(x), atol=2e-6, rtol=1e-5)
+    grouped.loss(x).backward()
+    single.loss(x).backward()
+    for (name_, a), b in zip(grouped.named_parameters(), single.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-7, rtol=1e-4, msg=name_)
+    _, c1 = grouped.run_with_cache(x)
+    _, c2 = single.run_with_cache(x)
+    assert set(c1) == set(c2)
+    for key in c2:
+        torch.testing.assert_close(c1[key], c2[key], atol=2e-6, rtol=1e-5, msg=key)
+
+
+def test_cpu_dropout_keeps_with_probability_one_minus_p_and_rescales():
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = _dropout(x, 0.25)
+    kept = y != 0
+    torch.testing.assert_close(y[kept].unique(), torch.tensor([1 / 0.75]))
+    assert abs(kept.float().mean().item() - 0.75) < 0.005  # 0.75 +- 5 standard errors
+    assert torch.equal(_dropout(x, 0.25, training=False), x) and torch.equal(_dropout(x, 0.0), x)
+    assert _dropout(x, 1.0).abs().max() == 0
+    g = torch.ones(5, requires_grad=True)
+    out = _dropout(g, 0.5)
+    out.sum().backward()
+    torch.testing.assert_close(g.grad, out.detach())  # the gradient is the same mask and scale
+
+
+def test_training_mode_dropout_runs_and_eval_mode_is_deterministic():
+    torch.manual_seed(0)
+    model = BandTransformer(preset("tiny", n_ctx=32, dropout=0.1))
+    x = tokens(batch=2, seq=16)
+    model.train()
+    a, b = model(x), model(x)
+    assert not torch.allclose(a, b)  # a fresh dropout mask per call
+    model.eval()
+    torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------------------- causality

@@ -320,22 +320,74 @@ def preset(name: str, **overrides: Any) -> BandConfig:
 
 # ----------------------------------------------------------------------------- band machinery
 
+MAX_GROUPS = 3  # band groups per block (see band_groups)
+
+
+def band_groups(dims: Sequence[int], max_groups: int = MAX_GROUPS) -> tuple[tuple[int, int], ...]:
+    """The bands cut into at most ``max_groups`` contiguous runs ``(start, stop)`` that minimise
+    the padded cost ``sum_g |g| * max(dims[g])**2`` (each group is padded to its widest band;
+    a dynamic programme over the cut points; of equal costs, the fewest groups). For the 026 dims
+    (128, 96, 80, 64, 64, 48, 32): (128), (96, 80), (64, 64, 48, 32), 51,200 weight units per
+    position against 43,520 unpadded and 114,688 with every band padded to 128."""
+    check_int("max_groups", max_groups, low=1)
+    n, inf = len(dims), float("inf")
+    best = [(0, ())] + [(inf, ())] * n  # best[b]: cost and runs of the first b bands
+    results = []
+    for _ in range(min(max_groups, n)):
+        best = [(inf, ())] + [
+            min(
+                (
+                    (best[a][0] + (b - a) * max(dims[a:b]) ** 2, best[a][1] + ((a, b),))
+                    for a in range(b)
+                    if best[a][0] < inf
+                ),
+                default=(inf, ()),
+            )
+            for b in range(1, n + 1)
+        ]
+        results.append(best[n])
+    return min(results, key=lambda r: r[0])[1]
+
 
 class BandLayout(nn.Module):
-    """Maps between the concatenated layout ``[..., sum(dims)]`` and the padded band layout
-    ``[..., n, max(dims)]`` (band i in ``[..., i, :dims[i]]``, zeros beyond).
+    """Maps between the concatenated layout ``[..., sum(dims)]``, the padded band layout
+    ``[..., n, max(dims)]`` (band i in ``[..., i, :dims[i]]``, zeros beyond) and the *grouped
+    layout* in which the blocks compute: one band-major tensor ``[k, N, W]`` per group of
+    :func:`band_groups` (its k bands, each zero-padded to the group's widest band W; N the
+    flattened leading axes).
 
     Padded tensors are stored band-major: :meth:`to_padded` returns a ``[..., n, width]`` view
-    of ``[n, ..., width]`` storage, the layout in which :class:`BandLinear` runs its one batched
-    matmul over bands, so the blocks move between sublayers without copies (any ``[..., n,
-    width]`` tensor is accepted; other strides cost a copy in the next :class:`BandLinear`)."""
+    of ``[n, ..., width]`` storage (any ``[..., n, width]`` tensor is accepted)."""
 
-    def __init__(self, dims: Sequence[int]):
+    def __init__(self, dims: Sequence[int], groups: Sequence[tuple[int, int]] | None = None):
         super().__init__()
         self.dims, self.n, self.width, self.total = tuple(dims), len(dims), max(dims), sum(dims)
+        self.groups = tuple(groups) if groups else band_groups(self.dims)
         mask = [[a < d for a in range(self.width)] for d in dims]
         self.register_buffer("mask", torch.tensor(mask), persistent=False)  # [n, width]
         self.register_buffer("sizes", torch.tensor(dims, dtype=torch.float32), persistent=False)
+        starts = [sum(self.dims[:i]) for i in range(self.n + 1)]
+        self.group_widths = [max(self.dims[a:b]) for a, b in self.groups]
+        self.group_cols = [(starts[a], starts[b]) for a, b in self.groups]
+        self.uniform = [
+            min(self.dims[a:b]) == w for (a, b), w in zip(self.groups, self.group_widths)
+        ]
+        for g, ((a, b), w) in enumerate(zip(self.groups, self.group_widths)):
+            if self.uniform[g]:
+                continue
+            size = starts[b] - starts[a]  # the zero column appended to the group's slice
+            gather = [
+                starts[i] - starts[a] + c if c < self.dims[i] else size
+                for i in range(a, b)
+                for c in range(w)
+            ]
+            real = [j * w + c for j, i in enumerate(range(a, b)) for c in range(self.dims[i])]
+            band_mask = [[[c < self.dims[i] for c in range(w)]] for i in range(a, b)]
+            self.register_buffer(f"gather_{g}", torch.tensor(gather), persistent=False)
+            self.register_buffer(f"real_{g}", torch.tensor(real), persistent=False)
+            self.register_buffer(f"mask_{g}", torch.tensor(band_mask), persistent=False)
+            sizes = torch.tensor(self.dims[a:b], dtype=torch.float32).view(-1, 1, 1)
+            self.register_buffer(f"sizes_{g}", sizes, persistent=False)
 
     def to_padded(self, x: torch.Tensor) -> torch.Tensor:
         bands = [
@@ -347,29 +399,40 @@ class BandLayout(nn.Module):
         bands = xp.movedim(-2, 0).unbind(0)  # backward: one stack, band-major again
         return torch.cat([band[..., :d] for band, d in zip(bands, self.dims)], -1)
 
+    def to_groups(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[..., total]`` -> one ``[k, N, W]`` per group (a gather per uneven group)."""
+        x = x.reshape(-1, self.total)
+        out = []
+        for g, ((a, b), (s, e), w) in enumerate(
+            zip(self.groups, self.group_cols, self.group_widths)
+        ):
+            part = x[:, s:e]
+            if not self.uniform[g]:
+                part = F.pad(part, (0, 1)).index_select(1, getattr(self, f"gather_{g}"))
+            out.append(part.reshape(-1, b - a, w).transpose(0, 1).contiguous())
+        return out
 
-def _band_major(xp: torch.Tensor) -> torch.Tensor:
-    """``[..., n, W] -> [n, prod(...), W]``: a free view of band-major storage."""
-    return xp.movedim(-2, 0).reshape(xp.shape[-2], -1, xp.shape[-1])
+    def from_groups(self, xs: Sequence[torch.Tensor], lead: Sequence[int]) -> torch.Tensor:
+        """Inverse of :meth:`to_groups`: ``[*lead, total]``."""
+        parts = []
+        for g, y in enumerate(xs):
+            flat = y.transpose(0, 1).reshape(y.shape[1], -1)  # [N, k W]
+            parts.append(
+                flat if self.uniform[g] else flat.index_select(1, getattr(self, f"real_{g}"))
+            )
+        return torch.cat(parts, -1).view(*lead, self.total)
 
+    def padded_to_groups(self, xp: torch.Tensor) -> list[torch.Tensor]:
+        """``[..., n, width]`` (padded layout) -> the grouped layout."""
+        return [
+            xp[..., a:b, :w].movedim(-2, 0).reshape(b - a, -1, w)
+            for (a, b), w in zip(self.groups, self.group_widths)
+        ]
 
-def _padded(y: torch.Tensor, lead: Sequence[int]) -> torch.Tensor:
-    """Inverse of :func:`_band_major`: ``[n, prod(lead), W] -> [*lead, n, W]`` (a view)."""
-    return y.unflatten(1, lead).movedim(0, -2)
-
-
-def _scatter_index(shape: Sequence[int], regions: Sequence[tuple]) -> torch.Tensor:
-    """The flat positions in a ``shape`` tensor of each region (an index tuple), in turn."""
-    grid = torch.arange(math.prod(shape)).view(*shape)
-    return torch.cat([grid[region].flatten() for region in regions])
-
-
-def _scatter(tensors: Sequence[torch.Tensor], index: torch.Tensor, shape: Sequence[int]):
-    """A zero ``shape`` tensor with the flattened ``tensors``, one after the other, written at
-    the flat positions ``index`` (of :func:`_scatter_index`): one cat and one index_copy (and
-    one index_select backward) for all bands, however many."""
-    flat = torch.cat([t.flatten() for t in tensors])
-    return flat.new_zeros(math.prod(shape)).index_copy(0, index, flat).view(*shape)
+    def groups_to_padded(self, xs: Sequence[torch.Tensor], lead: Sequence[int]) -> torch.Tensor:
+        """Inverse of :meth:`padded_to_groups`: ``[*lead, n, width]``, stored band-major."""
+        full = torch.cat([F.pad(y, (0, self.width - y.shape[-1])) for y in xs])
+        return full.view(self.n, *lead, self.width).movedim(0, -2)
 
 
 class BandParameters(nn.ParameterList):
@@ -382,76 +445,161 @@ def _band_params(shapes: Sequence[tuple[int, ...]], fill: float | None, std: flo
     return BandParameters([nn.Parameter(make(s)) for s in shapes])
 
 
+class _GroupStack(nn.Module):
+    """Writes per-band parameters into zero-padded per-group tensors ``shapes[g]``: one cat and
+    one index_copy into one flat buffer (one index_select backward) for all bands, however
+    many, then a view per group. ``index`` lists the flat position of every element of the
+    tensors passed to :meth:`stack`, in order."""
+
+    def __init__(self, index: torch.Tensor, shapes: Sequence[tuple[int, ...]]):
+        super().__init__()
+        self.shapes = [tuple(s) for s in shapes]
+        self.register_buffer("index", index, persistent=False)
+
+    def stack(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        flat = torch.cat([t.flatten() for t in tensors])
+        full = flat.new_zeros(sum(map(math.prod, self.shapes))).index_copy(0, self.index, flat)
+        sizes = [math.prod(s) for s in self.shapes]
+        return [part.view(s) for part, s in zip(full.split(sizes), self.shapes)]
+
+
 class BandLinear(nn.Module):
-    """Block-diagonal linear map, band i: ``in_dims[i] -> out_dims[i]``, on the padded band
+    """Block-diagonal linear map, band i: ``in_dims[i] -> out_dims[i]``.
+
+    ``weight.{i}`` ``[in_i, out_i]`` and ``bias.{i}`` ``[out_i]`` are band i's own parameters.
+    :meth:`grouped` maps the grouped layout (:class:`BandLayout`, ``groups``, by default
+    :func:`band_groups` of ``in_dims``) with one ``baddbmm`` per group, the bands' weights
+    stacked zero-padded to the group's widest; ``forward`` does the same on the padded band
     layout ``[..., n, max(in_dims)] -> [..., n, max(out_dims)]`` (pads stay zero).
 
-    ``weight.{i}`` ``[in_i, out_i]`` and ``bias.{i}`` ``[out_i]`` are band i's own parameters;
-    ``forward`` stacks them zero-padded (:meth:`stacked`) and applies one batched matmul over
-    bands (``baddbmm`` on band-major storage)."""
+    ``parts`` > 1 (the grouped path only): each band's output is ``parts`` equal chunks (q, k,
+    v), each padded to the group's widest chunk, so that chunk p of every band of a group starts
+    at column ``p * width``."""
 
-    def __init__(self, in_dims: Sequence[int], out_dims: Sequence[int], std: float = 0.02):
+    def __init__(
+        self,
+        in_dims: Sequence[int],
+        out_dims: Sequence[int],
+        std: float = 0.02,
+        groups: Sequence[tuple[int, int]] | None = None,
+        parts: int = 1,
+    ):
         super().__init__()
         self.weight = _band_params(list(zip(in_dims, out_dims)), None, std)
         self.bias = _band_params([(o,) for o in out_dims], 0.0)
-        d_in, d_out = max(in_dims), max(out_dims)
-        # weights and biases stacked as [n, d_in + 1, d_out], band i's bias in its last row
-        self.shape = (len(in_dims), d_in + 1, d_out)
-        regions = [
-            r
-            for i, (a, b) in enumerate(zip(in_dims, out_dims))
-            for r in ((i, slice(a), slice(b)), (i, d_in, slice(b)))
-        ]
-        self.register_buffer("index", _scatter_index(self.shape, regions), persistent=False)
+        self.groups = tuple(groups) if groups else band_groups(in_dims)
+        self.parts = parts
+        pieces, shapes, offset = [], [], 0
+        for a, b in self.groups:
+            d_in, chunk = max(in_dims[a:b]), max(o // parts for o in out_dims[a:b])
+            shape = (b - a, d_in + 1, parts * chunk)  # band j's bias in row d_in
+            for j, i in enumerate(range(a, b)):
+                per = out_dims[i] // parts
+                c = torch.arange(out_dims[i])
+                col = (c // per) * chunk + c % per
+                rows = torch.arange(in_dims[i])[:, None]
+                pieces.append((offset + (j * (d_in + 1) + rows) * shape[2] + col).flatten())
+                pieces.append(offset + (j * (d_in + 1) + d_in) * shape[2] + col)
+            shapes.append(shape)
+            offset += math.prod(shape)
+        self.stack = _GroupStack(torch.cat(pieces), shapes)
+        self.in_layout = BandLayout(in_dims, self.groups)
+        self.out_layout = BandLayout(out_dims, self.groups)
+
+    def group_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per group: weights ``[k, max_in, max_out]`` and biases ``[k, 1, max_out]``."""
+        full = self.stack.stack([t for pair in zip(self.weight, self.bias) for t in pair])
+        return [(m[:, :-1], m[:, -1:]) for m in full]
 
     def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weights ``[n, max_in, max_out]`` and biases ``[n, max_out]``, zero-padded."""
-        pairs = [t for pair in zip(self.weight, self.bias) for t in pair]
-        full = _scatter(pairs, self.index, self.shape)
-        return full[:, :-1], full[:, -1]
+        d_in, d_out = self.in_layout.width, max(s[2] for s in self.stack.shapes)
+        w, b = zip(*self.group_weights())
+        pad = [F.pad(t, (0, d_out - t.shape[2], 0, d_in - t.shape[1])) for t in w]
+        return torch.cat(pad), torch.cat([F.pad(t, (0, d_out - t.shape[2])) for t in b])[:, 0]
+
+    def grouped(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return [torch.baddbmm(b, x, w) for x, (w, b) in zip(xs, self.group_weights())]
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
-        w, b = self.stacked()
-        return _padded(torch.baddbmm(b[:, None], _band_major(xp), w), xp.shape[:-2])
+        if self.parts != 1:
+            raise ValueError(f"parts={self.parts}: the padded layout needs parts=1")
+        ys = self.grouped(self.in_layout.padded_to_groups(xp))
+        return self.out_layout.groups_to_padded(ys, xp.shape[:-2])
 
 
 class BandLayerNorm(nn.Module):
-    """LayerNorm of each band over its own slice, on the padded band layout."""
+    """LayerNorm of each band over its own slice, on the grouped layout (:meth:`grouped`: one
+    ``layer_norm`` per group of equal bands, a masked one otherwise) or the padded band layout
+    (``forward``)."""
 
-    def __init__(self, dims: Sequence[int], eps: float = 1e-5):
+    def __init__(self, dims: Sequence[int], eps: float = 1e-5, groups=None):
         super().__init__()
-        self.layout = BandLayout(dims)
+        self.layout = BandLayout(dims, groups)
         self.weight = _band_params([(d,) for d in dims], 1.0)
         self.bias = _band_params([(d,) for d in dims], 0.0)
         self.eps = eps
-        # weight and bias stacked as [n, 2, max_dim] (zero-padded)
-        self.shape = (len(dims), 2, max(dims))
-        regions = [(i, j, slice(d)) for i, d in enumerate(dims) for j in (0, 1)]
-        self.register_buffer("index", _scatter_index(self.shape, regions), persistent=False)
+        pieces, shapes, offset = [], [], 0
+        for (a, b), w in zip(self.layout.groups, self.layout.group_widths):
+            shape = (b - a, 2, w)  # band j's weight in row 0, bias in row 1
+            for j, i in enumerate(range(a, b)):
+                c = torch.arange(dims[i])
+                pieces += [offset + (2 * j) * w + c, offset + (2 * j + 1) * w + c]
+            shapes.append(shape)
+            offset += math.prod(shape)
+        self.stack = _GroupStack(torch.cat(pieces), shapes)
+
+    def grouped(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        params = self.stack.stack([t for pair in zip(self.weight, self.bias) for t in pair])
+        out = []
+        for g, (x, p) in enumerate(zip(xs, params)):
+            if self.layout.uniform[g]:
+                xn = F.layer_norm(x, x.shape[-1:], eps=self.eps)
+            else:  # pads are zero and stay zero
+                mask, n = getattr(self.layout, f"mask_{g}"), getattr(self.layout, f"sizes_{g}")
+                xc = torch.addcmul(x, x.sum(-1, keepdim=True) / n, mask, value=-1)
+                var = torch.linalg.vector_norm(xc, dim=-1, keepdim=True).square() / n
+                xn = xc * torch.rsqrt(var + self.eps)
+            out.append(torch.addcmul(p[:, 1:], xn, p[:, :1]))
+        return out
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
-        x = _band_major(xp)  # [n, N, W], pads zero
-        mask, n = self.layout.mask[:, None], self.layout.sizes[:, None, None]
-        xc = torch.addcmul(x, x.sum(-1, keepdim=True) / n, mask, value=-1)  # pads stay zero
-        var = torch.linalg.vector_norm(xc, dim=-1, keepdim=True).square() / n
-        pairs = [t for pair in zip(self.weight, self.bias) for t in pair]
-        weight, bias = _scatter(pairs, self.index, self.shape)[:, None].unbind(2)
-        return _padded(torch.addcmul(bias, xc * torch.rsqrt(var + self.eps), weight), xp.shape[:-2])
+        ys = self.grouped(self.layout.padded_to_groups(xp))
+        return self.layout.groups_to_padded(ys, xp.shape[:-2])
+
+
+def _dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """``F.dropout``; on CPU the keep mask is drawn as ``rand >= p`` (the same Bernoulli(1 - p)
+    mask and 1 / (1 - p) scale), which is about 2x faster there than ``bernoulli_``."""
+    if not training or p == 0:
+        return x
+    if x.device.type != "cpu" or p == 1:
+        return F.dropout(x, p, True)
+    return x * torch.rand_like(x).ge_(p).div_(1 - p)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` through :func:`_dropout`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _dropout(x, self.p, self.training)
 
 
 def causal_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hook_pattern: HookPoint, dropout: float
 ) -> torch.Tensor:
     """Causal softmax attention, ``q, k, v`` ``[B, H, T, d] -> [B, H, T, d]``. The pattern is
-    materialised (and passed through ``hook_pattern``) only when that hook has hooks attached;
-    otherwise the fused kernel computes the same thing."""
-    if not hook_pattern.has_hooks():
+    materialised (and passed through ``hook_pattern``) only when that hook has hooks attached or
+    when dropout runs on CPU (where the fused kernel has no dropout and would materialise it
+    too, with a slower mask); otherwise the fused kernel computes the same thing."""
+    hooked = hook_pattern.has_hooks()
+    if not hooked and (dropout == 0 or q.device.type != "cpu"):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
     t = q.shape[-2]
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
     causal = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
-    pattern = hook_pattern(scores.masked_fill(~causal, float("-inf")).softmax(-1))
-    return F.dropout(pattern, dropout, training=dropout > 0) @ v
+    pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+    return _dropout(hook_pattern(pattern) if hooked else pattern, dropout) @ v
 
 
 # ----------------------------------------------------------------------------- band sublayers
@@ -459,31 +607,62 @@ def causal_attention(
 
 class BandAttention(nn.Module):
     """Per-band causal self-attention: band i's ``band_dims[i] // d_head`` heads read and write
-    its own slice only. All bands' heads run in one attention call."""
+    its own slice only. All bands' heads run in one attention call.
 
-    def __init__(self, cfg: BandConfig):
+    Head layout: in a group of widest band W, every band has ``W // d_head`` head slots; band
+    i's ``h_i`` heads fill the first, the others are zero (zero q, k, v weights and biases: a
+    zero output, and the projection's rows there are zero too). Their (band, head) order is
+    band order, so ``hook_pattern`` (which sees the real heads only) lists band 0's heads, then
+    band 1's, ..."""
+
+    def __init__(self, cfg: BandConfig, groups=None):
         super().__init__()
         dims, dh = cfg.band_dims, cfg.d_head
         self.d_head, self.dropout = dh, cfg.dropout
-        self.layout = BandLayout(dims)
-        self.qkv = BandLinear(dims, [3 * d for d in dims])
-        self.proj = BandLinear(dims, dims, std=0.02 / math.sqrt(2 * cfg.n_layers))
-        # band i's padded qkv output holds [q_i | k_i | v_i]: 3 h_i heads among the
-        # 3 max_dim / dh head slots of its row; the (band, slot) of every q, k and v head, in
-        # band order: [3, total heads] each
-        heads = [(i, h) for i, n_h in enumerate(cfg.heads_per_band) for h in range(n_h)]
-        band = [[i for i, _ in heads]] * 3
-        slot = [[part * (dims[i] // dh) + h for i, h in heads] for part in range(3)]
-        self.register_buffer("head_band", torch.tensor(band), persistent=False)
-        self.register_buffer("head_slot", torch.tensor(slot), persistent=False)
+        self.layout = BandLayout(dims, groups)
+        groups = self.layout.groups
+        self.qkv = BandLinear(dims, [3 * d for d in dims], groups=groups, parts=3)
+        self.proj = BandLinear(dims, dims, std=0.02 / math.sqrt(2 * cfg.n_layers), groups=groups)
+        self.group_heads = [(b - a, w // dh) for (a, b), w in zip(groups, self.layout.group_widths)]
+        real, start = [], 0
+        for (a, b), (k, slots) in zip(groups, self.group_heads):
+            real += [
+                start + j * slots + h
+                for j, i in enumerate(range(a, b))
+                for h in range(dims[i] // dh)
+            ]
+            start += k * slots
+        self.register_buffer("real_heads", torch.tensor(real), persistent=False)
         self.hook_pattern = HookPoint()
 
-    def forward(self, hp: torch.Tensor) -> torch.Tensor:  # padded [B, T, n, D] -> same
-        qkv = self.qkv(hp).movedim(-2, 0).unflatten(-1, (-1, self.d_head))  # [n, B, T, slots, dh]
-        q, k, v = qkv[self.head_band, :, :, self.head_slot].transpose(1, 2)  # each [B, H, T, dh]
+    def grouped(self, xs: Sequence[torch.Tensor], batch: int, seq: int) -> list[torch.Tensor]:
+        dh = self.d_head
+        qkv = [
+            y.view(k, batch, seq, 3, h, dh)
+            .permute(3, 1, 0, 4, 2, 5)
+            .reshape(3, batch, k * h, seq, dh)
+            for y, (k, h) in zip(self.qkv.grouped(xs), self.group_heads)
+        ]
+        q, k, v = (torch.cat(qkv, 2) if len(qkv) > 1 else qkv[0]).unbind(0)  # [B, slots, T, dh]
         drop = self.dropout if self.training else 0.0
-        z = causal_attention(q, k, v, self.hook_pattern, drop)  # [B, H, T, dh]
-        return self.proj(self.layout.to_padded(z.transpose(1, 2).flatten(-2)))  # band order
+        if self.hook_pattern.has_hooks():  # the pattern of the real heads only
+            real = self.real_heads
+            z = causal_attention(
+                *(t.index_select(1, real) for t in (q, k, v)), self.hook_pattern, drop
+            )
+            z = z.new_zeros(q.shape).index_copy(1, real, z)
+        else:
+            z = causal_attention(q, k, v, self.hook_pattern, drop)
+        zs = z.split([k * h for k, h in self.group_heads], 1)
+        out = [
+            zg.unflatten(1, (k, h)).permute(1, 0, 3, 2, 4).reshape(k, batch * seq, h * dh)
+            for zg, (k, h) in zip(zs, self.group_heads)
+        ]
+        return self.proj.grouped(out)
+
+    def forward(self, hp: torch.Tensor) -> torch.Tensor:  # padded [B, T, n, D] -> same
+        ys = self.grouped(self.layout.padded_to_groups(hp), *hp.shape[:2])
+        return self.layout.groups_to_padded(ys, hp.shape[:2])
 
 
 class Wormhole(nn.Module):
@@ -491,12 +670,15 @@ class Wormhole(nn.Module):
     band i gets ``W_O,i mean_{j != i} tanh(a_ij) Attn(q_i, k_j, v_j)`` with q, k, v projected
     per band to ``d_wormhole``. All pairs run as the heads of one attention call."""
 
-    def __init__(self, cfg: BandConfig):
+    def __init__(self, cfg: BandConfig, groups=None):
         super().__init__()
         n, dw = cfg.n_bands, cfg.d_wormhole
         self.n, self.d, self.dropout = n, dw, cfg.dropout
-        self.qkv = BandLinear(cfg.band_dims, [3 * dw] * n)
-        self.proj = BandLinear([dw] * n, cfg.band_dims, std=0.02 / math.sqrt(2 * cfg.n_layers))
+        self.layout = BandLayout(cfg.band_dims, groups)
+        groups = self.layout.groups
+        self.qkv = BandLinear(cfg.band_dims, [3 * dw] * n, groups=groups)
+        std = 0.02 / math.sqrt(2 * cfg.n_layers)
+        self.proj = BandLinear([dw] * n, cfg.band_dims, std=std, groups=groups)
         # gates.{i}[k]: band i's gate on its k-th sender (the bands != i in ascending order),
         # so cat(gates) follows cfg.band_pairs
         self.gates = _band_params([(n - 1,)] * n, cfg.wormhole_gate_init)
@@ -505,39 +687,51 @@ class Wormhole(nn.Module):
         self.register_buffer("sender", torch.tensor(sender), persistent=False)
         self.hook_pattern = HookPoint()
 
-    def forward(self, hp: torch.Tensor) -> torch.Tensor:  # padded [B, T, n, D] -> same
-        qkv = self.qkv(hp).movedim(-2, 0)  # [n, B, T, 3 dw]
+    def grouped(self, xs: Sequence[torch.Tensor], batch: int, seq: int) -> list[torch.Tensor]:
+        qkv = torch.cat(self.qkv.grouped(xs)).view(self.n, batch, seq, 3 * self.d)
         q = qkv[..., : self.d].index_select(0, self.receiver)  # [n_pairs, B, T, dw]
         k, v = qkv[..., self.d :].index_select(0, self.sender).chunk(2, -1)
         drop = self.dropout if self.training else 0.0
         out = causal_attention(*(x.transpose(0, 1) for x in (q, k, v)), self.hook_pattern, drop)
         gate = torch.tanh(torch.cat(list(self.gates)))[:, None, None, None]
         out = (out.transpose(0, 1) * gate).unflatten(0, (self.n, self.n - 1)).mean(1)
-        return self.proj(out.movedim(0, -2))  # [n, B, T, dw] as padded [B, T, n, dw]
+        out = out.reshape(self.n, batch * seq, self.d)  # [n, N, dw]
+        return self.proj.grouped(out.split([b - a for a, b in self.layout.groups]))
+
+    def forward(self, hp: torch.Tensor) -> torch.Tensor:  # padded [B, T, n, D] -> same
+        ys = self.grouped(self.layout.padded_to_groups(hp), *hp.shape[:2])
+        return self.layout.groups_to_padded(ys, hp.shape[:2])
 
 
 class BandMLP(nn.Module):
     """Per-band MLP ``d_i -> mlp_ratio d_i -> d_i`` (GELU); the hidden units of all bands are
     hooked concatenated in band order (``hook_pre``, ``hook_post``: ``[B, T, d_mlp]``). The
     hidden units are gathered into that layout only when one of the two hooks has a hook
-    attached; otherwise they stay padded (GELU(0) = 0 keeps the pads zero): same result."""
+    attached; otherwise they stay grouped (GELU(0) = 0 keeps the pads zero): same result."""
 
-    def __init__(self, cfg: BandConfig):
+    def __init__(self, cfg: BandConfig, groups=None):
         super().__init__()
         dims = cfg.band_dims
         hidden = [cfg.mlp_ratio * d for d in dims]
-        self.fc_in = BandLinear(dims, hidden)
-        self.fc_out = BandLinear(hidden, dims, std=0.02 / math.sqrt(2 * cfg.n_layers))
-        self.hidden = BandLayout(hidden)
+        self.layout = BandLayout(dims, groups)
+        groups = self.layout.groups
+        self.fc_in = BandLinear(dims, hidden, groups=groups)
+        std = 0.02 / math.sqrt(2 * cfg.n_layers)
+        self.fc_out = BandLinear(hidden, dims, std=std, groups=groups)
+        self.hidden = BandLayout(hidden, groups)
         self.hook_pre = HookPoint()
         self.hook_post = HookPoint()
 
-    def forward(self, hp: torch.Tensor) -> torch.Tensor:
-        pre = self.fc_in(hp)  # padded [B, T, n, mlp_ratio * max_dim]
+    def grouped(self, xs: Sequence[torch.Tensor], batch: int, seq: int) -> list[torch.Tensor]:
+        pre = self.fc_in.grouped(xs)
         if not (self.hook_pre.has_hooks() or self.hook_post.has_hooks()):
-            return self.fc_out(F.gelu(pre))
-        post = self.hook_post(F.gelu(self.hook_pre(self.hidden.from_padded(pre))))
-        return self.fc_out(self.hidden.to_padded(post))
+            return self.fc_out.grouped([F.gelu(p) for p in pre])
+        post = self.hook_post(F.gelu(self.hook_pre(self.hidden.from_groups(pre, (batch, seq)))))
+        return self.fc_out.grouped(self.hidden.to_groups(post))
+
+    def forward(self, hp: torch.Tensor) -> torch.Tensor:  # padded [B, T, n, D] -> same
+        ys = self.grouped(self.layout.padded_to_groups(hp), *hp.shape[:2])
+        return self.layout.groups_to_padded(ys, hp.shape[:2])
 
 
 class Attention(nn.Module):
@@ -584,40 +778,66 @@ def _init_linear(layer: nn.Linear, std: float = 0.02) -> None:
 
 class BandBlock(nn.Module):
     """Pre-LN block: attention (per band, or shared in the reference layout), the wormhole
-    (optional), per-band MLPs; each sublayer adds to the residual stream."""
+    (optional), per-band MLPs; each sublayer adds to the residual stream.
 
-    def __init__(self, cfg: BandConfig):
+    :meth:`grouped` runs it on the grouped layout (what :class:`BandTransformer` passes from
+    block to block: no conversion between blocks); the hooks see their documented layouts,
+    converted to only when a hook is attached. ``forward`` takes and returns ``[B, T,
+    d_model]``."""
+
+    def __init__(self, cfg: BandConfig, max_groups: int = MAX_GROUPS):
         super().__init__()
         dims = cfg.band_dims
+        groups = band_groups(dims, max_groups)
         self.reference = cfg.layout == "reference"
-        self.layout = BandLayout(dims)
+        self.layout = BandLayout(dims, groups)
         if self.reference:
             self.ln1 = nn.LayerNorm(cfg.d_model)
             self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.dropout)
         else:
-            self.ln1 = BandLayerNorm(dims)
-            self.attn = BandAttention(cfg)
+            self.ln1 = BandLayerNorm(dims, groups=groups)
+            self.attn = BandAttention(cfg, groups)
         if cfg.wormhole:
-            self.ln_wormhole = BandLayerNorm(dims)
-            self.wormhole = Wormhole(cfg)
-        self.ln2 = BandLayerNorm(dims)
-        self.mlp = BandMLP(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
+            self.ln_wormhole = BandLayerNorm(dims, groups=groups)
+            self.wormhole = Wormhole(cfg, groups)
+        self.ln2 = BandLayerNorm(dims, groups=groups)
+        self.mlp = BandMLP(cfg, groups)
+        self.drop = Dropout(cfg.dropout)
         for name in ("resid_pre", "attn_out", "wormhole_out", "mlp_out", "band_out", "resid_post"):
             setattr(self, f"hook_{name}", HookPoint())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, d_model] -> same
-        x = self.hook_resid_pre(x)
+    def _hooked(self, hook: HookPoint, xs: list, lead: tuple, padded: bool) -> list:
+        """``xs`` through ``hook`` in its layout (padded, or concatenated), if it has hooks."""
+        if not hook.has_hooks():
+            return xs
+        if padded:
+            return self.layout.padded_to_groups(hook(self.layout.groups_to_padded(xs, lead)))
+        return self.layout.to_groups(hook(self.layout.from_groups(xs, lead)))
+
+    def _add(self, xs: list, ys: list, hook: HookPoint, lead: tuple) -> list:
+        ys = self._hooked(hook, [self.drop(y) for y in ys], lead, padded=True)
+        return [x + y for x, y in zip(xs, ys)]
+
+    def grouped(self, xs: list[torch.Tensor], batch: int, seq: int) -> list[torch.Tensor]:
+        lead = (batch, seq)
+        xs = self._hooked(self.hook_resid_pre, xs, lead, padded=False)
         if self.reference:  # shared full-width attention on the concatenated stream
-            attn = self.layout.to_padded(self.drop(self.attn(self.ln1(x))))
-            xp = self.layout.to_padded(x) + self.hook_attn_out(attn)
+            attn = self.attn(self.ln1(self.layout.from_groups(xs, lead)))
+            xs = self._add(xs, self.layout.to_groups(attn), self.hook_attn_out, lead)
         else:
-            xp = self.layout.to_padded(x)
-            xp = xp + self.hook_attn_out(self.drop(self.attn(self.ln1(xp))))
+            xs = self._add(
+                xs, self.attn.grouped(self.ln1.grouped(xs), *lead), self.hook_attn_out, lead
+            )
         if hasattr(self, "wormhole"):
-            xp = xp + self.hook_wormhole_out(self.drop(self.wormhole(self.ln_wormhole(xp))))
-        xp = xp + self.hook_mlp_out(self.drop(self.mlp(self.ln2(xp))))
-        return self.hook_resid_post(self.layout.from_padded(self.hook_band_out(xp)))
+            worm = self.wormhole.grouped(self.ln_wormhole.grouped(xs), *lead)
+            xs = self._add(xs, worm, self.hook_wormhole_out, lead)
+        xs = self._add(xs, self.mlp.grouped(self.ln2.grouped(xs), *lead), self.hook_mlp_out, lead)
+        xs = self._hooked(self.hook_band_out, xs, lead, padded=True)
+        return self._hooked(self.hook_resid_post, xs, lead, padded=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, d_model] -> same
+        lead = tuple(x.shape[:2])
+        return self.layout.from_groups(self.grouped(self.layout.to_groups(x), *lead), lead)
 
 
 class _LanguageModel(HookedRootModule):
@@ -627,20 +847,26 @@ class _LanguageModel(HookedRootModule):
         self.W_E = nn.Parameter(torch.randn(vocab, d) * 0.02)
         self.W_pos = nn.Parameter(torch.randn(n_ctx, d) * 0.02)
         self.W_U = None if tie else nn.Parameter(torch.randn(d, vocab) * 0.02)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.ln_final = nn.LayerNorm(d)
         self.hook_embed = HookPoint()
         self.hook_pos_embed = HookPoint()
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, T, vocab_size]`` for token ids ``[B, T]`` (T <= n_ctx)."""
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         self._check_tokens(tokens)
         x = self.hook_embed(F.embedding(tokens, self.W_E))
-        x = self.drop(x + self.hook_pos_embed(self.W_pos[: tokens.shape[1]]))
-        for block in self.blocks:
-            x = block(x)
+        return self.drop(x + self.hook_pos_embed(self.W_pos[: tokens.shape[1]]))
+
+    def _unembed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.ln_final(x)
         return x @ (self.W_E.T if self.W_U is None else self.W_U)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, T, vocab_size]`` for token ids ``[B, T]`` (T <= n_ctx)."""
+        x = self._embed(tokens)
+        for block in self.blocks:
+            x = block(x)
+        return self._unembed(x)
 
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
         """:func:`next_token_loss` of this model on ``tokens``."""
@@ -677,12 +903,23 @@ class BandTransformer(_LanguageModel):
     """Token + learned position embeddings -> ``n_layers`` :class:`BandBlock` -> final LayerNorm
     -> unembedding (tied with the token embedding unless ``tie_embeddings=False``)."""
 
-    def __init__(self, cfg: BandConfig):
+    def __init__(self, cfg: BandConfig, max_groups: int = MAX_GROUPS):
         super().__init__()
         self.cfg = cfg.validate()
         self._embeddings(cfg.vocab_size, cfg.n_ctx, cfg.d_model, cfg.tie_embeddings, cfg.dropout)
-        self.blocks = nn.ModuleList([BandBlock(cfg) for _ in range(cfg.n_layers)])
+        self.blocks = nn.ModuleList([BandBlock(cfg, max_groups) for _ in range(cfg.n_layers)])
         self.setup()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, T, vocab_size]`` for token ids ``[B, T]`` (T <= n_ctx). The residual
+        stream goes from block to block in the grouped layout, converted once after the
+        embedding and once before the final LayerNorm."""
+        x = self._embed(tokens)
+        lead, layout = tuple(tokens.shape), self.blocks[0].layout
+        xs = layout.to_groups(x)
+        for block in self.blocks:
+            xs = block.grouped(xs, *lead)
+        return self._unembed(layout.from_groups(xs, lead))
 
     @property
     def name(self) -> str:
@@ -716,7 +953,7 @@ class Block(nn.Module):
         self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.dropout)
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.mlp = MLP(cfg.d_model, cfg.d_mlp, cfg.n_layers)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         for name in ("resid_pre", "attn_out", "mlp_out", "resid_post"):
             setattr(self, f"hook_{name}", HookPoint())
 

@@ -312,3 +312,14 @@ def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(
     box, controls = widgets.build_explorer(found)
     controls["arm"].value = "band"  # drives the callback; an error inside would print
     assert controls["lr_preset"].value == "013"
+
+
+def test_cli_main_runs_a_small_study_and_its_kit_summary(runs_root, capsys):
+    args = _args(arms=["band", "band_geomean"], seeds=["0"], total_steps=8, sweep="", quiet=True)
+    out = cli.main(args)
+    printed = capsys.readouterr().out
+    assert "Differential LR is" in printed and "Conclusion (013 section 5)" in printed
+    assert out["study"].seeds == [0] and out["sweep"][0]["label"] == "x1 (geometric mean)"
+    s = E.kit_summary(out)
+    assert s["run"].startswith(str(runs_root)) and s["size"] == "tiny"
+    assert all(c["verdict"] in ("not comparable", "not run") for c in s["claims"])

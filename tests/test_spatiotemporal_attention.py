@@ -8,6 +8,7 @@ from akira_nb.spatiotemporal.attention import (
     TemporalAttention,
     WormholeAttention,
     chunked_topk,
+    grouped_topk,
 )
 
 
@@ -196,3 +197,49 @@ def test_wormhole_rejects_wrong_types_and_ranges_naming_the_parameter(kwargs, fi
 
     with pytest.raises(ValueError, match=field):
         WormholeAttention(8, 8, **kwargs)
+
+
+@pytest.mark.parametrize("n", [5, 255, 256, 1000, 4096])
+def test_grouped_topk_equals_topk(n):
+    torch.manual_seed(n)
+    s = torch.randn(2, 7, n)
+    s[0, 0, : n // 2] = float("-inf")  # masked keys never win while finite ones remain
+    v, i = grouped_topk(s, 4, group=16)
+    rv, ri = s.topk(min(4, n), dim=-1)
+    torch.testing.assert_close(v, rv, rtol=0, atol=0)
+    assert torch.equal(i, ri)  # no ties in random data: the same indices
+    assert torch.equal(s.gather(-1, i), v)
+
+
+def test_affine_inputs_equal_built_features():
+    """temporal / neighbour / wormhole given scalar images and the band's (weight, bias) equal
+    the same modules given the features ``x * weight + bias`` (forward and gradients)."""
+    torch.manual_seed(0)
+    B, T, H, W, D = 2, 5, 6, 7, 8
+    imgs, q = torch.rand(B, T, H, W), torch.randn(B, H, W, D)
+    wt, bs = torch.randn(D, requires_grad=True), torch.randn(D, requires_grad=True)
+
+    def both(fn):
+        outs = []
+        for affine in (False, True):
+            wt.grad = bs.grad = None
+            out = fn(affine)
+            out.square().sum().backward()
+            outs.append((out.detach(), wt.grad.clone(), bs.grad.clone()))
+        for a, b in zip(*outs):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+    feats = lambda x: x.unsqueeze(-1) * wt + bs  # noqa: E731
+    temporal = TemporalAttention(D, D, 4, top_k=3)
+    both(lambda a: temporal(q, imgs, (wt, bs))[0] if a else temporal(q, feats(imgs))[0])
+    for mode in ("joint", "per_frame"):
+        nb = NeighborAttention(D, D, 4, mode=mode)
+        both(lambda a, m=nb: m(q, imgs[:, :3], (wt, bs))[0] if a else m(q, feats(imgs[:, :3]))[0])
+    for max_tokens in (10**6, 16):  # exact and pooled
+        wh = WormholeAttention(D, 4, threshold=0.0, max_spatial_tokens=max_tokens)
+        sim_q, sim_k = torch.randn(B, H, W, 3), torch.randn(B, T, H, W, 3)
+        both(
+            lambda a, m=wh, sq=sim_q, sk=sim_k: (
+                m(q, sq, imgs, sk, value_affine=(wt, bs))[0] if a else m(q, sq, feats(imgs), sk)[0]
+            )
+        )

@@ -1,7 +1,7 @@
 """The three attention types, batched over ``[B, H, W, D]`` queries and ``[B, T, H, W, D]``
 histories (oldest slot first; the newest slot is frame t-1; the current frame is never in the
-history). No Python loop runs over pixels, batch elements or tokens: neighbour attention loops
-over the k x k kernel offsets, the wormhole search over key chunks.
+history). No Python loop runs over pixels, batch elements, kernel offsets or tokens: the
+wormhole search loops over key chunks.
 
 Each module returns ``(out, stats)``; stats are tensors (call ``float()`` to log them).
 """
@@ -42,12 +42,20 @@ class TemporalAttention(nn.Module):
         self.W_v, self.W_o = _proj(key_dim, attn_dim), _proj(attn_dim, out_dim or query_dim)
         self.hook_pattern = HookPoint()  # [B, H, W, T]
 
-    def forward(self, query: torch.Tensor, history: torch.Tensor):
+    def forward(self, query: torch.Tensor, history: torch.Tensor, affine=None):
+        """``query [B,H,W,Dq]``, ``history [B,T,H,W,Dk]``; or, with ``affine=(weight, bias)``
+        (``[Dk]`` each), ``history [B,T,H,W]`` scalar images whose features are
+        ``history[..., None] * weight + bias`` (the model's band embedding), never built."""
         T = history.shape[1]
-        q = self.W_q(query)  # [B,H,W,a]
-        k, v = self.W_k(history), self.W_v(history)  # [B,T,H,W,a]
-        # elementwise products, not einsum: a [1 x a] @ [a x T] bmm per pixel is slow on CPU
-        scores = (q.unsqueeze(1) * k).sum(-1).permute(0, 2, 3, 1) / math.sqrt(self.attn_dim)
+        # q.(W_k h) = (q W_k).h and sum_t w_t W_v h_t = W_v(sum_t w_t h_t): the history is never
+        # projected (two [B,T,H,W,D] x [D,a] matmuls fewer per step; the same values)
+        qk = self.W_q(query) @ self.W_k.weight  # [B,H,W,Dk]
+        if affine is None:
+            # elementwise products, not einsum: a [1 x D] @ [D x T] bmm per pixel is slow on CPU
+            scores = (qk.unsqueeze(1) * history).sum(-1)  # [B,T,H,W]
+        else:  # q.(x w + b) = x (q.w) + q.b: scalars per pixel and slot
+            scores = history * (qk @ affine[0]).unsqueeze(1) + (qk @ affine[1]).unsqueeze(1)
+        scores = scores.permute(0, 2, 3, 1) / math.sqrt(self.attn_dim)
         top_idx = None
         if self.top_k < T:
             top_val, top_idx = scores.topk(self.top_k, dim=-1)
@@ -55,7 +63,13 @@ class TemporalAttention(nn.Module):
         slots = torch.arange(T, device=scores.device, dtype=scores.dtype)
         decay = (T - slots) * math.log(self.decay_rate)
         w = self.hook_pattern(torch.softmax((scores + decay) / self.tau, dim=-1))
-        out = self.W_o((w.permute(0, 3, 1, 2).unsqueeze(-1) * v).sum(1))
+        wt = w.permute(0, 3, 1, 2)  # [B,T,H,W]
+        if affine is None:
+            mixed = (wt.unsqueeze(-1) * history).sum(1)  # [B,H,W,Dk]
+        else:
+            mixed = (wt * history).sum(1, keepdim=True).movedim(1, -1) * affine[0]
+            mixed = mixed + wt.sum(1).unsqueeze(-1) * affine[1]
+        out = self.W_o(self.W_v(mixed))
         with torch.no_grad():
             stats = {
                 "entropy": _entropy(w).mean(),
@@ -68,8 +82,11 @@ class TemporalAttention(nn.Module):
 
 
 class NeighborAttention(nn.Module):
-    """k x k neighbourhood (replicate padding) across the given frames, by shift-and-dot over
-    the kernel offsets (logits only; measured faster than an im2col gather on CPU, too).
+    """k x k neighbourhood (replicate padding) across the given frames: the k*k neighbours of
+    every pixel of every frame by one ``unfold`` (one gather for all offsets; its backward is
+    one ``fold``), scored against the query folded through ``W_k`` (``q.(W_k f) = (q W_k).f``),
+    and the values mixed before ``W_v`` (``sum w W_v f = W_v(sum w f)``), so no frame is ever
+    projected.
 
     ``mode="joint"``: one softmax over (frames x neighbours), so recent frames can outweigh old
     ones (default). ``mode="per_frame"``: the reference's softmax over the neighbours of each
@@ -90,35 +107,40 @@ class NeighborAttention(nn.Module):
         self.W_v, self.W_o = _proj(key_dim, attn_dim), _proj(attn_dim, out_dim or query_dim)
         self.hook_pattern = HookPoint()  # [B, H, W, L, k*k]
 
-    def forward(self, query: torch.Tensor, frames: torch.Tensor):
-        """``query [B,H,W,Dq]``, ``frames [B,L,H,W,Dk]`` (the frames to look at, oldest first)."""
-        B, L, H, W, _ = frames.shape
-        r = self.kernel_size // 2
-        q = self.W_q(query).permute(0, 3, 1, 2).unsqueeze(1)  # [B,1,a,H,W]
-
-        def padded(x):  # [B,L,H,W,a] -> [B,L,a,H+2r,W+2r]
-            x = x.permute(0, 1, 4, 2, 3).reshape(B * L, self.attn_dim, H, W)
-            x = F.pad(x, (r, r, r, r), mode="replicate") if r else x
-            return x.view(B, L, self.attn_dim, H + 2 * r, W + 2 * r)
-
-        kp, vp = padded(self.W_k(frames)), padded(self.W_v(frames))
-        # shift-and-dot: logits only, one shifted view at a time (never k*k copies of K, V)
-        offsets = [(dy, dx) for dy in range(2 * r + 1) for dx in range(2 * r + 1)]
-        logits = torch.stack(
-            [(q * kp[..., dy : dy + H, dx : dx + W]).sum(2) for dy, dx in offsets], -1
-        ).permute(0, 2, 3, 1, 4)  # [B,H,W,L,K2]
+    def forward(self, query: torch.Tensor, frames: torch.Tensor, affine=None):
+        """``query [B,H,W,Dq]``, ``frames [B,L,H,W,Dk]`` (the frames to look at, oldest first);
+        or, with ``affine=(weight, bias)`` (``[Dk]`` each), ``frames [B,L,H,W]`` scalar images
+        whose features are ``frames[..., None] * weight + bias``, never built."""
+        B, L, H, W = frames.shape[:4]
+        k, r = self.kernel_size, self.kernel_size // 2
+        K2 = k * k
+        if affine is None:
+            x = frames.permute(0, 1, 4, 2, 3).reshape(B * L, frames.shape[-1], H, W)
+        else:
+            x = frames.reshape(B * L, 1, H, W)
+        x = F.pad(x, (r, r, r, r), mode="replicate") if r else x
+        # [B,L,C,K2,HW]; offsets row-major (dy outer), as the k x k kernel reads
+        nb = F.unfold(x, k).view(B, L, x.shape[1], K2, H * W)
+        qk = (self.W_q(query) @ self.W_k.weight).reshape(B, H * W, -1)  # [B,HW,Dk]
+        if affine is None:
+            logits = (qk.transpose(1, 2)[:, None, :, None] * nb).sum(2)  # [B,L,K2,HW]
+        else:  # q.(x w + b) = x (q.w) + q.b
+            alpha, beta = qk @ affine[0], qk @ affine[1]  # [B,HW]
+            logits = nb[:, :, 0] * alpha[:, None, None] + beta[:, None, None]
+        logits = logits.permute(0, 3, 1, 2).reshape(B, H, W, L, K2)
         logits = logits / (math.sqrt(self.attn_dim) * self.tau)
         if self.mode == "joint":
             w = torch.softmax(logits.reshape(B, H, W, -1), -1).view_as(logits)
         else:
             w = torch.softmax(logits, -1) / L
         w = self.hook_pattern(w)
-        wp = w.permute(0, 3, 4, 1, 2)  # [B,L,K2,H,W]
-        z = sum(
-            (wp[:, :, i : i + 1] * vp[..., dy : dy + H, dx : dx + W]).sum(1)
-            for i, (dy, dx) in enumerate(offsets)
-        )  # [B,a,H,W]
-        out = self.W_o(z.permute(0, 2, 3, 1))
+        wl = w.reshape(B, H * W, L, K2).permute(0, 2, 3, 1)  # [B,L,K2,HW]
+        if affine is None:
+            mixed = (wl[:, :, None] * nb).sum((1, 3)).transpose(1, 2)  # [B,HW,Dk]
+        else:
+            mixed = (wl * nb[:, :, 0]).sum((1, 2)).unsqueeze(-1) * affine[0]
+            mixed = mixed + wl.sum((1, 2)).unsqueeze(-1) * affine[1]
+        out = self.W_o(self.W_v(mixed)).view(B, H, W, -1)
         with torch.no_grad():
             last = torch.softmax(logits[..., -1, :], -1)  # newest frame's k*k weights
             flat = w.reshape(B, H, W, -1)
@@ -135,6 +157,30 @@ class NeighborAttention(nn.Module):
 
 
 MAX_CHUNK_ELEMENTS = 2**24  # 64 MB of fp32 scores per chunk, whatever the grid
+
+
+TOPK_GROUP = 64  # keys per group of the two-stage top-k
+
+
+def grouped_topk(scores: torch.Tensor, k: int, group: int = TOPK_GROUP):
+    """``scores.topk(k, dim=-1)`` (values sorted descending; ties may pick other indices), in
+    two stages that read the scores about once: the max of each run of ``group`` keys, the
+    top-``k`` groups by that max, then the top-``k`` of those groups' ``k * group`` keys.
+    Exact: an element among the top ``k`` lies in a group whose max is among the top ``k``
+    group maxima. ~3x faster than one ``topk`` over 8,192 keys on CPU (measured). Falls back
+    to ``topk`` when there are fewer than ``4 * k`` groups."""
+    N = scores.shape[-1]
+    G = -(-N // group)
+    if G < 4 * k:
+        return scores.topk(min(k, N), dim=-1)
+    if G * group != N:  # pad the last group with -inf (a copy of this chunk only)
+        scores = F.pad(scores, (0, G * group - N), value=float("-inf"))
+    lead = scores.shape[:-1]
+    grouped = scores.reshape(*lead, G, group)
+    _, gi = grouped.amax(-1).topk(k, dim=-1)  # [..., k] best groups
+    cand = grouped.gather(-2, gi.unsqueeze(-1).expand(*lead, k, group)).flatten(-2)
+    v, j = cand.topk(k, dim=-1)
+    return v, gi.gather(-1, j // group) * group + j % group
 
 
 def chunked_topk(
@@ -162,7 +208,7 @@ def chunked_topk(
             s = torch.matmul(queries, keys[:, start:stop].transpose(1, 2))  # [B,Q,c]
             if key_valid is not None:
                 s = s.masked_fill(~key_valid[start:stop], float("-inf"))
-            v, i = s.topk(min(k, stop - start), dim=-1)
+            v, i = grouped_topk(s, min(k, stop - start))
             del s
             merged = torch.cat([best_v, v], -1)
             v, j = merged.topk(min(k, merged.shape[-1]), dim=-1)
@@ -229,10 +275,14 @@ class WormholeAttention(nn.Module):
         y = F.adaptive_avg_pool2d(y, size).permute(0, 2, 3, 1)
         return y.reshape(*lead, *size, D)
 
-    def forward(self, query, query_sim, history_values, history_sim):
+    def forward(self, query, query_sim, history_values, history_sim, value_affine=None):
         """``query [B,H,W,Dq]``, ``query_sim [B,H,W,Ds]``, ``history_values [B,T,H,W,Dv]``,
-        ``history_sim [B,T,H,W,Ds]`` -> ``out [B,H,W,out_dim]``, stats."""
+        ``history_sim [B,T,H,W,Ds]`` -> ``out [B,H,W,out_dim]``, stats. With
+        ``value_affine=(weight, bias)`` (``[Dv]`` each), ``history_values [B,T,H,W]`` are scalar
+        images whose features ``x * weight + bias`` are built only for the gathered links."""
         B, H, W, _ = query.shape
+        if value_affine is not None:
+            history_values = history_values.unsqueeze(-1)
         T = history_values.shape[1]
         pooled = H * W > self.max_spatial_tokens and self.pool_size > 1
         if pooled:
@@ -256,6 +306,8 @@ class WormholeAttention(nn.Module):
         gate = top_sim > self.threshold  # -inf (masked) never passes
         cos = (qs.unsqueeze(2) * _gather_rows(ks, idx)).sum(-1)  # differentiable, [B,P,k]
         vals = _gather_rows(history_values.reshape(B, T * P, -1), idx)  # [B,P,k,Dv]
+        if value_affine is not None:  # average pooling commutes with the affine map
+            vals = vals * value_affine[0] + value_affine[1]
         q = self.W_q(query.reshape(B, P, -1))
         logits = (q.unsqueeze(2) * self.W_k(vals)).sum(-1) / math.sqrt(self.attn_dim)
         logits = (logits + self.sim_scale * cos) / self.tau

@@ -157,39 +157,54 @@ class SpectralPredictor(HookedRootModule):
             low, high = spectral.normalize01(low), spectral.normalize01(high)
         return torch.stack([frame, low, high], 1)
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """``[..., 3, H, W] -> [..., H, W, 3, D]``: each band through its own projection."""
-        w = torch.stack([self.band_proj[b].weight[:, 0] for b in BANDS])  # [3, D]
+    def band_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight [3, D], bias [3, D])``: band ``i``'s features are ``x * weight[i] +
+        bias[i]`` (the band projections, stacked once per step)."""
+        w = torch.stack([self.band_proj[b].weight[:, 0] for b in BANDS])
         bias = torch.stack([self.band_proj[b].bias for b in BANDS])
+        return w, bias
+
+    def embed(self, images: torch.Tensor, affine=None) -> torch.Tensor:
+        """``[..., 3, H, W] -> [..., H, W, 3, D]``: each band through its own projection."""
+        w, bias = self.band_affine() if affine is None else affine
         x = images.movedim(-3, -1).unsqueeze(-1)  # [..., H, W, 3, 1]
         return x * w + bias
 
     def forward(self, frame: torch.Tensor):
         frame, squeeze = _as_batch(frame)
-        cfg, B = self.cfg, frame.shape[0]
+        cfg = self.cfg
+        B = frame.shape[0]
         bands = self.band_images(frame)  # [B,3,H,W]
         if not self.history.initialized or self.history.buffer.shape[0] != B:
             self.history.fill(bands)
             self._wormhole_cache = None
         past = self.history.ordered()  # [B,T,3,H,W], newest = t-1
-        cur = self.hook_embed(self.embed(bands))  # [B,H,W,3,D]
-        hist = self.embed(past)  # [B,T,H,W,3,D]
+        affine = self.band_affine()
+        cur = self.hook_embed(self.embed(bands, affine))  # [B,H,W,3,D]
         bi = {b: i for i, b in enumerate(BANDS)}
+
+        def band(name):  # one band's (weight, bias): the history stays scalar images
+            return affine[0][bi[name]], affine[1][bi[name]]
+
         parts, stats = [], {}
         if "temporal" in self.types:
+            kb = cfg.temporal_key_band
             out, stats["temporal"] = self.temporal(
-                cur[..., bi[cfg.temporal_query_band], :], hist[..., bi[cfg.temporal_key_band], :]
+                cur[..., bi[cfg.temporal_query_band], :], past[:, :, bi[kb]], band(kb)
             )
             parts.append(self.hook_temporal_out(out))
         if "neighbor" in self.types:
             L = 1 if cfg.neighbor_first_layer_only else min(cfg.layer_range, cfg.time_depth)
-            frames = hist[:, -L:, ..., bi[cfg.neighbor_key_band], :]
+            kb = cfg.neighbor_key_band
+            frames = past[:, -L:, bi[kb]]  # [B,L,H,W]
             if cfg.neighbor_include_current:
-                frames = torch.cat([frames, cur[:, None, ..., bi[cfg.neighbor_key_band], :]], 1)
-            out, stats["neighbor"] = self.neighbor(cur[..., bi[cfg.neighbor_query_band], :], frames)
+                frames = torch.cat([frames, bands[:, None, bi[kb]]], 1)
+            out, stats["neighbor"] = self.neighbor(
+                cur[..., bi[cfg.neighbor_query_band], :], frames, band(kb)
+            )
             parts.append(self.hook_neighbor_out(out))
         if "wormhole" in self.types:
-            parts.append(self.hook_wormhole_out(self._wormhole(bands, past, cur, hist, stats)))
+            parts.append(self.hook_wormhole_out(self._wormhole(bands, past, cur, affine, stats)))
         parts.append(cur.flatten(-2))
         fused = self.hook_fused(self.fusion(torch.cat(parts, -1)))
         delta = self.head(fused)[..., 0]
@@ -204,7 +219,7 @@ class SpectralPredictor(HookedRootModule):
         self.step += 1
         return (pred[0] if squeeze else pred), stats
 
-    def _wormhole(self, bands, past, cur, hist, stats):
+    def _wormhole(self, bands, past, cur, affine, stats):
         cfg, B = self.cfg, bands.shape[0]
         run = (
             self.step % cfg.wormhole_skip_steps == 0
@@ -216,15 +231,18 @@ class SpectralPredictor(HookedRootModule):
             stats["wormhole"] = {**(self._wormhole_stats or {}), "skipped": True}
             return self._wormhole_cache  # detached: a skipped step passes no gradient
         si = BANDS.index(cfg.wormhole_similarity_band)
+        vi = BANDS.index(cfg.wormhole_value_band)
         if cfg.wormhole_similarity_features == "patch":
             q_sim, k_sim = patch_features(bands[:, si]), patch_features(past[:, :, si])
-        else:
-            q_sim, k_sim = cur[..., si, :], hist[..., si, :]
+        else:  # the similarity band's features of the history, built for that band only
+            q_sim = cur[..., si, :]
+            k_sim = past[:, :, si].unsqueeze(-1) * affine[0][si] + affine[1][si]
         out, st = self.wormhole(
             cur[..., BANDS.index(cfg.wormhole_query_band), :],
             q_sim,
-            hist[..., BANDS.index(cfg.wormhole_value_band), :],
+            past[:, :, vi],
             k_sim,
+            value_affine=(affine[0][vi], affine[1][vi]),
         )
         self._wormhole_cache, self._wormhole_stats = out.detach(), st
         stats["wormhole"] = st

@@ -163,8 +163,10 @@ def test_bad_output_paths_give_one_error_line_before_any_training(tmp_path, caps
     assert sorted(p.name for p in other.iterdir()) == ["a_file"]
 
 
-def test_threads_0_is_torchs_default_and_unset_is_the_experiments_rule():
+def test_threads_0_is_torchs_default_and_unset_is_the_experiments_rule(monkeypatch):
     from akira_nb.spatiotemporal.train import threads, train
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
 
     assert _cli_config("--threads", "0")[0].cpu_threads == 0
     assert _cli_config()[0].cpu_threads is None
@@ -187,3 +189,17 @@ def test_threads_0_is_torchs_default_and_unset_is_the_experiments_rule():
             assert torch.get_num_threads() == 3  # restored after training
     finally:
         torch.set_num_threads(old)
+
+
+def test_unset_threads_follow_omp_num_threads(monkeypatch):
+    """A user who sets OMP_NUM_THREADS gets that many threads at small grids too; --threads
+    still wins; an unusable value falls back to the experiment's rule."""
+    from akira_nb.spatiotemporal.train import threads
+
+    cfg = TrainConfig(grid_size=32, steps=2, progress=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads(cfg) == 2 and threads(replace(cfg, cpu_threads=1)) == 1
+    assert threads(replace(cfg, grid_size=64)) == 2
+    for bad in ("", "0", "two", "-1"):
+        monkeypatch.setenv("OMP_NUM_THREADS", bad)
+        assert threads(cfg) == 1 and threads(replace(cfg, grid_size=64)) is None

@@ -82,8 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="torch CPU threads while training and evaluating, >= 0; 0: torch's default "
-        "thread count (default: 1 for grids <= 32, fastest for these small steps on shared "
-        "cores; torch's default above)",
+        "thread count (default: OMP_NUM_THREADS when set, else 1 for grids <= 32, fastest "
+        "for these small steps on shared cores, and torch's default above)",
     )
     p.add_argument(
         "--pattern-train",

@@ -14,6 +14,7 @@ Evaluation lives in :mod:`.evaluate`; comparisons, tables and claims in :mod:`.e
 from __future__ import annotations
 
 import csv
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -67,7 +68,8 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 0
     progress: bool = True
-    # torch CPU threads: None = 1 thread for grids <= 32, torch's setting above (threads());
+    # torch CPU threads: None = OMP_NUM_THREADS when set, else 1 thread for grids <= 32 and
+    # torch's setting above (threads());
     # 0 = torch's default thread count (runtime.cpu_threads leaves it alone)
     cpu_threads: int | None = None
 
@@ -110,16 +112,21 @@ class TrainConfig:
 def threads(cfg: TrainConfig) -> int | None:
     """The intra-op CPU thread count for training/evaluating under ``cfg`` (for
     :func:`runtime.cpu_threads`): ``cfg.cpu_threads`` when set (0: torch's default count,
-    as ``--threads 0`` in every CLI), else 1 for grids <= 32 and None (torch's setting) above.
+    as ``--threads 0`` in every CLI); else ``OMP_NUM_THREADS`` when it is set to a positive
+    integer (the user asked for that many); else 1 for grids <= 32 and None (torch's setting)
+    above.
 
     Per-step tensors at grids <= 32 are small (~1e4-1e5 elements), so extra threads gain little,
     and when the cores are shared (pytest-xdist, nbmake -n, a second job) each op waits for a
     descheduled thread (measured once on 2026-11-23: 1.3 s instead of 10 ms per step with
     torch's default threads on 2 busy cores; compare ``benchmarks/spatiotemporal_speed.py
-    --cases fast32`` with and without ``--threads 1``).
+    --threads 1 2``).
     """
     if cfg.cpu_threads is not None:
         return cfg.cpu_threads
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     return 1 if cfg.grid_size <= 32 else None
 
 

@@ -152,3 +152,9 @@ def test_seed_and_seeds_together_are_refused_naming_both(tmp_path):
         cli.main(_parse([*TINY, "--seed", 3, "--seeds", 0, 1, "--output_dir", tmp_path]))
     assert not (tmp_path / "grokking").exists()
     assert cli.config_from_args(_parse([*TINY, "--seed", 3])).seeds == [3]
+
+
+def test_ensemble_flag_defaults_to_the_device_choice():
+    assert _parse([]).ensemble is None
+    assert _parse(["--ensemble"]).ensemble is True
+    assert _parse(["--no-ensemble"]).ensemble is False

@@ -25,3 +25,87 @@ def test_vectorised_seeds_match_training_each_seed_alone():
     # the seeds really differ (different splits and initialisations)
     w = [m.W_E.detach() for m in together["models"]]
     assert not torch.allclose(w[0], w[1])
+
+
+def _arms(tmp_seeds=(0, 1), **kw):
+    base = dict(
+        p=11,
+        mixer="learned_gate",
+        n_epochs=60,
+        d_model=32,
+        n_heads=4,
+        d_mlp=64,
+        eval_every=20,
+        checkpoint_every=40,
+        progress_every=30,
+        grokfast_lamb=0.5,
+        train_frac=0.5,
+        lr=3e-3,
+    )
+    return [TrainConfig(**{**base, **kw, "seed": s}) for s in tmp_seeds]
+
+
+def test_ensemble_path_of_compare_gives_sequential_results_and_files(tmp_path):
+    from akira_nb.grokking.train import compare
+    from akira_nb.runs import Run
+
+    runs = {}
+    results = {}
+    for name, ensemble in (("seq", False), ("ens", True)):
+        runs[name] = Run.open_or_create("grokking", name, {"x": 1}, root=tmp_path)
+        results[name] = compare(_arms(), run=runs[name], progress=False, ensemble=ensemble)
+    for seq, ens in zip(results["seq"], results["ens"]):
+        assert seq.config == ens.config
+        for key in ("test_loss", "train_loss", "test_acc", "train_acc"):
+            assert abs(seq.final[key] - ens.final[key]) < 1e-5, key
+        assert seq.history["epoch"] == ens.history["epoch"] == [20, 40, 60]
+        for key in ("test_loss", "train_loss", "weight_norm"):
+            assert torch.allclose(
+                torch.tensor(seq.history[key]), torch.tensor(ens.history[key]), rtol=1e-4
+            ), key
+        assert seq.key_freqs == ens.key_freqs
+        assert seq.progress["epoch"] == ens.progress["epoch"] == [0, 30, 60]
+        assert torch.allclose(
+            torch.tensor(seq.progress["restricted_loss"]),
+            torch.tensor(ens.progress["restricted_loss"]),
+            rtol=1e-4,
+        )
+        for (name, a), b in zip(seq.model.named_parameters(), ens.model.parameters()):
+            assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), name
+
+    # the same run-folder layout, file for file
+    def files(run):
+        return sorted(str(p.relative_to(run.path)) for p in run.path.rglob("*") if p.is_file())
+
+    assert files(runs["seq"]) == files(runs["ens"])
+    assert any(f.startswith("checkpoints/p11_learned_gate_s1/") for f in files(runs["ens"]))
+    # an ensemble checkpoint resumes on the one-seed path and ends where it ended
+    ckpt = runs["ens"].latest_checkpoint("p11_learned_gate_s1")
+    assert ckpt["epoch"] == 60 and set(ckpt["optimizer"]["state"]) == set(
+        range(len(list(results["seq"][1].model.parameters())))
+    )
+
+
+def test_ensemble_resume_continues_from_per_seed_checkpoints(tmp_path):
+    from akira_nb.grokking.train import compare
+    from akira_nb.runs import Run
+
+    whole = compare(_arms(), progress=False, ensemble=False)
+    run = Run.open_or_create("grokking", "r", {"x": 1}, root=tmp_path)
+    compare(_arms(n_epochs=40), run=run, progress=False, ensemble=True)
+    again = Run.open_or_create("grokking", "r", {"x": 1}, root=tmp_path, resume=True)
+    resumed = compare(_arms(), run=again, resume=True, progress=False, ensemble=True)
+    for a, b in zip(whole, resumed):
+        assert abs(a.final["test_loss"] - b.final["test_loss"]) < 1e-5
+        assert a.history["epoch"] == b.history["epoch"]
+
+
+def test_ensemble_default_is_cuda_only_and_flag_is_checked():
+    import pytest
+
+    from akira_nb.grokking.train import use_ensemble
+
+    assert use_ensemble(None, "cpu") is False
+    assert use_ensemble(True, "cpu") is True
+    with pytest.raises(ValueError, match="ensemble"):
+        use_ensemble("yes", "cpu")

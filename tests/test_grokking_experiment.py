@@ -281,3 +281,10 @@ def test_notebook_shows_the_saved_figures_and_types_no_measured_numbers():
     # the key frequencies of a run are printed from the results, not typed into the markdown
     assert "1, 3, 9, 14, 16" not in text and "k = 3, 5, 9" not in text
     assert "key_freqs" in code
+
+
+def test_run_experiment_checks_the_ensemble_flag_before_making_a_folder(tmp_path):
+    plan = experiment.study("tiny", primes=[7], mixers=["fnet"], seeds=[0, 1], n_epochs=5)
+    with pytest.raises(ValueError, match="ensemble"):
+        experiment.run_experiment(plan, root=tmp_path, progress=False, ensemble="yes")
+    assert not any(tmp_path.iterdir())

@@ -128,6 +128,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads for training (default 1, fastest for these tiny models on shared "
         "cores; 0: torch's default, left as it is; see runtime.cpu_threads)",
     )
+    a(
+        "--ensemble",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train the seeds of each model together as one vmapped ensemble, same results "
+        "and files (default: on for CUDA, off on a CPU, where it measured 1.05x)",
+    )
     a("--name", default=None, help="run name (default: comparison-<size>)")
     a(
         "--output_dir",
@@ -200,6 +207,7 @@ def main(args: argparse.Namespace) -> dict:
         resume=args.resume,
         root=args.output_dir,
         progress=not args.quiet,
+        ensemble=args.ensemble,
     )
     print("\n".join(experiment.arm_line(r) for r in out["results"]))
     print(out["table"])

@@ -7,21 +7,39 @@ summed loss gives each seed exactly its own gradient, so this is mathematically 
 training the seeds one by one (a test checks it). On a GPU, where one tiny model cannot fill the
 device, it is much faster; on a 2-core CPU a full-batch step is already compute-bound and the
 gain is small (``benchmarks/grokking_speed.py`` prints both).
+
+``train_arms`` is the ensemble path of ``train.compare`` (on by default for CUDA): the seeds of
+one (p, mixer) trained together with the same history, checkpoints, progress snapshots, frames
+and results per seed as ``train.train`` writes, so the run folder looks the same either way.
+``train_seeds`` is the bare loop (no evaluation, no files) the benchmark times.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
+from tqdm.auto import tqdm
 
 from akira_nb import runtime
 from akira_nb.grokking.models import GrokkingModel
-from akira_nb.grokking.train import GrokfastEMA, TrainConfig, evaluate
+from akira_nb.grokking.train import (
+    HISTORY_KEYS,
+    RESUME_MAY_CHANGE,
+    GrokfastEMA,
+    TrainConfig,
+    TrainResult,
+    _Snapshots,
+    _sync,
+    checkpoint_state,
+    evaluate,
+    finish,
+    train,
+)
 
 
 def train_seeds(cfg: TrainConfig, seeds, n_epochs: int | None = None) -> dict:
@@ -86,3 +104,174 @@ def _train_seeds(cfg: TrainConfig, seeds: list[int], device) -> dict:
         "train_seconds": seconds,
         "epochs_per_s": n_epochs / seconds if seconds > 0 else float("nan"),
     }
+
+
+def train_arms(
+    cfgs: list[TrainConfig], run=None, resume: bool = False, progress: bool = True, snapshot_fns=()
+) -> list[TrainResult]:
+    """Train arms that differ only in their seed as one vmapped ensemble; one TrainResult per
+    arm, as ``train.train`` returns it, and the same files per arm (``checkpoints/<tag>/``,
+    ``progress/<tag>/``, frames through ``snapshot_fns``). Each arm's ``train_seconds`` is its
+    share (1 / n seeds) of the ensemble's training time. A resume whose arms stopped at
+    different epochs trains them one after another instead (``train.train``)."""
+    for cfg in cfgs:
+        cfg.validate()
+        if replace(cfg, seed=cfgs[0].seed) != cfgs[0]:
+            raise ValueError(
+                f"train_arms: arm {cfg.tag} differs from {cfgs[0].tag} in more than its seed"
+            )
+    snapshot_fns = list(snapshot_fns) or [None] * len(cfgs)
+    device = runtime.get_device(cfgs[0].device)
+    states = [None] * len(cfgs)
+    if run is not None and resume:
+        states = [
+            run.latest_checkpoint(
+                c.tag, map_location=device, config=asdict(c), may_change=RESUME_MAY_CHANGE
+            )
+            for c in cfgs
+        ]
+        epochs = {None if st is None else int(st["epoch"]) for st in states}
+        if len(epochs) > 1:
+            return [
+                train(c, run=run, resume=True, progress=progress, snapshot_fn=f)
+                for c, f in zip(cfgs, snapshot_fns)
+            ]
+    with runtime.cpu_threads(cfgs[0].cpu_threads, device):
+        return _train_arms(cfgs, device, run, states, progress, snapshot_fns)
+
+
+def _train_arms(cfgs, device, run, states, progress, snapshot_fns) -> list[TrainResult]:
+    wall_start = time.perf_counter()
+    runtime.flush_denormals()
+    cfg, n_seeds = cfgs[0], len(cfgs)
+    datasets, models = [], []
+    for c in cfgs:
+        datasets.append(c.dataset().to(device))
+        runtime.seed_everything(c.seed)
+        models.append(GrokkingModel(c.model_config()).to(device))
+    histories = [{k: [] for k in HISTORY_KEYS} for _ in cfgs]
+    start_epoch, train_seconds = 0, 0.0
+    mus = [{} for _ in cfgs]
+    if states[0] is not None:
+        start_epoch = int(states[0]["epoch"])
+        if start_epoch > cfg.n_epochs:
+            raise ValueError(
+                f"resume refused: n_epochs={cfg.n_epochs} but the checkpoints of "
+                f"{', '.join(c.tag for c in cfgs)} are already at epoch {start_epoch}; pass "
+                f"n_epochs >= {start_epoch} or start a new run (resume=False)"
+            )
+        train_seconds = sum(float(st["train_seconds"]) for st in states)
+        for i, st in enumerate(states):
+            models[i].load_state_dict(st["model"])
+            histories[i] = {k: list(st["history"][k]) for k in HISTORY_KEYS}
+            mus[i] = dict(st["grokfast_mu"])
+    params, buffers = stack_module_state(models)
+
+    opt = torch.optim.AdamW(
+        params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2)
+    )
+    if states[0] is not None:  # per-seed optimizer states, stacked along the seed axis
+        per_seed = [st["optimizer"]["state"] for st in states]
+        for j, tensor in enumerate(params.values()):
+            if j in per_seed[0]:
+                opt.state[tensor] = {
+                    k: v.clone() if v.ndim == 0 else torch.stack([s[j][k] for s in per_seed])
+                    for k, v in per_seed[0][j].items()
+                }
+    grokfast = GrokfastEMA(cfg.grokfast_alpha, cfg.grokfast_lamb) if cfg.grokfast_lamb else None
+    if grokfast is not None and mus[0]:
+        grokfast.mu = {k: torch.stack([mu[k] for mu in mus]) for k in mus[0]}
+    snapshots = [_Snapshots(run, c.tag, fresh=start_epoch == 0) for c in cfgs]
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def loss_one(p, b, xs, ys):
+        logits = functional_call(base, (p, b), (xs,))
+        return F.cross_entropy(logits.double() if cfg.float64_loss else logits.float(), ys)
+
+    batched_loss = vmap(loss_one)
+    x = torch.stack([d.inputs[d.train_idx] for d in datasets])
+    y = torch.stack([d.labels[d.train_idx] for d in datasets])
+
+    @torch.no_grad()
+    def unstack() -> None:  # the stacked weights into each seed's own model
+        for i, model in enumerate(models):
+            for name, prm in model.named_parameters():
+                prm.copy_(params[name][i])
+
+    def save(epoch: int) -> None:
+        stacked = opt.state_dict()
+        for i, c in enumerate(cfgs):
+            opt_state = {
+                "state": {
+                    j: {k: v.clone() if v.ndim == 0 else v[i].clone() for k, v in st.items()}
+                    for j, st in stacked["state"].items()
+                },
+                "param_groups": copy.deepcopy(stacked["param_groups"]),
+            }
+            mu = {k: v[i].clone() for k, v in grokfast.mu.items()} if grokfast is not None else {}
+            state = checkpoint_state(c, models[i].state_dict(), opt_state, mu, histories[i])
+            share = train_seconds / n_seeds
+            run.save_checkpoint({**state, "epoch": epoch, "train_seconds": share}, epoch, c.tag)
+
+    if cfg.progress_every and start_epoch == 0:
+        for snap, model in zip(snapshots, models):
+            snap.save(0, model)
+    bar = tqdm(
+        range(start_epoch, cfg.n_epochs),
+        desc=f"{cfgs[0].tag}..s{cfgs[-1].seed} ({n_seeds} seeds, vmap)",
+        initial=start_epoch,
+        total=cfg.n_epochs,
+        disable=not progress,
+        mininterval=1.0,
+    )
+    _sync(device)
+    t0, c0, train_cpu = time.perf_counter(), time.process_time(), 0.0
+    for epoch in bar:
+        if cfg.warmup_epochs:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * min(1.0, (epoch + 1) / cfg.warmup_epochs)
+        loss = batched_loss(params, buffers, x, y).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grokfast is not None:
+            grokfast.apply_named(params.items())
+        opt.step()
+        done = epoch + 1
+        is_eval = done % cfg.eval_every == 0 or done == cfg.n_epochs
+        is_ckpt = run is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0
+        is_snap = any(snapshot_fns) and cfg.snapshot_every and done % cfg.snapshot_every == 0
+        is_prog = cfg.progress_every and (done % cfg.progress_every == 0 or done == cfg.n_epochs)
+        if is_eval or is_ckpt or is_snap or is_prog:
+            _sync(device)
+            train_seconds += time.perf_counter() - t0
+            train_cpu += time.process_time() - c0
+            unstack()
+            for i, (model, data, history) in enumerate(zip(models, datasets, histories)):
+                if is_eval:
+                    metrics = evaluate(model, data)
+                    metrics["train_seconds"] = train_seconds / n_seeds
+                    metrics["wall_seconds"] = time.perf_counter() - wall_start
+                    history["epoch"].append(done)
+                    for key in HISTORY_KEYS[1:]:
+                        history[key].append(metrics[key])
+                if is_snap and snapshot_fns[i] is not None:
+                    snapshot_fns[i](model, history, done)
+                if is_prog:
+                    snapshots[i].save(done, model)
+            if is_ckpt:
+                save(done)
+            t0, c0 = time.perf_counter(), time.process_time()
+    _sync(device)
+    if start_epoch < cfg.n_epochs:
+        train_seconds += time.perf_counter() - t0
+        train_cpu += time.process_time() - c0
+    bar.close()
+    unstack()
+    if run is not None and not (cfg.checkpoint_every and cfg.n_epochs % cfg.checkpoint_every == 0):
+        save(cfg.n_epochs)  # the final state, so finished arms resume without training
+    return [
+        finish(
+            c, model, data, history, snap, train_seconds / n_seeds, train_cpu / n_seeds, wall_start
+        )
+        for c, model, data, history, snap in zip(cfgs, models, datasets, histories, snapshots)
+    ]

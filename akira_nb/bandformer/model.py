@@ -31,17 +31,22 @@ a hard 0.5 gate threshold after the MLPs; the reference's reported runs had no w
 
 How the bands are batched (no Python loop over bands or band pairs in the computation): each
 band's weights are separate parameters of their true sizes (so a band owns exactly its own
-weights and parameter counts are exact), and a :class:`BandLinear` stacks them, zero-padded to
-the largest band, into one ``[n_bands, d_in_max, d_out_max]`` tensor (one ``torch.cat`` of the
-bands' weights and biases written into zeros by one ``index_copy``: the same few ops whatever
-the number of bands, since a GPU pays for every kernel launch) applied with one batched matmul.
-Inside a block the band states therefore live in the *padded band layout* ``[B, T, n_bands,
-max(band_dims)]`` (band i in ``[..., i, :band_dims[i]]``, zeros beyond; :class:`BandLayout`
-converts to and from the concatenated ``[B, T, d_model]``), stored band-major (``[n_bands, B,
-T, max_dim]`` memory seen through a ``movedim`` view), which is what the batched matmul reads
-and writes, so the sublayers pass it on without copies. The padding costs ``n_bands *
-max_dim**2 / sum(dim**2)`` (2.6x for the default dims) in the block matmuls, against 6x for a
-dense block-diagonal matrix.
+weights and parameter counts are exact). The bands are cut into at most ``MAX_GROUPS`` (3)
+contiguous groups of similar width (:func:`band_groups`: the cut minimising the padded cost
+``sum_g |g| * max_g**2``; for the default dims (128), (96, 80), (64, 64, 48, 32), 1.18x the
+unpadded weight work instead of 2.6x with every band padded to 128; 8 equal bands are one group
+with no padding). Inside the model the band state lives in the *grouped layout*: one band-major
+``[k, B*T, W_g]`` tensor per group (its k bands, each zero-padded to the group's widest band
+W_g). A :class:`BandLinear` writes its bands' weights and biases into one zero buffer (one
+``torch.cat`` + one ``index_copy``: the same few ops whatever the number of bands, since a GPU
+pays for every kernel launch), viewed per group as ``[k, in_g + 1, out_g]``, and runs one
+``baddbmm`` per group (a loop over at most 3 groups). The residual stream stays grouped from
+block to block (converted once after the embedding and once before the final LayerNorm); the
+hooks see the documented layouts below, converted to only when a hook is attached (and
+converted back, so a hook may edit its tensor). :class:`BandLayout` converts between the
+concatenated ``[B, T, d_model]``, the padded ``[B, T, n_bands, max(band_dims)]`` (band i in
+``[..., i, :band_dims[i]]``, zeros beyond) and the grouped layouts; the sublayers' ``forward``
+takes and returns the padded layout, their ``grouped`` the grouped one.
 
 Initialisation (both models, nanoGPT's): weights and embeddings N(0, 0.02), the projections
 that write into the residual stream N(0, 0.02 / sqrt(2 n_layers)), biases 0, LayerNorms 1 / 0.

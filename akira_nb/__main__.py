@@ -26,6 +26,7 @@ EXPERIMENTS = {
     "spatiotemporal": "akira_nb.spatiotemporal",
     "action_quanta": "akira_nb.alignment",
     "bandformer": "akira_nb.bandformer",
+    "differential_lr": "akira_nb.differential_lr",
 }
 
 

@@ -1,181 +1,316 @@
-"""Speed and memory of experiment 033 (spectral band attention). Prints figures; asserts nothing.
+"""Speed and memory of experiment 033 (spectral band attention), beside the public reference when
+given its checkout. Prints figures; asserts nothing.
 
-    python benchmarks/spatiotemporal_speed.py                 # every case, CPU or CUDA
-    python benchmarks/spatiotemporal_speed.py --cases fast32 --threads 1
-    python benchmarks/spatiotemporal_speed.py --cases fast32 fast32_bandnorm  # band_normalize
+    python benchmarks/spatiotemporal_speed.py          # the kit alone: fast32, 1 and 2 threads
+    python benchmarks/spatiotemporal_speed.py --reference-dir /tmp/ref/akira --rounds 3
+    python benchmarks/spatiotemporal_speed.py --cases large64 large64_pooled --steps64 40
+    python benchmarks/spatiotemporal_speed.py --memory              # peak memory, exact wormhole
 
-Cases (each in its own subprocess so peak memory is per case):
+Cases (every run in its own process, so whole-process time and peak memory are per run):
 
-- ``fast32``: the reference protocol: fast preset, 32x32, blob, 300 online steps (Adam 1e-3,
-  batch 1), then held-out per-pixel MSE on 101 frames and a 20-step rollout, beside
-  copy-last-frame's and linear extrapolation's on the same frames. The reference code ran ~15
-  steps/s on 2-core CPUs with held-out MSE 0.008-0.014 (inventory 1.11).
+- ``fast32``: the reference's own protocol (its README's ``python synthetic_2d.py --config fast
+  --steps 300``): fast preset, 32x32, blob, 300 online steps (Adam 1e-3, batch 1), then its 101
+  held-out frames. The reference prints ``Total time`` (its training loop: frame generation,
+  the step, its per-step statistics) and ``Steps/sec`` (300 / that time); its steps/s here is
+  300 / its printed total time. The kit's worker does the same: the training loop, then 101
+  held-out frames (no rollout).
+- ``large64``: the large preset at 64x64 with the **exact** wormhole search (as the reference,
+  which never pools at 64x64), ``--steps64`` steps, no held-out frames on either side.
+- ``large64_pooled``: the kit's 2x2-pooled wormhole search at 64x64, a separate, labelled option
+  with no reference counterpart (no ratio line).
 
-Speed: ``steps/s`` is wall-clock (steps / the whole training loop, frame generation included:
-the reference's measure, and what the "reference ... -> xN" ratio uses); ``train-only`` times
-only forward + backward + optimizer step.
-- ``large64`` / ``xlarge128``: online steps at the presets' own grids (reference: 2.3 and 0.2
-  steps/s, 654 MB and 1.19 GB peak RSS).
-- ``batched32``: batched protocol, 16 streams, frames/s.
-- ``fast32_bandnorm``: ``fast32`` with the reference's per-frame min-max band normalisation
-  (``band_normalize=True``): compare its held-out and rollout MSE with ``fast32``'s.
-- ``large64_exact``: ``large64`` with the exact (unpooled) wormhole search: compare speeds.
+Figures: steps/s of the training loop (``training``; the kit's forward + backward + optimizer
+step alone beside it), steps/s of the whole process (start-up, imports, training, evaluation),
+its wall and CPU seconds (``os.wait4``), peak RSS and threads. Kit and reference runs are
+interleaved (kit, reference, reference, kit, ...; ``paired.interleave``) and the medians
+reported; the last lines are ``kit/reference <case> <n>t: x<ratio>`` (training steps/s).
 
-Peak memory: CUDA ``max_memory_allocated`` on a GPU; on CPU the peak RSS and the peak above the
-RSS after start-up (what the model and its step need).
+The similarity-search floor: the exact wormhole search scores every query against every past
+position (``Q x N x D`` multiply-adds: kit D = 9, its 3x3 patch features; reference D = 32,
+its projected band features) each time it runs (every ``wormhole_skip_steps`` = 2 steps). The
+benchmark measures this device's fp32 matmul rate at each thread count and prints the time that
+many FLOPs would take at that rate, beside the measured step time.
+
+``--memory``: peak RSS above start-up (CPU) or ``max_memory_allocated`` (CUDA) of a few training
+steps with the exact wormhole at 32, 64, 96 and 128 px; the growth exponent from the largest
+two grids, and whether 128x128 exact fits a T4's 16 GB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import resource
-import subprocess
 import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import paired  # noqa: E402
+
+REFERENCE_SCRIPT = (
+    "experiments/experiments_supporting_literature_and_reference/"
+    "033_EXP_SPECTRAL_BAND_ATTENTION/code/synthetic_2d.py"
+)
+EXACT = {"wormhole_max_spatial_tokens": 10**6}
+# name: (preset, grid, steps (None: --steps64), held-out frames, model overrides, reference?)
 CASES = {
-    # name: (preset, grid, steps, batch, evaluate, model overrides)
-    "fast32": ("fast", 32, 300, 1, True, {}),
-    "large64": ("large", 64, 60, 1, False, {}),
-    "xlarge128": ("xlarge", 128, 15, 1, False, {}),
-    "batched32": ("fast", 32, 60, 16, False, {}),
-    "fast32_bandnorm": ("fast", 32, 300, 1, True, {"band_normalize": True}),
-    "large64_exact": ("large", 64, 60, 1, False, {"wormhole_max_spatial_tokens": 10**6}),
+    "fast32": ("fast", 32, 300, 101, {}, True),
+    "large64": ("large", 64, None, 0, EXACT, True),
+    "large64_pooled": ("large", 64, None, 0, {}, False),
 }
-DEFAULT_CASES = ("fast32", "large64", "xlarge128", "batched32")
-REFERENCE = {"fast32": (15.0, None), "large64": (2.3, 654), "xlarge128": (0.2, 1190)}
+# the fast/large presets' wormhole search: every 2nd step; the reference's dims (its attnDim)
+SKIP_STEPS, REFERENCE_SIM_DIMS, KIT_SIM_DIMS, TIME_DEPTH = 2, 32, 9, 8
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_case(name: str, device: str, threads: int | None) -> dict:
+def kit_worker(name: str, steps: int, device: str, threads: int) -> dict:
+    """One kit run of ``name`` in this process (the benchmark runs it as a subprocess)."""
     import torch
 
     from akira_nb.spatiotemporal.evaluate import evaluate
     from akira_nb.spatiotemporal.model import build_model
     from akira_nb.spatiotemporal.train import TrainConfig, train
 
-    if threads:
-        torch.set_num_threads(threads)
-    preset, grid, steps, batch, do_eval, overrides = CASES[name]
+    preset, grid, _, eval_steps, overrides, _ = CASES[name]
     torch.manual_seed(0)
     model = build_model("spectral", preset, grid_size=grid, **overrides).to(device)
-    base_rss = _rss_mb()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
     cfg = TrainConfig(
-        pattern="blob",
         grid_size=grid,
         steps=steps,
-        batch=batch,
-        protocol="batched" if batch > 1 else "online",
+        eval_steps=max(eval_steps, 1),
+        rollout_horizon=0,
         progress=False,
         device=device,
-        cpu_threads=threads or torch.get_num_threads(),
+        cpu_threads=threads,
     )
-    tic = time.perf_counter()
     out = train(model, cfg)
-    wall = time.perf_counter() - tic
     res = {
-        "case": name,
-        "preset": preset,
-        "grid": grid,
-        "batch": batch,
-        "steps": steps,
-        "steps_per_s": out["steps_per_s"],  # wall-clock, as the reference measured
+        "steps_per_s": out["steps_per_s"],
         "train_steps_per_s": out["train_steps_per_s"],
-        "frames_per_s": out["frames_per_s"],
-        "wall_s": wall,
-        "peak_rss_mb": _rss_mb(),
-        "peak_rss_above_start_mb": _rss_mb() - base_rss,
-        "threads": torch.get_num_threads(),
-        "device": device,
+        "final_loss": out["final"],
+        "threads": threads,
     }
+    if eval_steps:
+        tic = time.perf_counter()
+        res["heldout_mse"] = evaluate(model, cfg)["mse"]
+        res["eval_s"] = time.perf_counter() - tic
+    return res
+
+
+def memory_worker(grid: int, steps: int, device: str, threads: int) -> dict:
+    """Peak memory of ``steps`` training steps, large preset, exact wormhole, at ``grid``."""
+    import torch
+
+    from akira_nb.spatiotemporal.model import build_model
+    from akira_nb.spatiotemporal.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    model = build_model("spectral", "large", grid_size=grid, **EXACT).to(device)
+    base = _rss_mb()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    cfg = TrainConfig(grid_size=grid, steps=steps, progress=False, device=device)
+    cfg.cpu_threads = threads
+    out = train(model, cfg)
+    res = {"grid": grid, "peak_above_start_mb": _rss_mb() - base, "steps_per_s": out["steps_per_s"]}
     if device.startswith("cuda"):
         res["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        res["gpu"] = torch.cuda.get_device_name()
-    if do_eval:
-        ev = evaluate(
-            model,
-            TrainConfig(
-                grid_size=grid,
-                eval_steps=101,
-                rollout_horizon=20,
-                device=device,
-                cpu_threads=cfg.cpu_threads,
-            ),
-        )
-        res["heldout_mse"] = ev["mse"]
-        res["rollout_mse"] = ev["rollout_mse"]
-        for b in ("copy_last", "linear_extrap"):  # the same frames, the same rollout horizon
-            bev = evaluate(
-                build_model(b), TrainConfig(grid_size=grid, eval_steps=101, rollout_horizon=20)
-            )
-            res[f"heldout_{b}"] = bev["mse"]
-            res[f"rollout_{b}"] = bev["rollout_mse"]
     return res
+
+
+def matmul_gflops(threads: int, device: str, n: int = 1024, reps: int = 10) -> float:
+    """This device's fp32 matmul rate (GFLOP/s) at ``threads``: median of ``reps`` n^3 matmuls."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        times = []
+        for _ in range(reps + 2):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            tic = time.perf_counter()
+            a @ b
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - tic)
+        return 2 * n**3 / sorted(times[2:])[reps // 2] / 1e9
+    finally:
+        torch.set_num_threads(old)
+
+
+def search_floor_ms(grid: int, dims: int, gflops: float) -> float:
+    """Time of one exact wormhole search's ``2 Q N D`` FLOPs at ``gflops``."""
+    q = grid * grid
+    return 2 * q * (TIME_DEPTH * q) * dims / (gflops * 1e9) * 1e3
+
+
+def _env(threads: int) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def run_kit(name: str, steps: int, device: str, threads: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", name, "--steps64", str(steps)]
+    cmd += ["--device", device, "--threads", str(threads)]
+    r = paired.run_timed(cmd, cwd=Path(__file__).resolve().parents[1], env=_env(threads))
+    row = json.loads(r["stdout"].strip().splitlines()[-1])
+    row.update({k: r[k] for k in ("wall_s", "cpu_s", "peak_rss_mb")})
+    row["process_steps_per_s"] = steps / r["wall_s"]
+    return row
+
+
+def parse_reference(stdout: str, steps: int) -> dict:
+    """The reference's training-loop figures from what ``synthetic_2d.py`` prints."""
+    total = re.search(r"Total time:\s*([0-9.]+)s", stdout)
+    if total is None:
+        raise RuntimeError(f"no 'Total time: ...s' in the reference's output:\n{stdout[-2000:]}")
+    row = {"loop_s": float(total.group(1)), "steps_per_s": steps / float(total.group(1))}
+    ev = re.search(r"Eval mean loss:\s*([0-9.eE+-]+)", stdout)
+    final = re.search(r"Final loss:\s*([0-9.eE+-]+)", stdout)
+    if ev:
+        row["heldout_mse"] = float(ev.group(1))
+    if final:
+        row["final_loss"] = float(final.group(1))
+    return row
+
+
+def run_reference(ref: Path, name: str, steps: int, device: str, threads: int) -> dict:
+    preset, grid, _, eval_steps, _, _ = CASES[name]
+    script = ref / REFERENCE_SCRIPT
+    cmd = [sys.executable, script.name, "--config", preset, "--grid-size", str(grid)]
+    cmd += ["--steps", str(steps), "--pattern-train", "blob", "--device", device]
+    cmd += ["--eval-steps", str(eval_steps)]
+    r = paired.run_timed(cmd, cwd=script.parent, env=_env(threads))
+    row = parse_reference(r["stdout"], steps)
+    row.update({k: r[k] for k in ("wall_s", "cpu_s", "peak_rss_mb")})
+    row["process_steps_per_s"] = steps / r["wall_s"]
+    row["threads"] = threads
+    return row
+
+
+def _line(label: str, rows: list[dict]) -> str:
+    m = lambda k: paired.median(rows, k)  # noqa: E731
+    text = f"  {label:10s} training {m('steps_per_s'):7.2f} steps/s"
+    if "train_steps_per_s" in rows[0]:
+        text += f" (fwd+bwd+step alone {m('train_steps_per_s'):7.2f})"
+    text += (
+        f", whole process {m('process_steps_per_s'):6.2f} steps/s: {m('wall_s'):6.1f} s wall, "
+        f"{m('cpu_s'):6.1f} CPU s, peak RSS {m('peak_rss_mb'):5.0f} MB, "
+        f"{rows[0]['threads']} thread(s), n={len(rows)}"
+    )
+    if "heldout_mse" in rows[0]:
+        text += f"; held-out MSE {m('heldout_mse'):.2e}"
+    return text
+
+
+def memory_report(device: str, threads: int, steps: int) -> None:
+    root = Path(__file__).resolve().parents[1]
+    rows = []
+    for grid in (32, 64, 96, 128):
+        cmd = [sys.executable, __file__, "--memory-worker", str(grid), "--steps64", str(steps)]
+        cmd += ["--device", device, "--threads", str(threads)]
+        r = paired.run_timed(cmd, cwd=root, env=_env(threads))
+        row = json.loads(r["stdout"].strip().splitlines()[-1])
+        key = "cuda_peak_mb" if "cuda_peak_mb" in row else "peak_above_start_mb"
+        row["mb"] = row[key]
+        rows.append(row)
+        print(
+            f"  exact wormhole {grid:3d}px, {steps} steps: peak {row['mb']:7.0f} MB "
+            f"({key}), {row['steps_per_s']:.2f} steps/s",
+            flush=True,
+        )
+    a, b = rows[-2], rows[-1]
+    import math
+
+    expo = math.log(max(b["mb"], 1e-9) / max(a["mb"], 1e-9)) / math.log(b["grid"] / a["grid"])
+    print(
+        f"  peak memory grows as grid^{expo:.2f} from {a['grid']} to {b['grid']} px; 128x128 "
+        f"exact needs ~{b['mb']:.0f} MB measured here "
+        f"({'fits' if b['mb'] < 16 * 1024 else 'does not fit'} a T4's 16 GB; the search's "
+        "score chunks are capped at 64 MB, whatever the grid)"
+    )
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), choices=list(CASES))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # worker mode
+    p.add_argument("--cases", nargs="+", default=["fast32"], choices=list(CASES))
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--rounds", type=int, default=3, help="paired rounds per case (default 3)")
+    p.add_argument("--steps64", type=int, default=40, help="steps of the 64x64 cases")
+    p.add_argument("--reference-dir", default=None, help="a checkout of Gman-Superfly/AKIRA")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--memory", action="store_true", help="peak memory of the exact wormhole")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--memory-worker", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.device == "auto":
-        import torch
-
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.case:
-        print(json.dumps(run_case(args.case, args.device, args.threads)))
+    if args.worker or args.memory_worker:
+        n = args.threads[0]
+        if args.worker:
+            steps = CASES[args.worker][2] or args.steps64
+            print(json.dumps(kit_worker(args.worker, steps, args.device, n)))
+        else:
+            print(json.dumps(memory_worker(args.memory_worker, args.steps64, args.device, n)))
         return 0
-    rows = []
+    try:
+        ref = paired.reference_dir(args.reference_dir, REFERENCE_SCRIPT)
+        for t in args.threads:
+            if t < 1:
+                raise ValueError(f"--threads {t!r}: each thread count must be >= 1")
+        if args.rounds < 1:
+            raise ValueError(f"--rounds {args.rounds!r} must be >= 1")
+    except ValueError as exc:
+        print(exc)
+        return 2
+    ratios = []
     for name in args.cases:
-        cmd = [sys.executable, __file__, "--case", name, "--device", args.device]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        row = json.loads(out.strip().splitlines()[-1])
-        rows.append(row)
-        ref = REFERENCE.get(name)
-        line = (
-            f"{name:10s} {row['preset']:7s} {row['grid']:4d}px batch {row['batch']:2d}: "
-            f"{row['steps_per_s']:8.2f} steps/s (train-only {row['train_steps_per_s']:.2f}) "
-            f"{row['frames_per_s']:8.1f} frames/s  "
-            f"peak RSS {row['peak_rss_mb']:7.0f} MB (+{row['peak_rss_above_start_mb']:.0f} MB)"
-        )
-        if "cuda_peak_mb" in row:
-            line += f"  CUDA peak {row['cuda_peak_mb']:.0f} MB"
-        if ref:
-            ratio = row["steps_per_s"] / ref[0]
-            line += f"  | reference {ref[0]} steps/s (wall-clock) -> x{ratio:.1f}"
-        print(line, flush=True)
-        if "heldout_mse" in row:
-            print(
-                f"{'':10s} held-out per-pixel MSE: spectral {row['heldout_mse']:.2e}, "
-                f"copy-last {row['heldout_copy_last']:.2e}, linear extrapolation "
-                f"{row['heldout_linear_extrap']:.2e} (reference model: 8e-3 to 1.4e-2)"
+        preset, grid, steps, _, _, has_ref = CASES[name]
+        steps = steps or args.steps64
+        for t in args.threads:
+            cases = {"kit": lambda n=name, s=steps, t=t: run_kit(n, s, args.device, t)}
+            if ref is not None and has_ref:
+                cases["reference"] = lambda n=name, s=steps, t=t: run_reference(
+                    ref, n, s, args.device, t
+                )
+            rows = paired.interleave(cases, args.rounds)
+            label = "pooled wormhole, kit option" if name.endswith("pooled") else "exact wormhole"
+            print(f"{name} ({preset}, {grid}x{grid}, {steps} steps, {label}), {t} thread(s):")
+            for who, rs in rows.items():
+                print(_line(who, rs), flush=True)
+            gf = matmul_gflops(t, args.device)
+            kit_ms = 1e3 / paired.median(rows["kit"], "train_steps_per_s")
+            fk = search_floor_ms(grid, KIT_SIM_DIMS, gf)
+            text = (
+                f"  search floor at {gf:.0f} GFLOP/s (fp32 matmul measured here): kit "
+                f"{grid * grid} queries x {TIME_DEPTH * grid * grid} past x {KIT_SIM_DIMS} dims "
+                f"= {fk:.2f} ms a search, {fk / SKIP_STEPS:.2f} ms a step (one search every "
+                f"{SKIP_STEPS}); kit step {kit_ms:.1f} ms (fwd+bwd+step)"
             )
-            print(
-                f"{'':10s} 20-step rollout per-pixel MSE: spectral {row['rollout_mse']:.3g}, "
-                f"copy-last {row['rollout_copy_last']:.3g}, linear extrapolation "
-                f"{row['rollout_linear_extrap']:.3g}"
-            )
-    mem = {
-        r["grid"]: r.get("cuda_peak_mb", r["peak_rss_above_start_mb"])
-        for r in rows
-        if r["batch"] == 1
-    }
-    if 64 in mem and 128 in mem:
-        print(
-            f"memory 64 -> 128 px: x{mem[128] / max(mem[64], 1e-9):.1f}; xlarge at 128x128 needs "
-            f"~{mem[128]:.0f} MB per stream (T4: 16 GB)"
-        )
-    print(json.dumps(rows))
+            if not name.endswith("pooled"):
+                fr = search_floor_ms(grid, REFERENCE_SIM_DIMS, gf)
+                text += f"; reference x {REFERENCE_SIM_DIMS} dims = {fr:.2f} ms a search"
+                if "reference" in rows:
+                    text += (
+                        f", its step {1e3 / paired.median(rows['reference'], 'steps_per_s'):.1f} ms"
+                    )
+            print(text, flush=True)
+            if "reference" in rows:
+                kit_v = paired.median(rows["kit"], "steps_per_s")
+                ref_v = paired.median(rows["reference"], "steps_per_s")
+                ratios.append(paired.ratio_line(f"{name} {t}t", kit_v, ref_v, "steps/s"))
+    if args.memory:
+        print("memory (large preset, exact wormhole):")
+        memory_report(args.device, args.threads[0], 3)
+    if ref is None:
+        print("(no --reference-dir: the kit's figures alone; no reference figure is typed in)")
+    for line in ratios:
+        print(line)
     return 0
 
 

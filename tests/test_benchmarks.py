@@ -95,3 +95,68 @@ def test_run_timed_raises_with_stderr_tail(tmp_path):
     stub.write_text("import sys\nsys.stderr.write('reference broke here')\nsys.exit(3)\n")
     with pytest.raises(RuntimeError, match="exited with 3(.|\n)*reference broke here"):
         paired.run_timed([sys.executable, stub], cwd=tmp_path)
+
+
+# --- benchmarks/spatiotemporal_speed.py --reference-dir, against a stub reference checkout ---
+
+import spatiotemporal_speed as st_speed  # noqa: E402
+
+
+def _stub_reference(root: Path, total_s: float) -> Path:
+    script = root / st_speed.REFERENCE_SCRIPT
+    script.parent.mkdir(parents=True)
+    script.write_text(
+        "import os, sys\n"
+        "with open(os.path.join(os.path.dirname(__file__), 'calls.txt'), 'a') as fh:\n"
+        "    fh.write(os.environ['OMP_NUM_THREADS'] + ' ' + ' '.join(sys.argv[1:]) + '\\n')\n"
+        "print('RESULTS:')\n"
+        f"print('  Total time: {total_s:.2f}s')\n"
+        "print('  Steps/sec: 0.0')\n"  # a rounded figure the benchmark must not use
+        "print('  Final loss: 0.002000')\n"
+        "print('  Eval mean loss: 0.010000')\n"
+    )
+    return script.parent / "calls.txt"
+
+
+def test_spatiotemporal_reference_dir_ratio_against_a_stub(tmp_path, monkeypatch, capsys):
+    calls = _stub_reference(tmp_path, total_s=2.0)  # 300 steps / 2 s = 150 steps/s
+    kit_calls = []
+
+    def fake_kit(name, steps, device, threads):
+        kit_calls.append((name, steps, threads))
+        # per thread count: 60, 40, 60, whose median is 60
+        speed = 60.0 if sum(c[2] == threads for c in kit_calls) % 2 else 40.0
+        return {"steps_per_s": speed, "train_steps_per_s": 70.0, "process_steps_per_s": 30.0,
+                "wall_s": 10.0, "cpu_s": 9.0, "peak_rss_mb": 100.0, "threads": threads}  # fmt: skip
+
+    monkeypatch.setattr(st_speed, "run_kit", fake_kit)
+    monkeypatch.setattr(st_speed, "matmul_gflops", lambda threads, device: 100.0)
+    rc = st_speed.main(["--reference-dir", str(tmp_path), "--rounds", "3", "--threads", "1", "2"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0
+    assert out[-2:] == ["kit/reference fast32 1t: x0.40", "kit/reference fast32 2t: x0.40"]
+    ref_lines = [line for line in out if line.strip().startswith("reference")]
+    assert len(ref_lines) == 2 and "training  150.00 steps/s" in ref_lines[0]
+    assert kit_calls == [("fast32", 300, 1)] * 3 + [("fast32", 300, 2)] * 3
+    runs = calls.read_text().splitlines()
+    assert len(runs) == 6 and [r.split()[0] for r in runs] == ["1"] * 3 + ["2"] * 3
+    assert "--config fast --grid-size 32 --steps 300 --pattern-train blob" in runs[0]
+    assert "--eval-steps 101" in runs[0]
+    # the floor: 2 * 1024 * 8192 * 9 FLOPs at 100 GFLOP/s = 1.51 ms a search
+    assert any("= 1.51 ms a search" in line for line in out)
+
+
+def test_spatiotemporal_refuses_a_missing_reference(tmp_path, capsys):
+    assert st_speed.main(["--reference-dir", str(tmp_path / "none")]) == 2
+    msg = capsys.readouterr().out.strip().splitlines()
+    assert len(msg) == 1 and "--reference-dir" in msg[0] and "none" in msg[0]
+    assert st_speed.main(["--reference-dir", str(tmp_path)]) == 2  # a folder without the script
+    msg = capsys.readouterr().out.strip()
+    assert "--reference-dir" in msg and "synthetic_2d.py" in msg
+
+
+def test_spatiotemporal_parses_the_reference_output_and_refuses_other_output():
+    row = st_speed.parse_reference("  Total time: 24.00s\n  Steps/sec: 12.5\n", 300)
+    assert row["steps_per_s"] == 12.5 and row["loop_s"] == 24.0
+    with pytest.raises(RuntimeError, match="Total time"):
+        st_speed.parse_reference("nothing useful\n", 300)

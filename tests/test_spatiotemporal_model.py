@@ -292,3 +292,24 @@ def test_one_step_and_rollout_score_the_same_clamped_frames():
         ev = evaluate(model, cfg, keep_frames=True)
         first = float(((ev["preds"][0] - ev["targets"][0]) ** 2).mean())
         assert ev["rollout_curve"][0] == pytest.approx(first, rel=1e-5, abs=1e-12)
+
+
+def test_losses_and_statistics_read_every_n_steps_equal_reading_every_step(monkeypatch):
+    """The loop keeps each step's loss and statistics on the device and reads them in windows of
+    train.STATS_EVERY steps (and at the end): the same rows, in order, as reading every step."""
+    from akira_nb.spatiotemporal import train as train_mod
+
+    out = {}
+    for every in (1, 3):
+        monkeypatch.setattr(train_mod, "STATS_EVERY", every)
+        torch.manual_seed(0)
+        rows = []
+        model = build_model("spectral", "turbo", grid_size=8)
+        res = train_mod.train(
+            model, TrainConfig(grid_size=8, steps=7, progress=False), stats_rows=rows
+        )
+        out[every] = (res["losses"], rows)
+    assert out[1] == out[3]
+    losses, rows = out[3]
+    assert len(losses) == 7 and [r[0] for r in rows] == list(range(7))
+    assert [r[1] for r in rows] == losses and len(rows[0]) == len(train_mod.CSV_COLUMNS)

@@ -161,32 +161,54 @@ def trend(losses) -> dict:
     }
 
 
-def _stats_row(step, loss, stats) -> list:
+STATS_EVERY = 50  # steps between reads of the on-device losses and statistics
+
+
+def _stats_values(step, loss, stats) -> torch.Tensor:
+    """One CSV row (:data:`CSV_COLUMNS`) as a float32 tensor on ``loss``'s device: built from
+    the step's tensors without reading any of them back (no host sync per step)."""
     t, n, w = stats.get("temporal", {}), stats.get("neighbor", {}), stats.get("wormhole", {})
     counts = w.get("per_position_counts")
+    dev = loss.device
+
+    def const(x):
+        return torch.full((), float(x), device=dev)
 
     def f(d, k):
-        return float(d[k]) if k in d and d[k] is not None else float("nan")
+        v = d.get(k)
+        if isinstance(v, torch.Tensor):
+            return v.detach().float().reshape(())
+        return const("nan" if v is None else v)
 
-    return [
-        step,
-        loss,
-        f(t, "entropy"),
-        f(t, "mean_weight"),
-        f(t, "max_weight"),
-        f(n, "mean_weight"),
-        f(n, "entropy"),
-        f(n, "max_weight"),
-        f(w, "num_connections"),
-        f(w, "positions_with_connections"),
-        f(w, "mean_similarity"),
-        f(w, "sparsity"),
-        float(bool(w.get("skipped", False))),
-        float(counts.float().mean()) if counts is not None else float("nan"),
-        float(counts.float().std()) if counts is not None else float("nan"),
-        float(counts.max()) if counts is not None else float("nan"),
-        f(w, "entropy"),
-    ]
+    c = counts.float() if counts is not None else None
+    nan = const("nan")
+    return torch.stack(
+        [
+            const(step),
+            loss.detach().float().reshape(()),
+            f(t, "entropy"),
+            f(t, "mean_weight"),
+            f(t, "max_weight"),
+            f(n, "mean_weight"),
+            f(n, "entropy"),
+            f(n, "max_weight"),
+            f(w, "num_connections"),
+            f(w, "positions_with_connections"),
+            f(w, "mean_similarity"),
+            f(w, "sparsity"),
+            const(bool(w.get("skipped", False))),
+            c.mean() if c is not None else nan,
+            c.std() if c is not None else nan,
+            c.max() if c is not None else nan,
+            f(w, "entropy"),
+        ]
+    )
+
+
+def _stats_row(step, loss, stats) -> list:
+    """One CSV row as Python floats (reads the step's tensors)."""
+    loss_t = loss if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+    return _stats_values(step, loss_t, stats).tolist()
 
 
 def write_stats_csv(path, rows) -> None:
@@ -215,7 +237,9 @@ def train(
 
     Speed: ``steps_per_s`` / ``frames_per_s`` are wall-clock (the whole loop: frame
     generation, the step, statistics, checkpoints; the reference's steps / training time);
-    ``train_steps_per_s`` times only forward + backward + optimizer step.
+    ``train_steps_per_s`` times only forward + backward + optimizer step (on a GPU: the time
+    to queue them; nothing waits for the device inside the loop). Losses and statistics stay
+    on the device and are read every :data:`STATS_EVERY` steps and at each checkpoint.
 
     ``stats_rows`` (a list) collects one CSV row per step; ``viz=(interval, callback)`` calls
     ``callback(step, frame, target, pred, stats)`` every ``interval`` steps.
@@ -281,6 +305,16 @@ def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
     bar = tqdm(
         range(start_step, cfg.steps), desc=f"train {tag}", disable=not cfg.progress, leave=False
     )
+    pending = []  # this window's rows, still on the device
+
+    def flush():  # one read for up to STATS_EVERY steps
+        if pending:
+            new_rows = torch.stack(pending).cpu().double().tolist()
+            losses.extend(r[1] for r in new_rows)
+            rows.extend(new_rows)
+            pending.clear()
+            bar.set_postfix(loss=f"{losses[-1]:.2e}")
+
     for step in bar:
         t = starts[:, None] + step + torch.tensor([0.0, 1.0], dtype=torch.float64)
         pair = P.frames(cfg.pattern, t, cfg.grid_size, **pparams).to(device)  # [B,2,H,W]
@@ -291,21 +325,20 @@ def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        loss_v = float(loss.detach())
         wall += time.perf_counter() - tic
-        losses.append(loss_v)
-        rows.append(_stats_row(step, loss_v, stats))
+        pending.append(_stats_values(step, loss, stats))
         if viz is not None and viz[0] > 0 and step % viz[0] == 0:
             viz[1](step, pair[0, 0], pair[0, 1], pred[0].detach(), stats)
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss_v:.2e}")
         done = step + 1
-        if (
+        save = (
             run is not None
             and cfg.checkpoint_every
             and opt is not None
             and (done % cfg.checkpoint_every == 0 or done == cfg.steps)
-        ):
+        )
+        if save or done % STATS_EVERY == 0 or done == cfg.steps:
+            flush()
+        if save:
             run.save_checkpoint(
                 {
                     "model": model.state_dict(),
@@ -319,6 +352,7 @@ def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
                 done,
                 tag=tag,
             )
+    flush()
     total = time.perf_counter() - loop_start
     n_new = cfg.steps - start_step
     return {

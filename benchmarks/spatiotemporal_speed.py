@@ -18,6 +18,8 @@ Cases (every run in its own process, so whole-process time and peak memory are p
   which never pools at 64x64), ``--steps64`` steps, no held-out frames on either side.
 - ``large64_pooled``: the kit's 2x2-pooled wormhole search at 64x64, a separate, labelled option
   with no reference counterpart (no ratio line).
+- ``fast32_bandnorm``: ``fast32`` with the reference's per-frame min-max band normalisation
+  (``band_normalize=True``), kit only: compare its held-out MSE with ``fast32``'s.
 
 Figures: steps/s of the training loop (``training``; the kit's forward + backward + optimizer
 step alone beside it), steps/s of the whole process (start-up, imports, training, evaluation),
@@ -60,6 +62,7 @@ CASES = {
     "fast32": ("fast", 32, 300, 101, {}, True),
     "large64": ("large", 64, None, 0, EXACT, True),
     "large64_pooled": ("large", 64, None, 0, {}, False),
+    "fast32_bandnorm": ("fast", 32, 300, 101, {"band_normalize": True}, False),
 }
 # the fast/large presets' wormhole search: every 2nd step; the reference's dims (its attnDim)
 SKIP_STEPS, REFERENCE_SIM_DIMS, KIT_SIM_DIMS, TIME_DEPTH = 2, 32, 9, 8
@@ -280,6 +283,7 @@ def main(argv=None) -> int:
                 )
             rows = paired.interleave(cases, args.rounds)
             label = "pooled wormhole, kit option" if name.endswith("pooled") else "exact wormhole"
+            label += ", band_normalize" if name.endswith("bandnorm") else ""
             print(f"{name} ({preset}, {grid}x{grid}, {steps} steps, {label}), {t} thread(s):")
             for who, rs in rows.items():
                 print(_line(who, rs), flush=True)

@@ -17,14 +17,14 @@ restored):
   frame to [0, 1], which blows faint ripples on a near-flat band up to full range. Measured
   once on 2026-11-23 (blob, 32x32, 300 steps): held-out MSE 3.1e-4 -> 1.1e-4 and rollout MSE
   0.31 -> 0.07 without it; ``benchmarks/spatiotemporal_speed.py --cases fast32
-  fast32_bandnorm`` reruns the comparison.
+  fast32_bandnorm --threads 1`` reruns the comparison.
 - ``residual``: the prediction is ``base + correction`` with base the last frame ("last"), the
   clamped linear extrapolation ("linear") or nothing ("none": the reference's sigmoid head).
 - ``large`` / ``xlarge`` search wormhole links on a pooled grid (2x2 / 4x4 average pooling
   down to 32x32, ``wormhole_max_spatial_tokens=1024``): the seed's "adaptive spatial pooling for
   large grids", which the reference implemented but never reached. The exact search at 64x64
   spent ~60% of each step in the top-k (one profile on 2026-11-23; ``--cases large64
-  large64_exact`` of the speed benchmark compares the speeds); set
+  large64_pooled`` of the speed benchmark compares the speeds: large64 is exact); set
   ``wormhole_max_spatial_tokens`` high to turn it off.
 - ``neighbor_mode``: "joint" (softmax over frames x neighbours, so recent frames can win) is the
   default; "per_frame" is the reference's softmax per frame averaged over frames.

@@ -600,10 +600,11 @@ def causal_attention(
     hooked = hook_pattern.has_hooks()
     if not hooked and (dropout == 0 or q.device.type != "cpu"):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
-    t = q.shape[-2]
-    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    causal = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
-    pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+    (b, h, t, d), dtype = q.shape, q.dtype
+    future = torch.full((t, t), float("-inf"), dtype=dtype, device=q.device).triu(1)
+    # one op for the scores, their scale and the causal mask: [B H, T, T]
+    scores = torch.baddbmm(future, q.reshape(b * h, t, d), k.reshape(b * h, t, d).mT, alpha=d**-0.5)
+    pattern = scores.softmax(-1).view(b, h, t, t)
     return _dropout(hook_pattern(pattern) if hooked else pattern, dropout) @ v
 
 

@@ -112,7 +112,7 @@ print(f"unigram cross-entropy: val {out['unigram']:.4f}, test {out['unigram_test
 # ## Curves with seed bands
 
 # %%
-display(plots.plot_curves(experiment.curves_of(out["records"]), out["target"], out["unigram"]))
+fig = plots.plot_curves(experiment.curves_of(out["records"]), out["target"], out["unigram"])
 
 # %% [markdown]
 # ## Do the bands move at their prescribed rates? (H4)
@@ -122,7 +122,7 @@ display(plots.plot_curves(experiment.curves_of(out["records"]), out["target"], o
 # no-bands arm is measured per hidden slice; the uniform control sits at prescribed ratio 1.
 
 # %%
-display(plots.plot_rates(out["rates"]))
+fig = plots.plot_rates(out["rates"])
 
 # %% [markdown]
 # ## The uniform-LR sweep: is the control tuned?
@@ -132,7 +132,7 @@ display(plots.plot_rates(out["rates"]))
 
 # %%
 print(out["tables"]["sweep"])
-display(plots.plot_sweep(out["sweep"], plan.geomean, out["stats"]))
+fig = plots.plot_sweep(out["sweep"], plan.geomean, out["stats"])
 
 # %% [markdown]
 # ## The seed's results (section 4) and conclusion (section 5), filled in

@@ -645,7 +645,7 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
         if monitor is not None:
             monitor.step(step)
         if step % _POSTFIX_EVERY == 0 and bar.n and not bar.disable:
-            bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
         is_eval = step % cfg.eval_every == 0 or step == cfg.total_steps
         is_ckpt = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
         if not (is_eval or is_ckpt or step == cfg.total_steps):

@@ -87,8 +87,8 @@ def test_bad_input_is_one_error_line_exit_2_and_no_run_folder(registered, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "total_steps" in err[0]
     assert not any(tmp_path.iterdir())
-    assert entry.main(["bandformer", "--model", "baseline", "--lr-mode", "differential"]) == 2
-    assert "one learning rate" in capsys.readouterr().err
+    assert entry.main(["bandformer", "--model", "baseline", "--lr-mode", "geomean"]) == 2
+    assert "does not apply to --model baseline" in capsys.readouterr().err
 
 
 def test_size_and_flags_build_the_study_the_one_way(monkeypatch):
@@ -210,3 +210,32 @@ def test_wandb_logger_sends_trains_metrics_live_one_run_per_arm():
     assert {"train/step", "train/loss", "eval/loss", "eval/perplexity"} <= set(logged[0][1])
     assert any(k.startswith("lr/band_") for k in logged[0][1])
     assert logged[-1] == "finished" and FakeRun.summary["final/val_loss"] == res.final_val_loss
+
+
+@pytest.mark.parametrize(
+    "model, lr_mode, wormhole, arm",
+    [
+        ("band", None, None, "band"),
+        ("band", "uniform", None, "band_uniform"),
+        ("band", "differential", False, "band_no_wormhole"),
+        ("reference", None, None, "reference"),
+        ("baseline", None, None, "baseline"),
+        ("baseline", "uniform", None, "baseline"),
+        ("baseline", "differential", None, "baseline_differential"),
+    ],
+)
+def test_model_and_lr_mode_name_one_arm(model, lr_mode, wormhole, arm):
+    assert cli.arm_for(model, lr_mode, wormhole)[0] == arm
+
+
+@pytest.mark.parametrize(
+    "model, lr_mode, wormhole, word",
+    [
+        ("baseline", "geomean", None, "geomean"),
+        ("baseline", None, True, "wormhole"),
+        ("reference", "uniform", None, "not an arm"),
+    ],
+)
+def test_a_combination_that_is_no_arm_is_refused_by_name(model, lr_mode, wormhole, word):
+    with pytest.raises(ValueError, match=word):
+        cli.arm_for(model, lr_mode, wormhole)

@@ -24,7 +24,15 @@ import argparse
 from akira_nb import runtime
 
 # Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
-ARMS = ("baseline", "band", "band_uniform", "band_geomean", "band_no_wormhole", "reference")
+ARMS = (
+    "baseline",
+    "band",
+    "band_uniform",
+    "band_geomean",
+    "band_no_wormhole",
+    "reference",
+    "baseline_differential",
+)
 MODELS = ("band", "baseline", "reference")
 LR_MODES = ("differential", "geomean", "uniform")
 DATASETS = ("offline", "wikitext-2", "wikitext-103", "tinystories")
@@ -36,6 +44,7 @@ _ARM_OF = {
     ("band", "geomean"): "band_geomean",
     ("reference", "differential"): "reference",
     ("baseline", "uniform"): "baseline",
+    ("baseline", "differential"): "baseline_differential",  # the band LRs over hidden slices
 }
 
 
@@ -214,19 +223,21 @@ def arm_for(model: str, lr_mode: str | None, wormhole: bool | None) -> tuple[str
     """``(arm, model overrides)`` for the reference-style ``--model --lr-mode --use_wormhole /
     --no-wormhole``: band + differential is ``band`` (``band_no_wormhole`` without the
     wormhole), band + uniform / geomean ``band_uniform`` / ``band_geomean``, reference +
-    differential ``reference``, baseline ``baseline`` (one LR, no wormhole)."""
+    differential ``reference``, baseline ``baseline`` (one LR, no wormhole), baseline +
+    differential ``baseline_differential`` (the band LRs over the GPT's hidden slices)."""
     runtime.check_choice("model", model, MODELS)
     if lr_mode is not None:
         runtime.check_choice("lr_mode", lr_mode, LR_MODES)
     if model == "baseline":
-        if lr_mode not in (None, "uniform"):
+        if lr_mode == "geomean":
             raise ValueError(
-                f"--lr-mode {lr_mode} does not apply to --model baseline: the matched GPT has "
-                "one learning rate (uniform); drop --lr-mode"
+                "--lr-mode geomean does not apply to --model baseline: its uniform LR is the "
+                "shared one; pick uniform (default) or differential (the band LRs over its "
+                "hidden slices)"
             )
         if wormhole is not None:
             raise ValueError("--use_wormhole / --no-wormhole do not apply to --model baseline")
-        return "baseline", {}
+        return ("baseline_differential" if lr_mode == "differential" else "baseline"), {}
     mode = lr_mode or "differential"
     arm = _ARM_OF.get((model, mode))
     if arm is None:

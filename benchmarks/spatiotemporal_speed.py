@@ -289,10 +289,11 @@ def main(argv=None) -> int:
                 print(_line(who, rs), flush=True)
             gf = matmul_gflops(t, args.device)
             kit_ms = 1e3 / paired.median(rows["kit"], "train_steps_per_s")
-            fk = search_floor_ms(grid, KIT_SIM_DIMS, gf)
+            sg = grid // 2 if name.endswith("pooled") else grid  # large: 2x2 pooling
+            fk = search_floor_ms(sg, KIT_SIM_DIMS, gf)
             text = (
                 f"  search floor at {gf:.0f} GFLOP/s (fp32 matmul measured here): kit "
-                f"{grid * grid} queries x {TIME_DEPTH * grid * grid} past x {KIT_SIM_DIMS} dims "
+                f"{sg * sg} queries x {TIME_DEPTH * sg * sg} past x {KIT_SIM_DIMS} dims "
                 f"= {fk:.2f} ms a search, {fk / SKIP_STEPS:.2f} ms a step (one search every "
                 f"{SKIP_STEPS}); kit step {kit_ms:.1f} ms (fwd+bwd+step)"
             )

@@ -33,8 +33,8 @@ def test_window_variance_is_around_the_trend():
     x = np.arange(100, dtype=float)
     line = 5.0 - 0.01 * x
     assert ev.window_variance(line, 0.25) == pytest.approx(0.0, abs=1e-20)  # a falling line
-    noise = np.where(x % 2 == 0, 0.1, -0.1)  # +-0.1 alternating: variance 0.01
-    assert ev.window_variance(line + noise, 0.2) == pytest.approx(0.01, rel=0.01)  # fit takes 1%
+    noise = np.where(x % 2 == 0, 0.1, -0.1)  # +-0.1 alternating: differences +-0.2
+    assert ev.window_variance(line + noise, 0.21) == pytest.approx(0.02)  # 20 diffs: 0.04 / 2
     noisy_early = line + np.where(x < 50, noise * 10, 0.0)  # noise before the window only
     assert ev.window_variance(noisy_early, 0.25) == pytest.approx(0.0, abs=1e-20)
 

@@ -69,6 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--arms", nargs="+", default=None, help=f"arms to train (default: {' '.join(ARMS)})")
     a("--seeds", nargs="+", default=None, help="training seeds (default: 0 1 2; a100: 0..4)")
     a(
+        "--sweep-seeds",
+        "--sweep_seeds",
+        dest="sweep_seeds",
+        nargs="+",
+        default=None,
+        help="seeds of the uniform sweep, among --seeds (default: the first seed; a100: two)",
+    )
+    a(
         "--sweep",
         type=_floats,
         default=None,
@@ -105,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--quiet", action="store_true", help="no progress bars")
 
 
-def _seeds(values):
+def _seeds(values, flag="--seeds"):
     if values is None:
         return None
     out = []
@@ -113,7 +121,7 @@ def _seeds(values):
         try:
             out.append(int(v))
         except ValueError:
-            raise ValueError(f"--seeds {' '.join(values)}: {v!r} is not an integer seed") from None
+            raise ValueError(f"{flag} {' '.join(values)}: {v!r} is not an integer seed") from None
     return out
 
 
@@ -134,6 +142,7 @@ def config_from_args(args: argparse.Namespace):
         shared_lr=args.shared_lr,
         arms=args.arms,
         seeds=_seeds(args.seeds),
+        sweep_seeds=_seeds(args.sweep_seeds, "--sweep-seeds"),
         sweep=args.sweep,
         total_steps=args.total_steps,
         target_loss=args.target_loss,

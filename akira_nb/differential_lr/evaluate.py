@@ -3,8 +3,9 @@ curves (lists of numbers), so every one is tested on hand-made curves.
 
 - :func:`steps_to_target`: the first step at which the validation curve reaches a target loss,
   linearly interpolated between the two evaluations around the crossing (None: never).
-- :func:`window_variance`: the variance of the per-step train loss over the last window,
-  around its least-squares line (so a loss still falling steadily is not "unstable").
+- :func:`window_variance`: the step-to-step noise of the per-step train loss over the last
+  window after the warm-up: half the variance of its first differences (so a loss still
+  falling, on a line or a curve, is not "unstable").
 - :func:`spike_count`: steps whose train loss exceeds ``factor`` x the running median of the
   ``window`` steps before it.
 - :func:`rate_factors`: each band's measured relative weight change, relative to band 0 (the
@@ -22,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 SUPPORTED, NOT_SUPPORTED = "SUPPORTED", "NOT SUPPORTED"
+MIN_WINDOW = 3  # the fewest steps a variance window takes (two differences)
 
 
 def steps_to_target(steps, losses, target: float) -> float | None:
@@ -41,17 +43,21 @@ def steps_to_target(steps, losses, target: float) -> float | None:
     return float(s0 + (l0 - target) / (l0 - l1) * (s1 - s0))
 
 
-def window_variance(losses, fraction: float = 0.25, min_steps: int = 8) -> float:
-    """Variance (ddof 0) of the last ``max(min_steps, fraction * len)`` per-step losses around
-    their least-squares line."""
+def window_variance(losses, fraction: float = 0.25, min_steps: int = 8, warmup: int = 0) -> float:
+    """The step-to-step noise of the per-step losses over the last ``max(min_steps, fraction *
+    len)`` steps after the first ``warmup`` (the window never reaches into the warm-up): half
+    the variance (ddof 0) of their first differences. For independent step-to-step noise this
+    is the noise's variance; a trend adds nothing when straight and only its change of slope
+    when curved (so a loss still bending down is not "unstable")."""
     y = np.asarray(losses, dtype=float)
-    n = min(len(y), max(min_steps, int(round(fraction * len(y)))))
-    if n < 3:
-        raise ValueError(f"a variance window needs >= 3 steps; got {n}")
-    y = y[-n:]
-    x = np.arange(n, dtype=float)
-    slope, intercept = np.polyfit(x, y, 1)
-    return float(np.var(y - (slope * x + intercept)))
+    warmup = max(0, int(warmup))
+    n = min(len(y) - warmup, max(min_steps, int(round(fraction * len(y)))))
+    if n < MIN_WINDOW:
+        raise ValueError(
+            f"a variance window needs >= {MIN_WINDOW} steps after the warm-up ({warmup} of "
+            f"{len(y)} steps); got {n}"
+        )
+    return float(np.var(np.diff(y[-n:])) / 2)
 
 
 def spike_count(losses, factor: float = 2.0, window: int = 20, min_history: int = 5) -> int:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from akira_nb import runtime
+from akira_nb.bandformer.experiment import _check_distinct, _train_module
 from akira_nb.runs import claim_lines
 
 from . import evaluate as ev
@@ -55,7 +56,6 @@ ARM_LABELS = {
     "band_uniform": "uniform at the shared LR",
     "baseline_differential": "differential LR without bands (matched GPT, hidden slices)",
 }
-LR_PRESET_NAMES = ("013", "canonical_7p1", "canonical_7", "026_v1", "spec_b_warmstart", "sbm_7p1")
 # the seed's predictions: (hypothesis, claim, threshold)
 HYPOTHESES = {
     "H1": ("faster learning", "Differential LR: 20% faster convergence (steps to target)", 0.20),
@@ -135,12 +135,6 @@ MAY_CHANGE = ("device", "progress", "checkpoint_every", "cpu_threads")
 MIN_SEEDS, MIN_STEPS = 3, 1000
 
 
-def _train():
-    from akira_nb.bandformer import train
-
-    return train
-
-
 def _optim():
     from akira_nb.bandformer import optim
 
@@ -171,10 +165,15 @@ class Study:
             raise ValueError(f"arms={self.arms!r} leaves nothing to train; choose from {ARMS}")
         for arm in self.arms:
             runtime.check_choice("arms", arm, ARMS)
-        if len(set(self.arms)) != len(self.arms):
-            raise ValueError(f"arms={list(self.arms)!r} repeats an arm")
+        _check_distinct("arms", self.arms)
         self.seeds = runtime.check_seeds("seeds", self.seeds)
         self.sweep_seeds = runtime.check_seeds("sweep_seeds", self.sweep_seeds or self.seeds[:1])
+        outside = [s for s in self.sweep_seeds if s not in self.seeds]
+        if outside:
+            raise ValueError(
+                f"sweep_seeds={self.sweep_seeds!r}: {outside} not among seeds={self.seeds!r} "
+                "(the sweep is compared with the arms on the same seeds)"
+            )
         if not isinstance(self.sweep, (list, tuple)):
             raise ValueError(f"sweep={self.sweep!r} must be a list of LR factors (or [])")
         self.sweep = [
@@ -183,14 +182,32 @@ class Study:
         ]
         if any(math.isclose(f, 1.0) for f in self.sweep):
             raise ValueError("sweep must not hold 1: the x1 point is the band_geomean arm")
+        _check_distinct("sweep", self.sweep)
+        tags = [_factor_tag(f) for f in self.sweep]
+        for i, t in enumerate(tags):
+            if t in tags[:i]:
+                raise ValueError(
+                    f"sweep={self.sweep!r}: {self.sweep[tags.index(t)]!r} and {self.sweep[i]!r} "
+                    f"share the tag x{t} (arms/sweep_x{t}_s<seed>.json); make the factors "
+                    "differ in their first 4 significant digits"
+                )
         if self.target_loss is not None:
-            self.target_loss = runtime.check_real("target_loss", self.target_loss, low=0)
+            self.target_loss = runtime.check_real(
+                "target_loss", self.target_loss, low=0, low_open=True
+            )
         self.target_margin = runtime.check_real("target_margin", self.target_margin, 0, 1)
         self.window_fraction = runtime.check_real(
             "window_fraction", self.window_fraction, 0, 1, low_open=True
         )
         runtime.check_device("device", self.base.device)
         self.configs()
+        b = self.base
+        if b.total_steps - b.warmup_steps < ev.MIN_WINDOW:
+            raise ValueError(
+                f"total_steps={b.total_steps} with warmup_steps={b.warmup_steps} leaves "
+                f"{b.total_steps - b.warmup_steps} step(s) after the warm-up; H3's stability "
+                f"window needs at least {ev.MIN_WINDOW} steps after it"
+            )
         return self
 
     @property
@@ -216,7 +233,7 @@ class Study:
             over = {**self.base.model_overrides, "shared_lr": lr}
             for s in self.sweep_seeds:
                 cfg = replace(self.base, arm="band_uniform", seed=int(s), model_overrides=over)
-                tag = f"sweep_x{f:.4g}_s{s}"
+                tag = f"sweep_x{_factor_tag(f)}_s{s}"
                 key = {"kind": "sweep", "arm": "band_uniform", "seed": int(s), "tag": tag}
                 out.append(({**key, "factor": f, "lr": lr}, cfg.validate()))
         return out
@@ -243,11 +260,16 @@ class Study:
             f"013 at size {self.size or 'custom'}: LR preset {self.lr_preset} "
             f"(bands {', '.join(f'{v:g}' for v in self.band_lrs)}; shared {self.shared_lr:g}; "
             f"geometric mean {self.geomean:.3g}), model preset {b.preset}, {b.dataset}, arms "
-            f"{', '.join(self.arms)}, seeds {self.seeds}, {b.total_steps} steps x "
+            f"{', '.join(self.arms)}, seeds {self.seeds}, {b.total_steps} steps (warm-up "
+            f"{b.warmup_steps}) x "
             f"{b.batch_size} x {b.seq_len} = {self.tokens_per_arm:,} tokens per arm; uniform "
             f"sweep x{', x'.join(f'{f:.3g}' for f in self.sweep) or ' (none)'} on seeds "
             f"{self.sweep_seeds}"
         )
+
+
+def _factor_tag(factor: float) -> str:
+    return f"{factor:.4g}"
 
 
 def study(size: str | None = "tiny", **overrides) -> Study:
@@ -257,8 +279,10 @@ def study(size: str | None = "tiny", **overrides) -> Study:
     ``sweep`` (LR factors of the geometric mean), ``sweep_seeds``, ``target_loss``,
     ``target_margin``, ``window_fraction`` and any ``TrainConfig`` field except ``arm`` /
     ``seed``. The model preset follows the size and the LR set's band count (7: the 026
-    shapes, 8: the 7+1 layout)."""
-    train = _train()
+    shapes, 8: the 7+1 layout). Given ``seeds`` without ``sweep_seeds``, the sweep runs on
+    the first of them (as many as the size's sweep seeds); given ``total_steps`` without
+    ``warmup_steps``, the warm-up keeps the size's share of the steps (tiny 10%)."""
+    train = _train_module()
     optim = _optim()
     size = runtime.check_choice("size", size, runtime.SIZES)
     train_fields = {f.name for f in fields(train.TrainConfig)} - {"arm", "seed"}
@@ -268,11 +292,20 @@ def study(size: str | None = "tiny", **overrides) -> Study:
             f"study() got unknown settings {unknown}; allowed: "
             f"{sorted(set(STUDY_KEYS) | train_fields)}"
         )
-    settings = {**PRESETS[size], **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    preset = PRESETS[size]
+    settings = {**preset, **given}
+    if (
+        "seeds" in given
+        and "sweep_seeds" not in given
+        and isinstance(given["seeds"], (list, tuple))
+    ):
+        settings["sweep_seeds"] = list(given["seeds"])[: len(preset["sweep_seeds"])]
+    if "total_steps" in given and "warmup_steps" not in given:
+        total = runtime.check_int("total_steps", given["total_steps"], low=1)
+        settings["warmup_steps"] = round(preset["warmup_steps"] * total / preset["total_steps"])
     plan_keys = {k: settings.pop(k) for k in STUDY_KEYS if k in settings}
     name = plan_keys.pop("lr_preset")
-    if name != optim.CUSTOM:
-        runtime.check_choice("lr_preset", name, (*optim.LR_PRESETS, optim.CUSTOM))
     pre = optim.lr_preset(name, plan_keys.pop("band_lrs", None), plan_keys.pop("shared_lr", None))
     n = len(pre.band_lrs)
     models = MODEL_PRESETS["tiny" if size == "tiny" else "big"]
@@ -282,7 +315,10 @@ def study(size: str | None = "tiny", **overrides) -> Study:
             "preset= and model_overrides with band_dims)"
         )
     settings.setdefault("preset", models.get(n))
-    over = dict(settings.pop("model_overrides", None) or {})
+    over = settings.pop("model_overrides", None) or {}
+    if not isinstance(over, dict):
+        raise ValueError(f"model_overrides={over!r} must be a dict of BandConfig fields")
+    over = dict(over)
     over.update(band_lrs=tuple(pre.band_lrs), shared_lr=float(pre.shared_lr))
     settings.setdefault("cpu_threads", 1)
     arms = list(plan_keys.pop("arms", None) or ARMS)
@@ -304,7 +340,8 @@ def comparability(plan: Study) -> str | None:
     """Why this study is below the seed's scale (None when it is not)."""
     b, why = plan.base, []
     if b.preset.startswith("tiny"):
-        why.append(f"the {b.preset} model (2 layers, 128 wide)")
+        bc = b.band_config()
+        why.append(f"the {b.preset} model ({bc.n_layers} layers, {bc.d_model} wide)")
     if b.dataset == "offline":
         why.append("the offline byte corpus")
     if len(plan.seeds) < MIN_SEEDS:
@@ -317,16 +354,16 @@ def comparability(plan: Study) -> str | None:
 # ----------------------------------------------------------------------------- measurements
 
 
-def measure(record: dict, target: float, window_fraction: float) -> dict:
+def measure(record: dict, target: float, window_fraction: float, warmup: int = 0) -> dict:
     """The per-run measurements of one saved training (``record``: ``TrainResult.summary()``
-    plus ``test_loss``)."""
+    plus ``test_loss``; ``warmup``: the steps the variance window leaves out)."""
     h = record["history"]
     out = {
         "steps_to_target": ev.steps_to_target(h["step"], h["val_loss"], target),
         "final_train_loss": h["train_loss"][-1],
         "final_val_loss": h["val_loss"][-1],
         "test_loss": record["test_loss"],
-        "variance": ev.window_variance(record["step_losses"], window_fraction),
+        "variance": ev.window_variance(record["step_losses"], window_fraction, warmup=warmup),
         "spikes": ev.spike_count(record["step_losses"]),
     }
     wc = record.get("weight_change") or {}
@@ -639,7 +676,7 @@ def run_study(plan: Study, name: str = "study", resume: bool = False, root=None,
     from akira_nb import text
     from akira_nb.runs import Run, atomic_write_json
 
-    train, optim = _train(), _optim()
+    train, optim = _train_module(), _optim()
     start = time.perf_counter()
     plan.validate()
     configs = plan.configs()
@@ -689,7 +726,9 @@ def run_study(plan: Study, name: str = "study", resume: bool = False, root=None,
     measures: dict[str, list] = {}
     for key, rec in records:
         if key["kind"] == "arm":
-            measures.setdefault(key["arm"], []).append(measure(rec, target, plan.window_fraction))
+            measures.setdefault(key["arm"], []).append(
+                measure(rec, target, plan.window_fraction, plan.base.warmup_steps)
+            )
     data = records[0][1]["data"]
     unigram_test = (
         text.unigram_cross_entropy(splits.train, test_blocks, splits.vocab_size)

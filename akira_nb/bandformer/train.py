@@ -276,7 +276,8 @@ class TrainResult:
     ``seconds``: this call's wall time; ``params``:
     :func:`~akira_nb.bandformer.model.model_summary`; ``data``: the splits' sizes, the
     validation set's blocks and the unigram cross-entropy of the validation set (the
-    context-free baseline)."""
+    context-free baseline); ``prescribed_lrs``: :func:`~akira_nb.bandformer.optim.prescribed_lrs`
+    of the optimiser (each band's or hidden slice's base LR, ``shared``'s)."""
 
     config: dict
     history: dict
@@ -292,6 +293,7 @@ class TrainResult:
     step_losses: list = field(default_factory=list)
     device: str = "cpu"
     world_size: int = 1
+    prescribed_lrs: dict = field(default_factory=dict)
     model: torch.nn.Module | None = None
 
     def summary(self) -> dict:
@@ -709,6 +711,7 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
         },
         device=str(device),
         world_size=world,
+        prescribed_lrs=optim.prescribed_lrs(opt),
         model=model,
     )
     if rank == 0:

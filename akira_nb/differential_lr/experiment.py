@@ -725,13 +725,11 @@ def run_study(plan: Study, name: str = "study", resume: bool = False, root=None,
             blocks = (
                 test_blocks if test_blocks.shape[0] else train.validation_blocks(cfg, splits.val)
             )
-            opt = train.make_optimizer(res.model, cfg, cfg.band_config())
             rec = {
                 **res.summary(),
                 **key,
                 "test_loss": train.evaluate(res.model, blocks, cfg, device),
                 "test_split": "test" if test_blocks.shape[0] else "val (no test split)",
-                "prescribed_lrs": optim.prescribed_lrs(opt),
             }
             atomic_write_json(path, rec)
         records.append((key, rec))

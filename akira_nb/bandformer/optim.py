@@ -482,8 +482,7 @@ class SliceScaledAdamW(torch.optim.AdamW):
         if self._scaled:
             with torch.no_grad():
                 torch._foreach_sub_(self._scaled, self._old)  # p := p_new - p_old
-                for p, s in zip(self._scaled, self._scales):
-                    p.mul_(s)
+                torch._foreach_mul_(self._scaled, self._scales)  # each row times its scale
                 torch._foreach_add_(self._scaled, self._old)
         return loss
 

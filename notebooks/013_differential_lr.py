@@ -100,8 +100,10 @@ print("run folder:", run.path)
 # ## Every arm: mean +- std over seeds
 # Steps to the target validation loss (linearly interpolated between evaluations; an arm that
 # never gets there counts as the budget), final train / validation / test loss, the train-loss
-# variance over the last quarter of the steps around its trend, and the spikes (steps above 2x
-# the median of the 20 before). The trivial baseline: the unigram cross-entropy.
+# variance over the last quarter of the steps after the warm-up (half the variance of its
+# step-to-step differences, so a curve still falling is not counted as noise), and the spikes
+# (steps above 2x the median of the 20 before, reported beside it). The trivial baseline: the
+# unigram cross-entropy.
 
 # %%
 print(out["tables"]["arms"])

@@ -310,8 +310,7 @@ def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(
     with pytest.raises(ValueError, match="lr_preset='026_v1' has no saved study"):
         widgets.explore(found, "026_v1", "band")
     box, controls = widgets.build_explorer(found)
-    controls["arm"].value = "band"  # drives the callback; an error inside would print
-    assert controls["lr_preset"].value == "013"
+    assert controls["lr_preset"].value == "013" and box.children[0].children[1] is controls["arm"]
 
 
 def test_cli_main_runs_a_small_study_and_its_kit_summary(runs_root, capsys):

@@ -8,6 +8,7 @@ to it (Dropdown, Output, interactive_output: what ipywidgets 7.7 and 8.x share).
 from __future__ import annotations
 
 import json
+import math
 
 import matplotlib.pyplot as plt
 
@@ -44,8 +45,8 @@ def explore(results: dict, lr_preset: str, arm: str, show: bool = False):
         f"{stats['seeds']} seeds, target {res['target']:.4f}"
     ]
     for k in ("steps_to_target", "final_val_loss", "test_loss", "variance", "spikes"):
-        m, s = stats[k]
-        lines.append(f"  {k}: {m:.4g} +- {s:.3g}")
+        m, s = (math.nan if v is None else v for v in stats[k])  # JSON keeps NaN as null
+        lines.append(f"  {k}: {m:.4g}" + ("" if math.isnan(s) else f" +- {s:.3g}"))
     for c in res["claims"]:
         lines.append(f"{c['claim']}: {c['seed_verdict']} ({c['measured']}); rule: {c['rule']}")
     lines.append(res["recommendation"]["line"])

@@ -157,6 +157,8 @@ class NeighborAttention(nn.Module):
 
 
 MAX_CHUNK_ELEMENTS = 2**24  # 64 MB of fp32 scores per chunk, whatever the grid
+SEARCH_BLOCK_ELEMENTS = 2**18  # scores scored at once by the search (1 MB: stays in cache)
+SEARCH_GROUP = 16  # keys per group of the search's group maxima
 
 
 TOPK_GROUP = 64  # keys per group of the two-stage top-k
@@ -183,37 +185,108 @@ def grouped_topk(scores: torch.Tensor, k: int, group: int = TOPK_GROUP):
     return v, gi.gather(-1, j // group) * group + j % group
 
 
-def chunked_topk(
-    queries, keys, k, chunk_size, key_valid=None, max_chunk_elements=MAX_CHUNK_ELEMENTS
-):
-    """Exact top-``k`` of ``queries @ keys.T`` per query, over key chunks.
+def _group_table(n: int, chunk: int, group: int) -> torch.Tensor:
+    """``[G, group]`` key indices of the search's groups: each chunk of ``chunk`` keys (the
+    last one padded up to a multiple of ``group`` with index ``n``, a never-chosen pad) is laid
+    out as ``[group, chunk / group]``, so group ``j`` of a chunk holds its keys ``j, j + G_c,
+    j + 2 G_c, ...``: the group maxima are then a max over the outer dimension of a contiguous
+    score block (fast), not over runs of adjacent keys."""
+    rows = []
+    for start in range(0, n, chunk):
+        c = min(chunk, n - start)
+        gc = -(-c // group)
+        idx = start + torch.arange(gc)[:, None] + gc * torch.arange(group)[None, :]
+        rows.append(idx.masked_fill(idx >= start + c, n))
+    return torch.cat(rows)
 
-    ``queries [B,Q,D]``, ``keys [B,N,D]``, ``key_valid [N]`` (bool; invalid keys get -inf
-    *before* the selection, so they never take a slot from a valid key). Peak transient memory
-    is ``B*Q*(c + 2k)`` scores with ``c = min(chunk_size, max_chunk_elements // (B*Q))`` keys
-    per chunk (the reference's cap, so big grids get narrower chunks), never ``B*Q*N``.
-    Returns ``(values, indices)`` of shape ``[B,Q,min(k,N)]``, sorted descending. No gradient.
+
+def chunked_topk(
+    queries,
+    keys,
+    k,
+    chunk_size,
+    key_valid=None,
+    max_chunk_elements=MAX_CHUNK_ELEMENTS,
+    group=SEARCH_GROUP,
+):
+    """Exact top-``k`` of ``queries @ keys.T`` per query, never holding all the scores.
+
+    ``queries [B,Q,D]``, ``keys [B,N,D]``, ``key_valid [N]`` (bool; invalid keys are left
+    out *before* the selection, so they never take a slot from a valid key). Returns
+    ``(values, indices)`` of shape ``[B,Q,min(k,N)]``, sorted descending (ties may pick other
+    indices). No gradient.
+
+    Three stages per block of queries: (1) the scores of cache-sized blocks (at most
+    ``chunk_size`` keys and :data:`SEARCH_BLOCK_ELEMENTS` scores; the key chunk is also capped
+    at ``max_chunk_elements // (B*Q)`` keys, the reference's cap) reduced at once to the max of
+    each group of ``group`` keys (:func:`_group_table`); (2) the top-``k`` groups by that max;
+    (3) those ``k * group`` keys rescored and their top ``k`` kept. Exact: a key among the top
+    ``k`` lies in a group whose max is among the top ``k`` group maxima. Every transient
+    tensor has at most ``B * Q * c`` elements (``c``: the key chunk). Small searches (fewer
+    than ``4 * k`` groups) score one chunk of keys at a time and merge the top-``k``.
     """
     check_int("k", k, low=1)
     check_int("chunk_size", chunk_size, low=1)
-    B, Q, _ = queries.shape
+    check_int("group", group, low=1)
+    if key_valid is not None:  # the valid keys alone, indices mapped back
+        keep = key_valid.nonzero()[:, 0].to(keys.device)
+        v, i = chunked_topk(queries, keys[:, keep], k, chunk_size, None, max_chunk_elements, group)
+        return v, keep[i]
+    B, Q, D = queries.shape
     N = keys.shape[1]
     k = min(k, N)
-    chunk_size = max(1, min(chunk_size, max_chunk_elements // max(B * Q, 1)))
+    c = max(1, min(chunk_size, max_chunk_elements // max(B * Q, 1), N))
+    budget = B * Q * c  # elements of any transient tensor
+    with torch.no_grad():
+        if -(-N // group) < 4 * k:
+            return _merged_topk(queries, keys, k, c)
+        table = _group_table(N, c, group).to(keys.device)  # [G, group]
+        G = table.shape[0]
+        kt = keys.transpose(1, 2).contiguous()  # [B,D,N]: its chunks feed bmm with no copy
+        padded = torch.cat([keys, keys.new_zeros(B, 1, D)], 1)[:, table]  # [B,G,group,D]
+        pad = table == N
+        kg = min(k, G)
+        # queries per block: its scores stay in cache, and no tensor exceeds the budget
+        qb = min(SEARCH_BLOCK_ELEMENTS, budget) // (B * c)
+        qb = max(1, min(qb, budget // (B * G), budget // (B * kg * group * D)))
+        bi = torch.arange(B, device=keys.device)[:, None, None]
+        # buffers reused by every block (fresh memory costs page faults at each first touch)
+        scores = queries.new_empty(B, qb, c)
+        gm = queries.new_empty(B, qb, G)
+        vals, idxs = [], []
+        for a in range(0, Q, qb):
+            b = min(Q, a + qb)
+            n, g0 = b - a, 0
+            for start in range(0, N, c):  # (1) the group maxima of each chunk of keys
+                w = min(c, N - start)
+                gc = -(-w // group)
+                s = torch.bmm(queries[:, a:b], kt[:, :, start : start + w], out=scores[:, :n, :w])
+                if gc * group != w:
+                    s = F.pad(s, (0, gc * group - w), value=float("-inf"))
+                torch.amax(s.view(B, n, group, gc), -2, out=gm[:, :n, g0 : g0 + gc])
+                g0 += gc
+            _, gi = gm[:, :n].topk(kg, dim=-1)  # (2) the best groups [B,n,kg]
+            cand = padded[bi, gi].view(B * n, kg * group, D)  # (3) their keys, rescored
+            s = torch.bmm(cand, queries[:, a:b].reshape(-1, D, 1)).view(B, n, kg * group)
+            v, j = s.masked_fill(pad[gi].flatten(-2), float("-inf")).topk(k, dim=-1)
+            vals.append(v)
+            idxs.append(table[gi].flatten(-2).gather(-1, j))
+    return torch.cat(vals, 1), torch.cat(idxs, 1)
+
+
+def _merged_topk(queries, keys, k, c):
+    """Top-``k`` over chunks of ``c`` keys, merged chunk by chunk (small searches)."""
+    B, Q, _ = queries.shape
     best_v = queries.new_empty(B, Q, 0)
     best_i = torch.empty(B, Q, 0, dtype=torch.long, device=queries.device)
-    with torch.no_grad():
-        for start in range(0, N, chunk_size):
-            stop = min(start + chunk_size, N)
-            s = torch.matmul(queries, keys[:, start:stop].transpose(1, 2))  # [B,Q,c]
-            if key_valid is not None:
-                s = s.masked_fill(~key_valid[start:stop], float("-inf"))
-            v, i = grouped_topk(s, min(k, stop - start))
-            del s
-            merged = torch.cat([best_v, v], -1)
-            v, j = merged.topk(min(k, merged.shape[-1]), dim=-1)
-            best_i = torch.cat([best_i, i + start], -1).gather(-1, j)
-            best_v = v
+    for start in range(0, keys.shape[1], c):
+        stop = min(start + c, keys.shape[1])
+        s = torch.matmul(queries, keys[:, start:stop].transpose(1, 2))  # [B,Q,c]
+        v, i = s.topk(min(k, stop - start), dim=-1)
+        merged = torch.cat([best_v, v], -1)
+        v, j = merged.topk(min(k, merged.shape[-1]), dim=-1)
+        best_i = torch.cat([best_i, i + start], -1).gather(-1, j)
+        best_v = v
     return best_v, best_i
 
 

@@ -8,7 +8,6 @@ from akira_nb.spatiotemporal.attention import (
     TemporalAttention,
     WormholeAttention,
     chunked_topk,
-    grouped_topk,
 )
 
 
@@ -197,18 +196,6 @@ def test_wormhole_rejects_wrong_types_and_ranges_naming_the_parameter(kwargs, fi
 
     with pytest.raises(ValueError, match=field):
         WormholeAttention(8, 8, **kwargs)
-
-
-@pytest.mark.parametrize("n", [5, 255, 256, 1000, 4096])
-def test_grouped_topk_equals_topk(n):
-    torch.manual_seed(n)
-    s = torch.randn(2, 7, n)
-    s[0, 0, : n // 2] = float("-inf")  # masked keys never win while finite ones remain
-    v, i = grouped_topk(s, 4, group=16)
-    rv, ri = s.topk(min(4, n), dim=-1)
-    torch.testing.assert_close(v, rv, rtol=0, atol=0)
-    assert torch.equal(i, ri)  # no ties in random data: the same indices
-    assert torch.equal(s.gather(-1, i), v)
 
 
 def test_affine_inputs_equal_built_features():

@@ -161,30 +161,6 @@ SEARCH_BLOCK_ELEMENTS = 2**18  # scores scored at once by the search (1 MB: stay
 SEARCH_GROUP = 16  # keys per group of the search's group maxima
 
 
-TOPK_GROUP = 64  # keys per group of the two-stage top-k
-
-
-def grouped_topk(scores: torch.Tensor, k: int, group: int = TOPK_GROUP):
-    """``scores.topk(k, dim=-1)`` (values sorted descending; ties may pick other indices), in
-    two stages that read the scores about once: the max of each run of ``group`` keys, the
-    top-``k`` groups by that max, then the top-``k`` of those groups' ``k * group`` keys.
-    Exact: an element among the top ``k`` lies in a group whose max is among the top ``k``
-    group maxima. ~3x faster than one ``topk`` over 8,192 keys on CPU (measured). Falls back
-    to ``topk`` when there are fewer than ``4 * k`` groups."""
-    N = scores.shape[-1]
-    G = -(-N // group)
-    if G < 4 * k:
-        return scores.topk(min(k, N), dim=-1)
-    if G * group != N:  # pad the last group with -inf (a copy of this chunk only)
-        scores = F.pad(scores, (0, G * group - N), value=float("-inf"))
-    lead = scores.shape[:-1]
-    grouped = scores.reshape(*lead, G, group)
-    _, gi = grouped.amax(-1).topk(k, dim=-1)  # [..., k] best groups
-    cand = grouped.gather(-2, gi.unsqueeze(-1).expand(*lead, k, group)).flatten(-2)
-    v, j = cand.topk(k, dim=-1)
-    return v, gi.gather(-1, j // group) * group + j % group
-
-
 def _group_table(n: int, chunk: int, group: int) -> torch.Tensor:
     """``[G, group]`` key indices of the search's groups: each chunk of ``chunk`` keys (the
     last one padded up to a multiple of ``group`` with index ``n``, a never-chosen pad) is laid

@@ -22,10 +22,10 @@ restored):
   clamped linear extrapolation ("linear") or nothing ("none": the reference's sigmoid head).
 - ``large`` / ``xlarge`` search wormhole links on a pooled grid (2x2 / 4x4 average pooling
   down to 32x32, ``wormhole_max_spatial_tokens=1024``): the seed's "adaptive spatial pooling for
-  large grids", which the reference implemented but never reached. The exact search at 64x64
-  spent ~60% of each step in the top-k (one profile on 2026-11-23; ``--cases large64
-  large64_pooled`` of the speed benchmark compares the speeds: large64 is exact); set
-  ``wormhole_max_spatial_tokens`` high to turn it off.
+  large grids", which the reference implemented but never reached. Since the blocked exact
+  search (2026-12-01) the exact 64x64 step measured 70.6 ms on one CPU thread, 6x the
+  reference's; ``--cases large64 large64_pooled`` of the speed benchmark compares exact
+  (large64) and pooled; set ``wormhole_max_spatial_tokens`` high to search exactly.
 - ``neighbor_mode``: "joint" (softmax over frames x neighbours, so recent frames can win) is the
   default; "per_frame" is the reference's softmax per frame averaged over frames.
 """

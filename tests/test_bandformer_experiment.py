@@ -268,3 +268,17 @@ def test_resume_reloads_finished_arms_without_a_training_step(small_run, monkeyp
     ]
     assert again["ablations"]["band"]["steps"] == [2, 4, 6]  # reloaded, not recomputed
     assert again["ablations"]["band"] == out["ablations"]["band"]
+
+
+def test_resume_with_other_aq_settings_recomputes_the_aq_and_keeps_the_old(small_run, monkeypatch):
+    """The AQ settings may change on resume (MAY_CHANGE): the trained arms are reloaded and the
+    AQ analysis runs again under the new settings, in its own folder, beside the old one."""
+    out, root = small_run
+    monkeypatch.setattr(train, "optimizer_step", lambda *a, **k: pytest.fail("trained again"))
+    aq = dict(SMALL["aq"], num_samples=24)
+    plan = experiment.study("tiny", **dict(SMALL, aq=aq))
+    again = experiment.run_experiment(plan, name="small", root=root, resume=True, log=None)
+    assert again["run"].path == out["run"].path
+    assert again["aq"]["band"]["result"].config.num_samples == 24
+    folders = sorted(p.name for p in (out["run"].path / "aq").iterdir())
+    assert len([f for f in folders if f.startswith("band-")]) == 2, folders

@@ -217,6 +217,8 @@ STUDY_KEYS = ("arms", "seeds", "aq_seeds", "aq", "stats_sequences", "ablation_ba
 PER_ARM = ("arm", "seed")  # set per arm
 # settings a resume may change: train.RESUME_MAY_CHANGE, and the AQ settings (recomputed)
 MAY_CHANGE = ("device", "progress", "checkpoint_every", "cpu_threads", "aq")
+# AQ settings that do not change its results (left out of its folder's settings digest)
+AQ_RUNTIME = ("device", "cpu_threads", "checkpoint_every", "progress")
 
 
 def preset(size: str | None) -> dict:
@@ -630,10 +632,16 @@ def aq_summary(result, model, method: str = MAIN_METHOD) -> dict:
 
 def run_aq_analysis(plan: Study, models: dict, tokenizer, run=None, resume=False, log=print):
     """The AQ comparison of each architecture's two ``aq_seeds`` models
-    (:func:`akira_nb.alignment.aq.run_aq`; its streams checkpoint under ``aq/<arm>/``).
-    ``models[(arm, seed)]``: the trained modules. Returns ``{arm: {"result", "summary"}}``."""
+    (:func:`akira_nb.alignment.aq.run_aq`; its streams checkpoint under
+    ``aq/<arm>-<settings digest>/``, so a resume with other AQ settings, which :data:`MAY_CHANGE`
+    allows, computes them afresh beside the earlier ones instead of being refused by their
+    checkpoints). ``models[(arm, seed)]``: the trained modules. Returns ``{arm: {"result",
+    "summary"}}``."""
+    import hashlib
+    import json
+
     from akira_nb.alignment import aq
-    from akira_nb.runs import Run
+    from akira_nb.runs import Run, to_jsonable
 
     out = {}
     for arm in plan.aq_arms:
@@ -641,7 +649,9 @@ def run_aq_analysis(plan: Study, models: dict, tokenizer, run=None, resume=False
         cfg = plan.aq_config(arm)
         sub = None
         if run is not None:
-            folder = run.path / "aq" / arm
+            keep = {k: v for k, v in cfg.to_dict().items() if k not in AQ_RUNTIME}
+            text = json.dumps(to_jsonable(keep), sort_keys=True)
+            folder = run.path / "aq" / f"{arm}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
             folder.mkdir(parents=True, exist_ok=True)
             sub = Run(folder)
         start = time.perf_counter()

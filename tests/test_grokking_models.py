@@ -193,3 +193,24 @@ def test_closed_form_mixers_match_fft_forms_in_float32(mixer):
     }.get(mixer, lambda x: _fft_attention(attn, x))
     with torch.no_grad():
         assert torch.allclose(attn(resid), known(resid), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_training_works_after_a_first_forward_under_inference_mode(mixer, tokens):
+    # the fixed DFT matrices are cached on first use; made under inference_mode they were
+    # inference tensors, and every later backward() refused to save them
+    from akira_nb.grokking import models
+
+    for name in ("_rdft_matrix", "_fnet_matrix"):
+        getattr(models, name).cache_clear()
+    torch.manual_seed(0)
+    # d_model 40 / d_head 10: sizes no other test uses, so this forward is the first one
+    model = build_model(P, mixer, d_model=40, n_heads=4, d_mlp=64)
+    with torch.inference_mode():
+        model(tokens)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    before = [t.detach().clone() for t in model.parameters()]
+    loss = torch.nn.functional.cross_entropy(model(tokens), (tokens[:, 0] + tokens[:, 1]) % P)
+    loss.backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -73,8 +73,20 @@ def _randn(*shape: int, scale: float) -> nn.Parameter:
 
 
 # The fixed DFT matrices, computed in float64 once per size, dtype and device and rounded to
-# the model's dtype (so a float64 model uses float64 constants).
-@functools.lru_cache(maxsize=None)
+# the model's dtype (so a float64 model uses float64 constants). They are made outside any
+# inference_mode / no_grad context the first call may run in: a cached inference tensor could
+# never be saved for a later backward().
+def _constant(fn):
+    @functools.lru_cache(maxsize=None)
+    @functools.wraps(fn)
+    def cached(*args):
+        with torch.inference_mode(False), torch.no_grad():
+            return fn(*args)
+
+    return cached
+
+
+@_constant
 def _rdft_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """[n, 2 (n // 2 + 1)]: ``x @ D`` is the rFFT of ``x`` over its last axis (length n), the
     real parts of every bin followed by their imaginary parts."""
@@ -82,7 +94,7 @@ def _rdft_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tens
     return torch.cat([angle.cos(), -angle.sin()], dim=1).to(dtype=dtype, device=device)
 
 
-@functools.lru_cache(maxsize=None)
+@_constant
 def _fnet_matrix(d: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """[3 d, d]: ``x.reshape(B, 3 d) @ M`` is Re(F_seq F_hidden x) at ``=`` (orthonormal)."""
     angle = 2 * math.pi * torch.outer(torch.arange(d), torch.arange(d)).double() / d

@@ -601,3 +601,19 @@ def test_selftest_of_the_default_model():
     assert "Model parameters: 29,245,148 (the seed's README says ~25M)" in report
     assert "Hidden dim: 512" in report and "Logits shape: (2, 16, 50257)" in report
     assert report.endswith(TEST_COMPLETE)
+
+
+@pytest.mark.parametrize("name", ["attn_out", "wormhole_out", "mlp_out", "band_out"])
+def test_a_padded_hook_that_writes_into_the_pads_changes_nothing_there(name):
+    """The padded hooks' pad entries are not part of any band: what a hook writes there is
+    dropped (as by ``from_padded``), so adding a constant everywhere equals adding it on the
+    real entries only."""
+    model = tiny_model()
+    model.eval()
+    x = tokens(seq=12)
+    mask = model.blocks[0].layout.mask  # [n, width]: True on real entries
+    hook = f"blocks.0.hook_{name}"
+    with torch.no_grad():
+        everywhere = model.run_with_hooks(x, fwd_hooks=[(hook, lambda t, hook: t + 0.1)])
+        real_only = model.run_with_hooks(x, fwd_hooks=[(hook, lambda t, hook: t + 0.1 * mask)])
+    torch.testing.assert_close(everywhere, real_only, rtol=0, atol=1e-6)

@@ -813,11 +813,13 @@ class BandBlock(nn.Module):
             setattr(self, f"hook_{name}", HookPoint())
 
     def _hooked(self, hook: HookPoint, xs: list, lead: tuple, padded: bool) -> list:
-        """``xs`` through ``hook`` in its layout (padded, or concatenated), if it has hooks."""
+        """``xs`` through ``hook`` in its layout (padded, or concatenated), if it has hooks. What
+        a padded hook writes into the pad entries is dropped (they belong to no band)."""
         if not hook.has_hooks():
             return xs
         if padded:
-            return self.layout.padded_to_groups(hook(self.layout.groups_to_padded(xs, lead)))
+            out = hook(self.layout.groups_to_padded(xs, lead)) * self.layout.mask
+            return self.layout.padded_to_groups(out)
         return self.layout.to_groups(hook(self.layout.from_groups(xs, lead)))
 
     def _add(self, xs: list, ys: list, hook: HookPoint, lead: tuple) -> list:

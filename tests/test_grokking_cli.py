@@ -154,7 +154,7 @@ def test_seed_and_seeds_together_are_refused_naming_both(tmp_path):
     assert cli.config_from_args(_parse([*TINY, "--seed", 3])).seeds == [3]
 
 
-def test_ensemble_flag_defaults_to_the_device_choice():
-    assert _parse([]).ensemble is None
+def test_ensemble_flag_is_off_unless_given():
+    assert _parse([]).ensemble is False
     assert _parse(["--ensemble"]).ensemble is True
     assert _parse(["--no-ensemble"]).ensemble is False

@@ -100,12 +100,22 @@ def test_ensemble_resume_continues_from_per_seed_checkpoints(tmp_path):
         assert a.history["epoch"] == b.history["epoch"]
 
 
-def test_ensemble_default_is_cuda_only_and_flag_is_checked():
+def test_ensemble_is_opt_in_on_every_device_and_the_flag_is_checked(monkeypatch):
+    # not yet measured faster on a GPU: compare and run_experiment default to False (was None:
+    # on for CUDA), and compare trains one seed after another unless asked
+    import inspect
+
     import pytest
 
-    from akira_nb.grokking.train import use_ensemble
+    from akira_nb.grokking import ensemble, experiment, train
 
-    assert use_ensemble(None, "cpu") is False
-    assert use_ensemble(True, "cpu") is True
+    assert inspect.signature(train.compare).parameters["ensemble"].default is False
+    assert inspect.signature(experiment.run_experiment).parameters["ensemble"].default is False
+    calls = []
+    monkeypatch.setattr(ensemble, "train_arms", lambda *a, **k: calls.append(a) or [])
+    arms = _arms(n_epochs=2, eval_every=1, checkpoint_every=0, progress_every=0)
+    assert len(train.compare(arms, progress=False)) == 2 and calls == []
+    train.compare(arms, progress=False, ensemble=True)
+    assert len(calls) == 1
     with pytest.raises(ValueError, match="ensemble"):
-        use_ensemble("yes", "cpu")
+        train.compare(arms, progress=False, ensemble="yes")

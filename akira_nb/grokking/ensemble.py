@@ -4,11 +4,12 @@ The seeds' parameters are stacked along a new leading axis (``torch.func.stack_m
 one forward runs every seed on its own data split through ``vmap(functional_call(...))``, and
 one AdamW steps the stacked tensors. AdamW (and the Grokfast EMA filter) act element-wise and the
 summed loss gives each seed exactly its own gradient, so this is mathematically the same as
-training the seeds one by one (a test checks it). On a GPU, where one tiny model cannot fill the
-device, it is much faster; on a 2-core CPU a full-batch step is already compute-bound and the
-gain is small (``benchmarks/grokking_speed.py`` prints both).
+training the seeds one by one (a test checks it). On a GPU one tiny model cannot fill the
+device, so it should be faster there, but that is not yet measured; on a 2-core CPU a
+full-batch step is already compute-bound and it measured 1.05x (``benchmarks/grokking_speed.py
+--seeds N`` prints it).
 
-``train_arms`` is the ensemble path of ``train.compare`` (on by default for CUDA): the seeds of
+``train_arms`` is the ensemble path of ``train.compare`` (opt-in, ``--ensemble``): the seeds of
 one (p, mixer) trained together with the same history, checkpoints, progress snapshots, frames
 and results per seed as ``train.train`` writes, so the run folder looks the same either way.
 ``train_seeds`` is the bare loop (no evaluation, no files) the benchmark times.

@@ -444,15 +444,6 @@ def summarize(results: list[TrainResult]) -> list[dict]:
     return rows
 
 
-def use_ensemble(ensemble: bool | None, device: str) -> bool:
-    """Whether ``compare`` trains the seeds of an arm together: ``ensemble`` when given, else
-    on for CUDA (one small model cannot fill a GPU) and off elsewhere (on a CPU a full-batch
-    step is already compute-bound: 1.05x measured on 2 cores)."""
-    if ensemble is not None:
-        return runtime.check_bool("ensemble", ensemble)
-    return runtime.get_device(device).type == "cuda"
-
-
 def seed_groups(arms: list[TrainConfig]) -> list[list[TrainConfig]]:
     """Consecutive arms that differ only in their seed, in order (``Study.arms()`` lists the
     seeds of each (p, mixer) together)."""
@@ -471,19 +462,22 @@ def compare(
     resume: bool = False,
     progress: bool = True,
     snapshot_fn=None,
-    ensemble: bool | None = None,
+    ensemble: bool = False,
 ) -> list[TrainResult]:
     """Train every arm (one config each, e.g. ``experiment.study(...).arms()``, which checks
-    them), one after another, or with ``ensemble`` (default: on for CUDA, off on a CPU; see
-    :func:`use_ensemble`) the seeds of each (p, mixer) together as one vmapped ensemble
-    (``ensemble.train_arms``), with the same results within float tolerance and the same files.
+    them), one after another, or with ``ensemble=True`` the seeds of each (p, mixer) together as
+    one vmapped ensemble (``ensemble.train_arms``), with the same results within float tolerance
+    (see ``grokking.ensemble`` for which mixers are bitwise equal) and the same files.
+
+    The ensemble is opt-in on every device: on a 2-core CPU it measured 1.05x, and its speed on
+    a GPU has not been measured yet.
 
     With ``run``, each arm's summary is saved as ``arms/<tag>.json`` and its final checkpoint
     is kept, so ``resume=True`` reloads finished arms without training and continues partly
     trained ones from their newest checkpoint."""
     from akira_nb.grokking.ensemble import train_arms
 
-    together = bool(arms) and use_ensemble(ensemble, arms[0].device)
+    together = bool(arms) and runtime.check_bool("ensemble", ensemble)
 
     def keep(cfg: TrainConfig, res: TrainResult) -> TrainResult:
         if run is not None:

@@ -277,3 +277,114 @@ def test_wormhole_with_grouped_search_equals_brute_force_topk(monkeypatch):
     assert torch.equal(fast[1], slow[1])
     for a, b in zip(fast[2], slow[2]):
         torch.testing.assert_close(a, b)
+
+
+class KernelCount(TorchDispatchMode):
+    """Counts the aten ops that compute (views excluded): on CUDA, the kernel launches."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += not func.is_view
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("grid, T, chunk", [(64, 8, 4096), (128, 8, 4096), (128, 16, 16384)])
+def test_search_plan_on_cuda_uses_whole_chunk_budget_cpu_stays_cache_sized(grid, T, chunk):
+    """The exact search at 64x64 / 128x128 (no pooling): on CUDA a few hundred ops at most
+    (the search before the blocked one ran ~7 per key chunk), on CPU the cache-sized blocks."""
+    from akira_nb.spatiotemporal.attention import SEARCH_BLOCK_ELEMENTS, search_plan
+
+    Q, N = grid * grid, T * grid * grid
+    path, c, qb, ops = search_plan(1, Q, N, 4, chunk, "cuda")
+    n_chunks = -(-N // c)
+    assert ops <= 7 * n_chunks  # never more than the merged search
+    if path == "grouped":
+        assert qb == min(Q, Q * c // (N // 16))  # the whole budget Q*c (or the group maxima's)
+    assert search_plan(1, Q, N, 4, chunk, "cuda:0") == (path, c, qb, ops)
+    cpu = search_plan(1, Q, N, 4, chunk, "cpu")
+    assert cpu[0] == "grouped" and cpu[2] * cpu[1] <= SEARCH_BLOCK_ELEMENTS
+    assert cpu[3] > ops
+    if grid == 64:
+        assert path == "grouped" and qb == Q and ops <= 40  # was ~4.6k (the reviewer)
+
+
+@pytest.mark.parametrize("Q, N, chunk", [(1024, 8192, 4096), (1024, 8192, 1000), (300, 5000, 777)])
+def test_whole_budget_blocks_equal_cache_blocks_and_brute_force_with_the_planned_ops(Q, N, chunk):
+    from akira_nb.spatiotemporal.attention import search_plan
+
+    g = torch.Generator().manual_seed(Q + N)
+    q, keys = torch.randn(2, Q, 9, generator=g), torch.randn(2, N, 9, generator=g)
+    ref_v, ref_i = (q @ keys.transpose(1, 2)).topk(4, dim=-1)
+    for block in (None, 2**40):  # the CPU's cache-sized blocks; the whole budget (as on CUDA)
+        chunked_topk(q, keys, 4, chunk, block_elements=block)  # builds the group table once
+        with KernelCount() as count:
+            v, i = chunked_topk(q, keys, 4, chunk, block_elements=block)
+        assert torch.equal(i, ref_i)
+        torch.testing.assert_close(v, ref_v)
+        est = search_plan(2, Q, N, 4, chunk, "cpu", block_elements=block)[3]
+        assert 0.7 * est <= count.n <= 1.3 * est, (block, count.n, est)
+
+
+def test_group_table_is_built_once_per_shape_and_device(monkeypatch):
+    import akira_nb.spatiotemporal.attention as A
+
+    calls = []
+    real = A._group_table
+    monkeypatch.setattr(A, "_group_table", lambda *a: calls.append(a) or real(*a))
+    A._group_table_on.cache_clear()
+    q, keys = torch.randn(1, 64, 9), torch.randn(1, 3000, 9)
+    first = chunked_topk(q, keys, 4, 1000)
+    second = chunked_topk(q, keys, 4, 1000)
+    assert len(calls) == 1 and torch.equal(first[1], second[1])
+    table, pad = A._group_table_on(3000, 1000, 16, torch.device("cpu"))
+    assert torch.equal(table, real(3000, 1000, 16)) and torch.equal(pad, table == 3000)
+    A._group_table_on.cache_clear()
+
+
+SYNC_OPS = ("nonzero", "masked_select", "_local_scalar_dense", "is_nonzero", "item")
+
+
+class SyncOps(TorchDispatchMode):
+    """Records ops whose result needs the device's data on the host (a CUDA host sync):
+    data-dependent shapes (boolean-mask indexing, nonzero) and scalar reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        bool_index = name == "index" and any(
+            isinstance(t, torch.Tensor) and t.dtype == torch.bool for t in (args[1] or [])
+        )
+        if name in SYNC_OPS or bool_index:
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_temporal_mean_weight_is_the_mean_of_the_nonzero_weights_without_a_host_sync():
+    torch.manual_seed(0)
+    m = TemporalAttention(4, 4, 8, top_k=3)
+    q, hist = torch.randn(2, 5, 5, 4), torch.randn(2, 6, 5, 5, 4)
+    with SyncOps() as mode:
+        _, st = m(q, hist)
+    assert mode.seen == []
+    w = st["attn_weights"]
+    torch.testing.assert_close(st["mean_weight"], w[w > 0].mean())
+    torch.testing.assert_close(st["mean_weight"], torch.tensor(1 / 3))
+
+
+def test_a_training_step_of_the_model_reads_nothing_back_from_the_device():
+    from akira_nb.spatiotemporal.model import build_model
+
+    torch.manual_seed(0)
+    m = build_model("spectral", "fast", grid_size=16)
+    frames = torch.rand(3, 2, 16, 16)
+    for f in frames:  # fills the history, then a wormhole search on a full one
+        with SyncOps() as mode:
+            pred, _ = m(f)
+            ((pred - f[1]) ** 2).mean().backward()
+        assert mode.seen == []

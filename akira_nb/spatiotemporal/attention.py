@@ -8,6 +8,7 @@ Each module returns ``(out, stats)``; stats are tensors (call ``float()`` to log
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -73,7 +74,9 @@ class TemporalAttention(nn.Module):
         with torch.no_grad():
             stats = {
                 "entropy": _entropy(w).mean(),
-                "mean_weight": w[w > 0].mean(),  # = 1/k: kept for the reference's CSV column
+                # = 1/k, the reference's CSV column: the mean of the non-zero weights, kept a
+                # tensor (a boolean-mask index has a data-dependent shape: a host sync on CUDA)
+                "mean_weight": w.sum() / (w > 0).sum(),
                 "max_weight": w.amax(-1).mean(),
                 "attn_weights": w.detach(),
                 "top_k_indices": top_idx,
@@ -176,6 +179,49 @@ def _group_table(n: int, chunk: int, group: int) -> torch.Tensor:
     return torch.cat(rows)
 
 
+@functools.lru_cache(maxsize=16)
+def _group_table_on(n: int, chunk: int, group: int, device: torch.device):
+    """:func:`_group_table` and its pad mask on ``device``, built and copied once per
+    ``(n, chunk, group, device)`` (not at every search: on CUDA each copy is a host sync)."""
+    table = _group_table(n, chunk, group).to(device)
+    return table, table == n
+
+
+def search_plan(B, Q, N, k, chunk_size, device, D=9, group=SEARCH_GROUP, **kw):
+    """How :func:`chunked_topk` searches ``B x Q`` queries of dimension ``D`` over ``N`` keys
+    on ``device``: ``(path, c, qb, ops)``, ``path`` ``"grouped"`` (query blocks of ``qb``) or
+    ``"merged"`` (:func:`_merged_topk`), ``c`` keys per chunk, ``ops`` about how many tensor
+    ops the search runs (on CUDA, kernel launches). On CPU a block holds at most
+    :data:`SEARCH_BLOCK_ELEMENTS` scores (it stays in cache); elsewhere the whole chunk budget
+    ``B * Q * c``, and the merged search where it runs fewer ops. Small searches (fewer than
+    ``4 * k`` groups) merge everywhere. ``kw``: ``max_chunk_elements``, ``block_elements``
+    (override the device's block size)."""
+    max_chunk_elements = kw.get("max_chunk_elements", MAX_CHUNK_ELEMENTS)
+    block = kw.get("block_elements")
+    cpu = torch.device(device).type == "cpu"
+    k = min(k, N)
+    c = max(1, min(chunk_size, max_chunk_elements // max(B * Q, 1), N))
+    budget = B * Q * c  # elements of any transient tensor
+    n_chunks = -(-N // c)
+    merged = ("merged", c, Q, 7 * n_chunks)
+    if -(-N // group) < 4 * k:
+        return merged
+    if block is None:
+        block = SEARCH_BLOCK_ELEMENTS if cpu else budget
+    G = N // c * -(-c // group) + (-(-(N % c) // group) if N % c else 0)
+    kg = min(k, G)
+    qb = min(block, budget) // (B * c)
+    qb = max(1, min(qb, budget // (B * G), budget // (B * kg * group * D)))
+    blocks = -(-Q // qb)
+    pads = N // c * (c % group > 0) + (N % c % group > 0)  # chunks padded to whole groups
+    grouped = ("grouped", c, qb, 6 + blocks * (2 * n_chunks + pads + 10))
+    return (
+        merged
+        if not cpu and kw.get("block_elements") is None and merged[3] < grouped[3]
+        else grouped
+    )
+
+
 def chunked_topk(
     queries,
     keys,
@@ -184,6 +230,7 @@ def chunked_topk(
     key_valid=None,
     max_chunk_elements=MAX_CHUNK_ELEMENTS,
     group=SEARCH_GROUP,
+    block_elements=None,
 ):
     """Exact top-``k`` of ``queries @ keys.T`` per query, never holding all the scores.
 
@@ -192,39 +239,49 @@ def chunked_topk(
     ``(values, indices)`` of shape ``[B,Q,min(k,N)]``, sorted descending (ties may pick other
     indices). No gradient.
 
-    Three stages per block of queries: (1) the scores of cache-sized blocks (at most
-    ``chunk_size`` keys and :data:`SEARCH_BLOCK_ELEMENTS` scores; the key chunk is also capped
-    at ``max_chunk_elements // (B*Q)`` keys, the reference's cap) reduced at once to the max of
-    each group of ``group`` keys (:func:`_group_table`); (2) the top-``k`` groups by that max;
-    (3) those ``k * group`` keys rescored and their top ``k`` kept. Exact: a key among the top
-    ``k`` lies in a group whose max is among the top ``k`` group maxima. Every transient
-    tensor has at most ``B * Q * c`` elements (``c``: the key chunk). Small searches (fewer
-    than ``4 * k`` groups) score one chunk of keys at a time and merge the top-``k``.
+    Three stages per block of queries (:func:`search_plan`: on CPU cache-sized blocks of at
+    most :data:`SEARCH_BLOCK_ELEMENTS` scores, elsewhere the whole budget; ``block_elements``
+    overrides it): (1) the scores of blocks of at most ``chunk_size`` keys (the key chunk is
+    also capped at ``max_chunk_elements // (B*Q)`` keys, the reference's cap) reduced at once
+    to the max of each group of ``group`` keys (:func:`_group_table`); (2) the top-``k``
+    groups by that max; (3) those ``k * group`` keys rescored and their top ``k`` kept.
+    Exact: a key among the top ``k`` lies in a group whose max is among the top ``k`` group
+    maxima. Every transient tensor has at most ``B * Q * c`` elements (``c``: the key chunk).
+    Small searches (fewer than ``4 * k`` groups) score one chunk of keys at a time and merge
+    the top-``k``.
     """
     check_int("k", k, low=1)
     check_int("chunk_size", chunk_size, low=1)
     check_int("group", group, low=1)
     if key_valid is not None:  # the valid keys alone, indices mapped back
         keep = key_valid.nonzero()[:, 0].to(keys.device)
-        v, i = chunked_topk(queries, keys[:, keep], k, chunk_size, None, max_chunk_elements, group)
+        v, i = chunked_topk(
+            queries, keys[:, keep], k, chunk_size, None, max_chunk_elements, group, block_elements
+        )
         return v, keep[i]
     B, Q, D = queries.shape
     N = keys.shape[1]
     k = min(k, N)
-    c = max(1, min(chunk_size, max_chunk_elements // max(B * Q, 1), N))
-    budget = B * Q * c  # elements of any transient tensor
+    path, c, qb, _ = search_plan(
+        B,
+        Q,
+        N,
+        k,
+        chunk_size,
+        keys.device,
+        D,
+        group,
+        max_chunk_elements=max_chunk_elements,
+        block_elements=block_elements,
+    )
     with torch.no_grad():
-        if -(-N // group) < 4 * k:
+        if path == "merged":
             return _merged_topk(queries, keys, k, c)
-        table = _group_table(N, c, group).to(keys.device)  # [G, group]
+        table, pad = _group_table_on(N, c, group, keys.device)  # [G, group]
         G = table.shape[0]
         kt = keys.transpose(1, 2).contiguous()  # [B,D,N]: its chunks feed bmm with no copy
         padded = torch.cat([keys, keys.new_zeros(B, 1, D)], 1)[:, table]  # [B,G,group,D]
-        pad = table == N
         kg = min(k, G)
-        # queries per block: its scores stay in cache, and no tensor exceeds the budget
-        qb = min(SEARCH_BLOCK_ELEMENTS, budget) // (B * c)
-        qb = max(1, min(qb, budget // (B * G), budget // (B * kg * group * D)))
         bi = torch.arange(B, device=keys.device)[:, None, None]
         # buffers reused by every block (fresh memory costs page faults at each first touch)
         scores = queries.new_empty(B, qb, c)

@@ -13,7 +13,7 @@ from akira_nb.spatiotemporal.model import (
     SpectralPredictor,
     build_model,
 )
-from akira_nb.spatiotemporal.presets import PRESETS, get_config
+from akira_nb.spatiotemporal.presets import BANDS, PRESETS, get_config
 from akira_nb.spatiotemporal.train import TrainConfig, train
 
 
@@ -313,3 +313,34 @@ def test_losses_and_statistics_read_every_n_steps_equal_reading_every_step(monke
     losses, rows = out[3]
     assert len(losses) == 7 and [r[0] for r in rows] == list(range(7))
     assert [r[1] for r in rows] == losses and len(rows[0]) == len(train_mod.CSV_COLUMNS)
+
+
+def test_an_edit_through_hook_embed_reaches_the_neighbour_keys_of_the_current_frame():
+    """neighbor_include_current: the current frame's neighbour keys are the (hooked) band
+    features ``cur``; an edit through ``hook_embed`` must reach them as it reaches the
+    queries, and a hook that edits nothing leaves the prediction of the unhooked model."""
+    model = small()
+    assert model.cfg.neighbor_include_current
+    kb = BANDS.index(model.cfg.neighbor_key_band)
+    seq = P.frames("blob", torch.arange(4.0), 8)  # [4, 8, 8]
+    plain = run_seq(model, seq)
+    model.hook_embed.add_hook(lambda x, hook: x + 0.0)
+    torch.testing.assert_close(run_seq(model, seq), plain, rtol=1e-5, atol=1e-6)
+    model.reset_hooks()
+
+    seen = {}
+
+    def keys_of_current_frame(module, args):  # the features the neighbour sees for frame t
+        frames, affine = args[1], args[2] if len(args) > 2 else None
+        last = frames[:, -1]
+        seen["keys"] = last if affine is None else last[..., None] * affine[0] + affine[1]
+
+    handle = model.neighbor.register_forward_pre_hook(keys_of_current_frame)
+    model.hook_embed.add_hook(lambda x, hook: x * 0.5)
+    model.hook_embed.add_hook(lambda x, hook: seen.__setitem__("cur", x.detach()))
+    model.reset()
+    with torch.no_grad():
+        model(seq[0][None])
+    handle.remove()
+    model.reset_hooks()
+    torch.testing.assert_close(seen["keys"], seen["cur"][..., kb, :])

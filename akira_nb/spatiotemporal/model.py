@@ -196,11 +196,15 @@ class SpectralPredictor(HookedRootModule):
         if "neighbor" in self.types:
             L = 1 if cfg.neighbor_first_layer_only else min(cfg.layer_range, cfg.time_depth)
             kb = cfg.neighbor_key_band
-            frames = past[:, -L:, bi[kb]]  # [B,L,H,W]
-            if cfg.neighbor_include_current:
+            frames, kaff = past[:, -L:, bi[kb]], band(kb)  # [B,L,H,W] scalar images
+            if cfg.neighbor_include_current and self.hook_embed._forward_hooks:
+                # an edit through hook_embed must reach frame t's keys: the built features
+                frames = frames.unsqueeze(-1) * kaff[0] + kaff[1]
+                frames, kaff = torch.cat([frames, cur[:, None, ..., bi[kb], :]], 1), None
+            elif cfg.neighbor_include_current:  # cur is embed(bands): the same features
                 frames = torch.cat([frames, bands[:, None, bi[kb]]], 1)
             out, stats["neighbor"] = self.neighbor(
-                cur[..., bi[cfg.neighbor_query_band], :], frames, band(kb)
+                cur[..., bi[cfg.neighbor_query_band], :], frames, kaff
             )
             parts.append(self.hook_neighbor_out(out))
         if "wormhole" in self.types:

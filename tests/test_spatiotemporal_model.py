@@ -344,3 +344,59 @@ def test_an_edit_through_hook_embed_reaches_the_neighbour_keys_of_the_current_fr
     handle.remove()
     model.reset_hooks()
     torch.testing.assert_close(seen["keys"], seen["cur"][..., kb, :])
+
+
+def test_stats_csv_writes_counts_as_ints_and_the_skip_flag_as_a_bool(tmp_path):
+    import csv
+
+    from akira_nb.spatiotemporal import train as train_mod
+
+    rows = []
+    cfg = TrainConfig(pattern="blob", grid_size=8, steps=4, progress=False)
+    train(small(wormhole_skip_steps=2), cfg, stats_rows=rows)
+    path = tmp_path / "stats.csv"
+    train_mod.write_stats_csv(path, rows)
+    with open(path) as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["step"] for r in table] == ["0", "1", "2", "3"]
+    assert [r["wormhole_skipped"] for r in table] == ["False", "True", "False", "True"]
+    for r in table:
+        assert str(int(r["wormhole_num_connections"])) == r["wormhole_num_connections"]
+        assert (
+            str(int(r["wormhole_positions_with_connections"]))
+            == (r["wormhole_positions_with_connections"])
+        )
+        assert float(r["train_loss"]) > 0
+    nan_row = train_mod.csv_row([float("nan")] * len(train_mod.CSV_COLUMNS))
+    assert all(v != v for v in nan_row)  # a missing statistic stays NaN
+
+
+class _FakeBatch:
+    """Records how a frame batch is moved (no GPU needed)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def pin_memory(self):
+        self.calls.append("pin_memory")
+        return self
+
+    def to(self, device, non_blocking=False):
+        self.calls.append(("to", str(device), non_blocking))
+        return self
+
+
+def test_frames_go_to_cuda_through_pinned_memory_and_the_train_clock_waits_for_it(monkeypatch):
+    from akira_nb.spatiotemporal import train as train_mod
+
+    x = _FakeBatch()
+    assert train_mod.to_device(x, torch.device("cuda", 0)) is x
+    assert x.calls == ["pin_memory", ("to", "cuda:0", True)]
+    y = _FakeBatch()
+    train_mod.to_device(y, "cpu")
+    assert y.calls == [("to", "cpu", False)]
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
+    train_mod.sync("cuda")
+    train_mod.sync(torch.device("cpu"))
+    assert waited == ["cuda"]

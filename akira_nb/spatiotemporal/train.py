@@ -211,11 +211,36 @@ def _stats_row(step, loss, stats) -> list:
     return _stats_values(step, loss_t, stats).tolist()
 
 
+# columns written as the reference writes them: counts as ints, the skip flag as a bool
+INT_COLUMNS = (
+    "step",
+    "wormhole_num_connections",
+    "wormhole_positions_with_connections",
+    "wormhole_count_max",
+)
+BOOL_COLUMNS = ("wormhole_skipped",)
+
+
+def csv_row(row) -> list:
+    """One statistics row (floats, as held and checkpointed) as written: the columns of
+    :data:`INT_COLUMNS` as ints ("3", not "3.0") and of :data:`BOOL_COLUMNS` as bools where
+    they are numbers (NaN, a missing statistic, stays NaN)."""
+    out = list(row)
+    for i, name in enumerate(CSV_COLUMNS):
+        v = out[i]
+        if isinstance(v, float) and v == v:
+            if name in INT_COLUMNS:
+                out[i] = int(v)
+            elif name in BOOL_COLUMNS:
+                out[i] = bool(v)
+    return out
+
+
 def write_stats_csv(path, rows) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_COLUMNS)
-        writer.writerows(rows)
+        writer.writerows(csv_row(r) for r in rows)
 
 
 def train(
@@ -237,9 +262,10 @@ def train(
 
     Speed: ``steps_per_s`` / ``frames_per_s`` are wall-clock (the whole loop: frame
     generation, the step, statistics, checkpoints; the reference's steps / training time);
-    ``train_steps_per_s`` times only forward + backward + optimizer step (on a GPU: the time
-    to queue them; nothing waits for the device inside the loop). Losses and statistics stay
-    on the device and are read every :data:`STATS_EVERY` steps and at each checkpoint.
+    ``train_steps_per_s`` times only forward + backward + optimizer step (on CUDA the clock
+    is read after ``torch.cuda.synchronize``, so it times the device's work). Losses and
+    statistics stay on the device and are read every :data:`STATS_EVERY` steps and at each
+    checkpoint; frames are built on the CPU and copied through pinned memory.
 
     ``stats_rows`` (a list) collects one CSV row per step; ``viz=(interval, callback)`` calls
     ``callback(step, frame, target, pred, stats)`` every ``interval`` steps.
@@ -270,6 +296,21 @@ def checkpoint_config(model, cfg: TrainConfig) -> dict:
     """What every checkpoint stores under ``"config"`` (plain JSON values): the training
     config and the model's (:meth:`config` of every predictor)."""
     return to_jsonable({"train": cfg, "model": model.config()})
+
+
+def to_device(x: torch.Tensor, device) -> torch.Tensor:
+    """``x`` (built on the CPU) on ``device``: on CUDA through pinned memory with
+    ``non_blocking`` (a copy from pageable memory waits for the device: a host sync a step);
+    the same values on every device."""
+    if torch.device(device).type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
+def sync(device) -> None:
+    """Wait for ``device`` (CUDA) so a clock read around its work times the work."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
@@ -317,7 +358,8 @@ def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
 
     for step in bar:
         t = starts[:, None] + step + torch.tensor([0.0, 1.0], dtype=torch.float64)
-        pair = P.frames(cfg.pattern, t, cfg.grid_size, **pparams).to(device)  # [B,2,H,W]
+        pair = to_device(P.frames(cfg.pattern, t, cfg.grid_size, **pparams), device)  # [B,2,H,W]
+        sync(device)
         tic = time.perf_counter()
         pred, stats = model(pair[:, 0])
         loss = torch.mean((pred - pair[:, 1]) ** 2)
@@ -325,6 +367,7 @@ def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        sync(device)
         wall += time.perf_counter() - tic
         pending.append(_stats_values(step, loss, stats))
         if viz is not None and viz[0] > 0 and step % viz[0] == 0:

@@ -27,11 +27,18 @@ its wall and CPU seconds (``os.wait4``), peak RSS and threads. Kit and reference
 interleaved (kit, reference, reference, kit, ...; ``paired.interleave``) and the medians
 reported; the last lines are ``kit/reference <case> <n>t: x<ratio>`` (training steps/s).
 
-The similarity-search floor: the exact wormhole search scores every query against every past
-position (``Q x N x D`` multiply-adds: kit D = 9, its 3x3 patch features; reference D = 32,
-its projected band features) each time it runs (every ``wormhole_skip_steps`` = 2 steps). The
-benchmark measures this device's fp32 matmul rate at each thread count and prints the time that
-many FLOPs would take at that rate, beside the measured step time.
+- ``fast32_projected`` / ``large64_projected``: ``fast32`` / ``large64`` with
+  ``wormhole_similarity_features="projected"``: the similarity band's 32-dim features, as the
+  reference searches (the like-for-like search; its ratio line beside the patch one).
+
+The FLOP floor of the similarity search: the exact wormhole search scores every query against
+every past position (``Q x N x D`` multiply-adds: kit D = 9, its 3x3 patch features, or 32
+projected; reference D = 32, its projected band features) each time it runs (every
+``wormhole_skip_steps`` = 2 steps). The benchmark measures this device's fp32 rate on a
+1024x1024 square matmul at each thread count and prints the time that many FLOPs would take at
+that rate (a floor only: a D = 9 score product runs far below that rate), beside the measured
+steps, like with like: the whole training loop of each side (the kit's forward + backward +
+optimizer step alone, labelled, after it).
 
 ``--memory``: peak RSS above start-up (CPU) or ``max_memory_allocated`` (CUDA) of a few training
 steps with the exact wormhole at 32, 64, 96 and 128 px; the growth exponent from the largest
@@ -57,15 +64,36 @@ REFERENCE_SCRIPT = (
     "033_EXP_SPECTRAL_BAND_ATTENTION/code/synthetic_2d.py"
 )
 EXACT = {"wormhole_max_spatial_tokens": 10**6}
+PROJECTED = {"wormhole_similarity_features": "projected"}  # the band's 32-dim features
 # name: (preset, grid, steps (None: --steps64), held-out frames, model overrides, reference?)
 CASES = {
     "fast32": ("fast", 32, 300, 101, {}, True),
     "large64": ("large", 64, None, 0, EXACT, True),
     "large64_pooled": ("large", 64, None, 0, {}, False),
     "fast32_bandnorm": ("fast", 32, 300, 101, {"band_normalize": True}, False),
+    "fast32_projected": ("fast", 32, 300, 101, PROJECTED, True),
+    "large64_projected": ("large", 64, None, 0, {**EXACT, **PROJECTED}, True),
 }
 # the fast/large presets' wormhole search: every 2nd step; the reference's dims (its attnDim)
 SKIP_STEPS, REFERENCE_SIM_DIMS, KIT_SIM_DIMS, TIME_DEPTH = 2, 32, 9, 8
+PROJECTED_SIM_DIMS = 32  # the fast/large presets' base_dim (a test checks it)
+
+
+def sim_dims(name: str) -> int:
+    """The kit's similarity-feature dims in case ``name``: 3x3 patches or projected."""
+    projected = CASES[name][4].get("wormhole_similarity_features") == "projected"
+    return PROJECTED_SIM_DIMS if projected else KIT_SIM_DIMS
+
+
+def case_label(name: str) -> str:
+    if name.endswith("pooled"):
+        return "pooled wormhole, kit option"
+    label = "exact wormhole"
+    if name.endswith("bandnorm"):
+        label += ", band_normalize"
+    if name.endswith("projected"):
+        label += f", projected {PROJECTED_SIM_DIMS}-dim similarity features as the reference"
+    return label
 
 
 def _rss_mb() -> float:
@@ -127,7 +155,10 @@ def memory_worker(grid: int, steps: int, device: str, threads: int) -> dict:
     return res
 
 
-def matmul_gflops(threads: int, device: str, n: int = 1024, reps: int = 10) -> float:
+MATMUL_N = 1024  # the square matmul whose rate the FLOP floor uses
+
+
+def matmul_gflops(threads: int, device: str, n: int = MATMUL_N, reps: int = 10) -> float:
     """This device's fp32 matmul rate (GFLOP/s) at ``threads``: median of ``reps`` n^3 matmuls."""
     import torch
 
@@ -153,6 +184,30 @@ def search_floor_ms(grid: int, dims: int, gflops: float) -> float:
     """Time of one exact wormhole search's ``2 Q N D`` FLOPs at ``gflops``."""
     q = grid * grid
     return 2 * q * (TIME_DEPTH * q) * dims / (gflops * 1e9) * 1e3
+
+
+def floor_line(name: str, grid: int, rows: dict, gflops: float) -> str:
+    """The search's FLOP floor beside the measured steps, like with like: both sides' whole
+    training loop (the kit's forward + backward + optimizer step alone, labelled, after)."""
+    sg = grid // 2 if name.endswith("pooled") else grid  # large: 2x2 pooling
+    d = sim_dims(name)
+    fk = search_floor_ms(sg, d, gflops)
+    kit_loop = 1e3 / paired.median(rows["kit"], "steps_per_s")
+    kit_step = 1e3 / paired.median(rows["kit"], "train_steps_per_s")
+    text = (
+        f"  FLOP floor at the peak square-matmul rate measured here ({gflops:.0f} GFLOP/s, "
+        f"fp32 {MATMUL_N}x{MATMUL_N}; the narrow D-dim score products run far below it): kit "
+        f"{sg * sg} queries x {TIME_DEPTH * sg * sg} past x {d} dims = {fk:.2f} ms a search, "
+        f"{fk / SKIP_STEPS:.2f} ms a step (one search every {SKIP_STEPS}); kit step "
+        f"{kit_loop:.1f} ms (whole training loop; fwd+bwd+step alone {kit_step:.1f} ms)"
+    )
+    if not name.endswith("pooled"):
+        fr = search_floor_ms(grid, REFERENCE_SIM_DIMS, gflops)
+        text += f"; reference x {REFERENCE_SIM_DIMS} dims = {fr:.2f} ms a search"
+        if "reference" in rows:
+            ref_loop = 1e3 / paired.median(rows["reference"], "steps_per_s")
+            text += f", its step {ref_loop:.1f} ms (whole training loop)"
+    return text
 
 
 def _env(threads: int) -> dict:
@@ -282,29 +337,11 @@ def main(argv=None) -> int:
                     ref, n, s, args.device, t
                 )
             rows = paired.interleave(cases, args.rounds)
-            label = "pooled wormhole, kit option" if name.endswith("pooled") else "exact wormhole"
-            label += ", band_normalize" if name.endswith("bandnorm") else ""
+            label = case_label(name)
             print(f"{name} ({preset}, {grid}x{grid}, {steps} steps, {label}), {t} thread(s):")
             for who, rs in rows.items():
                 print(_line(who, rs), flush=True)
-            gf = matmul_gflops(t, args.device)
-            kit_ms = 1e3 / paired.median(rows["kit"], "train_steps_per_s")
-            sg = grid // 2 if name.endswith("pooled") else grid  # large: 2x2 pooling
-            fk = search_floor_ms(sg, KIT_SIM_DIMS, gf)
-            text = (
-                f"  search floor at {gf:.0f} GFLOP/s (fp32 matmul measured here): kit "
-                f"{sg * sg} queries x {TIME_DEPTH * sg * sg} past x {KIT_SIM_DIMS} dims "
-                f"= {fk:.2f} ms a search, {fk / SKIP_STEPS:.2f} ms a step (one search every "
-                f"{SKIP_STEPS}); kit step {kit_ms:.1f} ms (fwd+bwd+step)"
-            )
-            if not name.endswith("pooled"):
-                fr = search_floor_ms(grid, REFERENCE_SIM_DIMS, gf)
-                text += f"; reference x {REFERENCE_SIM_DIMS} dims = {fr:.2f} ms a search"
-                if "reference" in rows:
-                    text += (
-                        f", its step {1e3 / paired.median(rows['reference'], 'steps_per_s'):.1f} ms"
-                    )
-            print(text, flush=True)
+            print(floor_line(name, grid, rows, matmul_gflops(t, args.device)), flush=True)
             if "reference" in rows:
                 kit_v = paired.median(rows["kit"], "steps_per_s")
                 ref_v = paired.median(rows["reference"], "steps_per_s")

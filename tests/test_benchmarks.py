@@ -142,8 +142,50 @@ def test_spatiotemporal_reference_dir_ratio_against_a_stub(tmp_path, monkeypatch
     assert len(runs) == 6 and [r.split()[0] for r in runs] == ["1"] * 3 + ["2"] * 3
     assert "--config fast --grid-size 32 --steps 300 --pattern-train blob" in runs[0]
     assert "--eval-steps 101" in runs[0]
-    # the floor: 2 * 1024 * 8192 * 9 FLOPs at 100 GFLOP/s = 1.51 ms a search
-    assert any("= 1.51 ms a search" in line for line in out)
+    # the floor: 2 * 1024 * 8192 * 9 FLOPs at 100 GFLOP/s = 1.51 ms a search; beside it both
+    # sides' whole training loop (kit median 60 steps/s, reference 150), like with like
+    floor = [line for line in out if "FLOP floor" in line]
+    assert len(floor) == 2 and "= 1.51 ms a search" in floor[0]
+    assert "peak square-matmul rate measured here (100 GFLOP/s" in floor[0]
+    assert "kit step 16.7 ms (whole training loop; fwd+bwd+step alone 14.3 ms)" in floor[0]
+    assert "its step 6.7 ms (whole training loop)" in floor[0]
+
+
+def test_spatiotemporal_projected_case_is_like_for_like_with_its_ratio(
+    tmp_path, monkeypatch, capsys
+):
+    from akira_nb.spatiotemporal.presets import get_config
+
+    for name in ("fast32_projected", "large64_projected"):
+        preset, grid, _, _, overrides, has_ref = st_speed.CASES[name]
+        cfg = get_config(preset, **overrides)
+        assert has_ref and cfg.wormhole_similarity_features == "projected"
+        assert cfg.base_dim == st_speed.PROJECTED_SIM_DIMS == st_speed.REFERENCE_SIM_DIMS
+        assert st_speed.sim_dims(name) == 32 and st_speed.sim_dims(name[:-10]) == 9
+    assert (
+        get_config("large", **st_speed.CASES["large64_projected"][4]).wormhole_max_spatial_tokens
+        >= 64 * 64
+    )
+    calls = _stub_reference(tmp_path, total_s=3.0)  # 300 / 3 s = 100 steps/s
+    kit_calls = []
+
+    def fake_kit(name, steps, device, threads):
+        kit_calls.append(name)
+        return {"steps_per_s": 50.0, "train_steps_per_s": 70.0, "process_steps_per_s": 30.0,
+                "wall_s": 10.0, "cpu_s": 9.0, "peak_rss_mb": 100.0, "threads": threads}  # fmt: skip
+
+    monkeypatch.setattr(st_speed, "run_kit", fake_kit)
+    monkeypatch.setattr(st_speed, "matmul_gflops", lambda threads, device: 100.0)
+    argv = ["--reference-dir", str(tmp_path), "--rounds", "1", "--threads", "1"]
+    assert st_speed.main(argv + ["--cases", "fast32_projected"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert kit_calls == ["fast32_projected"]
+    assert "--config fast --grid-size 32 --steps 300" in calls.read_text()
+    assert out[-1] == "kit/reference fast32_projected 1t: x0.50"
+    assert any("projected 32-dim similarity features as the reference" in line for line in out)
+    # 2 * 1024 * 8192 * 32 FLOPs at 100 GFLOP/s = 5.37 ms, the reference's figure too
+    floor = next(line for line in out if "FLOP floor" in line)
+    assert "x 32 dims = 5.37 ms a search" in floor and "reference x 32 dims = 5.37 ms" in floor
 
 
 def test_spatiotemporal_refuses_a_missing_reference(tmp_path, capsys):

@@ -239,14 +239,15 @@ def chunked_topk(
     ``(values, indices)`` of shape ``[B,Q,min(k,N)]``, sorted descending (ties may pick other
     indices). No gradient.
 
-    Three stages per block of queries (:func:`search_plan`: on CPU cache-sized blocks of at
-    most :data:`SEARCH_BLOCK_ELEMENTS` scores, elsewhere the whole budget; ``block_elements``
-    overrides it): (1) the scores of blocks of at most ``chunk_size`` keys (the key chunk is
-    also capped at ``max_chunk_elements // (B*Q)`` keys, the reference's cap) reduced at once
-    to the max of each group of ``group`` keys (:func:`_group_table`); (2) the top-``k``
-    groups by that max; (3) those ``k * group`` keys rescored and their top ``k`` kept.
-    Exact: a key among the top ``k`` lies in a group whose max is among the top ``k`` group
-    maxima. Every transient tensor has at most ``B * Q * c`` elements (``c``: the key chunk).
+    Three stages per block of queries (:func:`search_plan`: on CPU cache-sized blocks of at most
+    :data:`SEARCH_BLOCK_ELEMENTS` scores, elsewhere the whole budget or the merged search where that
+    runs fewer ops; ``block_elements`` overrides the block size): (1) the scores of blocks of at
+    most ``chunk_size`` keys (the key chunk is also capped at ``max_chunk_elements // (B*Q)`` keys,
+    the reference's cap) reduced at once to the max of each group of ``group`` keys
+    (:func:`_group_table`); (2) the top-``k`` groups by that max; (3) those ``k * group`` keys
+    rescored and their top ``k`` kept. Exact: a key among the top ``k`` lies in a group whose max is
+    among the top ``k`` group maxima. Every transient tensor has at most ``B * Q * c`` elements
+    (``c``: the key chunk).
     Small searches (fewer than ``4 * k`` groups) score one chunk of keys at a time and merge
     the top-``k``.
     """

@@ -48,6 +48,19 @@ from akira_nb.grokking.train import (
 )
 
 
+def _step(cfg: TrainConfig, epoch: int, opt, grokfast, params: dict, losses: torch.Tensor):
+    """One ensemble update: the warm-up LR for ``epoch``, the summed per-seed losses backward
+    (each seed's gradient is its own loss's), Grokfast, the optimiser step."""
+    if cfg.warmup_epochs:
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (epoch + 1) / cfg.warmup_epochs)
+    opt.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    if grokfast is not None:
+        grokfast.apply_named(params.items())
+    opt.step()
+
+
 def train_seeds(cfg: TrainConfig, seeds, n_epochs: int | None = None) -> dict:
     """Train ``cfg`` for every seed in ``seeds`` at once (no evaluation during training).
 
@@ -88,15 +101,7 @@ def _train_seeds(cfg: TrainConfig, seeds: list[int], device) -> dict:
         torch.cuda.synchronize(device)
     start = time.perf_counter()
     for epoch in range(n_epochs):
-        if cfg.warmup_epochs:
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * min(1.0, (epoch + 1) / cfg.warmup_epochs)
-        loss = batched_loss(params, buffers, x, y).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grokfast is not None:
-            grokfast.apply_named(params.items())
-        opt.step()
+        _step(cfg, epoch, opt, grokfast, params, batched_loss(params, buffers, x, y))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -233,15 +238,7 @@ def _train_arms(cfgs, device, run, states, progress, snapshot_fns) -> list[Train
     _sync(device)
     t0, c0, train_cpu = time.perf_counter(), time.process_time(), 0.0
     for epoch in bar:
-        if cfg.warmup_epochs:
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * min(1.0, (epoch + 1) / cfg.warmup_epochs)
-        loss = batched_loss(params, buffers, x, y).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grokfast is not None:
-            grokfast.apply_named(params.items())
-        opt.step()
+        _step(cfg, epoch, opt, grokfast, params, batched_loss(params, buffers, x, y))
         done = epoch + 1
         is_eval = done % cfg.eval_every == 0 or done == cfg.n_epochs
         is_ckpt = run is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0

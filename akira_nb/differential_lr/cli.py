@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from akira_nb import runtime
+from akira_nb.bandformer.cli import _floats  # "1e-5,3e-5 ..." -> floats, as 026 reads them
 
 # Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
 ARMS = ("band", "band_geomean", "band_uniform", "baseline_differential")
@@ -25,10 +26,6 @@ LR_PRESETS = (
     "026_uniform",
     "custom",
 )
-
-
-def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.replace(",", " ").split()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,6 +31,11 @@ Tokenizers (``TOKENIZERS``):
   same ids), so a model saved with it boots through TransformerLens' ``TransformerBridge``.
 - ``gpt2``: the GPT-2 BPE tokenizer from the Hub (``AutoTokenizer.from_pretrained("gpt2")``,
   vocabulary 50257, ``<|endoftext|>`` = 50256), loaded lazily.
+- ``gpt2-standin`` / ``pythia-standin``: :class:`StandinTokenizer`, the offline stand-ins of
+  the GPT-2 and Pythia tokenizers for ``--offline`` runs (:mod:`akira_nb.standins`): UTF-8 bytes
+  as ids, inside a vocabulary of the real size with the special id where the real one has it
+  (GPT-2: 50257 ids, ``<|endoftext|>`` = 50256; Pythia: 50277 ids, ``<|endoftext|>`` = 0). The
+  models' embedding and unembedding get the real shapes; the text is not the real tokenization.
 
 Splits: :func:`make_splits` tokenizes a corpus, appends the EOS id after every document and
 packs each split into non-overlapping ``[n_blocks, seq_len]`` blocks of token ids (the remainder
@@ -65,7 +70,7 @@ if TYPE_CHECKING:
 
 EOT = "<|endoftext|>"
 CORPORA = ("offline", "wikitext-2", "wikitext-103")
-TOKENIZERS = ("byte", "gpt2")
+TOKENIZERS = ("byte", "gpt2", "gpt2-standin", "pythia-standin")
 SPLITS = ("train", "val", "test")
 WIKITEXT = {
     "wikitext-2": ("Salesforce/wikitext", "wikitext-2-raw-v1"),
@@ -293,6 +298,73 @@ class ByteTokenizer:
         return "ByteTokenizer(vocab_size=257, eot_id=256)"
 
 
+class StandinTokenizer(ByteTokenizer):
+    """A byte tokenizer inside a vocabulary of ``vocab_size`` ids with the special id at
+    ``eot_id``: the offline stand-in of a Hub tokenizer of that size (see the module docstring).
+    Byte ``b`` is id ``b`` when ``eot_id >= 256``, else ``eot_id + 1 + b``; the other ids are
+    never produced."""
+
+    def __init__(self, name: str, vocab_size: int, eot_id: int):
+        check_int("vocab_size", vocab_size, low=257)
+        check_int("eot_id", eot_id, low=0, high=vocab_size - 1)
+        self.name = name
+        self.vocab_size = int(vocab_size)
+        self.eot_id = self.bos_token_id = self.eos_token_id = self.pad_token_id = int(eot_id)
+        self.offset = 0 if eot_id >= 256 else eot_id + 1
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [b + self.offset for b in super().encode(text)]
+
+    def encode_array(self, text: str) -> np.ndarray:
+        return super().encode_array(text) + self.offset
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        arr = _check_ids(ids, self.vocab_size)
+        out, start = [], 0
+        for pos in np.flatnonzero(arr == self.eot_id).tolist() + [len(arr)]:
+            part = arr[start:pos] - self.offset
+            part = part[(part >= 0) & (part < 256)]  # ids no byte maps to are dropped
+            out.append(bytes(part.astype(np.uint8)).decode("utf-8", errors="replace"))
+            if pos < len(arr) and not skip_special_tokens:
+                out.append(EOT)
+            start = pos + 1
+        return "".join(out)
+
+    def to_hf(self):
+        """The Hugging Face form: the same ids, unused ids as ``<|unused_k|>`` entries."""
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+        from transformers import PreTrainedTokenizerFast
+        from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+        byte_char = bytes_to_unicode()
+        vocab = {f"<|unused_{i}|>": i for i in range(self.vocab_size)}
+        for b in range(256):
+            del vocab[f"<|unused_{b + self.offset}|>"]
+            vocab[byte_char[b]] = b + self.offset
+        del vocab[f"<|unused_{self.eot_id}|>"]
+        vocab[EOT] = self.eot_id
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+        tok.decoder = decoders.ByteLevel()
+        tok.add_special_tokens([EOT])
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            bos_token=EOT,
+            eos_token=EOT,
+            pad_token=EOT,
+            model_max_length=1_000_000,
+            split_special_tokens=True,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"StandinTokenizer({self.name!r}, vocab_size={self.vocab_size}, eot_id={self.eot_id})"
+        )
+
+
+STANDIN_TOKENIZERS = {"gpt2-standin": (50257, 50256), "pythia-standin": (50277, 0)}
+
+
 def gpt2_tokenizer():
     """The GPT-2 BPE tokenizer from the Hub (or the local HF cache); on failure a
     :class:`CorpusUnavailableError` saying what to do instead."""
@@ -309,8 +381,11 @@ def gpt2_tokenizer():
 
 
 def get_tokenizer(name: str):
-    """``'byte'`` -> :class:`ByteTokenizer`; ``'gpt2'`` -> the Hugging Face GPT-2 tokenizer."""
+    """``'byte'`` -> :class:`ByteTokenizer`; ``'gpt2'`` -> the Hugging Face GPT-2 tokenizer;
+    ``'gpt2-standin'`` / ``'pythia-standin'`` -> their offline :class:`StandinTokenizer`."""
     check_choice("tokenizer", name, TOKENIZERS)
+    if name in STANDIN_TOKENIZERS:
+        return StandinTokenizer(name, *STANDIN_TOKENIZERS[name])
     return ByteTokenizer() if name == "byte" else gpt2_tokenizer()
 
 
@@ -322,7 +397,7 @@ def encode_each(docs: Sequence[str], tokenizer, max_tokens: int | None = None) -
     total, step = 0, 1000
     for start in range(0, len(docs), step):
         batch = list(docs[start : start + step])
-        if isinstance(tokenizer, ByteTokenizer):
+        if isinstance(tokenizer, ByteTokenizer):  # StandinTokenizer too
             enc = [tokenizer.encode_array(d) for d in batch]
         else:  # a fast tokenizer encodes a batch in parallel
             ids = tokenizer(batch, add_special_tokens=False)["input_ids"]

@@ -9,6 +9,10 @@ Each experiment is a package named in ``EXPERIMENTS`` with the same shape: ``<pk
 ``kit_summary(out) -> dict`` (its section of the summary, from what ``main`` returned). The cli
 modules import torch only inside ``main``, so ``--help`` is quick.
 
+Without a CUDA device, a run at the seed's protocol (no ``--size`` or ``AKIRA_SIZE``) or at
+``t4`` / ``a100`` first prints the notebooks' no-GPU warning: what it would run, roughly how long
+that takes on a CPU and what ``--size tiny`` runs instead (``runtime.CPU_COST``).
+
 A bad input prints ``error: <message>`` on one line and exits with status 2, as argparse does;
 ``--debug`` (or ``AKIRA_DEBUG=1``) shows the traceback instead.
 """
@@ -107,11 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("AKIRA_DEBUG", "") not in ("", "0")
     try:
-        if args.experiment == "all":
-            from akira_nb.runtime import size_from
+        from akira_nb.runtime import size_from, warn_if_no_gpu
 
-            run_all(parser, size_from(args.size), args.output_dir)
+        size = size_from(getattr(args, "size", None))
+        if args.experiment == "all":
+            warn_if_no_gpu(size, list(EXPERIMENTS))
+            run_all(parser, size, args.output_dir)
         else:
+            if not getattr(args, "selftest", False):  # bandformer --selftest: a quick model test
+                warn_if_no_gpu(size, args.experiment)
             _load(args.experiment).main(args)
     except ValueError as exc:
         if debug:

@@ -4,7 +4,10 @@ AMP dtype, and the validators every config uses.
 Every notebook starts with ``SIZE = runtime.get_size()`` (reads ``AKIRA_SIZE``, default ``t4``),
 then ``runtime.warn_if_no_gpu(SIZE)``, and picks each knob with
 ``runtime.pick(SIZE, tiny=..., t4=..., a100=...)``. Every CLI sub-command takes its size from
-``runtime.size_from(args.size)``.
+``runtime.size_from(args.size)``; ``python -m akira_nb`` prints the same no-GPU warning, with
+what each sub-command runs and roughly how long that takes on a CPU (:data:`CPU_COST`).
+Downloads from the Hugging Face Hub start with :func:`require_hub`, which fails at once, on one
+line, when the Hub cannot be reached.
 
 torch and numpy are imported inside the functions that need them, so that the validators and
 ``python -m akira_nb --help`` load in a fraction of a second.
@@ -95,26 +98,196 @@ def size_from(size: str | None) -> str | None:
     return None
 
 
-def warn_if_no_gpu(size: str) -> bool:
-    """At ``t4``/``a100`` without a CUDA device, print a loud warning (the run would take hours
-    on a CPU) that says what to pick instead. Returns True when it warned."""
+# What each sub-command runs at each size (None: the seed's own protocol, what a CLI run without
+# --size or AKIRA_SIZE does) and roughly how long that takes on a CPU, for the no-GPU warning:
+# "measured" where the README has a timing, else an estimate said to be one (from the measured
+# training throughput on one CPU thread). "tiny" is what the warning offers instead.
+CPU_COST: dict[str, dict[str | None, str]] = {
+    "grokking": {
+        None: "the seed's p = 53 protocol, 5 models x 30,000 full-batch epochs: about 1-2 hours "
+        "on a CPU (measured: 10-20 min per model on one shared CPU thread)",
+        "a100": "p = 53 and 113, 5 models x 3 seeds x 30,000 epochs: a day or more on a CPU "
+        "(estimated from the p = 53 timing; p = 113 has 4.5x the pairs)",
+        "tiny": "p = 23, 5 models, 1,000 epochs: about 1 min",
+    },
+    "spatiotemporal": {
+        None: "the reference's defaults, 32x32, 300 steps of the spectral model: about a "
+        "minute on a CPU (measured: ~40 steps/s for a whole process on one thread)",
+        "t4": "32x32, 500 steps of the spectral model and the MLP: a few minutes on a CPU "
+        "(estimated)",
+        "a100": "32x32, 3,000 steps of the spectral model and the MLP: 10-30 min on a CPU "
+        "(estimated)",
+        "tiny": "16x16, 60 steps: under 1 min",
+    },
+    "action_quanta": {
+        None: "gpt2 vs gpt2-medium (Hub downloads), layers 3/5/7, 500 x 64 random + 500 x 64 "
+        "wikitext-2 tokens, OT matching, then a grokking pair: roughly an hour on a CPU "
+        "(estimated, not timed: ~60 TFLOP of forward passes plus the matchings)",
+        "a100": "every layer paired by depth, 2.56M tokens per input: days on a CPU (estimated)",
+        "tiny": "a tiny GPT-2-style pair trained offline, 64 x 64 tokens per input: about 35 s "
+        "(+17 s the first time)",
+    },
+    "bandformer": {
+        None: "the reference notebook's protocol: wikitext-103, the 026 model (29M "
+        "parameters), 5 arms x 2 seeds x 5,000 steps x 16 x 256 tokens: 4-7 days on a CPU "
+        "(estimated from the 342-550 training tokens/s measured on one thread)",
+        "t4": "wikitext-103, the 026 model, 7 trainings x 2,000 steps x 16 x 256 tokens: 1-2 "
+        "days on a CPU (estimated from the 342-550 training tokens/s measured on one thread)",
+        "tiny": "offline corpus, 2-layer 128-wide models, 7 trainings x 200 steps x 16 x 32 "
+        "tokens: about 2 min",
+    },
+    "differential_lr": {
+        None: "the seed's full protocol (size a100): wikitext-103, the 7+1 band model, 4 arms "
+        "x 5 seeds + 6 sweep runs, 5,000 steps x 16 x 256 tokens each: two weeks or more on a "
+        "CPU (estimated from the 342-550 training tokens/s of the 026 model on one thread)",
+        "t4": "wikitext-103, the 7+1 band model, 4 arms x 3 seeds + 3 sweep runs, 1,000 steps "
+        "x 16 x 256 tokens each: 1-2 days on a CPU (estimated, as above)",
+        "tiny": "offline corpus, the 7+1 tiny model, 80 steps x 16 x 32 tokens, 14 trainings: "
+        "about 1 min",
+    },
+}
+CPU_COST["grokking"]["t4"] = CPU_COST["grokking"][None]  # t4 is the seed's protocol
+CPU_COST["action_quanta"]["t4"] = CPU_COST["action_quanta"][None]
+CPU_COST["bandformer"]["a100"] = CPU_COST["bandformer"][None]  # the reference's protocol
+CPU_COST["differential_lr"]["a100"] = CPU_COST["differential_lr"][None]
+
+
+def cpu_cost(experiment: str, size: str | None) -> str:
+    """What ``experiment`` runs at ``size`` (None: the seed's protocol) and roughly how long
+    that takes on a CPU (:data:`CPU_COST`)."""
+    check_choice("experiment", experiment, CPU_COST)
+    if size is not None:
+        check_choice("size", size, SIZES)
+    return CPU_COST[experiment][size]
+
+
+def _wrap(text: str, indent: str = "") -> str:
+    import textwrap
+
+    return textwrap.fill(text, 78, initial_indent=indent, subsequent_indent=indent + "  ")
+
+
+def no_gpu_warning(size: str | None, experiments=()) -> str:
+    """The text of :func:`warn_if_no_gpu`: that the run goes to the CPU, and for each of
+    ``experiments`` (names of :data:`CPU_COST`; none: the notebooks' general text) what it runs
+    at ``size`` (None: the seed's protocol), roughly how long that takes on a CPU, and what
+    ``--size tiny`` runs instead."""
+    bar = "!" * 78
+    if not experiments:
+        return (
+            f"{bar}\n"
+            f"WARNING: size {size!r} is a GPU preset, but no CUDA device is present, so the full\n"
+            "protocol will run on the CPU (hours, not minutes). On Colab pick a GPU with\n"
+            "Runtime > Change runtime type > T4 GPU (or A100) and re-run from the top; elsewhere\n"
+            "set AKIRA_SIZE=tiny (or pass --size tiny) for a quick run.\n"
+            f"{bar}"
+        )
+    head = (
+        "no --size or AKIRA_SIZE was given, so this runs the seed's own protocol"
+        if size is None
+        else f"size {size!r} is a GPU preset; this runs it"
+    )
+    lines = [
+        bar,
+        _wrap(f"WARNING: no CUDA device is present and {head} on the CPU:"),
+        *(_wrap(f"{name}: {cpu_cost(name, size)}", "  ") for name in experiments),
+        "For a quick run pass --size tiny (or set AKIRA_SIZE=tiny):",
+        *(_wrap(f"{name}: {cpu_cost(name, 'tiny')}", "  ") for name in experiments),
+        _wrap(
+            "On Colab pick a GPU with Runtime > Change runtime type > T4 GPU (or A100) and "
+            "run again."
+        ),
+        bar,
+    ]
+    return "\n".join(lines)
+
+
+def warn_if_no_gpu(size: str | None, experiments=()) -> bool:
+    """Without a CUDA device, at ``t4``/``a100`` or at the seed's protocol (``size`` None, the
+    CLI without ``--size`` or ``AKIRA_SIZE``), print a loud warning on stderr (the run would
+    take hours on a CPU) that says what to pick instead (:func:`no_gpu_warning`; with
+    ``experiments``, what each one runs and roughly how long that takes). Returns True when it
+    warned."""
+    if size is not None:
+        check_choice("size", size, SIZES)
+    if isinstance(experiments, str):
+        experiments = (experiments,)
+    for name in experiments:
+        check_choice("experiment", name, CPU_COST)
+    if size == "tiny":
+        return False
+    if size is None and not experiments:
+        raise ValueError("size=None (the seed's protocol) needs the experiments it runs")
     import torch
 
-    check_choice("size", size, SIZES)
-    if size == "tiny" or torch.cuda.is_available():
+    if torch.cuda.is_available():
         return False
-    bar = "!" * 78
-    print(
-        f"{bar}\n"
-        f"WARNING: size {size!r} is a GPU preset, but no CUDA device is present, so the full\n"
-        "protocol will run on the CPU (hours, not minutes). On Colab pick a GPU with\n"
-        "Runtime > Change runtime type > T4 GPU (or A100) and re-run from the top; elsewhere\n"
-        "set AKIRA_SIZE=tiny (or pass --size tiny) for a quick run.\n"
-        f"{bar}",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(no_gpu_warning(size, tuple(experiments)), file=sys.stderr, flush=True)
     return True
+
+
+# ----------------------------------------------------------------------------- the Hub
+
+HUB_TIMEOUT_S = 3.0  # one TCP connect; the Hub clients would retry for about half a minute
+_hub_reachable: dict = {}  # (host, port) -> bool, once per process
+
+
+class HubUnreachableError(ValueError):
+    """A run needs the Hugging Face Hub and this machine cannot reach it."""
+
+
+def hub_address() -> tuple[str, int]:
+    """``(host, port)`` the Hub is reached through: the HTTPS proxy when one is set
+    (``HTTPS_PROXY`` / ``https_proxy``), else ``HF_ENDPOINT`` (default
+    ``https://huggingface.co``)."""
+    from urllib.parse import urlsplit
+
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def _can_connect(host: str, port: int, timeout: float) -> bool:
+    """Whether one TCP connection to ``host:port`` opens within ``timeout`` seconds."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` is set true: the Hugging Face libraries read the local cache only."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_reachable() -> bool:
+    """Whether the Hub (:func:`hub_address`) answers a TCP connect within
+    :data:`HUB_TIMEOUT_S`; checked once per process and address, then remembered."""
+    address = hub_address()
+    if address not in _hub_reachable:
+        _hub_reachable[address] = _can_connect(*address, HUB_TIMEOUT_S)
+    return _hub_reachable[address]
+
+
+def require_hub(what: str) -> None:
+    """Call before ``what`` is downloaded from the Hugging Face Hub: raise
+    :class:`HubUnreachableError` (a ``ValueError``) at once, on one line, saying what needs the
+    Hub and what to use instead, when the Hub cannot be reached (checked once per process:
+    :func:`hub_reachable`), rather than letting the Hub clients retry every file. Nothing is
+    checked when ``HF_HUB_OFFLINE`` is set: the libraries then read the local cache only and
+    say themselves what is missing."""
+    if hub_offline() or hub_reachable():
+        return
+    host, port = hub_address()
+    raise HubUnreachableError(
+        f"{what} needs the Hugging Face Hub, but {host}:{port} cannot be reached from this "
+        "machine; pass --offline to run on local stand-ins of the same shape, or --size tiny "
+        "for the offline corpus and models (or set HF_HUB_OFFLINE=1 to read only the local "
+        "Hugging Face cache)"
+    )
 
 
 def pick(size: str, **per_size):

@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from akira_nb.runtime import check_choice, check_int, check_real
+from akira_nb.runtime import check_choice, check_int, check_real, require_hub
 
 if TYPE_CHECKING:
     import torch
@@ -368,6 +368,7 @@ STANDIN_TOKENIZERS = {"gpt2-standin": (50257, 50256), "pythia-standin": (50277, 
 def gpt2_tokenizer():
     """The GPT-2 BPE tokenizer from the Hub (or the local HF cache); on failure a
     :class:`CorpusUnavailableError` saying what to do instead."""
+    require_hub("the GPT-2 tokenizer")  # one line at once when the Hub cannot be reached
     try:
         from transformers import AutoTokenizer
 
@@ -460,6 +461,7 @@ def load_documents(corpus: str, split: str = "train") -> list[str]:
     if corpus == "offline":
         return offline_corpus()
     path, name = WIKITEXT[corpus]
+    require_hub(f"corpus={corpus!r}")  # one line at once when the Hub cannot be reached
     try:
         import datasets
     except ImportError as exc:

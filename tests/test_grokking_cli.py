@@ -158,3 +158,21 @@ def test_ensemble_flag_is_off_unless_given():
     assert _parse([]).ensemble is False
     assert _parse(["--ensemble"]).ensemble is True
     assert _parse(["--no-ensemble"]).ensemble is False
+
+
+def test_offline_is_accepted_replaces_nothing_and_says_so(tmp_path, capsys):
+    from akira_nb import standins
+
+    argv = ["--size", "tiny", "--p", 7, "--n_epochs", 10, "--eval_every", 10,
+            "--wave_modes", "fnet", "--d_model", 32, "--d_mlp", 64, "--quiet"]  # fmt: skip
+    plain = cli.main(_parse([*argv, "--output_dir", tmp_path / "plain"]))
+    capsys.readouterr()
+    offline = cli.main(_parse([*argv, "--output_dir", tmp_path / "offline", "--offline"]))
+    printed = capsys.readouterr().out
+    assert cli.OFFLINE_NOTE in printed and standins.BANNER not in printed
+    results = json.loads((offline["run"].path / "results.json").read_text())
+    assert results["standins"] == {"offline": True, "replaced": {}}
+    same = ("mixer", "test_acc_mean", "train_acc_mean", "params")  # the same run (not speed)
+    assert [[r[k] for k in same] for r in offline["rows"]] == [
+        [r[k] for k in same] for r in plain["rows"]
+    ]

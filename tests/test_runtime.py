@@ -128,3 +128,115 @@ def test_runtime_and_runs_import_without_torch():
     code = "import sys, akira_nb.runtime, akira_nb.runs; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- the no-GPU warning
+
+
+def test_every_sub_command_has_its_cpu_cost_at_every_size():
+    from akira_nb.__main__ import EXPERIMENTS
+
+    assert set(runtime.CPU_COST) == set(EXPERIMENTS)
+    for name, costs in runtime.CPU_COST.items():
+        assert set(costs) == {None, *runtime.SIZES}, name
+        assert all(" on a CPU" in costs[s] for s in (None, "t4", "a100")), name
+    with pytest.raises(ValueError, match="experiment='nope'"):
+        runtime.cpu_cost("nope", None)
+
+
+def test_warning_names_the_run_its_cpu_time_and_the_tiny_size(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.warn_if_no_gpu(None, "grokking") is True
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no --size or AKIRA_SIZE was given, so this runs the seed's own protocol" in err
+    assert "5 models x 30,000 full-batch epochs: about 1-2 hours on a CPU" in err
+    assert "--size tiny" in err and "p = 23, 5 models, 1,000 epochs" in err
+    assert runtime.warn_if_no_gpu("a100", ["bandformer", "differential_lr"]) is True
+    err = " ".join(capsys.readouterr().err.split())
+    assert "size 'a100' is a GPU preset; this runs it on the CPU" in err
+    assert "bandformer: " in err
+    assert "differential_lr: " in err and "two weeks or more on a CPU" in err
+    assert runtime.warn_if_no_gpu("tiny", "grokking") is False
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.warn_if_no_gpu(None, "grokking") is False
+    with pytest.raises(ValueError, match="experiment='nope'"):
+        runtime.warn_if_no_gpu(None, "nope")
+
+
+# ----------------------------------------------------------------------------- the Hub check
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """The Hub check with the socket connect replaced: ``hub.reachable`` sets its answer,
+    ``hub.calls`` counts the connects; a fresh per-process cache, no proxy, not offline."""
+    state = type("Hub", (), {"reachable": False, "calls": 0})()
+
+    def connect(host, port, timeout):
+        state.calls += 1
+        assert (host, port) == ("huggingface.co", 443) and timeout <= 5
+        return state.reachable
+
+    for var in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy", "HF_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(runtime, "_can_connect", connect)
+    monkeypatch.setattr(runtime, "_hub_reachable", {})
+    return state
+
+
+def test_require_hub_fails_at_once_on_one_line_naming_the_remedy(hub):
+    for _ in range(2):
+        with pytest.raises(runtime.HubUnreachableError) as info:
+            runtime.require_hub("corpus='wikitext-2'")
+    msg = str(info.value)
+    assert isinstance(info.value, ValueError) and "\n" not in msg
+    assert msg.startswith("corpus='wikitext-2' needs the Hugging Face Hub")
+    assert "huggingface.co:443 cannot be reached" in msg
+    assert "--offline" in msg and "--size tiny" in msg and "HF_HUB_OFFLINE=1" in msg
+    assert hub.calls == 1  # checked once per process
+
+
+def test_require_hub_passes_when_reachable_and_checks_nothing_offline(hub, monkeypatch):
+    hub.reachable = True
+    runtime.require_hub("the GPT-2 tokenizer")
+    runtime.require_hub("model 'gpt2'")
+    assert hub.calls == 1
+    monkeypatch.setattr(runtime, "_hub_reachable", {})
+    hub.reachable = False
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the libraries read the local cache only
+    runtime.require_hub("corpus='wikitext-2'")
+    assert hub.calls == 1
+
+
+def test_the_hub_is_reached_through_the_proxy_or_endpoint(monkeypatch):
+    for var in ("HTTPS_PROXY", "https_proxy", "HF_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    assert runtime.hub_address() == ("huggingface.co", 443)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example:8443")
+    assert runtime.hub_address() == ("hf-mirror.example", 8443)
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    assert runtime.hub_address() == ("proxy.example", 3128)
+
+
+def test_hub_loaders_fail_at_once_when_the_hub_is_unreachable(hub):
+    import time
+
+    from akira_nb import text
+    from akira_nb.alignment import models
+    from akira_nb.bandformer import train
+
+    calls = {
+        "model 'gpt2-medium'": lambda: models.load_model("gpt2-medium", device="cpu"),
+        "corpus='wikitext-103'": lambda: text.load_documents("wikitext-103"),
+        "the GPT-2 tokenizer": text.gpt2_tokenizer,
+        "dataset='tinystories'": lambda: train._tinystories(64, None),
+    }
+    for what, call in calls.items():
+        start = time.perf_counter()
+        with pytest.raises(runtime.HubUnreachableError, match="--offline") as info:
+            call()
+        assert time.perf_counter() - start < 1.0
+        assert str(info.value).startswith(f"{what} needs the Hugging Face Hub")
+    assert text.load_documents("offline")  # the offline corpus needs no Hub
+    assert hub.calls == 1

@@ -203,3 +203,19 @@ def test_unset_threads_follow_omp_num_threads(monkeypatch):
     for bad in ("", "0", "two", "-1"):
         monkeypatch.setenv("OMP_NUM_THREADS", bad)
         assert threads(cfg) == 1 and threads(replace(cfg, grid_size=64)) is None
+
+
+def test_offline_is_accepted_replaces_nothing_and_says_so(tmp_path, capsys):
+    import json
+
+    from akira_nb import standins
+
+    flags = ("--size", "tiny", "--quiet", "--steps", "4", "--eval-steps", "3", "--model", "mlp")
+    plain = cli.main(_args(*flags, "--output_dir", str(tmp_path / "plain")))
+    capsys.readouterr()
+    offline = cli.main(_args(*flags, "--output_dir", str(tmp_path / "offline"), "--offline"))
+    printed = capsys.readouterr().out
+    assert cli.OFFLINE_NOTE in printed and standins.BANNER not in printed
+    results = json.loads(open(f"{offline['run']}/results.json").read())
+    assert results["standins"] == {"offline": True, "replaced": {}}
+    assert offline["models"]["mlp"]["eval"] == plain["models"]["mlp"]["eval"]  # the same run

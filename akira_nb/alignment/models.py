@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from akira_nb.runtime import check_choice, check_int, check_real, check_seeds
+from akira_nb.runtime import check_choice, check_int, check_real, check_seeds, require_hub
 
 if TYPE_CHECKING:
     import torch
@@ -288,9 +288,11 @@ def load_model(
     dev = get_device(device)
     dtype = torch.float32 if dtype is None else dtype
     target = _local_target(name_or_path, tiny_config)
+    name = str(target) if target is not None else resolve_name(str(name_or_path))
+    if target is None:  # a Hub id: one line at once when the Hub cannot be reached
+        require_hub(f"model {name!r}")
     from transformer_lens import TransformerBridge
 
-    name = str(target) if target is not None else resolve_name(str(name_or_path))
     try:
         bridge = TransformerBridge.boot_transformers(name, device=str(dev), dtype=dtype)
     except Exception as exc:

@@ -145,6 +145,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--resume", action="store_true", help="continue the newest run with this name")
     a("--quiet", action="store_true", help="no progress bars")
+    a(
+        "--offline",
+        action="store_true",
+        help="run on local stand-ins for every download, as every sub-command takes it; "
+        "grokking downloads nothing, so nothing is replaced and the run is the same",
+    )
+
+
+# grokking downloads nothing: --offline replaces nothing (recorded as such in results.json)
+OFFLINE_NOTE = "--offline: grokking downloads nothing, so nothing is replaced; the run is the same"
 
 
 # flags that set the TrainConfig field of the same name
@@ -202,6 +212,8 @@ def main(args: argparse.Namespace) -> dict:
 
     plan = config_from_args(args)
     print(plan.describe(), flush=True)
+    if args.offline:
+        print(OFFLINE_NOTE, flush=True)
     out = experiment.run_experiment(
         plan,
         name=args.name or f"comparison-{plan.size or 'seed'}",
@@ -210,6 +222,9 @@ def main(args: argparse.Namespace) -> dict:
         progress=not args.quiet,
         ensemble=args.ensemble,
     )
+    out["standins"] = {"offline": args.offline, "replaced": {}}
+    results = out["run"].read_results()
+    out["run"].write_results({**results, "standins": out["standins"]})
     print("\n".join(experiment.arm_line(r) for r in out["results"]))
     print(out["table"])
     print("\n".join(out["verdicts"]))

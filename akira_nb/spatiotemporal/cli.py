@@ -213,6 +213,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="runs root (default: AKIRA_RUNS_DIR or runs/)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="run on local stand-ins for every download, as every sub-command takes it; 033 "
+        "downloads nothing, so nothing is replaced and the run is the same",
+    )
+
+
+# 033 downloads nothing: --offline replaces nothing (recorded as such in results.json)
+OFFLINE_NOTE = "--offline: 033 downloads nothing, so nothing is replaced; the run is the same"
 
 
 def _study(args):
@@ -327,6 +337,8 @@ def main(args) -> dict:
     from .train import RESUME_MAY_CHANGE
 
     print(size_line(args))
+    if getattr(args, "offline", False):
+        print(OFFLINE_NOTE, flush=True)
     name = f"{cfg.pattern}-{args.model}-{preset}-g{cfg.grid_size}-s{cfg.steps}-seed{cfg.seed}"
     run = Run.open_or_create(
         EXPERIMENT,
@@ -389,6 +401,7 @@ def main(args) -> dict:
     out["size"] = runtime.size_from(getattr(args, "size", None))
     out["rows"] = rows
     out["claims"] = experiment.claims(results)
+    out["standins"] = {"offline": bool(getattr(args, "offline", False)), "replaced": {}}
     run.write_results(out)
     print(f"results: {run.path / 'results.json'}")
     return out

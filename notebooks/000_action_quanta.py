@@ -237,10 +237,13 @@ if out["grok"] is not None:
 # default view), so a saved notebook keeps it.
 
 # %%
+from IPython.display import display
+
 counts, line, fig = widgets.explore(result, plan.aq.input_types[0], first.key, "ot", "fixed", 0.5)
 print(line)
+display(fig)  # the explorer's figures are not pyplot's: display them
 box, controls = widgets.build_explorer(result)
-box
+display(box)
 
 # %%
 # Sanity checks that fail the notebook run if the pipeline went wrong, and the saved artefacts.

@@ -145,15 +145,19 @@ print(out["tables"]["template"])
 
 # %% [markdown]
 # ## Explore the saved results
-# Pick an LR preset (every 013 study saved under this runs root, the newest per preset) and an
-# arm: its curves beside the uniform control, its measures and the verdicts.
+# Pick an LR preset (this notebook's study, and every other 013 study saved under this runs
+# root, the newest per preset), an arm and the arm to draw beside it (the uniform control
+# first): their curves, their measures and the verdicts. It opens on the study just run. The
+# static figure first (the explorer's first view), so a saved notebook keeps it.
 
 # %%
 saved = widgets.load_results()
-box, controls = widgets.build_explorer(saved)
-display(box)
+saved[plan.lr_preset] = run.read_results()  # this study, whatever else was saved after it
 lines, fig = widgets.explore(saved, plan.lr_preset, "band")  # the callback, called directly once
 print("\n".join(lines[:6]))
+display(fig)
+box, controls = widgets.build_explorer(saved, lr_preset=plan.lr_preset)
+display(box)
 
 # %% [markdown]
 # ## The verdict

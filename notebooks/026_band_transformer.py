@@ -80,7 +80,7 @@ import time
 from IPython.display import Image, display
 
 from akira_nb import runs
-from akira_nb.bandformer import experiment
+from akira_nb.bandformer import experiment, widgets
 from akira_nb.bandformer.selftest import selftest
 
 started = time.perf_counter()
@@ -199,6 +199,22 @@ show("ablation")
 why = experiment.comparability(plan)
 print(f"not comparable with the seed's scale: {why}\n" if why else "")
 print("\n\n".join(experiment.claim_lines(out["claims"])))
+
+# %% [markdown]
+# ## Explorer
+# Pick a band-layout arm and a band: the arm's validation curve (every seed, the baseline beside
+# it), the band's spectrum along the sequence, its ablation curve over the checkpoints and its
+# weight change against its prescribed learning rate, each beside the other bands (grey). It
+# reads this run's `results.json`. The static figure first (the explorer's first view), so a
+# saved notebook keeps it.
+
+# %%
+saved = run.read_results()
+lines, fig = widgets.explore(saved, widgets.arms_of(saved)[0], 0)
+print("\n".join(lines))
+display(fig)
+box, controls = widgets.build_explorer(saved)
+display(box)
 
 # %% [markdown]
 # ## One line per arm, and the run folder

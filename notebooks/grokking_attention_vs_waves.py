@@ -71,7 +71,7 @@ WEIGHT_DECAY = 1.0
 from IPython.display import Image, display
 
 from akira_nb import runs
-from akira_nb.grokking import experiment
+from akira_nb.grokking import experiment, widgets
 
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 
@@ -183,6 +183,26 @@ show("neurons_")
 
 # %%
 show("frequency_weights_")  # none when no model has such weights
+
+# %% [markdown]
+# ## Explorer
+# Pick a model and one of its weights-only snapshots (kept every `progress_every` epochs): its
+# loss and accuracy curves with that epoch marked, and the Fourier spectrum of its token
+# embedding at that epoch, beside the final model's spectrum and key frequencies (red stars).
+# The static figure first (the explorer's first view, the last snapshot), so a saved notebook
+# keeps it.
+
+# %%
+if plan.base.progress_every:
+    saved = widgets.load_run(run.path)
+    arm = next(iter(saved["by_tag"]))
+    lines, fig = widgets.explore(saved, arm, widgets.snapshot_epochs(saved, arm)[-1])
+    print("\n".join(lines))
+    display(fig)
+    box, controls = widgets.build_explorer(saved)
+    display(box)
+else:
+    print("no snapshots to explore: progress_every = 0 keeps none")
 
 # %%
 # Sanity checks that fail the notebook run if training went wrong.

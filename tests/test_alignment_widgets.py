@@ -2,6 +2,7 @@
 and the widgets wired to it."""
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
@@ -72,3 +73,21 @@ def test_widgets_are_wired_to_the_callback(result):
     counts, line, fig = widgets.explore(result, **kw)
     assert line.startswith("random tokens, layers 0-0: gurnee [A's neurons]")
     plt.close("all")
+
+
+def test_the_explorer_figure_is_outside_pyplot_and_the_widgets_display_it(result, capsys):
+    """In JupyterLab 4 / ipykernel 7 a widget comm message handled on a second thread runs
+    pyplot's post_execute hooks, which draw and close every figure pyplot tracks: the
+    explorer's figure must not be one of them (it came out white after a control changed)."""
+    plt.close("all")
+    _, _, fig = widgets.explore(result, "random", "0-0", "ot", "fixed", 0.5)
+    assert plt.get_fignums() == []  # not tracked by pyplot
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    assert (pixels.min(axis=2) < 200).mean() > 0.02  # it draws: bars, axes, text
+    box, controls = widgets.build_explorer(result)
+    capsys.readouterr()
+    controls["method"].value = "basic"  # outside a kernel display() prints the figure's repr
+    shown = capsys.readouterr().out
+    assert "basic [A's neurons]" in shown and "Figure(700x380)" in shown
+    assert plt.get_fignums() == [] and "akira-explorer" in box._dom_classes

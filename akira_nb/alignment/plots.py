@@ -254,9 +254,14 @@ def grokking_figure(gk: dict) -> plt.Figure:
 
 
 def count_figure(m: aq.MethodResult, rule: str, value: float | None = None, title: str = ""):
-    """Histogram of one method's scores and its nulls, the rule's threshold, and the counts."""
+    """Histogram of one method's scores and its nulls, the rule's threshold, and the counts.
+    The explorer's figure: not tracked by pyplot (:func:`akira_nb.explorers.figure`), so
+    display it (``IPython.display.display``) or save it; ``plt.show`` does not see it."""
+    from akira_nb.explorers import figure
+
     count = m.count(rule, value)
-    fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
+    fig = figure(figsize=(7, 3.8), layout="constrained")
+    ax = fig.subplots()
     all_vals = np.concatenate([m.scores] + [v.ravel() for v in m.nulls.values()])
     bins = np.linspace(all_vals.min(), all_vals.max() + 1e-9, 51)
     ax.hist(m.scores, bins=bins, color=BLUE, alpha=0.7, label="scores")

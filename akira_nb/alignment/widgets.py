@@ -4,12 +4,13 @@ with the nulls and the threshold.
 
 :func:`explore` is the plain callback (pytest calls it); :func:`build_explorer` wires ipywidgets
 to it, using only what ipywidgets 7.7 and 8.x share (Dropdown, FloatText, Output, HBox / VBox,
-interactive_output).
+interactive_output). The histogram is a figure pyplot does not track
+(:func:`akira_nb.explorers.figure`; the module says why).
 """
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from akira_nb import explorers
 
 from . import aq
 from .plots import count_figure
@@ -23,7 +24,6 @@ def explore(
     method: str = "ot",
     rule: str = "statistical",
     value: float | None = None,
-    show: bool = False,
 ):
     """The AQ count of ``method`` at layer pair ``pair`` (a key such as ``"0-0"``; default the
     first) on ``input_type`` tokens under ``rule``/``value`` (None: the rule's default), beside
@@ -46,9 +46,6 @@ def explore(
     counts = m.counts(rule, value)
     line = f"{input_type} tokens, layers {pair}: {m.line(rule, value)}"
     fig = count_figure(m, rule, value, title=f"{input_type} L{pair}")
-    if show:
-        print(line)
-        plt.show()
     return counts, line, fig
 
 
@@ -73,19 +70,12 @@ def build_explorer(result: aq.AQResult):
 
     controls["rule"].observe(on_rule, names="value")
 
-    def draw(**kw):
-        try:
-            explore(result, show=True, **kw)
-        except ValueError as exc:  # a value outside the rule's range: say so, draw nothing
-            print(f"error: {exc}")
-        plt.close("all")
+    def draw(**kw):  # a value outside the rule's range: explorers.build prints the error
+        _, line, fig = explore(result, **kw)
+        explorers.show(line, fig)
 
-    out = W.interactive_output(draw, controls)
     names = list(controls)
-    box = W.VBox(
-        [W.HBox([controls[n] for n in names[:3]]), W.HBox([controls[n] for n in names[3:]]), out]
-    )
-    return box, controls
+    return explorers.build(draw, controls, [names[:3], names[3:]])
 
 
 __all__ = ["build_explorer", "explore"]

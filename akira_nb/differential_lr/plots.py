@@ -21,10 +21,15 @@ def _smooth(y: np.ndarray, k: int) -> np.ndarray:
     return (c[..., idx] - c[..., idx - n]) / n
 
 
-def plot_curves(curves: dict, target: float | None = None, unigram: float | None = None, arms=None):
+def plot_curves(
+    curves: dict, target: float | None = None, unigram: float | None = None, arms=None, fig=None
+):
     """Validation loss (left) and per-step train loss (right, trailing mean over 5 steps) of
-    each arm: the mean over seeds with a band from the lowest to the highest seed."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    each arm: the mean over seeds with a band from the lowest to the highest seed. ``fig``: an
+    empty figure to draw on (the explorer's, which pyplot does not track); None: a new pyplot
+    figure."""
+    fig = plt.figure(figsize=(11, 3.8)) if fig is None else fig
+    a, b = fig.subplots(1, 2)
     for arm, c in curves.items():
         if arms is not None and arm not in arms:
             continue

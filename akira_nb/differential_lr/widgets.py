@@ -1,8 +1,10 @@
-"""The 013 explorer over saved results: pick an LR preset (one saved study per preset) and an
-arm; see its curves beside the uniform control and the verdicts.
+"""The 013 explorer over saved results: pick an LR preset (one saved study per preset), an arm
+and the arm to draw beside it (the uniform control by default); see their curves, their measures
+and the verdicts.
 
 :func:`explore` is the plain callback (pytest calls it); :func:`build_explorer` wires ipywidgets
-to it (Dropdown, Output, interactive_output: what ipywidgets 7.7 and 8.x share).
+to it (Dropdown, Output, interactive_output: what ipywidgets 7.7 and 8.x share). Its figure is
+one pyplot does not track (:func:`akira_nb.explorers.figure`; that module says why).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import json
 import math
 
-import matplotlib.pyplot as plt
+from akira_nb import explorers
 
 from . import experiment, plots
+
+MEASURES = ("steps_to_target", "final_val_loss", "test_loss", "variance", "spikes")
 
 
 def load_results(root=None) -> dict:
@@ -28,9 +32,16 @@ def load_results(root=None) -> dict:
     return found
 
 
-def explore(results: dict, lr_preset: str, arm: str, show: bool = False):
-    """The saved study of ``lr_preset``: ``arm``'s curves beside the control's, and the lines
-    of text (its measures, the verdicts with their rules). Returns ``(lines, figure)``."""
+def _mean_std(stats: dict, k: str) -> tuple[float, float]:
+    return tuple(math.nan if v is None else v for v in stats[k])  # JSON keeps NaN as null
+
+
+def explore(results: dict, lr_preset: str, arm: str, beside: str | None = None):
+    """The saved study of ``lr_preset``: ``arm``'s curves beside ``beside``'s (an arm of the
+    study; None: the uniform control where the study ran it; ``"none"``: ``arm`` alone), and
+    the lines of text
+    (its measures, the other arm's, the verdicts with their rules). Returns
+    ``(lines, figure)``; the figure is not tracked by pyplot (display it)."""
     if lr_preset not in results:
         raise ValueError(
             f"lr_preset={lr_preset!r} has no saved study; choose one of {list(results)}"
@@ -39,43 +50,61 @@ def explore(results: dict, lr_preset: str, arm: str, show: bool = False):
     curves = res["curves"]
     if arm not in curves:
         raise ValueError(f"arm={arm!r} was not run for {lr_preset}; choose one of {list(curves)}")
+    if beside is None:
+        beside = experiment.CONTROL if experiment.CONTROL in curves else "none"
+    if beside != "none" and beside not in curves:
+        raise ValueError(
+            f"beside={beside!r} was not run for {lr_preset}; choose 'none' or one of {list(curves)}"
+        )
     stats = res["stats"][arm]
     lines = [
         f"{lr_preset}: {arm} ({experiment.ARM_LABELS.get(arm, arm)}), "
         f"{stats['seeds']} seeds, target {res['target']:.4f}"
     ]
-    for k in ("steps_to_target", "final_val_loss", "test_loss", "variance", "spikes"):
-        m, s = (math.nan if v is None else v for v in stats[k])  # JSON keeps NaN as null
+    for k in MEASURES:
+        m, s = _mean_std(stats, k)
         lines.append(f"  {k}: {m:.4g}" + ("" if math.isnan(s) else f" +- {s:.3g}"))
+    shown = [arm] if beside in ("none", arm) else [arm, beside]
+    if len(shown) == 2:
+        other = ", ".join(f"{k} {_mean_std(res['stats'][beside], k)[0]:.4g}" for k in MEASURES)
+        lines.append(f"  beside {beside} ({experiment.ARM_LABELS.get(beside, beside)}): {other}")
     for c in res["claims"]:
         lines.append(f"{c['claim']}: {c['seed_verdict']} ({c['measured']}); rule: {c['rule']}")
     lines.append(res["recommendation"]["line"])
-    shown = [arm] + (
-        [experiment.CONTROL] if arm != experiment.CONTROL and experiment.CONTROL in curves else []
+    fig = plots.plot_curves(
+        curves,
+        res["target"],
+        res["unigram_val_loss"],
+        arms=shown,
+        fig=explorers.figure(figsize=(11, 3.8)),
     )
-    fig = plots.plot_curves(curves, res["target"], res["unigram_val_loss"], arms=shown)
-    if show:
-        print("\n".join(lines))
-        plt.show()
     return lines, fig
 
 
-def build_explorer(results: dict):
-    """Widgets wired to :func:`explore`; returns ``(box, controls)``."""
+def build_explorer(results: dict, lr_preset: str | None = None):
+    """Widgets wired to :func:`explore`, opening on ``lr_preset`` (None: the last of
+    ``results``; the notebook passes the study it just ran). Returns ``(box, controls)``."""
     import ipywidgets as W
 
     presets = list(results)
-    arms = list(results[presets[-1]]["curves"])
+    if not presets:
+        raise ValueError("results is empty: no saved 013 study to explore")
+    lr_preset = presets[-1] if lr_preset is None else lr_preset
+    if lr_preset not in results:
+        raise ValueError(f"lr_preset={lr_preset!r} has no saved study; choose one of {presets}")
+    arms = list(results[lr_preset]["curves"])
     controls = {
-        "lr_preset": W.Dropdown(options=presets, value=presets[-1], description="LR preset"),
+        "lr_preset": W.Dropdown(options=presets, value=lr_preset, description="LR preset"),
         "arm": W.Dropdown(options=arms, value=arms[0], description="arm"),
+        "beside": W.Dropdown(
+            options=["none"] + arms,
+            value=experiment.CONTROL if experiment.CONTROL in arms else "none",
+            description="beside",
+        ),
     }
 
-    def draw(lr_preset, arm):
-        try:
-            explore(results, lr_preset, arm, show=True)
-        except ValueError as exc:
-            print(f"error: {exc}")
+    def draw(**kw):
+        lines, fig = explore(results, **kw)
+        explorers.show(lines, fig)
 
-    out = W.interactive_output(draw, controls)
-    return W.VBox([W.HBox(list(controls.values())), out]), controls
+    return explorers.build(draw, controls, [list(controls)])

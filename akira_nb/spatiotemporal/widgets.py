@@ -1,16 +1,18 @@
 """The 033 explorer: pattern, wormhole threshold, max connections, frequency cutoff, time step.
 
-``explore_frame`` is the plain callback (pytest calls it); ``build_explorer`` wires ipywidgets
-(only the subset shared by 7.7 and 8.x: Dropdown, FloatSlider, IntSlider, Output, VBox/HBox,
-interactive_output) to it.
+``explore`` is the plain callback (pytest calls it; ``explore_frame`` is its figure alone);
+``build_explorer`` wires ipywidgets (only the subset shared by 7.7 and 8.x: Dropdown,
+FloatSlider, IntSlider, Output, VBox/HBox, interactive_output) to it. Its figure is one pyplot
+does not track (:func:`akira_nb.explorers.figure`; that module says why): display it.
 """
 
 from __future__ import annotations
 
 import copy
 
-import matplotlib.pyplot as plt
 import torch
+
+from akira_nb import explorers
 
 from . import patterns as P
 from .plots import links_figure
@@ -33,7 +35,7 @@ def _run_explorer(model, pattern, threshold, max_connections, freq_cutoff, t, gr
     return seq[T], seq[T + 1], pred[0].clamp(0, 1), stats
 
 
-def explore_frame(
+def explore(
     model,
     pattern="blob",
     threshold=0.9,
@@ -41,11 +43,11 @@ def explore_frame(
     freq_cutoff=0.25,
     t=10000.4,
     grid_size=32,
-    show=False,
-) -> plt.Figure:
+):
     """Run a copy of ``model`` (a SpectralPredictor) over ``time_depth`` frames up to ``t``
     with the given wormhole and band knobs; plot current / target / prediction / error and the
-    wormhole links. Returns the figure (and shows it when ``show``)."""
+    wormhole links. Returns ``(lines, figure)``: one line with the knobs, the per-pixel MSE and
+    the number of wormhole links kept; the figure is not tracked by pyplot (display it)."""
     from .. import runtime
     from .train import TrainConfig, threads
 
@@ -55,7 +57,8 @@ def explore_frame(
         )
     # constrained layout keeps the figure title clear of the panel titles and makes room for
     # the colour bars
-    fig, axes = plt.subplots(1, 5, figsize=(18, 3.9), layout="constrained")
+    fig = explorers.figure(figsize=(18, 3.9), layout="constrained")
+    axes = fig.subplots(1, 5)
     panels = [
         ("current t", cur),
         ("target t+1", target),
@@ -72,12 +75,22 @@ def explore_frame(
     mse = float(((pred - target) ** 2).mean())
     if "wormhole" in stats:
         links_figure(cur, stats["wormhole"], ax=axes[4])
+        kept = f"{int(stats['wormhole']['link_mask'][0].sum())} wormhole links kept"
     else:
         axes[4].set_axis_off()
+        kept = "no wormhole"
     fig.suptitle(f"{pattern} t={float(t):g}  per-pixel MSE {mse:.2e}", fontsize=11)
-    if show:
-        plt.show()
-    return fig
+    line = (
+        f"{pattern} t={float(t):g}: per-pixel MSE {mse:.3e} (prediction clamped to [0, 1]); "
+        f"threshold {threshold:.2f}, max connections {max_connections}: {kept}; "
+        f"freq cutoff {freq_cutoff:.2f}"
+    )
+    return [line], fig
+
+
+def explore_frame(model, *args, **kwargs):
+    """The figure of :func:`explore` alone (same arguments)."""
+    return explore(model, *args, **kwargs)[1]
 
 
 def build_explorer(model, grid_size=32, t0=10000.4):
@@ -124,9 +137,8 @@ def build_explorer(model, grid_size=32, t0=10000.4):
     }
 
     def draw(**kw):
-        explore_frame(model, grid_size=grid_size, show=True, **kw)
-        plt.close("all")
+        lines, fig = explore(model, grid_size=grid_size, **kw)
+        explorers.show(lines, fig)
 
-    out = W.interactive_output(draw, controls)
-    box = W.VBox([W.HBox(list(controls.values())[:3]), W.HBox(list(controls.values())[3:]), out])
-    return box, controls
+    names = list(controls)
+    return explorers.build(draw, controls, [names[:3], names[3:]])

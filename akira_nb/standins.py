@@ -132,6 +132,12 @@ def cache_root(root: str | os.PathLike | None = None) -> Path:
     return Path(base).expanduser() / "standins"
 
 
+def folder_path(name: str, root: str | os.PathLike | None = None, seed: int = 0) -> Path:
+    """Where :func:`model_folder` keeps the stand-in of ``name`` for ``seed`` (nothing built)."""
+    check_model(name)
+    return cache_root(root) / f"{name.replace('/', '--')}-seed{seed}"
+
+
 def model_folder(name: str, root: str | os.PathLike | None = None, seed: int = 0) -> Path:
     """A local Hugging Face folder holding a randomly initialised model of ``name``'s
     architecture (seeded by ``seed``) and the stand-in tokenizer of its family; built on first
@@ -143,7 +149,7 @@ def model_folder(name: str, root: str | os.PathLike | None = None, seed: int = 0
 
     arch = dict(check_model(name))
     family = arch.pop("family")
-    folder = cache_root(root) / f"{name.replace('/', '--')}-seed{seed}"
+    folder = folder_path(name, root, seed)
     if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file():
         return folder
     model_type = arch.pop("model_type")
@@ -174,6 +180,7 @@ __all__ = [
     "cache_root",
     "check_model",
     "corpus",
+    "folder_path",
     "model_folder",
     "tokenizer_for",
 ]

@@ -77,6 +77,8 @@ INPUT_TYPE = "both"  # "random" (structural), "text" (semantic) or "both" (unive
 THRESHOLD_METHOD = None  # aligned methods' rule; None: "statistical" (mean + 2 std, the seed's)
 MATCH_METHOD = None  # OT: None = "emd"; "hungarian" for a one-to-one match
 RUN_GROKKING = True  # the ground truth beyond the seed
+OFFLINE = False  # True: local stand-ins of the same shape for every download (random weights,
+# the offline corpus): runs the t4 / a100 shapes anywhere; every verdict reads "not comparable"
 RESUME = SIZE != "tiny"  # continue the newest run (and its token streams) after a disconnect
 USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Drive
 
@@ -89,6 +91,7 @@ runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 # CLI builds its settings the same way)
 plan = experiment.plan(
     SIZE,
+    offline=OFFLINE,
     pair=PAIR,
     grokking=RUN_GROKKING,
     layer_pairing=LAYER_PAIRING,

@@ -304,6 +304,12 @@ def test_layer_pairing_by_index_and_by_relative_depth():
         (dict(device="tpu"), "device"),
         (dict(text_corpus="pile"), "text_corpus"),
         (dict(model_a="tiny:0", model_b="tiny:1", layers=(0,), seq_length=100), "seq_length"),
+        (dict(offline="yes"), "offline"),
+        (
+            dict(model_a="EleutherAI/gpt-j-6b", layers=(3,), offline=True),
+            r"model_a='EleutherAI/gpt-j-6b' has no offline stand-in \(offline=True\); choose one",
+        ),
+        (dict(model_b="./no/such/folder", layers=(3,), offline=True), "model_b='./no/such/f"),
     ],
 )
 def test_config_validation_names_the_bad_setting(kw, match):
@@ -591,3 +597,61 @@ def test_the_tiny_pipeline_measures_gurnee_over_all_of_bs_layers_on_text(tiny, b
     d = res.to_dict()["gurnee_all"]["text"]["0"]
     assert "excess" not in d and {"count", "pct", "threshold"} <= set(d)
     assert any(line.startswith("gurnee over all of B's layers") for line in res.gurnee_lines())
+
+
+@pytest.fixture(scope="module")
+def standin_cache(tmp_path_factory):
+    """Stand-ins built once into a private cache (AKIRA_CACHE_DIR)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AKIRA_CACHE_DIR", str(tmp_path_factory.mktemp("standin_cache")))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    yield
+    mp.undo()
+
+
+def test_offline_runs_two_different_standins_on_the_real_vocabulary(standin_cache):
+    from akira_nb import standins, text
+
+    cfg = _cfg(
+        model_a="pythia-70m",  # both pythia-70m: the stand-ins of A and B differ by their seed
+        model_b="pythia-70m",
+        layers=(1,),
+        num_samples=6,
+        seq_length=64,
+        batch_size=6,
+        sample_sequences=6,
+        spectral_sequences=6,
+        input_type="random",  # the text inputs are checked below, not run
+        text_corpus="wikitext-2",
+        n_shuffles=1,
+        n_rotations=1,
+        n_permutations=3,
+        offline=True,
+    )
+    both = aq.AQConfig(**{**cfg.to_dict(), "input_type": "both"})
+    assert aq.offline_replacements(both) == {
+        "EleutherAI/pythia-70m (Hugging Face, model A)": "random weights of its architecture, "
+        f"seed 0 ({standins.folder_path('EleutherAI/pythia-70m', seed=0)})",
+        "EleutherAI/pythia-70m (Hugging Face, model B)": "random weights of its architecture, "
+        f"seed 1 ({standins.folder_path('EleutherAI/pythia-70m', seed=1)})",
+        "wikitext-2 (Hugging Face)": "the kit's offline corpus",
+        "pythia tokenizer": "pythia-standin",
+    }
+    assert "wikitext-2 (Hugging Face)" not in aq.offline_replacements(cfg)  # no text run
+    a, b = aq.load_models(cfg)
+    assert {aq.act.d_mlp(a), aq.act.d_mlp(b)} == {2048}
+    assert aq.act.vocab_size(a) == 50277 == len(text.get_tokenizer("pythia-standin"))
+    assert not all(
+        torch.equal(pa, pb) for pa, pb in zip(a.parameters(), b.parameters())
+    )  # seeds 0 and 1
+    res = aq.run_aq(cfg, a, b)
+    random, txt = aq.make_inputs(cfg, "random", a), aq.make_inputs(cfg, "text", a)
+    assert int(random.tokens[:, 1:].max()) < 50277 - 1000 and int(random.tokens.max()) > 40000
+    assert res.inputs["random"]["vocab_size"] == 50277
+    docs = aq.load_texts("offline", cfg.seed)[:50]
+    want = text.encode_documents(docs, text.get_tokenizer("pythia-standin"))[:63]
+    assert txt.tokens[0, 1:].tolist() == want.tolist()  # the offline corpus, stand-in tokenizer
+    pr = res.pairs["random"]["1-1"]
+    assert pr.procrustes["n_train"] == 3 * 63 and pr.procrustes["dtype"] == "float64"
+    assert len(pr.methods["procrustes"].scores) == 2048
+    assert set(res.stages) >= {"stream", "sample", "ot", "cka", "procrustes + null"}

@@ -206,3 +206,38 @@ def test_linear_cka_from_streamed_sums_equals_the_direct_formula():
     )
     with pytest.raises(ValueError, match="track_a_cov"):
         linear_cka_from_stats(StreamingCorrelation(24, 40).update(x, y))
+
+
+def mlp_like(n=1200, d_x=96, d_y=128, seed=0):
+    """GELU layers reading one latent: correlated, ill-conditioned, non-zero mean."""
+    g = np.random.default_rng(seed)
+    z = g.standard_normal((n, 24)) * np.geomspace(3.0, 0.05, 24)
+    gelu = lambda v: 0.5 * v * (1 + np.tanh(0.7978845608 * (v + 0.044715 * v**3)))
+    x = gelu(z @ g.standard_normal((24, d_x)) + 0.1 * g.standard_normal((n, d_x)))
+    y = gelu(z @ g.standard_normal((24, d_y)) + 0.1 * g.standard_normal((n, d_y)))
+    return x, y
+
+
+def test_float32_cka_agrees_with_float64_and_cka_scores_with_each_function():
+    from akira_nb.alignment.cka import cka_scores
+
+    x, y = mlp_like()
+    perm = np.random.default_rng(1).permutation(len(y))
+    y_null = y[perm]
+    f64 = cka_scores(x, y, perm)
+    f32 = cka_scores(x, y, perm, dtype="float32")
+    assert f64["linear"] == pytest.approx(linear_cka(x, y), abs=1e-12)
+    assert f64["debiased"] == pytest.approx(debiased_linear_cka(x, y), abs=1e-12)
+    assert f64["linear_null"] == pytest.approx(linear_cka(x, y_null), abs=1e-12)
+    assert f64["debiased_null"] == pytest.approx(debiased_linear_cka(x, y_null), abs=1e-12)
+    assert f64["linear"] == pytest.approx(direct_cka(x - x.mean(0), y - y.mean(0)), abs=1e-10)
+    assert f64["linear"] > 0.5 and abs(f64["debiased_null"]) < 0.02
+    for key, value in f64.items():
+        assert f32[key] == pytest.approx(value, abs=1e-5), key
+    m64 = cka_matrix({0: x, 1: x[:, :50]}, {0: y})[0]
+    m32 = cka_matrix({0: x, 1: x[:, :50]}, {0: y}, dtype="float32")[0]
+    np.testing.assert_allclose(m32, m64, atol=1e-5)
+    with pytest.raises(ValueError, match="dtype='float16' is not allowed"):
+        linear_cka(x, y, dtype="float16")
+    with pytest.raises(ValueError, match="null_perm must be a permutation of the 1200 tokens"):
+        cka_scores(x, y, perm[:10])

@@ -342,3 +342,60 @@ def test_a_shuffled_null_shares_the_real_accumulators_marginals(tmp_path):
         behind.corr()
     with pytest.raises(ValueError, match="d_b"):
         SharedMarginalsCorrelation(StreamingCorrelation(64, 95)).load_state_dict(state)
+
+
+def test_rotation_baselines_in_float32_agree_with_float64_and_reuse_one_draw():
+    from akira_nb.alignment.correlation import clear_rotations, haar_rotations
+
+    a, b = data(n=800)
+    sc = correlation_of(a, b, device="cpu", track_b_cov=True)
+    e64 = basic_excess(sc, n_rotations=3, seed=5)
+    e32 = basic_excess(sc, n_rotations=3, seed=5, dtype="float32")
+    assert e32.baselines.dtype == torch.float64
+    np.testing.assert_allclose(e32.baselines, e64.baselines, atol=1e-5)
+    np.testing.assert_allclose(e32.excess, e64.excess, atol=1e-5)
+    g64 = gurnee_excess(sc, seed=5)
+    g32 = gurnee_excess(sc, seed=5, dtype="float32")
+    np.testing.assert_allclose(g32.baseline, g64.baseline, atol=1e-5)
+    # the kept rotations are the sequence one generator draws; gurnee's is basic's first
+    g = torch.Generator().manual_seed(5)
+    want = [haar_orthogonal(96, g) for _ in range(3)]
+    got = haar_rotations(96, 3, 5)
+    assert all(torch.equal(q, w) for q, w in zip(got, want))
+    assert haar_rotations(96, 1, 5)[0] is got[0]  # kept, not drawn again
+    q = want[0]
+    rot = sc.rotated_corr(q)
+    np.testing.assert_allclose(g64.baselines[0], rot.max(dim=1).values, atol=1e-12)
+    # B's rotated variances: diag(Q^T cov_b Q), kept until the sums change
+    var = sc.rotated_var_b(q)
+    np.testing.assert_allclose(var, np.diag(q.T @ sc.cov_b() @ q), rtol=1e-12)
+    assert sc.rotated_var_b(q) is var
+    sc.update(a[:50], b[:50])
+    assert sc.rotated_var_b(q) is not var
+    clear_rotations()
+    assert haar_rotations(96, 1, 5)[0] is not got[0]
+
+
+def test_a_checkpoint_state_without_copies_reads_the_accumulators_themselves():
+    from akira_nb.alignment.correlation import SharedMarginalsCorrelation
+
+    a, b = data(n=100)
+    sc = correlation_of(a, b, device="cpu", track_b_cov=True)
+    null = SharedMarginalsCorrelation(sc)
+    null.update(a, b[::-1].copy())
+    for acc in (sc, null):
+        shared, copied = acc.state_dict(copy=False), acc.state_dict()
+        assert shared["cross"].data_ptr() == acc.cross.data_ptr()
+        assert copied["cross"].data_ptr() != acc.cross.data_ptr()
+        assert torch.equal(shared["cross"], copied["cross"])
+    assert sc.state_dict(copy=False)["sum_bb"][0].data_ptr() == sc.sum_bb[0].data_ptr()
+
+
+def test_the_analysis_dtype_is_float64_on_the_cpu_unless_asked():
+    from akira_nb.alignment.correlation import analysis_dtype
+
+    assert analysis_dtype("cpu") == torch.float64
+    assert analysis_dtype("cpu", "float32") == torch.float32
+    assert analysis_dtype("cpu", torch.float64) == torch.float64
+    with pytest.raises(ValueError, match="dtype='half' is not allowed"):
+        analysis_dtype("cpu", "half")

@@ -62,6 +62,29 @@ def test_presets_and_the_one_plan_builder():
     assert experiment.plan("t4", layers=(1, 2)).aq.layers == (1, 2)
 
 
+def test_an_offline_plan_is_the_t4_plan_on_standins_and_never_comparable(tmp_path):
+    from akira_nb import standins
+
+    p = experiment.plan("t4", offline=True)  # the notebook's call with OFFLINE = True
+    real = experiment.plan("t4")
+    assert p.aq.offline and not real.aq.offline
+    assert p.to_dict()["aq"] == {**real.to_dict()["aq"], "offline": True}
+    assert p.describe().endswith("; offline: local stand-ins of the same shape")
+    assert experiment.comparability(p).startswith("offline stand-ins")
+    assert experiment.run_name(p) == "t4-gpt2+gpt2-medium-offline" != experiment.run_name(real)
+    assert experiment.standins_record(real) is None
+    record = experiment.standins_record(p, banner=False)
+    assert record["banner"] == standins.BANNER and len(record["replaced"]) == 4
+    # a model without a stand-in: refused by name before any model is built or folder written
+    with pytest.raises(ValueError, match="model_b='EleutherAI/gpt-j-6b' has no offline stand"):
+        experiment.plan("t4", offline=True, model_a="gpt2", model_b="EleutherAI/gpt-j-6b")
+    bad = experiment.plan("t4", offline=True)
+    bad.aq.model_a = "EleutherAI/gpt-j-6b"
+    with pytest.raises(ValueError, match="model_a='EleutherAI/gpt-j-6b' has no offline stand"):
+        experiment.run_experiment(bad, root=tmp_path, log=None)
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [

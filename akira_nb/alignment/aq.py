@@ -85,8 +85,11 @@ activations already in memory (tests, the grokking models), :class:`PairStream` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import os
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -101,7 +104,7 @@ from ..runtime import (
     get_device,
 )
 from . import activations as act
-from .cka import cka_matrix, debiased_linear_cka, linear_cka, linear_cka_from_stats
+from .cka import cka_matrix, cka_scores, linear_cka_from_stats
 from .correlation import (
     GURNEE_THRESHOLD,
     SEED_N_ROTATIONS,
@@ -109,6 +112,7 @@ from .correlation import (
     SharedMarginalsCorrelation,
     StreamingCorrelation,
     basic_excess,
+    clear_rotations,
     gurnee_excess,
 )
 from .procrustes import procrustes_align
@@ -120,7 +124,6 @@ from .thresholds import (
     count_with_null,
     overlap_null,
     paired_null_overlap,
-    permute_rows,
 )
 from .transport import METHODS as MATCH_METHODS
 from .transport import match_neurons
@@ -247,6 +250,172 @@ def pair_key(la, lb) -> str:
     return f"{la}-{lb}"
 
 
+# ----------------------------------------------------------------------------- stages
+
+
+def _host_peak_bytes() -> int | None:
+    """The process's peak resident memory since it started (Linux ``VmHWM``, else
+    ``ru_maxrss``), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+    except (ImportError, OSError):
+        return None
+
+
+def _host_rss_bytes() -> int | None:
+    """The process's resident memory now (Linux ``/proc/self/statm``), or None."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Stages:
+    """Wall seconds, CPU seconds (every thread of the process) and peak memory of each stage of
+    a run, summed over its repeats (layer pairs, input types): ``with stages("ot"): ...``.
+
+    Peak host memory of a stage: the process's resident peak (``VmHWM``) when the stage raised
+    it (exact), else the largest resident size sampled every 10 ms during the stage (nothing
+    is reset, so ``/usr/bin/time`` still reads the whole run's peak). Peak device memory:
+    ``torch.cuda.max_memory_allocated`` within the stage. :attr:`out` goes to results.json."""
+
+    def __init__(self, device=None):
+        self.device = None if device is None else get_device(device)
+        self.out: dict[str, dict] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        import threading
+
+        cuda = self.device is not None and self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        before, sampled, done = _host_peak_bytes(), [_host_rss_bytes() or 0], threading.Event()
+
+        def sample():
+            while not done.wait(0.01):
+                sampled[0] = max(sampled[0], _host_rss_bytes() or 0)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            if cuda:
+                torch.cuda.synchronize(self.device)
+            seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+            done.set()
+            sampler.join()
+            rec = self.out.setdefault(name, {"seconds": 0.0, "cpu_seconds": 0.0, "repeats": 0})
+            rec["seconds"] += seconds
+            rec["cpu_seconds"] += cpu_seconds
+            rec["repeats"] += 1
+            after = _host_peak_bytes()
+            peak = after if after is not None and after != before else sampled[0]
+            if peak:
+                rec["peak_host_gb"] = max(rec.get("peak_host_gb", 0.0), peak / 1e9)
+            if cuda:
+                dev = torch.cuda.max_memory_allocated(self.device) / 1e9
+                rec["peak_device_gb"] = max(rec.get("peak_device_gb", 0.0), dev)
+
+    def lines(self) -> list[str]:
+        return stage_lines(self.out)
+
+
+def stage_lines(stages: dict) -> list[str]:
+    """One line per stage of :attr:`Stages.out`."""
+    out = []
+    for name, r in stages.items():
+        mem = f", peak host {r['peak_host_gb']:.2f} GB" if "peak_host_gb" in r else ""
+        if "peak_device_gb" in r:
+            mem += f", peak device {r['peak_device_gb']:.2f} GB"
+        out.append(
+            f"stage {name}: {r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} CPU-s "
+            f"({r['repeats']}x){mem}"
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- offline
+
+# The stand-in seed of each model (two stand-ins of one architecture must differ).
+STANDIN_SEEDS = {"model_a": 0, "model_b": 1}
+
+
+def check_offline_model(field: str, name: str) -> str | None:
+    """The Hub id a stand-in replaces offline for model ``name`` (None for ``tiny:<seed>`` and
+    existing local folders, which need no download); ``ValueError`` naming ``field`` when the
+    kit has no stand-in for it (:data:`akira_nb.standins.ARCHITECTURES`)."""
+    from .. import standins
+    from .models import resolve_name
+
+    if name.startswith("tiny:") or os.path.isdir(os.path.expanduser(name)):
+        return None
+    hub = resolve_name(name)
+    if hub not in standins.ARCHITECTURES:
+        raise ValueError(
+            f"{field}={name!r} has no offline stand-in (offline=True); choose one of "
+            f"{sorted(standins.ARCHITECTURES)}, a tiny:<seed> model or a local folder"
+        )
+    return hub
+
+
+def offline_models(cfg: AQConfig, root=None, build: bool = True) -> dict:
+    """``{field: (hub id, seed, folder)}`` for each model of ``cfg`` a stand-in replaces
+    offline (:func:`akira_nb.standins.model_folder`, seeded by :data:`STANDIN_SEEDS`; built
+    on first use unless ``build=False``)."""
+    from .. import standins
+
+    out = {}
+    for key, seed in STANDIN_SEEDS.items():
+        hub = check_offline_model(key, getattr(cfg, key))
+        if hub is not None:
+            make = standins.model_folder if build else standins.folder_path
+            out[key] = (hub, seed, make(hub, root=root, seed=seed))
+    return out
+
+
+def text_corpus_of(cfg: AQConfig) -> str:
+    """The corpus the text inputs are read from: offline, the one standing in for
+    ``cfg.text_corpus`` (:func:`akira_nb.standins.corpus`)."""
+    from .. import standins
+
+    return standins.corpus(cfg.text_corpus) if cfg.offline else cfg.text_corpus
+
+
+def offline_replacements(cfg: AQConfig, root=None) -> dict:
+    """What stands in for what in an offline run of ``cfg``, ``{hub thing: stand-in}`` (for
+    :func:`akira_nb.standins.announce`); nothing is built."""
+    from .. import standins
+    from .models import model_spec
+
+    out, families = {}, set()
+    for key, (hub, seed, folder) in offline_models(cfg, root, build=False).items():
+        out[f"{hub} (Hugging Face, model {key[-1].upper()})"] = (
+            f"random weights of its architecture, seed {seed} ({folder})"
+        )
+        families.add(model_spec(hub).family)
+    if "text" in cfg.input_types and text_corpus_of(cfg) != cfg.text_corpus:
+        out[f"{cfg.text_corpus} (Hugging Face)"] = f"the kit's {text_corpus_of(cfg)} corpus"
+    for family in sorted(families):
+        out[f"{family} tokenizer"] = standins.tokenizer_for(family)
+    return out
+
+
 @dataclass
 class AQConfig:
     """One AQ comparison (the seed's knobs plus the kit's). Validate with :meth:`validate`.
@@ -261,7 +430,9 @@ class AQConfig:
     every N batches (0: only when it ends). ``cpu_threads``: torch threads on a CPU device.
     ``n_permutations``: neuron permutations of B in the basic method's null (cheap: a gather
     from the correlation matrix each). ``n_shuffles``: token-shuffle fits of the Procrustes null
-    (each a full fit: at 3072 x 4096 one 4096 x 4096 SVD, about 20 s on 2 CPU cores). Both are
+    (each a full fit: at 3072 x 4096 and 8064 training tokens one 3072 x 4096 SVD, 62 CPU-s in
+    float64 on the CPU, in float32 on CUDA, batched; with fewer training tokens than neurons
+    an ``n_train^2`` one, :func:`~.procrustes.procrustes_align`). Both are
     the replicates of the universal overlap's paired null (:func:`add_universal`), whose
     p-value cannot go below ``1 / (1 + replicates)``. ``gurnee_all_layers``: on the text
     stream, also accumulate A's compared layers against **every** layer of B, for Gurnee et
@@ -269,7 +440,12 @@ class AQConfig:
     :func:`gurnee_all_bytes` more memory and checkpoint (pythia-160m, all 12 layers: 11.8 GB).
     ``stream_cka``: also keep A's second moment per pair (``8 d_a^2`` bytes: 75 MB at 3072), for
     linear CKA over every streamed token beside the in-memory sample's
-    (:func:`~.cka.linear_cka_from_stats`).
+    (:func:`~.cka.linear_cka_from_stats`). ``offline``: run on local stand-ins of the same
+    shape (:mod:`akira_nb.standins`, :func:`offline_models`): each Hub model becomes randomly
+    initialised weights of its architecture (A seeded 0, B seeded 1, so that two models of one
+    architecture differ) with a tokenizer of the same vocabulary size, and hub text the kit's
+    offline corpus; ``tiny:<seed>`` models and local folders stay as they are. A Hub model
+    without a stand-in is refused by :meth:`validate`.
     """
 
     model_a: str = "gpt2"
@@ -298,6 +474,7 @@ class AQConfig:
     cpu_threads: int | None = 1
     gurnee_all_layers: bool = False
     stream_cka: bool = False
+    offline: bool = False
 
     def validate(self) -> AQConfig:
         for name in ("model_a", "model_b"):
@@ -355,6 +532,10 @@ class AQConfig:
             check_int("cpu_threads", self.cpu_threads, low=1)
         check_bool("gurnee_all_layers", self.gurnee_all_layers)
         check_bool("stream_cka", self.stream_cka)
+        check_bool("offline", self.offline)
+        if self.offline:
+            for name in ("model_a", "model_b"):
+                check_offline_model(name, getattr(self, name))
         return self
 
     @property
@@ -467,17 +648,19 @@ class PairStream:
         self.n_batches += 1
         return self
 
-    def state_dict(self) -> dict:
+    def state_dict(self, copy: bool = True) -> dict:
+        """Every accumulator's state (``copy=False``: see
+        :meth:`~.correlation.StreamingCorrelation.state_dict`)."""
         return {
             "pairs": [list(p) for p in self.pairs],
             "d_a": self.d_a,
             "d_b": self.d_b,
             "seed": self.seed,
             "n_batches": self.n_batches,
-            "stats": {pair_key(*p): self.stats[p].state_dict() for p in self.pairs},
-            "null": {pair_key(*p): self.null[p].state_dict() for p in self.pairs},
+            "stats": {pair_key(*p): self.stats[p].state_dict(copy) for p in self.pairs},
+            "null": {pair_key(*p): self.null[p].state_dict(copy) for p in self.pairs},
             "all_b_layers": self.all_b_layers,
-            "all_b": self.all_b.state_dict() if self.all_b is not None else None,
+            "all_b": self.all_b.state_dict(copy) if self.all_b is not None else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -526,6 +709,7 @@ def stream_config(
         "tokens": tokens_fingerprint(inputs),
         "checkpoint_every": cfg.checkpoint_every,
         "device": str(cfg.device),
+        "offline": cfg.offline,
     }
 
 
@@ -563,7 +747,8 @@ def stream_models(
 
     def save():
         if run is not None:
-            state = {"config": config, "stream": stream.state_dict(), "total": total}
+            # written at once: no copy of the accumulators (1 GB at t4)
+            state = {"config": config, "stream": stream.state_dict(copy=False), "total": total}
             run.save_checkpoint(state, stream.n_batches, tag=tag, keep=1)
 
     start = stream.n_batches
@@ -634,7 +819,7 @@ def make_inputs(cfg: AQConfig, kind: str, model, texts=None) -> act.TokenInputs:
     if tok is None:
         raise ValueError(f"{act.model_name(model)} has no tokenizer: text inputs need one")
     if texts is None:
-        texts = load_texts(cfg.text_corpus, cfg.seed)
+        texts = load_texts(text_corpus_of(cfg), cfg.seed)
     needed = cfg.num_samples * cfg.seq_length * 8  # characters: ample for any tokenizer
     cut, total = len(texts), 0
     for i, t in enumerate(texts):
@@ -950,9 +1135,18 @@ def ot_method(stats, null, cfg: AQConfig):
 
 
 def procrustes_method(xa, xb, groups, cfg: AQConfig):
-    """Held-out orthogonal Procrustes; ``(MethodResult over B's neurons, ProcrustesResult)``."""
+    """Held-out orthogonal Procrustes on ``cfg.device`` (float32 on CUDA, float64 on the CPU:
+    :func:`~.procrustes.procrustes_align`; on the CPU for any other device, which lacks
+    ``torch.linalg.svd``); ``(MethodResult over B's neurons, ProcrustesResult)``."""
+    device = get_device(cfg.device)
     pr = procrustes_align(
-        xa, xb, train_frac=cfg.train_frac, seed=cfg.seed, groups=groups, n_shuffles=cfg.n_shuffles
+        xa,
+        xb,
+        train_frac=cfg.train_frac,
+        seed=cfg.seed,
+        groups=groups,
+        n_shuffles=cfg.n_shuffles,
+        device=device if device.type == "cuda" else "cpu",
     )
     res = MethodResult(
         "procrustes",
@@ -1049,11 +1243,17 @@ def analyse_pair(
     groups=None,
     input_type: str = "random",
     layers: tuple = (0, 0),
+    stages: Stages | None = None,
 ) -> PairResult:
     """Every method on one layer pair: basic, gurnee and ot from the streamed statistics; CKA and
-    procrustes from the in-memory sample ``xa [n, d_a]``, ``xb [n, d_b]`` (skipped when None)."""
-    methods = {"basic": basic_method(stats, null, cfg), "gurnee": gurnee_method(stats, null, cfg)}
-    ot_res, m, m0 = ot_method(stats, null, cfg)
+    procrustes from the in-memory sample ``xa [n, d_a]``, ``xb [n, d_b]`` (skipped when None).
+    ``stages``: a :class:`Stages` that times each method."""
+    stage = stages or Stages(None)
+    with stage("rotations (basic + gurnee)"):
+        methods = {"basic": basic_method(stats, null, cfg)}
+        methods["gurnee"] = gurnee_method(stats, null, cfg)
+    with stage("ot"):
+        ot_res, m, m0 = ot_method(stats, null, cfg)
     methods["ot"] = ot_res
     matching = {
         **m.summary(),
@@ -1070,17 +1270,12 @@ def analyse_pair(
     if xa is not None and xb is not None:
         xa, xb = torch.as_tensor(xa), torch.as_tensor(xb)
         g = torch.Generator().manual_seed(cfg.seed)
-        xb_null = permute_rows(xb, g)
-        device = get_device(cfg.device)
-        xa_d, xb_d, xn_d = xa.to(device), xb.to(device), xb_null.to(device)
-        cka |= {
-            "linear": linear_cka(xa_d, xb_d),
-            "debiased": debiased_linear_cka(xa_d, xb_d),
-            "linear_null": linear_cka(xa_d, xn_d),
-            "debiased_null": debiased_linear_cka(xa_d, xn_d),
-            "n_tokens": int(xa.shape[0]),
-        }
-        methods["procrustes"], pr = procrustes_method(xa, xb, groups, cfg)
+        with stage("cka"):  # B's rows shuffled as permute_rows(xb, g) shuffles them
+            perm = torch.randperm(len(xb), generator=g)
+            cka |= cka_scores(xa, xb, perm, device=get_device(cfg.device))
+            cka["n_tokens"] = int(xa.shape[0])
+        with stage("procrustes + null"):
+            methods["procrustes"], pr = procrustes_method(xa, xb, groups, cfg)
         proc = pr.summary()
         proc["null_errors"] = list(pr.null_errors)
     return PairResult(
@@ -1231,6 +1426,7 @@ class AQResult:
     models: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     samples: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)
 
     def method_pct(self, input_type: str, method: str, above_null: bool = True) -> float | None:
         """Mean over pairs of the main AQ count's % (minus the largest null count when
@@ -1375,6 +1571,7 @@ class AQResult:
             "models": self.models,
             "inputs": self.inputs,
             "verdicts": self.verdicts(),
+            "stages": self.stages,
         }
 
 
@@ -1392,11 +1589,15 @@ def check_models(cfg: AQConfig, model_a, model_b) -> list[tuple[int, int]]:
 
 
 def load_models(cfg: AQConfig):
-    """Boot ``cfg.model_a`` and ``cfg.model_b`` (Hub ids, local folders or ``tiny:<seed>``)."""
+    """Boot ``cfg.model_a`` and ``cfg.model_b`` (Hub ids, local folders or ``tiny:<seed>``;
+    offline, the stand-ins of the Hub ones, :func:`offline_models`)."""
     from .models import _quiet_hf, load_model
 
     with _quiet_hf():
-        return load_model(cfg.model_a, cfg.device), load_model(cfg.model_b, cfg.device)
+        names = {"model_a": cfg.model_a, "model_b": cfg.model_b}
+        if cfg.offline:
+            names.update({k: str(v[2]) for k, v in offline_models(cfg).items()})
+        return load_model(names["model_a"], cfg.device), load_model(names["model_b"], cfg.device)
 
 
 def run_aq(
@@ -1408,24 +1609,30 @@ def run_aq(
     progress: bool = False,
     log=None,
     texts=None,
+    stages: Stages | None = None,
 ) -> AQResult:
     """The whole comparison of ``cfg`` (see the module docstring); returns an :class:`AQResult`.
 
     Models not given are loaded from ``cfg``. ``run``/``resume``: the streams checkpoint into
     and resume from the run folder. ``log``: called with each printable line as it is ready.
-    ``texts``: documents for the text inputs (default: ``cfg.text_corpus``)."""
+    ``texts``: documents for the text inputs (default: ``cfg.text_corpus``). ``stages``: the
+    :class:`Stages` that times the run (default a new one); :attr:`AQResult.stages` holds it."""
     from ..runtime import cpu_threads
 
     cfg.validate()
+    device = get_device(cfg.device)
+    stage = stages if stages is not None else Stages(device)
     if model_a is None or model_b is None:
-        model_a, model_b = load_models(cfg)
+        with stage("load models"):
+            model_a, model_b = load_models(cfg)
     pairs = check_models(cfg, model_a, model_b)
     log = log or (lambda line: None)
     result = AQResult(cfg, pairs, {})
     result.models = {"A": act.describe(model_a), "B": act.describe(model_b)}
-    with cpu_threads(cfg.cpu_threads, get_device(cfg.device)):
+    with cpu_threads(cfg.cpu_threads, device):
         for kind in cfg.input_types:
-            inputs = make_inputs(cfg, kind, model_a, texts)
+            with stage("inputs"):
+                inputs = make_inputs(cfg, kind, model_a, texts)
             result.inputs[kind] = {
                 **inputs.info,
                 "n_valid_tokens": inputs.n_valid,
@@ -1434,14 +1641,17 @@ def run_aq(
             all_b = None
             if cfg.gurnee_all_layers and kind == "text":  # Gurnee et al. measured on text
                 all_b = list(range(act.n_layers(model_b)))
-            stream = stream_models(
-                model_a, model_b, inputs, pairs, cfg, run, resume, progress, all_b_layers=all_b
-            )
+            with stage("stream"):
+                stream = stream_models(
+                    model_a, model_b, inputs, pairs, cfg, run, resume, progress, all_b_layers=all_b
+                )
             if stream.all_b is not None:
-                result.gurnee_all[kind] = gurnee_all_layers(stream, cfg)
-            sample = sample_models(
-                model_a, model_b, inputs, pairs, cfg.sample_sequences, cfg.batch_size
-            )
+                with stage("gurnee over all of B's layers"):
+                    result.gurnee_all[kind] = gurnee_all_layers(stream, cfg)
+            with stage("sample"):
+                sample = sample_models(
+                    model_a, model_b, inputs, pairs, cfg.sample_sequences, cfg.batch_size
+                )
             result.samples[kind] = sample
             by = {}
             for la, lb in pairs:
@@ -1454,16 +1664,22 @@ def run_aq(
                     sample.groups,
                     kind,
                     (la, lb),
+                    stage,
                 )
                 by[pr.key] = pr
                 for line in pr.lines():
                     log(line)
+            del stream  # the next input type's accumulators replace these (1 GB at t4)
             result.pairs[kind] = by
             rows_a = {la: sample.rows_a(la) for la in sorted({p[0] for p in pairs})}
             rows_b = {lb: sample.rows_b(lb) for lb in sorted({p[1] for p in pairs})}
-            result.cka_matrix[kind] = cka_matrix(rows_a, rows_b, "linear")
-        add_universal(result)
-        add_spectral(result)
+            with stage("cka"):
+                result.cka_matrix[kind] = cka_matrix(rows_a, rows_b, "linear", device=device)
+        clear_rotations()
+        with stage("universal + spectra"):
+            add_universal(result)
+            add_spectral(result)
+    result.stages = stage.out
     lines = result.universal_lines() + result.spectral_lines() + result.gurnee_lines()
     for line in lines + result.verdicts():
         log(line)
@@ -1580,6 +1796,13 @@ def frequency_agreement(freq_a, freq_b, partner, mask=None) -> dict:
 
 
 __all__ = [
+    "STANDIN_SEEDS",
+    "Stages",
+    "check_offline_model",
+    "offline_models",
+    "offline_replacements",
+    "stage_lines",
+    "text_corpus_of",
     "AQConfig",
     "AQResult",
     "FLAGS_NOTHING",

@@ -1,7 +1,12 @@
 """Centred kernel alignment (CKA) between two activation matrices over the same tokens.
 
 ``X [n_tokens, d_x]`` and ``Y [n_tokens, d_y]`` share their rows (the same tokens fed to both
-models); their widths may differ. Everything is computed in float64 on the inputs' device.
+models); their widths may differ. Everything is computed in float64 on the inputs' device, but
+linear and debiased linear CKA (:func:`linear_cka`, :func:`debiased_linear_cka`,
+:func:`cka_scores`, :func:`cka_matrix`) take ``device`` and ``dtype``: their feature-space
+products run in :func:`~.correlation.analysis_dtype` (float32 on CUDA, where float64 runs at
+1/32 of the rate on T4-class GPUs; float64 on the CPU), every sum of squares and the debiasing
+terms in float64.
 
 - :func:`linear_cka`: Kornblith et al. 2019, on column-centred X and Y,
   ``||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F)``. Computed from the feature-space Gram matrices
@@ -36,24 +41,32 @@ import numpy as np
 import torch
 
 from ..runtime import check_choice, check_int, check_real
+from .correlation import analysis_dtype
 
 F64 = torch.float64
 METHODS = ("linear", "debiased", "rbf")
 
 
-def _matrix(name: str, x, device=None) -> torch.Tensor:
+def _matrix(name: str, x, device=None, dtype=F64) -> torch.Tensor:
     x = torch.as_tensor(x)
     if x.ndim != 2:
         raise ValueError(f"{name} has shape {tuple(x.shape)}; expected [n_tokens, n_neurons]")
-    x = x.detach().to(device if device is not None else x.device, F64)
+    x = x.detach().to(device if device is not None else x.device, dtype)
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} holds NaN or infinite values")
     return x
 
 
-def _pair(x, y, n_min: int) -> tuple[torch.Tensor, torch.Tensor]:
-    x = _matrix("X", x)
-    y = _matrix("Y", y, x.device)
+def _linear_dtype(x, device, dtype) -> tuple:
+    """``(device, dtype)`` of linear CKA for input ``x``: ``device`` (default ``x``'s) and
+    :func:`~.correlation.analysis_dtype` there."""
+    dev = device if device is not None else torch.as_tensor(x).device
+    return dev, analysis_dtype(dev, dtype)
+
+
+def _pair(x, y, n_min: int, device=None, dtype=F64) -> tuple[torch.Tensor, torch.Tensor]:
+    x = _matrix("X", x, device, dtype)
+    y = _matrix("Y", y, x.device, dtype)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"X has {x.shape[0]} tokens and Y has {y.shape[0]}; CKA needs the same tokens (rows)"
@@ -74,18 +87,25 @@ def _ratio(num: torch.Tensor, den_x: torch.Tensor, den_y: torch.Tensor) -> float
     return float(num / (den_x * den_y))
 
 
+def _sq_sum(m: torch.Tensor) -> torch.Tensor:
+    """``||m||_F^2`` summed in float64 (``matrix_norm`` of a large float32 matrix is off by
+    1e-4 on the CPU)."""
+    return (m * m).sum(dtype=F64)
+
+
 class _Features:
-    """The per-matrix terms of (debiased) feature-space linear CKA, computed once per layer."""
+    """The per-matrix terms of (debiased) feature-space linear CKA, computed once per layer:
+    products in ``x``'s dtype, sums of squares in float64."""
 
     def __init__(self, x: torch.Tensor):
         self.x = _centre(x)
         self.n = x.shape[0]
-        self.self_hsic = torch.linalg.matrix_norm(self.x.T @ self.x) ** 2  # ||X^T X||_F^2
-        self.row_sq = (self.x * self.x).sum(1)  # diagonal of the token Gram matrix
+        self.self_hsic = _sq_sum(self.x.T @ self.x)  # ||X^T X||_F^2
+        self.row_sq = (self.x * self.x).sum(1, dtype=F64)  # diagonal of the token Gram matrix
         self.sq_norm = self.row_sq.sum()
 
     def dot(self, other: _Features) -> torch.Tensor:
-        return torch.linalg.matrix_norm(self.x.T @ other.x) ** 2
+        return _sq_sum(self.x.T @ other.x)
 
     def debias(self, xty: torch.Tensor, other: _Features) -> torch.Tensor:
         """Kornblith's ``_debiased_dot_product_similarity_helper`` (= n(n-3) unbiased HSIC)."""
@@ -112,9 +132,10 @@ def _debiased(fx: _Features, fy: _Features) -> float:
     return float(num / (nx.sqrt() * ny.sqrt()))
 
 
-def linear_cka(X, Y) -> float:
-    """Linear CKA of ``X [n, d_x]`` and ``Y [n, d_y]`` (columns centred here)."""
-    x, y = _pair(X, Y, 2)
+def linear_cka(X, Y, device=None, dtype=None) -> float:
+    """Linear CKA of ``X [n, d_x]`` and ``Y [n, d_y]`` (columns centred here), on ``device``
+    (default ``X``'s) in :func:`~.correlation.analysis_dtype` (``dtype`` overrides)."""
+    x, y = _pair(X, Y, 2, *_linear_dtype(X, device, dtype))
     return _linear(_Features(x), _Features(y))
 
 
@@ -132,10 +153,31 @@ def linear_cka_from_stats(stats, layer_a=None, layer_b=None) -> float:
     return _ratio(num, torch.linalg.matrix_norm(ca), torch.linalg.matrix_norm(cb))
 
 
-def debiased_linear_cka(X, Y) -> float:
-    """Linear CKA with the unbiased HSIC estimator (needs ``n >= 4`` tokens)."""
-    x, y = _pair(X, Y, 4)
+def debiased_linear_cka(X, Y, device=None, dtype=None) -> float:
+    """Linear CKA with the unbiased HSIC estimator (needs ``n >= 4`` tokens); ``device`` and
+    ``dtype`` as in :func:`linear_cka`."""
+    x, y = _pair(X, Y, 4, *_linear_dtype(X, device, dtype))
     return _debiased(_Features(x), _Features(y))
+
+
+def cka_scores(X, Y, null_perm=None, device=None, dtype=None) -> dict:
+    """Linear and debiased linear CKA of ``X`` and ``Y`` (``linear``, ``debiased``) and, with
+    ``null_perm`` (a permutation of the tokens), of ``X`` and ``Y[null_perm]``, the
+    token-shuffled pair (``linear_null``, ``debiased_null``). Each matrix's Gram terms are
+    computed once (``Y[perm]^T Y[perm] = Y^T Y``); ``device`` and ``dtype`` as in
+    :func:`linear_cka`."""
+    x, y = _pair(X, Y, 4, *_linear_dtype(X, device, dtype))
+    fx, fy = _Features(x), _Features(y)
+    out = {"linear": _linear(fx, fy), "debiased": _debiased(fx, fy)}
+    if null_perm is not None:
+        perm = torch.as_tensor(null_perm, device=y.device)
+        if sorted(perm.tolist()) != list(range(y.shape[0])):
+            raise ValueError(f"null_perm must be a permutation of the {y.shape[0]} tokens")
+        fn = _Features.__new__(_Features)
+        fn.x, fn.n, fn.self_hsic = fy.x[perm], fy.n, fy.self_hsic
+        fn.row_sq, fn.sq_norm = fy.row_sq[perm], fy.sq_norm
+        out.update(linear_null=_linear(fx, fn), debiased_null=_debiased(fx, fn))
+    return out
 
 
 # ------------------------------------------------------------------------------- Gram matrices
@@ -312,13 +354,15 @@ class MinibatchCKA:
 
 # -------------------------------------------------------------------------------------- matrix
 def cka_matrix(
-    acts_a: Mapping, acts_b: Mapping, method: str = "linear", **kwargs
+    acts_a: Mapping, acts_b: Mapping, method: str = "linear", *, device=None, dtype=None, **kwargs
 ) -> tuple[np.ndarray, list, list]:
     """CKA of every layer of A against every layer of B: ``(matrix, layers_a, layers_b)``.
 
     ``acts_a``/``acts_b``: ``{layer: [n_tokens, width]}`` over the same tokens. ``method``:
     ``"linear"``, ``"debiased"`` or ``"rbf"`` (``kwargs`` go to :func:`rbf_cka`). Each layer's
-    centred matrix and self-similarity are computed once.
+    centred matrix and self-similarity are computed once; linear and debiased on ``device``
+    (default: the first matrix's) in :func:`~.correlation.analysis_dtype` (``dtype``
+    overrides).
     """
     check_choice("method", method, METHODS)
     for name, acts in (("acts_a", acts_a), ("acts_b", acts_b)):
@@ -334,8 +378,9 @@ def cka_matrix(
     if kwargs:
         raise ValueError(f"method={method!r} takes no options; got {sorted(kwargs)}")
     n_min = 4 if method == "debiased" else 2
-    fa = {k: _Features(_matrix(f"acts_a[{k!r}]", v)) for k, v in acts_a.items()}
-    fb = {k: _Features(_matrix(f"acts_b[{k!r}]", v)) for k, v in acts_b.items()}
+    dev, dt = _linear_dtype(next(iter(acts_a.values())), device, dtype)
+    fa = {k: _Features(_matrix(f"acts_a[{k!r}]", v, dev, dt)) for k, v in acts_a.items()}
+    fb = {k: _Features(_matrix(f"acts_b[{k!r}]", v, dev, dt)) for k, v in acts_b.items()}
     sizes = {f.n for f in (*fa.values(), *fb.values())}
     if len(sizes) != 1:
         raise ValueError(f"every layer needs the same tokens; got token counts {sorted(sizes)}")
@@ -352,6 +397,7 @@ __all__ = [
     "METHODS",
     "MinibatchCKA",
     "cka_matrix",
+    "cka_scores",
     "debiased_linear_cka",
     "gram_linear",
     "gram_rbf",

@@ -9,8 +9,13 @@ their key frequencies). --size tiny|t4|a100 (or AKIRA_SIZE) picks a preset inste
 overrides either. The first line printed says which settings the preset filled in. Every AQ
 count is printed beside the count expected by chance.
 
+--offline runs on local stand-ins of the same shape (random weights of each Hub model's
+architecture, the offline corpus, a tokenizer of the same vocabulary size): the first line
+printed says so and every verdict against the seed reads "not comparable".
+
 Example: ``python -m akira_nb action_quanta --model-a EleutherAI/pythia-160m --model-b
-EleutherAI/pythia-160m-seed1 --layers 0 3 6 9 11 --num-samples 2000``.
+EleutherAI/pythia-160m-seed1 --layers 0 3 6 9 11 --num-samples 2000``; offline, at the real
+widths: ``python -m akira_nb action_quanta --size t4 --offline --num-samples 16``.
 """
 
 from __future__ import annotations
@@ -133,6 +138,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--seed", type=int, default=None, help="seed of the inputs, rotations and splits (42)")
     a(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="run on local stand-ins of the same shape, no download: each Hub model -> random "
+        "weights of its architecture (A seed 0, B seed 1) with a tokenizer of the same "
+        "vocabulary size (gpt2-standin / pythia-standin), wikitext -> the offline corpus; "
+        "random tokens over the real vocabulary; the banner is the first line printed and every "
+        "verdict against the seed reads 'not comparable'",
+    )
+    a(
         "--no-grokking",
         "--no_grokking",
         dest="no_grokking",
@@ -172,6 +187,7 @@ _FLAGS = (
     "match_method",
     "seed",
     "device",
+    "offline",
 )
 
 
@@ -190,16 +206,23 @@ def plan_from_args(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> dict:
     """Run the comparison; returns what :func:`experiment.kit_summary` reads."""
     p = plan_from_args(args)  # every setting checked before anything is loaded or written
+    from akira_nb.alignment import experiment
+
+    record = experiment.standins_record(p)  # offline: the banner is the first line
     print(p.describe(), flush=True)
 
     import matplotlib
 
     if not _in_ipython():
         matplotlib.use("Agg")
-    from akira_nb.alignment import experiment
 
     out = experiment.run_experiment(
-        p, name=args.name, resume=args.resume, root=args.output_dir, progress=not args.quiet
+        p,
+        name=args.name,
+        resume=args.resume,
+        root=args.output_dir,
+        progress=not args.quiet,
+        banner=record is None,  # printed above
     )
     for line in out["lines"].values():
         print(line)

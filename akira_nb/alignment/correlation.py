@@ -94,6 +94,26 @@ def _widths(layers: dict) -> list | None:
     return [[k, s.stop - s.start] for k, s in layers.items()] or None
 
 
+def analysis_dtype(device=None, dtype=None) -> torch.dtype:
+    """The dtype of the dense analyses (Procrustes fits and their null, CKA, rotation
+    baselines) on ``device``: ``dtype`` when given (``"float32"``, ``"float64"`` or a torch
+    dtype), else float32 on CUDA (float64 runs at 1/32 of the rate on T4-class GPUs; the
+    float32 results agree with float64 to 1e-5, tested; on MPS too, which has no float64) and
+    float64 elsewhere (the CPU's known-answer tests hold to 1e-9). On CUDA with TF32 matmuls
+    allowed (``torch.get_float32_matmul_precision() != "highest"``: a 10-bit mantissa)
+    float64."""
+    if dtype is not None:
+        if isinstance(dtype, torch.dtype):
+            dtype = str(dtype).removeprefix("torch.")
+        return _DTYPES[check_choice("dtype", dtype, list(_DTYPES))]
+    dev = get_device(device)
+    if dev.type == "mps":  # no float64 there
+        return torch.float32
+    if dev.type == "cuda" and torch.get_float32_matmul_precision() == "highest":
+        return torch.float32
+    return F64
+
+
 def haar_orthogonal(
     d: int, generator: torch.Generator | None = None, device=None, dtype=F64
 ) -> torch.Tensor:
@@ -101,11 +121,12 @@ def haar_orthogonal(
 
     QR of a standard Gaussian matrix, with each column multiplied by the sign of R's diagonal
     (without that fix the distribution is not uniform). The Gaussian is drawn on the CPU from
-    ``generator``, so a seed gives the same rotation on every device.
+    ``generator``, so a seed gives the same rotation on every device; the QR runs on ``device``
+    in ``dtype``.
     """
     d = check_int("d", d, low=1)
     z = torch.randn(d, d, generator=generator, dtype=F64)
-    q, r = torch.linalg.qr(z.to(get_device(device)))
+    q, r = torch.linalg.qr(z.to(get_device(device), dtype))
     sign = torch.sign(torch.diagonal(r))
     sign[sign == 0] = 1.0
     return (q * sign).to(dtype)
@@ -164,6 +185,7 @@ class StreamingCorrelation:
         self.sum_aa = []
         if self.track_a_cov:
             self.sum_aa = [z(s.stop - s.start, s.stop - s.start) for _, s in self._blocks_a()]
+        self._rotated_var = {}
 
     @property
     def nbytes(self) -> int:
@@ -172,9 +194,11 @@ class StreamingCorrelation:
         tensors += [self.cross, *self.sum_bb, *self.sum_aa]
         return sum(t.numel() * t.element_size() for t in tensors)
 
-    def state_dict(self) -> dict:
-        """Plain dict of CPU tensors, ints and strings (loadable with ``weights_only=True``)."""
-        cpu = lambda t: t.detach().cpu().clone()
+    def state_dict(self, copy: bool = True) -> dict:
+        """Plain dict of CPU tensors, ints and strings (loadable with ``weights_only=True``).
+        ``copy=False``: the CPU accumulators themselves, not copies (for a checkpoint written
+        at once: no second copy of ``cross`` and ``B^T B`` in memory)."""
+        cpu = lambda t: t.detach().cpu().clone() if copy else t.detach().cpu()
         return {
             "format": _FORMAT,
             "d_a": self.d_a,
@@ -216,6 +240,7 @@ class StreamingCorrelation:
             setattr(self, k, dev(state[k]))
         self.sum_bb = [dev(t) for t in state["sum_bb"]]
         self.sum_aa = [dev(t) for t in state.get("sum_aa", [])]
+        self._rotated_var = {}
 
     def save(self, path) -> Path:
         """Write the state atomically (a temp file then ``os.replace``) with ``torch.save``."""
@@ -476,12 +501,37 @@ class StreamingCorrelation:
                 raise ValueError(
                     f"rotation for B layer {name!r} has shape {tuple(q.shape)}; expected ({w}, {w})"
                 )
-            out.append(q.to(self.device, F64))
+            out.append(q.to(self.device, q.dtype if q.dtype == torch.float32 else F64))
         return out
+
+    def rotated_var_b(self, rotation: torch.Tensor, layer_b=None) -> torch.Tensor:
+        """``var((B Q)_j)`` for every column ``j`` of one B layer rotated by ``Q``:
+        ``diag(Q^T cov_b Q)`` (float64), computed in ``Q``'s dtype. Kept for the rotation
+        until the sums change, so the basic and Gurnee baselines of this accumulator and of
+        its token-shuffle null (which shares B's sums) take one ``2 w_b^3`` product per
+        rotation. Needs ``track_b_cov``."""
+        self._need(2)
+        blocks = self._blocks_b(layer_b)
+        if len(blocks) != 1:
+            raise ValueError(f"name one B layer: layer_b in {list(self.layers_b)}")
+        name = blocks[0][0]
+        (q,) = self._rotations(rotation, blocks)
+        key = (id(q), name)
+        hit = self._rotated_var.get(key)
+        if hit is not None and hit[0] is q and hit[1] == self.n_updates:
+            return hit[2]
+        var = ((self.cov_b(name).to(q.dtype) @ q) * q).sum(0).to(F64)
+        self._rotated_var = {
+            k: v for k, v in self._rotated_var.items() if v[1] == self.n_updates
+        }  # the sums changed: forget older rotations' variances
+        self._rotated_var[key] = (q, self.n_updates, var)  # q held: its id stays unique
+        return var
 
     def rotated_corr(self, rotations, layer_a=None, layer_b=None) -> torch.Tensor:
         """``corr(A, B @ Q)`` for a block-diagonal rotation (one ``Q`` per B layer, or one for
-        ``layer_b``), from the sums: ``cov(A, B) Q / (std(A) std(BQ))``. Needs ``track_b_cov``."""
+        ``layer_b``), from the sums: ``cov(A, B) Q / (std(A) std(BQ))``. Needs ``track_b_cov``.
+        The products run in the rotations' dtype (float32 ones: float32 matmuls; the result is
+        float64)."""
         self._need(2)
         blocks = self._blocks_b(layer_b)
         qs = self._rotations(rotations, blocks)
@@ -489,15 +539,16 @@ class StreamingCorrelation:
         ia = self._inv_std(self.var_a[ra], self.constant_a[ra])
         out = []
         for q, (name, _) in zip(qs, blocks):
-            cov = self.cov(layer_a, name)
-            var_q = ((self.cov_b(name) @ q) * q).sum(0)
+            cov = self.cov(layer_a, name).to(q.dtype)
+            var_q = self.rotated_var_b(q, name)
             ib = self._inv_std(var_q, var_q <= CONSTANT_RTOL * var_q.max().clamp_min(0))
-            out.append((cov @ q) * ia[:, None] * ib[None, :])
+            out.append((cov @ q).to(F64) * ia[:, None] * ib[None, :])
         return torch.cat(out, dim=1).clamp_(-1.0, 1.0)
 
     def rotated_index_matched(self, rotation, layer_a=None, layer_b=None) -> torch.Tensor:
         """``corr(A_i, (B Q)_i)`` for ``i < min(w_a, w_b)``, with ``Q`` rotating one B layer
-        (``layer_b``, or all of B when it has a single layer). Needs ``track_b_cov``."""
+        (``layer_b``, or all of B when it has a single layer), in ``Q``'s dtype. Needs
+        ``track_b_cov``."""
         self._need(2)
         blocks = self._blocks_b(layer_b)
         if len(blocks) != 1:
@@ -506,10 +557,10 @@ class StreamingCorrelation:
         (q,) = self._rotations(rotation, blocks)
         ra = self._rows(layer_a)
         m = min(ra.stop - ra.start, q.shape[0])
-        cov = self.cov(layer_a, name)[:m]
+        cov = self.cov(layer_a, name)[:m].to(q.dtype)
         qm = q[:, :m]
-        cov_q = (cov * qm.T).sum(1)
-        var_q = ((self.cov_b(name) @ qm) * qm).sum(0)
+        cov_q = (cov * qm.T).sum(1).to(F64)
+        var_q = self.rotated_var_b(q, name)[:m]  # shared with Gurnee's and the null's
         ia = self._inv_std(self.var_a[ra][:m], self.constant_a[ra][:m])
         ib = self._inv_std(var_q, var_q <= CONSTANT_RTOL * var_q.max().clamp_min(0))
         return (cov_q * ia * ib).clamp_(-1.0, 1.0)
@@ -581,6 +632,10 @@ class SharedMarginalsCorrelation(StreamingCorrelation):
     track_b_cov = property(lambda self: self.real.track_b_cov)
     track_a_cov = property(lambda self: self.real.track_a_cov)
 
+    def rotated_var_b(self, rotation: torch.Tensor, layer_b=None) -> torch.Tensor:
+        """The real accumulator's (a row shuffle leaves B's covariance unchanged)."""
+        return self._in_step().rotated_var_b(rotation, layer_b)
+
     @property
     def nbytes(self) -> int:
         """Bytes of its own accumulator (the cross-product only)."""
@@ -613,7 +668,8 @@ class SharedMarginalsCorrelation(StreamingCorrelation):
         self.n_updates += 1
         return self
 
-    def state_dict(self) -> dict:
+    def state_dict(self, copy: bool = True) -> dict:
+        cross = self.cross.detach().cpu()
         return {
             "format": _NULL_FORMAT,
             "d_a": self.d_a,
@@ -622,7 +678,7 @@ class SharedMarginalsCorrelation(StreamingCorrelation):
             "layers_b": _widths(self.layers_b),
             "n": self.n_seen,
             "n_updates": self.n_updates,
-            "cross": self.cross.detach().cpu().clone(),
+            "cross": cross.clone() if copy else cross,
         }
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -711,28 +767,53 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(check_int("seed", seed, low=0))
 
 
+_HAAR_CACHE: dict = {}
+
+
+def haar_rotations(d: int, n: int, seed: int, device=None, dtype=F64) -> list[torch.Tensor]:
+    """The first ``n`` rotations :func:`haar_orthogonal` draws from one generator seeded with
+    ``seed`` (what :func:`basic_excess` and :func:`gurnee_excess` use). The rotations of the
+    last ``(d, seed, device, dtype)`` asked for are kept (``n d^2`` numbers: 670 MB at five
+    4096-wide float64 rotations), so the real and null baselines of every layer pair and input
+    type of a run reuse one set of QR decompositions; :func:`clear_rotations` frees them."""
+    n = check_int("n", n, low=1)
+    key = (check_int("d", d, low=1), check_int("seed", seed, low=0), str(get_device(device)))
+    key += (dtype,)
+    kept = _HAAR_CACHE.get(key, [])
+    if len(kept) < n:
+        g = _generator(seed)
+        kept = [haar_orthogonal(d, g, device, dtype) for _ in range(n)]
+        _HAAR_CACHE.clear()
+        _HAAR_CACHE[key] = kept
+    return kept[:n]
+
+
+def clear_rotations() -> None:
+    """Free the rotations :func:`haar_rotations` keeps."""
+    _HAAR_CACHE.clear()
+
+
 def basic_excess(
     stats: StreamingCorrelation,
     layer_a=None,
     layer_b=None,
     n_rotations: int = SEED_N_ROTATIONS,
     seed: int = 0,
+    dtype=None,
 ) -> Excess:
     """The seed's basic method: ``corr(A_i, B_i) - mean_k corr(A_i, (B Q_k)_i)``.
 
     ``Q_k`` are ``n_rotations`` Haar rotations of B's full neuron basis (``layer_b``'s width);
-    ``i`` runs over ``min(w_a, w_b)`` neurons. Needs ``track_b_cov``.
+    ``i`` runs over ``min(w_a, w_b)`` neurons. Needs ``track_b_cov``. The rotations and their
+    products run in :func:`analysis_dtype` (float32 on CUDA, float64 elsewhere; ``dtype``
+    overrides).
     """
     n_rotations = check_int("n_rotations", n_rotations, low=1)
-    g = _generator(seed)
+    dt = analysis_dtype(stats.device, dtype)
     actual = stats.index_matched(layer_a, layer_b)
     w_b = stats._cols(layer_b).stop - stats._cols(layer_b).start
-    base = torch.stack(
-        [
-            stats.rotated_index_matched(haar_orthogonal(w_b, g, stats.device), layer_a, layer_b)
-            for _ in range(n_rotations)
-        ]
-    ).cpu()
+    qs = haar_rotations(w_b, n_rotations, seed, stats.device, dt)
+    base = torch.stack([stats.rotated_index_matched(q, layer_a, layer_b) for q in qs]).cpu()
     actual = actual.cpu()
     baseline = base.mean(0)
     return Excess(
@@ -747,22 +828,31 @@ def gurnee_excess(
     n_rotations: int = 1,
     seed: int = 0,
     absolute: bool = False,
+    dtype=None,
 ) -> Excess:
     """Gurnee et al.'s form: per A neuron, ``max_j corr(A_i, B_j) - max_j corr(A_i, (BQ)_j)``.
 
     ``j`` runs over every neuron of ``layer_b`` (None: every tracked B layer, each rotated by its
     own Haar ``Q``, as their code does). ``n_rotations > 1`` averages the baseline max over
-    several rotations. ``absolute``: use ``|corr|`` (their code uses the signed max).
+    several rotations. ``absolute``: use ``|corr|`` (their code uses the signed max). ``dtype``:
+    as in :func:`basic_excess`.
     """
     n_rotations = check_int("n_rotations", n_rotations, low=1)
     check_bool("absolute", absolute)
+    dt = analysis_dtype(stats.device, dtype)
     g = _generator(seed)
     f = torch.abs if absolute else (lambda t: t)
     actual, best = f(stats.corr(layer_a, layer_b)).max(dim=1)
     blocks = stats._blocks_b(layer_b)
+    widths = [s.stop - s.start for _, s in blocks]
+    if len(widths) == 1:  # the sequence basic_excess draws: shared
+        rotations = [[q] for q in haar_rotations(widths[0], n_rotations, seed, stats.device, dt)]
+    else:
+        rotations = [
+            [haar_orthogonal(w, g, stats.device, dt) for w in widths] for _ in range(n_rotations)
+        ]
     base = []
-    for _ in range(n_rotations):
-        qs = [haar_orthogonal(s.stop - s.start, g, stats.device) for _, s in blocks]
+    for qs in rotations:
         base.append(f(stats.rotated_corr(qs, layer_a, layer_b)).max(dim=1).values)
     base = torch.stack(base).cpu()
     actual = actual.cpu()
@@ -808,5 +898,8 @@ __all__ = [
     "basic_excess",
     "correlation_of",
     "gurnee_excess",
+    "analysis_dtype",
+    "clear_rotations",
     "haar_orthogonal",
+    "haar_rotations",
 ]

@@ -24,6 +24,16 @@ Sizes (:data:`PRESETS`; None = the seed's protocol, :data:`SEED_PROTOCOL`)
   per pair); with Gurnee's max over all of B's layers (known-answer pairs of 12 layers) the
   text stream's hold 11.8 GB more.
 
+Offline (``plan(size, offline=True)``, ``--offline``; :attr:`~.aq.AQConfig.offline`): every
+Hub model becomes randomly initialised weights of its architecture (model A seeded 0, B seeded
+1; :mod:`akira_nb.standins`) with a tokenizer of the same vocabulary size, and wikitext the
+kit's offline corpus: the t4 plan runs at its real widths (3072 x 4096 neurons), 64 positions
+and 50257 ids with no download. The run prints :data:`akira_nb.standins.BANNER` first
+(:func:`standins_record`), records ``"standins"`` in results.json, and every verdict against
+the seed reads :data:`akira_nb.standins.NOT_COMPARABLE`; offline is part of the run's config,
+so a resume cannot change it. ``results.json`` ``aq.stages`` holds each stage's wall and CPU
+seconds and peak memory (:class:`~.aq.Stages`), offline or not.
+
 Beyond the seed (:class:`GrokConfig`, :func:`run_grokking`): two grokking models (a + b mod p,
 :mod:`akira_nb.grokking`) trained with different seeds. Their MLP neurons have known key
 frequencies (:func:`akira_nb.grokking.fourier.neuron_frequencies`), so whether OT-matched
@@ -43,7 +53,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from .. import runtime
+from .. import runtime, standins
 from ..runs import claim_lines
 from . import aq
 from .models import PAIRS, get_pair
@@ -265,7 +275,8 @@ class Plan:
         """One line: which preset filled the settings not given."""
         source = f"size {self.size!r}" if self.size else "the seed's protocol (no size given)"
         filled = ", ".join(f"{k}={v}" for k, v in self.from_preset.items()) or "nothing"
-        return f"settings: {source} filled {filled}"
+        offline = "; offline: local stand-ins of the same shape" if self.aq.offline else ""
+        return f"settings: {source} filled {filled}{offline}"
 
 
 def _layers_for(name: str, layers, notes: list) -> tuple:
@@ -483,7 +494,7 @@ def comparability(p: Plan) -> str | None:
     """None when ``p`` follows the reference's protocol (:data:`REFERENCE_PROTOCOL`), else why
     its numbers cannot be set beside the reference's."""
     c = p.aq
-    why = []
+    why = ["offline stand-ins (random weights and the offline corpus)"] if c.offline else []
     if (c.model_a, c.model_b) != ("gpt2", "gpt2-medium"):
         why.append(f"models {c.model_a} vs {c.model_b} (the reference: gpt2 vs gpt2-medium)")
     missing = [v for v in REFERENCE_PROTOCOL["layers"] if v not in c.layers]
@@ -531,6 +542,8 @@ def reference_rows(result: aq.AQResult, p: Plan) -> list[dict]:
     measured values at every compared layer pair (with their chance levels), whether the two
     are comparable (:func:`comparability`) and how the measurement differs."""
     comparable = "yes" if comparability(p) is None else "not comparable"
+    if p.aq.offline:
+        comparable = standins.NOT_COMPARABLE
     ref = REFERENCE
     rows = []
 
@@ -772,7 +785,9 @@ def claims(out: dict) -> list[dict]:
     gall = result.gurnee_all.get("text", {})
     n_text = min((g.get("n_tokens", p.aq.n_tokens) for g in gall.values()), default=0)
     gurnee_why = None
-    if kind_of_pair != "known-answer":
+    if p.aq.offline:
+        gurnee_why = standins.NOT_COMPARABLE
+    elif kind_of_pair != "known-answer":
         gurnee_why = f"the pair is {kind_of_pair}, not a known-answer pair"
     elif n_text < GURNEE_MIN_TOKENS:
         gurnee_why = f"{n_text} text tokens (Gurnee et al.: 100M)"
@@ -823,6 +838,10 @@ def claims(out: dict) -> list[dict]:
             ok,
             None if gk["grokked"] else "a model did not grok",
         )
+    if p.aq.offline:  # stand-ins measure the code path, never the models
+        for row in rows:  # the grokking ground truth uses no stand-in: it keeps its verdict
+            if row["verdict"] != "not run" and not row["claim"].startswith("beyond the seed"):
+                row["verdict"] = standins.NOT_COMPARABLE
     return rows
 
 
@@ -933,7 +952,8 @@ METHOD_MODEL_TEXT = {
 def run_name(p: Plan) -> str:
     pair = (p.pair or f"{p.aq.model_a}+{p.aq.model_b}").replace("/", "+").replace(":", "=")
     safe = "".join(ch if ch.isalnum() or ch in "_.=+-" else "-" for ch in pair)
-    return f"{p.size or 'seed'}-{safe}"
+    # offline runs get their own name: a resume never mixes stand-ins and the real models
+    return f"{p.size or 'seed'}-{safe}" + ("-offline" if p.aq.offline else "")
 
 
 def run_experiment(
@@ -944,19 +964,26 @@ def run_experiment(
     progress: bool = True,
     log=print,
     models=None,
+    banner: bool = True,
 ) -> dict:
     """Run the comparison of ``p`` (and the grokking ground truth), write ``results.json`` and
     every figure into a run folder, and return ``{"run", "plan", "result", "grok", "claims",
     "reference", "lines"}``. Everything is validated, and both models loaded and checked,
-    before the run folder exists. ``models``: ``(model_a, model_b)`` already loaded."""
+    before the run folder exists. ``models``: ``(model_a, model_b)`` already loaded. Offline
+    (``p.aq.offline``) the stand-ins banner is printed first (``banner=False``: the caller
+    printed it, :func:`standins_record`), results.json records ``"standins"`` and every verdict
+    against the seed reads :data:`akira_nb.standins.NOT_COMPARABLE`."""
     from ..runs import Run
 
     start = time.perf_counter()
     p.validate()
     runtime.check_device("device", p.aq.device)
+    record = standins_record(p, banner)  # the banner first, when offline
     log = log or (lambda line: None)
+    stage = aq.Stages(p.aq.device)
     if models is None:
-        models = aq.load_models(p.aq)
+        with stage("load models"):
+            models = aq.load_models(p.aq)
     model_a, model_b = models
     aq.check_models(p.aq, model_a, model_b)
     run = Run.open_or_create(
@@ -969,12 +996,17 @@ def run_experiment(
     )
     for note in p.notes:
         log(f"note: {note}")
-    result = aq.run_aq(p.aq, model_a, model_b, run=run, resume=resume, progress=progress, log=log)
+    result = aq.run_aq(
+        p.aq, model_a, model_b, run=run, resume=resume, progress=progress, log=log, stages=stage
+    )
     gk = None
     if p.grok is not None:
-        gk = run_grokking(p.grok, run=run, resume=resume, progress=progress)
+        with stage("grokking"):
+            gk = run_grokking(p.grok, run=run, resume=resume, progress=progress)
         for line in grokking_lines(gk):
             log(line)
+    for line in aq.stage_lines(result.stages):
+        log(line)
     out = {"run": run, "plan": p, "result": result, "grok": gk}
     out["reference"] = reference_rows(result, p)
     out["claims"] = claims(out)
@@ -1000,12 +1032,25 @@ def run_experiment(
         "reference_defects": list(REFERENCE_DEFECTS),
         "claims": out["claims"],
         "summary": out["lines"],
+        "standins": record,
         "wall_seconds": time.perf_counter() - start,
     }
     run.write_results(results)
     out["figures"] = save_figures(run, out)
     log(f"results and figures: {run.path}")
     return out
+
+
+def standins_record(p: Plan, banner: bool = True) -> dict | None:
+    """Offline: the ``"standins"`` record of ``results.json`` (``{"banner", "replaced"}``,
+    :func:`akira_nb.alignment.aq.offline_replacements`), printing the banner first unless
+    ``banner=False``; None for a run on the real models."""
+    if not p.aq.offline:
+        return None
+    replaced = aq.offline_replacements(p.aq)
+    if banner:
+        return standins.announce(replaced)
+    return {"banner": standins.BANNER, "replaced": replaced}
 
 
 def save_figures(run, out: dict) -> dict:
@@ -1079,5 +1124,6 @@ __all__ = [
     "run_experiment",
     "run_grokking",
     "save_figures",
+    "standins_record",
     "summary_lines",
 ]

@@ -65,6 +65,8 @@ LR_PRESET = None  # None: "013" (1e-5 .. 3e-2, band 7 1e-3); also 026_v1, canoni
 SEEDS = None  # None: the size's (tiny/t4 [0, 1, 2], a100 [0..4])
 TOTAL_STEPS = None  # None: the size's (tiny 80, t4 1000, a100 5000)
 TARGET_LOSS = None  # None: the uniform control's mean final val loss x 1.02
+OFFLINE = False  # True: local stand-ins of the same shape for every download (random weights,
+# the offline corpus): runs the t4 / a100 shapes anywhere; every verdict reads "not comparable"
 RESUME = SIZE != "tiny"  # continue the newest run of this size after a disconnect
 USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Drive
 
@@ -79,7 +81,12 @@ from akira_nb.differential_lr import experiment, plots, widgets
 started = time.perf_counter()
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 plan = experiment.study(
-    SIZE, lr_preset=LR_PRESET, seeds=SEEDS, total_steps=TOTAL_STEPS, target_loss=TARGET_LOSS
+    SIZE,
+    lr_preset=LR_PRESET,
+    seeds=SEEDS,
+    total_steps=TOTAL_STEPS,
+    target_loss=TARGET_LOSS,
+    offline=OFFLINE,
 )
 print("device:", runtime.get_device())
 print(plan.describe())

@@ -71,6 +71,8 @@ runtime.warn_if_no_gpu(SIZE)
 ARMS = None  # None: baseline, band, band_uniform, band_no_wormhole, reference (+ band_geomean)
 TOTAL_STEPS = None  # None: the size's (tiny 200, t4 2000, a100 5000)
 AQ_SEEDS = None  # None: [0, 1], the two seeds of the band model and the baseline compared
+OFFLINE = False  # True: local stand-ins of the same shape for every download (random weights,
+# the offline corpus): runs the t4 / a100 shapes anywhere; every verdict reads "not comparable"
 RESUME = SIZE != "tiny"  # continue the newest run of this size after a disconnect
 USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Drive
 
@@ -87,7 +89,9 @@ started = time.perf_counter()
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 # the one way to build the settings: the size's preset with this notebook's knobs on top (the
 # CLI builds its settings the same way)
-plan = experiment.study(SIZE, arms=ARMS, total_steps=TOTAL_STEPS, aq_seeds=AQ_SEEDS)
+plan = experiment.study(
+    SIZE, arms=ARMS, total_steps=TOTAL_STEPS, aq_seeds=AQ_SEEDS, offline=OFFLINE
+)
 print("device:", runtime.get_device())
 print(plan.describe())
 print(f"every arm trains on {plan.tokens_per_arm:,} tokens; {len(plan.arm_configs())} trainings")

@@ -239,3 +239,33 @@ def test_model_and_lr_mode_name_one_arm(model, lr_mode, wormhole, arm):
 def test_a_combination_that_is_no_arm_is_refused_by_name(model, lr_mode, wormhole, word):
     with pytest.raises(ValueError, match=word):
         cli.arm_for(model, lr_mode, wormhole)
+
+
+def test_offline_and_the_count_flags_reach_the_study(monkeypatch):
+    monkeypatch.delenv("AKIRA_SIZE", raising=False)
+    argv = ["--size", "t4", "--offline", "--total_steps", 2, "--ablation_batches", 1]
+    plan = cli.config_from_args(_parse(argv + ["--stats_sequences", 3, "--aq_samples", 20]))
+    assert plan.base.offline is True and plan.base.dataset == "wikitext-103"
+    assert (plan.ablation_batches, plan.stats_sequences, plan.aq["num_samples"]) == (1, 3, 20)
+    assert plan.aq["layers"] == (2, 5)  # the rest of the preset's AQ settings kept
+    assert plan.base.warmup_steps == 0  # the preset's 5% of the steps
+    assert plan.aq_config("band").text_corpus == "offline"  # no wikitext-2 download either
+    assert cli.config_from_args(_parse(["--size", "t4"])).base.offline is False
+
+
+def test_offline_main_prints_the_banner_first_and_passes_the_run_no_second(monkeypatch, capsys):
+    from akira_nb import standins
+    from akira_nb.bandformer import experiment
+
+    seen = {}
+
+    def fake_run(plan, **kw):
+        seen.update(kw, offline=plan.base.offline)
+        return {"lines": ["(the run)"], "run": type("R", (), {"path": "somewhere"})()}
+
+    monkeypatch.setattr(experiment, "run_experiment", fake_run)
+    cli.main(_parse(["--size", "t4", "--offline", "--total_steps", 2]))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == standins.BANNER and lines.count(standins.BANNER) == 1
+    assert "gpt2 tokenizer -> gpt2-standin" in lines[2] and "settings: preset 't4'" in lines[4]
+    assert seen["offline"] is True and seen["banner"] is False

@@ -120,6 +120,31 @@ def test_band_ablation_equals_zeroing_the_bands_output_weights():
     assert len(ab["increase"]) == cfg.n_bands
 
 
+def test_ablation_and_evaluation_forwards_run_under_the_trainings_autocast(monkeypatch):
+    """Every evaluation forward (the band ablation's and training's) enters the autocast that
+    training uses (runtime.autocast: fp16 on a T4, bf16 on an A100), here bf16 on the CPU: the
+    losses move by bf16 rounding, not more."""
+    torch.manual_seed(0)
+    cfg = preset("tiny", n_ctx=16)
+    model = BandTransformer(cfg).eval()
+    blocks = torch.randint(cfg.vocab_size, (6, 16), generator=torch.Generator().manual_seed(1))
+    plain = experiment.band_ablation(model, blocks, batch_size=4)
+    entered = []
+
+    def bf16(device, enabled=True):
+        entered.append(str(device))
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    monkeypatch.setattr(train.runtime, "autocast", bf16)
+    ab = experiment.band_ablation(model, blocks, batch_size=4)
+    assert entered == ["cpu"] * (1 + cfg.n_bands) * 2  # clean + one per band, 2 batches each
+    assert ab["loss"] != plain["loss"] and ab["loss"] == pytest.approx(plain["loss"], rel=2e-2)
+    entered.clear()
+    qcfg = train.TrainConfig(preset="tiny", seq_len=16, batch_size=4, eval_batches=2)
+    assert train.evaluate(model, blocks, qcfg, torch.device("cpu")) == ab["loss"]
+    assert entered == ["cpu"] * 2
+
+
 class _Method:
     """A stand-in for alignment.aq.MethodResult: scores, nulls and a main threshold."""
 
@@ -268,6 +293,14 @@ def test_resume_reloads_finished_arms_without_a_training_step(small_run, monkeyp
     ]
     assert again["ablations"]["band"]["steps"] == [2, 4, 6]  # reloaded, not recomputed
     assert again["ablations"]["band"] == out["ablations"]["band"]
+
+
+def test_resume_refuses_to_switch_offline_stand_ins_on_or_off(small_run, capsys):
+    out, root = small_run
+    plan = experiment.study("tiny", offline=True, **SMALL)
+    with pytest.raises(ValueError, match="resume refused.*base.offline saved False, now True"):
+        experiment.run_experiment(plan, name="small", root=root, resume=True, log=None)
+    assert len(list(out["run"].path.parent.iterdir())) == 1  # no other run folder
 
 
 def test_resume_with_other_aq_settings_recomputes_the_aq_and_keeps_the_old(small_run, monkeypatch):

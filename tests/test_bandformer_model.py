@@ -617,3 +617,98 @@ def test_a_padded_hook_that_writes_into_the_pads_changes_nothing_there(name):
         everywhere = model.run_with_hooks(x, fwd_hooks=[(hook, lambda t, hook: t + 0.1)])
         real_only = model.run_with_hooks(x, fwd_hooks=[(hook, lambda t, hook: t + 0.1 * mask)])
     torch.testing.assert_close(everywhere, real_only, rtol=0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- chunked loss
+
+
+@pytest.mark.parametrize("kind", ["band", "reference", "baseline"])
+def test_loss_sum_is_the_summed_next_token_loss_without_the_whole_logits(kind, monkeypatch):
+    """Evaluation's ``loss_sum`` computes the logits a chunk of positions at a time: it equals
+    the mean loss times the predictions, for any chunk, and never calls the unembedding of the
+    whole ``[B, T, vocab]`` (at t4: 823 MB per batch of 16 x 256 x 50257 in fp32)."""
+    if kind == "baseline":
+        model = tiny_baseline()
+    else:
+        model = tiny_model(**({} if kind == "band" else VARIANTS["reference"]))
+    x = tokens(batch=3, seq=20)
+    with torch.no_grad():
+        expected = float(model.loss(x)) * 3 * 19
+        monkeypatch.setattr(
+            model, "_unembed", lambda h: pytest.fail("the whole logits were computed")
+        )
+        for chunk in (7, 60, 1024):
+            assert float(model.loss_sum(x, chunk=chunk)) == pytest.approx(expected, rel=1e-5)
+        if kind != "baseline":  # band_activations reads the blocks only
+            assert len(model.band_activations(x)) == model.cfg.n_bands
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_training_loss_is_next_token_loss_with_its_gradient_in_the_logits_memory(autocast):
+    """The training step's loss: the value and the gradient of ``next_token_loss`` (also under
+    a bf16 autocast), with the gradient written into the logits' own buffer, so a step holds
+    one ``[B, T, vocab]`` buffer where ``F.cross_entropy`` holds its log-softmax and two
+    temporaries beside the logits (at t4 823 MB each)."""
+    from akira_nb.bandformer.model import next_token_loss, training_loss
+
+    model = tiny_model()
+    x = tokens(batch=3, seq=20)
+    grads, values, shared = [], [], []
+    for fn in (next_token_loss, training_loss):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x)
+            ptr = logits.data_ptr()  # alive to the end: no other tensor gets its memory
+            logits.register_hook(lambda g, ptr=ptr: shared.append(g.data_ptr() == ptr))
+            loss = fn(logits, x)
+        (2.0 * loss).backward()
+        values.append(float(loss.detach()))
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert values[1] == pytest.approx(values[0], rel=1e-6)
+    assert torch.allclose(grads[1], grads[0], rtol=1e-4, atol=1e-7)
+    assert shared == [False, not autocast]  # fp32: the logits buffer holds their gradient
+
+
+def test_cpu_dropout_attention_keeps_a_boolean_mask_and_equals_the_explicit_ops():
+    """Training on the CPU (dropout on the pattern): the same values and gradients as the
+    explicit softmax, dropout and product on the same random draws, with no float
+    ``[B H, T, T]`` tensor kept for the backward (three per attention were: 5.6 GB at t4)."""
+    from transformer_lens.hook_points import HookPoint
+
+    from akira_nb.bandformer.model import _causal_pattern, causal_attention
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (
+        torch.randn(2, 3, 9, 4, generator=gen, dtype=torch.float64).requires_grad_()
+        for _ in range(3)
+    )
+    grad = torch.randn(2, 3, 9, 4, generator=gen, dtype=torch.float64)
+
+    def explicit():
+        pattern = _causal_pattern(q.flatten(0, 1), k.flatten(0, 1)).view(2, 3, 9, 9)
+        return _dropout(pattern, 0.3) @ v
+
+    saved = []
+
+    def pack(t):
+        saved.append((tuple(t.shape), t.dtype))
+        return t
+
+    results = []
+    for fn in (explicit, lambda: causal_attention(q, k, v, HookPoint(), 0.3)):
+        torch.manual_seed(5)
+        saved.clear()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = fn()
+        results.append((out, torch.autograd.grad(out, (q, k, v), grad)))
+        kept = [dt for shape, dt in saved if shape[-2:] == (9, 9)]
+    assert kept == [torch.bool]  # the last one, the kit's: the mask only
+    (o1, g1), (o2, g2) = results
+    assert torch.allclose(o1, o2, atol=1e-12)
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(g1, g2))
+
+    def seeded(q, k, v):
+        torch.manual_seed(7)  # the same mask at every evaluation
+        return causal_attention(q, k, v, HookPoint(), 0.3)
+
+    assert torch.autograd.gradcheck(seeded, (q, k, v))

@@ -15,6 +15,7 @@ from akira_nb.bandformer import train as train_mod
 from akira_nb.differential_lr import cli, widgets
 from akira_nb.differential_lr import evaluate as ev
 from akira_nb.differential_lr import experiment as E
+from akira_nb.runs import Run
 
 # ----------------------------------------------------------------------------- measurements
 
@@ -237,7 +238,9 @@ def test_cli_refuses_bad_input_before_any_folder(runs_root, kw, match):
 # ----------------------------------------------------------------------------- a real study
 
 
-def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(runs_root):
+def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(
+    runs_root, monkeypatch
+):
     kw = dict(
         seeds=[0, 1],
         arms=["band", "band_geomean", "baseline_differential"],
@@ -252,9 +255,8 @@ def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(
         progress=False,
     )
     plan = E.study("tiny", **kw)
-    out = E.run_study(plan, name="r", log=None)
-    run = out["run"]
-    assert {p.stem for p in (run.path / "arms").glob("*.json")} == {
+    out = E.run_study(plan, name="r", root=runs_root.parent / "uninterrupted", log=None)
+    assert {p.stem for p in (out["run"].path / "arms").glob("*.json")} == {
         "band_s0",
         "band_s1",
         "band_geomean_s0",
@@ -263,11 +265,30 @@ def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(
         "baseline_differential_s1",
         "sweep_x3_s0",
     }
-    # one arm "disconnected" half-way: its record and final checkpoint gone
-    (run.path / "arms" / "band_s1.json").unlink()
-    (run.checkpoint_dir("band_s1") / "ckpt_000000010.pt").unlink()
+    # the same study "disconnected" half-way through band_s1 (its step-5 checkpoint on disk)
+    save = Run.save_checkpoint
+
+    class Disconnect(Exception):
+        pass
+
+    def lost(self, state, step, tag="", keep=2):
+        if tag == "band_s1" and step == 10:
+            raise Disconnect
+        return save(self, state, step, tag=tag, keep=keep)
+
+    monkeypatch.setattr(Run, "save_checkpoint", lost)
+    with pytest.raises(Disconnect):
+        E.run_study(plan, name="r", log=None)
+    monkeypatch.setattr(Run, "save_checkpoint", save)
+    run = Run.find_latest(E.EXPERIMENT, "r")
+    assert [p.stem for p in (run.path / "arms").glob("*.json")] == ["band_s0"]
+    assert [p.name for p in run.checkpoint_dir("band_s1").iterdir()] == ["ckpt_000000005.pt"]
+    # every finished arm keeps only its final checkpoint
+    assert [p.name for p in run.checkpoint_dir("band_s0").iterdir()] == ["ckpt_000000010.pt"]
     again = E.run_study(E.study("tiny", **kw), name="r", resume=True, log=None)
     assert again["run"].path == run.path
+    with pytest.raises(ValueError, match="resume refused.*base.offline saved False, now True"):
+        E.run_study(E.study("tiny", offline=True, **kw), name="r", resume=True, log=None)
     assert again["stats"] == out["stats"] and again["claims"] == out["claims"]
     assert (
         again["target"]
@@ -322,3 +343,34 @@ def test_cli_main_runs_a_small_study_and_its_kit_summary(runs_root, capsys):
     s = E.kit_summary(out)
     assert s["run"].startswith(str(runs_root)) and s["size"] == "tiny"
     assert all(c["verdict"] in ("not comparable", "not run") for c in s["claims"])
+
+
+def test_offline_and_eval_batches_reach_the_study_and_the_verdicts_say_why(monkeypatch, capsys):
+    from akira_nb import standins
+
+    args = _args(offline=True, **{"eval-batches": 1, "total_steps": 3})
+    args.size = "t4"
+    plan = cli.config_from_args(args)
+    assert plan.base.offline is True and plan.base.eval_batches == 1
+    assert plan.base.dataset == "wikitext-103" and plan.base.tokenizer == "gpt2-standin"
+    assert "offline stand-ins" in E.comparability(plan)
+    # every verdict against the seed reads not comparable, whatever the rule says
+    curves = {
+        "band": [_record([3.0, 2.0 - 0.05 * s, 1.0 + 0.03 * s]) for s in range(3)],
+        "band_geomean": [_record([3.0, 2.5, 2.0 + 0.01 * s]) for s in range(3)],
+    }
+    by = {c["key"]: c for c in E.claims(_out_from(curves, plan, target=2.2))}
+    assert by["H1"]["seed_verdict"] == ev.SUPPORTED  # computed by the rule all the same
+    assert {by[k]["verdict"] for k in ("H1", "H2", "H3")} == {standins.NOT_COMPARABLE}
+    assert by["H4"]["verdict"] == "not run"  # no monitor in these records
+    seen = {}
+
+    def fake_study(plan, **kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(E, "run_study", fake_study)
+    with pytest.raises(SystemExit):
+        cli.main(args)
+    assert capsys.readouterr().out.splitlines()[0] == standins.BANNER
+    assert seen["banner"] is False

@@ -13,6 +13,12 @@ Then the seed's four predictions (Action Quanta % per band, low-frequency bands,
 per-band maturation) on two seeds of the band model and of the baseline, each beside its chance
 level and a verdict rule, and the reference's reported losses beside the measured ones.
 
+--offline replaces every download with a local stand-in of the same shape (akira_nb.standins:
+wikitext / TinyStories -> the kit's offline corpus through gpt2-standin, vocabulary 50257), so
+the t4 / a100 shapes run anywhere; it says so on its first line and every verdict reads not
+comparable. On a CPU, shrink the counts, never the widths: e.g. ``--size t4 --offline
+--total_steps 2 --eval_batches 1 --ablation_batches 1``.
+
 Example: ``python -m akira_nb bandformer --size t4 --arms baseline band --total_steps 3000``;
 ``python -m akira_nb bandformer --selftest`` prints the model test and exits.
 """
@@ -171,6 +177,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the two seeds of the band model and of the baseline compared by the Action Quanta "
         "analysis (trained too when not in --seeds); none: skip the predictions' AQ part",
     )
+    a(
+        "--ablation_batches",
+        "--ablation-batches",
+        type=int,
+        default=None,
+        help="validation batches of each band ablation (t4: 10)",
+    )
+    a(
+        "--stats_sequences",
+        "--stats-sequences",
+        type=int,
+        default=None,
+        help="validation sequences of the per-band statistics (t4: 64)",
+    )
+    a(
+        "--aq_samples",
+        "--aq-samples",
+        type=int,
+        default=None,
+        help="sequences per input type of the Action Quanta analysis (t4: 500)",
+    )
+    a(
+        "--offline",
+        action="store_true",
+        help="local stand-ins of the same shape for every download (akira_nb.standins): "
+        "wikitext / TinyStories -> the offline corpus tokenized by gpt2-standin (vocabulary "
+        "50257, so the model has the real shapes); the banner is the first line printed and "
+        "every verdict reads not comparable",
+    )
     a("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     a(
         "--threads",
@@ -286,6 +321,11 @@ def config_from_args(args: argparse.Namespace):
     overrides["seeds"] = [args.seed] if args.seed is not None else args.seeds
     overrides["aq_seeds"] = args.aq_seeds
     overrides["progress"] = not args.quiet
+    overrides["offline"] = args.offline or None
+    overrides["ablation_batches"] = args.ablation_batches
+    overrides["stats_sequences"] = args.stats_sequences
+    if args.aq_samples is not None:
+        overrides["aq"] = {"num_samples": args.aq_samples}
     return experiment.study(size, **overrides)
 
 
@@ -314,13 +354,15 @@ def main(args: argparse.Namespace) -> dict | None:
         return None
     plan = config_from_args(args)  # every setting checked before anything is written
     wandb = check_wandb(args.wandb)
+    from akira_nb.bandformer import experiment
+
+    record = experiment.standins_record(plan)  # offline: the banner is the first line
     print(plan.describe(), flush=True)
 
     import matplotlib
 
     if not _in_ipython():
         matplotlib.use("Agg")
-    from akira_nb.bandformer import experiment
 
     tracker = experiment.WandbLogger(wandb, args.wandb_project) if wandb is not None else None
     out = experiment.run_experiment(
@@ -330,6 +372,7 @@ def main(args: argparse.Namespace) -> dict | None:
         root=args.output_dir,
         tracker=tracker,
         log=None,  # train prints one line per arm as it ends; the summary follows
+        banner=record is None,  # printed above
     )
     for line in out["lines"]:
         print(line)

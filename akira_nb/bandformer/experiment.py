@@ -55,7 +55,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from akira_nb import runtime
+from akira_nb import runtime, standins
 from akira_nb.runs import claim_lines
 
 EXPERIMENT = "026_band_transformer"
@@ -333,6 +333,8 @@ class Study:
                 f"aq seq_length={settings['seq_length']} is longer than the models' seq_len="
                 f"{self.base.seq_len}"
             )
+        if self.base.offline:  # the AQ text inputs: the offline corpus for hub text
+            settings["text_corpus"] = standins.corpus(settings.get("text_corpus", "wikitext-2"))
         a, b = self.aq_seeds
         settings.setdefault("device", self.base.device)
         settings.setdefault("checkpoint_every", 0)
@@ -342,6 +344,17 @@ class Study:
         if unknown:
             raise ValueError(f"aq settings {unknown} are unknown; allowed: {sorted(allowed)}")
         return AQConfig(model_a=f"{arm}:seed{a}", model_b=f"{arm}:seed{b}", **settings).validate()
+
+    def standins(self) -> dict:
+        """``{what the run would download: its stand-in}`` (empty unless ``base.offline``):
+        the training data and tokenizer, and the AQ analysis's text corpus."""
+        out = self.base.standins()
+        text = dict(self.aq).get("text_corpus", "wikitext-2")
+        if self.base.offline and self.aq_seeds and standins.corpus(text) != text:
+            out[f"{text} (Hugging Face, AQ text inputs)"] = (
+                f"the kit's {standins.corpus(text)} corpus"
+            )
+        return out
 
     def to_dict(self) -> dict:
         """What identifies the run (its config.json)."""
@@ -381,8 +394,10 @@ def study(size: str | None = None, **overrides) -> Study:
 
     Override keys: ``arms``, ``seeds``, ``aq_seeds``, ``aq`` (a dict merged into the preset's
     AQ settings), ``stats_sequences``, ``ablation_batches`` and any ``TrainConfig`` field except
-    ``arm`` and ``seed`` (set per arm); ``model_overrides`` is merged into the preset's. A value
-    of None means "not given"."""
+    ``arm`` and ``seed`` (set per arm), e.g. ``offline=True`` (local stand-ins of the same shape
+    for every download: :mod:`akira_nb.standins`); ``model_overrides`` is merged into the
+    preset's. A value of None means "not given". Given ``total_steps`` without
+    ``warmup_steps``, the warm-up keeps the preset's share of the steps (t4: 5%)."""
     train = _train_module()
     train_fields = {f.name for f in fields(train.TrainConfig)}
     allowed = set(STUDY_KEYS) | (train_fields - set(PER_ARM))
@@ -392,6 +407,9 @@ def study(size: str | None = None, **overrides) -> Study:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     pre = preset(size)
     settings = {**pre, **overrides}
+    if "total_steps" in overrides and "warmup_steps" not in overrides:
+        total = runtime.check_int("total_steps", overrides["total_steps"], low=1)
+        settings["warmup_steps"] = round(pre["warmup_steps"] * total / pre["total_steps"])
     for key in ("model_overrides", "aq"):
         if key in overrides:
             if not isinstance(overrides[key], dict):
@@ -405,6 +423,8 @@ def study(size: str | None = None, **overrides) -> Study:
         arm=first_arm, seed=seeds[0] if isinstance(seeds, list) else 0, **settings
     )
     from_preset = {k: v for k, v in pre.items() if k not in overrides}
+    if "warmup_steps" in from_preset:  # scaled to total_steps when that was given
+        from_preset["warmup_steps"] = settings["warmup_steps"]
     return Study(base, size=size, from_preset=from_preset, **plan_keys).validate()
 
 
@@ -417,26 +437,19 @@ def tag_of(cfg) -> str:
 
 
 def _eval_loss(model, blocks, batch_size: int, fwd_hooks=()) -> float:
-    """Mean next-token loss of ``model`` over ``blocks`` with ``fwd_hooks`` attached."""
-    import torch
-
-    from akira_nb.bandformer.model import next_token_loss
-
+    """Mean next-token loss of ``model`` over ``blocks`` with ``fwd_hooks`` attached: the
+    training's evaluation (``train.mean_loss``: its autocast, logits in chunks)."""
     device = next(model.parameters()).device
-    total, n = 0.0, 0
-    with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
-        for start in range(0, blocks.shape[0], batch_size):
-            x = blocks[start : start + batch_size].to(device)
-            total += float(next_token_loss(model(x), x)) * x.shape[0]
-            n += x.shape[0]
-    return total / n
+    with model.hooks(fwd_hooks=list(fwd_hooks)):
+        return _train_module().mean_loss(model, blocks, batch_size, device)
 
 
 def band_ablation(model, blocks, batch_size: int = 16) -> dict:
     """Per band, the validation-loss increase when the band's computation is removed: its slice
     of every sublayer output (attention, wormhole, MLP; the padded band layout) zeroed in every
     block, so the band's residual stream keeps only its embedding. Returns ``{"loss": clean
-    loss, "increase": [per band], "loss_ablated": [per band]}``. Eval mode; one pass per band."""
+    loss, "increase": [per band], "loss_ablated": [per band]}``. Eval mode, under the
+    training's autocast; one pass per band."""
     import torch
 
     cfg = model.cfg
@@ -664,6 +677,10 @@ def run_aq_analysis(plan: Study, models: dict, tokenizer, run=None, resume=False
         )
         summary = aq_summary(result, a)
         summary["seconds"] = time.perf_counter() - start
+        # the activations kept for CKA, Procrustes and the spectra (t4: 2 input types x 2
+        # layers x 2 models x 256 x 64 x 2048 floats, 1.1 GB) are not read after run_aq
+        result.samples.clear()
+        _train_module().trim_heap()
         out[arm] = {"result": result, "summary": summary}
         log(aq_line(arm, summary))
     return out
@@ -790,6 +807,8 @@ def comparability(plan: Study) -> str | None:
     predictions (None: they can, though the reference's loss counted padding: see
     :data:`REFERENCE_DEFECTS`)."""
     b, why = plan.base, []
+    if b.offline:
+        why.append("offline stand-ins (the kit's offline corpus and a stand-in tokenizer)")
     if b.preset != "default" or any(
         k in (b.model_overrides or {}) for k in ("band_dims", "n_layers", "band_lrs")
     ):
@@ -1000,6 +1019,10 @@ def claims(out: dict) -> list[dict]:
             why,
         )
     )
+    if plan.base.offline:  # stand-ins measure the code path, never the models
+        for row in rows:
+            if row["verdict"] != "not run":
+                row["verdict"] = standins.NOT_COMPARABLE
     return rows
 
 
@@ -1099,6 +1122,7 @@ class AblationRun:
         last = int(self.cfg.total_steps)
         if last not in self.steps:
             self.add(last, final_model.state_dict())
+        self._model = None  # the scratch copy (the arm's size) is not needed any more
         curve = self.curve()
         return {
             "steps": [e["step"] for e in curve],
@@ -1114,6 +1138,7 @@ def run_experiment(
     root=None,
     tracker: WandbLogger | None = None,
     log=print,
+    banner: bool = True,
 ) -> dict:
     """Train every arm of ``plan`` at the same token budget, run the analyses, write
     ``results.json`` and the figures into the run folder and return ``{"run", "study",
@@ -1123,13 +1148,16 @@ def run_experiment(
     leaves nothing behind. With ``resume=True`` finished arms are reloaded from their final
     checkpoints (``arms/<tag>.json`` records each; their ablation curves are reloaded from
     ``arms/<tag>_ablation.json``), partly trained ones continue. ``tracker``: a
-    :class:`WandbLogger` (the CLI's ``--wandb``), started before and ended after each arm."""
+    :class:`WandbLogger` (the CLI's ``--wandb``), started before and ended after each arm.
+    Offline (``plan.base.offline``) the stand-ins banner is printed first (``banner=False``:
+    the caller printed it) and ``results.json`` records ``"standins"``."""
     from akira_nb.runs import Run, atomic_write_json
     from akira_nb.text import get_tokenizer
 
     train = _train_module()
     start = time.perf_counter()
     plan.validate()
+    record = standins_record(plan, banner)  # the banner first, when offline
     configs = plan.arm_configs()
     log = log or (lambda line: None)
     splits = train.make_data(configs[0])  # a corpus that cannot load fails here, before the run
@@ -1163,6 +1191,7 @@ def run_experiment(
     stats = {
         arm: band_statistics(m, stats_blocks) for arm, (m, _) in first.items() if arm != "baseline"
     }
+    train.trim_heap()
     maturation = {arm: maturation_of(ab) for arm, ab in ablations.items()}
     tokenizer = get_tokenizer(configs[0].tokenizer)
     aq_out = run_aq_analysis(plan, models, tokenizer, run=run, resume=resume, log=log)
@@ -1209,6 +1238,7 @@ def run_experiment(
             "reference_defects": list(REFERENCE_DEFECTS),
             "claims": out["claims"],
             "comparability": comparability(plan),
+            "standins": record,
             "summary": out["lines"],
             "wall_seconds": time.perf_counter() - start,
         }
@@ -1216,6 +1246,16 @@ def run_experiment(
     out["figures"] = save_figures(run, out)
     log(f"results and figures: {run.path}")
     return out
+
+
+def standins_record(plan: Study, banner: bool = True) -> dict | None:
+    """Offline: the ``"standins"`` record of ``results.json`` (``{"banner", "replaced"}``),
+    printing the banner first unless ``banner=False``; None for a run on the real data."""
+    if not plan.base.offline:
+        return None
+    if banner:
+        return standins.announce(plan.standins())
+    return {"banner": standins.BANNER, "replaced": plan.standins()}
 
 
 def maturation_of(ab: dict) -> dict:
@@ -1311,6 +1351,7 @@ __all__ = [
     "parameter_rows",
     "preset",
     "run_experiment",
+    "standins_record",
     "stats_lines",
     "study",
 ]

@@ -68,8 +68,14 @@ Hook points (TransformerLens names):
   the same padded layout.
 
 Attention patterns are materialised only when a hook is attached to ``hook_pattern``
-(``run_with_cache`` does that); otherwise the fused ``scaled_dot_product_attention`` runs. Both
-compute the same causal softmax attention.
+(``run_with_cache`` does that); otherwise the fused ``scaled_dot_product_attention`` runs, or,
+for dropout on the CPU (which that kernel lacks), an attention that keeps only a boolean mask
+for the backward and recomputes the pattern there. All compute the same causal softmax
+attention.
+
+Memory at the t4 shapes (16 x 256 tokens, vocabulary 50257): training takes
+:func:`training_loss`, whose backward reuses the logits' buffer for their gradient, and
+evaluation ``loss_sum``, which never holds the whole ``[B, T, vocab]`` logits.
 
 The baseline (:class:`BaselineTransformer`, :class:`GPTConfig`) is a standard pre-LN GPT with the
 same embeddings, init and hook names; :meth:`BaselineTransformer.matched_to` sizes one within 2%
@@ -97,6 +103,7 @@ LAYOUTS = ("band", "reference")
 DEFAULT_BAND_DIMS = (128, 96, 80, 64, 64, 48, 32)
 DEFAULT_BAND_LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 TEST_COMPLETE = "AKIRA Band Transformer test complete!"  # the seed's closing line
+LOSS_CHUNK = 1024  # positions per logits chunk of _LanguageModel.loss_sum (206 MB at 50257)
 
 
 # ----------------------------------------------------------------------------- configs
@@ -590,21 +597,62 @@ class Dropout(nn.Dropout):
         return _dropout(x, self.p, self.training)
 
 
+def _causal_pattern(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The causal softmax pattern ``[B H, T, T]`` of ``q, k`` ``[B H, T, d]``: one op for the
+    scores, their scale and the causal mask, then the softmax."""
+    t, d = q.shape[-2:]
+    future = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu(1)
+    return torch.baddbmm(future, q, k.mT, alpha=d**-0.5).softmax(-1)
+
+
+class _CPUDropoutAttention(torch.autograd.Function):
+    """Causal attention with dropout on the pattern, ``q, k, v`` ``[B H, T, d]``, for the CPU
+    in training: the dropout mask is drawn as in :func:`_dropout` (``rand >= p``, scaled by
+    ``1 / (1 - p)``), and only ``q, k, v`` and the boolean mask are kept for the backward,
+    which recomputes the pattern (one ``[T, T]`` product per head, little beside the model).
+    Autograd through the explicit ops would keep three float ``[B H, T, T]`` tensors per
+    attention (the pattern, the mask and the dropped pattern): 5.6 GB for the 026 model's 6
+    layers at 16 x 256."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, q, k, v, p: float):
+        pattern = _causal_pattern(q, k)
+        keep = torch.rand_like(pattern) >= p  # boolean: a quarter of a float mask
+        ctx.save_for_backward(q, k, v, keep)
+        ctx.p = p
+        return (pattern.mul_(keep) @ v).div_(1 - p)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
+    def backward(ctx, grad):
+        q, k, v, keep = ctx.saved_tensors
+        scale = 1.0 / (1 - ctx.p)  # the scalars are applied to the [B H, T, d] results
+        pattern = _causal_pattern(q, k)
+        grad_v = ((pattern * keep).mT @ grad).mul_(scale)
+        g = (grad @ v.mT).mul_(keep)  # the gradient of the pattern, / scale
+        # the softmax's backward, in place: P * (G - sum(G * P))
+        g.sub_((g * pattern).sum(-1, keepdim=True)).mul_(pattern)
+        scale *= q.shape[-1] ** -0.5
+        return (g @ k).mul_(scale), (g.mT @ q).mul_(scale), grad_v, None
+
+
 def causal_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hook_pattern: HookPoint, dropout: float
 ) -> torch.Tensor:
     """Causal softmax attention, ``q, k, v`` ``[B, H, T, d] -> [B, H, T, d]``. The pattern is
-    materialised (and passed through ``hook_pattern``) only when that hook has hooks attached or
-    when dropout runs on CPU (where the fused kernel has no dropout and would materialise it
-    too, with a slower mask); otherwise the fused kernel computes the same thing."""
+    materialised (and passed through ``hook_pattern``) only when that hook has hooks attached;
+    otherwise the fused kernel computes the same thing, except for dropout on the CPU (where
+    the fused kernel has no dropout and would materialise the pattern too, with a slower
+    mask): there :class:`_CPUDropoutAttention` keeps only a boolean mask for the backward."""
     hooked = hook_pattern.has_hooks()
     if not hooked and (dropout == 0 or q.device.type != "cpu"):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
-    (b, h, t, d), dtype = q.shape, q.dtype
-    future = torch.full((t, t), float("-inf"), dtype=dtype, device=q.device).triu(1)
-    # one op for the scores, their scale and the causal mask: [B H, T, T]
-    scores = torch.baddbmm(future, q.reshape(b * h, t, d), k.reshape(b * h, t, d).mT, alpha=d**-0.5)
-    pattern = scores.softmax(-1).view(b, h, t, t)
+    b, h, t, d = q.shape
+    q3, k3, v3 = (x.reshape(b * h, t, x.shape[-1]) for x in (q, k, v))
+    if not hooked and torch.is_grad_enabled():
+        return _CPUDropoutAttention.apply(q3, k3, v3, dropout).view(b, h, t, v.shape[-1])
+    pattern = _causal_pattern(q3, k3).view(b, h, t, t)
     return _dropout(hook_pattern(pattern) if hooked else pattern, dropout) @ v
 
 
@@ -869,16 +917,38 @@ class _LanguageModel(HookedRootModule):
         x = self.ln_final(x)
         return x @ (self.W_E.T if self.W_U is None else self.W_U)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, T, vocab_size]`` for token ids ``[B, T]`` (T <= n_ctx)."""
+    def residual(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual stream after the last block, ``[B, T, d_model]`` (before the final
+        LayerNorm): everything of :meth:`forward` but the unembedding."""
         x = self._embed(tokens)
         for block in self.blocks:
             x = block(x)
-        return self._unembed(x)
+        return x
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, T, vocab_size]`` for token ids ``[B, T]`` (T <= n_ctx)."""
+        return self._unembed(self.residual(tokens))
 
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
         """:func:`next_token_loss` of this model on ``tokens``."""
         return next_token_loss(self(tokens), tokens)
+
+    def loss_sum(self, tokens: torch.Tensor, chunk: int = LOSS_CHUNK) -> torch.Tensor:
+        """The summed (fp32) next-token loss over the ``B * (T - 1)`` predictions of ``tokens``,
+        the same as ``next_token_loss(self(tokens), tokens) * B * (T - 1)`` up to rounding,
+        with the logits computed ``chunk`` positions at a time: for evaluation without
+        gradients, where the ``[B, T, vocab_size]`` logits (823 MB in fp32 at 16 x 256 x 50257)
+        are never held at once."""
+        x = self.ln_final(self.residual(tokens)).flatten(0, 1)
+        w = self.W_E.T if self.W_U is None else self.W_U
+        targets = F.pad(tokens[:, 1:], (0, 1), value=-100).flatten()
+        total = torch.zeros((), dtype=torch.float32, device=x.device)
+        for start in range(0, x.shape[0], chunk):
+            logits = (x[start : start + chunk] @ w).float()
+            total += F.cross_entropy(
+                logits, targets[start : start + chunk], ignore_index=-100, reduction="sum"
+            )
+        return total
 
     def _check_tokens(self, tokens) -> None:
         if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
@@ -918,16 +988,15 @@ class BandTransformer(_LanguageModel):
         self.blocks = nn.ModuleList([BandBlock(cfg, max_groups) for _ in range(cfg.n_layers)])
         self.setup()
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, T, vocab_size]`` for token ids ``[B, T]`` (T <= n_ctx). The residual
-        stream goes from block to block in the grouped layout, converted once after the
-        embedding and once before the final LayerNorm."""
+    def residual(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual stream after the last block, ``[B, T, d_model]``. It goes from block to
+        block in the grouped layout, converted once after the embedding and once here."""
         x = self._embed(tokens)
         lead, layout = tuple(tokens.shape), self.blocks[0].layout
         xs = layout.to_groups(x)
         for block in self.blocks:
             xs = block.grouped(xs, *lead)
-        return self._unembed(layout.from_groups(xs, lead))
+        return layout.from_groups(xs, lead)
 
     @property
     def name(self) -> str:
@@ -945,7 +1014,7 @@ class BandTransformer(_LanguageModel):
             store["x"] = tensor.detach()
 
         with torch.no_grad(), self.hooks(fwd_hooks=[(name, keep)]):
-            self(tokens)
+            self.residual(tokens)  # the logits are not needed
         return [store["x"][..., i, :d] for i, d in enumerate(self.cfg.band_dims)]
 
 
@@ -1054,6 +1123,42 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
 
 
+class _TrainingCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of ``logits [N, V]`` (fp32) against ``targets [N]`` (-100: ignored)
+    whose backward writes the gradient into the saved logits: it keeps the logits and their
+    log-sum-exp, never the ``[N, V]`` log-softmax that ``F.cross_entropy`` saves, and needs no
+    ``[N, V]`` temporary in either pass. The same values and gradient as ``F.cross_entropy``
+    up to rounding."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        lse = torch.cat([c.logsumexp(1) for c in logits.split(LOSS_CHUNK)])
+        valid = targets != -100
+        rows = valid.nonzero().squeeze(1)
+        picked = logits[rows, targets[rows]]
+        n = max(int(rows.numel()), 1)
+        ctx.save_for_backward(logits, lse, rows, targets)
+        ctx.n = n
+        return (lse[rows] - picked).sum() / n
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, lse, rows, targets = ctx.saved_tensors
+        g = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits (not read again)
+        g[targets == -100] = 0.0
+        g[rows, targets[rows]] -= 1.0
+        return g.mul_(grad / ctx.n), None
+
+
+def training_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """:func:`next_token_loss` for a training step: the same value and gradient, with the
+    ``[B, T, vocab]`` logits overwritten by their gradient during ``backward()`` (so the step
+    holds one logits-sized buffer instead of four: at t4, 16 x 256 x 50257 fp32 is 823 MB
+    each). Pass logits that nothing else reads after the backward (``model(x)`` directly)."""
+    targets = F.pad(tokens[:, 1:], (0, 1), value=-100).flatten()
+    return _TrainingCrossEntropy.apply(logits.flatten(0, 1).float(), targets)
+
+
 def band_parameter_count(cfg: BandConfig) -> int:
     """Parameters of ``BandTransformer(cfg)``, counted on the meta device (nothing allocated)."""
     with torch.device("meta"):
@@ -1108,4 +1213,5 @@ __all__ = [
     "model_summary",
     "next_token_loss",
     "preset",
+    "training_loss",
 ]

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from akira_nb import runtime
+from akira_nb import runtime, standins
 from akira_nb.bandformer.experiment import _check_distinct, _train_module
 from akira_nb.runs import claim_lines
 
@@ -280,10 +280,11 @@ def study(size: str | None = "tiny", **overrides) -> Study:
     ``optim.LR_PRESETS`` or ``custom`` with ``band_lrs`` / ``shared_lr``), ``arms``, ``seeds``,
     ``sweep`` (LR factors of the geometric mean), ``sweep_seeds``, ``target_loss``,
     ``target_margin``, ``window_fraction`` and any ``TrainConfig`` field except ``arm`` /
-    ``seed``. The model preset follows the size and the LR set's band count (7: the 026
-    shapes, 8: the 7+1 layout). Given ``seeds`` without ``sweep_seeds``, the sweep runs on
-    the first of them (as many as the size's sweep seeds); given ``total_steps`` without
-    ``warmup_steps``, the warm-up keeps the size's share of the steps (tiny 10%)."""
+    ``seed`` (e.g. ``offline=True``: local stand-ins of the same shape for every download,
+    :mod:`akira_nb.standins`). The model preset follows the size and the LR set's band count
+    (7: the 026 shapes, 8: the 7+1 layout). Given ``seeds`` without ``sweep_seeds``, the
+    sweep runs on the first of them (as many as the size's sweep seeds); given ``total_steps``
+    without ``warmup_steps``, the warm-up keeps the size's share of the steps (tiny 10%)."""
     train = _train_module()
     optim = _optim()
     size = runtime.check_choice("size", size, runtime.SIZES)
@@ -341,6 +342,8 @@ def study(size: str | None = "tiny", **overrides) -> Study:
 def comparability(plan: Study) -> str | None:
     """Why this study is below the seed's scale (None when it is not)."""
     b, why = plan.base, []
+    if b.offline:
+        why.append("offline stand-ins (the kit's offline corpus and a stand-in tokenizer)")
     if b.preset.startswith("tiny"):
         bc = b.band_config()
         why.append(f"the {b.preset} model ({bc.n_layers} layers, {bc.d_model} wide)")
@@ -406,6 +409,8 @@ def claims(out: dict) -> list[dict]:
     rows = []
 
     def kit(seed_word: str) -> str:
+        if plan.base.offline:
+            return standins.NOT_COMPARABLE
         if why:
             return "not comparable"
         return "holds" if seed_word == ev.SUPPORTED else "does not hold"
@@ -692,10 +697,19 @@ def rate_rows(out: dict) -> dict:
 # ----------------------------------------------------------------------------- the run
 
 
-def run_study(plan: Study, name: str = "study", resume: bool = False, root=None, log=print) -> dict:
+def run_study(
+    plan: Study,
+    name: str = "study",
+    resume: bool = False,
+    root=None,
+    log=print,
+    banner: bool = True,
+) -> dict:
     """Train every (arm, seed) and sweep point of ``plan`` (each saved to
     ``arms/<tag>.json`` as it finishes and reloaded on ``resume``; a half-trained one continues
-    from its checkpoint), measure, judge H1-H4, write ``results.json`` and the figures."""
+    from its checkpoint), measure, judge H1-H4, write ``results.json`` and the figures.
+    Offline (``plan.base.offline``) the stand-ins banner is printed first (``banner=False``:
+    the caller printed it) and ``results.json`` records ``"standins"``."""
     import torch
 
     from akira_nb import text
@@ -704,6 +718,7 @@ def run_study(plan: Study, name: str = "study", resume: bool = False, root=None,
     train, optim = _train_module(), _optim()
     start = time.perf_counter()
     plan.validate()
+    record = standins_record(plan, banner)  # the banner first, when offline
     configs = plan.configs()
     log = log or (lambda line: None)
     splits = train.make_data(configs[0][1])  # a corpus that cannot load fails before the run
@@ -795,6 +810,7 @@ def run_study(plan: Study, name: str = "study", resume: bool = False, root=None,
             "claims": out["claims"],
             "recommendation": out["recommendation"],
             "comparability": comparability(plan),
+            "standins": record,
             "curves": curves_of(records),
             "template": out["tables"]["template"],
             "summary": out["lines"],
@@ -804,6 +820,16 @@ def run_study(plan: Study, name: str = "study", resume: bool = False, root=None,
     out["figures"] = save_figures(run, out)
     log(f"results and figures: {run.path}")
     return out
+
+
+def standins_record(plan: Study, banner: bool = True) -> dict | None:
+    """Offline: the ``"standins"`` record of ``results.json`` (``{"banner", "replaced"}``),
+    printing the banner first unless ``banner=False``; None for a run on the real data."""
+    if not plan.base.offline:
+        return None
+    if banner:
+        return standins.announce(plan.base.standins())
+    return {"banner": standins.BANNER, "replaced": plan.base.standins()}
 
 
 def curves_of(records) -> dict:
@@ -907,6 +933,7 @@ __all__ = [
     "measure",
     "recommendation",
     "run_study",
+    "standins_record",
     "study",
     "template",
 ]

@@ -10,8 +10,9 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then py=.venv/bin/pytho
 # kit's machines; the tests use models and text the kit builds): fail fast instead of retrying.
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-# Unit tests: Agg backend here only (a kernel that inherits it would lose its figures).
-MPLBACKEND=Agg "$py" -m pytest tests -q -p no:cacheprovider --ignore=tests/browser
+# Unit tests, two workers (pytest-xdist): Agg backend here only (a kernel that inherits it would
+# lose its figures).
+MPLBACKEND=Agg "$py" -m pytest tests -q -p no:cacheprovider -n 2 --ignore=tests/browser
 
 # Notebooks, end to end at the tiny size, two at a time with one thread each.
 AKIRA_SIZE=tiny OMP_NUM_THREADS=1 "$py" -m pytest -q -p no:cacheprovider --nbmake \

@@ -1147,8 +1147,10 @@ def run_experiment(
     Everything is validated, and the data loaded, before the run folder exists, so bad input
     leaves nothing behind. With ``resume=True`` finished arms are reloaded from their final
     checkpoints (``arms/<tag>.json`` records each; their ablation curves are reloaded from
-    ``arms/<tag>_ablation.json``), partly trained ones continue. ``tracker``: a
-    :class:`WandbLogger` (the CLI's ``--wandb``), started before and ended after each arm.
+    ``arms/<tag>_ablation.json``), partly trained ones continue. The AQ analysis runs as soon as
+    the models it compares are trained (the band model and the baseline come first).
+    ``tracker``: a :class:`WandbLogger` (the CLI's ``--wandb``), started before and ended after
+    each arm.
     Offline (``plan.base.offline``) the stand-ins banner is printed first (``banner=False``:
     the caller printed it) and ``results.json`` records ``"standins"``."""
     from akira_nb.runs import Run, atomic_write_json
@@ -1166,7 +1168,9 @@ def run_experiment(
     )
     val = train.validation_blocks(configs[0], splits.val)  # every arm's fixed validation set
     abl_blocks = val[: plan.ablation_batches * plan.base.batch_size]
-    results, models, ablations, first = [], {}, {}, {}
+    tokenizer = get_tokenizer(configs[0].tokenizer)
+    aq_models = {(arm, s) for arm in plan.aq_arms for s in plan.aq_seeds}
+    results, models, ablations, first, aq_out = [], {}, {}, {}, None
     for cfg in configs:
         tag = tag_of(cfg)
         tracked = cfg.arm in BAND_LAYOUT_ARMS and cfg.seed == plan.seeds_of(cfg.arm)[0]
@@ -1184,6 +1188,12 @@ def run_experiment(
         atomic_write_json(run.file(f"arms/{tag}.json"), res.summary())
         results.append(res)
         log(arm_line(res))
+        if aq_out is None and aq_models <= set(models):
+            # as soon as its models are trained, before the other arms' are in memory (at t4
+            # the analysis itself takes ~4.4 GB on a CPU)
+            aq_out = run_aq_analysis(plan, models, tokenizer, run=run, resume=resume, log=log)
+    if aq_out is None:  # not reached when every AQ model is one of the plan's arms
+        aq_out = run_aq_analysis(plan, models, tokenizer, run=run, resume=resume, log=log)
     unigram = float(results[0].data["unigram_val_loss"])
     params = parameter_rows(first)
     rows = loss_rows(results, plan, unigram)
@@ -1193,8 +1203,6 @@ def run_experiment(
     }
     train.trim_heap()
     maturation = {arm: maturation_of(ab) for arm, ab in ablations.items()}
-    tokenizer = get_tokenizer(configs[0].tokenizer)
-    aq_out = run_aq_analysis(plan, models, tokenizer, run=run, resume=resume, log=log)
     out = {
         "run": run,
         "study": plan,

@@ -151,38 +151,6 @@ def test_latest_checkpoint_refuses_a_checkpoint_made_with_other_settings(runs_ro
         run.latest_checkpoint("old", config={"lr": 1})
 
 
-def test_write_summary_writes_markdown_and_json(runs_root):
-    import json as _json
-
-    from akira_nb.runs import write_summary
-
-    section = {
-        "experiment": "exp",
-        "title": "An experiment",
-        "size": "tiny",
-        "run": "runs/exp/x",
-        "claims": [
-            {
-                "claim": "a | b",
-                "claimed": "2x",
-                "measured": "1.1x",
-                "rule": "r",
-                "verdict": "does not hold",
-            }
-        ],
-        "baselines": ["chance 0.04"],
-        "notes": ["tiny is not the seed's protocol"],
-    }
-    out = write_summary([section])
-    assert out["md"] == runs_root / "summary.md" and out["json"] == runs_root / "summary.json"
-    text = out["md"].read_text()
-    assert "| a \\| b | 2x | 1.1x | r | does not hold |" in text
-    assert "chance 0.04" in text and "runs/exp/x" in text
-    assert _json.loads(out["json"].read_text())["experiments"] == [section]
-    with pytest.raises(ValueError, match="sections"):
-        write_summary([{"title": "no experiment key"}])
-
-
 def test_save_figures_saves_each_figure_skips_none_and_closes_them(runs_root):
     run = Run.create("exp", "figs", {})
     fig, ax = plt.subplots()
@@ -190,10 +158,3 @@ def test_save_figures_saves_each_figure_skips_none_and_closes_them(runs_root):
     paths = run.save_figures({"line": fig, "missing": None})
     assert list(paths) == ["line"] and paths["line"].read_bytes()[:4] == b"\x89PNG"
     assert not plt.fignum_exists(fig.number)
-
-
-def test_claim_lines_print_claim_values_verdict_and_rule():
-    from akira_nb.runs import claim_lines
-
-    claim = {"claim": "x", "claimed": "2x", "measured": "1.1x", "rule": "r", "verdict": "holds"}
-    assert claim_lines([claim]) == ["x: claimed 2x, measured 1.1x -> holds (rule: r)"]

@@ -23,6 +23,7 @@ import platform
 import random
 import re
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -460,3 +461,21 @@ def environment_info(device: torch.device | str | None = None) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def cost(start_wall: float, start_cpu: float) -> dict:
+    """``{"wall_seconds", "cpu_seconds"}`` since ``time.perf_counter()`` = ``start_wall`` and
+    ``time.process_time()`` = ``start_cpu`` (CPU time of every thread of this process)."""
+    return {
+        "wall_seconds": time.perf_counter() - start_wall,
+        "cpu_seconds": time.process_time() - start_cpu,
+    }
+
+
+def cost_line(c: dict) -> str:
+    """The run's cost as measured: CPU-seconds (every thread; what a run costs on a shared
+    machine) beside the wall seconds."""
+    return (
+        f"this run: {c['cpu_seconds']:.1f} CPU-seconds (time.process_time, every thread of this "
+        f"process), {c['wall_seconds']:.1f} s wall"
+    )

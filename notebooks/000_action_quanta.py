@@ -39,7 +39,7 @@
 #
 # | size | what runs | cost |
 # |---|---|---|
-# | `tiny` (CI, CPU) | two 2-layer GPT-2-style models trained offline (seeds 0 and 1), both layers, 64 x 64 tokens per input type; grokking p = 23 | under 1 minute on 2 CPU cores (about 35 s measured, +17 s the first time to train the tiny pair) |
+# | `tiny` (CI, CPU) | two 2-layer GPT-2-style models trained offline (seeds 0 and 1), both layers, 64 x 64 tokens per input type; grokking p = 23 | measured on 2 CPU cores: see the CPU-seconds the run prints (the first run also trains and caches the tiny pair) |
 # | `t4` | the seed's protocol: gpt2 vs gpt2-medium, layers 3 / 5 / 7 by index, 500 x 64 random tokens and 500 x 64 of wikitext-2 | not yet timed on a T4 (target < 30 min) |
 # | `a100` | every layer of A paired by relative depth, 40,000 x 64 tokens (2.56 M) per input type, wikitext-103; any pair, including the known-answer ones | not yet timed |
 #
@@ -84,7 +84,7 @@ USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Driv
 
 # %%
 from akira_nb import runs
-from akira_nb.alignment import experiment, plots, widgets
+from akira_nb.alignment import aq, experiment, plots, widgets
 
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 # the one way to build the settings: the size's preset with this notebook's knobs on top (the
@@ -111,7 +111,9 @@ print(plan.aq)
 # tokens shuffled against A's (the null). The stream is saved in the run folder every few
 # batches: with `RESUME`, re-running this cell after a disconnect continues where it stopped.
 # A sample of sequences is kept in memory for CKA, Procrustes and the spectra. Then the
-# grokking models train (a few seconds at `tiny`). The cell ends with one line per analysis.
+# grokking models train. The cell ends with one line per analysis (each count beside the count
+# expected by chance over every compared layer pair) and with what the run cost, measured: its
+# CPU-seconds (every thread of this process) beside its wall seconds.
 
 # %%
 out = experiment.run_experiment(
@@ -119,6 +121,7 @@ out = experiment.run_experiment(
 )
 result, run = out["result"], out["run"]
 print("\n".join(out["lines"].values()))
+print(experiment.cost_line(out["cost"]))
 print("run folder:", run.path)
 
 # %% [markdown]
@@ -176,8 +179,10 @@ fig = plots.ot_matches(first)
 # therefore a paired null: the same null (the same neuron permutations of B for the basic
 # method, the token shuffles for the others) applied to both input types, each replicate
 # thresholded by the same rule, and the overlap of the two null sets taken, over every
-# replicate (mean and permutation p-value). The hypergeometric number beside it is only the
-# independence bound, which is what the reference compared against.
+# replicate (mean and permutation p-value). A p-value from R replicates cannot go below
+# 1 / (1 + R), so a null of fewer than 19 replicates (the single streamed token shuffle of the
+# Gurnee and OT methods) prints its replicate count and judges nothing. The hypergeometric
+# number beside it is only the independence bound, which is what the reference compared against.
 
 # %%
 print("\n".join(result.universal_lines()) or "universal AQ need INPUT_TYPE = 'both'")
@@ -201,12 +206,19 @@ if tested:
 
 # %% [markdown]
 # ## Verdicts (the seed's interpretation table)
-# Applied, as the seed did, to the raw AQ %, and to the % above chance (each count minus the
-# largest null count above the same threshold), which is the figure that means something. Where
-# the rule flags nothing in the data nor the null, no verdict is read from it; the counts above
-# fixed 0.5 follow on each line.
+# Applied, as the seed did, to the raw AQ %, and to the % above chance, which is the figure that
+# means something: the count over every compared layer pair minus the count expected by chance
+# over the same pairs (per pair, the largest mean count of the method's nulls above the same
+# threshold), so it is negative whenever the whole set is below chance. A count within 2
+# standard deviations of its chance count reads "at chance" (the rule is printed first), and
+# only a count above chance gets a word of the seed's table. Where the rule flags nothing in
+# the data nor the null, no verdict is read from it; the counts above fixed 0.5 follow on each
+# line, each with its own reading against chance. A universal overlap whose paired null has
+# fewer than 19 replicates prints its replicate count and is "not measurable" (a permutation
+# p-value from so few cannot reach 0.05).
 
 # %%
+print(f"chance: {aq.CHANCE_RULE}")
 print("\n".join(result.verdicts()))
 
 # %% [markdown]

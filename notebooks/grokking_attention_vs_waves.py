@@ -32,13 +32,14 @@
 # is epochs/s of training alone, evaluation excluded. Several seeds give mean +- std. For length-3 inputs the FFT has no asymptotic
 # advantage: any speed gain comes from dropping the Q/K/V/O matmuls.
 #
-# | size | what runs | cost (estimate) | disk (progress snapshots; estimate) |
+# | size | what runs | cost | disk (progress snapshots; estimate) |
 # |---|---|---|---|
-# | `tiny` | p = 23, all five models, 1,000 epochs at train_frac 0.7 (a setting measured to learn fast) | about 1 minute on 2 CPU cores | ~37 MB (every 100 epochs) |
-# | `t4` | the seed's p = 53 protocol: all five models, 30,000 epochs, train_frac 0.3 | target under 30 minutes on a T4 (not yet timed on one; 10-20 min of training per model on one shared CPU thread in the kept run `results/grokking_p53_30k_cpu`) | ~210 MB (every 500 epochs) |
+# | `tiny` | p = 23, all five models, 1,000 epochs at train_frac 0.7 (a setting measured to learn fast) | measured on 2 CPU cores: see the CPU-seconds this run prints | ~37 MB (every 100 epochs) |
+# | `t4` | the seed's p = 53 protocol: all five models, 30,000 epochs, train_frac 0.3 | target under 30 minutes on a T4 (not yet timed on one; the kept CPU run `results/grokking_p53_30k_cpu` records each model's training seconds in its results.json) | ~210 MB (every 500 epochs) |
 # | `a100` | p = 53 and p = 113, all models, 3 seeds, 30,000 epochs | not yet timed | ~0.7 GB (every 1,000 epochs) |
 #
-# The last cell prints what this run's folder takes on disk.
+# The training cell prints what this run cost, measured (its CPU-seconds beside its wall
+# seconds); the last cell prints what its folder takes on disk.
 
 # %%
 # Set-up (the same cell in every notebook): on Colab, clone the kit once and run colab_setup.sh
@@ -101,6 +102,7 @@ print(plan.base)
 out = experiment.run_experiment(plan, name=f"notebook-{SIZE}", resume=RESUME)
 results, run = out["results"], out["run"]
 print("\n".join(experiment.arm_line(r) for r in results))
+print(experiment.cost_line(out["cost"]))
 print("run folder:", run.path)
 
 

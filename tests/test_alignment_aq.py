@@ -214,14 +214,14 @@ def test_verdicts_do_not_read_a_rule_that_flags_nothing_as_weak():
     line = next(v for v in res.verdicts() if v.startswith("random / ot"))
     assert "the rule flags nothing here (threshold above every score)" in line, line
     assert "-> weak" not in line
-    assert "48 of 48 above fixed 0.5 (chance 0.0)" in line, line
+    assert "48 of 48 above fixed 0.5 (chance 0.0: above chance)" in line, line
     assert res.verdict("random", "ot") == aq.FLAGS_NOTHING
     assert res.verdict("random", "basic") != aq.FLAGS_NOTHING
-    # a fixed threshold that no score reaches says something about the data: 'weak'
+    # a fixed threshold that no score reaches is a property of the data: read against chance
     other = _analyse(x, _features(2000, 48, 1))
     assert other.methods["gurnee"].flags_nothing("fixed", 0.3)
     res = aq.AQResult(pr_cfg, [(0, 0)], {"random": {other.key: other}})
-    assert res.verdict("random", "gurnee") == "weak"
+    assert res.verdict("random", "gurnee") == "at chance"  # 0 of 48 beside a null of 0
 
 
 # ----------------------------------------------------------------------------- spectra
@@ -655,3 +655,104 @@ def test_offline_runs_two_different_standins_on_the_real_vocabulary(standin_cach
     assert pr.procrustes["n_train"] == 3 * 63 and pr.procrustes["dtype"] == "float64"
     assert len(pr.methods["procrustes"].scores) == 2048
     assert set(res.stages) >= {"stream", "sample", "ot", "cka", "procrustes + null"}
+
+
+# ----------------------------------------------------------------------------- chance arithmetic
+
+
+def _hand_method(counts, null_counts, n=256, name="basic"):
+    """A MethodResult made by hand: ``counts = (above 0.3, above 0.5)`` neurons score 0.6 or
+    0.4 (the rest 0), and each null replicate ``(k3, k5)`` the same way."""
+
+    def row(c3, c5):
+        s = np.zeros(n)
+        s[:c5] = 0.6
+        s[c5:c3] = 0.4
+        return s
+
+    nulls = np.stack([row(*k) for k in null_counts])
+    return aq.MethodResult(
+        name, "A", row(*counts), {"neuron-permutation": nulls}, [("fixed", 0.3), ("fixed", 0.5)]
+    )
+
+
+def _hand_result(layers):
+    """An AQResult of random tokens whose basic method has the given per-layer counts."""
+    pairs = {}
+    for i, (counts, nulls) in enumerate(layers):
+        pr = aq.PairResult("random", i, i, 4000, {"basic": _hand_method(counts, nulls)})
+        pairs[pr.key] = pr
+    return aq.AQResult(_cfg(), [(i, i) for i in range(len(layers))], {"random": pairs})
+
+
+# the tiny run's shape: L0 +3.9 above its chance, L1 -12.2 below it; 149 of 512 against 157.3
+BELOW_IN_TOTAL = [
+    ((85, 40), [(81, 42)] * 9 + [(82, 43)]),  # chance 81.1 above 0.3, 42.1 above 0.5
+    ((64, 35), [(76, 42)] * 8 + [(77, 43)] * 2),  # chance 76.2 above 0.3, 42.2 above 0.5
+]
+
+
+def test_above_chance_is_the_whole_sets_excess_never_a_sum_of_positive_parts():
+    res = _hand_result(BELOW_IN_TOTAL)
+    s = res.chance_summary("random", "basic")
+    assert (s["count"], s["total"]) == (149, 512)
+    assert s["chance"] == pytest.approx(157.3)
+    assert s["excess"] == pytest.approx(-8.3)
+    assert s["excess_pct"] == pytest.approx(-100 * 8.3 / 512)
+    # at chance: |excess| within 2 sd of the null count (binomial spread here: the replicates
+    # hardly vary), summed over the two layer pairs
+    q = np.array([81.1, 76.2]) / 256
+    sd = np.sqrt((256 * q * (1 - q) * (1 + 1 / 10)).sum())
+    assert s["sd"] == pytest.approx(sd) and s["word"] == "at chance"
+    assert res.method_pct("random", "basic", above_null=True) == pytest.approx(s["excess_pct"])
+    assert res.method_pct("random", "basic", above_null=True) < 0  # today: +0.76
+    assert res.verdict("random", "basic") == "at chance"
+    saved = res.to_dict()["chance"]["random"]["basic"]  # results.json keeps both rules' sums
+    assert [(c["rule"], c["count"], c["word"]) for c in saved] == [
+        ("fixed 0.3", 149, "at chance"),
+        ("fixed 0.5", 75, "at chance"),
+    ]
+    line = next(v for v in res.verdicts() if v.startswith("random / basic"))
+    assert "-8.3 (-1.6% of neurons)" in line and "-> at chance" in line, line
+    assert "above chance ->" not in line
+    # the other rule: 75 of 512 above 0.5 against 84.3 expected is at chance too
+    assert "75 of 512 above fixed 0.5 (chance 84.3: at chance)" in line, line
+
+
+def test_counts_far_from_chance_read_below_or_above_it():
+    below = _hand_result([((40, 10), [(80, 40)] * 20)] * 2)
+    assert below.chance_summary("random", "basic")["word"] == "below chance"
+    assert below.verdict("random", "basic") == "below chance"
+    above = _hand_result([((140, 60), [(80, 40)] * 20)] * 2)
+    s = above.chance_summary("random", "basic")
+    assert s["word"] == "above chance" and s["excess_pct"] == pytest.approx(100 * 120 / 512)
+    assert above.verdict("random", "basic") == "very strong"  # 23.4% above chance
+    # a count of 1 or 2 against a null of 0 is no evidence (the spread is at least 1 neuron)
+    one = _hand_result([((2, 0), [(0, 0)])])
+    assert one.chance_summary("random", "basic")["word"] == "at chance"
+
+
+def test_a_universal_overlap_from_too_few_replicates_judges_nothing():
+    u = {
+        "observed": 0,
+        "n_a": 0,
+        "n_b": 3,
+        "n_total": 256,
+        "rule": "fixed 0.3",
+        "null": "token-shuffle",
+        "n_null": 1,
+        "chance": 0.0,
+        "p_value": 1.0,
+        "null_overlaps": [0],
+        "independent_expected": 0.0,
+        "independent_p_value": 1.0,
+        "model": "A",
+    }
+    line = aq.universal_line("ot", "0-0", u)
+    assert "not measurable: null of 1 replicate (needs >= 19)" in line, line
+    assert "p = 1" not in line.split("independence")[0]
+    assert aq.universal_word(u) == "not measurable: null of 1 replicate (needs >= 19)"
+    many = dict(u, n_null=100, null_overlaps=[40, 50] * 50, chance=45.0, observed=44, p_value=0.6)
+    assert aq.universal_word(many) == "at chance" and "p = 0.6" in aq.universal_line("b", "k", many)
+    high = dict(many, observed=90, p_value=1 / 101)
+    assert aq.universal_word(high) == "above chance"

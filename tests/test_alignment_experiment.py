@@ -134,6 +134,23 @@ def test_run_experiment_writes_results_figures_and_a_kit_section(tiny, bridges, 
     for c in sec["claims"]:
         assert c["rule"] and c["measured"] not in ("", None)
         assert c["verdict"] in ("holds", "does not hold", "not comparable", "not run")
+        assert isinstance(c["unit"], str) and "measured_value" in c
+        assert c["measured_value"] is None or isinstance(c["measured_value"], float), c
+        if c["verdict"] == "not run":
+            assert c["measured_value"] is None
+        if c["verdict"] == "not comparable":  # what the rule gives on this run's own numbers
+            assert c["computed_verdict"] in ("holds", "does not hold") or c[
+                "computed_verdict"
+            ].startswith("not measurable: "), c
+        else:
+            assert "computed_verdict" not in c
+    basic = next(c for c in sec["claims"] if c["claim"].startswith("basic method, random"))
+    res = out["result"]
+    assert basic["unit"] == "neurons" and basic["measured_value"] == sum(
+        pr.methods["basic"].main.count for pr in res.pairs["random"].values()
+    )
+    assert results["cpu_seconds"] > 0 and results["wall_seconds"] > 0
+    assert any(line.startswith("this run: ") and "CPU-seconds" in line for line in lines)
     grok_claim = next(v for k, v in verdicts.items() if k.startswith("beyond the seed"))
     assert grok_claim == "not comparable"  # a model that did not grok is no ground truth
     assert sum(v == "not comparable" for v in verdicts.values()) >= 8
@@ -228,6 +245,14 @@ def test_claims_give_real_verdicts_under_the_reference_protocol():
     assert np.isfinite(res.method_pct("random", "basic"))
     gurnee = next(r for r in rows if r["claim"].startswith("same architecture"))
     assert gurnee["verdict"] == "not run"  # no max over all of B's layers for gpt2/gpt2-medium
+    assert all("computed_verdict" not in r for r in rows)  # comparable: real verdicts only
+    # a paired null of 5 replicates cannot reach p < 0.05: it judges nothing
+    for u in res.universal["procrustes"].values():
+        u["n_null"] = 5
+    rows = experiment.claims({"plan": p, "result": res, "grok": None})
+    universal = next(r for r in rows if r["claim"].startswith("universal AQ"))
+    assert universal["verdict"] == "not measurable: null of 5 replicates (needs >= 19)"
+    assert "from 5 replicates, no p-value: not measurable" in universal["measured"]
 
 
 def test_t4_checkpoints_at_most_twice_in_its_32_batch_stream():
@@ -283,3 +308,42 @@ def test_streamed_cka_is_on_where_the_stream_outgrows_the_sample():
     assert experiment.plan("tiny", grokking=False).aq.stream_cka is True
     assert experiment.plan("a100", grokking=False).aq.stream_cka is True
     assert experiment.plan("t4", grokking=False).aq.stream_cka is False
+
+
+def test_summary_lines_and_claims_never_read_a_total_below_chance_as_above_it():
+    """The tiny run's shape (hand-made): L0 85 against 81.1, L1 64 against 76.2, 149 of 512
+    against 157.3 in all: every line and the basic-method claims read 'at chance' with a
+    negative excess, and the table claim's computed verdict is the raw % on this run."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_alignment_aq import BELOW_IN_TOTAL, _hand_result
+
+    res = _hand_result(BELOW_IN_TOTAL)
+    p = experiment.plan("tiny", grokking=False)
+    out = {"plan": p, "result": res, "grok": None}
+    line = experiment.summary_lines(out)["random/basic"]
+    assert "149 of 512 against 157.3 expected by chance: -8.3 (-1.6% of neurons)" in line, line
+    assert "-> at chance" in line and "75 of 512 above fixed 0.5 (chance 84.3: at chance)" in line
+    rows = {r["claim"]: r for r in experiment.claims(out)}
+    table = rows["verdict of the basic method on random tokens (the seed's interpretation table)"]
+    assert "-8.3 (-1.6% of neurons), at chance" in table["measured"], table
+    assert table["verdict"] == "not comparable" and table["computed_verdict"] == "does not hold"
+    assert table["measured_value"] == pytest.approx(100 * 149 / 512)
+    assert table["unit"] == "% of neurons"
+    basic = rows["basic method, random tokens: AQ (excess > 0.3) at layers 3 / 5 / 7"]
+    assert basic["measured_value"] == 149 and basic["computed_verdict"] == "does not hold"
+    assert "at chance" in basic["measured"]
+    # a universal overlap against a null of one replicate judges nothing, wherever it is printed
+    u = dict(observed=0, n_a=0, n_b=3, n_total=256, rule="fixed 0.3", null="token-shuffle",
+             n_null=1, chance=0.0, p_value=1.0, null_overlaps=[0], independent_expected=0.0,
+             independent_p_value=1.0, model="A")  # fmt: skip
+    res.universal = {"ot": {"0-0": u}, "procrustes": {"0-0": u}}
+    few = "not measurable: null of 1 replicate (needs >= 19)"
+    assert few in experiment.summary_lines(out)["universal/ot"]
+    row = next(r for r in experiment.claims(out) if r["claim"].startswith("universal AQ"))
+    assert row["verdict"] == "not comparable" and row["computed_verdict"] == few
+    res.pairs = {}  # the baselines of the universal overlaps alone
+    (line,) = [b for b in experiment.baseline_lines(out) if b.startswith("universal ot")]
+    assert few in line and "p = " not in line, line

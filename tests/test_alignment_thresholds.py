@@ -7,12 +7,15 @@ from akira_nb.alignment.thresholds import (
     RULES,
     ShuffledStream,
     apply_threshold,
+    chance_word,
     count_with_null,
+    null_count_variance,
     overlap_null,
     paired_null_overlap,
     permutation_null,
     permute_rows,
     threshold_value,
+    too_few_replicates,
 )
 
 
@@ -184,3 +187,23 @@ def test_paired_null_overlap_re_derives_the_rule_and_checks_its_inputs():
         paired_null_overlap(null, null[:10], 3)
     with pytest.raises(ValueError, match="observed"):
         paired_null_overlap(null, null, -1)
+
+
+def test_the_spread_of_a_chance_count_and_the_words_it_gives():
+    # replicates that hardly vary: the binomial spread n q (1 - q), plus the error of the mean
+    assert null_count_variance([80, 80, 80, 80], 320) == pytest.approx(320 * 0.25 * 0.75 * 1.25)
+    # replicates that vary more than a binomial: their own variance
+    assert null_count_variance([0, 40], 400) == pytest.approx(800 * 1.5)
+    # a null of 0: at least one neuron's variance (a count of 1 or 2 is no evidence)
+    assert null_count_variance([0], 256) == 2.0
+    assert chance_word(-8.3, 10.4) == "at chance" and chance_word(20.8, 10.4) == "at chance"
+    assert chance_word(21.0, 10.4) == "above chance" and chance_word(-21, 10.4) == "below chance"
+    assert too_few_replicates(1) == "not measurable: null of 1 replicate (needs >= 19)"
+    assert too_few_replicates(5) == "not measurable: null of 5 replicates (needs >= 19)"
+    assert too_few_replicates(19) is None
+    with pytest.raises(ValueError, match="null_counts"):
+        null_count_variance([], 10)
+    with pytest.raises(ValueError, match="total=0"):
+        null_count_variance([1], 0)
+    with pytest.raises(ValueError, match="sd=-1"):
+        chance_word(1.0, -1)

@@ -91,7 +91,8 @@ def test_claims_at_the_seed_protocol_have_verdicts_by_their_rules():
     # full: 16,100 vs 23,300 is within 2x
     assert by["p=53 full: grok epoch (test acc >= 0.95 to the end)"]["verdict"] == "holds"
     gate = by["p=53: learned_gate groks ~10x sooner than the other wave modes"]
-    assert gate["measured"].startswith("2.0x (10200 vs 5000")  # fnet/phase_shift at 10,200
+    # fnet / phase_shift at 10,200
+    assert gate["measured"].startswith("learned_gate groks 2.0x sooner than fnet (learned_gate")
     assert gate["verdict"] == "does not hold"
     fft = by["p=53: FFT mixing trains 2.5x faster than attention"]
     # sequential arm timings on a shared CPU (2.1x here, 1.4-1.55x paired) decide nothing
@@ -107,7 +108,7 @@ def test_same_logged_grok_epoch_is_said_and_tiny_is_not_comparable():
         r["grok_epoch_mean"] = 100.0
     plan = experiment.study(None)
     gate = [c for c in experiment.claims(rows, plan) if "learned_gate groks" in c["claim"]][0]
-    assert gate["measured"].startswith("1.0x") and "same logged epoch" in gate["measured"]
+    assert gate["measured"].startswith("learned_gate and fnet grok at the same logged epoch")
     assert "evaluation every 100 epochs" in gate["measured"]
     tiny = experiment.study("tiny")
     reason = experiment.comparability(tiny)
@@ -129,6 +130,15 @@ def test_kit_summary_from_what_the_cli_returns(tmp_path):
     assert sec["run"] == str(out["run"].path) and (out["run"].path / "results.json").is_file()
     assert len(sec["claims"]) == 13  # 5 accuracies, 5 grok epochs, gate, speed, FFT-beats
     assert {c["verdict"] for c in sec["claims"]} == {"not comparable"}
+    for c in sec["claims"]:  # the kit-summary contract
+        assert c["claim"].startswith("p=7") and isinstance(c["unit"], str)
+        assert c["measured_value"] is None or isinstance(c["measured_value"], float)
+        assert c["computed_verdict"] in ("holds", "does not hold") or c[
+            "computed_verdict"
+        ].startswith("not measurable: ")
+    saved = out["run"].read_results()
+    assert saved["cpu_seconds"] > 0 and saved["wall_seconds"] > 0
+    assert saved["cpu_seconds"] == out["cost"]["cpu_seconds"] and saved["claims"]
     assert sec["baselines"] == ["chance accuracy at p=7: 1/p = 0.143"]
     assert sec["notes"][0].startswith("not comparable with the seed's claims")
     assert any("sqrt(d_head)" in n for n in sec["notes"])
@@ -173,8 +183,16 @@ def test_the_seed_documents_own_numbers_satisfy_both_rules():
         (dict(), "does not hold", "learned_gate never grokked within 30000 epochs"),
         # learned_gate groks, no other wave mode does: supported
         (dict(learned_gate=2_600), "holds", "never grokked within 30000 epochs"),
-        (dict(learned_gate=1_000, fnet=10_000, full=12_000), "holds", "10.0x (10000 vs 1000"),
-        (dict(learned_gate=5_000, phase_shift=10_000), "does not hold", "2.0x (10000 vs 5000"),
+        (
+            dict(learned_gate=1_000, fnet=10_000, full=12_000),
+            "holds",
+            "10.0x sooner than fnet (learned_gate at epoch 1000, fnet at 10000)",
+        ),
+        (
+            dict(learned_gate=5_000, phase_shift=10_000),
+            "does not hold",
+            "2.0x sooner than phase_shift (learned_gate at epoch 5000, phase_shift at 10000)",
+        ),
     ],
 )
 def test_learned_gate_sooner_verdicts_on_hand_built_rows(groks, verdict, said):
@@ -288,3 +306,42 @@ def test_run_experiment_checks_the_ensemble_flag_before_making_a_folder(tmp_path
     with pytest.raises(ValueError, match="ensemble"):
         experiment.run_experiment(plan, root=tmp_path, progress=False, ensemble="yes")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "gate_epoch, fnet_epoch, said, ratio",
+    [
+        (550, 800, "learned_gate groks 1.5x sooner than fnet (learned_gate at epoch 550, fnet "
+         "at 800)", 800 / 550),
+        (800, 550, "learned_gate groks 1.5x later than fnet (learned_gate at epoch 800, fnet "
+         "at 550)", 550 / 800),
+    ],
+)  # fmt: skip
+def test_the_gate_sentence_says_which_arm_grokked_when_and_which_way(
+    gate_epoch, fnet_epoch, said, ratio
+):
+    rows = [_row(m, 1.0, None, p=23) for m in ("standard", "phase_shift", "full")]
+    rows += [_row("learned_gate", 1.0, gate_epoch, p=23), _row("fnet", 1.0, fnet_epoch, p=23)]
+    gate = _claim_of(rows, GATE, experiment.study("tiny"))
+    assert gate["claim"].startswith("p=23: ")
+    assert gate["measured"] == said, gate["measured"]
+    assert gate["measured_value"] == pytest.approx(ratio) and gate["unit"] == "x"
+    assert gate["verdict"] == "not comparable" and gate["computed_verdict"] == "does not hold"
+
+
+def test_claims_are_labelled_with_the_runs_own_prime():
+    rows = [_row(m, 0.99, 500, p=23) for m in ("standard", "fnet", "learned_gate")]
+    rows += [_row(m, 0.99, 700, p=23) for m in ("phase_shift", "full")]
+    claims = experiment.claims(rows, experiment.study("tiny"))
+    assert all(c["claim"].startswith("p=23") for c in claims), [c["claim"] for c in claims]
+    acc = next(c for c in claims if c["claim"] == "p=23 standard: final test accuracy")
+    assert acc["claimed"] == "0.022 (the seed's, at p=53)"
+    assert acc["measured_value"] == pytest.approx(0.99) and acc["unit"] == ""
+    assert acc["computed_verdict"] == "does not hold"  # 0.99 vs 0.022
+    grok = next(c for c in claims if c["claim"].startswith("p=23 fnet: grok epoch"))
+    assert grok["measured_value"] == 500.0 and grok["unit"] == "epochs"
+    assert grok["computed_verdict"] == "does not hold"  # 500 vs 27,400
+    speed = next(c for c in claims if "trains 2.5x faster" in c["claim"])
+    assert speed["unit"] == "x" and speed["computed_verdict"].startswith("not measurable: ")
+    for c in claims:
+        assert c["verdict"] == "not comparable" and "computed_verdict" in c

@@ -1,9 +1,11 @@
 """The 033 command line: flags, the size rule, validation before any run folder, lazy imports."""
 
 import argparse
+import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,7 +126,10 @@ def test_cli_module_does_not_import_torch():
 def test_cli_resume_reloads_finished_arms(tmp_path, capsys):
     flags = ("--size", "tiny", "--quiet", "--steps", "6", "--eval-steps", "3")
     first = cli.main(_args(*flags, "--output_dir", str(tmp_path)))
-    capsys.readouterr()
+    printed = capsys.readouterr().out
+    saved = json.loads((Path(first["run"]) / "results.json").read_text())
+    assert saved["cpu_seconds"] > 0 and saved["wall_seconds"] > 0  # the run's own cost
+    assert f"this run: {saved['cpu_seconds']:.1f} CPU-seconds" in printed
     second = cli.main(_args(*flags, "--output_dir", str(tmp_path), "--resume"))
     assert second["run"] == first["run"]
     assert "spectral: 6 steps" in capsys.readouterr().out.split("(reloaded, not retrained)")[0]

@@ -58,8 +58,17 @@ def test_kit_summary_is_plain_json_with_claims_baselines_and_the_run():
     assert section["experiment"] == "033_spectral_band_attention" and section["size"] == "tiny"
     assert section["run"] == "/x"
     assert {c["verdict"] for c in section["claims"]} <= VERDICTS
-    for c in section["claims"]:
-        assert set(c) == {"claim", "rule", "claimed", "measured", "verdict"}
+    for c in section["claims"]:  # the kit-summary contract; not comparable at 16x16
+        assert set(c) == {
+            "claim",
+            "rule",
+            "claimed",
+            "measured",
+            "verdict",
+            "measured_value",
+            "unit",
+            "computed_verdict",
+        }
     assert any("not comparable" in n and "16x16" in n for n in section["notes"])
     text = " ".join(section["baselines"])
     assert "spectral 0.005 beats copy_last 0.04" in text
@@ -162,3 +171,21 @@ def test_rollout_lines_print_each_models_measured_curve():
     assert "copy_last: step 1 0.01, step 4 0.04" in text
     assert "spectral stays below copy_last for 2 of 4 steps" in text
     assert "linear_extrap for 4 of 4" in text
+
+
+def test_claims_carry_their_measured_value_unit_and_the_rule_on_this_runs_numbers():
+    tiny = experiment.claims(fake_results(grid=16, steps=60, spectral=0.005, mlp=0.2))
+    ratio, mse, imp, speed = tiny
+    assert (ratio["measured_value"], ratio["unit"]) == (40.0, "x")
+    assert (mse["measured_value"], mse["unit"]) == (0.005, "per-pixel MSE")
+    assert (imp["measured_value"], imp["unit"]) == (95.0, "%")
+    assert (speed["measured_value"], speed["unit"]) == (12.0, "steps/s")
+    assert [c["verdict"] for c in tiny] == ["not comparable"] * 4
+    assert [c["computed_verdict"] for c in tiny[:3]] == ["holds"] * 3
+    assert speed["computed_verdict"].startswith("not measurable: ")
+    worse = experiment.claims(fake_results(grid=16, steps=60, spectral=0.05, mlp=0.1))
+    assert [c["computed_verdict"] for c in worse[:2]] == ["does not hold"] * 2
+    seed = experiment.claims(fake_results())  # the seed's protocol: real verdicts only
+    assert all("computed_verdict" not in c for c in seed[:3])
+    no_mlp = experiment.claims(fake_results(mlp=None))[0]
+    assert no_mlp["verdict"] == "not run" and no_mlp["measured_value"] is None

@@ -70,13 +70,17 @@ What is computed, per compared layer pair ``(layer_a, layer_b)`` and per input t
   activations (the reference took A's spectra for B's indices).
 - Verdicts (:func:`interpret`, :meth:`AQResult.verdict`): the seed's interpretation table
   applied to the AQ % of neurons: > 20 % very strong, 10-20 % strong, 5-10 % moderate, < 5 %
-  weak. It is applied to the % above the null (each count minus its null count under the same
-  threshold, the figure that means something) and, as the seed did, to the raw %. Where a
+  weak. It is applied to the % above chance (the count over every compared layer pair minus
+  the count expected by chance over the same pairs, :meth:`AQResult.chance_summary`; never a
+  sum of the pairs' positive parts, so it is negative when the whole set is below chance) and,
+  as the seed did, to the raw %. A count within 2 sd of its chance count reads "at chance"
+  (:data:`~.thresholds.CHANCE_RULE`), and a universal overlap whose paired null has fewer than
+  19 replicates is "not measurable" (its p-value cannot reach 0.05). Where a
   rule derived from the scores' shape (statistical, percentile) flags nothing in the data nor
   the null (the statistical rule on bounded, left-skewed scores puts its threshold above every
   score) the verdict is :data:`FLAGS_NOTHING`, not "weak" (a fixed threshold no score reaches
-  is a property of the data, and reads "weak"); the fixed-0.5 count is printed beside every
-  verdict.
+  is a property of the data: its count of 0 reads "at chance" beside a null of 0); the
+  fixed-0.5 count is printed beside every verdict.
 
 Entry points: :func:`run_aq` (two models, a config; loads what it is not given) and, for
 activations already in memory (tests, the grokking models), :class:`PairStream` +
@@ -117,13 +121,19 @@ from .correlation import (
 )
 from .procrustes import procrustes_align
 from .thresholds import (
+    AT_CHANCE_SDS,
+    CHANCE_RULE,
+    MIN_NULL_REPLICATES,
     RULES,
     AQCount,
     ShuffledStream,
+    chance_word,
     check_rule,
     count_with_null,
+    null_count_variance,
     overlap_null,
     paired_null_overlap,
+    too_few_replicates,
 )
 from .transport import METHODS as MATCH_METHODS
 from .transport import match_neurons
@@ -159,10 +169,13 @@ INTERPRETATION = (
 )
 INTERPRETATION_RULE = (
     "the seed's table on the AQ % of neurons: > 20% very strong, 10-20% strong, 5-10% moderate, "
-    "< 5% weak; applied to the % above chance (each count minus the largest count of the "
-    "method's nulls above the same threshold) and, as the seed did, to the raw %; where a rule "
-    "derived from the scores' shape (mean + k std, percentile) flags nothing in the data nor the "
-    "null (its threshold above every score) no verdict is read from it"
+    "< 5% weak; applied, as the seed did, to the raw %, and to the % above chance: the count "
+    "over every compared layer pair minus the count expected by chance over the same pairs "
+    "(per pair the largest mean count of the method's nulls above the same threshold), "
+    f"negative when the count is below chance; {CHANCE_RULE}; a count at or below chance "
+    "reads so, not a word of the table; where a rule derived from the scores' shape (mean + k "
+    "std, percentile) flags nothing in the data nor the null (its threshold above every score) "
+    "no verdict is read from it"
 )
 FLAGS_NOTHING = "the rule flags nothing here (threshold above every score)"
 SPECTRAL_RULE = (
@@ -952,6 +965,18 @@ class MethodResult:
         """The largest count expected by chance under ``rule`` over this method's nulls."""
         return max(c.null_count or 0.0 for c in self.counts(rule, value).values())
 
+    def chance_null(self, rule: str, value: float | None = None) -> tuple[str, AQCount]:
+        """``(name, count)`` of the null that sets :meth:`chance` (the largest mean count)."""
+        counts = self.counts(rule, value)
+        name = max(counts, key=lambda k: counts[k].null_count or 0.0)
+        return name, counts[name]
+
+    def chance_variance(self, rule: str, value: float | None = None) -> float:
+        """The variance of ``count - chance`` under that null
+        (:func:`~.thresholds.null_count_variance`)."""
+        _, c = self.chance_null(rule, value)
+        return null_count_variance(c.null_counts or [0], c.total)
+
     @property
     def main(self) -> AQCount:
         return self.count(*self.rules[0])
@@ -967,11 +992,17 @@ class MethodResult:
     def line(self, rule: str, value: float | None = None) -> str:
         counts = self.counts(rule, value)
         c = next(iter(counts.values()))
-        nulls = ", ".join(f"{name} null {x.null_count:.1f}" for name, x in counts.items())
+        nulls = ", ".join(
+            f"{name} null {x.null_count:.1f} ({_reps(len(x.null_counts))})"
+            for name, x in counts.items()
+        )
+        word = chance_word(
+            c.count - self.chance(rule, value), self.chance_variance(rule, value) ** 0.5
+        )
         out = (
             f"{self.name} [{self.model}'s neurons]: AQ {c.count}/{c.total} "
             f"({100 * c.fraction:.1f}%) above {c.threshold:.4g} ({c.rule_text}); expected by "
-            f"chance: {nulls}"
+            f"chance: {nulls}: {word}"
         )
         if c.rule != "fixed":
             same = ", ".join(f"{np.mean(x.null_counts_same_rule):.1f}" for x in counts.values())
@@ -1010,6 +1041,10 @@ class MethodResult:
             "null_score_mean": {k: float(v.mean()) for k, v in self.nulls.items()},
             "null_score_max": {k: float(v.max()) for k, v in self.nulls.items()},
         }
+
+
+def _reps(n: int) -> str:
+    return f"{n} replicate" + ("" if n == 1 else "s")
 
 
 def _np(x) -> np.ndarray:
@@ -1429,50 +1464,71 @@ class AQResult:
     stages: dict = field(default_factory=dict)
 
     def method_pct(self, input_type: str, method: str, above_null: bool = True) -> float | None:
-        """Mean over pairs of the main AQ count's % (minus the largest null count when
-        ``above_null``)."""
-        rows = [
-            p.methods[method]
-            for p in self.pairs.get(input_type, {}).values()
-            if method in p.methods
-        ]
-        if not rows:
+        """The main AQ count as a % of the neurons over every compared layer pair; with
+        ``above_null``, the count minus the count expected by chance over the same pairs
+        (:meth:`chance_summary`: negative when the whole set is below chance)."""
+        s = self.chance_summary(input_type, method)
+        if s is None:
             return None
-        pcts = []
-        for m in rows:
-            c = m.main
-            count = c.count - m.main_chance if above_null else c.count
-            pcts.append(100.0 * max(count, 0.0) / c.total)
-        return float(np.mean(pcts))
+        return s["excess_pct"] if above_null else s["pct"]
 
     def _methods(self, kind: str, method: str) -> list:
         return [p.methods[method] for p in self.pairs.get(kind, {}).values() if method in p.methods]
 
+    def chance_summary(
+        self, kind: str, method: str, rule: str | None = None, value: float | None = None
+    ) -> dict | None:
+        """A method's count beside chance over every compared layer pair, under ``rule`` (None:
+        the method's main rule): the count, neurons, chance (per pair the largest null mean,
+        :meth:`MethodResult.chance`, summed), ``excess = count - chance`` and its % of the
+        neurons, the sd of the excess under the null, the word (:data:`CHANCE_RULE`: at /
+        above / below chance) and the fewest null replicates. None when not run."""
+        ms = self._methods(kind, method)
+        if not ms:
+            return None
+        if rule is None:
+            rule, value = ms[0].rules[0]
+        counts = [m.count(rule, value) for m in ms]
+        count, total = sum(c.count for c in counts), sum(c.total for c in counts)
+        chance = float(sum(m.chance(rule, value) for m in ms))
+        sd = math.sqrt(sum(m.chance_variance(rule, value) for m in ms))
+        return {
+            "rule": counts[0].rule_text,
+            "count": count,
+            "total": total,
+            "pct": 100.0 * count / total,
+            "chance": chance,
+            "excess": count - chance,
+            "excess_pct": 100.0 * (count - chance) / total,
+            "sd": sd,
+            "word": chance_word(count - chance, sd),
+            "n_null": min(len(m.chance_null(rule, value)[1].null_counts) for m in ms),
+        }
+
     def verdict(self, kind: str, method: str) -> str | None:
-        """The seed's word for the % above chance (each AQ count minus its null count under the
-        same rule); :data:`FLAGS_NOTHING` where the main rule is one derived from the scores'
-        shape (statistical, percentile) and flags nothing in the data nor in the null at every
-        layer pair (its threshold above every score), so that a rule artefact is not read as
-        'weak'. (A fixed threshold that no score reaches is a property of the data: 'weak'.)
-        None when the method was not run."""
+        """The seed's word for the % above chance (:meth:`chance_summary`) when the count is
+        above chance, else ``"at chance"`` or ``"below chance"``; :data:`FLAGS_NOTHING` where
+        the main rule is one derived from the scores' shape (statistical, percentile) and flags
+        nothing in the data nor in the null at every layer pair (its threshold above every
+        score), so that a rule artefact is not read as a finding. None when not run."""
         ms = self._methods(kind, method)
         if not ms:
             return None
         if all(m.rules[0][0] != "fixed" and m.flags_nothing(*m.rules[0]) for m in ms):
             return FLAGS_NOTHING
-        return interpret(self.method_pct(kind, method, above_null=True))
+        s = self.chance_summary(kind, method)
+        return interpret(s["excess_pct"]) if s["word"] == "above chance" else s["word"]
 
     def other_rule_counts(self, kind: str, method: str) -> str:
-        """``"240 of 512 above fixed 0.5 (chance 0.0)"`` for every rule beside the main one,
-        summed over the layer pairs."""
+        """``"240 of 512 above fixed 0.5 (chance 0.0: above chance)"`` for every rule beside
+        the main one, summed over the layer pairs."""
         ms = self._methods(kind, method)
         parts = []
         for rule, value in ms[0].rules[1:] if ms else []:
-            counts = [m.count(rule, value) for m in ms]
-            chance = sum(m.chance(rule, value) for m in ms)
+            s = self.chance_summary(kind, method, rule, value)
             parts.append(
-                f"{sum(c.count for c in counts)} of {sum(c.total for c in counts)} above "
-                f"{counts[0].rule_text} (chance {chance:.1f})"
+                f"{s['count']} of {s['total']} above {s['rule']} (chance {s['chance']:.1f}: "
+                f"{s['word']})"
             )
         return "; ".join(parts)
 
@@ -1485,7 +1541,6 @@ class AQResult:
                 raw = self.method_pct(kind, method, above_null=False)
                 if raw is None:
                     continue
-                net = self.method_pct(kind, method, above_null=True)
                 rule = self.rule_of(kind, method)
                 word = self.verdict(kind, method)
                 if word == FLAGS_NOTHING:
@@ -1493,7 +1548,7 @@ class AQResult:
                 else:
                     line = (
                         f"{kind} / {method} ({rule}): {raw:.1f}% AQ ({interpret(raw)} as the seed "
-                        f"reads it); {net:.1f}% above chance -> {word}"
+                        f"reads it); {chance_text(self.chance_summary(kind, method))} -> {word}"
                     )
                 others = self.other_rule_counts(kind, method)
                 lines.append(line + (f"; {others}" if others else ""))
@@ -1571,6 +1626,14 @@ class AQResult:
             "models": self.models,
             "inputs": self.inputs,
             "verdicts": self.verdicts(),
+            "chance": {
+                kind: {
+                    m: [self.chance_summary(kind, m, r, v) for r, v in ms[0].rules]
+                    for m in METHODS
+                    if (ms := self._methods(kind, m))
+                }
+                for kind in self.pairs
+            },
             "stages": self.stages,
         }
 
@@ -1700,7 +1763,7 @@ def universal_overlap(a: MethodResult, b: MethodResult) -> dict:
     indices = sorted(set(a.aq_indices.tolist()) & set(b.aq_indices.tolist()))
     paired = paired_null_overlap(a.nulls[name], b.nulls[name], len(indices), rule, value)
     independent = overlap_null(len(a.scores), a.aq_indices, b.aq_indices)
-    return {
+    out = {
         "observed": len(indices),
         "n_a": independent["n_a"],
         "n_b": independent["n_b"],
@@ -1716,17 +1779,50 @@ def universal_overlap(a: MethodResult, b: MethodResult) -> dict:
         "indices": indices,
         "model": a.model,
     }
+    out["verdict"] = universal_word(out)
+    return out
+
+
+def chance_text(s: dict) -> str:
+    """``"149 of 512 against 155.9 expected by chance: -6.9 (-1.3% of neurons), at chance (2
+    sd = 21.0)"``: one :meth:`AQResult.chance_summary`."""
+    return (
+        f"{s['count']} of {s['total']} against {s['chance']:.1f} expected by chance: "
+        f"{s['excess']:+.1f} ({s['excess_pct']:+.1f}% of neurons), {s['word']} "
+        f"({AT_CHANCE_SDS:g} sd = {AT_CHANCE_SDS * s['sd']:.1f})"
+    )
+
+
+def universal_word(u: dict) -> str:
+    """The universal overlap against its paired null: ``"not measurable: null of N
+    replicates (needs >= 19)"`` below :data:`~.thresholds.MIN_NULL_REPLICATES` replicates
+    (its p-value cannot reach 0.05); else ``"above chance"`` when p < 0.05, ``"below chance"``
+    when the overlap lies more than 2 sd of the null overlaps below their mean, else
+    ``"at chance"``."""
+    few = too_few_replicates(u["n_null"])
+    if few:
+        return few
+    if u["p_value"] < 0.05:
+        return "above chance"
+    sd = math.sqrt(null_count_variance(u["null_overlaps"], u["n_total"]))
+    return "below chance" if u["observed"] < u["chance"] - AT_CHANCE_SDS * sd else "at chance"
 
 
 def universal_line(method: str, key: str, u: dict) -> str:
     """One printable line of :func:`universal_overlap`'s result."""
-    reps = f"{u['n_null']} replicate" + ("s" if u["n_null"] != 1 else "")
+    word = universal_word(u)
+    reps = _reps(u["n_null"])
+    null = (
+        f"({reps}): {word}, no p-value"
+        if word.startswith("not measurable")
+        else (f"({reps}, p = {u['p_value']:.2g}): {word}")
+    )
     return (
         f"universal {method} [{u['model']}'s neurons] layers {key}: {u['observed']} in both "
         f"(random {u['n_a']}, text {u['n_b']} of {u['n_total']}; {u['rule']}); chance "
-        f"{u['chance']:.1f} from the paired {u['null']} null ({reps}, p = "
-        f"{u['p_value']:.2g}); independence bound (hypergeometric, ignores per-neuron "
-        f"properties): {u['independent_expected']:.1f}, p = {u['independent_p_value']:.2g}"
+        f"{u['chance']:.1f} from the paired {u['null']} null {null}; independence bound "
+        f"(hypergeometric, ignores per-neuron properties): {u['independent_expected']:.1f}, "
+        f"p = {u['independent_p_value']:.2g}"
     )
 
 
@@ -1805,7 +1901,9 @@ __all__ = [
     "text_corpus_of",
     "AQConfig",
     "AQResult",
+    "CHANCE_RULE",
     "FLAGS_NOTHING",
+    "MIN_NULL_REPLICATES",
     "INPUT_TYPES",
     "INTERPRETATION",
     "INTERPRETATION_RULE",
@@ -1821,6 +1919,7 @@ __all__ = [
     "UNIVERSAL_NULL",
     "analyse_pair",
     "basic_method",
+    "chance_text",
     "check_models",
     "compare_spectra",
     "frequency_agreement",
@@ -1842,4 +1941,5 @@ __all__ = [
     "tokens_fingerprint",
     "universal_line",
     "universal_overlap",
+    "universal_word",
 ]

@@ -43,7 +43,12 @@ no language model offers.
 Claims (:func:`claims`): the reference's reported numbers (inventory section 3.6: basic method,
 aligned method, universal overlap, spectra) and Gurnee et al.'s known answer, each with its rule
 and a verdict: "holds", "does not hold", "not comparable" (another pair or protocol than the
-claim's: :func:`comparability` says why) or "not run".
+claim's: :func:`comparability` says why; ``computed_verdict`` beside it gives the rule on this
+run's own numbers), "not measurable: <why>" (e.g. a paired null of fewer than 19 replicates) or
+"not run"; each with its ``measured_value`` and ``unit``. Every count is read against the
+count expected by chance over the whole set of compared layer pairs
+(:meth:`~.aq.AQResult.chance_summary`). ``results.json`` and the last log line give the run's
+CPU-seconds (``time.process_time``) beside its wall seconds.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ import numpy as np
 
 from .. import runtime, standins
 from ..runs import claim_lines
+from ..runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
 from . import aq
 from .models import PAIRS, get_pair
 
@@ -120,7 +126,7 @@ REFERENCE_DEFECTS = (
 COUNT_FACTOR = 2.0  # a reported count "holds" within this factor either way
 CKA_TOLERANCE = 0.1  # a reported CKA holds within +- this
 GURNEE_RANGE = (1.0, 5.0)  # % universal neurons, Gurnee et al.
-MIN_NULL_REPLICATES = 19  # fewer: a permutation p-value cannot go below 0.05
+MIN_NULL_REPLICATES = aq.MIN_NULL_REPLICATES  # fewer: a permutation p-value cannot reach 0.05
 GURNEE_MIN_TOKENS = 1_000_000
 # Gurnee's max over all of B's layers is on by default only when its accumulator fits in this
 # (pythia-160m / Stanford GPT-2 small, all 12 layers: 11.8 GB; GPT-2 medium, 24 layers: 78 GB)
@@ -638,159 +644,204 @@ def reference_table(rows: list[dict]) -> str:
 
 
 def measured_summary(result: aq.AQResult, kind: str, method: str, rule, value) -> str:
-    """``"L0 82, L1 70 (164 of 512 = 32.0%); chance 146.4"`` over every compared pair."""
+    """``"L0-0 82, L1-1 70 (152 of 512 = 29.7%); 152 of 512 against 146.4 expected by chance:
+    ..."`` over every compared pair (:meth:`~.aq.AQResult.chance_summary`)."""
     by = result.pairs.get(kind, {})
-    if not by:
+    if not by or any(method not in pr.methods for pr in by.values()):
         return "not run"
-    parts, total, n, chance = [], 0, 0, 0.0
-    for pr in by.values():
-        m = pr.methods.get(method)
-        if m is None:
-            return "not run"
-        c = m.count(rule, value)
-        parts.append(f"L{pr.layer_a}-{pr.layer_b} {c.count}")
-        total += c.count
-        n += c.total
-        chance += m.chance(rule, value)
-    return f"{', '.join(parts)} ({total} of {n} = {100 * total / n:.1f}%); chance {chance:.1f}"
-
-
-def claims(out: dict) -> list[dict]:
-    """The reference's claims and Gurnee et al.'s known answer beside this run's numbers, each
-    with its rule and verdict (see the module docstring)."""
-    p, result, gk = out["plan"], out["result"], out.get("grok")
-    why_not = comparability(p)
-    rows = []
-
-    def add(claim, rule, claimed, measured, holds, not_comparable=None):
-        if measured in (None, "not run"):
-            verdict, measured = "not run", "not run"
-        elif not_comparable or holds is None:
-            verdict = "not comparable"
-        else:
-            verdict = "holds" if holds else "does not hold"
-        rows.append(
-            dict(claim=claim, rule=rule, claimed=claimed, measured=measured, verdict=verdict)
-        )
-
-    def seed_layers_total(kind, method, rule, value):
-        got = [_pair(result, kind, v) for v in REFERENCE_PROTOCOL["layers"]]
-        if any(g is None or method not in g.methods for g in got):
-            return None
-        return sum(g.methods[method].count(rule, value).count for g in got)
-
-    def within(measured, claimed):
-        return measured is not None and claimed / COUNT_FACTOR <= measured <= claimed * COUNT_FACTOR
-
-    count_rule = (
-        f"holds if the total at layers 3, 5, 7 is within {COUNT_FACTOR:g}x of the reported total "
-        "(gpt2 vs gpt2-medium, 500 x 64 tokens); the count expected by chance is printed beside"
+    parts = [
+        f"L{pr.layer_a}-{pr.layer_b} {pr.methods[method].count(rule, value).count}"
+        for pr in by.values()
+    ]
+    s = result.chance_summary(kind, method, rule, value)
+    return (
+        f"{', '.join(parts)} ({s['count']} of {s['total']} = {s['pct']:.1f}%); {aq.chance_text(s)}"
     )
-    for kind in ("random", "text"):
-        reported = REFERENCE["basic"][kind]
-        total = sum(c for c, _ in reported.values())
-        add(
-            f"basic method, {kind} tokens: AQ (excess > 0.3) at layers 3 / 5 / 7",
-            count_rule,
-            f"{' / '.join(str(c) for c, _ in reported.values())} ({total})",
-            measured_summary(result, kind, "basic", "fixed", 0.3),
-            within(seed_layers_total(kind, "basic", "fixed", 0.3), total),
-            why_not,
-        )
-    for kind in ("random", "text"):
-        reported = REFERENCE["cka"][kind]
-        got = [_pair(result, kind, v) for v in reported]
-        holds = None
-        if all(g is not None and g.cka for g in got):
-            holds = all(abs(g.cka["linear"] - reported[g.layer_a]) <= CKA_TOLERANCE for g in got)
-        by = result.pairs.get(kind, {})
+
+
+def _claim(claim, rule, claimed, measured, holds, why_not, value, unit, own) -> dict:
+    """One claim row (the kit-summary contract): ``holds`` judged under the reference's
+    protocol (None: not judged), ``own`` what the rule gives on this run's own numbers
+    ("holds", "does not hold" or "not measurable: <why>"), shown as ``computed_verdict``
+    beside "not comparable" (``why_not``: why the run is not the reference's protocol)."""
+    row = dict(claim=claim, rule=rule, claimed=claimed, measured=measured, unit=unit)
+    if measured in (None, "not run"):
+        return {**row, "measured": "not run", "verdict": "not run", "measured_value": None}
+    row["measured_value"] = None if value is None else float(value)
+    if why_not:
+        return {**row, "verdict": "not comparable", "computed_verdict": own}
+    if holds is None:
+        verdict = own if own.startswith("not measurable") else "not comparable"
+        return {
+            **row,
+            "verdict": verdict,
+            **({"computed_verdict": own} if verdict == "not comparable" else {}),
+        }
+    return {**row, "verdict": "holds" if holds else "does not hold"}
+
+
+def _word(holds) -> str:
+    return "holds" if holds else "does not hold"
+
+
+def _seed_total(result, kind, method, rule, value):
+    """The count summed at the reference's layers 3 / 5 / 7 (None when one is missing)."""
+    got = [_pair(result, kind, v) for v in REFERENCE_PROTOCOL["layers"]]
+    if any(g is None or method not in g.methods for g in got):
+        return None
+    return sum(g.methods[method].count(rule, value).count for g in got)
+
+
+def _within(measured, claimed) -> bool:
+    return claimed / COUNT_FACTOR <= measured <= claimed * COUNT_FACTOR
+
+
+COUNT_RULE = (
+    f"holds if the total at layers 3, 5, 7 is within {COUNT_FACTOR:g}x of the reported total "
+    "(gpt2 vs gpt2-medium, 500 x 64 tokens; on another run's own numbers: the total over its "
+    "compared layer pairs); the count expected by chance is printed beside"
+)
+
+
+def _count_claim(result, kind, method, rule, value, claim, extra_rule, reported, why_not):
+    """A reported AQ count at layers 3 / 5 / 7 beside this run's (:data:`COUNT_RULE`)."""
+    total = sum(reported.values())
+    seed = _seed_total(result, kind, method, rule, value)
+    s = result.chance_summary(kind, method, rule, value)
+    own = _word(_within(s["count"], total)) if s else "not measurable: not run"
+    return _claim(
+        claim,
+        COUNT_RULE + extra_rule,
+        f"{' / '.join(map(str, reported.values()))} ({total})",
+        measured_summary(result, kind, method, rule, value),
+        None if seed is None else _within(seed, total),
+        why_not,
+        seed if seed is not None else (s["count"] if s else None),
+        "neurons",
+        own,
+    )
+
+
+def _cka_claim(result, kind, why_not):
+    reported = REFERENCE["cka"][kind]
+    got = [_pair(result, kind, v) for v in reported]
+    holds, own = None, None
+    if all(g is not None and g.cka for g in got):
+        holds = all(abs(g.cka["linear"] - reported[g.layer_a]) <= CKA_TOLERANCE for g in got)
+        own = _word(holds)
+    by = {k: pr for k, pr in result.pairs.get(kind, {}).items() if "linear" in pr.cka}
+    if own is None:
+        have = [pr.layer_a for pr in by.values()]
+        own = f"not measurable: layers {have} of A, not the reported 3 / 5 / 7"
+    measured, value = "not run", None
+    if by:
         measured = (
             ", ".join(f"L{pr.layer_a}-{pr.layer_b} {_cka_text(pr)}" for pr in by.values())
             + " (token-shuffled pair: "
             + ", ".join(f"{pr.cka['linear_null']:.3f}" for pr in by.values())
             + ")"
-            if by
-            else "not run"
         )
-        add(
-            f"aligned method, {kind} tokens: linear CKA at layers 3 / 5 / 7",
-            f"holds if every layer is within +-{CKA_TOLERANCE:g} of the reported CKA",
-            " / ".join(f"{v:.3f}" for v in reported.values()),
-            measured,
-            holds,
-            why_not,
-        )
-    reported = REFERENCE["procrustes_aq"]["random"]
-    add(
-        "aligned method, random tokens: Procrustes AQ (mean + 2 std) at layers 3 / 5 / 7",
-        count_rule + "; the share mean + 2 std flags is set by the shape of the scores (about "
-        "2.3% of a Gaussian, anything from 0% to about 5%), whether or not anything corresponds",
-        f"{' / '.join(map(str, reported.values()))} ({sum(reported.values())})",
-        measured_summary(result, "random", "procrustes", "statistical", 2.0),
-        within(
-            seed_layers_total("random", "procrustes", "statistical", 2.0), sum(reported.values())
-        ),
+        value = float(np.mean([pr.cka["linear"] for pr in by.values()]))
+    return _claim(
+        f"aligned method, {kind} tokens: linear CKA at layers 3 / 5 / 7",
+        f"holds if every layer is within +-{CKA_TOLERANCE:g} of the reported CKA (measured "
+        "value: the mean over the compared layer pairs)",
+        " / ".join(f"{v:.3f}" for v in reported.values()),
+        measured,
+        holds,
         why_not,
+        value,
+        "",
+        own,
     )
+
+
+def _universal_claim(result, why_not):
     uni = result.universal.get("procrustes", {})
-    holds, uni_why = None, why_not
+    holds, own = None, "not measurable: not run"
     if uni:
-        holds = all(u["p_value"] < 0.05 for u in uni.values())
-        few = min(u["n_null"] for u in uni.values())
-        if few < MIN_NULL_REPLICATES and not uni_why:
-            uni_why = f"{few} null replicates: the p-value cannot go below 1/{few + 1}"
-    add(
+        few = aq.too_few_replicates(min(u["n_null"] for u in uni.values()))
+        own = few or _word(all(u["p_value"] < 0.05 for u in uni.values()))
+        holds = None if few else own == "holds"
+    return _claim(
         "universal AQ (random ∩ text, Procrustes) exceed the overlap expected by chance",
         "holds if the overlap's p-value under the paired token-shuffle null is < 0.05 at every "
         "compared layer (the same shuffle procedure applied to both input types, each replicate "
         "thresholded by the same rule; p = (1 + #null overlaps >= observed) / (1 + replicates)); "
-        "the hypergeometric number beside it is the independence bound, not the chance level",
+        f"not measurable with fewer than {aq.MIN_NULL_REPLICATES} replicates (p cannot reach "
+        "0.05); the hypergeometric number beside it is the independence bound, not the chance "
+        "level; measured value: the overlap summed over the compared layers",
         "28 / 31 / 19 at layers 3 / 5 / 7 (chance 5.3 / 3.7 / 3.2, independent sets)",
         ", ".join(
-            f"L{k} {u['observed']} (chance {u['chance']:.1f}, p {u['p_value']:.2g}; "
-            f"independence bound {u['independent_expected']:.1f})"
+            f"L{k} {u['observed']} (chance {u['chance']:.1f} from {u['n_null']} replicates, "
+            + (f"p {u['p_value']:.2g}" if u["n_null"] >= aq.MIN_NULL_REPLICATES else "no p-value")
+            + f": {aq.universal_word(u)}; independence bound {u['independent_expected']:.1f})"
             for k, u in uni.items()
         )
         or "not run",
         holds,
-        uni_why,
+        why_not,
+        sum(u["observed"] for u in uni.values()) if uni else None,
+        "neurons",
+        own,
     )
+
+
+def _spectral_claim(result, why_not):
     spec = result.spectral.get("procrustes", {})
     tested = [s for s in spec.values() if s["lower_frequency"] is not None]
     lower = sum(bool(s["lower_frequency"]) for s in tested)
-    add(
+    holds = lower > len(tested) / 2 if tested else None
+    own = _word(holds) if tested else "not measurable: no layer pair has 2 AQ neurons to test"
+    return _claim(
         "AQ neurons live in low-frequency bands (7 of 11 layers confirm)",
         f"{aq.SPECTRAL_RULE}; Procrustes AQ (B's neurons, B's activations); holds if more than "
-        "half of the tested layer pairs confirm",
+        "half of the tested layer pairs confirm (measured value: the layer pairs that confirm)",
         "7 of 11 layers (universal AQ; differences -0.0025 to -0.0145, no test)",
         f"{lower} of {len(tested)} tested layer pairs ({len(spec) - len(tested)} with too few AQ)"
         if spec
         else "not run",
-        lower > len(tested) / 2 if tested else None,
+        holds,
         why_not,
+        lower if spec else None,
+        "layer pairs",
+        own,
     )
-    raw = result.method_pct("random", "basic", above_null=False)
-    net = result.method_pct("random", "basic", above_null=True)
-    add(
+
+
+def _table_claim(result, why_not):
+    s = result.chance_summary("random", "basic")
+    measured, raw, holds = "not run", None, None
+    if s is not None:
+        raw = s["pct"]
+        measured = f"{raw:.1f}% ({aq.interpret(raw)} on the seed's table); {aq.chance_text(s)}"
+        if s["word"] == "above chance":
+            measured += f": {aq.interpret(s['excess_pct'])} on the seed's table"
+        holds = aq.interpret(raw) == "weak"
+    return _claim(
         "verdict of the basic method on random tokens (the seed's interpretation table)",
         aq.INTERPRETATION_RULE + "; holds if the raw % reads 'weak', as the reference's did",
         "WEAK (0.4% on average)",
-        f"{raw:.1f}% ({aq.interpret(raw)}); {net:.1f}% above chance ({aq.interpret(net)})"
-        if raw is not None
-        else "not run",
-        aq.interpret(raw) == "weak" if raw is not None else None,
+        measured,
+        holds,
         why_not,
+        raw,
+        "% of neurons",
+        _word(holds) if holds is not None else "not measurable: not run",
     )
+
+
+def _gurnee_claim(result, p):
     kind_of_pair = PAIRS[p.pair].kind if p.pair in PAIRS else "custom"
     gall = result.gurnee_all.get("text", {})
     n_text = min((g.get("n_tokens", p.aq.n_tokens) for g in gall.values()), default=0)
-    gurnee_why = None
+    why = None
     if p.aq.offline:
-        gurnee_why = standins.NOT_COMPARABLE
+        why = standins.NOT_COMPARABLE
     elif kind_of_pair != "known-answer":
-        gurnee_why = f"the pair is {kind_of_pair}, not a known-answer pair"
+        why = f"the pair is {kind_of_pair}, not a known-answer pair"
     elif n_text < GURNEE_MIN_TOKENS:
-        gurnee_why = f"{n_text} text tokens (Gurnee et al.: 100M)"
+        why = f"{n_text} text tokens (Gurnee et al.: 100M)"
     gpct, measured = None, "not run"
     if gall:
         gpct = float(np.mean([g["pct"] for g in gall.values()]))
@@ -802,7 +853,8 @@ def claims(out: dict) -> list[dict]:
             measured += "; paired layer only, with its token-shuffle null: " + measured_summary(
                 result, "text", "gurnee", "fixed", 0.5
             )
-    add(
+    holds = GURNEE_RANGE[0] <= gpct <= GURNEE_RANGE[1] if gpct is not None else None
+    return _claim(
         "same architecture, different seeds: 1-5% of neurons are universal (Gurnee et al.)",
         "Gurnee et al.'s definition on text tokens (they measured on the Pile): per A neuron, its "
         "max correlation over every neuron of every layer of B minus the same max with each B "
@@ -812,35 +864,98 @@ def claims(out: dict) -> list[dict]:
         "needs gurnee_all_layers",
         "1.26% (pythia-160m), 4.16% (GPT-2 small), 1.23% (GPT-2 medium)",
         measured,
-        GURNEE_RANGE[0] <= gpct <= GURNEE_RANGE[1] if gpct is not None else None,
-        gurnee_why,
+        holds,
+        why,
+        gpct,
+        "% of neurons",
+        _word(holds) if holds is not None else "not measurable: not run",
+    )
+
+
+def _grokking_claim(gk):
+    claim = (
+        "beyond the seed: OT-matched neurons of two grokked models share their key frequency "
+        "more often than chance"
     )
     if gk is None:
-        add(
-            "beyond the seed: matched neurons of two grokked models share their key frequency",
+        return _claim(
+            claim,
             "one-sided binomial p < 0.05 against chance",
             "(no seed claim)",
             "not run",
             None,
+            None,
+            None,
+            "",
+            "not measurable: not run",
         )
-    else:
-        a = gk["agreement"]["well_explained"]
-        ok = a["p_value"] is not None and a["p_value"] < 0.05 and a["rate"] > a["chance"]
-        add(
-            "beyond the seed: OT-matched neurons of two grokked models share their key frequency "
-            "more often than chance",
-            "among matched pairs whose key frequency explains > "
-            f"{gk['config']['explained']:g} of both neurons' variance: one-sided binomial "
-            "p < 0.05 against sum_k P_A(k) P_B(k); not comparable when a model did not grok",
-            "(no seed claim: the expected answer of a ground truth)",
-            f"{a['same']}/{a['n']} = {a['rate'] if a['rate'] is not None else float('nan'):.3f} "
-            f"(chance {a['chance']:.3f}, p {a['p_value'] if a['p_value'] is not None else 1:.2g})",
-            ok,
-            None if gk["grokked"] else "a model did not grok",
+    a = gk["agreement"]["well_explained"]
+    ok = a["p_value"] is not None and a["p_value"] < 0.05 and a["rate"] > a["chance"]
+    why = None if gk["grokked"] else "a model did not grok"
+    return _claim(
+        claim,
+        "among matched pairs whose key frequency explains > "
+        f"{gk['config']['explained']:g} of both neurons' variance: one-sided binomial "
+        "p < 0.05 against sum_k P_A(k) P_B(k); not comparable when a model did not grok "
+        "(measured value: the share of those pairs that share their key frequency)",
+        "(no seed claim: the expected answer of a ground truth)",
+        f"{a['same']}/{a['n']} = {a['rate'] if a['rate'] is not None else float('nan'):.3f} "
+        f"(chance {a['chance']:.3f}, p {a['p_value'] if a['p_value'] is not None else 1:.2g})",
+        ok,
+        why,
+        a["rate"],
+        "",
+        "not measurable: a model did not grok (its key frequencies are no ground truth)"
+        if why
+        else _word(ok),
+    )
+
+
+def claims(out: dict) -> list[dict]:
+    """The reference's claims and Gurnee et al.'s known answer beside this run's numbers, each
+    with its rule, verdict, ``measured_value`` and ``unit``, and ``computed_verdict`` (the rule
+    on this run's own numbers) where the verdict is "not comparable" (see the module
+    docstring)."""
+    p, result, gk = out["plan"], out["result"], out.get("grok")
+    why_not = comparability(p)
+    rows = [
+        _count_claim(
+            result,
+            kind,
+            "basic",
+            "fixed",
+            0.3,
+            f"basic method, {kind} tokens: AQ (excess > 0.3) at layers 3 / 5 / 7",
+            "",
+            {k: c for k, (c, _) in REFERENCE["basic"][kind].items()},
+            why_not,
         )
+        for kind in ("random", "text")
+    ]
+    rows += [_cka_claim(result, kind, why_not) for kind in ("random", "text")]
+    rows.append(
+        _count_claim(
+            result,
+            "random",
+            "procrustes",
+            "statistical",
+            2.0,
+            "aligned method, random tokens: Procrustes AQ (mean + 2 std) at layers 3 / 5 / 7",
+            "; the share mean + 2 std flags is set by the shape of the scores (about 2.3% of a "
+            "Gaussian, anything from 0% to about 5%), whether or not anything corresponds",
+            REFERENCE["procrustes_aq"]["random"],
+            why_not,
+        )
+    )
+    rows.append(_universal_claim(result, why_not))
+    rows.append(_spectral_claim(result, why_not))
+    rows.append(_table_claim(result, why_not))
+    rows.append(_gurnee_claim(result, p))
+    rows.append(_grokking_claim(gk))
     if p.aq.offline:  # stand-ins measure the code path, never the models
         for row in rows:  # the grokking ground truth uses no stand-in: it keeps its verdict
             if row["verdict"] != "not run" and not row["claim"].startswith("beyond the seed"):
+                row.setdefault("computed_verdict", row["verdict"])
                 row["verdict"] = standins.NOT_COMPARABLE
     return rows
 
@@ -864,10 +979,15 @@ def baseline_lines(out: dict) -> list[str]:
             )
     for method, by in result.universal.items():
         for key, u in by.items():
+            p = (
+                f", p = {u['p_value']:.2g}"
+                if u["n_null"] >= aq.MIN_NULL_REPLICATES
+                else ", no p-value"
+            )
             lines.append(
                 f"universal {method} L{key}: overlap {u['observed']} vs {u['chance']:.1f} "
-                f"expected by chance (paired {u['null']} null, p = {u['p_value']:.2g}; "
-                f"independence bound {u['independent_expected']:.1f})"
+                f"expected by chance (paired {u['null']} null of {u['n_null']} replicates{p}: "
+                f"{aq.universal_word(u)}; independence bound {u['independent_expected']:.1f})"
             )
     gk = out.get("grok")
     if gk is not None:
@@ -885,23 +1005,17 @@ def summary_lines(out: dict) -> dict:
     lines = {}
     for kind in result.pairs:
         for method in aq.METHODS:
-            raw = result.method_pct(kind, method, above_null=False)
-            if raw is None:
+            s = result.chance_summary(kind, method)
+            if s is None:
                 continue
-            net = result.method_pct(kind, method, above_null=True)
             word = result.verdict(kind, method)
             line = f"{kind} tokens, {aq.METHOD_TEXT[method]}: " + (
-                f"{word} ({result.rule_of(kind, method)})"
+                f"{word} ({s['rule']})"
                 if word == aq.FLAGS_NOTHING
-                else f"{raw:.1f}% AQ ({result.rule_of(kind, method)}), {net:.1f}% above chance "
-                f"-> {word}"
+                else f"{s['pct']:.1f}% AQ ({s['rule']}); {aq.chance_text(s)} -> {word}"
             )
-            for rule, value in next(iter(result.pairs[kind].values())).methods[method].rules[1:]:
-                ms = [pr.methods[method] for pr in result.pairs[kind].values()]
-                pct = np.mean([100 * m.count(rule, value).fraction for m in ms])
-                chance = np.mean([100 * m.chance(rule, value) / len(m.scores) for m in ms])
-                line += f"; {pct:.1f}% above {rule} {value:g} (chance {chance:.1f}%)"
-            lines[f"{kind}/{method}"] = line
+            others = result.other_rule_counts(kind, method)
+            lines[f"{kind}/{method}"] = line + (f"; {others}" if others else "")
         prs = [pr for pr in result.pairs[kind].values() if "linear" in pr.cka]
         if prs:
             ckas = [pr.cka["linear"] for pr in prs]
@@ -920,9 +1034,19 @@ def summary_lines(out: dict) -> dict:
         obs = sum(u["observed"] for u in by.values())
         exp = sum(u["chance"] for u in by.values())
         ind = sum(u["independent_expected"] for u in by.values())
+        words = {aq.universal_word(u) for u in by.values()}
+        word = (
+            words.pop() + " at every layer pair"
+            if len(words) == 1
+            else "; ".join(f"L{k} {aq.universal_word(u)}" for k, u in by.items())
+        )
+        first, n_null = next(iter(by.values())), min(u["n_null"] for u in by.values())
+        null = f"paired {first['null']} null"
+        if aq.too_few_replicates(n_null) is None:
+            null += f" of {n_null} replicates"
         lines[f"universal/{method}"] = (
             f"universal AQ ({method}): {obs} in both input types vs {exp:.1f} expected by chance "
-            f"(paired {next(iter(by.values()))['null']} null; independence bound {ind:.1f})"
+            f"({null}: {word}; independence bound {ind:.1f})"
         )
     for method, by in result.spectral.items():
         tested = [s for s in by.values() if s["lower_frequency"] is not None]
@@ -975,7 +1099,7 @@ def run_experiment(
     against the seed reads :data:`akira_nb.standins.NOT_COMPARABLE`."""
     from ..runs import Run
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     p.validate()
     runtime.check_device("device", p.aq.device)
     record = standins_record(p, banner)  # the banner first, when offline
@@ -1033,10 +1157,12 @@ def run_experiment(
         "claims": out["claims"],
         "summary": out["lines"],
         "standins": record,
-        "wall_seconds": time.perf_counter() - start,
     }
-    run.write_results(results)
+    run.write_results({**results, **cost(start, cpu)})  # kept should a figure fail
     out["figures"] = save_figures(run, out)
+    out["cost"] = cost(start, cpu)
+    run.write_results({**results, **out["cost"]})
+    log(cost_line(out["cost"]))
     log(f"results and figures: {run.path}")
     return out
 
@@ -1115,6 +1241,8 @@ __all__ = [
     "baseline_lines",
     "claims",
     "comparability",
+    "cost",
+    "cost_line",
     "grokking_lines",
     "kit_summary",
     "plan",

@@ -73,16 +73,18 @@ def seed_figure(pr: aq.PairResult, threshold: float | None = None) -> plt.Figure
     ax.axis("off")
     pct = 100 * count.fraction
     chance = m.chance(rule, value)
-    net = 100 * max(count.count - chance, 0) / count.total
+    excess_n = count.count - chance
+    net = 100 * excess_n / count.total
+    word = aq.chance_word(excess_n, m.chance_variance(rule, value) ** 0.5)
     text = [
         f"AQ (excess > {count.threshold:g}): {count.count} / {count.total} ({pct:.1f}%)",
         *(f"  {name} null: {c.null_count:.1f}" for name, c in m.counts(rule, value).items()),
-        f"  above chance: {net:.1f}% of neurons",
+        f"  vs chance: {excess_n:+.1f} ({net:+.1f}% of neurons): {word}",
         f"excess: mean {excess.mean():.4f}, std {excess.std():.4f}",
         f"        max {excess.max():.4f}, min {excess.min():.4f}",
         f"rotation baseline spread: {m.extra['baseline_spread']:.3f}",
         f"seed's reading of the raw %: {aq.interpret(pct)}",
-        f"... of the % above chance: {aq.interpret(net)}",
+        "... of the % above chance: " + (aq.interpret(net) if word == "above chance" else word),
     ]
     ax.text(0.02, 0.98, "\n".join(text), va="top", family="monospace", fontsize=9)
     ax.set_title("summary")
@@ -91,52 +93,63 @@ def seed_figure(pr: aq.PairResult, threshold: float | None = None) -> plt.Figure
 
 
 def cka_heatmap(matrix, layers_a, layers_b, title: str = "") -> plt.Figure:
-    """Linear CKA of every layer of A (rows) against every layer of B (columns)."""
+    """Linear CKA of every layer of A (rows) against every layer of B (columns), at least 7 x
+    5.5 inches (about the width of the run's other figures) with readable labels, growing with
+    the matrix up to 20 x 14; each cell's value is written in it while the cells are large
+    enough to hold it."""
     m = np.asarray(matrix)
+    n_a, n_b = len(layers_a), len(layers_b)
     fig, ax = plt.subplots(
-        figsize=(1.2 + 0.7 * len(layers_b), 1.0 + 0.6 * len(layers_a)), layout="constrained"
+        figsize=(min(max(7.0, 2.0 + 0.75 * n_b), 20.0), min(max(5.5, 1.5 + 0.6 * n_a), 14.0)),
+        layout="constrained",
     )
-    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
-    ax.set_xticks(range(len(layers_b)), [str(v) for v in layers_b])
-    ax.set_yticks(range(len(layers_a)), [str(v) for v in layers_a])
-    ax.set(xlabel="layer of B", ylabel="layer of A")
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            ax.text(
-                j,
-                i,
-                f"{m[i, j]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if m[i, j] < 0.6 else "black",
-            )
-    fig.colorbar(im, ax=ax, label="linear CKA")
-    ax.set_title(f"CKA {title}".strip())
+    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(n_b), [str(v) for v in layers_b], fontsize=11)
+    ax.set_yticks(range(n_a), [str(v) for v in layers_a], fontsize=11)
+    ax.set_xlabel("layer of B", fontsize=12)
+    ax.set_ylabel("layer of A", fontsize=12)
+    if n_a <= 16 and n_b <= 24:
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=14 if max(n_a, n_b) <= 6 else 10,
+                    color="white" if m[i, j] < 0.6 else "black",
+                )
+    bar = fig.colorbar(im, ax=ax)
+    bar.set_label("linear CKA", fontsize=12)
+    ax.set_title(f"linear CKA, {title}" if title else "linear CKA", fontsize=13)
     return fig
 
 
 def ot_matches(pr: aq.PairResult) -> plt.Figure:
     """Matched |corr| of every A neuron (sorted), the token-shuffle null's, and the threshold."""
     m = pr.methods["ot"]
-    count = m.main
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     ranks = np.arange(len(m.scores))
     ax.plot(ranks, np.sort(m.scores)[::-1], color=BLUE, label="matched |corr|")
     ax.plot(
         ranks, np.sort(m.nulls["token-shuffle"][0])[::-1], color=GREY, label="token-shuffle null"
     )
-    for rule, value in m.rules:
+    styles = [dict(ls="--", color=RED, lw=1.5), dict(ls=":", color="k", lw=1.5)]
+    thresholds = []
+    for i, (rule, value) in enumerate(m.rules):
         c = m.count(rule, value)
+        thresholds.append(c.threshold)
+        where = f"{c.rule_text} = {c.threshold:.3g}" if rule != "fixed" else c.rule_text
+        note = " (above every score)" if c.threshold_above_every_score else ""
         ax.axhline(
             c.threshold,
-            ls="--",
-            lw=1,
-            color=RED if c is count else "k",
-            label=f"{c.rule_text}: {c.count} AQ (chance {c.null_count:.1f})",
+            **styles[min(i, len(styles) - 1)],
+            label=f"{where}{note}: {c.count} AQ (chance {c.null_count:.1f})",
         )
     method = pr.matching.get("method", "?")
-    ax.set(xlabel="A neuron (sorted)", ylabel="|corr| with its matched B neuron", ylim=(0, 1.02))
+    top = max([1.02, *(t + 0.03 for t in thresholds)])  # every threshold inside the axes
+    ax.set(xlabel="A neuron (sorted)", ylabel="|corr| with its matched B neuron", ylim=(0, top))
     ax.set_title(f"OT matches ({method}): {_title(pr)}", fontsize=10)
     ax.legend(fontsize=8)
     return fig
@@ -173,7 +186,8 @@ def universality(result: aq.AQResult) -> plt.Figure | None:
         ax.set_xticks(x, [f"L{k}" for k in keys])
         ax.set_title(f"{method} ({aq.METHOD_MODEL[method]}'s neurons)", fontsize=10)
         ax.set_ylabel("AQ neurons")
-    axes[0, 0].legend(fontsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=9)
     fig.suptitle("structural, semantic and universal AQ, with the overlap expected by chance")
     return fig
 

@@ -56,6 +56,16 @@ RULE_TEXT = {
     "percentile": "{value:g}th percentile",
     "fixed": "fixed {value:g}",
 }
+# A permutation p-value cannot go below 1 / (1 + replicates): fewer than 19 never reach 0.05.
+MIN_NULL_REPLICATES = 19
+AT_CHANCE_SDS = 2.0  # a count within this many sd of its chance count reads "at chance"
+CHANCE_RULE = (
+    "a count reads 'at chance' when it lies within 2 sd of the count expected by chance, "
+    "'above' / 'below chance' beyond; chance = the null's mean count above the same threshold "
+    "(summed over layer pairs, as the counts are); sd^2 = v (1 + 1/R) summed over layer pairs, "
+    "v the larger of the R null replicates' variance, the binomial n q (1 - q) (q = chance / n "
+    "of n neurons) and 1 (so 1 or 2 neurons against a null of 0 are no evidence)"
+)
 
 
 def _scores(name: str, scores) -> np.ndarray:
@@ -240,6 +250,40 @@ def paired_null_overlap(
     }
 
 
+# ------------------------------------------------------------------------------ chance levels
+def null_count_variance(null_counts, total: int) -> float:
+    """The variance of ``count - chance`` under the null, for one count of ``total`` neurons
+    beside the mean of ``null_counts`` (its R replicates): ``v (1 + 1/R)``, ``v`` the larger of
+    the replicates' sample variance (R >= 2), the binomial ``n q (1 - q)`` (``q`` = their mean
+    / ``total``) and 1 (:data:`CHANCE_RULE`); ``(1 + 1/R)`` adds the error of the mean."""
+    counts = np.asarray(null_counts, dtype=float)
+    total = check_int("total", total, low=1)
+    if counts.ndim != 1 or counts.size == 0 or not np.isfinite(counts).all():
+        raise ValueError(f"null_counts={null_counts!r} must be a non-empty list of counts")
+    q = min(max(counts.mean() / total, 0.0), 1.0)
+    sample = counts.var(ddof=1) if counts.size >= 2 else 0.0
+    return max(sample, total * q * (1 - q), 1.0) * (1 + 1 / counts.size)
+
+
+def chance_word(excess: float, sd: float) -> str:
+    """``"at chance"`` when ``|excess| <= AT_CHANCE_SDS * sd``, else ``"above chance"`` or
+    ``"below chance"`` (:data:`CHANCE_RULE`)."""
+    excess, sd = check_real("excess", excess), check_real("sd", sd, low=0.0)
+    if abs(excess) <= AT_CHANCE_SDS * sd:
+        return "at chance"
+    return "above chance" if excess > 0 else "below chance"
+
+
+def too_few_replicates(n_null: int) -> str | None:
+    """``"not measurable: null of N replicates (needs >= 19)"`` when a null of ``n_null``
+    replicates cannot give p < 0.05, else None."""
+    n_null = check_int("n_null", n_null, low=0)
+    if n_null >= MIN_NULL_REPLICATES:
+        return None
+    reps = f"{n_null} replicate" + ("" if n_null == 1 else "s")
+    return f"not measurable: null of {reps} (needs >= {MIN_NULL_REPLICATES})"
+
+
 # -------------------------------------------------------------------------------------- counts
 @dataclass
 class AQCount:
@@ -346,16 +390,22 @@ def count_with_null(
 
 __all__ = [
     "AQCount",
+    "AT_CHANCE_SDS",
+    "CHANCE_RULE",
     "DEFAULT_VALUES",
     "FLAGS_NOTHING",
+    "MIN_NULL_REPLICATES",
     "RULES",
     "ShuffledStream",
     "apply_threshold",
+    "chance_word",
     "check_rule",
     "count_with_null",
+    "null_count_variance",
     "overlap_null",
     "paired_null_overlap",
     "permutation_null",
     "permute_rows",
     "threshold_value",
+    "too_few_replicates",
 ]

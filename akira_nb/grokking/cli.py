@@ -228,5 +228,6 @@ def main(args: argparse.Namespace) -> dict:
     print("\n".join(experiment.arm_line(r) for r in out["results"]))
     print(out["table"])
     print("\n".join(out["verdicts"]))
+    print(experiment.cost_line(out["cost"]))
     print(f"results and figures: {out['run'].path}")
     return out

@@ -23,6 +23,7 @@ from akira_nb.grokking.train import (
     summarize,
 )
 from akira_nb.runs import Run, claim_lines
+from akira_nb.runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
 
 EXPERIMENT = "grokking"
 
@@ -246,14 +247,33 @@ def comparability(plan: Study) -> str | None:
     return f"{size} is not the seed's p = 53 protocol: " + "; ".join(why)
 
 
-def _claim(claim: str, rule: str, claimed: str, measured: str, holds, why_not) -> dict:
+def _claim(
+    claim: str,
+    rule: str,
+    claimed: str,
+    measured: str,
+    holds,
+    why_not,
+    value=None,
+    unit: str = "",
+    unjudged: str = "the rule gives no verdict here",
+) -> dict:
+    """One claim row of the kit-summary contract: ``holds`` is the rule on this run's numbers
+    (None: the rule cannot judge them, ``unjudged`` says why); away from the seed's protocol
+    (``why_not``) the verdict is "not comparable" and ``computed_verdict`` says what the rule
+    gives on this run's own numbers."""
+    row = dict(claim=claim, rule=rule, claimed=claimed, measured=measured, unit=unit)
     if measured.startswith("not run"):
-        verdict = "not run"
-    elif why_not or holds is None:
-        verdict = "not comparable"
-    else:
-        verdict = "holds" if holds else "does not hold"
-    return dict(claim=claim, rule=rule, claimed=claimed, measured=measured, verdict=verdict)
+        return {**row, "verdict": "not run", "measured_value": None}
+    row["measured_value"] = None if value is None else float(value)
+    own = f"not measurable: {unjudged}" if holds is None else _word(holds)
+    if why_not or holds is None:
+        return {**row, "verdict": "not comparable", "computed_verdict": own}
+    return {**row, "verdict": own}
+
+
+def _word(holds: bool) -> str:
+    return "holds" if holds else "does not hold"
 
 
 def _acc(r: dict) -> str:
@@ -266,7 +286,7 @@ def _grok(r: dict) -> str:
     return f"{r['grok_epoch_mean']:.0f} ({r['grokked']}/{r['seeds']} seed(s) grokked, p={r['p']})"
 
 
-def _gate_claim(by: dict, plan: Study, why_not) -> dict:
+def _gate_claim(by: dict, plan: Study, why_not, p: int = 53) -> dict:
     """The seed's "learned_gate grokked at epoch 2,600 vs 23,000+ for others" (its finding 3):
     the ratio of the other wave modes' fastest grok epoch to learned_gate's. learned_gate never
     grokking refutes it; learned_gate grokking while no other wave mode does supports it."""
@@ -274,7 +294,7 @@ def _gate_claim(by: dict, plan: Study, why_not) -> dict:
     gate = by.get("learned_gate")
     others = [m for m in GATE_OTHERS if m in by]
     grokked = [m for m in others if by[m]["grokked"]]
-    holds = None
+    holds, ratio = None, None
     if not gate or not others:
         measured = f"not run (needs learned_gate and one of {', '.join(GATE_OTHERS)})"
     elif not gate["grokked"]:
@@ -288,25 +308,37 @@ def _gate_claim(by: dict, plan: Study, why_not) -> dict:
             f"grokked within {n_epochs} epochs"
         )
     else:
-        fastest = min(by[m]["grok_epoch_mean"] for m in grokked)
-        ratio = fastest / gate["grok_epoch_mean"]
-        measured = f"{ratio:.1f}x ({fastest:.0f} vs {gate['grok_epoch_mean']:.0f} epochs)"
-        if fastest == gate["grok_epoch_mean"]:
-            measured += (
-                f": every grokking wave arm grokked at the same logged epoch (evaluation "
-                f"every {eval_every} epochs, so the ratio is not resolved)"
-            )
+        best = min(grokked, key=lambda m: by[m]["grok_epoch_mean"])
+        ratio = by[best]["grok_epoch_mean"] / gate["grok_epoch_mean"]
+        measured = gate_sentence(gate["grok_epoch_mean"], best, by[best]["grok_epoch_mean"])
+        if ratio == 1:
+            measured += f" (evaluation every {eval_every} epochs, so the ratio is not resolved)"
         holds = ratio >= GATE_MIN_RATIO
     return _claim(
-        "p=53: learned_gate groks ~10x sooner than the other wave modes",
+        f"p={p}: learned_gate groks ~10x sooner than the other wave modes",
         f"ratio of the fastest other wave mode's ({', '.join(GATE_OTHERS)}) mean grok epoch to "
         f"learned_gate's; holds if >= {GATE_MIN_RATIO:g}x, or if learned_gate grokked and no "
         f"other wave mode did within n_epochs; does not hold if learned_gate never grokked "
         f"(resolution {eval_every} epochs)",
-        "10x (2,600 vs 23,300-27,400)",
+        "10x (2,600 vs 23,300-27,400)" + ("" if p == 53 else " (at p=53)"),
         measured,
         holds,
         why_not,
+        ratio,
+        "x",
+    )
+
+
+def gate_sentence(gate_epoch: float, other: str, other_epoch: float) -> str:
+    """``"learned_gate groks 1.5x sooner than fnet (learned_gate at epoch 550, fnet at 800)"``:
+    which arm grokked when, with the ratio stated in the direction that makes it >= 1."""
+    if gate_epoch == other_epoch:
+        return f"learned_gate and {other} grok at the same logged epoch ({gate_epoch:.0f})"
+    ratio = other_epoch / gate_epoch
+    way = f"{ratio:.1f}x sooner" if ratio > 1 else f"{1 / ratio:.1f}x later"
+    return (
+        f"learned_gate groks {way} than {other} (learned_gate at epoch {gate_epoch:.0f}, "
+        f"{other} at {other_epoch:.0f})"
     )
 
 
@@ -317,7 +349,7 @@ def _waves_claim(by: dict, p: int, why_not) -> dict:
     ``full`` keeps Q/K/V, so it only makes the rule stricter: it cannot carry the claim."""
     needed = ("standard", *WAVE_MODES)
     missing = [m for m in needed if m not in by]
-    holds = None
+    holds, value = None, None
     if missing:
         measured = f"not run ({', '.join(missing)} missing)"
     else:
@@ -326,15 +358,18 @@ def _waves_claim(by: dict, p: int, why_not) -> dict:
         holds = by["standard"]["test_acc_mean"] < NOT_GENERALISED_ACC and all(
             by[m]["test_acc_mean"] >= GENERALISED_ACC for m in WAVE_MODES
         )
+        value = by["standard"]["test_acc_mean"]
     return _claim(
-        "p=53: FFT beats attention (standard never generalises, every wave mode does)",
+        f"p={p}: FFT beats attention (standard never generalises, every wave mode does)",
         f"holds if standard's mean final test accuracy is below {NOT_GENERALISED_ACC} and that "
         f"of every wave mode ({', '.join(WAVE_MODES)}) is at least {GENERALISED_ACC} (the "
-        f"seed's lowest, phase_shift, is 0.934)",
-        "0.022 vs 0.934-1.000",
+        f"seed's lowest, phase_shift, is 0.934); measured value: standard's accuracy",
+        "0.022 vs 0.934-1.000" + ("" if p == 53 else " (at p=53)"),
         measured,
         holds,
         why_not,
+        value,
+        "",
     )
 
 
@@ -356,14 +391,17 @@ def claims(rows: list[dict], plan: Study) -> list[dict]:
             r = by.get(mixer)
             measured = _acc(r) if r else "not run"
             holds = bool(r) and abs(r["test_acc_mean"] - c["test_acc"]) <= ACC_TOLERANCE
+            at = "" if p == p_claim else f" (the seed's, at p={p_claim})"
             out.append(
                 _claim(
-                    f"p={p_claim} {mixer}: final test accuracy",
+                    f"p={p} {mixer}: final test accuracy",
                     f"holds if the measured mean is within +-{ACC_TOLERANCE} of the claim",
-                    f"{c['test_acc']:.3f}",
+                    f"{c['test_acc']:.3f}{at}",
                     measured,
                     holds,
                     why_not,
+                    r["test_acc_mean"] if r else None,
+                    "",
                 )
             )
             if p_claim != 53:
@@ -381,35 +419,42 @@ def claims(rows: list[dict], plan: Study) -> list[dict]:
                 holds = g is not None and claimed / GROK_FACTOR <= g <= claimed * GROK_FACTOR
             out.append(
                 _claim(
-                    f"p=53 {mixer}: grok epoch (test acc >= {plan.base.grok_threshold} to the end)",
+                    f"p={p} {mixer}: grok epoch (test acc >= {plan.base.grok_threshold} to "
+                    "the end)",
                     rule,
-                    "never" if claimed is None else f"{claimed}",
+                    ("never" if claimed is None else f"{claimed}") + at,
                     _grok(r) if r else "not run",
                     holds,
                     why_not,
+                    r["grok_epoch_mean"] if r and r["grokked"] else None,
+                    "epochs",
                 )
             )
         if p_claim != 53:
             continue
-        out.append(_gate_claim(by, plan, why_not))
+        out.append(_gate_claim(by, plan, why_not, p))
         std = by.get("standard")
         speeds = {m: by[m]["epochs_per_s_mean"] for m in FFT_ONLY if m in by}
-        measured = "not run"
+        measured, ratio = "not run", None
         if speeds and std and std["epochs_per_s_mean"] > 0:
             best = max(speeds, key=speeds.get)
             ratio = speeds[best] / std["epochs_per_s_mean"]
             measured = f"{ratio:.2f}x ({best}; arms timed one after another, not paired)"
         out.append(
             _claim(
-                "p=53: FFT mixing trains 2.5x faster than attention",
+                f"p={p}: FFT mixing trains 2.5x faster than attention",
                 "epochs/s of the fastest of fnet/learned_gate/phase_shift over standard's, "
                 "training only, this device; only a paired timing (python "
                 "benchmarks/grokking_speed.py) can decide it, so arms timed one after another "
                 "give no verdict",
-                "2.5x (240 vs 92 it/s)",
+                "2.5x (240 vs 92 it/s)" + ("" if p == 53 else " (at p=53)"),
                 measured,
                 None,
                 why_not,
+                ratio,
+                "x",
+                "arms timed one after another, not a paired timing "
+                "(benchmarks/grokking_speed.py gives one)",
             )
         )
         out.append(_waves_claim(by, p, why_not))
@@ -497,8 +542,9 @@ def run_experiment(
     results agree within float tolerance and the files are the same.
 
     Every arm's config, the seeds and the device are checked before the run folder exists, so
-    bad input leaves nothing behind."""
-    start = time.perf_counter()
+    bad input leaves nothing behind. ``out["cost"]`` (also in results.json): the run's
+    ``cpu_seconds`` (``time.process_time``, every thread) and ``wall_seconds``."""
+    start, cpu = time.perf_counter(), time.process_time()
     plan.validate()
     runtime.check_bool("ensemble", ensemble)
     config = plan.to_dict()
@@ -513,20 +559,21 @@ def run_experiment(
     rows = summarize(results)
     table = results_table(rows)
     verdict_lines = verdicts(rows, plan)
-    run.write_results(
-        {
-            "experiment": EXPERIMENT,
-            "size": plan.size,
-            "config": config,
-            "environment": runtime.environment_info(base.device),
-            "table": rows,
-            "seed_claims": {f"{p}/{m}": v for (p, m), v in SEED_CLAIMS.items()},
-            "verdicts": verdict_lines,
-            "arms": [r.summary() for r in results],
-            "wall_seconds": time.perf_counter() - start,
-        }
-    )
+    record = {
+        "experiment": EXPERIMENT,
+        "size": plan.size,
+        "config": config,
+        "environment": runtime.environment_info(base.device),
+        "table": rows,
+        "seed_claims": {f"{p}/{m}": v for (p, m), v in SEED_CLAIMS.items()},
+        "verdicts": verdict_lines,
+        "claims": claims(rows, plan),
+        "arms": [r.summary() for r in results],
+    }
+    run.write_results({**record, **cost(start, cpu)})  # kept should a figure fail
     figures = save_figures(run, results)
+    spent = cost(start, cpu)
+    run.write_results({**record, **spent})
     return {
         "run": run,
         "figures": figures,
@@ -535,6 +582,7 @@ def run_experiment(
         "table": table,
         "verdicts": verdict_lines,
         "study": plan,
+        "cost": spent,
     }
 
 

@@ -322,6 +322,9 @@ def _in_ipython() -> bool:
 
 
 def main(args) -> dict:
+    import time
+
+    start, cpu = time.perf_counter(), time.process_time()
     # validate everything first (device availability included): a bad flag leaves no run folder
     cfg, preset, overrides, models = config_from_args(args)
 
@@ -402,6 +405,8 @@ def main(args) -> dict:
     out["rows"] = rows
     out["claims"] = experiment.claims(results)
     out["standins"] = {"offline": bool(getattr(args, "offline", False)), "replaced": {}}
+    out.update(experiment.cost(start, cpu))
     run.write_results(out)
+    print(experiment.cost_line(out))
     print(f"results: {run.path / 'results.json'}")
     return out

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import runtime
 from ..runs import atomic_write_json, check_resume, to_jsonable
+from ..runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
 from . import patterns as P
 from .evaluate import evaluate, evaluation_times
 from .model import BASELINES, build_model
@@ -468,29 +469,26 @@ def _mse(results: dict, model: str) -> float | None:
 def claims(results: dict) -> list[dict]:
     """The seed's claims, each with its rule, the claimed and measured values and a verdict:
     "holds", "does not hold", "not comparable" (another protocol than the seed's: see
-    :func:`comparability`) or "not run"."""
+    :func:`comparability`) or "not run"; with ``measured_value`` and ``unit``, and beside "not
+    comparable" the ``computed_verdict`` (the rule on this run's own numbers)."""
     why_not = comparability(results)
     spec, mlp = _mse(results, "spectral"), _mse(results, "mlp")
     c_spec, c_mlp = CLAIMED["spectral"]["eval_mean"], CLAIMED["mlp"]["eval_mean"]
     spec_train = results["models"].get("spectral", {}).get("train", {})
     out = []
 
-    def add(claim, rule, claimed, measured, holds):
+    def add(claim, rule, claimed, measured, holds, value=None, unit=""):
+        row = {"claim": claim, "rule": rule, "claimed": claimed, "unit": unit}
         if measured is None:
-            word = "not run"
-        elif why_not is not None:
-            word = "not comparable"
+            out.append({**row, "measured": "-", "verdict": "not run", "measured_value": None})
+            return
+        row.update(measured=measured, measured_value=float(value))
+        word = "holds" if holds else "does not hold"
+        if why_not is not None:
+            row.update(verdict="not comparable", computed_verdict=word)
         else:
-            word = "holds" if holds else "does not hold"
-        out.append(
-            {
-                "claim": claim,
-                "rule": rule,
-                "claimed": claimed,
-                "measured": measured if measured is not None else "-",
-                "verdict": word,
-            }
-        )
+            row["verdict"] = word
+        out.append(row)
 
     ratio = mlp / spec if spec and mlp is not None else None
     add(
@@ -500,6 +498,8 @@ def claims(results: dict) -> list[dict]:
         f"held-out MSE {c_spec} vs {c_mlp} ({c_mlp / c_spec:.1f}x)",
         f"held-out MSE {spec:.3g} vs {mlp:.3g} ({ratio:.1f}x)" if ratio is not None else None,
         ratio is not None and ratio >= 13,
+        ratio,
+        "x",
     )
     add(
         "the spectral model's held-out per-pixel MSE is 0.011",
@@ -507,6 +507,8 @@ def claims(results: dict) -> list[dict]:
         str(c_spec),
         f"{spec:.3g}" if spec is not None else None,
         spec is not None and spec <= c_spec,
+        spec,
+        "per-pixel MSE",
     )
     imp = spec_train.get("improvement_pct")
     add(
@@ -515,17 +517,22 @@ def claims(results: dict) -> list[dict]:
         "94.3%",
         f"{imp:.1f}%" if imp is not None else None,
         imp is not None and imp >= 84.3,
+        imp,
+        "%",
     )
     sps = spec_train.get("steps_per_s")
-    out.append(
-        {
-            "claim": "the spectral model trains at 21.4 steps/s",
-            "rule": "speed depends on the machine: reported, never judged",
-            "claimed": "21.4 steps/s",
-            "measured": f"{sps:.1f} steps/s (wall-clock)" if sps is not None else "-",
-            "verdict": "not comparable" if sps is not None else "not run",
-        }
-    )
+    speed = {
+        "claim": "the spectral model trains at 21.4 steps/s",
+        "rule": "speed depends on the machine: reported, never judged",
+        "claimed": "21.4 steps/s",
+        "measured": f"{sps:.1f} steps/s (wall-clock)" if sps is not None else "-",
+        "verdict": "not comparable" if sps is not None else "not run",
+        "measured_value": float(sps) if sps is not None else None,
+        "unit": "steps/s",
+    }
+    if sps is not None:
+        speed["computed_verdict"] = "not measurable: a speed depends on the machine"
+    out.append(speed)
     return out
 
 

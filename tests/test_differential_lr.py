@@ -1,7 +1,9 @@
 """Experiment 013 (differential LR): measurements on hand-made curves, the verdict rules on
 constructed curves, presets, the study's arms and LRs, a resumed study, the CLI's validation and
 the explorer. (The monitor's known ratios under plain SGD and the sliced optimiser's per-slice
-steps are in tests/test_bandformer_optim.py.)"""
+steps are in tests/test_bandformer_optim.py; the sweep, the learning check and H1's pinned rule
+in tests/test_differential_lr_tuning.py; the real tiny preset in
+tests/test_differential_lr_tiny.py.)"""
 
 import argparse
 import json
@@ -92,9 +94,11 @@ def _record(val, step_losses=None, test=None, wc=None):
     }
 
 
-def _out_from(curves: dict, plan, target):
+def _out_from(curves: dict, plan, target, unigram=10.0):
+    """What E.claims reads, from hand-made records (one list per arm, one record per seed);
+    ``unigram``: the unigram loss of the learning check (10: every hand-made arm learned)."""
     records = [
-        ({"kind": "arm", "arm": arm, "seed": s, "tag": f"{arm}_s{s}"}, rec)
+        ({"arm": arm, "seed": s, "tag": f"{arm}_s{s}"}, {**rec, "seed": s})
         for arm, recs in curves.items()
         for s, rec in enumerate(recs)
     ]
@@ -107,6 +111,7 @@ def _out_from(curves: dict, plan, target):
         "measures": measures,
         "target": target,
         "target_rule": "given",
+        "unigram": unigram,
     }
 
 
@@ -162,29 +167,42 @@ def test_paired_known_answer():
 
 
 @pytest.mark.parametrize("name", ["013", "026_v1", "canonical_7", "spec_b_warmstart", "sbm_7p1"])
-def test_each_lr_presets_arms_get_their_lrs(name):
-    p = E.study("tiny", lr_preset=name, sweep=[3.0], progress=False)
+def test_each_lr_presets_arms_get_their_lrs_times_the_sweeps_multiplier(name):
+    arms = list(E.ARMS)  # band_uniform too (not a default arm)
+    p = E.study("tiny", lr_preset=name, arms=arms, budgets=[20, 40], progress=False)
     pre = optim.LR_PRESETS[name]
     g = optim.geometric_mean(pre.band_lrs)
     assert p.geomean == pytest.approx(g)
     assert p.base.preset == ("tiny_7p1" if len(pre.band_lrs) == 8 else "tiny")
-    for key, cfg in p.configs():
+    configs = p.configs()
+    # per arm: 3 sweep points at each budget on seed 0, then seeds 1 and 2 at the longest
+    assert len(configs) == len(arms) * (3 * 2 + 2)
+    seen = set()
+    for key, cfg in configs:
+        m = key["mult"]
+        assert key["tag"] == f"{key['arm']}_x{m:.4g}_b{key['budget']}_s{key['seed']}"
+        assert cfg.total_steps == key["budget"] and cfg.warmup_steps == key["budget"] // 10
+        if key["budget"] != 20:  # the LRs of the sweep points (the first budget) suffice
+            continue
+        seen.add(m)
         model, band_cfg = train_mod.build_model(cfg)
         lrs = optim.prescribed_lrs(train_mod.make_optimizer(model, cfg, band_cfg))
         bands = [lrs[f"band_{i}"] for i in range(len(pre.band_lrs))]
-        if key["kind"] == "sweep":
-            assert bands == pytest.approx([3 * g] * len(bands)) and key["lr"] == pytest.approx(
-                3 * g
+        if key["arm"] == "band_geomean":  # one LR: mult x the geometric mean
+            assert bands == pytest.approx([m * g] * len(bands)) and lrs["shared"] == pytest.approx(
+                m * g
             )
-        elif key["arm"] == "band_geomean":  # same total learning budget: sum of logs kept
-            assert sum(map(math.log, bands)) == pytest.approx(sum(map(math.log, pre.band_lrs)))
-            assert lrs["shared"] == pytest.approx(g)
-        elif key["arm"] == "band_uniform":
-            assert set(lrs.values()) == {pre.shared_lr}
-        else:  # band and baseline_differential: the band LRs, shared at the shared LR
-            assert bands == list(pre.band_lrs) and lrs["shared"] == pre.shared_lr
-    with pytest.raises(ValueError, match="sweep must not hold 1"):
-        E.study("tiny", sweep=[1.0])
+            assert key["lr"] == pytest.approx(m * g)
+        elif key["arm"] == "band_uniform":  # one LR: mult x the shared LR
+            assert list(lrs.values()) == pytest.approx([m * pre.shared_lr] * len(lrs))
+            assert key["lr"] == pytest.approx(m * pre.shared_lr)
+        else:  # band and baseline_differential: the band LRs x mult, the ratios kept
+            assert bands == pytest.approx([m * lr for lr in pre.band_lrs])
+            assert lrs["shared"] == pytest.approx(m * pre.shared_lr)
+            assert key["lr"] == pytest.approx(m * g)  # the same learning budget as the control
+    assert sorted(seen) == pytest.approx([10**-0.5, 1.0, 10**0.5])
+    with pytest.raises(ValueError, match="needs at least 3 points spanning at least 10x"):
+        E.study("tiny", sweep=[1.0, 3.0])
 
 
 def test_presets_sizes():
@@ -198,7 +216,7 @@ def test_presets_sizes():
 
 
 def test_the_cli_copies_equal_the_real_names():
-    assert cli.ARMS == E.ARMS
+    assert cli.ARMS == E.ARMS and cli.DEFAULT_ARMS == E.DEFAULT_ARMS
     assert set(cli.LR_PRESETS) == set(optim.LR_PRESETS) | {optim.CUSTOM}
 
 
@@ -227,6 +245,12 @@ def _args(**kw):
         (dict(total_steps=0), "total_steps=0"),
         (dict(**{"band-lrs": "1e-3,1e-2"}), "pass lr_preset='custom'"),
         (dict(**{"lr-preset": "custom", "band-lrs": "1e-3,1e-2,1e-1"}), "7 or 8 bands"),
+        (dict(budgets=["40", "x"]), "'x' is not an integer step count"),
+        (dict(budgets=["40", "40"]), r"budgets=\[40, 40\] repeats 40"),
+        (dict(budgets=["0", "40"]), r"budgets\[0\]=0"),
+        (dict(budgets=["40", "200"], total_steps=100), "total_steps=100 and budgets="),
+        (dict(sweep="1,3"), r"sweep=\[1.0, 3.0\] has 2 point\(s\)"),
+        (dict(sweep="0.1,1,0"), r"sweep\[2\]=0"),
     ],
 )
 def test_cli_refuses_bad_input_before_any_folder(runs_root, kw, match):
@@ -238,13 +262,13 @@ def test_cli_refuses_bad_input_before_any_folder(runs_root, kw, match):
 # ----------------------------------------------------------------------------- a real study
 
 
-def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(
+def test_a_resumed_study_reloads_finished_trainings_and_continues_a_half_trained_one(
     runs_root, monkeypatch
 ):
     kw = dict(
         seeds=[0, 1],
-        arms=["band", "band_geomean", "baseline_differential"],
-        sweep=[3.0],
+        arms=["band"],
+        sweep=[],
         seq_len=16,
         batch_size=4,
         total_steps=10,
@@ -256,23 +280,15 @@ def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(
     )
     plan = E.study("tiny", **kw)
     out = E.run_study(plan, name="r", root=runs_root.parent / "uninterrupted", log=None)
-    assert {p.stem for p in (out["run"].path / "arms").glob("*.json")} == {
-        "band_s0",
-        "band_s1",
-        "band_geomean_s0",
-        "band_geomean_s1",
-        "baseline_differential_s0",
-        "baseline_differential_s1",
-        "sweep_x3_s0",
-    }
-    # the same study "disconnected" half-way through band_s1 (its step-5 checkpoint on disk)
+    assert [k["tag"] for k, _ in out["records"]] == ["band_x1_b10_s0", "band_x1_b10_s1"]
+    # the same study "disconnected" half-way through its seed-1 training (step-5 checkpoint)
     save = Run.save_checkpoint
 
     class Disconnect(Exception):
         pass
 
     def lost(self, state, step, tag="", keep=2):
-        if tag == "band_s1" and step == 10:
+        if tag == "band_x1_b10_s1" and step == 10:
             raise Disconnect
         return save(self, state, step, tag=tag, keep=keep)
 
@@ -281,51 +297,29 @@ def test_a_resumed_study_reloads_finished_arms_and_continues_a_half_trained_one(
         E.run_study(plan, name="r", log=None)
     monkeypatch.setattr(Run, "save_checkpoint", save)
     run = Run.find_latest(E.EXPERIMENT, "r")
-    assert [p.stem for p in (run.path / "arms").glob("*.json")] == ["band_s0"]
-    assert [p.name for p in run.checkpoint_dir("band_s1").iterdir()] == ["ckpt_000000005.pt"]
-    # every finished arm keeps only its final checkpoint
-    assert [p.name for p in run.checkpoint_dir("band_s0").iterdir()] == ["ckpt_000000010.pt"]
+    assert [p.stem for p in (run.path / "arms").glob("*.json")] == ["band_x1_b10_s0"]
+    assert [p.name for p in run.checkpoint_dir("band_x1_b10_s1").iterdir()] == ["ckpt_000000005.pt"]
+    # a finished training keeps only its final checkpoint
+    assert [p.name for p in run.checkpoint_dir("band_x1_b10_s0").iterdir()] == ["ckpt_000000010.pt"]
     again = E.run_study(E.study("tiny", **kw), name="r", resume=True, log=None)
     assert again["run"].path == run.path
     with pytest.raises(ValueError, match="resume refused.*base.offline saved False, now True"):
         E.run_study(E.study("tiny", offline=True, **kw), name="r", resume=True, log=None)
     assert again["stats"] == out["stats"] and again["claims"] == out["claims"]
-    assert (
-        again["target"]
-        == out["target"]
-        == pytest.approx(
-            np.mean(
-                [
-                    r["history"]["val_loss"][-1]
-                    for k, r in out["records"]
-                    if k["arm"] == "band_geomean" and k["kind"] == "arm"
-                ]
-            )
-            * 1.02
-        )
-    )
+    assert again["target"] == out["target"]
     saved = json.loads((run.path / "results.json").read_text())
-    assert saved["recommendation"]["word"] in ("RECOMMENDED", "NOT RECOMMENDED")
     assert {c["key"] for c in saved["claims"]} == {"H1", "H2", "H3", "H4"}
+    by = {c["key"]: c["seed_verdict"] for c in saved["claims"]}
+    assert {by[k] for k in ("H1", "H2", "H3")} == {"not run"}  # no control arm
+    assert by["H4"] == "not measurable: arm band did not learn"  # 10 steps: above unigram
     assert set(out["figures"]) == {"curves", "weight_change", "sweep"}
-    # the no-bands arm is monitored per hidden slice against the band LRs
-    assert set(out["rates"]["baseline_differential"]) == {f"band_{i}" for i in range(8)}
     assert out["rates"]["band"]["band_6"]["prescribed"] == pytest.approx(3000)
-    # every blank of the seed's template is filled with a number
-    t = out["tables"]["template"]
-    assert "_____" not in t and "Speedup:" in t and "Differential LR is" in t
-    summary = E.kit_summary(out)
-    assert summary["experiment"] == "013_differential_lr" and len(summary["claims"]) == 4
-    assert {c["verdict"] for c in summary["claims"]} <= {"not comparable", "not run"}
-    assert any("unigram" in b for b in summary["baselines"])
     # the explorer over the saved results
     found = widgets.load_results()
     assert list(found) == ["013"]
-    lines, fig = widgets.explore(found, "013", "baseline_differential")
-    assert lines[0].startswith("013: baseline_differential") and any("H4" in x for x in lines)
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert any(x.startswith("baseline_differential") for x in labels)
-    assert any(x.startswith("band_geomean") for x in labels)  # the control beside it
+    lines, fig = widgets.explore(found, "013", "band")
+    assert lines[0].startswith("013: band") and any("H4" in x for x in lines)
+    assert "  at 10 steps: tuned x1 (LR 0.000849), val " in "\n".join(lines)
     with pytest.raises(ValueError, match="arm='nope' was not run"):
         widgets.explore(found, "013", "nope")
     with pytest.raises(ValueError, match="lr_preset='026_v1' has no saved study"):
@@ -339,10 +333,20 @@ def test_cli_main_runs_a_small_study_and_its_kit_summary(runs_root, capsys):
     out = cli.main(args)
     printed = capsys.readouterr().out
     assert "Differential LR is" in printed and "Conclusion (013 section 5)" in printed
-    assert out["study"].seeds == [0] and out["sweep"][0]["label"] == "x1 (geometric mean)"
+    assert f"this study: {out['cpu_seconds']:.0f} CPU-s (process time" in printed
+    assert out["study"].seeds == [0] and [r["best"] for r in out["sweep"]] == [1.0, 1.0]
+    assert "not tuned (sweep=[])" in out["tables"]["tuned"]
     s = E.kit_summary(out)
     assert s["run"].startswith(str(runs_root)) and s["size"] == "tiny"
     assert all(c["verdict"] in ("not comparable", "not run") for c in s["claims"])
+    for c in s["claims"]:  # the claims contract
+        assert {"measured_value", "unit"} <= set(c)
+        if c["verdict"] == "not comparable":
+            assert c["computed_verdict"].split(":")[0] in (
+                "holds",
+                "does not hold",
+                "not measurable",
+            )
 
 
 def test_offline_and_eval_batches_reach_the_study_and_the_verdicts_say_why(monkeypatch, capsys):

@@ -18,9 +18,14 @@ from akira_nb.differential_lr import experiment as E
 
 @pytest.mark.parametrize(
     "sweep, match",
-    [([3.0, 3.0], r"sweep=\[3.0, 3.0\] repeats 3.0"), ([3.0, 3.00001], "share the tag x3")],
+    [
+        ([0.3, 3.0, 3.0], r"sweep=\[0.3, 3.0, 3.0\] repeats 3.0"),
+        ([0.3, 3.0, 3.00001], r"repeats 3.00001 \(multipliers must differ in their first 4"),
+        ([0.3, 1.0, 2.9], r"3 point\(s\) spanning 9.67x; a sweep needs at least 3 points"),
+        ("3", r"sweep='3' must be a list"),
+    ],
 )
-def test_sweep_factors_and_their_tags_must_differ(sweep, match):
+def test_sweep_multipliers_and_their_tags_must_differ_and_span_10x(sweep, match):
     with pytest.raises(ValueError, match=match):
         E.study("tiny", sweep=sweep, progress=False)
 
@@ -30,7 +35,8 @@ def test_sweep_seeds_are_among_the_seeds_and_follow_given_seeds():
         E.study("tiny", seeds=[0, 1, 2], sweep_seeds=[9], progress=False)
     p = E.study("tiny", seeds=[5, 6, 7], progress=False)
     assert p.sweep_seeds == [5]
-    assert {k["seed"] for k, _ in p.configs() if k["kind"] == "sweep"} == {5}
+    short = [k for k, _ in p.configs() if k["budget"] < p.longest]
+    assert len(short) == 3 * 3 and {k["seed"] for k in short} == {5}  # 3 arms x 3 points
     assert E.study("a100", seeds=[7, 8, 9], device="cpu").sweep_seeds == [7, 8]  # a100: two
     assert E.study("tiny", seeds=[5, 6], sweep_seeds=[6], progress=False).sweep_seeds == [6]
     plan = cli.config_from_args(_args(seeds=["5", "6"], **{"sweep-seeds": ["6"]}))
@@ -52,11 +58,14 @@ def test_study_refuses_bad_settings(kw, match):
 
 
 def test_a_shorter_budget_scales_the_warmup(runs_root):
-    p = E.study("tiny", total_steps=4, progress=False)  # the preset's 8 of 80: 10%
-    assert p.base.warmup_steps == 0 and p.base.total_steps == 4
+    p = E.study("tiny", total_steps=4, progress=False)  # the preset's 20 of 200: 10%
+    assert p.base.warmup_steps == 0 and p.base.total_steps == 4 and p.budgets == [4]
     assert E.study("tiny", total_steps=40, progress=False).base.warmup_steps == 4
     assert E.study("tiny", total_steps=40, warmup_steps=6).base.warmup_steps == 6  # given
-    assert E.study("tiny", progress=False).base.warmup_steps == 8
+    tiny = E.study("tiny", progress=False)
+    assert tiny.budgets == [40, 200] and tiny.base.total_steps == 200
+    assert tiny.base.warmup_steps == 20 and tiny.warmup_for(40) == 4  # each budget's 10%
+    assert E.study("tiny", budgets=[50, 10]).budgets == [10, 50]  # sorted
     plan = cli.config_from_args(_args(total_steps=4))
     assert plan.base.warmup_steps == 0 and "warm-up 0" in plan.describe()
 
@@ -94,23 +103,26 @@ def _plan():
     return E.study("tiny", seeds=[0, 1, 2], total_steps=60, sweep=[], progress=False)
 
 
-def _template_out(band, control):
+def _template_out(band, control, unigram=10.0):
     plan = _plan()
-    out = _out_from({"band": band, "band_geomean": control}, plan, target=2.0)
-    out["stats"] = E.arm_stats(out["measures"], plan)
-    out["sweep"] = []
+    out = _out_from({"band": band, "band_geomean": control}, plan, target=2.0, unigram=unigram)
+    out["stats"] = E.arm_stats(out["measures"], plan.longest)
     out["claims"] = E.claims(out)
     out["recommendation"] = E.recommendation(out)
     return out
 
 
-def test_the_template_says_n_a_for_an_arm_that_never_reached_the_target():
+def test_the_template_counts_an_unreached_seed_as_the_budget_as_h1_does():
     control = [_record([4.0, 3.5, 3.0, 2.5, 2.0, 1.9]) for _ in range(3)]
     never = [_record([4.0, 3.9, 3.8, 3.7, 3.6, 3.5]) for _ in range(3)]
-    t = E.template(_template_out(never, control))
-    assert "Speedup: n/a (3 of 3 seeds never reached it)" in t
+    out = _template_out(never, control)
+    t = E.template(out)
+    h1 = {c["key"]: c for c in out["claims"]}["H1"]
+    assert h1["measured_value"] == pytest.approx(50 / 60)  # control 50 steps, never = 60
+    assert "- Differential: 60.0 +- 0.0 steps to target (3 seed(s) never reached it)" in t
+    assert "budget): 0.83x (H1: NOT SUPPORTED)" in t and "speedup 0.83x" in h1["measured"]
+    assert "the differential arm needs 20.0% more steps" in h1["measured"]
     assert "Weight change ratios match prescribed: not measured" in t  # H4 not run
-    assert "1.00x" not in t
 
 
 def test_rule_texts_say_the_thresholds_and_the_spread_exactly():
@@ -125,7 +137,7 @@ def test_rule_texts_say_the_thresholds_and_the_spread_exactly():
         assert "paired t-test p" in rule
     assert "first differences" in by["H3"]["rule"] and "Spikes" in by["H3"]["rule"]
     t = E.template(out)
-    assert "H1 (faster learning): SUPPORTED (paired t-test p = " in t
+    assert "H1 (faster learning): SUPPORTED (differential faster, paired t-test p = " in t
 
 
 # ----------------------------------------------------------------------------- prescribed LRs
@@ -217,7 +229,7 @@ def test_the_explorer_redraws_the_chosen_arm(runs_root, capsys):
     # outside a kernel the Output widget lets the callback's print through (after its
     # clear_output escapes): the chosen arm's lines, and no error caught in the callback
     shown = capsys.readouterr().out
-    assert "\r013: band_geomean (uniform at the geometric mean), 1 seeds, target" in shown
+    assert "\r013: band_geomean (uniform (from the geometric mean)), 1 seeds, target" in shown
     assert "steps_to_target: " in shown and "error" not in shown and "Differential LR is" in shown
     controls["arm"].value = "band"
     assert "\r013: band (differential (band LRs)), 1 seeds" in capsys.readouterr().out

@@ -48,7 +48,7 @@ def test_the_callback_draws_the_arm_beside_the_chosen_one(results):
     assert lines[0] == "013: band (differential (band LRs)), 2 seeds, target 3.3000"
     assert "  final_val_loss: 3.1 +- 0.01" in lines and "  variance: 0.01" in lines
     assert any(
-        x.startswith("  beside band_geomean (uniform at the geometric mean): ") for x in lines
+        x.startswith("  beside band_geomean (uniform (from the geometric mean)): ") for x in lines
     )
     assert "final_val_loss 3.2" in lines[6]  # the control's measures
     assert lines[-2:] == [
@@ -87,7 +87,10 @@ def test_the_explorer_opens_on_the_study_it_is_given(results, capsys):
     capsys.readouterr()
     controls["beside"].value = "band_uniform"  # outside a kernel the Output lets the print through
     shown = capsys.readouterr().out
-    assert "013: band (differential" in shown and "beside band_uniform (uniform at" in shown
+    assert (
+        "013: band (differential" in shown
+        and "beside band_uniform (uniform (from the shared LR)" in shown
+    )
     assert "Figure(1100x380)" in shown and plt.get_fignums() == []
     for bad, match in [({}, "no saved 013 study"), (results, "lr_preset='x' has no saved study")]:
         with pytest.raises(ValueError, match=match):

@@ -111,7 +111,7 @@ BAND_COUNTS = dict(
 )
 DLR_COUNTS = dict(
     seeds=[0],
-    sweep=[3.0],
+    sweep=[],  # no LR sweep: each arm once, at its prescribed LRs
     total_steps=3,
     batch_size=1,
     eval_batches=1,
@@ -178,7 +178,7 @@ def test_013_t4_plan_every_arm_offline_at_the_real_shapes(tmp_path, capsys):
     from akira_nb.differential_lr import experiment
 
     plan = experiment.study("t4", offline=True, **DLR_COUNTS)  # as the notebook's knobs
-    assert plan.arms == list(experiment.ARMS) and plan.lr_preset == "013"
+    assert plan.arms == list(experiment.DEFAULT_ARMS) and plan.lr_preset == "013"
     band = plan.base.band_config()
     assert (band.vocab_size, band.n_ctx, band.n_layers, band.band_dims) == (
         50257,
@@ -189,7 +189,7 @@ def test_013_t4_plan_every_arm_offline_at_the_real_shapes(tmp_path, capsys):
     out = experiment.run_study(plan, name="full-shapes", root=tmp_path, log=None)
     _banner_first(capsys)
     tags = [k["tag"] for k, _ in out["records"]]
-    assert tags == [f"{a}_s0" for a in experiment.ARMS] + ["sweep_x3_s0"]
+    assert tags == [f"{a}_x1_b3_s0" for a in experiment.DEFAULT_ARMS]
     for key, rec in out["records"]:
         assert rec["data"]["seq_len"] == 256 and rec["data"]["vocab_size"] == 50257
         assert rec["tokens_seen"] == 3 * 256 and len(rec["step_losses"]) == 3

@@ -1,8 +1,10 @@
-"""Experiment 013, differential learning rates: the band transformer with its band LRs against a
-uniform LR at their geometric mean (same total learning budget), a uniform LR at the shared
-LR, and the same LR hierarchy over a standard GPT's hidden slices (no bands); every arm at the
-same token budget and seeds, plus a uniform-LR sweep around the geometric mean. Prints the
-seed's results template and H1-H4 with their rules, and RECOMMENDED / NOT RECOMMENDED.
+"""Experiment 013, differential learning rates: the band transformer with its band LRs against
+one uniform LR (starting at their geometric mean: the same total learning budget) and the same
+LR hierarchy over a standard GPT's hidden slices (no bands); every arm at its own tuned LR (a
+sweep of multipliers of its prescribed LRs, the best point not at an edge) at every budget,
+the same seeds and data order. H1-H4 compare the tuned arms at the longest budget, and only
+arms that beat the unigram loss. Prints the tuned LRs, the sweeps, the seed's results template
+and H1-H4 with their rules, and RECOMMENDED / NOT RECOMMENDED.
 
 --offline replaces the wikitext-103 download with a local stand-in of the same shape (the kit's
 offline corpus through gpt2-standin, vocabulary 50257; akira_nb.standins); it says so on its
@@ -21,6 +23,7 @@ from akira_nb.bandformer.cli import _floats  # "1e-5,3e-5 ..." -> floats, as 026
 
 # Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
 ARMS = ("band", "band_geomean", "band_uniform", "baseline_differential")
+DEFAULT_ARMS = ("band", "band_geomean", "baseline_differential")
 LR_PRESETS = (
     "026_v1",
     "canonical_7p1",
@@ -68,7 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="with --lr-preset custom: the shared parameters' LR (default: the geometric mean)",
     )
-    a("--arms", nargs="+", default=None, help=f"arms to train (default: {' '.join(ARMS)})")
+    a(
+        "--arms",
+        nargs="+",
+        default=None,
+        help=f"arms to train, of {' '.join(ARMS)} (default: {' '.join(DEFAULT_ARMS)}; "
+        "band_uniform is band_geomean once its LR is tuned)",
+    )
     a("--seeds", nargs="+", default=None, help="training seeds (default: 0 1 2; a100: 0..4)")
     a(
         "--sweep-seeds",
@@ -76,13 +85,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="sweep_seeds",
         nargs="+",
         default=None,
-        help="seeds of the uniform sweep, among --seeds (default: the first seed; a100: two)",
+        help="seeds of every LR sweep, among --seeds (default: the first seed; a100: two)",
     )
     a(
         "--sweep",
         type=_floats,
         default=None,
-        help="uniform-LR factors of the geometric mean, e.g. '0.333,3,10' ('' for none)",
+        help="LR multipliers of each arm's prescribed LRs, at least 3 spanning 10x, e.g. "
+        "'0.316,1,3.16' (the default); '' for none (every arm at its prescribed LRs)",
+    )
+    a(
+        "--budgets",
+        nargs="+",
+        default=None,
+        help="total steps of each budget, e.g. 40 200 (tiny's); the longest is where H1-H4 "
+        "are judged",
     )
     a(
         "--total_steps",
@@ -90,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="total_steps",
         type=int,
         default=None,
-        help="optimiser steps per arm",
+        help="optimiser steps per arm: one budget (see --budgets)",
     )
     a(
         "--target-loss",
@@ -98,8 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="target_loss",
         type=float,
         default=None,
-        help="validation loss for steps-to-target (default: the uniform control's mean final "
-        "val loss x 1.02)",
+        help="validation loss for steps-to-target (default: the tuned uniform control's mean "
+        "final val loss x 1.02 at the longest budget)",
     )
     a(
         "--eval-batches",
@@ -131,7 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--quiet", action="store_true", help="no progress bars")
 
 
-def _seeds(values, flag="--seeds"):
+def _seeds(values, flag="--seeds", what="seed"):
     if values is None:
         return None
     out = []
@@ -139,7 +156,7 @@ def _seeds(values, flag="--seeds"):
         try:
             out.append(int(v))
         except ValueError:
-            raise ValueError(f"{flag} {' '.join(values)}: {v!r} is not an integer seed") from None
+            raise ValueError(f"{flag} {' '.join(values)}: {v!r} is not an integer {what}") from None
     return out
 
 
@@ -162,6 +179,7 @@ def config_from_args(args: argparse.Namespace):
         seeds=_seeds(args.seeds),
         sweep_seeds=_seeds(args.sweep_seeds, "--sweep-seeds"),
         sweep=args.sweep,
+        budgets=_seeds(args.budgets, "--budgets", "step count"),
         total_steps=args.total_steps,
         target_loss=args.target_loss,
         eval_batches=args.eval_batches,
@@ -196,5 +214,9 @@ def main(args: argparse.Namespace) -> dict:
     for line in out["lines"]:
         print(line)
     print(out["tables"]["template"])
+    print(
+        f"this study: {out['cpu_seconds']:.0f} CPU-s (process time, every thread), "
+        f"{out['wall_seconds']:.0f} s wall, {len(out['records'])} trainings"
+    )
     print(f"results and figures: {out['run'].path}")
     return out

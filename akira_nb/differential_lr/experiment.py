@@ -2,38 +2,40 @@
 (slow low bands, fast high bands) learn faster, generalise better and train more stably than a
 uniform LR, and do the bands move at their prescribed rates?
 
-Arms (each a :mod:`akira_nb.bandformer.train` arm, one ``train()`` call per arm x seed):
+Arms (each a :mod:`akira_nb.bandformer.train` arm):
 
 - ``band``: the band transformer with differential LRs (the LR preset's band LRs, the shared
   LR for embeddings and the final norm);
-- ``band_geomean``: the same model with every group at the geometric mean of the band LRs
-  (013's control: "same total learning budget, LR = geometric mean");
-- ``band_uniform``: every group at the preset's shared LR;
+- ``band_geomean``: the same model with every group at one LR, the geometric mean of the band
+  LRs at its prescribed point (013's control: "same total learning budget");
 - ``baseline_differential``: "differential LR without bands": the parameter-matched GPT with
-  the same band LRs over its hidden units split into the band slices.
+  the band LRs over its hidden units split into the band slices;
+- ``band_uniform`` (not in the default arms): the band model at one LR, the shared LR at its
+  prescribed point. Once its LR is tuned it is the same arm as ``band_geomean`` (the same
+  model with one LR for every group), so the default study trains that one only.
 
-Every arm trains the same token budget at the same seeds, and a seed fixes the data order too
-(``data_seed`` is the study's, one for all), so the comparisons are paired. The uniform-LR
-sweep trains the band model at uniform LRs ``factor x geometric mean`` (``sweep``, on
-``sweep_seeds``), so the control is a tuned baseline: the best uniform LR is reported beside
-the geometric mean (``x1`` is the ``band_geomean`` arm itself, and the shared-LR arm is one
-more uniform point).
+Every arm is compared at its own tuned LR, at every budget of ``budgets`` (total steps):
+a sweep (:mod:`.sweep`) of multipliers of the arm's prescribed LRs (every band LR and the
+shared LR scaled together: a differential arm keeps its ratios, a uniform arm's one LR is
+scaled) on ``sweep_seeds``: at least 3 points spanning 10x, with the edge rule (a best point at
+an edge adds one point beyond it, at most ``sweep_extensions`` times, then "the optimum may lie
+beyond"). A longer budget's sweep is centred on the shorter one's tuned multiplier when the
+arm learned there (else on x1). At the longest budget the other seeds train at the tuned
+multiplier; the sweep's best run is the arm's result at its sweep seeds (no configuration is
+trained twice). Every training is saved to ``arms/<tag>.json`` as it finishes
+(``<arm>_x<multiplier>_b<steps>_s<seed>``) and reloaded on ``resume``.
 
-Measurements per arm x seed (:mod:`.evaluate`): steps to the target validation loss (the
-control's mean final validation loss x (1 + ``target_margin``) unless ``target_loss`` is
-given), final train / validation / test loss, the last-window train-loss variance (half that of the
-step-to-step differences, after the warm-up) and the spikes (> 2x the running median, reported
-beside it), ||dW|| / ||W|| per band against the prescribed ratios. Verdicts (:func:`claims`):
-H1 at least 20% fewer steps (speedup >= 1.25x), H2 5% lower test loss, H3 30% less variance,
-each SUPPORTED only when the threshold is met and the mean paired difference exceeds the std of
-the paired differences (the paired t-test p beside it); H4 every band's weight-change ratio
-within 2x of the prescribed one (with its spread). Below the seed's scale
-(:func:`comparability`) every verdict is computed and reads "not comparable" in the kit
-summary.
+Every seed fixes the data order too (``data_seed`` is the study's, one for all), so the
+comparisons are paired. H1-H4 (:mod:`.claims`) compare the tuned ``band`` and ``band_geomean``
+at the longest budget; an arm that does not beat the unigram loss by
+:data:`~.claims.LEARN_MARGIN` nats at every seed "did not learn" and judges nothing. Below the
+seed's scale (:func:`~.claims.comparability`) every verdict is computed and reads "not
+comparable" in the kit summary, with the computed one beside it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -46,57 +48,67 @@ from akira_nb.bandformer.experiment import _check_distinct, _train_module
 from akira_nb.runs import claim_lines
 
 from . import evaluate as ev
+from . import sweep as sw
+from .claims import (
+    CONTROL,
+    HYPOTHESES,
+    LEARN_MARGIN,
+    MIN_SEEDS,
+    MIN_STEPS,
+    TREATMENT,
+    arm_stats,
+    claims,
+    comparability,
+    fmt,
+    learned,
+    measure,
+    recommendation,
+    template,
+)
 
 EXPERIMENT = "013_differential_lr"
 TITLE = "013 Differential learning rates: does the band LR hierarchy beat a uniform LR?"
 ARMS = ("band", "band_geomean", "band_uniform", "baseline_differential")
-CONTROL = "band_geomean"
-TREATMENT = "band"
+DEFAULT_ARMS = ("band", "band_geomean", "baseline_differential")
 ARM_LABELS = {
     "band": "differential (band LRs)",
-    "band_geomean": "uniform at the geometric mean",
-    "band_uniform": "uniform at the shared LR",
+    "band_geomean": "uniform (from the geometric mean)",
+    "band_uniform": "uniform (from the shared LR)",
     "baseline_differential": "differential LR without bands (matched GPT, hidden slices)",
 }
-# the seed's predictions: (hypothesis, claim, threshold)
-HYPOTHESES = {
-    "H1": ("faster learning", "Differential LR: 20% faster convergence (steps to target)", 0.20),
-    "H2": ("better generalization", "Differential LR: 5% better test loss", 0.05),
-    "H3": ("more stable", "Differential LR: 30% less loss variance", 0.30),
-    "H4": ("rates match", "Actual weight changes: within 2x of prescribed ratios", 2.0),
-}
+SWEEP = [10**-0.5, 1.0, 10**0.5]  # multipliers of the prescribed LRs: 3 points spanning 10x
 # model presets by size and band count (7 bands: the 026 shapes; 8: the 7+1 layout)
 MODEL_PRESETS = {"tiny": {7: "tiny", 8: "tiny_7p1"}, "big": {7: "default", 8: "canonical_7p1"}}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # the whole notebook in under 2 minutes on one CPU thread (band model ~50 ms/step)
+    # two budgets 5x apart; the longer one is where every arm learns (the learning check)
     "tiny": dict(
         lr_preset="013",
         seeds=[0, 1, 2],
-        sweep=[1 / 3, 3.0],
+        budgets=[40, 200],
+        sweep=SWEEP,
         sweep_seeds=[0],
         dataset="offline",
         data_seed=0,
         seq_len=32,
         batch_size=16,
-        total_steps=80,
-        warmup_steps=8,
+        warmup_steps=20,  # of the longest budget; a shorter one keeps the share (10%)
         eval_every=8,
         eval_batches=2,
-        checkpoint_every=40,
+        checkpoint_every=100,
         monitor_every=8,
     ),
     "t4": dict(
         lr_preset="013",
         seeds=[0, 1, 2],
-        sweep=[1 / 3, 3.0, 10.0],
+        budgets=[1000],
+        sweep=SWEEP,
         sweep_seeds=[0],
         dataset="wikitext-103",
         max_train_tokens=16_000_000,
         data_seed=0,
         seq_len=256,
         batch_size=16,
-        total_steps=1000,
         warmup_steps=50,
         eval_every=50,
         eval_batches=20,
@@ -106,13 +118,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "a100": dict(
         lr_preset="013",
         seeds=[0, 1, 2, 3, 4],
-        sweep=[1 / 3, 3.0, 10.0],
+        budgets=[5000],
+        sweep=SWEEP,
         sweep_seeds=[0, 1],
         dataset="wikitext-103",
         data_seed=0,
         seq_len=256,
         batch_size=16,
-        total_steps=5000,
         warmup_steps=100,
         eval_every=250,
         eval_batches=50,
@@ -126,15 +138,15 @@ STUDY_KEYS = (
     "shared_lr",
     "arms",
     "seeds",
+    "budgets",
     "sweep",
     "sweep_seeds",
+    "sweep_extensions",
     "target_loss",
     "target_margin",
     "window_fraction",
 )
 MAY_CHANGE = ("device", "progress", "checkpoint_every", "cpu_threads")
-# the seed's scale: the 026/7+1 model on a real corpus, >= 3 seeds, >= 1,000 steps
-MIN_SEEDS, MIN_STEPS = 3, 1000
 
 
 def _optim():
@@ -143,10 +155,20 @@ def _optim():
     return optim
 
 
+def check_budgets(budgets) -> list[int]:
+    """``budgets`` sorted: distinct positive step counts, at least one."""
+    if not isinstance(budgets, (list, tuple)) or not budgets:
+        raise ValueError(f"budgets={budgets!r} must be a non-empty list of total steps")
+    out = [runtime.check_int(f"budgets[{i}]", b, low=1) for i, b in enumerate(budgets)]
+    _check_distinct("budgets", out)
+    return sorted(out)
+
+
 @dataclass
 class Study:
-    """One 013 study: the shared ``TrainConfig`` (``base``), the LR set, the arms, seeds, the
-    uniform sweep and the measurement settings. Build it with :func:`study`."""
+    """One 013 study: the shared ``TrainConfig`` (``base``, at the longest budget), the LR set,
+    the arms, seeds, budgets, the per-arm LR sweep and the measurement settings. Build it with
+    :func:`study`."""
 
     base: Any
     lr_preset: str
@@ -154,8 +176,10 @@ class Study:
     shared_lr: float
     arms: list
     seeds: list
+    budgets: list = field(default_factory=list)
     sweep: list = field(default_factory=list)
     sweep_seeds: list = field(default_factory=list)
+    sweep_extensions: int = sw.EXTENSIONS
     target_loss: float | None = None
     target_margin: float = 0.02
     window_fraction: float = 0.25
@@ -174,25 +198,18 @@ class Study:
         if outside:
             raise ValueError(
                 f"sweep_seeds={self.sweep_seeds!r}: {outside} not among seeds={self.seeds!r} "
-                "(the sweep is compared with the arms on the same seeds)"
+                "(the sweep's best run is the arm's result at those seeds)"
             )
-        if not isinstance(self.sweep, (list, tuple)):
-            raise ValueError(f"sweep={self.sweep!r} must be a list of LR factors (or [])")
-        self.sweep = [
-            runtime.check_real(f"sweep[{i}]", f, low=0, low_open=True)
-            for i, f in enumerate(self.sweep)
-        ]
-        if any(math.isclose(f, 1.0) for f in self.sweep):
-            raise ValueError("sweep must not hold 1: the x1 point is the band_geomean arm")
-        _check_distinct("sweep", self.sweep)
-        tags = [_factor_tag(f) for f in self.sweep]
-        for i, t in enumerate(tags):
-            if t in tags[:i]:
-                raise ValueError(
-                    f"sweep={self.sweep!r}: {self.sweep[tags.index(t)]!r} and {self.sweep[i]!r} "
-                    f"share the tag x{t} (arms/sweep_x{t}_s<seed>.json); make the factors "
-                    "differ in their first 4 significant digits"
-                )
+        self.budgets = check_budgets(self.budgets or [self.base.total_steps])
+        if self.budgets[-1] != self.base.total_steps:
+            raise ValueError(
+                f"budgets={self.budgets!r}: the longest must equal total_steps="
+                f"{self.base.total_steps} (study() sets it)"
+            )
+        self.sweep = sw.check_grid("sweep", self.sweep)
+        self.sweep_extensions = runtime.check_int(
+            "sweep_extensions", self.sweep_extensions, low=0, high=5
+        )
         if self.target_loss is not None:
             self.target_loss = runtime.check_real(
                 "target_loss", self.target_loss, low=0, low_open=True
@@ -202,42 +219,91 @@ class Study:
             "window_fraction", self.window_fraction, 0, 1, low_open=True
         )
         runtime.check_device("device", self.base.device)
-        self.configs()
-        b = self.base
-        if b.total_steps - b.warmup_steps < ev.MIN_WINDOW:
-            raise ValueError(
-                f"total_steps={b.total_steps} with warmup_steps={b.warmup_steps} leaves "
-                f"{b.total_steps - b.warmup_steps} step(s) after the warm-up; H3's stability "
-                f"window needs at least {ev.MIN_WINDOW} steps after it"
-            )
+        for b in self.budgets:
+            self._check_window(b)
+            self.config(self.arms[0], 1.0, b, self.seeds[0])
+        for arm in self.arms:
+            self.config(arm, 1.0, self.budgets[-1], self.seeds[0])
         return self
+
+    def _check_window(self, budget: int) -> None:
+        left = budget - self.warmup_for(budget)
+        if left < ev.MIN_WINDOW:
+            raise ValueError(
+                f"total_steps={budget} with warmup_steps={self.warmup_for(budget)} leaves {left} "
+                f"step(s) after the warm-up; H3's stability window needs at least "
+                f"{ev.MIN_WINDOW} steps after it"
+            )
 
     @property
     def geomean(self) -> float:
         return _optim().geometric_mean(self.band_lrs)
 
     @property
+    def longest(self) -> int:
+        return self.budgets[-1]
+
+    @property
     def tokens_per_arm(self) -> int:
+        """Tokens of one training at the longest budget."""
         b = self.base
         return int(b.total_steps) * int(b.batch_size) * int(b.seq_len)
 
+    def warmup_for(self, budget: int) -> int:
+        """The warm-up of a training of ``budget`` steps: the longest budget's share."""
+        return round(self.base.warmup_steps * budget / self.base.total_steps)
+
+    def lr_of(self, arm: str, mult: float) -> float:
+        """The geometric mean of the LRs ``arm``'s bands get at ``mult`` (its one LR for a
+        uniform arm): the x axis of the sweep figure."""
+        return mult * (self.shared_lr if arm == "band_uniform" else self.geomean)
+
+    def key(self, arm: str, mult: float, budget: int, seed: int) -> dict:
+        """The identity of one training (``tag``: its file and checkpoint folder name)."""
+        mult = sw.norm(mult)
+        return {
+            "arm": arm,
+            "mult": mult,
+            "lr": self.lr_of(arm, mult),
+            "budget": int(budget),
+            "seed": int(seed),
+            "tag": f"{arm}_x{sw.tag(mult)}_b{budget}_s{seed}",
+        }
+
+    def config(self, arm: str, mult: float, budget: int, seed: int):
+        """The ``TrainConfig`` of ``arm`` at ``mult`` x its prescribed LRs, ``budget`` steps."""
+        over = {
+            **self.base.model_overrides,
+            "band_lrs": tuple(mult * lr for lr in self.band_lrs),
+            "shared_lr": mult * self.shared_lr,
+        }
+        return replace(
+            self.base,
+            arm=arm,
+            seed=int(seed),
+            total_steps=int(budget),
+            warmup_steps=self.warmup_for(budget),
+            model_overrides=over,
+        ).validate()
+
     def configs(self) -> list[tuple[dict, Any]]:
-        """``(key, TrainConfig)`` of every training, in order: each arm at each seed, then each
-        sweep point at each sweep seed. ``key``: kind (``arm``/``sweep``), arm, seed, tag,
-        factor and uniform LR (sweep)."""
+        """``(key, TrainConfig)`` of the planned trainings when every sweep's best is its
+        centre: per arm, each budget's first sweep points on the sweep seeds, then the other
+        seeds at the longest budget (the edge rule may add points; the count without them)."""
         out = []
         for arm in self.arms:
+            for budget in self.budgets:
+                for m in self.sweep or [1.0]:
+                    for s in self.sweep_seeds:
+                        out.append((self.key(arm, m, budget, s), self.config(arm, m, budget, s)))
             for s in self.seeds:
-                cfg = replace(self.base, arm=arm, seed=int(s)).validate()
-                out.append(({"kind": "arm", "arm": arm, "seed": int(s), "tag": f"{arm}_s{s}"}, cfg))
-        for f in self.sweep:
-            lr = f * self.geomean
-            over = {**self.base.model_overrides, "shared_lr": lr}
-            for s in self.sweep_seeds:
-                cfg = replace(self.base, arm="band_uniform", seed=int(s), model_overrides=over)
-                tag = f"sweep_x{_factor_tag(f)}_s{s}"
-                key = {"kind": "sweep", "arm": "band_uniform", "seed": int(s), "tag": tag}
-                out.append(({**key, "factor": f, "lr": lr}, cfg.validate()))
+                if s not in self.sweep_seeds:
+                    out.append(
+                        (
+                            self.key(arm, 1.0, self.longest, s),
+                            self.config(arm, 1.0, self.longest, s),
+                        )
+                    )
         return out
 
     def to_dict(self) -> dict:
@@ -248,43 +314,49 @@ class Study:
             "shared_lr": self.shared_lr,
             "arms": list(self.arms),
             "seeds": list(self.seeds),
+            "budgets": list(self.budgets),
             "sweep": list(self.sweep),
             "sweep_seeds": list(self.sweep_seeds),
+            "sweep_extensions": self.sweep_extensions,
             "target_loss": self.target_loss,
             "target_margin": self.target_margin,
             "window_fraction": self.window_fraction,
+            "learn_margin": LEARN_MARGIN,
             "tokens_per_arm": self.tokens_per_arm,
         }
 
     def describe(self) -> str:
         b = self.base
+        sweep = (
+            f"each arm's LRs x{', x'.join(f'{f:.3g}' for f in self.sweep)} on seeds "
+            f"{self.sweep_seeds} (edge rule: up to {self.sweep_extensions} more points)"
+            if self.sweep
+            else "none (every arm at its prescribed LRs)"
+        )
         return (
             f"013 at size {self.size or 'custom'}: LR preset {self.lr_preset} "
             f"(bands {', '.join(f'{v:g}' for v in self.band_lrs)}; shared {self.shared_lr:g}; "
             f"geometric mean {self.geomean:.3g}), model preset {b.preset}, {b.dataset}, arms "
-            f"{', '.join(self.arms)}, seeds {self.seeds}, {b.total_steps} steps (warm-up "
-            f"{b.warmup_steps}) x "
-            f"{b.batch_size} x {b.seq_len} = {self.tokens_per_arm:,} tokens per arm; uniform "
-            f"sweep x{', x'.join(f'{f:.3g}' for f in self.sweep) or ' (none)'} on seeds "
-            f"{self.sweep_seeds}"
+            f"{', '.join(self.arms)}, seeds {self.seeds}, budgets "
+            f"{', '.join(str(x) for x in self.budgets)} steps x {b.batch_size} x {b.seq_len} "
+            f"tokens (warm-up {b.warmup_steps} at {self.longest}; the other seeds at the "
+            f"longest budget only); LR sweep: {sweep}"
         )
-
-
-def _factor_tag(factor: float) -> str:
-    return f"{factor:.4g}"
 
 
 def study(size: str | None = "tiny", **overrides) -> Study:
     """The one way to build a 013 study (notebook and CLI): ``PRESETS[size]`` with
     ``overrides`` on top (None means "not given"). Keys: ``lr_preset`` (a name of
     ``optim.LR_PRESETS`` or ``custom`` with ``band_lrs`` / ``shared_lr``), ``arms``, ``seeds``,
-    ``sweep`` (LR factors of the geometric mean), ``sweep_seeds``, ``target_loss``,
+    ``budgets`` (total steps of each budget), ``sweep`` (multipliers of each arm's prescribed
+    LRs; ``[]``: no sweep), ``sweep_seeds``, ``sweep_extensions``, ``target_loss``,
     ``target_margin``, ``window_fraction`` and any ``TrainConfig`` field except ``arm`` /
     ``seed`` (e.g. ``offline=True``: local stand-ins of the same shape for every download,
-    :mod:`akira_nb.standins`). The model preset follows the size and the LR set's band count
-    (7: the 026 shapes, 8: the 7+1 layout). Given ``seeds`` without ``sweep_seeds``, the
-    sweep runs on the first of them (as many as the size's sweep seeds); given ``total_steps``
-    without ``warmup_steps``, the warm-up keeps the size's share of the steps (tiny 10%)."""
+    :mod:`akira_nb.standins`). ``total_steps`` without ``budgets`` is one budget. The model
+    preset follows the size and the LR set's band count (7: the 026 shapes, 8: the 7+1
+    layout). Given ``seeds`` without ``sweep_seeds``, the sweep runs on the first of them (as
+    many as the size's sweep seeds); without ``warmup_steps``, the warm-up keeps the size's
+    share of the steps (tiny 10%)."""
     train = _train_module()
     optim = _optim()
     size = runtime.check_choice("size", size, runtime.SIZES)
@@ -304,9 +376,11 @@ def study(size: str | None = "tiny", **overrides) -> Study:
         and isinstance(given["seeds"], (list, tuple))
     ):
         settings["sweep_seeds"] = list(given["seeds"])[: len(preset["sweep_seeds"])]
-    if "total_steps" in given and "warmup_steps" not in given:
-        total = runtime.check_int("total_steps", given["total_steps"], low=1)
-        settings["warmup_steps"] = round(preset["warmup_steps"] * total / preset["total_steps"])
+    settings["budgets"] = _budgets(given, preset)
+    settings["total_steps"] = settings["budgets"][-1]
+    if "warmup_steps" not in given:
+        share = preset["warmup_steps"] / preset["budgets"][-1]
+        settings["warmup_steps"] = round(share * settings["total_steps"])
     plan_keys = {k: settings.pop(k) for k in STUDY_KEYS if k in settings}
     name = plan_keys.pop("lr_preset")
     pre = optim.lr_preset(name, plan_keys.pop("band_lrs", None), plan_keys.pop("shared_lr", None))
@@ -324,7 +398,7 @@ def study(size: str | None = "tiny", **overrides) -> Study:
     over = dict(over)
     over.update(band_lrs=tuple(pre.band_lrs), shared_lr=float(pre.shared_lr))
     settings.setdefault("cpu_threads", 1)
-    arms = list(plan_keys.pop("arms", None) or ARMS)
+    arms = list(plan_keys.pop("arms", None) or DEFAULT_ARMS)
     seeds = plan_keys.pop("seeds")
     base = train.TrainConfig(arm=arms[0], seed=0, model_overrides=over, **settings)
     return Study(
@@ -339,336 +413,193 @@ def study(size: str | None = "tiny", **overrides) -> Study:
     ).validate()
 
 
-def comparability(plan: Study) -> str | None:
-    """Why this study is below the seed's scale (None when it is not)."""
-    b, why = plan.base, []
-    if b.offline:
-        why.append("offline stand-ins (the kit's offline corpus and a stand-in tokenizer)")
-    if b.preset.startswith("tiny"):
-        bc = b.band_config()
-        why.append(f"the {b.preset} model ({bc.n_layers} layers, {bc.d_model} wide)")
-    if b.dataset == "offline":
-        why.append("the offline byte corpus")
-    if len(plan.seeds) < MIN_SEEDS:
-        why.append(f"{len(plan.seeds)} seed(s) < {MIN_SEEDS}")
-    if b.total_steps < MIN_STEPS:
-        why.append(f"{b.total_steps} steps < {MIN_STEPS}")
-    return ", ".join(why) or None
+def _budgets(given: dict, preset: dict) -> list[int]:
+    """The study's budgets: ``budgets`` given, else ``[total_steps]`` given, else the preset's."""
+    if "budgets" in given:
+        budgets = check_budgets(given["budgets"])
+        if "total_steps" in given and given["total_steps"] != budgets[-1]:
+            raise ValueError(
+                f"total_steps={given['total_steps']!r} and budgets={budgets!r} disagree: the "
+                "longest budget is the total steps (give one of them)"
+            )
+        return budgets
+    if "total_steps" in given:
+        return [runtime.check_int("total_steps", given["total_steps"], low=1)]
+    return list(preset["budgets"])
 
 
-# ----------------------------------------------------------------------------- measurements
+# ----------------------------------------------------------------------------- trainings
 
 
-def measure(record: dict, target: float, window_fraction: float, warmup: int = 0) -> dict:
-    """The per-run measurements of one saved training (``record``: ``TrainResult.summary()``
-    plus ``test_loss``; ``warmup``: the steps the variance window leaves out)."""
-    h = record["history"]
-    out = {
-        "steps_to_target": ev.steps_to_target(h["step"], h["val_loss"], target),
-        "final_train_loss": h["train_loss"][-1],
-        "final_val_loss": h["val_loss"][-1],
-        "test_loss": record["test_loss"],
-        "variance": ev.window_variance(record["step_losses"], window_fraction, warmup=warmup),
-        "spikes": ev.spike_count(record["step_losses"]),
-    }
-    wc = record.get("weight_change") or {}
-    if wc.get("step") and "band_0" in wc:
-        out["rates"] = ev.rate_factors(wc, record["prescribed_lrs"])
+class Trainings:
+    """Every training of a study, each at most once: reloaded from ``arms/<tag>.json`` on
+    ``resume``, else trained (from its checkpoint when half done) and saved there."""
+
+    def __init__(self, plan: Study, run, resume: bool, splits, log):
+        self.plan, self.run, self.resume, self.splits, self.log = plan, run, resume, splits, log
+        self.records: dict[str, tuple[dict, dict]] = {}  # tag -> (key, record), in order
+        first = plan.config(plan.arms[0], 1.0, plan.longest, plan.seeds[0])
+        n = min(first.eval_batches * first.batch_size, splits.test.shape[0])
+        self.test_blocks = splits.test[:n]
+        self.unigram = math.nan  # the validation set's unigram loss, from the first record
+
+    def get(self, arm: str, mult: float, budget: int, seed: int) -> dict:
+        key = self.plan.key(arm, mult, budget, seed)
+        if key["tag"] not in self.records:
+            path = self.run.file(f"arms/{key['tag']}.json")
+            if self.resume and path.is_file():
+                rec = json.loads(path.read_text())
+                self.log(f"{key['tag']}: reloaded from {path.name}")
+            else:
+                rec = self._train(key)
+            self.records[key["tag"]] = (key, rec)
+            self.unigram = float(rec["data"]["unigram_val_loss"])
+        return self.records[key["tag"]][1]
+
+    def _train(self, key: dict) -> dict:
+        import torch
+
+        from akira_nb.runs import atomic_write_json
+
+        train = _train_module()
+        cfg = self.plan.config(key["arm"], key["mult"], key["budget"], key["seed"])
+        cpu = time.process_time()
+        res = train.train(cfg, run=self.run, resume=self.resume, tag=key["tag"])
+        has_test = bool(self.test_blocks.shape[0])
+        blocks = self.test_blocks if has_test else train.validation_blocks(cfg, self.splits.val)
+        rec = {
+            **res.summary(),
+            **key,
+            "test_loss": train.evaluate(res.model, blocks, cfg, torch.device(res.device)),
+            "test_split": "test" if has_test else "val (no test split)",
+            "cpu_seconds": time.process_time() - cpu,
+        }
+        atomic_write_json(self.run.file(f"arms/{key['tag']}.json"), rec)
+        return rec
+
+    def final_loss(self, arm: str, mult: float, budget: int, seed: int) -> float:
+        rec = self.get(arm, mult, budget, seed)
+        return float(rec.get("final_val_loss", rec["history"]["val_loss"][-1]))
+
+    def sweep_loss(self, arm: str, budget: int):
+        """The sweep's loss at a multiplier: the mean final val loss over the sweep seeds."""
+        seeds = self.plan.sweep_seeds
+        return lambda m: float(np.mean([self.final_loss(arm, m, budget, s) for s in seeds]))
+
+
+def tune(trainings: Trainings, arm: str) -> dict:
+    """``{budget: sweep}`` of ``arm`` (:func:`.sweep.run_sweep` on the sweep seeds, each budget
+    centred on the previous one's tuned multiplier when the arm learned there), then the
+    other seeds at the longest budget's tuned multiplier. Each sweep gains ``learned``."""
+    plan, out, centre = trainings.plan, {}, 1.0
+    for budget in plan.budgets:
+        grid = [centre * m for m in plan.sweep] or [centre]
+        extensions = plan.sweep_extensions if plan.sweep else 0
+        res = sw.run_sweep(trainings.sweep_loss(arm, budget), grid, extensions)
+        losses = [trainings.final_loss(arm, res["best"], budget, s) for s in plan.sweep_seeds]
+        res["learned"] = learned(losses, trainings.unigram, seeds=plan.sweep_seeds)
+        if not plan.sweep:
+            res["note"] = "not tuned (sweep=[]): the prescribed LRs"
+        out[budget] = res
+        centre = res["best"] if res["learned"]["ok"] else 1.0
+    for s in plan.seeds:
+        trainings.get(arm, out[plan.longest]["best"], plan.longest, s)
     return out
 
 
-def _censored(steps, budget: int) -> list[float]:
-    return [budget if s is None else s for s in steps]
-
-
-def arm_stats(measures: dict, plan: Study) -> dict:
-    """Per arm: mean and std over seeds of every scalar measure, and the seeds that did not
-    reach the target."""
-    out = {}
-    for arm, per_seed in measures.items():
-        row = {"seeds": len(per_seed)}
-        steps = [m["steps_to_target"] for m in per_seed]
-        row["unreached"] = sum(s is None for s in steps)
-        row["steps_to_target"] = ev.mean_std(_censored(steps, plan.base.total_steps))
-        for k in ("final_train_loss", "final_val_loss", "test_loss", "variance", "spikes"):
-            row[k] = ev.mean_std([m[k] for m in per_seed])
-        out[arm] = row
+def tuned_rows(plan: Study, trainings: Trainings, sweeps: dict) -> dict:
+    """``{budget: {arm: row}}``: each arm at its tuned multiplier (``mult``, ``lr``), its seeds
+    there (the sweep seeds; every seed at the longest budget), final val loss mean +- std and
+    the learning check (``learned``, ``learn_line``), and the sweep's note."""
+    out: dict[int, dict] = {}
+    for budget in plan.budgets:
+        seeds = plan.seeds if budget == plan.longest else plan.sweep_seeds
+        for arm, per_budget in sweeps.items():
+            m = per_budget[budget]["best"]
+            losses = [trainings.final_loss(arm, m, budget, s) for s in seeds]
+            check = learned(losses, trainings.unigram, seeds=seeds)
+            out.setdefault(budget, {})[arm] = {
+                "mult": m,
+                "lr": plan.lr_of(arm, m),
+                "seeds": list(seeds),
+                "tags": [plan.key(arm, m, budget, s)["tag"] for s in seeds],
+                "final_val_loss": ev.mean_std(losses),
+                "learned": check["ok"],
+                "learn_line": check["line"],
+                "note": per_budget[budget]["note"],
+            }
     return out
 
 
-def _fmt(ms, spec=".4f") -> str:
-    m, s = ms
-    return f"{m:{spec}} +- {s:{spec}}" if not math.isnan(s) else f"{m:{spec}}"
-
-
-def claims(out: dict) -> list[dict]:
-    """H1-H4, each with the seed's claim, the rule, the measured numbers and both verdicts
-    (``seed_verdict``: SUPPORTED / NOT SUPPORTED; ``verdict``: the kit's word)."""
-    plan, measures = out["study"], out["measures"]
-    why = comparability(plan)
-    rows = []
-
-    def kit(seed_word: str) -> str:
-        if plan.base.offline:
-            return standins.NOT_COMPARABLE
-        if why:
-            return "not comparable"
-        return "holds" if seed_word == ev.SUPPORTED else "does not hold"
-
-    have = TREATMENT in measures and CONTROL in measures
-    spread = (
-        " (mean over seeds) AND it is larger than the seed-to-seed spread: mean paired "
-        "difference > the std of the paired differences (same seeds, same data order); the "
-        "paired t-test p is printed beside it, not judged"
-    )
-    rules = {
-        "H1": "SUPPORTED when the differential arm needs at least 20% fewer steps to the target "
-        "than the geometric-mean control (speedup = control / differential steps >= 1.25x) and "
-        "reaches it at every seed" + spread,
-        "H2": "SUPPORTED when the differential arm's test loss is at least 5% lower than the "
-        "geometric-mean control's" + spread,
-        "H3": "SUPPORTED when the differential arm's train-loss variance is at least 30% lower "
-        "than the geometric-mean control's" + spread + f". Variance: over the last "
-        f"{plan.window_fraction:.0%} of the steps (never the warm-up), half the variance of the "
-        "per-step loss's first differences (the step-to-step noise; a trend, straight or "
-        "bending, adds next to nothing). Spikes (> 2x the running median) are reported beside "
-        "it, not judged: the seed's H3 claims less variance, and a count of rare events over a "
-        "few seeds is too coarse to decide it",
-    }
-    for key in ("H1", "H2", "H3"):
-        name, claim, thr = HYPOTHESES[key]
-        rule = rules[key]
-        if not have:
-            rows.append(
-                _claim(
-                    key,
-                    name,
-                    claim,
-                    rule,
-                    "band and band_geomean not both run",
-                    "not run",
-                    "not run",
-                    None,
-                )
-            )
-            continue
-        t, c = measures[TREATMENT], measures[CONTROL]
-        if key == "H1":
-            budget = plan.base.total_steps
-            ts = [m["steps_to_target"] for m in t]
-            cs = _censored([m["steps_to_target"] for m in c], budget)
-            comp = ev.paired(cs, _censored(ts, budget))
-            word = ev.verdict(comp, thr) if all(s is not None for s in ts) else ev.NOT_SUPPORTED
-            measured = (
-                f"steps to val loss {out['target']:.4f}: differential "
-                f"{_fmt(ev.mean_std(_censored(ts, budget)), '.1f')}, uniform "
-                f"{_fmt(ev.mean_std(cs), '.1f')} (unreached counted as the budget {budget}; "
-                f"differential unreached in {sum(s is None for s in ts)} seed(s)); speedup "
-                f"{_speedup(cs, _censored(ts, budget))}; fewer steps {comp['relative']:+.1%}"
-            )
-        else:
-            field_ = "test_loss" if key == "H2" else "variance"
-            comp = ev.paired([m[field_] for m in c], [m[field_] for m in t])
-            word = ev.verdict(comp, thr)
-            spec = ".4f" if key == "H2" else ".3g"
-            measured = (
-                f"{'test loss' if key == 'H2' else 'last-window loss variance'}: differential "
-                f"{_fmt(ev.mean_std([m[field_] for m in t]), spec)}, uniform "
-                f"{_fmt(ev.mean_std([m[field_] for m in c]), spec)}; improvement "
-                f"{comp['relative']:+.1%}"
-            )
-        measured += (
-            f"; paired improvement {comp['mean']:.4g} +- {comp['std']:.4g} over "
-            f"{comp['n']} seeds (t-test p = {comp['p']:.3g})"
-        )
-        rows.append(_claim(key, name, claim, rule, measured, word, kit(word), comp))
-    # H4
-    name, claim, thr = HYPOTHESES["H4"]
-    rule = (
-        "SUPPORTED when for every band b > 0 of the differential arm, the median over intervals "
-        "of (||dW_b||/||W_b||) / (||dW_0||/||W_0||), divided by lr_b / lr_0, lies within 2x "
-        "(|mean log2 factor| + its std over seeds <= 1)"
-    )
-    rates = [m.get("rates") for m in measures.get(TREATMENT, [])]
-    if not rates or any(r is None for r in rates):
-        rows.append(
-            _claim(
-                "H4",
-                name,
-                claim,
-                rule,
-                "no weight-change monitor on the band arm",
-                "not run",
-                "not run",
-                None,
-            )
-        )
-    else:
-        word, per_band = ev.rate_verdict(rates)
-        measured = "factors (measured / prescribed ratio, geometric mean over seeds): " + ", ".join(
-            f"{k} {v['factor']:.3g}" for k, v in per_band.items()
-        )
-        rows.append(_claim("H4", name, claim, rule, measured, word, kit(word), per_band))
-    return rows
-
-
-def _speedup(control, treatment) -> str:
-    c, t = float(np.mean(control)), float(np.mean(treatment))
-    return f"{c / t:.2f}x" if t > 0 else "n/a"
-
-
-def _claim(key, name, claim, rule, measured, seed_word, kit_word, detail) -> dict:
-    return {
-        "key": key,
-        "name": name,
-        "claim": f"{key} ({name}): {claim}",
-        "claimed": claim.split(": ", 1)[-1],
-        "rule": rule,
-        "measured": measured,
-        "seed_verdict": seed_word,
-        "verdict": kit_word,
-        "detail": detail,
-    }
-
-
-def sweep_rows(out: dict) -> list[dict]:
-    """The uniform-LR points (x1 = band_geomean, the shared-LR arm, the sweep) on the sweep
-    seeds: LR, factor of the geometric mean, final val loss mean +- std; sorted by LR."""
-    plan, records = out["study"], out["records"]
-    seeds = set(plan.sweep_seeds)
-    points: dict[float, dict] = {}
-
-    def add(lr, factor, label, rec):
-        p = points.setdefault(lr, {"lr": lr, "factor": factor, "label": label, "losses": []})
-        p["losses"].append(rec["history"]["val_loss"][-1])
-
-    for key, rec in records:
-        if key["seed"] not in seeds:
-            continue
-        if key["kind"] == "sweep":
-            add(key["lr"], key["factor"], f"x{key['factor']:.3g}", rec)
-        elif key["arm"] == CONTROL:
-            add(plan.geomean, 1.0, "x1 (geometric mean)", rec)
-        elif key["arm"] == "band_uniform":
-            add(plan.shared_lr, plan.shared_lr / plan.geomean, "shared LR", rec)
-    rows = []
-    for lr in sorted(points):
-        p = points[lr]
-        m, s = ev.mean_std(p["losses"])
-        rows.append({**p, "mean": m, "std": s})
-    return rows
-
-
-def recommendation(out: dict) -> dict:
-    """Differential LR is RECOMMENDED when H1 or H2 is SUPPORTED and the differential arm's
-    mean final val loss (on the sweep seeds) is no worse than the best uniform LR's."""
-    by = {c["key"]: c["seed_verdict"] for c in out["claims"]}
-    best = min(out["sweep"], key=lambda r: r["mean"]) if out["sweep"] else None
-    seeds = set(out["study"].sweep_seeds)
-    diff = [
-        r["history"]["val_loss"][-1]
-        for k, r in out["records"]
-        if k["kind"] == "arm" and k["arm"] == TREATMENT and k["seed"] in seeds
+def sweep_rows(plan: Study, sweeps: dict) -> list[dict]:
+    """One row per arm and budget: the points (multiplier, LR, loss), the tuned one, the note."""
+    return [
+        {
+            "arm": arm,
+            "budget": budget,
+            "points": [{**p, "lr": plan.lr_of(arm, p["mult"])} for p in res["points"]],
+            "best": res["best"],
+            "best_lr": plan.lr_of(arm, res["best"]),
+            "extensions": res["extensions"],
+            "note": res["note"],
+            "learned": res["learned"]["ok"],
+        }
+        for arm, per_budget in sweeps.items()
+        for budget, res in per_budget.items()
     ]
-    benefit = ev.SUPPORTED in (by.get("H1"), by.get("H2"))
-    beats = bool(best and diff and float(np.mean(diff)) <= best["mean"])
-    rec = benefit and beats
-    rule = (
-        "RECOMMENDED when H1 or H2 is SUPPORTED and the differential arm's mean final "
-        "validation loss (sweep seeds) is <= that of the best uniform LR of the sweep"
-    )
-    detail = (
-        f"H1 {by.get('H1')}, H2 {by.get('H2')}; differential val loss "
-        f"{float(np.mean(diff)) if diff else math.nan:.4f} vs best uniform "
-        + (f"{best['mean']:.4f} at LR {best['lr']:.3g} ({best['label']})" if best else "n/a")
-    )
-    word = "RECOMMENDED" if rec else "NOT RECOMMENDED"
-    return {"word": word, "rule": rule, "detail": detail, "line": f"Differential LR is {word}."}
 
 
-def template(out: dict) -> str:
-    """The seed's results template (section 4) and conclusion (section 5), filled in."""
-    st, c = out["stats"], {x["key"]: x for x in out["claims"]}
-    lines = ["Results (013 section 4, measured)", ""]
-    if TREATMENT in st and CONTROL in st:
-        d, u = st[TREATMENT], st[CONTROL]
-        lines += [
-            f"Convergence speed (steps to val loss {out['target']:.4f}; {out['target_rule']}):",
-            f"- Differential: {_fmt(d['steps_to_target'], '.1f')} steps to target"
-            + (f" ({d['unreached']} seed(s) never reached it)" if d["unreached"] else ""),
-            f"- Uniform: {_fmt(u['steps_to_target'], '.1f')} steps to target"
-            + (f" ({u['unreached']} seed(s) never reached it)" if u["unreached"] else ""),
-            "- Speedup: "
-            + (
-                f"n/a ({d['unreached']} of {d['seeds']} seeds never reached it)"
-                if d["unreached"]
-                else f"{u['steps_to_target'][0] / d['steps_to_target'][0]:.2f}x"
-            ),
-            "",
-            "Final test loss:",
-            f"- Differential: {_fmt(d['test_loss'])}",
-            f"- Uniform: {_fmt(u['test_loss'])}",
-            f"- Improvement: {(u['test_loss'][0] - d['test_loss'][0]) / u['test_loss'][0]:+.1%}",
-            "",
-            "Stability (train-loss variance over the last window: half that of its first "
-            "differences):",
-            f"- Differential: {_fmt(d['variance'], '.3g')} (spikes {_fmt(d['spikes'], '.1f')})",
-            f"- Uniform: {_fmt(u['variance'], '.3g')} (spikes {_fmt(u['spikes'], '.1f')})",
-            "",
-        ]
-    h4 = c.get("H4")
-    if not h4 or h4["seed_verdict"] == "not run":
-        match = "not measured" + (f" ({h4['measured']})" if h4 else "")
-    else:
-        match = ("YES" if h4["seed_verdict"] == ev.SUPPORTED else "NO") + f" ({h4['measured']})"
-    lines += [f"Weight change ratios match prescribed: {match}", ""]
-    lines += ["Conclusion (013 section 5)", ""]
-    for key in ("H1", "H2", "H3", "H4"):
-        if key in c:
-            detail = c[key]["detail"]
-            p = f" (paired t-test p = {detail['p']:.3g})" if detail and "p" in detail else ""
-            lines.append(f"{key} ({c[key]['name']}): {c[key]['seed_verdict']}{p}")
-            lines.append(f"    rule: {c[key]['rule']}")
-    why = comparability(out["study"])
-    if why:
-        lines.append(f"(not comparable with the seed's scale: {why}; computed all the same)")
-    lines += [
-        "",
-        out["recommendation"]["line"],
-        f"    rule: {out['recommendation']['rule']}",
-        f"    {out['recommendation']['detail']}",
+# ----------------------------------------------------------------------------- tables
+
+
+def tuned_table(out: dict) -> str:
+    """Arm x budget: the tuned multiplier and LR, the final val loss and the learning check."""
+    lines = [
+        f"{'arm':<22} {'steps':>6} {'tuned':>8} {'LR (geo mean)':>14} {'seeds':>5} "
+        f"{'final val loss':>17}  learning check (unigram - {LEARN_MARGIN:g} nats)"
     ]
-    return "\n".join(lines)
-
-
-def arm_table(out: dict) -> str:
-    """One row per arm: mean +- std over seeds of every measure."""
-    head = (
-        f"{'arm':<22} {'seeds':>5} {'steps->target':>16} {'train':>16} {'val':>16} "
-        f"{'test':>16} {'variance':>20} {'spikes':>10}"
-    )
-    lines = [head]
-    for arm, r in out["stats"].items():
-        lines.append(
-            f"{arm:<22} {r['seeds']:>5} {_fmt(r['steps_to_target'], '.1f'):>16} "
-            f"{_fmt(r['final_train_loss']):>16} {_fmt(r['final_val_loss']):>16} "
-            f"{_fmt(r['test_loss']):>16} {_fmt(r['variance'], '.3g'):>20} "
-            f"{_fmt(r['spikes'], '.1f'):>10}"
-        )
+    for budget, arms in out["tuned"].items():
+        for arm, r in arms.items():
+            word = "learned" if r["learned"] else "DID NOT LEARN"
+            note = f"; {r['note']}" if r["note"] else ""
+            lines.append(
+                f"{arm:<22} {budget:>6} {'x' + format(r['mult'], '.3g'):>8} {r['lr']:>14.3g} "
+                f"{len(r['seeds']):>5} {fmt(r['final_val_loss']):>17}  {word}{note}"
+            )
     return "\n".join(lines)
 
 
 def sweep_table(out: dict) -> str:
-    lines = [f"{'uniform LR':>11} {'x geomean':>10} {'final val loss':>18}  point"]
-    for r in out["sweep"]:
-        lines.append(
-            f"{r['lr']:>11.3g} {r['factor']:>10.3g} {_fmt((r['mean'], r['std'])):>18}  {r['label']}"
+    """Every sweep point: final val loss on the sweep seeds, the tuned one starred."""
+    seeds = out["study"].sweep_seeds
+    lines = [
+        f"LR sweeps: final val loss (mean over sweep seed(s) {seeds}) at multipliers of each "
+        "arm's prescribed LRs; * the tuned point"
+    ]
+    for row in out["sweep"]:
+        points = ", ".join(
+            f"x{p['mult']:.3g}{'*' if p['mult'] == row['best'] else ''} {p['loss']:.4f}"
+            for p in row["points"]
         )
-    if out["sweep"]:
-        best = min(out["sweep"], key=lambda r: r["mean"])
+        ext = f"; {row['extensions']} point(s) added by the edge rule" if row["extensions"] else ""
+        note = f"; {row['note']}" if row["note"] else ""
+        lines.append(f"{row['arm']:<22} {row['budget']:>5} steps: {points}{ext}{note}")
+    return "\n".join(lines)
+
+
+def arm_table(out: dict) -> str:
+    """One row per tuned arm at the longest budget: mean +- std over seeds of every measure."""
+    head = (
+        f"{'arm':<22} {'seeds':>5} {'steps->target':>16} {'train':>16} {'val':>16} "
+        f"{'test':>16} {'variance':>20} {'spikes':>10}"
+    )
+    lines = [f"every arm at its tuned LR, {out['budget_steps']} steps:", head]
+    for arm, r in out["stats"].items():
         lines.append(
-            f"best uniform LR {best['lr']:.3g} ({best['label']}) beside the geometric "
-            f"mean {out['study'].geomean:.3g}"
+            f"{arm:<22} {r['seeds']:>5} {fmt(r['steps_to_target'], '.1f'):>16} "
+            f"{fmt(r['final_train_loss']):>16} {fmt(r['final_val_loss']):>16} "
+            f"{fmt(r['test_loss']):>16} {fmt(r['variance'], '.3g'):>20} "
+            f"{fmt(r['spikes'], '.1f'):>10}"
         )
     return "\n".join(lines)
 
@@ -681,7 +612,6 @@ def rate_rows(out: dict) -> dict:
         rates = [m["rates"] for m in per_seed if m.get("rates")]
         if not rates:
             continue
-        keys = list(rates[0])
         rows[arm] = {
             k: {
                 "measured": float(
@@ -689,7 +619,7 @@ def rate_rows(out: dict) -> dict:
                 ),
                 "prescribed": rates[0][k]["prescribed"],
             }
-            for k in keys
+            for k in rates[0]
         }
     return rows
 
@@ -705,121 +635,139 @@ def run_study(
     log=print,
     banner: bool = True,
 ) -> dict:
-    """Train every (arm, seed) and sweep point of ``plan`` (each saved to
-    ``arms/<tag>.json`` as it finishes and reloaded on ``resume``; a half-trained one continues
-    from its checkpoint), measure, judge H1-H4, write ``results.json`` and the figures.
-    Offline (``plan.base.offline``) the stand-ins banner is printed first (``banner=False``:
-    the caller printed it) and ``results.json`` records ``"standins"``."""
-    import torch
+    """Tune and train every arm of ``plan`` at every budget (:func:`tune`; each training saved
+    to ``arms/<tag>.json`` as it finishes and reloaded on ``resume``; a half-trained one
+    continues from its checkpoint), measure, judge H1-H4, write ``results.json`` and the
+    figures. Offline (``plan.base.offline``) the stand-ins banner is printed first
+    (``banner=False``: the caller printed it) and ``results.json`` records ``"standins"``.
+    ``cpu_seconds``: this call's process CPU time (every thread)."""
+    from akira_nb.runs import Run
 
-    from akira_nb import text
-    from akira_nb.runs import Run, atomic_write_json
-
-    train, optim = _train_module(), _optim()
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     plan.validate()
     record = standins_record(plan, banner)  # the banner first, when offline
-    configs = plan.configs()
     log = log or (lambda line: None)
-    splits = train.make_data(configs[0][1])  # a corpus that cannot load fails before the run
+    # a corpus that cannot load fails before the run folder exists
+    splits = _train_module().make_data(plan.config(plan.arms[0], 1.0, plan.longest, 0))
     run = Run.open_or_create(
         EXPERIMENT, name, plan.to_dict(), resume=resume, root=root, may_change=MAY_CHANGE
     )
-    first = configs[0][1]
-    test_n = min(first.eval_batches * first.batch_size, splits.test.shape[0])
-    test_blocks = splits.test[:test_n] if test_n else splits.val[:0]
-    records = []
-    for key, cfg in configs:
-        path = run.file(f"arms/{key['tag']}.json")
-        if resume and path.is_file():
-            import json
-
-            rec = json.loads(path.read_text())
-            log(f"{key['tag']}: reloaded from {path.name}")
-        else:
-            res = train.train(cfg, run=run, resume=resume, tag=key["tag"])
-            device = torch.device(res.device)
-            blocks = (
-                test_blocks if test_blocks.shape[0] else train.validation_blocks(cfg, splits.val)
-            )
-            rec = {
-                **res.summary(),
-                **key,
-                "test_loss": train.evaluate(res.model, blocks, cfg, device),
-                "test_split": "test" if test_blocks.shape[0] else "val (no test split)",
-            }
-            atomic_write_json(path, rec)
-        records.append((key, rec))
-    control = [r for k, r in records if k["kind"] == "arm" and k["arm"] == CONTROL]
-    if plan.target_loss is not None:
-        target, target_rule = plan.target_loss, "the target given (target_loss)"
-    else:
-        ref = control or [r for k, r in records if k["kind"] == "arm"]
-        base = float(np.mean([r["history"]["val_loss"][-1] for r in ref]))
-        target = base * (1 + plan.target_margin)
-        target_rule = (
-            f"the {'uniform control' if control else ref[0]['arm']} arm's mean final val loss "
-            f"{base:.4f} x (1 + {plan.target_margin:g})"
-        )
-    measures: dict[str, list] = {}
-    for key, rec in records:
-        if key["kind"] == "arm":
-            measures.setdefault(key["arm"], []).append(
-                measure(rec, target, plan.window_fraction, plan.base.warmup_steps)
-            )
-    data = records[0][1]["data"]
-    unigram_test = (
-        text.unigram_cross_entropy(splits.train, test_blocks, splits.vocab_size)
-        if test_blocks.shape[0]
-        else math.nan
-    )
-    out = {
-        "run": run,
-        "study": plan,
-        "records": records,
-        "measures": measures,
-        "target": target,
-        "target_rule": target_rule,
-        "unigram": float(data["unigram_val_loss"]),
-        "unigram_test": float(unigram_test),
-        "budget": optim.learning_budget(plan.band_lrs),
+    trainings = Trainings(plan, run, resume, splits, log)
+    sweeps = {arm: tune(trainings, arm) for arm in plan.arms}
+    out = measure_study(plan, trainings, sweeps)
+    out.update(run=run, standins=record, unigram_test=_unigram_test(trainings))
+    out["tables"] = {
+        "tuned": tuned_table(out),
+        "sweep": sweep_table(out),
+        "arms": arm_table(out),
+        "template": template(out),
     }
-    out["stats"] = arm_stats(measures, plan)
-    out["sweep"] = sweep_rows(out)
-    out["claims"] = claims(out)
-    out["recommendation"] = recommendation(out)
-    out["rates"] = rate_rows(out)
-    out["tables"] = {"arms": arm_table(out), "sweep": sweep_table(out), "template": template(out)}
     out["lines"] = summary_lines(out)
-    run.write_results(
-        {
-            "experiment": EXPERIMENT,
-            "size": plan.size,
-            "config": plan.to_dict(),
-            "environment": runtime.environment_info(plan.base.device),
-            "data": data,
-            "target": target,
-            "target_rule": target_rule,
-            "unigram_val_loss": out["unigram"],
-            "unigram_test_loss": out["unigram_test"],
-            "learning_budget": out["budget"],
-            "measures": measures,
-            "stats": out["stats"],
-            "sweep": out["sweep"],
-            "rates": out["rates"],
-            "claims": out["claims"],
-            "recommendation": out["recommendation"],
-            "comparability": comparability(plan),
-            "standins": record,
-            "curves": curves_of(records),
-            "template": out["tables"]["template"],
-            "summary": out["lines"],
-            "wall_seconds": time.perf_counter() - start,
-        }
-    )
+    out["cpu_seconds"] = time.process_time() - cpu
+    out["wall_seconds"] = time.perf_counter() - start
+    run.write_results(results_json(out))
     out["figures"] = save_figures(run, out)
     log(f"results and figures: {run.path}")
     return out
+
+
+def measure_study(plan: Study, trainings: Trainings, sweeps: dict) -> dict:
+    """Everything measured and judged from the trainings: tuned rows per budget, the longest
+    budget's measures and statistics, the target, H1-H4, the recommendation, the rates."""
+    tuned = tuned_rows(plan, trainings, sweeps)
+    longest = tuned[plan.longest]
+    tuned_records = {
+        arm: [trainings.records[tag] for tag in row["tags"]] for arm, row in longest.items()
+    }
+    target, target_rule = _target(plan, longest)
+    warmup = plan.warmup_for(plan.longest)
+    measures = {
+        arm: [measure(rec, target, plan.window_fraction, warmup) for _, rec in recs]
+        for arm, recs in tuned_records.items()
+    }
+    out = {
+        "study": plan,
+        "records": list(trainings.records.values()),
+        "tuned_records": tuned_records,
+        "sweeps": sweeps,
+        "sweep": sweep_rows(plan, sweeps),
+        "tuned": tuned,
+        "budget_steps": plan.longest,
+        "measures": measures,
+        "target": target,
+        "target_rule": target_rule,
+        "unigram": trainings.unigram,
+        "budget": _optim().learning_budget(plan.band_lrs),
+    }
+    out["stats"] = arm_stats(measures, plan.longest)
+    out["claims"] = claims(out)
+    out["recommendation"] = recommendation(out)
+    out["rates"] = rate_rows(out)
+    return out
+
+
+def _target(plan: Study, longest: dict) -> tuple[float, str]:
+    """H1's target val loss: given, else the tuned control's mean final val loss x (1 +
+    target_margin) at the longest budget (the first arm's when the control was not run)."""
+    if plan.target_loss is not None:
+        return plan.target_loss, "the target given (target_loss)"
+    arm = CONTROL if CONTROL in longest else next(iter(longest))
+    base = longest[arm]["final_val_loss"][0]
+    label = "tuned uniform control" if arm == CONTROL else f"tuned {arm}"
+    return base * (1 + plan.target_margin), (
+        f"the {label} arm's mean final val loss {base:.4f} at {plan.longest} steps x "
+        f"(1 + {plan.target_margin:g})"
+    )
+
+
+def _unigram_test(trainings: Trainings) -> float:
+    from akira_nb import text
+
+    s = trainings.splits
+    if not trainings.test_blocks.shape[0]:
+        return math.nan
+    return float(text.unigram_cross_entropy(s.train, trainings.test_blocks, s.vocab_size))
+
+
+def results_json(out: dict) -> dict:
+    plan = out["study"]
+    first = out["records"][0][1]
+    return {
+        "experiment": EXPERIMENT,
+        "size": plan.size,
+        "config": plan.to_dict(),
+        "environment": runtime.environment_info(plan.base.device),
+        "data": first["data"],
+        "budgets": plan.budgets,
+        "target": out["target"],
+        "target_rule": out["target_rule"],
+        "unigram_val_loss": out["unigram"],
+        "unigram_test_loss": out["unigram_test"],
+        "learn_margin": LEARN_MARGIN,
+        "learning_budget": out["budget"],
+        "sweep": out["sweep"],
+        "tuned": {str(b): rows for b, rows in out["tuned"].items()},
+        "measures": out["measures"],
+        "stats": out["stats"],
+        "rates": out["rates"],
+        "claims": out["claims"],
+        "recommendation": out["recommendation"],
+        "comparability": comparability(plan),
+        "standins": out["standins"],
+        "curves": curves_of(out["tuned_records"]),
+        "template": out["tables"]["template"],
+        "summary": out["lines"],
+        "trainings": len(out["records"]),
+        "training_cpu_seconds": training_cpu_seconds(out),
+        "cpu_seconds": out["cpu_seconds"],
+        "wall_seconds": out["wall_seconds"],
+    }
+
+
+def training_cpu_seconds(out: dict) -> float:
+    """The CPU seconds of every training of the study, summed over the runs that trained them
+    (a resumed study counts the ones it reloaded at their first cost)."""
+    return float(sum(rec.get("cpu_seconds", 0.0) for _, rec in out["records"]))
 
 
 def standins_record(plan: Study, banner: bool = True) -> dict | None:
@@ -832,20 +780,20 @@ def standins_record(plan: Study, banner: bool = True) -> dict | None:
     return {"banner": standins.BANNER, "replaced": plan.base.standins()}
 
 
-def curves_of(records) -> dict:
+def curves_of(tuned_records: dict) -> dict:
     """``{arm: {"step": [...], "val_loss": [[per seed]], "step_losses": [[per seed]],
-    "seeds": [...]}}`` of the arms (not the sweep): what the plots and the widget read."""
+    "seeds": [...]}}`` of the tuned arms at the longest budget: what the plots and the
+    explorer read."""
     out: dict[str, dict] = {}
-    for key, rec in records:
-        if key["kind"] != "arm":
-            continue
+    for arm, recs in tuned_records.items():
         c = out.setdefault(
-            key["arm"],
-            {"step": rec["history"]["step"], "val_loss": [], "step_losses": [], "seeds": []},
+            arm,
+            {"step": recs[0][1]["history"]["step"], "val_loss": [], "step_losses": [], "seeds": []},
         )
-        c["val_loss"].append(rec["history"]["val_loss"])
-        c["step_losses"].append(rec["step_losses"])
-        c["seeds"].append(key["seed"])
+        for key, rec in recs:
+            c["val_loss"].append(rec["history"]["val_loss"])
+            c["step_losses"].append(rec["step_losses"])
+            c["seeds"].append(key["seed"])
     return out
 
 
@@ -861,21 +809,17 @@ def summary_lines(out: dict) -> list[str]:
         f"trivial baselines: unigram cross-entropy {out['unigram']:.4f} (val), "
         f"{out['unigram_test']:.4f} (test) nats/token",
         "",
-        out["tables"]["arms"],
+        out["tables"]["tuned"],
         "",
         out["tables"]["sweep"],
+        "",
+        out["tables"]["arms"],
         "",
     ]
     why = comparability(plan)
     if why:
         lines.append(f"not comparable with the seed's scale: {why}")
-    lines += claim_lines(
-        [
-            {k: c[k] for k in ("claim", "rule", "claimed", "measured", "verdict")}
-            | {"verdict": f"{c['seed_verdict']} (kit: {c['verdict']})"}
-            for c in out["claims"]
-        ]
-    )
+    lines += claim_lines(out["claims"])
     lines.append(out["recommendation"]["line"] + f" ({out['recommendation']['detail']})")
     return lines
 
@@ -884,11 +828,14 @@ def save_figures(run, out: dict) -> dict:
     from . import plots
 
     figs = {
-        "curves": plots.plot_curves(curves_of(out["records"]), out["target"], out["unigram"]),
+        "curves": plots.plot_curves(curves_of(out["tuned_records"]), out["target"], out["unigram"]),
         "weight_change": plots.plot_rates(out["rates"]),
-        "sweep": plots.plot_sweep(out["sweep"], out["study"].geomean, out["stats"]),
+        "sweep": plots.plot_sweep(out["sweep"], out["tuned"], out["unigram"]),
     }
     return run.save_figures(figs)
+
+
+KIT_KEYS = ("claim", "claimed", "measured", "rule", "verdict", "measured_value", "unit")
 
 
 def kit_summary(out: dict) -> dict:
@@ -899,22 +846,30 @@ def kit_summary(out: dict) -> dict:
         plan.describe(),
         f"target: {out['target']:.4f} ({out['target_rule']})",
         out["recommendation"]["line"] + f" ({out['recommendation']['detail']})",
+        f"CPU time of the run: {out['cpu_seconds']:.0f} CPU-s (this process, every thread)",
     ]
     if why:
         notes.insert(0, f"not comparable with the seed's scale: {why}")
+    tuned = out["tuned"][plan.longest]
     return {
         "experiment": EXPERIMENT,
         "title": TITLE,
         "size": plan.size,
         "run": str(out["run"].path),
         "claims": [
-            {k: c[k] for k in ("claim", "rule", "claimed", "measured")} | {"verdict": c["verdict"]}
+            {k: c[k] for k in KIT_KEYS}
+            | ({"computed_verdict": c["computed_verdict"]} if "computed_verdict" in c else {})
             for c in out["claims"]
         ],
         "baselines": [
             f"unigram cross-entropy: {out['unigram']:.4f} (val), {out['unigram_test']:.4f} "
             "(test) nats/token",
-            sweep_table(out).splitlines()[-1] if out["sweep"] else "no uniform sweep",
+            f"tuned at {plan.longest} steps: "
+            + ", ".join(
+                f"{arm} x{r['mult']:.3g} (LR {r['lr']:.3g}) val {r['final_val_loss'][0]:.4f}"
+                + ("" if r["learned"] else " (did not learn)")
+                for arm, r in tuned.items()
+            ),
         ],
         "notes": notes,
     }
@@ -923,10 +878,16 @@ def kit_summary(out: dict) -> dict:
 __all__ = [
     "ARMS",
     "CONTROL",
+    "DEFAULT_ARMS",
     "EXPERIMENT",
     "HYPOTHESES",
+    "LEARN_MARGIN",
+    "MIN_SEEDS",
+    "MIN_STEPS",
     "PRESETS",
     "Study",
+    "TREATMENT",
+    "arm_stats",
     "claims",
     "comparability",
     "kit_summary",
@@ -936,4 +897,5 @@ __all__ = [
     "standins_record",
     "study",
     "template",
+    "tune",
 ]

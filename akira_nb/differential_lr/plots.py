@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 COLORS = {
     "band": "C0",
@@ -11,6 +12,7 @@ COLORS = {
     "band_uniform": "C2",
     "baseline_differential": "C3",
 }
+MARKERS = {"band": "o", "band_geomean": "s", "band_uniform": "D", "baseline_differential": "^"}
 
 
 def _smooth(y: np.ndarray, k: int) -> np.ndarray:
@@ -57,71 +59,112 @@ def plot_curves(
 
 
 def plot_rates(rates: dict):
-    """Per band: measured ||dW||/||W|| ratio to band 0 against the prescribed LR ratio (log-log),
-    each arm with a monitor; the diagonal (exact) and the 2x band (H4) dashed."""
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    """H4 per band, as points (bands are categories, so no line joins them). Left: each band's
+    measured ||dW||/||W|| ratio to band 0 against its prescribed LR ratio (log-log), the
+    diagonal (exact) and the 2x band dashed. Right: the factor measured / prescribed per band,
+    the 2x band shaded (H4 asks every band inside it)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     lo, hi = 1.0, 1.0
-    for arm, per_band in rates.items():
-        p = np.array([v["prescribed"] for v in per_band.values()])
-        m = np.array([max(v["measured"], 1e-12) for v in per_band.values()])
-        ax.plot(p, m, "o-", color=COLORS.get(arm), label=arm, alpha=0.8)
-        for k, x, y in zip(per_band, p, m):
-            ax.annotate(
+    arms = list(rates)
+    for i, (arm, per_band) in enumerate(rates.items()):
+        keys = list(per_band)
+        p = np.array([per_band[k]["prescribed"] for k in keys])
+        m = np.array([max(per_band[k]["measured"], 1e-12) for k in keys])
+        style = dict(color=COLORS.get(arm), marker=MARKERS.get(arm, "o"), ls="none", alpha=0.85)
+        a.plot(p, m, label=arm, **style)
+        for k, x, y in zip(keys, p, m):
+            a.annotate(
                 k.replace("band_", ""),
                 (x, y),
                 fontsize=6,
-                xytext=(2, 2),
+                xytext=(3, 2),
                 textcoords="offset points",
             )
+        offset = (i - (len(arms) - 1) / 2) * 0.15
+        b.plot(np.arange(len(keys)) + offset, m / p, label=arm, **style)
+        b.set_xticks(np.arange(len(keys)), [k.replace("band_", "") for k in keys])
         lo, hi = min(lo, p.min(), m.min()), max(hi, p.max(), m.max())
     grid = np.geomspace(lo / 2, hi * 2, 50)
-    ax.plot(grid, grid, "k-", lw=0.8, label="prescribed")
-    ax.plot(grid, 2 * grid, "k--", lw=0.6, label="2x band (H4)")
-    ax.plot(grid, grid / 2, "k--", lw=0.6)
-    ax.set(
+    a.plot(grid, grid, "k-", lw=0.8, label="prescribed")
+    a.plot(grid, 2 * grid, "k--", lw=0.6, label="2x band (H4)")
+    a.plot(grid, grid / 2, "k--", lw=0.6)
+    a.set(
         xscale="log",
         yscale="log",
         xlabel="prescribed LR ratio lr_b / lr_0",
         ylabel="measured (||dW||/||W||)_b / (...)_0",
         title="per-band weight change vs prescribed",
     )
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_sweep(sweep: list, geomean: float, stats: dict | None = None):
-    """Final validation loss of the band model at each uniform LR (mean +- std over the sweep
-    seeds), the geometric mean marked, the differential arm's loss as a line."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    if sweep:
-        lr = [r["lr"] for r in sweep]
-        ax.errorbar(
-            lr,
-            [r["mean"] for r in sweep],
-            yerr=[np.nan_to_num(r["std"]) for r in sweep],
-            fmt="o-",
-            color="C1",
-            label="uniform LR (band model)",
-        )
-        for r in sweep:
-            ax.annotate(
-                r["label"],
-                (r["lr"], r["mean"]),
-                fontsize=6,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-    ax.axvline(geomean, color="C1", ls=":", label=f"geometric mean {geomean:.2g}")
-    if stats and "band" in stats:
-        m = stats["band"]["final_val_loss"][0]
-        ax.axhline(m, color="C0", ls="--", label=f"differential {m:.3f}")
-    ax.set(
-        xscale="log",
-        xlabel="uniform learning rate",
-        ylabel="final val loss",
-        title="uniform-LR sweep",
+    b.axhspan(0.5, 2.0, color="0.9", label="within 2x (H4)")
+    b.axhline(1.0, color="k", lw=0.8)
+    b.set(
+        yscale="log",
+        xlabel="band",
+        ylabel="measured / prescribed ratio",
+        title="factor per band (1 = as prescribed)",
     )
-    ax.legend(fontsize=7)
+    _log_ticks(b.yaxis, subs=(1.0, 2.0, 5.0))
+    a.legend(fontsize=7)
+    b.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _log_ticks(axis, subs=(1.0, 3.0)) -> None:
+    """A log axis labelled at ``subs`` per decade as plain numbers, with no minor labels (which
+    collide with the major ones when the axis spans less than a few decades)."""
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _log_axis(ax) -> None:
+    ax.set_xscale("log")
+    _log_ticks(ax.xaxis)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+
+
+def plot_sweep(sweep: list, tuned: dict, unigram: float | None = None, margin: float = 0.05):
+    """One panel per budget: each arm's final validation loss at each LR of its sweep (the mean
+    over the sweep seeds, the statistic the sweep picks by) against the geometric mean of the
+    LRs its bands get (log axis), the tuned point starred and, where more seeds ran there, the
+    tuned arm's mean +- std over every seed (the numbers the verdicts and the recommendation
+    compare). The learning bar (unigram - ``margin``) dotted."""
+    budgets = sorted({r["budget"] for r in sweep}) or [None]
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4.2), squeeze=False)
+    for ax, budget in zip(axes[0], budgets):
+        for r in (r for r in sweep if r["budget"] == budget):
+            _sweep_line(ax, r, (tuned or {}).get(budget, {}).get(r["arm"]))
+        if unigram is not None:
+            ax.axhline(unigram - margin, color="gray", ls=":", label=f"unigram - {margin:g}")
+        _log_axis(ax)
+        ax.set(
+            xlabel="LR (geometric mean over the bands)",
+            ylabel="final val loss",
+            title=f"LR sweep at {budget} steps",
+        )
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def _sweep_line(ax, r: dict, tuned: dict | None) -> None:
+    color = COLORS.get(r["arm"])
+    lr = [p["lr"] for p in r["points"]]
+    loss = [p["loss"] for p in r["points"]]
+    edge = " (optimum may lie beyond)" if r["note"].startswith("the optimum") else ""
+    ax.plot(lr, loss, marker=MARKERS.get(r["arm"], "o"), color=color, label=f"{r['arm']}{edge}")
+    best = next(p for p in r["points"] if p["mult"] == r["best"])
+    ax.plot(best["lr"], best["loss"], "*", ms=14, color=color, mec="k", mew=0.6)
+    if tuned and len(tuned["seeds"]) > 1:
+        m, s = tuned["final_val_loss"]
+        ax.errorbar(
+            tuned["lr"] * 1.08,
+            m,
+            yerr=0 if np.isnan(s) else s,
+            fmt="o",
+            mfc="white",
+            color=color,
+            capsize=3,
+            label=f"{r['arm']} tuned, mean of {len(tuned['seeds'])} seeds",
+        )

@@ -36,6 +36,21 @@ def _mean_std(stats: dict, k: str) -> tuple[float, float]:
     return tuple(math.nan if v is None else v for v in stats[k])  # JSON keeps NaN as null
 
 
+def tuned_lines(res: dict, arm: str) -> list[str]:
+    """``arm``'s tuned LR, final val loss and learning check at every budget of ``res``."""
+    out = []
+    for budget, rows in (res.get("tuned") or {}).items():
+        r = rows.get(arm)
+        if r:
+            m = _mean_std(r, "final_val_loss")[0]
+            word = "learned" if r["learned"] else "did not learn"
+            out.append(
+                f"  at {budget} steps: tuned x{r['mult']:.3g} (LR {r['lr']:.3g}), "
+                f"val {m:.4f} over {len(r['seeds'])} seed(s), {word}"
+            )
+    return out
+
+
 def explore(results: dict, lr_preset: str, arm: str, beside: str | None = None):
     """The saved study of ``lr_preset``: ``arm``'s curves beside ``beside``'s (an arm of the
     study; None: the uniform control where the study ran it; ``"none"``: ``arm`` alone), and
@@ -64,6 +79,7 @@ def explore(results: dict, lr_preset: str, arm: str, beside: str | None = None):
     for k in MEASURES:
         m, s = _mean_std(stats, k)
         lines.append(f"  {k}: {m:.4g}" + ("" if math.isnan(s) else f" +- {s:.3g}"))
+    lines += tuned_lines(res, arm)
     shown = [arm] if beside in ("none", arm) else [arm, beside]
     if len(shown) == 2:
         other = ", ".join(f"{k} {_mean_std(res['stats'][beside], k)[0]:.4g}" for k in MEASURES)

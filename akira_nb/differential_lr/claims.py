@@ -1,0 +1,469 @@
+"""013's claims: the seed's hypotheses H1-H4 with their rules, the learning check, the
+recommendation and the seed's results template, as functions of the measured numbers.
+
+Every comparison is paired (same seeds, same data order) and made between the tuned arms at the
+longest budget: the differential arm (``band``) against the uniform control (``band_geomean``),
+each at the best LR of its own sweep. An arm whose final validation loss is not below the
+unigram loss by :data:`LEARN_MARGIN` nats at every seed "did not learn", and no hypothesis that
+uses it is judged ("not measurable: arm X did not learn").
+
+Each claim dict (the kit's claims contract) has ``claim``, ``claimed``, ``measured`` (prose),
+``rule``, ``verdict`` (the kit's word), ``measured_value`` and ``unit``, and, beside a "not
+comparable" verdict, ``computed_verdict`` (what the rule gives on this run's numbers);
+``seed_verdict`` keeps the seed's own words (SUPPORTED / NOT SUPPORTED / "not run" / "not
+measurable: ...").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from akira_nb import standins
+
+from . import evaluate as ev
+
+CONTROL = "band_geomean"
+TREATMENT = "band"
+LEARN_MARGIN = 0.05  # nats below the unigram loss that an arm must reach to have learned
+# the seed's predictions: (hypothesis, claim, threshold)
+HYPOTHESES = {
+    "H1": ("faster learning", "Differential LR: 20% faster convergence (steps to target)", 0.20),
+    "H2": ("better generalization", "Differential LR: 5% better test loss", 0.05),
+    "H3": ("more stable", "Differential LR: 30% less loss variance", 0.30),
+    "H4": ("rates match", "Actual weight changes: within 2x of prescribed ratios", 2.0),
+}
+# the seed's scale: the 026/7+1 model on a real corpus, >= 3 seeds, >= 1,000 steps
+MIN_SEEDS, MIN_STEPS = 3, 1000
+KIT_WORDS = {ev.SUPPORTED: "holds", ev.NOT_SUPPORTED: "does not hold"}
+NOT_RUN = "not run"
+SIGNIFICANT = 0.05  # a p below it is called significant in the prose (never judged)
+
+
+def comparability(plan) -> str | None:
+    """Why this study is below the seed's scale (None when it is not)."""
+    b, why = plan.base, []
+    if b.offline:
+        why.append("offline stand-ins (the kit's offline corpus and a stand-in tokenizer)")
+    if b.preset.startswith("tiny"):
+        bc = b.band_config()
+        why.append(f"the {b.preset} model ({bc.n_layers} layers, {bc.d_model} wide)")
+    if b.dataset == "offline":
+        why.append("the offline byte corpus")
+    if len(plan.seeds) < MIN_SEEDS:
+        why.append(f"{len(plan.seeds)} seed(s) < {MIN_SEEDS}")
+    if b.total_steps < MIN_STEPS:
+        why.append(f"{b.total_steps} steps < {MIN_STEPS}")
+    return ", ".join(why) or None
+
+
+# ----------------------------------------------------------------------------- measures
+
+
+def measure(record: dict, target: float, window_fraction: float, warmup: int = 0) -> dict:
+    """The per-run measurements of one saved training (``record``: ``TrainResult.summary()``
+    plus ``test_loss``, and ``seed`` when known; ``warmup``: the steps the variance window
+    leaves out)."""
+    h = record["history"]
+    out = {
+        "seed": record.get("seed"),
+        "steps_to_target": ev.steps_to_target(h["step"], h["val_loss"], target),
+        "final_train_loss": h["train_loss"][-1],
+        "final_val_loss": record.get("final_val_loss", h["val_loss"][-1]),
+        "test_loss": record["test_loss"],
+        "variance": ev.window_variance(record["step_losses"], window_fraction, warmup=warmup),
+        "spikes": ev.spike_count(record["step_losses"]),
+    }
+    wc = record.get("weight_change") or {}
+    if wc.get("step") and "band_0" in wc:
+        out["rates"] = ev.rate_factors(wc, record["prescribed_lrs"])
+    return out
+
+
+def censored(steps, budget: int) -> list[float]:
+    """Steps to target with a seed that never got there counted as the budget."""
+    return [budget if s is None else s for s in steps]
+
+
+def arm_stats(measures: dict, budget: int) -> dict:
+    """Per arm: mean and std over seeds of every scalar measure, and the seeds that did not
+    reach the target (counted as ``budget`` steps)."""
+    out = {}
+    for arm, per_seed in measures.items():
+        row = {"seeds": len(per_seed)}
+        steps = [m["steps_to_target"] for m in per_seed]
+        row["unreached"] = sum(s is None for s in steps)
+        row["steps_to_target"] = ev.mean_std(censored(steps, budget))
+        for k in ("final_train_loss", "final_val_loss", "test_loss", "variance", "spikes"):
+            row[k] = ev.mean_std([m[k] for m in per_seed])
+        out[arm] = row
+    return out
+
+
+def learned(losses, unigram: float, margin: float = LEARN_MARGIN, seeds=None) -> dict:
+    """The learning check of one arm: ``losses`` its final validation losses (one per seed, in
+    ``seeds`` order). ``ok`` when every one is below ``unigram - margin`` (NaN never is);
+    ``failed``: the seeds that are not, with their loss; ``line``: the verdict in words."""
+    seeds = list(range(len(losses))) if seeds is None else list(seeds)
+    bar = unigram - margin
+    failed = [(s, v) for s, v in zip(seeds, losses) if not (v < bar)]
+    line = (
+        f"learned (final val loss below the unigram {unigram:.4f} - {margin:g} at every seed)"
+        if not failed
+        else "did not learn: final val loss "
+        + ", ".join(f"{v:.4f} at seed {s}" for s, v in failed)
+        + f" not below the unigram {unigram:.4f} - {margin:g}"
+    )
+    return {"ok": not failed, "failed": failed, "line": line}
+
+
+def learning(measures: dict, unigram: float, margin: float = LEARN_MARGIN) -> dict:
+    """:func:`learned` of every arm of ``measures`` (``{arm: [per-seed measures]}``)."""
+    return {
+        arm: learned(
+            [m["final_val_loss"] for m in per_seed],
+            unigram,
+            margin,
+            [m.get("seed", i) for i, m in enumerate(per_seed)],
+        )
+        for arm, per_seed in measures.items()
+    }
+
+
+def blocked(learn: dict, arms) -> tuple[str, str] | None:
+    """``("not measurable: arm X did not learn", the losses in words)`` when an arm of
+    ``arms`` did not learn; else None."""
+    bad = [a for a in arms if a in learn and not learn[a]["ok"]]
+    if not bad:
+        return None
+    verdict = f"not measurable: arm {', '.join(bad)} did not learn"
+    return verdict, "; ".join(f"arm {a} {learn[a]['line']}" for a in bad)
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+def fmt(ms, spec=".4f") -> str:
+    m, s = ms
+    return f"{m:{spec}} +- {s:{spec}}" if not math.isnan(s) else f"{m:{spec}}"
+
+
+def kit_word(plan, seed_word: str) -> str:
+    """The kit's verdict of a claim whose rule gave ``seed_word``."""
+    if seed_word == NOT_RUN:
+        return NOT_RUN
+    if plan.base.offline:
+        return standins.NOT_COMPARABLE
+    if comparability(plan):
+        return "not comparable"
+    return KIT_WORDS.get(seed_word, seed_word)
+
+
+def _claim(key, plan, rule, measured, seed_word, value=None, unit="", detail=None) -> dict:
+    name, claim, _ = HYPOTHESES[key]
+    verdict = kit_word(plan, seed_word)
+    out = {
+        "key": key,
+        "name": name,
+        "claim": f"{key} ({name}): {claim}",
+        "claimed": claim.split(": ", 1)[-1],
+        "rule": rule,
+        "measured": measured,
+        "seed_verdict": seed_word,
+        "verdict": verdict,
+        "measured_value": None if value is None or not math.isfinite(value) else float(value),
+        "unit": unit,
+        "detail": detail,
+    }
+    if verdict.startswith("not comparable"):
+        out["computed_verdict"] = KIT_WORDS.get(seed_word, seed_word)
+    return out
+
+
+SPREAD = (
+    " (mean over seeds) AND it is larger than the seed-to-seed spread: mean paired difference > "
+    "the std of the paired differences (same seeds, same data order); the paired t-test p is "
+    "printed beside it with the direction of the difference, not judged"
+)
+TUNED = (
+    "; both arms at their own tuned LR (the best of their sweep) at the longest budget, and "
+    f"neither judged unless both learned (final val loss below the unigram loss - {LEARN_MARGIN:g}"
+    " nats at every seed)"
+)
+
+
+def rules(plan) -> dict:
+    """The rule of each hypothesis, in words."""
+    return {
+        "H1": "SUPPORTED when the differential arm needs at least 20% fewer steps to the target "
+        "than the uniform control (speedup = control / differential steps >= 1.25x) and "
+        "reaches the target at every seed" + SPREAD + TUNED,
+        "H2": "SUPPORTED when the differential arm's test loss is at least 5% lower than the "
+        "uniform control's" + SPREAD + TUNED,
+        "H3": "SUPPORTED when the differential arm's train-loss variance is at least 30% lower "
+        "than the uniform control's" + SPREAD + TUNED + f". Variance: over the last "
+        f"{plan.window_fraction:.0%} of the steps (never the warm-up), half the variance of the "
+        "per-step loss's first differences (the step-to-step noise; a trend, straight or "
+        "bending, adds next to nothing). Spikes (> 2x the running median) are reported beside "
+        "it, not judged: the seed's H3 claims less variance, and a count of rare events over a "
+        "few seeds is too coarse to decide it",
+        "H4": "SUPPORTED when for every band b > 0 of the differential arm (at its tuned LR: the "
+        "ratios are the prescribed ones), the median over intervals of (||dW_b||/||W_b||) / "
+        "(||dW_0||/||W_0||), divided by lr_b / lr_0, lies within 2x (|mean log2 factor| + its "
+        "std over seeds <= 1); not judged unless the differential arm learned",
+    }
+
+
+def direction(comp: dict, better: str, worse: str) -> str:
+    """The paired difference's direction with its p: "differential slower, paired t-test p =
+    0.018" (``better`` / ``worse``: the words for an improvement / a loss)."""
+    word = better if comp["mean"] > 0 else worse if comp["mean"] < 0 else "no different"
+    p = comp["p"]
+    sig = ""
+    if not math.isnan(p) and p < SIGNIFICANT:
+        sig = ", significant" if comp["mean"] > 0 else ", significant, against the claim"
+    return (
+        f"differential {word}, paired t-test p = {p:.3g}{sig}; paired improvement "
+        f"{comp['mean']:.4g} +- {comp['std']:.4g} over {comp['n']} seeds"
+    )
+
+
+def _h1(out: dict) -> tuple[str, str, float, dict]:
+    """H1's verdict, prose, speedup and detail."""
+    t, c = out["measures"][TREATMENT], out["measures"][CONTROL]
+    budget = budget_of(out)
+    ts_raw = [m["steps_to_target"] for m in t]
+    ts, cs = censored(ts_raw, budget), censored([m["steps_to_target"] for m in c], budget)
+    comp = ev.paired(cs, ts)
+    reaches_every_seed = all(s is not None for s in ts_raw)
+    word = ev.verdict(comp, HYPOTHESES["H1"][2]) if reaches_every_seed else ev.NOT_SUPPORTED
+    speedup = float(np.mean(cs) / np.mean(ts)) if np.mean(ts) > 0 else math.nan
+    rel = comp["relative"]
+    measured = (
+        f"steps to val loss {out['target']:.4f}: differential {fmt(ev.mean_std(ts), '.1f')}, "
+        f"uniform {fmt(ev.mean_std(cs), '.1f')} (a seed that never reaches the target counts as "
+        f"the budget, {budget}; the differential arm never reached it at "
+        f"{len(ts) - sum(s is not None for s in ts_raw)} of {len(ts)} seeds); speedup "
+        f"{speedup:.2f}x: the differential arm needs {abs(rel):.1%} "
+        f"{'fewer' if rel >= 0 else 'more'} steps; {direction(comp, 'faster', 'slower')}"
+    )
+    return word, measured, speedup, {**comp, "speedup": speedup, "every_seed": reaches_every_seed}
+
+
+def _h23(key: str, out: dict) -> tuple[str, str, float, dict]:
+    """H2's (test loss) or H3's (variance) verdict, prose, change in % and detail."""
+    field_, what = ("test_loss", "test loss") if key == "H2" else ("variance", "variance")
+    t, c = out["measures"][TREATMENT], out["measures"][CONTROL]
+    tv, cv = [m[field_] for m in t], [m[field_] for m in c]
+    comp = ev.paired(cv, tv)
+    change = -100 * comp["relative"]  # the differential arm's, relative to the control's
+    spec = ".4f" if key == "H2" else ".3g"
+    less, more = ("lower", "higher") if key == "H2" else ("less", "more")
+    measured = (
+        f"{'test loss' if key == 'H2' else 'last-window loss variance'}: differential "
+        f"{fmt(ev.mean_std(tv), spec)}, uniform {fmt(ev.mean_std(cv), spec)}: the differential "
+        f"arm's {what} is {abs(change):.1f}% {less if change <= 0 else more}; "
+        f"{direction(comp, f'{less} {what}', f'{more} {what}')}"
+    )
+    return ev.verdict(comp, HYPOTHESES[key][2]), measured, change, comp
+
+
+def budget_of(out: dict) -> int:
+    """The budget (steps) the hypotheses are judged at: the longest."""
+    return int(out.get("budget_steps") or out["study"].base.total_steps)
+
+
+def sides(out: dict, arms=(TREATMENT, CONTROL)) -> str:
+    """Which budget and LR each side of H1-H4 had."""
+    tuned = out.get("tuned", {}).get(budget_of(out), {})
+    labels = {TREATMENT: "differential", CONTROL: "uniform"}
+    parts = []
+    for arm, label in ((a, labels[a]) for a in arms):
+        t = tuned.get(arm)
+        parts.append(
+            f"{label} ({arm}) at x{t['mult']:.3g} of its prescribed LRs (geometric-mean LR "
+            f"{t['lr']:.3g})"
+            if t
+            else f"{label} ({arm}) at its prescribed LRs"
+        )
+    return f"at {budget_of(out)} steps: " + ", ".join(parts)
+
+
+def paired_claims(out: dict, learn: dict) -> list[dict]:
+    """H1-H3 (measured even when an arm did not learn, but then not judged)."""
+    plan, rows = out["study"], []
+    have = TREATMENT in out["measures"] and CONTROL in out["measures"]
+    stop = blocked(learn, (TREATMENT, CONTROL)) if have else None
+    units = {"H1": "x", "H2": "% test loss vs uniform", "H3": "% variance vs uniform"}
+    for key in ("H1", "H2", "H3"):
+        rule = rules(plan)[key]
+        if not have:
+            rows.append(_claim(key, plan, rule, "band and band_geomean not both run", NOT_RUN))
+            continue
+        word, measured, value, detail = _h1(out) if key == "H1" else _h23(key, out)
+        measured = f"{sides(out)}; {measured}"
+        if stop:
+            word, measured = stop[0], f"{stop[1]}; not judged; {measured}"
+        rows.append(_claim(key, plan, rule, measured, word, value, units[key], detail))
+    return rows
+
+
+def rates_claim(out: dict, learn: dict) -> dict:
+    """H4: the differential arm's per-band weight change against its prescribed ratios."""
+    plan, rule = out["study"], rules(out["study"])["H4"]
+    rates = [m.get("rates") for m in out["measures"].get(TREATMENT, [])]
+    if not rates or any(r is None for r in rates):
+        return _claim("H4", plan, rule, "no weight-change monitor on the band arm", NOT_RUN)
+    word, per_band = ev.rate_verdict(rates)
+    worst = max(
+        2.0 ** (abs(v["mean_log2"]) + (0.0 if math.isnan(v["std_log2"]) else v["std_log2"]))
+        for v in per_band.values()
+    )
+    measured = (
+        f"{sides(out, (TREATMENT,))}; factors (measured / prescribed ratio, geometric "
+        "mean over seeds): "
+        + ", ".join(f"{k} {v['factor']:.3g}" for k, v in per_band.items())
+        + f"; the worst band is {worst:.3g}x off its prescribed ratio (with its spread)"
+    )
+    stop = blocked(learn, (TREATMENT,))
+    if stop:
+        word, measured = stop[0], f"{stop[1]}; not judged; {measured}"
+    return _claim("H4", plan, rule, measured, word, worst, "x off (worst band)", per_band)
+
+
+def claims(out: dict) -> list[dict]:
+    """H1-H4 of ``out`` (``study``, ``measures``: ``{arm: [per-seed measures]}`` of the tuned
+    arms at the longest budget, ``target``, ``unigram``; ``tuned`` / ``budget_steps`` when
+    known, for the text)."""
+    learn = learning(out["measures"], out["unigram"])
+    return paired_claims(out, learn) + [rates_claim(out, learn)]
+
+
+# ----------------------------------------------------------------------------- recommendation
+
+
+def recommendation(out: dict) -> dict:
+    """Differential LR is RECOMMENDED when H1 or H2 is SUPPORTED and the tuned differential
+    arm's mean final val loss (every seed, longest budget) is no worse than the tuned uniform
+    control's; not judged when either did not learn."""
+    by = {c["key"]: c["seed_verdict"] for c in out["claims"]}
+    stats = out["stats"]
+    rule = (
+        "RECOMMENDED when H1 or H2 is SUPPORTED and the differential arm's mean final "
+        "validation loss is <= the uniform control's (both at their tuned LR, at the longest "
+        "budget, mean over every seed: the tuned points of the sweep figure)"
+    )
+    stop = next((w for w in by.values() if w.startswith("not measurable")), None)
+    if TREATMENT not in stats or CONTROL not in stats:
+        word, detail = "NOT JUDGED", "band and band_geomean not both run"
+    elif stop:
+        word, detail = "NOT JUDGED", stop
+    else:
+        d, u = stats[TREATMENT]["final_val_loss"][0], stats[CONTROL]["final_val_loss"][0]
+        ok = ev.SUPPORTED in (by.get("H1"), by.get("H2")) and d <= u
+        word = "RECOMMENDED" if ok else "NOT RECOMMENDED"
+        detail = (
+            f"H1 {by.get('H1')}, H2 {by.get('H2')}; {sides(out)}: differential val loss "
+            f"{d:.4f} vs uniform {u:.4f} (mean over {stats[TREATMENT]['seeds']} seeds)"
+        )
+    line = (
+        f"Differential LR is {word}." if word != "NOT JUDGED" else "Differential LR is not judged."
+    )
+    return {"word": word, "rule": rule, "detail": detail, "line": line}
+
+
+# ----------------------------------------------------------------------------- the template
+
+
+def template(out: dict) -> str:
+    """The seed's results template (section 4) and conclusion (section 5), filled in from the
+    claims and the arm statistics (no number computed twice)."""
+    c = {x["key"]: x for x in out["claims"]}
+    lines = ["Results (013 section 4, measured)", f"({sides(out)})", ""]
+    lines += _template_measures(out, c)
+    h4 = c.get("H4")
+    if not h4 or h4["seed_verdict"] == NOT_RUN:
+        match = "not measured" + (f" ({h4['measured']})" if h4 else "")
+    elif h4["seed_verdict"] in KIT_WORDS:
+        match = ("YES" if h4["seed_verdict"] == ev.SUPPORTED else "NO") + f" ({h4['measured']})"
+    else:
+        match = h4["seed_verdict"]
+    lines += [f"Weight change ratios match prescribed: {match}", ""]
+    lines += ["Conclusion (013 section 5)", ""]
+    for key in ("H1", "H2", "H3", "H4"):
+        if key in c:
+            lines.append(h_line(c[key]))
+            lines.append(f"    rule: {c[key]['rule']}")
+    why = comparability(out["study"])
+    if why:
+        lines.append(f"(not comparable with the seed's scale: {why}; computed all the same)")
+    r = out["recommendation"]
+    lines += ["", r["line"], f"    rule: {r['rule']}", f"    {r['detail']}"]
+    return "\n".join(lines)
+
+
+def h_line(c: dict) -> str:
+    """A hypothesis in one line: its verdict and the direction of the difference with its p."""
+    d = c["detail"]
+    extra = ""
+    if d and "p" in d and c["seed_verdict"] in KIT_WORDS:
+        extra = f" ({direction(d, *DIRECTION_WORDS[c['key']]).split(';')[0]})"
+    return f"{c['key']} ({c['name']}): {c['seed_verdict']}{extra}"
+
+
+DIRECTION_WORDS = {
+    "H1": ("faster", "slower"),
+    "H2": ("lower test loss", "higher test loss"),
+    "H3": ("less variance", "more variance"),
+}
+
+
+def _template_measures(out: dict, c: dict) -> list[str]:
+    st = out["stats"]
+    if TREATMENT not in st or CONTROL not in st:
+        return []
+    d, u = st[TREATMENT], st[CONTROL]
+    h1, h2 = c.get("H1", {}), c.get("H2", {})
+
+    def unreached(r):
+        return f" ({r['unreached']} seed(s) never reached it)" if r["unreached"] else ""
+
+    speed = h1.get("measured_value")
+    change = h2.get("measured_value")
+    return [
+        f"Convergence speed (steps to val loss {out['target']:.4f}; {out['target_rule']}):",
+        f"- Differential: {fmt(d['steps_to_target'], '.1f')} steps to target{unreached(d)}",
+        f"- Uniform: {fmt(u['steps_to_target'], '.1f')} steps to target{unreached(u)}",
+        "- Speedup (uniform / differential steps; a seed that never reached it counts as the "
+        f"budget): {'n/a' if speed is None else f'{speed:.2f}x'} (H1: {h1.get('seed_verdict')})",
+        "",
+        "Final test loss:",
+        f"- Differential: {fmt(d['test_loss'])}",
+        f"- Uniform: {fmt(u['test_loss'])}",
+        "- Differential vs uniform: "
+        + ("n/a" if change is None else f"{abs(change):.1f}% {'higher' if change > 0 else 'lower'}")
+        + f" test loss (H2: {h2.get('seed_verdict')})",
+        "",
+        "Stability (train-loss variance over the last window: half that of its first differences):",
+        f"- Differential: {fmt(d['variance'], '.3g')} (spikes {fmt(d['spikes'], '.1f')})",
+        f"- Uniform: {fmt(u['variance'], '.3g')} (spikes {fmt(u['spikes'], '.1f')})",
+        "",
+    ]
+
+
+__all__ = [
+    "CONTROL",
+    "HYPOTHESES",
+    "LEARN_MARGIN",
+    "TREATMENT",
+    "arm_stats",
+    "blocked",
+    "claims",
+    "comparability",
+    "learned",
+    "learning",
+    "measure",
+    "recommendation",
+    "template",
+]

@@ -89,6 +89,21 @@ def get_size(default: str = "t4") -> str:
     return check_choice("AKIRA_SIZE", os.environ.get("AKIRA_SIZE", default).strip().lower(), SIZES)
 
 
+def resume_default(size: str) -> bool:
+    """A notebook's ``RESUME`` default: ``AKIRA_RESUME`` when it is set (``1``/``true``/``yes``
+    or ``0``/``false``/``no``), else on above ``tiny`` (a long run continues after a
+    disconnect; a tiny one starts afresh). The browser test sets ``AKIRA_RESUME=1`` to reopen
+    the runs the notebook test just made instead of training them again."""
+    raw = os.environ.get("AKIRA_RESUME", "").strip().lower()
+    if not raw:
+        return size != "tiny"
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("0", "false", "no"):
+        return False
+    raise ValueError(f"AKIRA_RESUME={raw!r} must be one of 1, true, yes, 0, false, no (or unset)")
+
+
 def size_from(size: str | None) -> str | None:
     """The one size rule of every CLI sub-command: an explicit ``--size`` wins, else
     ``AKIRA_SIZE`` when it is set, else None, which means the seed document's own protocol."""
@@ -138,13 +153,13 @@ CPU_COST: dict[str, dict[str | None, str]] = {
         "tokens: about 2 min",
     },
     "differential_lr": {
-        None: "the seed's full protocol (size a100): wikitext-103, the 7+1 band model, 4 arms "
-        "x 5 seeds + 6 sweep runs, 5,000 steps x 16 x 256 tokens each: two weeks or more on a "
+        None: "the seed's full protocol (size a100): wikitext-103, the 7+1 band model, 3 arms "
+        "x (3+ sweep LRs + 4 seeds), 5,000 steps x 16 x 256 tokens each: two weeks or more on a "
         "CPU (estimated from the 342-550 training tokens/s of the 026 model on one thread)",
-        "t4": "wikitext-103, the 7+1 band model, 4 arms x 3 seeds + 3 sweep runs, 1,000 steps "
-        "x 16 x 256 tokens each: 1-2 days on a CPU (estimated, as above)",
-        "tiny": "offline corpus, the 7+1 tiny model, 80 steps x 16 x 32 tokens, 14 trainings: "
-        "about 1 min",
+        "t4": "wikitext-103, the 7+1 band model, 3 arms x (3+ sweep LRs + 2 seeds), 1,000 "
+        "steps x 16 x 256 tokens each: 1-2 days on a CPU (estimated, as above)",
+        "tiny": "offline corpus, the 7+1 tiny model, 3 arms each tuned (an LR sweep) at 40 and "
+        "200 steps x 16 x 32 tokens, 3 seeds at 200 (31 trainings): about 220 CPU-seconds",
     },
 }
 CPU_COST["grokking"]["t4"] = CPU_COST["grokking"][None]  # t4 is the seed's protocol

@@ -79,7 +79,7 @@ MATCH_METHOD = None  # OT: None = "emd"; "hungarian" for a one-to-one match
 RUN_GROKKING = True  # the ground truth beyond the seed
 OFFLINE = False  # True: local stand-ins of the same shape for every download (random weights,
 # the offline corpus): runs the t4 / a100 shapes anywhere; every verdict reads "not comparable"
-RESUME = SIZE != "tiny"  # continue the newest run (and its token streams) after a disconnect
+RESUME = runtime.resume_default(SIZE)  # above tiny: continue the newest run after a disconnect
 USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Drive
 
 # %%

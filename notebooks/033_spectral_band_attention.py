@@ -81,7 +81,7 @@ PRESET = None  # model preset; None: fast at the size's grid; a name (turbo, fas
 STEPS = None  # training steps of the comparison
 SWEEP_STEPS = None  # training steps per pattern of the sweep
 SEED = 0
-RESUME = SIZE != "tiny"  # reopen the newest run of this name and continue it arm by arm
+RESUME = runtime.resume_default(SIZE)  # above tiny: continue the newest run after a disconnect
 
 # %%
 import math

@@ -62,7 +62,7 @@ from akira_nb import runtime
 
 SIZE = runtime.get_size()
 runtime.warn_if_no_gpu(SIZE)
-RESUME = SIZE != "tiny"  # continue the newest run of this size after a disconnect
+RESUME = runtime.resume_default(SIZE)  # above tiny: continue the newest run after a disconnect
 USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Drive
 SNAPSHOT_EVERY = runtime.pick(SIZE, tiny=0, t4=0, a100=2000)  # six-panel frames; 0 = off
 GROKFAST_LAMB = 0.0  # > 0 switches on the Grokfast EMA gradient filter

@@ -240,3 +240,15 @@ def test_hub_loaders_fail_at_once_when_the_hub_is_unreachable(hub):
         assert str(info.value).startswith(f"{what} needs the Hugging Face Hub")
     assert text.load_documents("offline")  # the offline corpus needs no Hub
     assert hub.calls == 1
+
+
+def test_resume_default_reads_akira_resume_else_resumes_above_tiny(monkeypatch):
+    monkeypatch.delenv("AKIRA_RESUME", raising=False)
+    assert runtime.resume_default("tiny") is False and runtime.resume_default("t4") is True
+    monkeypatch.setenv("AKIRA_RESUME", "1")
+    assert runtime.resume_default("tiny") is True
+    monkeypatch.setenv("AKIRA_RESUME", "no")
+    assert runtime.resume_default("a100") is False
+    monkeypatch.setenv("AKIRA_RESUME", "maybe")
+    with pytest.raises(ValueError, match="AKIRA_RESUME='maybe'"):
+        runtime.resume_default("tiny")

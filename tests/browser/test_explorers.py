@@ -2,7 +2,9 @@
 scratch copy of the notebooks, headless Chromium (Debian's ``chromium``) driven by Playwright.
 
 Every notebook runs top to bottom at ``AKIRA_SIZE=tiny`` (its runs go to a scratch
-``AKIRA_RUNS_DIR``; two notebooks run at a time), then its explorer (the box with the CSS class
+``AKIRA_RUNS_DIR``, or with ``AKIRA_BROWSER_RUNS_DIR`` set, to that folder with
+``AKIRA_RESUME=1``, so the runs the notebook test left there are reopened, not trained again;
+two notebooks run at a time), then its explorer (the box with the CSS class
 ``akira-explorer``) has controls changed one after another; after each change the explorer's
 text must change and every image of its output must be a drawn figure, not a white or
 titles-only PNG (what JupyterLab 4 showed when an explorer's figure was one pyplot tracked:
@@ -102,9 +104,12 @@ class Lab:
         self.base = f"http://127.0.0.1:{port}"
         env = dict(os.environ)
         env.pop("MPLBACKEND", None)  # the kernels keep their inline backend
+        reuse = os.environ.get("AKIRA_BROWSER_RUNS_DIR", "").strip()
+        if reuse:  # reopen the notebook test's finished runs (tests/run_all.sh) instead of
+            env["AKIRA_RESUME"] = "1"  # training them again: the explorers are under test here
         env.update(
             AKIRA_SIZE="tiny",
-            AKIRA_RUNS_DIR=str(scratch / "runs"),
+            AKIRA_RUNS_DIR=reuse or str(scratch / "runs"),
             OMP_NUM_THREADS="1",
             HF_HUB_OFFLINE="1",
             HF_DATASETS_OFFLINE="1",

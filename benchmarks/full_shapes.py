@@ -70,7 +70,16 @@ SHRINK = {
     + ["--progress_every", "0"],
     "spatiotemporal": ["--steps", "10", "--eval-steps", "5", "--checkpoint-every", "0"],
     "action_quanta": ["--num-samples", "32", "--layers", "3"],
-    "bandformer": ["--total_steps", "4", "--eval_every", "2", "--eval_batches", "2"],
+    "bandformer": [
+        "--total_steps",
+        "4",
+        "--eval_every",
+        "2",
+        "--eval_batches",
+        "2",
+        "--final_eval_predictions",
+        "0",
+    ],
     "differential_lr": ["--total_steps", "4"],
 }
 

@@ -28,7 +28,7 @@ def test_literal_choices_equal_the_real_ones():
     assert cli.ARMS == train.ARMS
     assert cli.DATASETS == train.DATASETS
     assert cli.LR_MODES == optim.LR_MODES
-    assert set(cli._ARM_OF.values()) | {"band_no_wormhole"} == set(train.ARMS)
+    assert set(cli._ARM_OF.values()) | {"band_no_wormhole", "baseline_wide"} == set(train.ARMS)
     for (_model, lr_mode), arm in cli._ARM_OF.items():
         assert train.ARM_LR_MODE[arm] == lr_mode
 
@@ -153,6 +153,9 @@ def test_model_lr_mode_and_wormhole_pick_one_arm(monkeypatch, argv, arm):
         (["--model", "reference", "--use_wormhole"], "wormhole"),  # the arm sets it off
         (["--seed", 1, "--seeds", 1, 2], "given together"),
         (["--aq_seeds", 1], "aq_seeds"),
+        (["--budgets", 200, 1000, "--total_steps", 50], "given together"),
+        (["--budgets", 1000, 200], "budgets"),
+        (["--lr_multipliers", "1,2"], "lr_multipliers"),
     ],
 )
 def test_conflicting_flags_raise(monkeypatch, argv, match):
@@ -239,6 +242,19 @@ def test_model_and_lr_mode_name_one_arm(model, lr_mode, wormhole, arm):
 def test_a_combination_that_is_no_arm_is_refused_by_name(model, lr_mode, wormhole, word):
     with pytest.raises(ValueError, match=word):
         cli.arm_for(model, lr_mode, wormhole)
+
+
+def test_the_budget_and_sweep_flags_reach_the_study(monkeypatch):
+    monkeypatch.setenv("AKIRA_SIZE", "tiny")
+    argv = ["--budgets", 100, 500, "--lr_multipliers", "0.1,1,10", "--max_extensions", 0]
+    plan = cli.config_from_args(_parse(argv + ["--sweep_arms", "band", "--long_arms", "band"]))
+    assert plan.budgets == [100, 500] and plan.base.total_steps == 100
+    assert plan.lr_multipliers == [0.1, 1.0, 10.0] and plan.max_extensions == 0
+    assert plan.sweep_arms == ["band"] and plan.arms_at(500) == ["band"]
+    assert cli.config_from_args(_parse(["--sweep_arms"])).sweep_arms == []  # none swept
+    assert cli.config_from_args(_parse(["--total_steps", 30])).budgets == [30]
+    plan = cli.config_from_args(_parse(["--final_eval_predictions", 0]))
+    assert plan.base.final_eval_predictions == 0
 
 
 def test_offline_and_the_count_flags_reach_the_study(monkeypatch):

@@ -152,6 +152,15 @@ def test_each_arm_builds_its_model_and_lr_mode(arm):
     if arm == "baseline":
         assert isinstance(model, BaselineTransformer) and lrs == {"shared": 3e-4}
         assert band_cfg.layout == "band" and band_cfg.wormhole  # matched to the band arm
+        assert model.cfg.d_model < band_cfg.d_model  # matched in parameters, narrower
+        return
+    if arm == "baseline_wide":  # the band model's width, the matched GPT's depth and heads
+        assert isinstance(model, BaselineTransformer) and lrs == {"shared": 3e-4}
+        c = model.cfg
+        assert (c.d_model, c.d_mlp) == (band_cfg.d_model, band_cfg.mlp_ratio * band_cfg.d_model)
+        assert (c.n_layers, c.n_heads) == (band_cfg.n_layers, band_cfg.n_heads)
+        matched = BaselineTransformer.matched_config(band_cfg)
+        assert c.n_params() > matched.n_params()
         return
     if arm == "baseline_differential":
         # the band LRs over the matched GPT's hidden slices: one hidden group at the top LR

@@ -111,3 +111,17 @@ def test_widgets_are_wired_to_the_callback(results, capsys):
     assert "Figure(1200x660)" in shown and plt.get_fignums() == []
     with pytest.raises(ValueError, match="no band-layout arm"):
         widgets.build_explorer(dict(results, band_statistics={}))
+
+
+def test_the_callback_reads_each_arms_longest_budget(results):
+    """A run with two budgets: the arm's curves, LRs and baseline come from its longest one."""
+    arms = []
+    for steps, (band_loss, base_loss) in ((200, (2.5, 2.6)), (1000, (2.3, 2.2))):
+        for a in (_arm("baseline", 0, base_loss, {"shared": 1e-3}, bands=False),
+                  _arm("band", 0, band_loss, LRS)):  # fmt: skip
+            a["config"]["total_steps"] = steps
+            arms.append(a)
+    lines, fig = widgets.explore(dict(results, arms=arms), "band", 1)
+    assert "2.3000 (seed 0) at 1,000 steps; baseline 2.2000 (seed 0)" in lines[0]
+    labels = [ln.get_label() for ln in fig.axes[0].get_lines()[:2]]
+    assert labels == ["band seed 0, 1,000 steps", "baseline seed 0, 1,000 steps"]

@@ -94,6 +94,7 @@ BAND_COUNTS = dict(
     total_steps=1,
     batch_size=1,
     eval_batches=1,
+    final_eval_predictions=0,  # the final loss on the evaluation batch, not 50,000 predictions
     ablation_batches=1,
     stats_sequences=2,
     monitor_every=1,
@@ -141,16 +142,23 @@ def test_026_t4_plan_every_arm_the_ablation_and_aq_offline_at_the_real_shapes(tm
     out = experiment.run_experiment(plan, name="full-shapes", root=tmp_path, log=None)
     _banner_first(capsys)
     trained = [(r.config["arm"], r.config["seed"]) for r in out["results"]]
-    assert trained == [(a, s) for a in plan.arms for s in plan.seeds_of(a)]  # 7 trainings
-    for res in out["results"]:
+    assert trained == [(a, s) for a in plan.arms for s in plan.seeds_of(a)]  # 8 reported
+    assert len(out["points"]) == 12  # band and baseline swept at 3 LRs (t4: no extension)
+    for t in out["points"]:
+        res = t.result
+        if res.model is None:  # a sweep point that lost: its numbers kept, its model dropped
+            continue
         cfg, model = res.model.cfg, res.model
         assert (cfg.vocab_size, cfg.n_ctx, cfg.n_layers) == (50257, 256, 6)
         assert tuple(model.W_E.shape) == (50257, cfg.d_model)
         if res.config["arm"] == "baseline":  # the matched GPT: within 2% of the band model
             assert abs(res.params["total"] / out["results"][2].params["total"] - 1) < 0.02
+        elif res.config["arm"] == "baseline_wide":  # the GPT of the band model's width
+            assert cfg.d_model == 512 and res.params["total"] > out["results"][0].params["total"]
         else:
             assert cfg.d_model == 512 and cfg.band_dims == DEFAULT_BAND_DIMS
-        folder = out["run"].checkpoint_dir(f"{res.config['arm']}_s{res.config['seed']}")
+    for t in out["points"]:
+        folder = out["run"].checkpoint_dir(t.tag)
         assert [p.name for p in folder.iterdir()] == ["ckpt_000000001.pt"]  # pruned
     results = json.loads((out["run"].path / "results.json").read_text())
     assert results["data"]["seq_len"] == 256 and results["data"]["vocab_size"] == 50257

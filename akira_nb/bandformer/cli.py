@@ -1,11 +1,15 @@
 """Experiment 026, the band transformer: 7 bands with their own learning rates and a cross-band
-wormhole against a parameter-matched GPT, at the same token budget per arm.
+wormhole against a parameter-matched GPT and a GPT of its width, every arm at its own tuned LR
+at one or more token budgets.
 
 Without --size, and with AKIRA_SIZE unset, it runs the reference notebook's protocol (inventory
 2.6): wikitext-103 with the GPT-2 tokenizer, 5,000 steps x 16 x 256 tokens per arm, evaluation
 every 500 steps on 50 batches, every arm at two seeds. --size tiny|t4|a100 (or AKIRA_SIZE) picks
 a preset instead; every flag overrides either. The first line printed says which settings the
-preset filled in. Arms: baseline (matched GPT, one LR), band (differential LRs + wormhole),
+preset filled in. Every arm is compared at its own tuned LR (a sweep of a multiplier on its
+preset LRs, --lr_multipliers, extended beyond an edge while the best sits there) at each of
+--budgets (tiny: 200 and 500 steps). Arms: baseline (the parameter-matched GPT, one LR),
+baseline_wide (the GPT as wide as the band model), band (differential LRs + wormhole),
 band_uniform (every group at the shared LR), band_geomean (at the geometric mean of the band
 LRs), band_no_wormhole, reference (the reference's layout: shared attention + band MLPs).
 --model / --lr-mode / --no-wormhole pick one arm the reference's way; --arms picks several.
@@ -38,6 +42,7 @@ ARMS = (
     "band_no_wormhole",
     "reference",
     "baseline_differential",
+    "baseline_wide",
 )
 MODELS = ("band", "baseline", "reference")
 LR_MODES = ("differential", "geomean", "uniform")
@@ -82,7 +87,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         choices=ARMS,
-        help="arms to train (default: baseline band band_uniform band_no_wormhole reference)",
+        help="arms to train (default: baseline band band_uniform band_no_wormhole reference "
+        "baseline_wide)",
+    )
+    a(
+        "--budgets",
+        type=int,
+        nargs="+",
+        default=None,
+        help="optimiser steps per arm, one or more, ascending (tiny: 200 500; t4: 2000); "
+        "--total_steps N is one budget",
+    )
+    a(
+        "--lr_multipliers",
+        "--lr-multipliers",
+        type=_floats,
+        default=None,
+        help="the LR sweep: multipliers of each swept arm's preset LRs (band LRs and shared LR "
+        "together), one (no sweep) or >= 3 spanning >= 10x, e.g. '0.316,1,3.16'",
+    )
+    a(
+        "--max_extensions",
+        "--max-extensions",
+        type=int,
+        default=None,
+        help="sweep points tried beyond an edge of the grid while the best sits there, per side "
+        "(tiny: 1, t4: 0)",
+    )
+    a(
+        "--sweep_arms",
+        "--sweep-arms",
+        nargs="*",
+        default=None,
+        choices=ARMS,
+        help="arms whose LR is swept (the others train at the preset's LRs); tiny: baseline band "
+        "baseline_wide; t4: baseline band",
+    )
+    a(
+        "--long_arms",
+        "--long-arms",
+        nargs="*",
+        default=None,
+        choices=ARMS,
+        help="arms trained at the budgets after the first (tiny: baseline band)",
     )
     a(
         "--model",
@@ -166,6 +213,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="validation batches per evaluation (50)",
     )
+    a(
+        "--final_eval_predictions",
+        "--final-eval-predictions",
+        type=int,
+        default=None,
+        help="predictions of the validation split behind each final validation loss, at least "
+        "(the whole split when it holds fewer; 0: the eval_batches set); tiny, t4: 50000",
+    )
     a("--seed", type=int, default=None, help="a single training seed (same as --seeds N)")
     a("--seeds", type=int, nargs="+", default=None, help="training seeds of every arm")
     a(
@@ -242,6 +297,7 @@ _FLAG_FIELDS = (
     "dataset",
     "eval_every",
     "eval_batches",
+    "final_eval_predictions",
     "device",
 )
 # flags that set a model field (BandConfig), flag -> field
@@ -311,6 +367,13 @@ def config_from_args(args: argparse.Namespace):
             "--model band|baseline|reference (or --arms band_uniform, band_no_wormhole, ...)"
         )
     overrides["arms"] = arms
+    if args.budgets is not None and args.total_steps is not None:
+        raise ValueError(
+            f"--budgets {' '.join(map(str, args.budgets))} and --total_steps "
+            f"{args.total_steps} given together; pass one of them (--total_steps N is one budget)"
+        )
+    for key in ("budgets", "lr_multipliers", "max_extensions", "sweep_arms", "long_arms"):
+        overrides[key] = getattr(args, key)
     overrides["model_overrides"] = {k: v for k, v in model_over.items() if v is not None} or None
     overrides["cpu_threads"] = args.threads
     if args.seed is not None and args.seeds is not None:

@@ -1,29 +1,57 @@
-"""Experiment 026 (the band transformer) in one call: size presets, every arm at the same token
-budget, the parameter and loss tables beside the reference's reported numbers, the seed's four
-predictions with their verdict rules, results.json and figures.
+"""Experiment 026 (the band transformer) in one call: size presets, every arm at its own tuned
+learning rate at one or more token budgets, the parameter, sweep and loss tables (with each
+arm's training FLOPs) beside the reference's reported numbers, the seed's four predictions and
+the loss comparisons with their verdict rules, results.json and figures.
 
 Used by the notebook ``notebooks/026_band_transformer.py`` and by ``python -m akira_nb
 bandformer``.
 
-Arms (:mod:`akira_nb.bandformer.train`): ``baseline`` (the parameter-matched GPT, one LR),
-``band`` (band layout, differential LRs, wormhole), ``band_uniform`` (every group at the shared
-LR), ``band_geomean`` (every group at the geometric mean of the band LRs), ``band_no_wormhole``
-and ``reference`` (the reference's layout: shared full-width attention + contiguous-slice band
-MLPs, differential LRs). Every arm of a study trains the same ``total_steps x batch_size x
-seq_len`` tokens (the token budget, printed with every loss); the band model and the baseline
-are trained at the two ``aq_seeds`` as well, for the Action Quanta analysis.
+Arms (:mod:`akira_nb.bandformer.train`): ``baseline`` (the GPT matched to the band model's
+parameter count, one LR; at the kit's sizes about half as wide), ``baseline_wide`` (the GPT as
+wide as the band model, with the baseline's depth and heads rule: more parameters), ``band``
+(band layout, differential LRs, wormhole), ``band_uniform`` (every group at the shared LR),
+``band_geomean`` (every group at the geometric mean of the band LRs), ``band_no_wormhole`` and
+``reference`` (the reference's layout: shared full-width attention + contiguous-slice band MLPs,
+differential LRs).
+
+How an arm's number is made (:mod:`akira_nb.bandformer.sweep` holds the rules):
+
+- Budgets: ``budgets`` lists the optimiser steps per arm (tiny: 200 and 500); every arm of a
+  budget trains the same ``steps x batch_size x seq_len`` tokens, on one split, batch order and
+  validation set. Warm-up, evaluation, checkpoint and monitor intervals scale with the budget
+  (the schedule keeps its shape). Every arm trains at the first budget; only ``long_arms`` at
+  the longer ones.
+- Tuned LR: each arm of ``sweep_arms`` is trained on the first seed at every LR multiplier of
+  ``lr_multipliers`` (a band-layout arm's band LRs and shared LR scaled together, a GPT's one
+  LR), extended beyond an edge while the best point sits there (``max_extensions`` per side);
+  the best point is the arm's first-seed result at that budget (never trained twice) and its
+  other seeds (``seeds``, and ``aq_seeds`` at the first budget) train at that multiplier. Other
+  arms train at the preset's LRs ("not swept" in the tables).
+- Final validation loss: over at least ``final_eval_predictions`` predictions of the validation
+  split (tiny: all of it), beside the unigram cross-entropy of the same blocks; an arm not
+  :data:`~akira_nb.bandformer.sweep.LEARN_MARGIN` nats below it "did not learn" and no claim
+  that uses it is judged.
+- FLOPs: per token of training (forward + backward, :func:`akira_nb.bandformer.train.step_flops`
+  on one step), and per arm and budget in all.
 
 Sizes (:data:`PRESETS`; None = the reference notebook's protocol, :data:`REFERENCE_PRESET`)
 ------------------------------------------------------------------------------------------------
 - ``tiny``: CPU, the offline corpus (byte tokenizer), the ``tiny`` model preset (2 layers, 128
-  wide) at 32 positions, 200 steps x 16 x 32 tokens per arm (seconds each; enough for every arm,
-  the matched baseline included, to leave the unigram plateau); the 026 band LRs x 3 and a
-  shared LR of 3e-3 for so short a run; AQ on the last layer.
+  wide) at 32 positions, budgets of 200 and 500 steps x 16 x 32 tokens per arm; the 026 band
+  LRs x 3 and a shared LR of 3e-3 as the centre of every sweep (x 0.316, 1, 3.16, one extension
+  a side); band, baseline and baseline_wide swept at 200 steps, band and baseline at 500 too,
+  the ablation arms (band_uniform, band_no_wormhole, reference) at the preset's LRs; AQ on the
+  last layer of the tuned 200-step models. Sized for CI (about 330 CPU-seconds measured on 2
+  shared cores). The fuller plan :data:`FULL_TINY` (``budgets=[200, 1000]``, every arm swept,
+  ``long_arms`` band, baseline and baseline_wide, ``max_extensions=2``) measured 738
+  CPU-seconds there.
 - ``t4``: wikitext-103 with the GPT-2 tokenizer (the first 16M training tokens), the 026 model
-  (6 layers, bands (128, ..., 32)), 2,000 steps x 16 x 256 tokens per arm; AQ at layers 2 and
-  5.
+  (6 layers, bands (128, ..., 32)), one budget of 2,000 steps x 16 x 256 tokens per arm; band
+  and baseline swept (3 points, no extension: a best point at an edge is flagged), the other
+  arms at the preset's LRs (1.76x the training FLOPs of one training per arm and the AQ seeds,
+  the plan before the sweeps); AQ at layers 2 and 5.
 - ``a100``: the reference notebook's 5,000 steps x 16 x 256 tokens per arm, every arm at two
-  seeds.
+  seeds; band, baseline and baseline_wide swept.
 
 The seed's predictions (:func:`claims`), each beside its measured counterpart and a rule, from
 :mod:`akira_nb.alignment` on two seeds of the band model and two of the baseline (the seed
@@ -41,9 +69,15 @@ expected by chance under the package's token-shuffle null):
    the band's sublayer outputs are zeroed, at every checkpoint kept), the step at which each
    band reaches its maturity.
 
+Then the loss comparisons, each arm at its tuned LR at the longest budget both sides trained:
+the reference's finding (its baseline beat its band layout) and the seed's hypothesis that the
+band model learns better than a standard GPT, against the parameter-matched GPT and against the
+GPT of the band model's width.
+
 Below the seed's scale (a model other than the 026 one, another corpus, fewer tokens than the
-reference notebook's, fewer than two seeds) every verdict reads "not comparable", and
-:func:`comparability` says why; the machinery runs all the same.
+reference notebook's, fewer than two seeds) every verdict reads "not comparable", with what the
+rule gives on the run's own numbers beside it (``computed_verdict``), and :func:`comparability`
+says why; the machinery runs all the same.
 """
 
 from __future__ import annotations
@@ -56,13 +90,24 @@ from typing import Any, Callable
 import numpy as np
 
 from akira_nb import runtime, standins
+from akira_nb.bandformer import sweep
 from akira_nb.runs import claim_lines
 
 EXPERIMENT = "026_band_transformer"
 TITLE = "026 Band transformer: 7 bands with their own learning rates vs a parameter-matched GPT"
-DEFAULT_ARMS = ("baseline", "band", "band_uniform", "band_no_wormhole", "reference")
+DEFAULT_ARMS = (
+    "baseline",
+    "band",
+    "band_uniform",
+    "band_no_wormhole",
+    "reference",
+    "baseline_wide",
+)
 AQ_ARMS = ("band", "baseline")  # the two architectures of the predictions
 BAND_LAYOUT_ARMS = ("band", "band_uniform", "band_geomean", "band_no_wormhole", "reference")
+# the arms of the verdict on the band model against a standard GPT: trained at every budget
+LONG_ARMS = ("band", "baseline", "baseline_wide")
+FINAL_EVAL_PREDICTIONS = 50_000  # predictions behind every final validation loss (at least)
 
 # ----------------------------------------------------------------------------- the reference
 
@@ -156,17 +201,23 @@ REFERENCE_PRESET = dict(
     seq_len=256,
     batch_size=16,
     total_steps=5000,
+    budgets=[5000],
     warmup_steps=100,
     eval_every=500,
     eval_batches=50,
+    final_eval_predictions=FINAL_EVAL_PREDICTIONS,
     checkpoint_every=500,
     monitor_every=100,
+    lr_multipliers=list(sweep.LR_GRID),
+    max_extensions=1,
+    sweep_arms=list(LONG_ARMS),
+    long_arms=list(LONG_ARMS),
     aq=dict(layers="all", num_samples=500, seq_length=64, text_corpus="wikitext-2"),
     stats_sequences=64,
     ablation_batches=10,
 )
 PRESETS = {
-    # measured on 2 shared CPU cores: see the notebook's cost table
+    # measured on 2 shared CPU cores: the notebook prints the run's CPU-seconds
     "tiny": dict(
         arms=list(DEFAULT_ARMS),
         seeds=[0],
@@ -181,11 +232,18 @@ PRESETS = {
         seq_len=32,
         batch_size=16,
         total_steps=200,  # at 60 the matched baseline had not yet left the unigram plateau
+        # 1,000 steps (5x, every arm swept, 2 extensions) measured 738 CPU-s: over CI's budget
+        budgets=[200, 500],
         warmup_steps=20,
         eval_every=20,
         eval_batches=2,
-        checkpoint_every=50,  # the ablation curve: steps 50, 100, 150, 200
+        final_eval_predictions=FINAL_EVAL_PREDICTIONS,  # 1,613 of the 1,790 validation blocks
+        checkpoint_every=50,  # the ablation curve: 4 checkpoints per budget
         monitor_every=10,
+        lr_multipliers=list(sweep.LR_GRID),
+        max_extensions=1,
+        sweep_arms=["baseline", "band", "baseline_wide"],  # the ablation arms: preset LRs
+        long_arms=["baseline", "band"],
         aq=dict(
             layers="last",
             num_samples=32,
@@ -204,21 +262,36 @@ PRESETS = {
         REFERENCE_PRESET,
         seeds=[0],
         total_steps=2000,
+        budgets=[2000],  # one budget: the sweeps already take the plan to ~1.8x its FLOPs
         eval_every=250,
         eval_batches=20,
         checkpoint_every=250,
         monitor_every=50,
+        sweep_arms=["band", "baseline"],  # baseline_wide and the ablation arms: preset LRs
+        max_extensions=0,  # 1.76x the FLOPs of the plan before the sweeps (one more: 2.04x)
         max_train_tokens=16_000_000,  # 2,000 x 16 x 256 = 8.2M tokens per arm
         aq=dict(REFERENCE_PRESET["aq"], layers=(2, 5), n_shuffles=10),
     ),
     "a100": dict(REFERENCE_PRESET),
 }
-STUDY_KEYS = ("arms", "seeds", "aq_seeds", "aq", "stats_sequences", "ablation_batches")
+# the tiny plan the issue asked for (5x budget, every arm swept, the GPT of the band model's
+# width at both budgets): measured 738 CPU-s on 2 shared cores, over CI's budget; study("tiny",
+# **FULL_TINY) runs it
+FULL_TINY = dict(
+    budgets=[200, 1000],
+    sweep_arms=list(DEFAULT_ARMS),
+    long_arms=list(LONG_ARMS),
+    max_extensions=sweep.MAX_EXTENSIONS,
+)
+SWEEP_KEYS = ("budgets", "lr_multipliers", "max_extensions", "sweep_arms", "long_arms")
+STUDY_KEYS = ("arms", "seeds", "aq_seeds", "aq", "stats_sequences", "ablation_batches", *SWEEP_KEYS)
 PER_ARM = ("arm", "seed")  # set per arm
 # settings a resume may change: train.RESUME_MAY_CHANGE, and the AQ settings (recomputed)
 MAY_CHANGE = ("device", "progress", "checkpoint_every", "cpu_threads", "aq")
 # AQ settings that do not change its results (left out of its folder's settings digest)
 AQ_RUNTIME = ("device", "cpu_threads", "checkpoint_every", "progress")
+# TrainConfig intervals that scale with the budget (the schedule keeps its shape)
+SCALED = ("warmup_steps", "eval_every", "checkpoint_every", "monitor_every")
 
 
 def preset(size: str | None) -> dict:
@@ -243,12 +316,29 @@ def _check_distinct(name: str, values) -> None:
         )
 
 
+def _check_arm_list(name: str, values) -> list[str]:
+    train = _train_module()
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise ValueError(f"{name}={values!r} must be a list of arms from {train.ARMS}")
+    for arm in values:
+        runtime.check_choice(name, arm, train.ARMS)
+    _check_distinct(name, values)
+    return list(values)
+
+
+def tag_of(arm: str, steps: int, multiplier: float, seed: int) -> str:
+    """The run-folder tag of one training: ``band_lr0.316_b200_s0`` (arm, LR multiplier,
+    budget in steps, seed)."""
+    return f"{arm}_lr{sweep.tag(multiplier)}_b{int(steps)}_s{int(seed)}"
+
+
 @dataclass
 class Study:
-    """One comparison: the shared training settings (``base``, a ``train.TrainConfig``), the
-    arms and seeds, the AQ settings (fields of :class:`akira_nb.alignment.aq.AQConfig`;
-    ``layers="all"``: every layer, ``"last"``: the last one), the sequences of the per-band
-    statistics and the validation batches of each ablation. Build it with :func:`study`."""
+    """One comparison: the shared training settings (``base``, a ``train.TrainConfig`` at the
+    first budget), the arms and seeds, the budgets and the LR sweep (see the module docstring),
+    the AQ settings (fields of :class:`akira_nb.alignment.aq.AQConfig`; ``layers="all"``: every
+    layer, ``"last"``: the last one), the sequences of the per-band statistics and the
+    validation batches of each ablation. Build it with :func:`study`."""
 
     base: Any
     arms: list
@@ -257,20 +347,23 @@ class Study:
     aq: dict = field(default_factory=dict)
     stats_sequences: int = 16
     ablation_batches: int = 2
+    budgets: list = field(default_factory=list)
+    lr_multipliers: list = field(default_factory=lambda: [1.0])
+    max_extensions: int = 0
+    sweep_arms: list = field(default_factory=list)
+    long_arms: list = field(default_factory=list)
     size: str | None = None
     from_preset: dict = field(default_factory=dict)
 
     def validate(self) -> Study:
-        """Check every arm's config, the seeds, the AQ settings and the device; raises
-        ``ValueError`` naming the setting. Nothing is written before this passes."""
+        """Check every training's config, the seeds, budgets, sweep, AQ settings and device;
+        raises ``ValueError`` naming the setting. Nothing is written before this passes."""
         train = _train_module()
         if not isinstance(self.arms, (list, tuple)) or not self.arms:
             raise ValueError(
                 f"arms={self.arms!r} leaves nothing to train; choose from {train.ARMS}"
             )
-        for arm in self.arms:
-            runtime.check_choice("arms", arm, train.ARMS)
-        _check_distinct("arms", self.arms)
+        self.arms = _check_arm_list("arms", self.arms)
         self.seeds = runtime.check_seeds("seeds", self.seeds)
         if not isinstance(self.aq_seeds, (list, tuple)):
             raise ValueError(f"aq_seeds={self.aq_seeds!r} must be a list of two seeds, or []")
@@ -281,6 +374,16 @@ class Study:
                     f"aq_seeds={self.aq_seeds!r} must name exactly two seeds (the AQ analysis "
                     "compares two trainings of one architecture), or none to skip it"
                 )
+        self.budgets = sweep.check_budgets(self.budgets or [self.base.total_steps])
+        if self.budgets[0] != self.base.total_steps:
+            raise ValueError(
+                f"budgets={self.budgets} must start at the base total_steps="
+                f"{self.base.total_steps} (study() sets both; give one of them)"
+            )
+        self.lr_multipliers = sweep.check_multipliers(self.lr_multipliers)
+        runtime.check_int("max_extensions", self.max_extensions, low=0)
+        self.sweep_arms = _check_arm_list("sweep_arms", self.sweep_arms)
+        self.long_arms = _check_arm_list("long_arms", self.long_arms)
         runtime.check_int("stats_sequences", self.stats_sequences, low=1)
         runtime.check_int("ablation_batches", self.ablation_batches, low=1)
         runtime.check_device("device", self.base.device)
@@ -294,24 +397,84 @@ class Study:
         """The architectures the AQ analysis compares (those of :data:`AQ_ARMS` trained)."""
         return [a for a in AQ_ARMS if a in self.arms] if self.aq_seeds else []
 
-    def seeds_of(self, arm: str) -> list[int]:
-        """The seeds ``arm`` trains at: ``seeds``, plus ``aq_seeds`` for the AQ architectures."""
-        extra = self.aq_seeds if arm in self.aq_arms else []
+    def arms_at(self, steps: int) -> list[str]:
+        """The arms trained at budget ``steps``: every arm at the first budget, the
+        ``long_arms`` among them at the others."""
+        if steps == self.budgets[0]:
+            return list(self.arms)
+        return [a for a in self.arms if a in self.long_arms]
+
+    def seeds_at(self, arm: str, steps: int) -> list[int]:
+        """The seeds ``arm`` trains at budget ``steps``: ``seeds``, plus ``aq_seeds`` for the AQ
+        architectures at the first budget (the first seed is the sweep's)."""
+        extra = self.aq_seeds if arm in self.aq_arms and steps == self.budgets[0] else []
         return list(self.seeds) + [s for s in extra if s not in self.seeds]
 
+    def seeds_of(self, arm: str) -> list[int]:
+        """The seeds ``arm`` trains at the first budget (:meth:`seeds_at`)."""
+        return self.seeds_at(arm, self.budgets[0])
+
+    def grid_of(self, arm: str) -> list[float]:
+        """The LR multipliers first tried for ``arm``: ``lr_multipliers`` for the
+        ``sweep_arms``, else ``[1.0]`` (the preset's LRs)."""
+        return list(self.lr_multipliers) if arm in self.sweep_arms else [1.0]
+
+    def budget_config(self, steps: int):
+        """``base`` at budget ``steps``: warm-up, evaluation, checkpoint and monitor intervals
+        scaled by ``steps / base.total_steps`` (0 stays 0)."""
+        b, ratio = self.base, steps / self.base.total_steps
+        scaled = {}
+        for name in SCALED:
+            value = getattr(b, name)
+            scaled[name] = 0 if value == 0 else max(1, round(value * ratio))
+        scaled["warmup_steps"] = min(round(b.warmup_steps * ratio), steps)
+        return replace(b, total_steps=int(steps), **scaled)
+
+    def config(self, arm: str, steps: int, multiplier: float = 1.0, seed: int | None = None):
+        """The validated ``TrainConfig`` of one training: ``arm`` at budget ``steps``, its LRs
+        (every band LR and the shared LR) x ``multiplier``, ``seed`` (default the first)."""
+        cfg = replace(self.budget_config(steps), arm=arm)
+        cfg = replace(cfg, seed=int(self.seeds[0] if seed is None else seed))
+        if multiplier != 1.0:
+            lrs = band_config(self.base)
+            cfg.model_overrides = {
+                **dict(cfg.model_overrides or {}),
+                "band_lrs": tuple(lr * multiplier for lr in lrs.band_lrs),
+                "shared_lr": lrs.shared_lr * multiplier,
+            }
+        return cfg.validate()
+
     def arm_configs(self) -> list:
-        """Every (arm, seed)'s validated ``TrainConfig``, in training order."""
-        return [
-            replace(self.base, arm=arm, seed=int(s)).validate()
-            for arm in self.arms
-            for s in self.seeds_of(arm)
-        ]
+        """Every planned training's validated ``TrainConfig``, in training order: each budget,
+        each of its arms at its first LR multipliers on the first seed, then its other seeds
+        (shown at multiplier 1: they train at the sweep's best, and extensions are decided as
+        the losses come in)."""
+        out = []
+        for steps in self.budgets:
+            for arm in self.arms_at(steps):
+                out += [self.config(arm, steps, m) for m in self.grid_of(arm)]
+                out += [self.config(arm, steps, 1.0, s) for s in self.seeds_at(arm, steps)[1:]]
+        return out
+
+    def tokens_at(self, steps: int) -> int:
+        """Tokens of one training at budget ``steps``: steps x batch_size x seq_len."""
+        return int(steps) * int(self.base.batch_size) * int(self.base.seq_len)
 
     @property
     def tokens_per_arm(self) -> int:
-        """The token budget of every arm: total_steps x batch_size x seq_len."""
+        """The tokens of one training at the longest budget."""
+        return self.tokens_at(self.budgets[-1])
+
+    def budget_text(self) -> str:
+        """``"200 and 1,000 steps x 16 x 32 tokens per arm (102,400 and 512,000 tokens)"``."""
         b = self.base
-        return int(b.total_steps) * int(b.batch_size) * int(b.seq_len)
+
+        def join(items):
+            return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+        steps = join([f"{s:,}" for s in self.budgets])
+        tokens = join([f"{self.tokens_at(s):,}" for s in self.budgets])
+        return f"{steps} steps x {b.batch_size} x {b.seq_len} tokens per arm ({tokens} tokens)"
 
     def aq_config(self, arm: str):
         """The :class:`~akira_nb.alignment.aq.AQConfig` comparing ``arm``'s two ``aq_seeds``
@@ -366,6 +529,8 @@ class Study:
             "aq": dict(self.aq),
             "stats_sequences": self.stats_sequences,
             "ablation_batches": self.ablation_batches,
+            **{k: list(getattr(self, k)) for k in SWEEP_KEYS if k != "max_extensions"},
+            "max_extensions": self.max_extensions,
             "tokens_per_arm": self.tokens_per_arm,
         }
 
@@ -374,8 +539,15 @@ class Study:
         source = (
             f"preset {self.size!r}" if self.size else "the reference notebook's protocol (no size)"
         )
-        filled = ", ".join(f"{k}={v}" for k, v in self.from_preset.items()) or "nothing"
+        filled = ", ".join(f"{k}={_short(v)}" for k, v in self.from_preset.items()) or "nothing"
         return f"settings: {source} filled {filled}"
+
+
+def _short(value):
+    """A list of floats with 3 significant digits (the LR multipliers), anything else as is."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, float) for v in value):
+        return "[" + ", ".join(sweep.tag(v) for v in value) + "]"
+    return value
 
 
 def band_config(base):
@@ -396,8 +568,11 @@ def study(size: str | None = None, **overrides) -> Study:
     AQ settings), ``stats_sequences``, ``ablation_batches`` and any ``TrainConfig`` field except
     ``arm`` and ``seed`` (set per arm), e.g. ``offline=True`` (local stand-ins of the same shape
     for every download: :mod:`akira_nb.standins`); ``model_overrides`` is merged into the
-    preset's. A value of None means "not given". Given ``total_steps`` without
-    ``warmup_steps``, the warm-up keeps the preset's share of the steps (t4: 5%)."""
+    preset's. A value of None means "not given". ``budgets`` (steps per arm, ascending) or
+    ``total_steps`` (one budget) set the budgets; given without ``warmup_steps``, the warm-up
+    keeps the preset's share of the first budget's steps (t4: 5%). The sweep settings
+    (``lr_multipliers``, ``max_extensions``, ``sweep_arms``, ``long_arms``): see the module
+    docstring."""
     train = _train_module()
     train_fields = {f.name for f in fields(train.TrainConfig)}
     allowed = set(STUDY_KEYS) | (train_fields - set(PER_ARM))
@@ -405,6 +580,17 @@ def study(size: str | None = None, **overrides) -> Study:
     if unknown:
         raise ValueError(f"study() got unknown settings {unknown}; allowed: {sorted(allowed)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "budgets" in overrides and "total_steps" in overrides:
+        raise ValueError(
+            f"budgets={overrides['budgets']!r} and total_steps={overrides['total_steps']!r} "
+            "given together; give budgets (several) or total_steps (one budget)"
+        )
+    if "budgets" in overrides:
+        overrides["budgets"] = sweep.check_budgets(overrides["budgets"])
+        overrides["total_steps"] = overrides["budgets"][0]
+    elif "total_steps" in overrides:
+        steps = runtime.check_int("total_steps", overrides["total_steps"], low=1)
+        overrides["budgets"] = [steps]
     pre = preset(size)
     settings = {**pre, **overrides}
     if "total_steps" in overrides and "warmup_steps" not in overrides:
@@ -429,11 +615,6 @@ def study(size: str | None = None, **overrides) -> Study:
 
 
 # ----------------------------------------------------------------------------- analyses
-
-
-def tag_of(cfg) -> str:
-    """The run-folder tag of one (arm, seed): ``band_s0``."""
-    return f"{cfg.arm}_s{cfg.seed}"
 
 
 def _eval_loss(model, blocks, batch_size: int, fwd_hooks=()) -> float:
@@ -705,10 +886,80 @@ def aq_line(arm: str, s: dict) -> str:
 # ----------------------------------------------------------------------------- tables
 
 
+@dataclass
+class Training:
+    """One training of a study: its arm, budget (``steps``), LR multiplier, seed, run-folder
+    tag and ``TrainConfig``; the :class:`~akira_nb.bandformer.train.TrainResult` (its model
+    dropped for a sweep point that lost); training FLOPs per token; and, for a band-layout arm's
+    first seed, its band ablation curve."""
+
+    arm: str
+    steps: int
+    multiplier: float
+    seed: int
+    tag: str
+    cfg: Any
+    result: Any
+    flops_per_token: float
+    ablation: dict | None = None
+
+    @property
+    def loss(self) -> float:
+        """The final validation loss (at least ``final_eval_predictions`` predictions)."""
+        return float(self.result.final_val_loss)
+
+    @property
+    def unigram(self) -> float:
+        """The unigram cross-entropy of the same validation blocks."""
+        return float(self.result.data["unigram_val_loss"])
+
+    @property
+    def learned(self) -> bool:
+        """:func:`akira_nb.bandformer.sweep.learned`: at least the margin below the unigram."""
+        return sweep.learned(self.loss, self.unigram)
+
+    def record(self) -> dict:
+        """The training as one JSON row (the sweep tables of results.json)."""
+        return {
+            "tag": self.tag,
+            "arm": self.arm,
+            "budget": self.steps,
+            "lr_multiplier": self.multiplier,
+            "seed": self.seed,
+            "lrs": dict(self.result.prescribed_lrs),
+            "final_val_loss": self.loss,
+            "unigram_val_loss": self.unigram,
+            "learned": self.learned,
+            "flops_per_token": self.flops_per_token,
+        }
+
+
+def lr_text(lrs: dict, multiplier: float) -> str:
+    """An arm's LRs in a few characters: ``LR 0.00095 (x0.316)`` for one LR, ``9.5e-06..0.0095,
+    shared 0.00095 (x0.316)`` for a hierarchy (``lrs``: the optimiser's prescribed LRs)."""
+    values = [float(v) for v in lrs.values()]
+    scale = f" (x{sweep.tag(multiplier)})"
+    if not values:
+        return "-" + scale
+    if max(values) <= min(values) * (1 + 1e-9):
+        return f"LR {values[0]:.2g}{scale}"
+    bands = [float(v) for k, v in lrs.items() if k != "shared"] or values
+    shared = f", shared {float(lrs['shared']):.2g}" if "shared" in lrs else ""
+    return f"{min(bands):.2g}..{max(bands):.2g}{shared}{scale}"
+
+
+def _si(value: float) -> str:
+    """``1.08M``, ``554G``: 3 significant digits and an SI prefix."""
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g}"
+    exp = min(max(int(math.floor(math.log10(abs(value)) / 3)), 0), 6)
+    return f"{value / 1000**exp:.3g}{['', 'k', 'M', 'G', 'T', 'P', 'E'][exp]}"
+
+
 def parameter_rows(models: dict) -> list[dict]:
-    """Per arm (``{arm: (model, TrainConfig)}``, first seed): its parameter counts and every
-    parameter group with its size and LR (the optimiser's groups in the arm's LR mode; a band's
-    ``/no_decay`` sibling counted with it)."""
+    """Per arm (``{arm: (model, TrainConfig)}``, first seed): its parameter counts, width
+    (``d_model``) and every parameter group with its size and LR (the optimiser's groups in the
+    arm's LR mode, at its tuned multiplier; a band's ``/no_decay`` sibling counted with it)."""
     from akira_nb.bandformer.model import model_summary
 
     train = _train_module()
@@ -727,19 +978,20 @@ def parameter_rows(models: dict) -> list[dict]:
 
 
 def parameter_table(rows: list[dict]) -> str:
-    """Text: one column per arm; total, embedding, non-embedding, band fraction, then each
-    group's parameters @ its LR."""
+    """Text: one column per arm; total, width, embedding, non-embedding, band fraction, then
+    each group's parameters @ its LR."""
     if not rows:
         return "(no arm)"
     w = 22
     keys = []
     for r in rows:
         keys += [k for k in r["groups"] if k not in keys]
-    keys.sort(key=lambda k: (k == "shared", int(k.split("_")[1]) if k != "shared" else 0))
+    keys.sort(key=lambda k: (k == "shared", int(k.split("_")[1]) if k.startswith("band_") else 0))
     head = f"{'':<20}" + "".join(f"{r['arm']:>{w}}" for r in rows)
     lines = [head, "-" * len(head)]
     for label, fn in (
         ("parameters", lambda r: f"{r['total']:,}"),
+        ("width (d_model)", lambda r: f"{r['d_model']:,}"),
         ("embedding", lambda r: f"{r['embedding']:,}"),
         ("non-embedding", lambda r: f"{r['non_embedding']:,}"),
         ("in bands (non-emb.)", lambda r: f"{r['band_fraction']:.1%}"),
@@ -752,54 +1004,183 @@ def parameter_table(rows: list[dict]) -> str:
             g = r["groups"].get(k)
             cells.append(f"{g['params']:,} @ {g['lr']:.3g}" if g else "-")
         lines.append(f"{k:<20}" + "".join(f"{c:>{w}}" for c in cells))
+    lines.append("(each arm at its tuned LR of its longest budget)")
     return "\n".join(lines)
 
 
-def loss_rows(results: list, plan: Study, unigram: float) -> list[dict]:
-    """Per arm: final validation loss and perplexity (mean +- std over its seeds), the tokens
-    each seed trained on, tokens/s, beside the unigram cross-entropy."""
+def loss_rows(trainings: list, plan: Study, sweeps: dict) -> list[dict]:
+    """Per arm and budget (the reported trainings: the sweep's best point and the other seeds at
+    its multiplier): the tuned LR, the final validation loss and perplexity (mean +- std over
+    seeds), whether every seed learned, tokens, tokens/s, parameters, width, training FLOPs per
+    token and in all, the sweep's outcome (``sweeps[(arm, steps)]``), beside the unigram."""
     rows = []
-    for arm in plan.arms:
-        rs = [r for r in results if r.config["arm"] == arm]
-        losses = np.array([r.final_val_loss for r in rs], dtype=float)
-        rows.append(
-            dict(
-                arm=arm,
-                seeds=[r.config["seed"] for r in rs],
-                val_loss=float(losses.mean()),
-                val_loss_std=float(losses.std()) if len(rs) > 1 else None,
-                val_ppl=float(np.exp(losses.mean())),
-                tokens=int(rs[0].tokens_seen),
-                tokens_per_s=float(np.mean([r.tokens_per_s for r in rs])),
-                unigram=unigram,
-                params=int(rs[0].params["total"]),
+    for steps in plan.budgets:
+        for arm in plan.arms_at(steps):
+            ts = [t for t in trainings if t.arm == arm and t.steps == steps]
+            if not ts:
+                continue
+            first, losses = ts[0], np.array([t.loss for t in ts], dtype=float)
+            mean = float(losses.mean())
+            rows.append(
+                dict(
+                    arm=arm,
+                    budget=steps,
+                    tokens=plan.tokens_at(steps),
+                    seeds=[t.seed for t in ts],
+                    losses=losses.tolist(),
+                    val_loss=mean,
+                    val_loss_std=float(losses.std()) if len(ts) > 1 else None,
+                    val_ppl=float(np.exp(mean)) if mean < 700 else math.inf,
+                    learned=all(t.learned for t in ts),
+                    unigram=first.unigram,
+                    lr_multiplier=first.multiplier,
+                    lrs=dict(first.result.prescribed_lrs),
+                    lr_text=lr_text(first.result.prescribed_lrs, first.multiplier),
+                    sweep=sweeps[(arm, steps)],
+                    tokens_per_s=float(np.mean([t.result.tokens_per_s for t in ts])),
+                    params=int(first.result.params["total"]),
+                    d_model=int(first.result.params["d_model"]),
+                    flops_per_token=first.flops_per_token,
+                    train_flops=first.flops_per_token * plan.tokens_at(steps),
+                    final_predictions=int(first.result.data.get("final_val_predictions", 0)),
+                )
             )
-        )
     return rows
 
 
+def learned_text(row: dict) -> str:
+    return "yes" if row["learned"] else "DID NOT LEARN"
+
+
 def loss_table(rows: list[dict], plan: Study) -> str:
+    """Arm x budget: the tuned LR, the final validation loss (mean +- std over seeds), the
+    learning check, FLOPs per token and in all, parameters."""
     head = (
-        f"{'arm':<18} {'seeds':>6} {'val loss':>16} {'val ppl':>9} {'tokens/arm':>12} "
-        f"{'tokens/s':>10} {'params':>12}"
+        f"{'arm':<17}{'steps':>7}{'tokens':>10}  {'LR (tuned)':<44}{'val loss':>16}"
+        f"{'FLOP/token':>11}{'FLOP':>8}{'params':>10}  learned"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         std = f" +- {r['val_loss_std']:.3f}" if r["val_loss_std"] is not None else ""
+        lr = r["lr_text"] + ("" if r["sweep"]["swept"] else " not swept")
         lines.append(
-            f"{r['arm']:<18} {len(r['seeds']):>6} {r['val_loss']:>8.4f}{std:<8} "
-            f"{r['val_ppl']:>9.2f} {r['tokens']:>12,} {r['tokens_per_s']:>10,.0f} "
-            f"{r['params']:>12,}"
+            f"{r['arm']:<17}{r['budget']:>7,}{r['tokens']:>10,}  {lr:<44}"
+            f"{r['val_loss']:>8.4f}{std:<8}{_si(r['flops_per_token']):>11}"
+            f"{_si(r['train_flops']):>8}{r['params']:>10,}  {learned_text(r)}"
         )
-    if rows:
+    if not rows:
+        return "(no arm)"
+    b = plan.base
+    lines.append(
+        f"val loss: the final model on {_predictions(rows)} predictions of the validation split "
+        f"(unigram cross-entropy of the same blocks {rows[0]['unigram']:.4f} nats/token: an arm "
+        f"not {sweep.LEARN_MARGIN:g} nats below it did not learn); every arm of a budget trained "
+        f"on {plan.budget_text()}; LR (tuned): the best point of the arm's sweep on seed "
+        f"{plan.seeds[0]} (the sweep table), the other seeds at that multiplier; FLOP: training "
+        f"FLOPs (forward + backward, counted on one step of {b.batch_size} x {b.seq_len}), per "
+        "token and in all"
+    )
+    short = [a for a in plan.arms if a not in plan.arms_at(plan.budgets[-1])]
+    if len(plan.budgets) > 1 and short:
         lines.append(
-            f"unigram cross-entropy of the validation split (the best context-free model): "
-            f"{rows[0]['unigram']:.4f} nats/token (ppl {math.exp(rows[0]['unigram']):.2f}); "
-            f"every arm trained on {plan.tokens_per_arm:,} tokens ({plan.base.total_steps} steps "
-            f"x {plan.base.batch_size} x {plan.base.seq_len}); tokens/s of arms trained one "
-            "after another (not a paired timing: benchmarks/bandformer_speed.py is)"
+            f"{', '.join(short)}: trained (and swept) at {plan.budgets[0]:,} steps only; "
+            f"{', '.join(plan.arms_at(plan.budgets[-1]))} at every budget"
         )
     return "\n".join(lines)
+
+
+def _predictions(rows: list[dict]) -> str:
+    n = {r.get("final_predictions") for r in rows} - {None}
+    return f"{n.pop():,}" if len(n) == 1 else "the final set's"
+
+
+def sweep_table(rows: list[dict]) -> str:
+    """Per arm and budget, every LR multiplier tried on the first seed with its final validation
+    loss (``*``: the best, the arm's reported point) and where the best lies."""
+    lines = ["LR sweep (first seed): final validation loss at each LR multiplier (* the best)"]
+    for r in rows:
+        sw = r["sweep"]
+        points = "  ".join(
+            f"x{sweep.tag(m)} {loss:.4f}{'*' if m == sw['best'] else ' '}"
+            for m, loss in sw["points"]
+        )
+        lines.append(f"{r['arm']:<17}{r['budget']:>7,}  {points}  ({sw['note']})")
+    return "\n".join(lines)
+
+
+def comparison_lines(rows: list[dict], params: list[dict]) -> list[str]:
+    """What the arms say, printed from the run: the GPTs' widths and parameters beside the band
+    model's, FLOPs per token, whether the gain comes from the LR hierarchy (``band_uniform``)
+    or the wormhole (``band_no_wormhole``), and the learning check."""
+    lines = []
+    p = {r["arm"]: r for r in params}
+    if "band" in p and "baseline" in p:
+        b, g = p["band"], p["baseline"]
+        lines.append(
+            f"width: the parameter-matched baseline is {g['d_model'] / b['d_model']:.2g}x as wide "
+            f"as the band model (d_model {g['d_model']} vs {b['d_model']}; {g['total']:,} vs "
+            f"{b['total']:,} parameters)"
+            + (
+                f"; baseline_wide has the band model's width ({p['baseline_wide']['d_model']}) and "
+                f"{p['baseline_wide']['total']:,} parameters "
+                f"({p['baseline_wide']['total'] / g['total']:.2g}x the matched one's)"
+                if "baseline_wide" in p
+                else ""
+            )
+        )
+    by = {(r["arm"], r["budget"]): r for r in rows}
+    flops = {r["arm"]: r["flops_per_token"] for r in rows}
+    if "band" in flops and "baseline" in flops:
+        lines.append(
+            "training FLOPs per token: "
+            + ", ".join(f"{a} {_si(f)}" for a, f in flops.items())
+            + f" (band / baseline = {flops['band'] / flops['baseline']:.2f}x)"
+        )
+    for arm, what in (("band_uniform", "LR hierarchy"), ("band_no_wormhole", "wormhole")):
+        steps = _common_budget(by, "band", arm)
+        if steps is None:
+            continue
+        b, o = by[("band", steps)], by[(arm, steps)]
+        diff = o["val_loss"] - b["val_loss"]
+        unlearned = [r["arm"] for r in (b, o) if not r["learned"]]
+        lines.append(
+            f"{what}: {arm} {o['val_loss']:.4f} ({_lr_note(o)}) vs band {b['val_loss']:.4f} "
+            f"({_lr_note(b)}) at {steps:,} steps: {arm} - band = {diff:+.4f} nats (positive: "
+            f"the {what} helps the band model; near 0: the band model's result does not come "
+            "from it)"
+            + (f"; not judged: {', '.join(unlearned)} did not learn" if unlearned else "")
+        )
+    lines.append(learning_line(rows))
+    return lines
+
+
+def _lr_note(row: dict) -> str:
+    """``tuned LR x0.316`` or ``the preset's LRs, not swept``."""
+    if row["sweep"]["swept"]:
+        return f"tuned LR x{sweep.tag(row['lr_multiplier'])}"
+    return "the preset's LRs, not swept"
+
+
+def learning_line(rows: list[dict]) -> str:
+    """The learning check of every arm and budget, in one line."""
+    if not rows:
+        return "learning check: no arm trained"
+    bad = [
+        f"{r['arm']} at {r['budget']:,} steps DID NOT LEARN ({r['val_loss']:.4f})"
+        for r in rows
+        if not r["learned"]
+    ]
+    return (
+        f"learning check (final validation loss at least {sweep.LEARN_MARGIN:g} nats below the "
+        f"unigram {rows[0]['unigram']:.4f}): "
+        + ("; ".join(bad) if bad else "every arm learned at every budget")
+    )
+
+
+def _common_budget(by: dict, a: str, b: str) -> int | None:
+    """The longest budget at which both arms were trained (None: none)."""
+    both = [s for (arm, s) in by if arm == a and (b, s) in by]
+    return max(both) if both else None
 
 
 def comparability(plan: Study) -> str | None:
@@ -830,10 +1211,10 @@ def comparability(plan: Study) -> str | None:
 
 
 def reference_rows(rows: list[dict], plan: Study) -> list[dict]:
-    """The reference's final eval losses beside the matching arm's measured loss. Never
-    comparable in value: the reference's loss counted eos padding (a lower, deflated loss);
-    :func:`comparability` says what else differs."""
-    by = {r["arm"]: r for r in rows}
+    """The reference's final eval losses beside the matching arm's measured loss (at its
+    longest budget, tuned LR). Never comparable in value: the reference's loss counted eos
+    padding (a lower, deflated loss); :func:`comparability` says what else differs."""
+    by = {r["arm"]: r for r in rows}  # budgets ascend: the longest wins
     out = []
     for ref in REFERENCE["runs"].values():
         r = by.get(ref["arm"]) if ref["arm"] else None
@@ -844,7 +1225,8 @@ def reference_rows(rows: list[dict], plan: Study) -> list[dict]:
                 f"{REFERENCE['steps'][-1]}, {ref['it_s']:g} it/s on an A100",
                 arm=ref["arm"] or "-",
                 measured=(
-                    f"{r['val_loss']:.4f} (ppl {r['val_ppl']:.2f}) after {r['tokens']:,} tokens"
+                    f"{r['val_loss']:.4f} (ppl {r['val_ppl']:.2f}) after {r['tokens']:,} tokens "
+                    f"({r['budget']:,} steps, {r['lr_text']})"
                     if r
                     else "not run (no arm of the kit: the reference layout at a uniform LR)"
                 ),
@@ -872,14 +1254,35 @@ def reference_table(rows: list[dict], plan: Study | None = None) -> str:
 # ----------------------------------------------------------------------------- claims
 
 
-def _claim(claim: str, rule: str, claimed: str, measured: str, holds, why_not) -> dict:
+def _claim(
+    claim: str,
+    rule: str,
+    claimed: str,
+    measured: str | None,
+    holds,
+    why_not,
+    value=None,
+    unit: str = "",
+    unmeasurable: str | None = None,
+) -> dict:
+    """One claim row (the kit-summary contract): ``holds`` what the rule gives on this run's
+    numbers (None: nothing to judge, ``unmeasurable`` says why); the verdict is "not run"
+    (nothing measured), "not comparable" below the seed's scale (``why_not``; then
+    ``computed_verdict`` is the rule's result here), else "holds" / "does not hold" / "not
+    measurable: <why>"."""
+    row = dict(claim=claim, rule=rule, claimed=claimed, measured=measured, unit=unit)
     if measured is None or measured.startswith("not run"):
-        verdict, measured = "not run", measured or "not run"
-    elif why_not or holds is None:
-        verdict = "not comparable"
+        return {**row, "measured": measured or "not run", "verdict": "not run",
+                "measured_value": None}  # fmt: skip
+    ok = value is not None and math.isfinite(float(value))
+    row["measured_value"] = float(value) if ok else None
+    if unmeasurable or holds is None:
+        own = f"not measurable: {unmeasurable or 'the rule has nothing to judge'}"
     else:
-        verdict = "holds" if holds else "does not hold"
-    return dict(claim=claim, rule=rule, claimed=claimed, measured=measured, verdict=verdict)
+        own = "holds" if holds else "does not hold"
+    if why_not:
+        return {**row, "verdict": "not comparable", "computed_verdict": own}
+    return {**row, "verdict": own}
 
 
 def _pct(e: dict | None) -> str:
@@ -888,13 +1291,69 @@ def _pct(e: dict | None) -> str:
     return f"{e['pct']:.1f}% (chance {e['chance_pct']:.1f}%, above chance {e['above_pct']:.1f}%)"
 
 
+def _unlearned(by: dict, keys) -> str | None:
+    """``"arm X did not learn (...)"`` for the rows ``by[(arm, steps)]`` of ``keys`` that did
+    not learn (None: every one learned or none is there)."""
+    bad = [by[k] for k in keys if k in by and not by[k].get("learned", True)]
+    if not bad:
+        return None
+    return "; ".join(
+        f"arm {r['arm']} did not learn at {r['budget']:,} steps (final validation loss "
+        f"{r['val_loss']:.4f} vs unigram {r['unigram']:.4f})"
+        for r in bad
+    )
+
+
+def _sweep_note(r: dict) -> str:
+    sw = r.get("sweep") or {}
+    if not sw.get("swept", True):
+        return f"{r['arm']} not swept (the preset's LRs)"
+    if sw.get("edge"):
+        return (
+            f"{r['arm']}'s best LR is at the {sw['edge']} edge of its sweep: the optimum may "
+            "lie beyond"
+        )
+    return ""
+
+
+def _loss_claim(by: dict, a: str, b: str, claim: str, claimed: str, rule: str, why) -> dict:
+    """Claim that arm ``a`` ends with a lower loss than arm ``b`` (each at its tuned LR) at the
+    longest budget both trained; ``measured_value``: a's loss minus b's (nats; negative holds);
+    the other budgets and the sweeps' edges beside."""
+    steps = _common_budget(by, a, b)
+    if steps is None:
+        return _claim(claim, rule, claimed, f"not run (needs the {a} and {b} arms)", None, why)
+    ra, rb = by[(a, steps)], by[(b, steps)]
+    diff = ra["val_loss"] - rb["val_loss"]
+    measured = (
+        f"at {steps:,} steps ({ra['tokens']:,} tokens per arm), each at its best LR of the sweep "
+        f"table: {a} "
+        f"{ra['val_loss']:.4f} ({ra['lr_text']}) vs {b} {rb['val_loss']:.4f} ({rb['lr_text']}): "
+        f"{a} - {b} = {diff:+.4f} nats"
+    )
+    others = [
+        f"at {s:,} steps {by[(a, s)]['val_loss']:.4f} vs {by[(b, s)]['val_loss']:.4f} "
+        f"({by[(a, s)]['val_loss'] - by[(b, s)]['val_loss']:+.4f})"
+        for (arm, s) in sorted(by, key=lambda k: k[1])
+        if arm == a and s != steps and (b, s) in by
+    ]
+    notes = [n for n in (_sweep_note(ra), _sweep_note(rb)) if n]
+    measured += "".join(f"; {t}" for t in others + notes)
+    unlearned = _unlearned(by, [(a, steps), (b, steps)])
+    return _claim(claim, rule, claimed, measured, diff < 0, why, diff, "nats", unlearned)
+
+
 def claims(out: dict) -> list[dict]:
-    """The seed's four predictions and the reference's loss finding beside this run's numbers,
-    each with its rule and verdict."""
+    """The seed's four predictions, the reference's loss finding and the band model against
+    the two GPTs beside this run's numbers, each with its rule, verdict, ``measured_value`` and
+    ``unit`` (and ``computed_verdict`` beside "not comparable")."""
     plan = out["study"]
     why = comparability(plan)
     aqs = {arm: v["summary"] for arm, v in (out.get("aq") or {}).items()}
     band, base = aqs.get("band"), aqs.get("baseline")
+    by = {(r["arm"], r.get("budget", plan.budgets[0])): r for r in out.get("loss_rows", [])}
+    first = plan.budgets[0]
+    aq_unlearned = _unlearned(by, [("band", first), ("baseline", first)])
     rows = []
 
     # (1) more AQ
@@ -902,9 +1361,10 @@ def claims(out: dict) -> list[dict]:
     rule = (
         f"{MAIN_METHOD} AQ ({'the seed' if base is None else base['rule']}) on random tokens, "
         f"mean over layers, % above chance (count minus the token-shuffle null's count above "
-        f"the same threshold): holds if the band model's is >= {AQ_RATIO:g}x the baseline's "
-        f"and >= {AQ_MARGIN:g} points above it"
+        f"the same threshold), the tuned models of the first budget: holds if the band model's "
+        f"is >= {AQ_RATIO:g}x the baseline's and >= {AQ_MARGIN:g} points above it"
     )
+    value = None
     if band and base and "random" in band["by_kind"] and "random" in base["by_kind"]:
         b, g = band["by_kind"]["random"], base["by_kind"]["random"]
         per_band = ", ".join(f"{e['pct']:.1f}/{e['chance_pct']:.1f}" for e in b.get("bands", []))
@@ -912,9 +1372,22 @@ def claims(out: dict) -> list[dict]:
         holds = b["above_pct"] >= AQ_RATIO * g["above_pct"] and (
             b["above_pct"] >= g["above_pct"] + AQ_MARGIN
         )
+        value = b["above_pct"]
     else:
         measured, holds = "not run (needs the band and baseline arms at two aq_seeds)", None
-    rows.append(_claim(claim, rule, claimed, measured, holds, why))
+    rows.append(
+        _claim(
+            claim,
+            rule,
+            claimed,
+            measured,
+            holds,
+            why,
+            value,
+            "% of neurons above chance",
+            aq_unlearned,
+        )  # fmt: skip
+    )
 
     # (2) low-frequency bands hold low-frequency AQ
     claim, claimed = PREDICTIONS["low_frequency"]
@@ -924,7 +1397,8 @@ def claims(out: dict) -> list[dict]:
         "bands (bands 0-2) have a lower median centroid than those of the highest 3/7 (bands "
         "4-6), two-sided Mann-Whitney U p < 0.05; at least 2 AQ neurons on each side"
     )
-    measured, holds = "not run (needs the band arm at two aq_seeds)", None
+    measured, holds, value = "not run (needs the band arm at two aq_seeds)", None, None
+    reason = _unlearned(by, [("band", first)])  # the band model's AQ only
     spec = band.get("spectral") if band else None
     if spec and spec["aq_centroids_by_band"] is not None:
         cents = spec["aq_centroids_by_band"]
@@ -941,9 +1415,11 @@ def claims(out: dict) -> list[dict]:
             p = float(mannwhitneyu(low, high, alternative="two-sided").pvalue)
             measured += f"; low {np.median(low):.3f} vs high {np.median(high):.3f}, p = {p:.2g}"
             holds = bool(np.median(low) < np.median(high) and p < 0.05)
+            value = float(np.median(low) - np.median(high))
         else:
             measured += "; too few AQ neurons for the test"
-    rows.append(_claim(claim, rule, claimed, measured, holds, why))
+            reason = reason or "fewer than 2 AQ neurons in the low or the high bands"
+    rows.append(_claim(claim, rule, claimed, measured, holds, why, value, "cycles/token", reason))
 
     # (3) universality
     claim, claimed = PREDICTIONS["universality"]
@@ -954,6 +1430,7 @@ def claims(out: dict) -> list[dict]:
         "baseline's and above its own chance share"
     )
     bu, gu = (band or {}).get("universal"), (base or {}).get("universal")
+    value, reason = None, aq_unlearned
     if bu and gu and bu["share"] is not None and gu["share"] is not None:
         measured = (
             f"band {bu['observed']}/{bu['structural']} = {bu['share']:.1f}% (chance "
@@ -961,64 +1438,83 @@ def claims(out: dict) -> list[dict]:
             f"{gu['share']:.1f}% (chance {gu['chance_share']:.1f}%)"
         )
         holds = bu["share"] >= UNIVERSAL_RATIO * gu["share"] and bu["share"] > bu["chance_share"]
+        value = bu["share"]
     elif bu or gu:
         measured, holds = "no structural AQ in one of the models: no share", None
+        reason = reason or "no structural AQ in one of the models"
     else:
         measured, holds = "not run (needs both input types and two aq_seeds)", None
-    rows.append(_claim(claim, rule, claimed, measured, holds, why))
+    rows.append(_claim(claim, rule, claimed, measured, holds, why, value, "% of structural AQ",
+                       reason))  # fmt: skip
 
     # (4) per-band maturation
     claim, claimed = PREDICTIONS["per_band_grokking"]
     rule = (
-        "band arm (first seed), each band's ablation curve (validation-loss increase when the "
-        "band's sublayer outputs are zeroed, at each checkpoint kept): a band matures at the "
-        f"first step from which its increase stays >= {MATURITY:g} of its final value; holds "
-        f"if, among the bands whose final increase is positive (at least 2), the latest matures "
-        f">= {SPREAD:g}x later than the earliest (>= 3 checkpoints; the weight-change curves "
-        "and the uniform-LR arm's maturation are printed beside)"
+        "band arm (first seed, tuned, its longest budget), each band's ablation curve "
+        "(validation-loss increase when the band's sublayer outputs are zeroed, at each "
+        "checkpoint kept): a band matures at the first step from which its increase stays >= "
+        f"{MATURITY:g} of its final value; holds if, among the bands whose final increase is "
+        f"positive (at least 2), the latest matures >= {SPREAD:g}x later than the earliest (>= 3 "
+        "checkpoints; the weight-change curves and the uniform-LR arm's maturation are printed "
+        "beside)"
     )
     mat = (out.get("maturation") or {}).get("band")
+    value, reason = None, None
     if mat:
         ms = [m for m in mat["maturity"] if m is not None]
+        steps = mat.get("budget")
         measured = f"maturity steps per band {mat['maturity']} (checkpoints {mat['steps']})"
         uni = (out.get("maturation") or {}).get("band_uniform")
         if uni:
             measured += f"; band_uniform {uni['maturity']}"
         holds = None
+        reason = _unlearned(by, [("band", steps)]) if steps else None
         if len(mat["steps"]) >= 3 and len(ms) >= 2:
             holds = max(ms) >= SPREAD * max(min(ms), 1)
+            value = max(ms) / max(min(ms), 1)
         else:
             measured += ": too few checkpoints or bands whose ablation raises the loss"
+            reason = reason or "fewer than 3 checkpoints or 2 bands whose ablation raises the loss"
     else:
         measured, holds = "not run (needs the band arm)", None
-    rows.append(_claim(claim, rule, claimed, measured, holds, why))
+    rows.append(_claim(claim, rule, claimed, measured, holds, why, value, "x", reason))
 
-    # the reference's finding: the baseline beats the band model
-    by = {r["arm"]: r for r in out.get("loss_rows", [])}
-    ref, base_row = by.get("reference"), by.get("baseline")
-    rule = (
-        "final validation loss (mean over seeds), same token budget: holds if the baseline's is "
-        "lower than the reference layout's (the reference's no-wormhole band model)"
+    # the loss comparisons, each arm at its tuned LR, the longest budget both trained
+    tuned = (
+        "final validation loss (mean over seeds, the final model on the validation set), each "
+        "arm at its tuned LR (the best of its LR sweep; the preset's LRs for an arm not swept, "
+        "as the measured text says), at the longest budget both arms trained: holds if "
     )
-    if ref and base_row:
-        measured = (
-            f"baseline {base_row['val_loss']:.4f} vs reference layout {ref['val_loss']:.4f} "
-            f"({ref['val_loss'] - base_row['val_loss']:+.4f}); band layout "
-            + (f"{by['band']['val_loss']:.4f}" if "band" in by else "not run")
-        )
-        holds = base_row["val_loss"] < ref["val_loss"]
-    else:
-        measured, holds = "not run (needs the baseline and reference arms)", None
     rows.append(
-        _claim(
+        _loss_claim(
+            by, "baseline", "reference",
             "the reference's result: the baseline beats the band model (1.7230 vs 1.7713)",
-            rule,
             "baseline 1.7230 vs bands 1.7713 (eval loss with padding counted)",
-            measured,
-            holds,
+            tuned + "the baseline's is lower than the reference layout's (the reference's "
+            "no-wormhole band model); measured value: baseline - reference",
             why,
         )
-    )
+    )  # fmt: skip
+    rows.append(
+        _loss_claim(
+            by, "band", "baseline",
+            "the band model learns better than a parameter-matched GPT",
+            "the band model learns better than a standard transformer (seed 026)",
+            tuned + "the band model's is lower than the parameter-matched GPT's; measured "
+            "value: band - baseline",
+            why,
+        )
+    )  # fmt: skip
+    rows.append(
+        _loss_claim(
+            by, "band", "baseline_wide",
+            "the band model learns better than a GPT of its width",
+            "the band model learns better than a standard transformer (seed 026)",
+            tuned + "the band model's is lower than that of the GPT as wide as it (more "
+            "parameters); measured value: band - baseline_wide",
+            why,
+        )
+    )  # fmt: skip
     if plan.base.offline:  # stand-ins measure the code path, never the models
         for row in rows:
             if row["verdict"] != "not run":
@@ -1026,14 +1522,19 @@ def claims(out: dict) -> list[dict]:
     return rows
 
 
-def arm_line(res) -> str:
-    """One line per trained arm, for logs and saved notebooks."""
+HEADLINE = "the band model learns better than a parameter-matched GPT"
+
+
+def arm_line(res, learned: bool | None = None) -> str:
+    """One line per trained arm, for logs and saved notebooks (``learned=False``: marked)."""
     c, p = res.config, res.params
     frac = f", {p['band_fraction']:.0%} of non-embedding in bands" if p.get("bands") else ""
+    mark = " [DID NOT LEARN]" if learned is False else ""
     return (
-        f"{c['arm']} seed {c['seed']}: val loss {res.final_val_loss:.4f} (ppl "
-        f"{res.final_val_ppl:.2f}) after {res.tokens_seen:,} tokens, {p['total']:,} params"
-        f"{frac}, {res.tokens_per_s:,.0f} tokens/s, {res.seconds:.1f} s"
+        f"{c['arm']} seed {c['seed']}, {c['total_steps']:,} steps: val loss "
+        f"{res.final_val_loss:.4f}{mark} (ppl {res.final_val_ppl:.2f}) after "
+        f"{res.tokens_seen:,} tokens, {p['total']:,} params{frac}, "
+        f"{res.tokens_per_s:,.0f} tokens/s, {res.seconds:.1f} s"
     )
 
 
@@ -1078,12 +1579,12 @@ class AblationRun:
     ``checkpoint_every`` steps and at the end, and this wrapper evaluates the saved weights on a
     scratch copy of the model (eval mode, the fixed ablation blocks), so the per-band ablation
     curve needs no extra checkpoint kept on disk. The records go to ``arms/<tag>_ablation.json``
-    after each save; a resumed arm reloads them. Everything else is the wrapped
-    :class:`akira_nb.runs.Run`."""
+    after each save (``tag``: the training's); a resumed arm reloads them. Everything else is
+    the wrapped :class:`akira_nb.runs.Run`."""
 
-    def __init__(self, run, cfg, blocks, resume: bool = False):
-        self._run, self.cfg, self.blocks = run, cfg, blocks
-        self.record = run.file(f"arms/{tag_of(cfg)}_ablation.json")
+    def __init__(self, run, cfg, tag: str, blocks, resume: bool = False):
+        self._run, self.cfg, self.tag, self.blocks = run, cfg, tag, blocks
+        self.record = run.file(f"arms/{tag}_ablation.json")
         self.steps: dict[int, dict] = {}
         self._model = None
         if resume and self.record.is_file():
@@ -1111,7 +1612,7 @@ class AblationRun:
         ab = band_ablation(self._model, self.blocks, self.cfg.batch_size)
         self.steps = {k: v for k, v in self.steps.items() if k < step}
         self.steps[step] = {"step": step, **ab}
-        atomic_write_json(self.record, {"tag": tag_of(self.cfg), "checkpoints": self.curve()})
+        atomic_write_json(self.record, {"tag": self.tag, "checkpoints": self.curve()})
 
     def curve(self) -> list[dict]:
         return [self.steps[k] for k in sorted(self.steps)]
@@ -1131,6 +1632,80 @@ class AblationRun:
         }
 
 
+class _Runner:
+    """Trains a study's points one at a time into ``run`` and keeps what the analyses need:
+    ``reported`` (each arm and budget's sweep winner and its other seeds, the
+    :class:`Training` s whose numbers are reported, models kept), ``sweeps`` (each arm and
+    budget's :func:`akira_nb.bandformer.sweep.outcome`) and ``points`` (every training, models
+    of the losing sweep points dropped)."""
+
+    def __init__(self, plan: Study, run, resume: bool, tracker, log, ablation_blocks):
+        self.plan, self.run, self.resume, self.tracker = plan, run, resume, tracker
+        self.log, self.blocks = log, ablation_blocks
+        self.reported: list[Training] = []
+        self.points: list[Training] = []
+        self.sweeps: dict[tuple[str, int], dict] = {}
+
+    def train(self, arm: str, steps: int, multiplier: float, seed: int) -> Training:
+        """One training (reloaded from its final checkpoint when a resumed run has it)."""
+        from akira_nb.runs import atomic_write_json
+
+        train = _train_module()
+        cfg = self.plan.config(arm, steps, multiplier, seed)
+        tag = tag_of(arm, steps, multiplier, seed)
+        tracked = arm in BAND_LAYOUT_ARMS and seed == self.plan.seeds[0]
+        arm_run = AblationRun(self.run, cfg, tag, self.blocks, self.resume) if tracked else self.run
+        metrics = self.tracker.start(cfg) if self.tracker is not None else None
+        res = train.train(cfg, run=arm_run, resume=self.resume, tag=tag, log=metrics)
+        if self.tracker is not None:
+            self.tracker.end(cfg, res)
+        res.model.eval()
+        flops = train.step_flops(cfg) / cfg.tokens_per_step
+        ablation = arm_run.result(res.model) if tracked else None
+        t = Training(arm, steps, multiplier, seed, tag, cfg, res, flops, ablation)
+        summary = {**res.summary(), **t.record()}
+        atomic_write_json(self.run.file(f"arms/{tag}.json"), summary)
+        self.points.append(t)
+        self.log(arm_line(res, t.learned) + f" (LR x{sweep.tag(multiplier)})")
+        return t
+
+    def arm(self, arm: str, steps: int) -> None:
+        """``arm`` at budget ``steps``: its sweep on the first seed (the winner is its first
+        seed's result), then its other seeds at the winner's multiplier."""
+        plan, grid, losses, best = self.plan, self.plan.grid_of(arm), {}, None
+        while (m := sweep.next_point(losses, grid, plan.max_extensions)) is not None:
+            t = self.train(arm, steps, m, plan.seeds[0])
+            losses[m] = t.loss
+            if best is None or sweep.best({best.multiplier: best.loss, m: t.loss}) == m:
+                best, t = t, best
+            if t is not None:
+                t.result.model = None  # a losing point: its numbers stay, its model goes
+        self.sweeps[(arm, steps)] = sweep.outcome(losses, grid)
+        self.reported.append(best)
+        for seed in plan.seeds_at(arm, steps)[1:]:
+            self.reported.append(self.train(arm, steps, best.multiplier, seed))
+        _train_module().trim_heap()
+
+    def aq_models(self) -> dict | None:
+        """``{(arm, seed): model}`` of the AQ architectures' ``aq_seeds`` at the first budget,
+        once all are trained (None before)."""
+        need = {(arm, s) for arm in self.plan.aq_arms for s in self.plan.aq_seeds}
+        have = {
+            (t.arm, t.seed): t.result.model
+            for t in self.reported
+            if t.steps == self.plan.budgets[0]
+        }
+        return {k: have[k] for k in need} if need <= set(have) else None
+
+    def longest(self) -> dict[str, Training]:
+        """Each arm's first-seed reported training at its longest budget."""
+        out = {}
+        for t in self.reported:  # budgets ascend
+            if t.seed == self.plan.seeds[0]:
+                out[t.arm] = t
+        return {arm: out[arm] for arm in self.plan.arms if arm in out}
+
+
 def run_experiment(
     plan: Study,
     name: str = "comparison",
@@ -1140,120 +1715,153 @@ def run_experiment(
     log=print,
     banner: bool = True,
 ) -> dict:
-    """Train every arm of ``plan`` at the same token budget, run the analyses, write
-    ``results.json`` and the figures into the run folder and return ``{"run", "study",
-    "results", "models", "figures", "tables", "lines", "claims", ...}``.
+    """Train every arm of ``plan`` at every budget it has, each at its tuned LR (the sweep of
+    the module docstring), run the analyses, write ``results.json`` and the figures into the
+    run folder and return ``{"run", "study", "results", "trainings", "sweeps", "models",
+    "figures", "tables", "lines", "claims", ...}`` (``results``: the reported trainings'
+    ``TrainResult`` s, budget by budget, arm by arm, seed by seed).
 
     Everything is validated, and the data loaded, before the run folder exists, so bad input
-    leaves nothing behind. With ``resume=True`` finished arms are reloaded from their final
-    checkpoints (``arms/<tag>.json`` records each; their ablation curves are reloaded from
-    ``arms/<tag>_ablation.json``), partly trained ones continue. The AQ analysis runs as soon as
-    the models it compares are trained (the band model and the baseline come first).
-    ``tracker``: a :class:`WandbLogger` (the CLI's ``--wandb``), started before and ended after
-    each arm.
+    leaves nothing behind. With ``resume=True`` finished trainings (sweep points included) are
+    reloaded from their final checkpoints (``arms/<tag>.json`` records each; band ablation
+    curves are reloaded from ``arms/<tag>_ablation.json``), a partly trained one continues.
+    The AQ analysis runs as soon as the models it compares are trained (the band model and the
+    baseline at the first budget come first). ``tracker``: a :class:`WandbLogger` (the CLI's
+    ``--wandb``), started before and ended after each training.
     Offline (``plan.base.offline``) the stand-ins banner is printed first (``banner=False``:
-    the caller printed it) and ``results.json`` records ``"standins"``."""
-    from akira_nb.runs import Run, atomic_write_json
+    the caller printed it) and ``results.json`` records ``"standins"``. ``results.json`` holds
+    the run's process CPU-seconds (``cpu_seconds``, every thread) and wall seconds."""
+    from akira_nb.runs import Run
     from akira_nb.text import get_tokenizer
 
     train = _train_module()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     plan.validate()
     record = standins_record(plan, banner)  # the banner first, when offline
-    configs = plan.arm_configs()
     log = log or (lambda line: None)
-    splits = train.make_data(configs[0])  # a corpus that cannot load fails here, before the run
+    first_cfg = plan.config(plan.arms[0], plan.budgets[0])
+    splits = train.make_data(first_cfg)  # a corpus that cannot load fails here, before the run
     run = Run.open_or_create(
         EXPERIMENT, name, plan.to_dict(), resume=resume, root=root, may_change=MAY_CHANGE
     )
-    val = train.validation_blocks(configs[0], splits.val)  # every arm's fixed validation set
-    abl_blocks = val[: plan.ablation_batches * plan.base.batch_size]
-    tokenizer = get_tokenizer(configs[0].tokenizer)
-    aq_models = {(arm, s) for arm in plan.aq_arms for s in plan.aq_seeds}
-    results, models, ablations, first, aq_out = [], {}, {}, {}, None
-    for cfg in configs:
-        tag = tag_of(cfg)
-        tracked = cfg.arm in BAND_LAYOUT_ARMS and cfg.seed == plan.seeds_of(cfg.arm)[0]
-        arm_run = AblationRun(run, cfg, abl_blocks, resume) if tracked else run
-        metrics = tracker.start(cfg) if tracker is not None else None
-        res = train.train(cfg, run=arm_run, resume=resume, tag=tag, log=metrics)
-        if tracker is not None:
-            tracker.end(cfg, res)
-        res.model.eval()
-        models[(cfg.arm, cfg.seed)] = res.model
-        if tracked:
-            ablations[cfg.arm] = arm_run.result(res.model)
-        if cfg.seed == plan.seeds_of(cfg.arm)[0]:
-            first[cfg.arm] = (res.model, cfg)
-        atomic_write_json(run.file(f"arms/{tag}.json"), res.summary())
-        results.append(res)
-        log(arm_line(res))
-        if aq_out is None and aq_models <= set(models):
-            # as soon as its models are trained, before the other arms' are in memory (at t4
-            # the analysis itself takes ~4.4 GB on a CPU)
-            aq_out = run_aq_analysis(plan, models, tokenizer, run=run, resume=resume, log=log)
-    if aq_out is None:  # not reached when every AQ model is one of the plan's arms
-        aq_out = run_aq_analysis(plan, models, tokenizer, run=run, resume=resume, log=log)
-    unigram = float(results[0].data["unigram_val_loss"])
-    params = parameter_rows(first)
-    rows = loss_rows(results, plan, unigram)
+    val = train.validation_blocks(first_cfg, splits.val)  # every arm's fixed validation set
+    runner = _Runner(
+        plan, run, resume, tracker, log, val[: plan.ablation_batches * plan.base.batch_size]
+    )
+    tokenizer = get_tokenizer(first_cfg.tokenizer)
+    aq_out = None
+    for steps in plan.budgets:
+        for arm in plan.arms_at(steps):
+            runner.arm(arm, steps)
+            models = runner.aq_models()
+            if aq_out is None and models is not None:
+                # as soon as its models are trained, before the other arms' are in memory (at
+                # t4 the analysis itself takes ~4.4 GB on a CPU)
+                aq_out = run_aq_analysis(plan, models, tokenizer, run=run, resume=resume, log=log)
+    out = analyse(plan, runner, aq_out or {}, val)
+    out.update(run=run, standins=record)
+    out["figures"] = save_figures(run, out)
+    out["cpu_seconds"] = time.process_time() - cpu_start
+    out["wall_seconds"] = time.perf_counter() - start
+    out["lines"].append(cost_line(out))
+    run.write_results(results_json(out))
+    log(f"results and figures: {run.path}")
+    return out
+
+
+def analyse(plan: Study, runner: _Runner, aq_out: dict, val) -> dict:
+    """Everything computed from the trained models and records (no training): the tables'
+    rows, band statistics and ablations of each arm's tuned first seed at its longest budget,
+    claims, tables and printed lines."""
+    train = _train_module()
+    longest = runner.longest()
+    results = [t.result for t in runner.reported]
+    params = parameter_rows({arm: (t.result.model, t.cfg) for arm, t in longest.items()})
+    rows = loss_rows(runner.reported, plan, runner.sweeps)
     stats_blocks = val[: plan.stats_sequences]
     stats = {
-        arm: band_statistics(m, stats_blocks) for arm, (m, _) in first.items() if arm != "baseline"
+        arm: band_statistics(t.result.model, stats_blocks)
+        for arm, t in longest.items()
+        if arm not in train.BASELINE_ARMS
     }
     train.trim_heap()
+    ablations = {
+        arm: {**t.ablation, "budget": t.steps, "tag": t.tag}
+        for arm, t in longest.items()
+        if t.ablation
+    }
     maturation = {arm: maturation_of(ab) for arm, ab in ablations.items()}
     out = {
-        "run": run,
         "study": plan,
         "results": results,
-        "models": models,
+        "trainings": runner.reported,
+        "points": runner.points,
+        "sweeps": runner.sweeps,
+        "models": {(t.arm, t.steps, t.seed): t.result.model for t in runner.reported},
         "param_rows": params,
         "loss_rows": rows,
-        "unigram": unigram,
+        "unigram": runner.reported[0].unigram,
         "stats": stats,
         "ablations": ablations,
         "maturation": maturation,
         "aq": aq_out,
         "data": results[0].data,
+        "longest": {arm: t.result for arm, t in longest.items()},
     }
     out["reference"] = reference_rows(rows, plan)
     out["claims"] = claims(out)
     out["tables"] = {
         "parameters": parameter_table(params),
+        "sweep": sweep_table(rows),
         "loss": loss_table(rows, plan),
         "reference": reference_table(out["reference"], plan),
     }
+    out["comparisons"] = comparison_lines(rows, params)
     out["lines"] = summary_lines(out)
-    run.write_results(
-        {
-            "experiment": EXPERIMENT,
-            "size": plan.size,
-            "config": plan.to_dict(),
-            "environment": runtime.environment_info(plan.base.device),
-            "data": out["data"],
-            "tokens_per_arm": plan.tokens_per_arm,
-            "unigram_val_loss": unigram,
-            "parameters": params,
-            "losses": rows,
-            "arms": [r.summary() for r in results],
-            "band_statistics": stats,
-            "ablations": ablations,
-            "maturation": maturation,
-            "aq": {arm: v["summary"] for arm, v in aq_out.items()},
-            "aq_results": {arm: v["result"].to_dict() for arm, v in aq_out.items()},
-            "reference": out["reference"],
-            "reference_defects": list(REFERENCE_DEFECTS),
-            "claims": out["claims"],
-            "comparability": comparability(plan),
-            "standins": record,
-            "summary": out["lines"],
-            "wall_seconds": time.perf_counter() - start,
-        }
-    )
-    out["figures"] = save_figures(run, out)
-    log(f"results and figures: {run.path}")
     return out
+
+
+def cost_line(out: dict) -> str:
+    """The run's own cost: process CPU-seconds (every thread) and wall seconds."""
+    return (
+        f"this run: {out['cpu_seconds']:.0f} CPU-seconds (process time, every thread) in "
+        f"{out['wall_seconds']:.0f} s wall, {len(out['points'])} trainings"
+    )
+
+
+def results_json(out: dict) -> dict:
+    """What ``results.json`` holds."""
+    plan = out["study"]
+    return {
+        "experiment": EXPERIMENT,
+        "size": plan.size,
+        "config": plan.to_dict(),
+        "environment": runtime.environment_info(plan.base.device),
+        "data": out["data"],
+        "budgets": list(plan.budgets),
+        "tokens_per_arm": plan.tokens_per_arm,
+        "tokens_per_budget": {str(s): plan.tokens_at(s) for s in plan.budgets},
+        "unigram_val_loss": out["unigram"],
+        "learn_margin": sweep.LEARN_MARGIN,
+        "parameters": out["param_rows"],
+        "losses": out["loss_rows"],
+        "sweeps": [t.record() for t in out["points"]],
+        "arms": [{**t.result.summary(), **t.record()} for t in out["trainings"]],
+        "band_statistics": out["stats"],
+        "ablations": out["ablations"],
+        "maturation": out["maturation"],
+        "aq": {arm: v["summary"] for arm, v in out["aq"].items()},
+        "aq_results": {arm: v["result"].to_dict() for arm, v in out["aq"].items()},
+        "reference": out["reference"],
+        "reference_defects": list(REFERENCE_DEFECTS),
+        "comparisons": out["comparisons"],
+        "claims": out["claims"],
+        "comparability": comparability(plan),
+        "standins": out.get("standins"),
+        "summary": out["lines"],
+        "cpu_seconds": out["cpu_seconds"],
+        "wall_seconds": out["wall_seconds"],
+    }
 
 
 def standins_record(plan: Study, banner: bool = True) -> dict | None:
@@ -1267,26 +1875,32 @@ def standins_record(plan: Study, banner: bool = True) -> dict | None:
 
 
 def maturation_of(ab: dict) -> dict:
-    """Each band's maturity step (:func:`maturity_step`) from its ablation curve."""
+    """Each band's maturity step (:func:`maturity_step`) from its ablation curve (``budget``:
+    the training's, when the curve records it)."""
     inc = np.asarray(ab["increase"], dtype=float)  # [checkpoints, bands]
     return {
         "steps": list(ab["steps"]),
+        "budget": ab.get("budget"),
         "maturity": [maturity_step(ab["steps"], inc[:, i]) for i in range(inc.shape[1])],
         "final_increase": inc[-1].tolist(),
     }
 
 
 def summary_lines(out: dict) -> list[str]:
-    """The printed summary: one line per arm, the tables, the AQ lines, the verdicts."""
-    lines = [arm_line(r) for r in out["results"]]
-    lines += ["", out["tables"]["parameters"], "", out["tables"]["loss"], ""]
+    """The printed summary: one line per reported training, the tables, what the arms say, the
+    AQ lines, the verdicts."""
+    learned = {(r["arm"], r["budget"]): r["learned"] for r in out["loss_rows"]}
+    lines = [arm_line(t.result, learned.get((t.arm, t.steps))) for t in out.get("trainings", [])]
+    tables = out["tables"]
+    lines += ["", tables["parameters"], "", tables["sweep"], "", tables["loss"], ""]
+    lines += out["comparisons"] + [""]
     why = comparability(out["study"])
-    lines += [out["tables"]["reference"], ""]
+    lines += [tables["reference"], ""]
     lines += [aq_line(arm, v["summary"]) for arm, v in out["aq"].items()]
     for arm, m in out["maturation"].items():
         lines.append(
-            f"maturation {arm}: band maturity steps {m['maturity']}, final ablation increase "
-            + ", ".join(f"{v:+.3f}" for v in m["final_increase"])
+            f"maturation {arm} ({m['budget']} steps): band maturity steps {m['maturity']}, final "
+            "ablation increase " + ", ".join(f"{v:+.3f}" for v in m["final_increase"])
         )
     if why:
         lines.append(f"not comparable with the seed's predictions: {why}")
@@ -1298,32 +1912,61 @@ def save_figures(run, out: dict) -> dict:
     """Every figure of the study into the run folder's ``figures/``; returns {name: path}."""
     from akira_nb.bandformer import plots
 
+    curves = curve_rows(out)
     figs = {
-        "curves": plots.plot_curves(out["results"], out["study"].tokens_per_arm),
+        "curves": plots.plot_curves(curves, out["unigram"]),
+        "loss_vs_flops": plots.plot_loss_vs_flops(curves, out["unigram"]),
+        "lr_sweep": plots.plot_lr_sweep(out["loss_rows"]),
         "parameters": plots.plot_parameters(out["param_rows"]),
         "band_statistics": plots.plot_band_statistics(out["stats"]),
         "band_spectra": plots.plot_band_spectra(out["stats"]),
-        "weight_change": plots.plot_weight_change(out["results"]),
+        "weight_change": plots.plot_weight_change(list(out["longest"].values())),
         "ablation": plots.plot_ablation(out["ablations"]),
         "aq_per_band": plots.plot_aq(out["aq"]),
     }
     return run.save_figures(figs)
 
 
+def curve_rows(out: dict) -> list[dict]:
+    """Per reported training: its validation curve (tokens, FLOPs, loss at each evaluation),
+    final loss, arm, budget, seed, whether its arm learned at that budget."""
+    learned = {(r["arm"], r["budget"]): r["learned"] for r in out["loss_rows"]}
+    rows = []
+    for t in out["trainings"]:
+        h = t.result.history
+        rows.append(
+            dict(
+                arm=t.arm,
+                budget=t.steps,
+                seed=t.seed,
+                tokens=list(h["tokens"]),
+                flops=[n * t.flops_per_token for n in h["tokens"]],
+                val_loss=list(h["val_loss"]),
+                final=t.loss,
+                learned=learned.get((t.arm, t.steps), True),
+            )
+        )
+    return rows
+
+
 def kit_summary(out: dict) -> dict:
     """This experiment's section of the kit summary (``out``: what ``cli.main`` returns)."""
     plan = out["study"]
     why = comparability(plan)
+    swept = ", ".join(a for a in plan.arms if a in plan.sweep_arms) or "none"
     notes = [
-        f"every arm trained on {plan.tokens_per_arm:,} tokens ({plan.base.total_steps} steps x "
-        f"{plan.base.batch_size} x {plan.base.seq_len}, {plan.base.dataset}); arms "
-        f"{', '.join(plan.arms)}; AQ on seeds {plan.aq_seeds} of {', '.join(plan.aq_arms)}",
+        f"budgets: {plan.budget_text()} ({plan.base.dataset}); arms {', '.join(plan.arms)} "
+        f"({', '.join(plan.arms_at(plan.budgets[-1]))} at every budget); LR swept for {swept} "
+        f"(x {', '.join(sweep.tag(m) for m in plan.lr_multipliers)} of the preset's LRs, "
+        f"extended beyond an edge up to {plan.max_extensions} times); AQ on seeds "
+        f"{plan.aq_seeds} of {', '.join(plan.aq_arms)} at {plan.budgets[0]:,} steps",
+        *out["comparisons"],
         *REFERENCE_DEFECTS,
     ]
     if why:
         notes.insert(0, f"not comparable with the seed's predictions and the reference: {why}")
     baselines = [
-        f"unigram cross-entropy of the validation split: {out['unigram']:.4f} nats/token",
+        f"unigram cross-entropy of the validation set: {out['unigram']:.4f} nats/token",
         *[aq_line(arm, v["summary"]) for arm, v in out["aq"].items()],
     ]
     return {
@@ -1331,6 +1974,7 @@ def kit_summary(out: dict) -> dict:
         "title": TITLE,
         "size": plan.size,
         "run": str(out["run"].path),
+        "headline": HEADLINE,
         "claims": out["claims"],
         "baselines": baselines,
         "notes": notes,
@@ -1341,11 +1985,14 @@ __all__ = [
     "AQ_ARMS",
     "DEFAULT_ARMS",
     "EXPERIMENT",
+    "FULL_TINY",
+    "LONG_ARMS",
     "PRESETS",
     "PREDICTIONS",
     "REFERENCE",
     "REFERENCE_PRESET",
     "Study",
+    "Training",
     "aq_by_band",
     "aq_summary",
     "band_ablation",
@@ -1353,8 +2000,11 @@ __all__ = [
     "band_statistics",
     "claims",
     "comparability",
+    "comparison_lines",
     "kit_summary",
+    "learning_line",
     "loss_rows",
+    "loss_table",
     "maturity_step",
     "parameter_rows",
     "preset",
@@ -1362,4 +2012,6 @@ __all__ = [
     "standins_record",
     "stats_lines",
     "study",
+    "sweep_table",
+    "tag_of",
 ]

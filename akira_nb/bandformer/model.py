@@ -1110,6 +1110,25 @@ class BaselineTransformer(_LanguageModel):
         """The baseline of :meth:`matched_config` (same keyword arguments), built."""
         return cls(cls.matched_config(band_cfg, **kwargs))
 
+    @staticmethod
+    def equal_width_config(band_cfg: BandConfig) -> GPTConfig:
+        """The GPT as wide as the band model: ``d_model = sum(band_dims)``, ``d_mlp =
+        mlp_ratio * d_model``, and the matched baseline's rule for the rest (the band config's
+        n_layers, ``n_heads``, vocabulary, n_ctx, tying, dropout, ``lr = shared_lr``). It has
+        more parameters than the band model (no block-diagonal saving)."""
+        band_cfg.validate()
+        return GPTConfig(
+            vocab_size=band_cfg.vocab_size,
+            n_ctx=band_cfg.n_ctx,
+            n_layers=band_cfg.n_layers,
+            d_model=band_cfg.d_model,
+            n_heads=band_cfg.n_heads,
+            d_mlp=band_cfg.mlp_ratio * band_cfg.d_model,
+            lr=band_cfg.shared_lr,
+            tie_embeddings=band_cfg.tie_embeddings,
+            dropout=band_cfg.dropout,
+        ).validate()
+
 
 # ----------------------------------------------------------------------------- helpers
 

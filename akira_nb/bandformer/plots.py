@@ -9,6 +9,7 @@ import numpy as np
 
 ARM_COLORS = {
     "baseline": "tab:gray",
+    "baseline_wide": "black",
     "band": "tab:blue",
     "band_uniform": "tab:orange",
     "band_geomean": "tab:purple",
@@ -25,31 +26,108 @@ def _band_colors(n: int):
     return plt.cm.viridis(np.linspace(0.0, 0.9, n))
 
 
-def plot_curves(results, tokens_per_arm: int | None = None) -> plt.Figure:
-    """Validation loss (solid) and mean train loss since the previous evaluation (dashed) of
-    every arm and seed against the tokens seen, with the unigram cross-entropy of the
-    validation set; all arms share one token budget."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+def _budget_style(budget: int, budgets: list[int]) -> str:
+    """The longest budget solid, shorter ones dashed."""
+    return "-" if budget == max(budgets) else "--"
+
+
+def _curve_axes(ax, curves: list[dict], key: str, unigram: float | None) -> None:
+    budgets = sorted({c["budget"] for c in curves})
     seen = set()
-    for res in results:
-        h, arm = res.history, res.config["arm"]
-        label = None if arm in seen else arm
-        seen.add(arm)
-        ax.plot(h["tokens"], h["val_loss"], "-", color=_color(arm), label=label, lw=1.6)
-        ax.plot(h["tokens"], h["train_loss"], "--", color=_color(arm), alpha=0.45, lw=1)
-    if results:
-        uni = results[0].data.get("unigram_val_loss")
-        if uni is not None:
-            ax.axhline(uni, color="black", ls=":", lw=1, label=f"unigram {uni:.3f}")
-    budget = f" (every arm: {tokens_per_arm:,} tokens)" if tokens_per_arm else ""
+    for c in curves:
+        label = f"{c['arm']} ({c['budget']:,} steps)"
+        if not c["learned"]:
+            label += " did not learn"
+        first = (c["arm"], c["budget"]) not in seen
+        seen.add((c["arm"], c["budget"]))
+        style = _budget_style(c["budget"], budgets)
+        x = c[key]
+        ax.plot(x, c["val_loss"], style, color=_color(c["arm"]), lw=1.4,
+                label=label if first else None)  # fmt: skip
+        ax.plot(x[-1:], [c["final"]], "o", color=_color(c["arm"]), ms=4)
+    if unigram is not None:
+        ax.axhline(unigram, color="black", ls=":", lw=1, label=f"unigram {unigram:.3f}")
+
+
+def plot_curves(curves: list[dict], unigram: float | None = None) -> plt.Figure | None:
+    """Validation loss of every reported training (each arm at its tuned LR, every budget:
+    the longest solid, shorter ones dashed) against the tokens seen; a dot marks each final
+    loss (on the larger final validation set), beside the unigram cross-entropy.
+    ``curves``: :func:`akira_nb.bandformer.experiment.curve_rows`."""
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    _curve_axes(ax, curves, "tokens", unigram)
     ax.set(
         xlabel="training tokens",
-        ylabel="loss (nats/token)",
-        title=f"validation (solid) and train (dashed) loss{budget}",
+        ylabel="validation loss (nats/token)",
+        title="validation loss against tokens, each arm at its tuned LR\n(lines: the evaluation "
+        "set during training; dots: the final loss on the larger final set)",
     )
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def plot_loss_vs_flops(curves: list[dict], unigram: float | None = None) -> plt.Figure | None:
+    """The curves of :func:`plot_curves` against training FLOPs (forward + backward, counted per
+    token on one step; log axis): an arm that needs more FLOPs per token sits further right at
+    the same tokens."""
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    _curve_axes(ax, curves, "flops", unigram)
+    ax.set(
+        xscale="log",
+        xlabel="training FLOPs (forward + backward)",
+        ylabel="validation loss (nats/token)",
+        title="validation loss against training compute, each arm at its tuned LR\n(lines: the "
+        "evaluation set during training; dots: the final loss on the larger final set)",
+    )
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_sweep(rows: list[dict]) -> plt.Figure | None:
+    """Final validation loss against the LR of each arm's sweep (its shared group's LR: a GPT's
+    one LR, a band-layout arm's shared LR, its band LRs scaled with it), one line per arm and
+    budget (the longest solid), log x; a star marks the chosen point, a ring an arm that did
+    not learn. ``rows``: :func:`akira_nb.bandformer.experiment.loss_rows`."""
+    rows = [r for r in rows if r["sweep"]["points"]]
+    if not rows:
+        return None
+    budgets = sorted({r["budget"] for r in rows})
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    for r in rows:
+        base = _shared_lr(r)
+        pts = np.asarray(r["sweep"]["points"], dtype=float)
+        x = pts[:, 0] * base
+        style = _budget_style(r["budget"], budgets)
+        label = f"{r['arm']} ({r['budget']:,} steps)"
+        ax.plot(x, pts[:, 1], style + "o", ms=3, color=_color(r["arm"]), label=label)
+        best = r["sweep"]["best"] * base
+        y = pts[pts[:, 0] == r["sweep"]["best"], 1]
+        ax.plot([best], y, "*", ms=13, color=_color(r["arm"]), mec="black", mew=0.6)
+        if not r["learned"]:
+            ax.plot([best], y, "o", ms=16, mfc="none", mec="red")
+    ax.axhline(rows[0]["unigram"], color="black", ls=":", lw=1, label="unigram")
+    ax.set(
+        xscale="log",
+        xlabel="LR of the shared group (band LRs scaled with it)",
+        ylabel="final validation loss (nats/token)",
+        title="LR sweeps (first seed): * the point each arm reports",
+    )
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _shared_lr(row: dict) -> float:
+    """The LR of ``row``'s shared group at multiplier 1 (its tuned LRs over its multiplier)."""
+    lrs = row["lrs"]
+    lr = lrs.get("shared", max(lrs.values()) if lrs else 1.0)
+    return float(lr) / float(row["lr_multiplier"])
 
 
 def plot_parameters(rows: list[dict]) -> plt.Figure | None:
@@ -135,7 +213,7 @@ def plot_weight_change(results) -> plt.Figure | None:
     firsts = {}
     for r in results:
         wc = r.weight_change
-        if wc and wc.get("step") and r.config["arm"] != "baseline":
+        if wc and wc.get("step") and not r.config["arm"].startswith("baseline"):
             firsts.setdefault(r.config["arm"], r)
     if not firsts:
         return None
@@ -201,6 +279,14 @@ def plot_aq(aq_out: dict) -> plt.Figure | None:
     fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.6), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         bands = band["by_kind"][kind]["bands"]
+        found = base["by_kind"].get(kind, {}).get("pct", 0) if base else 0
+        empty = not any(b["pct"] > 0 or b["chance_pct"] > 0 for b in bands)
+        if empty and not found:
+            _no_aq(ax, kind, band)
+            continue
+        if empty:  # the baseline's line is drawn below
+            ax.text(0.5, 0.5, "no AQ found in the band model at this size", ha="center",
+                    transform=ax.transAxes)  # fmt: skip
         x = np.arange(len(bands))
         ax.bar(x - 0.2, [b["pct"] for b in bands], 0.4, color="tab:blue", label="band model AQ %")
         ax.bar(
@@ -226,12 +312,29 @@ def plot_aq(aq_out: dict) -> plt.Figure | None:
     return fig
 
 
+def _no_aq(ax, kind: str, band: dict) -> None:
+    """A panel that says no AQ was found (every band's count and chance at 0)."""
+    ax.text(
+        0.5,
+        0.5,
+        f"no AQ found at this size\n({kind} tokens: 0 neurons above the threshold in every\n"
+        "band of the band model and in the baseline, chance 0 too)",
+        ha="center",
+        va="center",
+        fontsize=10,
+        transform=ax.transAxes,
+    )
+    ax.set(title=f"{kind} tokens ({band['method']}, {band['rule']})", xticks=[], yticks=[])
+
+
 __all__ = [
     "plot_ablation",
     "plot_aq",
     "plot_band_spectra",
     "plot_band_statistics",
     "plot_curves",
+    "plot_loss_vs_flops",
+    "plot_lr_sweep",
     "plot_parameters",
     "plot_weight_change",
 ]

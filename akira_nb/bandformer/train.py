@@ -20,6 +20,9 @@ on one device or many (``torchrun``).
 - Validation: a fixed set, ``eval_batches * batch_size`` blocks drawn once from the validation
   split with ``data_seed`` (all of it when it is smaller), evaluated every ``eval_every`` steps
   and at the end; ``val_loss`` is the mean next-token cross-entropy over all its positions.
+  The final validation loss (``final_val_loss``) is over at least ``final_eval_predictions``
+  predictions (:func:`final_validation_blocks`: a superset of that set, the whole split when
+  it is smaller), beside the unigram cross-entropy of the same blocks.
 - Loss: :func:`~akira_nb.bandformer.model.training_loss` in training (the next-token
   cross-entropy whose backward reuses the logits' memory for their gradient: one
   ``[batch, seq, vocab]`` buffer per step instead of four, 823 MB each at t4 in fp32), and the
@@ -96,6 +99,7 @@ from akira_nb.bandformer.model import (
     BandTransformer,
     BaselineTransformer,
     model_summary,
+    next_token_loss,
     preset,
     training_loss,
 )
@@ -110,8 +114,10 @@ ARMS = (
     "band_no_wormhole",
     "reference",
     "baseline_differential",
+    "baseline_wide",
 )
-BASELINE_ARMS = ("baseline", "baseline_differential")  # the matched GPT, no bands
+# the GPTs, no bands: matched in parameters (the first two) or in width (baseline_wide)
+BASELINE_ARMS = ("baseline", "baseline_differential", "baseline_wide")
 # What each arm sets in the band config (model_overrides may not contradict it) ...
 ARM_MODEL: dict[str, dict[str, Any]] = {
     "baseline": dict(layout="band", wormhole=True),  # the band config it is matched to
@@ -121,6 +127,7 @@ ARM_MODEL: dict[str, dict[str, Any]] = {
     "band_no_wormhole": dict(layout="band", wormhole=False),
     "reference": dict(layout="reference", wormhole=False),  # as the reference's reported runs
     "baseline_differential": dict(layout="band", wormhole=True),  # as baseline
+    "baseline_wide": dict(layout="band", wormhole=True),  # as baseline
 }
 # ... and its LR mode (TrainConfig.lr_mode=None picks this one).
 ARM_LR_MODE = {
@@ -131,6 +138,7 @@ ARM_LR_MODE = {
     "band_no_wormhole": "differential",
     "reference": "differential",
     "baseline_differential": "differential",  # the band LRs over the GPT's hidden slices
+    "baseline_wide": "uniform",
 }
 DATASETS = ("offline", "wikitext-2", "wikitext-103", "tinystories")
 TOKENIZER = {"offline": "byte", "wikitext-2": "gpt2", "wikitext-103": "gpt2", "tinystories": "gpt2"}
@@ -153,10 +161,13 @@ class TrainConfig:
     initialisation and dropout). ``checkpoint_every=0`` keeps only the final checkpoint,
     ``monitor_every=0`` turns the weight-change monitor off, ``grad_clip=0`` clipping off,
     ``max_train_tokens`` caps the train split (None: all of it), ``cpu_threads=0`` leaves
-    torch's thread count alone. ``offline=True`` replaces each download with its stand-in of
-    the same shape (:mod:`akira_nb.standins`): a Hub ``dataset`` is read from the offline
-    corpus, tokenized by the stand-in of its tokenizer (``gpt2-standin``: vocabulary 50257), so
-    the model has the real shapes; a resume never changes it."""
+    torch's thread count alone. ``final_eval_predictions=N`` evaluates the final model on at
+    least ``N`` predictions of the validation split (all of it when it holds fewer; 0: the
+    ``eval_batches`` set, as every evaluation during training). ``offline=True`` replaces each
+    download with its stand-in of the same shape (:mod:`akira_nb.standins`): a Hub ``dataset``
+    is read from the offline corpus, tokenized by the stand-in of its tokenizer
+    (``gpt2-standin``: vocabulary 50257), so the model has the real shapes; a resume never
+    changes it."""
 
     arm: str = "band"
     preset: str = "tiny"
@@ -172,6 +183,7 @@ class TrainConfig:
     lr_mode: str | None = None
     eval_every: int = 100
     eval_batches: int = 8
+    final_eval_predictions: int = 0
     seed: int = 0
     data_seed: int | None = None
     max_train_tokens: int | None = None
@@ -198,6 +210,7 @@ class TrainConfig:
             runtime.check_choice("lr_mode", self.lr_mode, optim.LR_MODES)
         runtime.check_int("eval_every", self.eval_every, low=1)
         runtime.check_int("eval_batches", self.eval_batches, low=1)
+        runtime.check_int("final_eval_predictions", self.final_eval_predictions, low=0)
         runtime.check_int("seed", self.seed, low=0)
         if self.data_seed is not None:
             runtime.check_int("data_seed", self.data_seed, low=0)
@@ -413,21 +426,36 @@ def _epoch_order(seed: int, epoch: int, n_blocks: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n_blocks)
 
 
-def validation_blocks(cfg: TrainConfig, val: torch.Tensor) -> torch.Tensor:
-    """The fixed validation set: ``eval_batches * batch_size`` blocks of ``val`` picked with
-    ``split_seed`` (all of them, in that order, when there are fewer)."""
-    n = min(cfg.eval_batches * cfg.batch_size, val.shape[0])
+def validation_blocks(cfg: TrainConfig, val: torch.Tensor, n: int | None = None) -> torch.Tensor:
+    """The fixed validation set: ``eval_batches * batch_size`` blocks of ``val`` (or ``n``)
+    picked with ``split_seed`` (all of them, in that order, when there are fewer). A larger
+    ``n`` gives a superset of a smaller one (the first ``n`` of one seeded permutation)."""
+    n = min(cfg.eval_batches * cfg.batch_size if n is None else n, val.shape[0])
     order = np.random.default_rng([cfg.split_seed, 1 << 20]).permutation(val.shape[0])
     return val[torch.from_numpy(np.sort(order[:n]))]
+
+
+def final_validation_blocks(cfg: TrainConfig, val: torch.Tensor) -> torch.Tensor:
+    """The set of the final validation loss: at least ``final_eval_predictions`` predictions
+    (``seq_len - 1`` per block) and never fewer blocks than the evaluation set, which it
+    contains; the whole split when it holds fewer. ``final_eval_predictions=0``: the evaluation
+    set itself."""
+    need = math.ceil(cfg.final_eval_predictions / (cfg.seq_len - 1))
+    return validation_blocks(cfg, val, max(need, cfg.eval_batches * cfg.batch_size))
 
 
 # ----------------------------------------------------------------------------- model, steps
 
 
 def build_model(cfg: TrainConfig) -> tuple[torch.nn.Module, BandConfig]:
-    """``(model, band_cfg)`` of ``cfg.arm``, initialised from ``cfg.seed`` (on the CPU)."""
+    """``(model, band_cfg)`` of ``cfg.arm``, initialised from ``cfg.seed`` (on the CPU):
+    ``baseline`` / ``baseline_differential`` the GPT matched to the band model's parameter count,
+    ``baseline_wide`` the GPT as wide as the band model
+    (:meth:`~akira_nb.bandformer.model.BaselineTransformer.equal_width_config`)."""
     band_cfg = cfg.validate().band_config()
     runtime.seed_everything(cfg.seed)
+    if cfg.arm == "baseline_wide":
+        return BaselineTransformer(BaselineTransformer.equal_width_config(band_cfg)), band_cfg
     if cfg.arm in BASELINE_ARMS:
         return BaselineTransformer.matched_to(band_cfg), band_cfg
     return BandTransformer(band_cfg), band_cfg
@@ -445,6 +473,41 @@ def make_optimizer(model, cfg: TrainConfig, band_cfg: BandConfig) -> torch.optim
         )
     band_lrs = band_cfg.band_lrs if cfg.arm in BASELINE_ARMS else None
     return optim.make_adamw(model, cfg.resolved_lr_mode(), cfg.weight_decay, band_lrs=band_lrs)
+
+
+_FLOPS: dict[tuple, int] = {}  # step FLOPs per arm and model shape (step_flops)
+
+
+def step_flops(cfg: TrainConfig) -> int:
+    """FLOPs of one training step of ``cfg.arm`` on one global batch (``batch_size x seq_len``
+    tokens): :func:`count_step_flops` of the arm's model built on the meta device (nothing is
+    computed or allocated). The learning rates do not change it (cached without them)."""
+    band_cfg = cfg.validate().band_config()
+    shape = {k: v for k, v in band_cfg.to_dict().items() if k not in ("band_lrs", "shared_lr")}
+    key = (cfg.arm, cfg.batch_size, cfg.seq_len, tuple(sorted(shape.items())))
+    if key not in _FLOPS:
+        with torch.device("meta"):
+            model, _ = build_model(cfg)
+        _FLOPS[key] = count_step_flops(model, cfg.batch_size, cfg.seq_len)
+    return _FLOPS[key]
+
+
+def count_step_flops(model, batch_size: int, seq_len: int) -> int:
+    """FLOPs of the forward and backward of the next-token loss of ``model`` (train mode) on a
+    ``[batch_size, seq_len]`` batch, by ``torch.utils.flop_counter.FlopCounterMode``: every
+    matrix product (2 FLOPs per multiply-add) as the kernels run it, the band model's
+    zero-padded band groups included; attention as on the meta device, where it runs as its two
+    batched T x T products (no causal saving); elementwise ops are not counted. Build the model
+    on the meta device (on the CPU the fused attention kernel has no FLOP formula here)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    model.train()
+    x = torch.zeros(batch_size, seq_len, dtype=torch.long, device=device)
+    with FlopCounterMode(display=False) as counter:
+        next_token_loss(model(x), x).backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
 
 
 def optimizer_step(loss: torch.Tensor, optimizer, scaler, params, grad_clip: float) -> torch.Tensor:
@@ -753,7 +816,11 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
     bar.close()
     model.zero_grad(set_to_none=True)  # the last step's gradients (the model's size) go
 
-    final = history["val_loss"][-1]
+    final_blocks = final_validation_blocks(cfg, splits.val)
+    if final_blocks.shape[0] > val_blocks.shape[0]:
+        final = evaluate(model, final_blocks, cfg, device, rank, world)
+    else:
+        final = history["val_loss"][-1]
     tokens = cfg.total_steps * cfg.tokens_per_step
     per_step = _rank_mean(step_losses, world).tolist()
     result = TrainResult(
@@ -771,9 +838,10 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
         data={
             **splits.summary(),
             "val_set_blocks": int(val_blocks.shape[0]),
-            "unigram_val_loss": text.unigram_cross_entropy(
-                splits.train, val_blocks, splits.vocab_size
-            ),
+            "final_val_blocks": int(final_blocks.shape[0]),
+            "final_val_predictions": int(final_blocks.shape[0] * (final_blocks.shape[1] - 1)),
+            "unigram_val_loss": _unigram(splits, final_blocks),
+            "unigram_eval_loss": _unigram(splits, val_blocks),
         },
         device=str(device),
         world_size=world,
@@ -783,6 +851,11 @@ def _train(cfg, splits, device, run, resume, tag, rank, world, log) -> TrainResu
     if rank == 0:
         print(summary_line(tag, result), flush=True)
     return result
+
+
+def _unigram(splits: text.TokenSplits, blocks: torch.Tensor) -> float:
+    """The unigram cross-entropy of ``blocks`` under the train split's token frequencies."""
+    return text.unigram_cross_entropy(splits.train, blocks, splits.vocab_size)
 
 
 def summary_line(tag: str, res: TrainResult) -> str:
@@ -842,7 +915,9 @@ def parser() -> argparse.ArgumentParser:
     add("dataset", choices=DATASETS, default=d.dataset)
     for name in ("seq_len", "batch_size", "total_steps", "warmup_steps", "eval_every"):
         add(name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("eval_batches", "seed", "checkpoint_every", "monitor_every", "cpu_threads"):
+    for name in ("eval_batches", "final_eval_predictions", "seed", "checkpoint_every"):
+        add(name.replace("_", "-"), type=int, default=getattr(d, name))
+    for name in ("monitor_every", "cpu_threads"):
         add(name.replace("_", "-"), type=int, default=getattr(d, name))
     add("data-seed", type=int, default=None)
     add("max-train-tokens", type=int, default=None)
@@ -958,6 +1033,7 @@ __all__ = [
     "TrainResult",
     "build_model",
     "config_from_args",
+    "count_step_flops",
     "dist_device",
     "dist_env",
     "evaluate",
@@ -969,10 +1045,12 @@ __all__ = [
     "optimizer_step",
     "parser",
     "process_group",
+    "step_flops",
     "summary_line",
     "train",
     "train_batch",
     "trim_heap",
+    "final_validation_blocks",
     "validation_blocks",
 ]
 

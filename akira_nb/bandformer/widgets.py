@@ -19,13 +19,26 @@ from .plots import _band_colors, _color
 
 
 def arms_of(results: dict) -> list[str]:
-    """The arms with per-band records (every arm but the baseline), in the run's order."""
+    """The arms with per-band records (every arm but the GPTs), in the run's order."""
     return list(results["band_statistics"])
 
 
+def _steps(summary: dict) -> int:
+    return int(summary["config"].get("total_steps", 0))
+
+
 def _first(results: dict, arm: str) -> dict:
-    """The first seed's training summary of ``arm`` (the seed whose bands were analysed)."""
-    return next(a for a in results["arms"] if a["config"]["arm"] == arm)
+    """The training summary of ``arm`` whose bands were analysed: its first seed at its longest
+    budget (``results["arms"]`` lists the reported trainings, budgets ascending)."""
+    runs = [a for a in results["arms"] if a["config"]["arm"] == arm]
+    longest = max(_steps(a) for a in runs)
+    return next(a for a in runs if _steps(a) == longest)
+
+
+def _label(summary: dict) -> str:
+    steps = _steps(summary)
+    where = f", {steps:,} steps" if steps else ""
+    return f"{summary['config']['arm']} seed {summary['config']['seed']}{where}"
 
 
 def _ratios(summary: dict, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,9 +53,10 @@ def _ratios(summary: dict, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def explore(results: dict, arm: str, band: int):
-    """``arm``'s validation loss against the tokens (every seed, the baseline's first seed
-    beside it), and band ``band``'s spectrum, ablation curve and weight change against its
-    prescribed LR (the arm's first seed; the other bands in grey). ``results``: a 026 run's
+    """``arm``'s validation loss against the tokens (every seed at its longest budget, the
+    baseline's first seed at that budget beside it), and band ``band``'s spectrum, ablation
+    curve and weight change against its prescribed (tuned) LR (the arm's first seed there; the
+    other bands in grey). ``results``: a 026 run's
     ``results.json``. Returns ``(lines, figure)``; the figure is not tracked by pyplot."""
     arms = arms_of(results)
     if arm not in arms:
@@ -53,8 +67,9 @@ def explore(results: dict, arm: str, band: int):
         raise ValueError(f"band={band!r} is not a band of {arm}; choose an integer in 0..{n - 1}")
     band = int(band)
     first = _first(results, arm)
-    seeds = [a for a in results["arms"] if a["config"]["arm"] == arm]
-    base = next((a for a in results["arms"] if a["config"]["arm"] == "baseline"), None)
+    same = [a for a in results["arms"] if _steps(a) == _steps(first)]  # its budget
+    seeds = [a for a in same if a["config"]["arm"] == arm]
+    base = next((a for a in same if a["config"]["arm"] == "baseline"), None)
     unigram = results["unigram_val_loss"]
     ablation = results.get("ablations", {}).get(arm)
     maturity = results.get("maturation", {}).get(arm, {}).get("maturity")
@@ -62,6 +77,8 @@ def explore(results: dict, arm: str, band: int):
     lr = (first.get("prescribed_lrs") or {}).get(f"band_{band}")
 
     finals = ", ".join(f"{a['final_val_loss']:.4f} (seed {a['config']['seed']})" for a in seeds)
+    if _steps(first):
+        finals += f" at {_steps(first):,} steps"
     beside = (
         f"; baseline {base['final_val_loss']:.4f} (seed {base['config']['seed']})"
         if base is not None
@@ -93,12 +110,10 @@ def explore(results: dict, arm: str, band: int):
     (ax_val, ax_spec), (ax_abl, ax_wc) = fig.subplots(2, 2)
     for a, ls in zip(seeds, ["-", "--", "-.", ":"] * len(seeds)):
         h = a["history"]
-        label = f"{arm} seed {a['config']['seed']}"
-        ax_val.plot(h["tokens"], h["val_loss"], ls, color=_color(arm), label=label)
+        ax_val.plot(h["tokens"], h["val_loss"], ls, color=_color(arm), label=_label(a))
     if base is not None:
         h = base["history"]
-        label = f"baseline seed {base['config']['seed']}"
-        ax_val.plot(h["tokens"], h["val_loss"], color=_color("baseline"), label=label)
+        ax_val.plot(h["tokens"], h["val_loss"], color=_color("baseline"), label=_label(base))
     ax_val.axhline(unigram, color="black", ls=":", lw=1, label=f"unigram {unigram:.3f}")
     ax_val.set(xlabel="training tokens", ylabel="validation loss", title=f"{arm}: validation loss")
     ax_val.legend(fontsize=7)

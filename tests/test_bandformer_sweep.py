@@ -1,0 +1,279 @@
+"""026's comparison rules on known answers: the LR sweep's edge rule and its runner, budgets,
+the learning check, FLOP counts against a hand computation, the final validation set, the
+verdicts at the longest budget, and the AQ figure without AQ."""
+
+import math
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from akira_nb.bandformer import experiment, plots, sweep, train
+from akira_nb.bandformer.model import BaselineTransformer, GPTConfig
+
+LOW, MID, HIGH = sweep.LR_GRID
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+
+def test_the_grid_is_trained_first_then_an_interior_best_ends_the_sweep():
+    losses = {}
+    assert sweep.next_point(losses, sweep.LR_GRID) == LOW
+    losses[LOW] = 3.0
+    assert sweep.next_point(losses, sweep.LR_GRID) == MID
+    losses[MID] = 2.5
+    assert sweep.next_point(losses, sweep.LR_GRID) == HIGH
+    losses[HIGH] = 2.8
+    assert sweep.next_point(losses, sweep.LR_GRID) is None  # best inside: done
+    out = sweep.outcome(losses, sweep.LR_GRID)
+    assert out["best"] == MID and out["edge"] is None and out["swept"]
+    assert out["note"] == "3 points, best inside"
+    assert [m for m, _ in out["points"]] == [LOW, MID, HIGH]
+
+
+def test_a_best_at_an_edge_extends_the_sweep_beyond_it_up_to_the_cap():
+    grid = sweep.LR_GRID
+    losses = {LOW: 2.0, MID: 2.2, HIGH: 2.5}  # best at the low edge
+    nxt = sweep.next_point(losses, grid, max_extensions=2)
+    assert sweep.tag(nxt) == "0.1"  # one grid spacing (10 ** 0.5) below
+    losses[nxt] = 1.9  # the new point is best again: one more
+    nxt2 = sweep.next_point(losses, grid, max_extensions=2)
+    assert sweep.tag(nxt2) == "0.0316"
+    losses[nxt2] = 1.8  # still the best, but the cap (2 below the grid) is reached
+    assert sweep.next_point(losses, grid, max_extensions=2) is None
+    out = sweep.outcome(losses, grid)
+    assert out["best"] == nxt2 and out["edge"] == "low"
+    assert (
+        out["note"] == "5 points, best at the low edge: the optimum may lie beyond (below x0.0316)"
+    )
+    # the high side the same way; an extension that does not win ends it with the best inside
+    losses = {LOW: 2.5, MID: 2.2, HIGH: 2.0}
+    up = sweep.next_point(losses, grid, max_extensions=2)
+    assert sweep.tag(up) == "10"
+    losses[up] = 2.1
+    assert sweep.next_point(losses, grid, max_extensions=2) is None
+    assert sweep.outcome(losses, grid)["edge"] is None
+    # no extension allowed: an edge best is reported as such
+    assert sweep.next_point({LOW: 2.5, MID: 2.2, HIGH: 2.0}, grid, max_extensions=0) is None
+
+
+def test_a_diverged_point_ranks_last_and_one_point_is_no_sweep():
+    assert sweep.best({LOW: math.nan, MID: 2.0, HIGH: math.inf}) == MID
+    assert sweep.best({LOW: 2.0, MID: 2.0}) == LOW  # a tie: the smaller multiplier
+    # every point diverged: the lowest LR is the "best", at the edge, so the sweep goes lower
+    nan = {LOW: math.nan, MID: math.nan, HIGH: math.nan}
+    assert sweep.next_point(nan, sweep.LR_GRID) == pytest.approx(LOW / 10**0.5)
+    assert sweep.next_point({1.0: 2.0}, [1.0]) is None
+    out = sweep.outcome({1.0: 2.0}, [1.0])
+    assert not out["swept"] and out["edge"] is None and "not swept" in out["note"]
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ([1.0, 3.0], "too small a sweep"),  # 2 points
+        ([0.5, 1.0, 2.0], "too small a sweep"),  # spans 4x
+        ([1.0, 0.3, 3.0], "ascending"),
+        ([0.0, 1.0, 10.0], "lr_multipliers"),
+        ("1,2,3", "must be a list"),
+        ([0.3162, 0.31623, 3.2], "distinct"),  # the same tag
+    ],
+)
+def test_bad_multipliers_are_refused_naming_the_setting(value, match):
+    with pytest.raises(ValueError, match=match):
+        sweep.check_multipliers(value)
+
+
+def test_good_multipliers_and_budgets():
+    assert sweep.check_multipliers([1]) == [1.0]
+    assert sweep.check_multipliers(list(sweep.LR_GRID)) == list(sweep.LR_GRID)
+    assert sweep.check_budgets([200, 1000]) == [200, 1000]
+    for bad in ([1000, 200], [200, 200], [], [0], "200"):
+        with pytest.raises(ValueError, match="budgets"):
+            sweep.check_budgets(bad)
+
+
+def test_the_learning_check_on_hand_made_numbers():
+    assert sweep.LEARN_MARGIN == 0.05
+    assert sweep.learned(3.14, 3.19) and sweep.learned(2.0, 3.19)
+    assert not sweep.learned(3.15, 3.19)  # 0.04 below: not enough
+    assert not sweep.learned(3.30, 3.19) and not sweep.learned(math.nan, 3.19)
+
+
+class _FakeRunner(experiment._Runner):
+    """The runner's sweep loop over a table of losses instead of trainings."""
+
+    def __init__(self, plan, table):
+        super().__init__(plan, None, False, None, lambda line: None, None)
+        self.table, self.calls = table, []
+
+    def train(self, arm, steps, multiplier, seed):
+        self.calls.append((arm, steps, sweep.tag(multiplier), seed))
+        loss = self.table[sweep.tag(multiplier)] + 0.01 * seed
+        result = SimpleNamespace(final_val_loss=loss, model=object(), data={"unigram_val_loss": 9})
+        return experiment.Training(arm, steps, multiplier, seed, "t", None, result, 1.0)
+
+
+def test_the_runner_sweeps_the_first_seed_then_trains_the_others_at_the_best():
+    plan = experiment.study(
+        "tiny", arms=["band", "baseline"], seeds=[0, 3], aq_seeds=[0, 1], max_extensions=2
+    )
+    table = {"0.316": 2.0, "1": 2.2, "3.16": 2.5, "0.1": 1.9, "0.0316": 1.95}
+    runner = _FakeRunner(plan, table)
+    runner.arm("band", 200)
+    assert runner.calls == [
+        ("band", 200, "0.316", 0),
+        ("band", 200, "1", 0),
+        ("band", 200, "3.16", 0),
+        ("band", 200, "0.1", 0),  # best at the low edge: one below
+        ("band", 200, "0.0316", 0),  # best at the edge again: one more (the cap is 2)
+        ("band", 200, "0.1", 3),  # then the other seeds at the best, the AQ seed 1 too
+        ("band", 200, "0.1", 1),
+    ]
+    assert [sweep.tag(t.multiplier) for t in runner.reported] == ["0.1", "0.1", "0.1"]
+    assert runner.reported[0].seed == 0  # the sweep's winner is the first seed's result
+    sw = runner.sweeps[("band", 200)]
+    assert sweep.tag(sw["best"]) == "0.1" and sw["edge"] is None
+    # the long budget trains the first seed only (AQ seeds are trained at the first budget)
+    runner.calls.clear()
+    runner.arm("band", 500)
+    assert [c[3] for c in runner.calls] == [0] * 5 + [3]
+    # an arm outside sweep_arms trains once, at the preset's LRs
+    plan.sweep_arms = ["band"]
+    runner.calls.clear()
+    runner.arm("baseline", 200)
+    assert runner.calls == [("baseline", 200, "1", s) for s in (0, 3, 1)]
+    assert not runner.sweeps[("baseline", 200)]["swept"]
+
+
+# ----------------------------------------------------------------------------- FLOPs
+
+
+def test_the_flop_count_of_a_small_gpt_equals_the_hand_computation():
+    """One layer, d = 8 (2 heads of 4), d_mlp = 16, vocabulary 11, a 2 x 4 batch (N = 8
+    tokens): forward = 2 N (qkv 8x24 + out 8x8 + MLP 2 x 8x16 + tied unembedding 8x11) + the
+    attention's two T x T products per head, 2 x 2 B T^2 d; backward = 2 x forward."""
+    with torch.device("meta"):
+        model = BaselineTransformer(
+            GPTConfig(vocab_size=11, n_ctx=4, n_layers=1, d_model=8, n_heads=2, d_mlp=16)
+        )
+    n, b, t, d = 8, 2, 4, 8
+    forward = 2 * n * (8 * 24 + 8 * 8 + 2 * 8 * 16 + 8 * 11) + 4 * b * t * t * d
+    assert forward == 10_624
+    assert train.count_step_flops(model, b, t) == 3 * forward
+
+
+def test_the_equal_width_arms_flops_per_token_at_tiny():
+    """baseline_wide at tiny: 2 layers of d = 128, d_mlp = 512, vocabulary 257, T = 32."""
+    plan = experiment.study("tiny")
+    cfg = plan.config("baseline_wide", 200)
+    d, m, v, t, layers = 128, 512, 257, 32, 2
+    matmul = layers * (4 * d * d + 2 * d * m) + d * v  # weights per token (no biases)
+    per_token = 3 * (2 * matmul + layers * 4 * t * d)
+    assert train.step_flops(cfg) == per_token * cfg.tokens_per_step
+    # the band model costs more per token than the parameter-matched GPT (padding counted)
+    band, base = (train.step_flops(plan.config(a, 200)) for a in ("band", "baseline"))
+    assert band > base and train.step_flops(plan.config("band", 200, 10.0)) == band  # LR-free
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def test_the_final_validation_set_holds_at_least_50000_predictions_at_tiny():
+    plan = experiment.study("tiny")
+    cfg = plan.config("band", 200)
+    splits = train.make_data(cfg)
+    final = train.final_validation_blocks(cfg, splits.val)
+    assert final.shape[0] * (cfg.seq_len - 1) >= 50_000 and final.shape[0] <= splits.val.shape[0]
+    # a superset of the evaluation set, which stays as small as before
+    small = train.validation_blocks(cfg, splits.val)
+    assert small.shape[0] == cfg.eval_batches * cfg.batch_size
+    assert {tuple(r) for r in small.tolist()} <= {tuple(r) for r in final.tolist()}
+    # more predictions than the split holds: all of it; 0: the evaluation set itself
+    big = train.final_validation_blocks(replace(cfg, final_eval_predictions=10**9), splits.val)
+    assert big.shape[0] == splits.val.shape[0]
+    zero = replace(cfg, final_eval_predictions=0)
+    assert torch.equal(train.final_validation_blocks(zero, splits.val), small)
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+def _row(arm, budget, loss, learned=True, edge=None):
+    return dict(
+        arm=arm,
+        budget=budget,
+        tokens=budget * 512,
+        val_loss=loss,
+        learned=learned,
+        unigram=3.19,
+        lr_text="LR 0.001 (x0.316)",
+        sweep={"swept": True, "edge": edge, "points": [], "best": 1.0},
+    )
+
+
+def _claims(rows, size="a100"):
+    plan = experiment.study(size)
+    return {c["claim"]: c for c in experiment.claims({"study": plan, "loss_rows": rows})}
+
+
+def test_the_band_vs_gpt_verdicts_use_the_longest_budget_both_arms_trained():
+    rows = [
+        _row("baseline", 200, 2.60),
+        _row("band", 200, 2.45),  # the band model wins the short budget ...
+        _row("baseline_wide", 200, 2.62),
+        _row("baseline", 1000, 2.17),
+        _row("band", 1000, 2.30),  # ... and loses the long one
+        _row("baseline_wide", 1000, 1.99, edge="low"),
+    ]
+    out = _claims(rows)
+    matched = out[experiment.HEADLINE]
+    assert matched["verdict"] == "does not hold"
+    assert matched["measured_value"] == pytest.approx(2.30 - 2.17) and matched["unit"] == "nats"
+    assert matched["measured"].startswith("at 1,000 steps (512,000 tokens per arm)")
+    assert "at 200 steps 2.4500 vs 2.6000 (-0.1500)" in matched["measured"]
+    wide = out["the band model learns better than a GPT of its width"]
+    assert wide["verdict"] == "does not hold"
+    assert "baseline_wide's best LR is at the low edge" in wide["measured"]
+    # the short budget alone: the band model wins
+    short = _claims([r for r in rows if r["budget"] == 200])
+    assert short[experiment.HEADLINE]["verdict"] == "holds"
+    # below the seed's scale: not comparable, with the rule's result on the run's numbers
+    tiny = _claims(rows, "tiny")[experiment.HEADLINE]
+    assert tiny["verdict"] == "not comparable" and tiny["computed_verdict"] == "does not hold"
+
+
+def test_an_arm_that_did_not_learn_judges_nothing():
+    rows = [_row("baseline", 1000, 3.17, learned=False), _row("band", 1000, 2.5)]
+    claim = _claims(rows)[experiment.HEADLINE]
+    assert claim["verdict"].startswith("not measurable: arm baseline did not learn at 1,000")
+    assert claim["measured_value"] == pytest.approx(2.5 - 3.17)
+    tiny = _claims(rows, "tiny")[experiment.HEADLINE]
+    assert tiny["verdict"] == "not comparable"
+    assert tiny["computed_verdict"].startswith("not measurable: arm baseline did not learn")
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def test_the_aq_figure_says_when_no_aq_was_found():
+    zero = {"pct": 0.0, "chance_pct": 0.0, "above_pct": 0.0}
+    bands = [dict(zero, band=i) for i in range(7)]
+    summary = {"method": "procrustes", "rule": "mean + 2 std"}
+    aq = {
+        "band": {"summary": dict(summary, by_kind={"random": dict(zero, bands=bands)})},
+        "baseline": {"summary": dict(summary, by_kind={"random": dict(zero)})},
+    }
+    fig = plots.plot_aq(aq)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert len(texts) == 1 and texts[0].startswith("no AQ found at this size")
+    assert not fig.axes[0].patches  # no empty bars
+    # with AQ in one band the bars are drawn
+    bands[2] = dict(zero, band=2, pct=5.0)
+    fig = plots.plot_aq(aq)
+    assert not fig.axes[0].texts and len(fig.axes[0].patches) == 14
+    heights = [p.get_height() for p in fig.axes[0].patches[:7]]
+    np.testing.assert_allclose(heights, [0, 0, 5.0, 0, 0, 0, 0])

@@ -149,8 +149,8 @@ CPU_COST: dict[str, dict[str | None, str]] = {
         "(estimated from the 342-550 training tokens/s measured on one thread)",
         "t4": "wikitext-103, the 026 model, 7 trainings x 2,000 steps x 16 x 256 tokens: 1-2 "
         "days on a CPU (estimated from the 342-550 training tokens/s measured on one thread)",
-        "tiny": "offline corpus, 2-layer 128-wide models, 7 trainings x 200 steps x 16 x 32 "
-        "tokens: about 2 min",
+        "tiny": "offline corpus, 2-layer models, 16 x 32 tokens a step, budgets 200 and 500 "
+        "steps, the main arms at their tuned LRs (24 trainings): about 330 CPU-seconds",
     },
     "differential_lr": {
         None: "the seed's full protocol (size a100): wikitext-103, the 7+1 band model, 3 arms "

@@ -95,7 +95,11 @@ def test_a_resume_reloads_every_training_and_trains_nothing(tiny, monkeypatch):
 
     monkeypatch.setattr(train_mod, "train", _no_training)
     again = E.run_study(
-        E.study("tiny", progress=False), name="tiny", root=root, resume=True, log=None
+        E.study("tiny", progress=False),
+        name=out["run"].path.name.split("-", 2)[2],  # the main job's run name
+        root=root,
+        resume=True,
+        log=None,
     )
     assert again["run"].path == out["run"].path
     assert again["claims"] == out["claims"] and again["tuned"] == out["tuned"]

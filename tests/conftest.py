@@ -1,11 +1,19 @@
+import contextlib
+import io
 import os
+import shutil
+import time
+from pathlib import Path
 
 import matplotlib
 import pytest
 import torch
 
 matplotlib.use("Agg")
-torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", min(2, os.cpu_count() or 1))))
+# One intra-op thread per test process unless OMP_NUM_THREADS says otherwise: with two pytest
+# workers on two cores, a second thread per worker spins waiting for a busy core (a tiny-model
+# learning test took 84 CPU-s on two threads against 20 on one, on the same loaded machine).
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
 
 
 @pytest.fixture
@@ -16,21 +24,120 @@ def runs_root(tmp_path, monkeypatch):
     return root
 
 
+# ----------------------------------------------------------------------------- the main job
+
 MAIN_JOB = "main_job"  # xdist group: every test that reads the main job runs on one worker
+
+# The smallest runs that exercise ``all``'s wiring: real flags of every sub-command appended
+# to what ``all --size tiny`` passes it (a few steps, one or two arms, a handful of samples).
+SMALL_FLAGS = {
+    "grokking": ["--p", "7", "--n_epochs", "30", "--wave_modes", "fnet", "--seeds", "0"],
+    "spatiotemporal": ["--steps", "6", "--eval-steps", "4", "--grid-size", "8"],
+    "action_quanta": ["--num-samples", "8", "--no-grokking"],
+    "bandformer": [
+        *("--arms", "band", "baseline", "--budgets", "4", "8", "--aq_samples", "8"),
+        *("--eval_batches", "1", "--final_eval_predictions", "64", "--stats_sequences", "2"),
+    ],
+    "differential_lr": ["--budgets", "4", "--seeds", "0", "--eval-batches", "1"],
+}
+
+
+class _SmallFlags:
+    """A parser that appends :data:`SMALL_FLAGS` to each sub-command ``all`` parses."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+    def __getattr__(self, name):
+        return getattr(self.parser, name)
+
+    def parse_args(self, argv=None):
+        argv = list(argv or [])
+        return self.parser.parse_args(argv + SMALL_FLAGS.get(argv[0] if argv else "", []))
 
 
 @pytest.fixture(scope="session")
 def main_job(tmp_path_factory):
-    """``python -m akira_nb all --size tiny`` run once per test session (the kit's main job):
-    ``{"root": its runs root, "out": what it printed}``. The tests that read it carry
-    ``@pytest.mark.xdist_group(MAIN_JOB)`` so that, with ``--dist loadgroup``, it runs once."""
-    import contextlib
-    import io
-
-    from akira_nb.__main__ import main
+    """``python -m akira_nb all --size tiny`` once per test session, every experiment shrunk by
+    :data:`SMALL_FLAGS` (the wiring of ``all``: every experiment registered, run through its
+    ``cli.main``, its ``kit_summary`` into the summary; the tiny studies themselves are checked
+    by the notebooks and :func:`tiny_runs`): ``{"root", "out", "code"}``. The tests that read
+    it carry ``@pytest.mark.xdist_group(MAIN_JOB)`` so that, with ``--dist loadgroup``, it runs
+    once."""
+    from akira_nb import __main__ as entry
 
     root = tmp_path_factory.mktemp("main_job")
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = main(["all", "--size", "tiny", "--output_dir", str(root)])
+    build = entry.build_parser
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buf):
+        mp.setattr(entry, "build_parser", lambda: _SmallFlags(build()))
+        code = entry.main(["all", "--size", "tiny", "--output_dir", str(root)])
     return {"root": root, "out": buf.getvalue(), "code": code}
+
+
+# ----------------------------------------------------------------------------- the tiny studies
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """A runs root for the notebooks' tiny studies, which tests reopen with ``resume=True`` under
+    the notebook's run name: a copy of ``AKIRA_TINY_RUNS_DIR`` when set (``tests/run_all.sh``
+    points it at the notebook stage's runs, so CI trains each tiny study once), else an empty
+    folder (the test's resume then trains the study itself, as the notebook would)."""
+    root = tmp_path_factory.mktemp("tiny_runs") / "runs"
+    source = os.environ.get("AKIRA_TINY_RUNS_DIR")
+    if source and Path(source).is_dir():
+        shutil.copytree(source, root)
+    else:
+        root.mkdir()
+    return root
+
+
+# ----------------------------------------------------------------------------- progress by file
+
+
+class _FileProgress:
+    """Prints ``PASSED tests/test_x.py (12 tests, 3.4 s)`` as each test file finishes, so a long
+    quiet run (``-q``, several workers) shows where it is."""
+
+    def __init__(self, config):
+        self.config = config
+        self.left: dict[str, int] = {}
+        self.failed: set[str] = set()
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def _count(self, nodeids):
+        if not self.left:
+            for nodeid in nodeids:
+                path = nodeid.split("::")[0]
+                self.left[path] = self.left.get(path, 0) + 1
+        self.total = dict(self.left)
+
+    def pytest_collection_finish(self, session):
+        self._count([item.nodeid for item in session.items])
+
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self._count(ids)
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.started.setdefault(nodeid.split("::")[0], time.perf_counter())
+
+    def pytest_runtest_logreport(self, report):
+        path = report.nodeid.split("::")[0]
+        if report.failed:
+            self.failed.add(path)
+        if report.when != "teardown" or path not in self.left:
+            return
+        self.left[path] -= 1
+        if self.left[path] == 0:
+            word = "FAILED" if path in self.failed else "done"
+            took = time.perf_counter() - self.started.get(path, time.perf_counter())
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"{word} {path} ({self.total[path]} tests, {took:.0f} s)")
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller (or a run without workers)
+        config.pluginmanager.register(_FileProgress(config), "akira-file-progress")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The kit's full test run: unit tests, then every notebook executed at the tiny size.
+# The kit's full test run: every notebook executed at the tiny size, the unit tests, then the
+# explorers in a real browser. Each stage prints its wall time and CPU-seconds.
 # Uses the python on PATH (activate the kit's environment first, or let colab_setup.sh make one).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,19 +9,36 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then py=.venv/bin/pytho
 
 # The tests never need the network (model weights and hub data sets cannot be fetched on the
 # kit's machines; the tests use models and text the kit builds): fail fast instead of retrying.
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+# One torch thread per process: two workers share the two cores.
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1
 
-# Unit tests, two workers (pytest-xdist): Agg backend here only (a kernel that inherits it would
-# lose its figures).
-MPLBACKEND=Agg "$py" -m pytest tests -q -p no:cacheprovider -n 2 --dist loadgroup --ignore=tests/browser
+# stage NAME COMMAND...: run it, then print its wall time and its CPU-seconds (children's).
+stage() {
+    local name="$1" start cpu0 cpu1
+    shift
+    echo "[tests] ${name} ..."
+    start=$(date +%s)
+    cpu0=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
+    "$@"
+    cpu1=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
+    echo "[tests] ${name}: $(( $(date +%s) - start )) s wall," \
+        "$(( (cpu1 - cpu0) / $(getconf CLK_TCK) )) CPU-s"
+}
 
-# Notebooks, end to end at the tiny size, two at a time with one thread each, into a scratch
-# runs folder that the browser test then reopens (AKIRA_RESUME=1) instead of training again.
+# Notebooks, end to end at the tiny size, two at a time, into a scratch runs folder that the
+# unit tests (AKIRA_TINY_RUNS_DIR: the tiny studies checked there are these runs, reopened)
+# and the browser test (AKIRA_RESUME=1) reopen instead of training again.
 nbruns="$(mktemp -d)/runs"
-AKIRA_RUNS_DIR="$nbruns" AKIRA_SIZE=tiny OMP_NUM_THREADS=1 "$py" -m pytest -q -p no:cacheprovider --nbmake \
-    --nbmake-timeout=600 -n 2 notebooks/
+stage "notebooks at tiny" env AKIRA_RUNS_DIR="$nbruns" AKIRA_SIZE=tiny "$py" -m pytest -q \
+    -p no:cacheprovider --nbmake --nbmake-timeout=900 -n 2 notebooks/
 
-# The explorers in a real browser: JupyterLab + headless Chromium run every notebook at the tiny
-# size and change each explorer's controls (a few minutes; skipped without Chromium, except in
-# CI). No MPLBACKEND here either: the notebook kernels keep their inline backend.
-AKIRA_BROWSER_RUNS_DIR="$nbruns" "$py" -m pytest -q -p no:cacheprovider tests/browser
+# Unit tests, two workers (pytest-xdist; a line as each file finishes): Agg backend here only
+# (a kernel that inherits it would lose its figures).
+stage "unit tests" env AKIRA_TINY_RUNS_DIR="$nbruns" MPLBACKEND=Agg "$py" -m pytest tests -q \
+    -p no:cacheprovider -n 2 --dist loadgroup --ignore=tests/browser --durations=10
+
+# The explorers in a real browser: JupyterLab + headless Chromium open every notebook at the
+# tiny size on the notebook stage's runs and change each explorer's controls (skipped without
+# Chromium, except in CI). No MPLBACKEND here either: the kernels keep their inline backend.
+stage "explorers in a browser" env AKIRA_BROWSER_RUNS_DIR="$nbruns" "$py" -m pytest -q \
+    -p no:cacheprovider tests/browser

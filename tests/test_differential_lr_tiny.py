@@ -1,8 +1,8 @@
-"""013 at the real tiny preset (the study CI runs in the notebook and the main job), trained once
-by the main job (tests/conftest.py) and reloaded here: every arm learns at every seed at the
-longest budget, every sweep spans 10x with its best interior or says so, the verdicts are judged
-and agree with the template, the figures and results.json hold what the notebook prints, and a
-resume trains nothing."""
+"""013 at the real tiny preset, as the notebook runs it: reopened from the notebook stage's runs
+(tests/conftest.py ``tiny_runs``; trained here once when the file runs alone) and checked: every
+arm learns at every seed at the longest budget, every sweep spans 10x with its best interior or
+says so, the verdicts are judged and agree with the template, the figures and results.json hold
+what the notebook prints, and a resume trains nothing."""
 
 import json
 
@@ -13,22 +13,16 @@ from akira_nb.differential_lr import evaluate as ev
 from akira_nb.differential_lr import experiment as E
 from akira_nb.differential_lr import widgets
 
-# the main job (tests/conftest.py: ``all --size tiny``, run once per session) trains the tiny
-# study; these tests reload it, so nothing here trains (a resumed study that trained would fail)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("main_job")]
+# one worker opens the study (its first open may train it; the tests after it reload it)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_013")]
 
 
 @pytest.fixture(scope="module")
-def tiny(main_job):
-    assert main_job["code"] == 0
-    root = main_job["root"]
+def tiny(tiny_runs):
     plan = E.study("tiny", progress=False)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_mod, "train", _no_training)
-        out = E.run_study(
-            plan, name=f"study-tiny-{plan.lr_preset}", root=root, resume=True, log=None
-        )
-    return out, root
+    name = f"notebook-tiny-{plan.lr_preset}"  # the notebook's run name
+    out = E.run_study(plan, name=name, root=tiny_runs, resume=True, log=None)
+    return out, tiny_runs
 
 
 def _no_training(*a, **k):
@@ -96,7 +90,7 @@ def test_a_resume_reloads_every_training_and_trains_nothing(tiny, monkeypatch):
     monkeypatch.setattr(train_mod, "train", _no_training)
     again = E.run_study(
         E.study("tiny", progress=False),
-        name=out["run"].path.name.split("-", 2)[2],  # the main job's run name
+        name=out["run"].path.name.split("-", 2)[2],  # the notebook's run name
         root=root,
         resume=True,
         log=None,

@@ -35,7 +35,13 @@ stage "notebooks at tiny" env AKIRA_RUNS_DIR="$nbruns" AKIRA_SIZE=tiny "$py" -m 
 # Unit tests, two workers (pytest-xdist; a line as each file finishes): Agg backend here only
 # (a kernel that inherits it would lose its figures).
 stage "unit tests" env AKIRA_TINY_RUNS_DIR="$nbruns" MPLBACKEND=Agg "$py" -m pytest tests -q \
-    -p no:cacheprovider -n 2 --dist loadgroup --ignore=tests/browser --durations=10
+    -p no:cacheprovider -n 2 --dist loadgroup --ignore=tests/browser -m "not full_shapes" \
+    --durations=10
+
+# The t4 plans at their real widths (GPT-2 sizes, 50,257-token vocabularies) on local stand-ins,
+# a few steps each: memory-heavy, so apart from the unit tests.
+stage "t4 plans on stand-ins" env MPLBACKEND=Agg "$py" -m pytest tests -q -p no:cacheprovider \
+    -n 2 -m full_shapes --durations=5
 
 # The explorers in a real browser: JupyterLab + headless Chromium open every notebook at the
 # tiny size on the notebook stage's runs and change each explorer's controls (skipped without

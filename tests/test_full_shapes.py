@@ -6,6 +6,10 @@ shuffles), never widths."""
 import math
 from dataclasses import replace
 
+import pytest
+
+pytestmark = pytest.mark.full_shapes
+
 # --- 000 action quanta ---------------------------------------------------------------------
 # Built as notebooks/000_action_quanta.py builds it (experiment.plan(SIZE, ...) then
 # run_experiment), at t4 with offline=True: the stand-ins of gpt2 and gpt2-medium (3072 and 4096
@@ -114,6 +118,7 @@ DLR_COUNTS = dict(
     seeds=[0],
     sweep=[],  # no LR sweep: each arm once, at its prescribed LRs
     total_steps=3,
+    final_eval_predictions=0,  # the final losses on the evaluation batch, not 81,600 predictions
     batch_size=1,
     eval_batches=1,
     monitor_every=1,

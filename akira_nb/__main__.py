@@ -13,8 +13,10 @@ Without a CUDA device, a run at the seed's protocol (no ``--size`` or ``AKIRA_SI
 ``t4`` / ``a100`` first prints the notebooks' no-GPU warning: what it would run, roughly how long
 that takes on a CPU and what ``--size tiny`` runs instead (``runtime.CPU_COST``).
 
-A bad input prints ``error: <message>`` on one line and exits with status 2, as argparse does;
-``--debug`` (or ``AKIRA_DEBUG=1``) shows the traceback instead.
+A bad input prints ``error: <message>`` on one line and exits with status 2 (a flag argparse
+refuses adds ``; see python -m akira_nb <experiment> --help``); ``--debug`` (or
+``AKIRA_DEBUG=1``) shows the traceback instead. The runs root (``--output_dir``) is checked
+before any experiment starts, and ``--resume`` with no run of that name to resume is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import importlib
 import os
 import sys
 import time
+
+from akira_nb.runtime import ArgumentParser
 
 EXPERIMENTS = {
     "grokking": "akira_nb.grokking",
@@ -39,7 +43,7 @@ def _load(name: str, part: str = "cli"):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m akira_nb",
         description="Run an AKIRA experiment headless, or every experiment at one size (all).",
     )
@@ -106,21 +110,35 @@ def run_all(parser: argparse.ArgumentParser, size: str | None, output_dir: str |
     return {"sections": sections, **written}
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, with a flag the sub-command does not know refused by the
+    sub-command's parser (its ``--help`` is the one to read)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser._subparsers._group_actions[0].choices[args.experiment].error(
+            f"unrecognized arguments: {' '.join(extra)}"
+        )
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     debug = args.debug or os.environ.get("AKIRA_DEBUG", "") not in ("", "0")
     try:
+        from akira_nb.runs import check_runs_root, resume_must_exist
         from akira_nb.runtime import size_from, warn_if_no_gpu
 
         size = size_from(getattr(args, "size", None))
+        check_runs_root(args.output_dir)  # before any experiment starts
         if args.experiment == "all":
             warn_if_no_gpu(size, list(EXPERIMENTS))
             run_all(parser, size, args.output_dir)
         else:
             if not getattr(args, "selftest", False):  # bandformer --selftest: a quick model test
                 warn_if_no_gpu(size, args.experiment)
-            _load(args.experiment).main(args)
+            with resume_must_exist(getattr(args, "resume", False)):  # --resume: a run to resume
+                _load(args.experiment).main(args)
     except ValueError as exc:
         if debug:
             raise

@@ -6,13 +6,19 @@ checkpoints.
 - Checkpoints hold only tensors, numbers, strings, lists and dicts, and load with
   ``torch.load(..., weights_only=True)``.
 - ``Run.open_or_create(..., resume=True)`` reopens the newest run of the same experiment and name,
-  so training continues from its newest checkpoint.
+  so training continues from its newest checkpoint; with none, it starts one (a notebook's
+  ``RESUME`` on a fresh machine). The CLI's ``--resume`` asks for a run that exists
+  (:func:`resume_must_exist`): with nothing to resume it is refused, naming the name and the
+  folder it looked in. Reopening a run removes the temp files a killed write left behind.
+- :func:`check_runs_root`: the runs root must be a folder that exists or can be made (refused,
+  naming ``output_dir`` or ``AKIRA_RUNS_DIR``, before anything is written).
+- :func:`read_json` reads every run file; a corrupt one is named in one line.
 - One resume guard for every experiment: :func:`check_resume` compares a saved config with the
   new one and refuses (``ValueError`` naming each field with both values) a resume whose
   settings differ in a field that matters. ``Run.open_or_create`` applies it to the run's
   ``config.json``, ``Run.latest_checkpoint(config=...)`` to the config every kit checkpoint
-  stores under ``"config"``. A newest checkpoint that does not load is skipped with a warning
-  naming the file, and the newest one that loads is used.
+  stores under ``"config"``. A newest checkpoint that does not load is skipped with a one-line
+  warning naming the file, and the newest one that loads is used.
 - :func:`write_summary` writes the kit summary (``summary.md`` + ``summary.json``) beside the
   runs: one section per experiment, the seed's claims beside the measurements.
 - The root is ``AKIRA_RUNS_DIR`` when set (on Colab, a mounted Drive folder), else ``runs/`` at
@@ -22,6 +28,8 @@ checkpoints.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as _dt
 import json
 import math
@@ -40,6 +48,10 @@ from typing import Any, Iterable
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 _CKPT_RE = re.compile(r"^ckpt_(\d+)\.pt$")
+# the temp files of _atomic_write (``.<name>.<8 random>.tmp``) and Run.save_figure
+_TEMP_RE = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp|tmp\.png)$")
+# Run.open_or_create(resume=True): must a run exist (the CLI's --resume)? See resume_must_exist.
+_RESUME_MUST_EXIST = contextvars.ContextVar("akira_resume_must_exist", default=False)
 
 
 def runs_root(root: str | os.PathLike | None = None) -> Path:
@@ -53,6 +65,61 @@ def runs_root(root: str | os.PathLike | None = None) -> Path:
     if (checkout / "pyproject.toml").is_file() and (checkout / "akira_nb").is_dir():
         return checkout / "runs"
     return Path.cwd() / "runs"
+
+
+def _root_setting(root) -> str:
+    """Which setting gave the runs root, for an error message."""
+    if root is not None:
+        return "output_dir"
+    return "AKIRA_RUNS_DIR" if os.environ.get("AKIRA_RUNS_DIR") else "the runs folder"
+
+
+def check_runs_root(root: str | os.PathLike | None = None) -> Path:
+    """The runs root (:func:`runs_root`), checked before anything is written: a folder that
+    exists, or one that can be made (its nearest existing parent is a folder where this user
+    can write). Otherwise ``ValueError`` naming the setting it came from (``output_dir``, or
+    ``AKIRA_RUNS_DIR``) and the path. Creates nothing."""
+    path = runs_root(root)
+    where = f"{_root_setting(root)}={str(path)!r}"
+    base = path
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        what = f"{where} is" if base == path else f"{where} cannot be made: {str(base)!r} is"
+        raise ValueError(
+            f"{what} a file, not a folder; pass a folder for the runs (one that does not exist "
+            "yet is made)"
+        )
+    try:  # a folder made and removed at once: writable here (os.access is True for root)
+        os.rmdir(tempfile.mkdtemp(prefix=".akira-write-check-", dir=base))
+    except OSError as exc:
+        raise ValueError(
+            f"{where} cannot be made or written (making a folder in {str(base)!r}: "
+            f"{exc.strerror or exc}); pass a folder where you can write"
+        ) from None
+    return path
+
+
+@contextlib.contextmanager
+def resume_must_exist(enabled: bool = True):
+    """Within this block ``Run.open_or_create(resume=True)`` refuses (``ValueError`` naming the
+    name and the folder it looked in) when there is no run to resume: the CLI's explicit
+    ``--resume``. Outside it, ``resume=True`` resumes a run if there is one and otherwise starts
+    one (a notebook's ``RESUME``, whose first run on a fresh machine must start)."""
+    token = _RESUME_MUST_EXIST.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _RESUME_MUST_EXIST.reset(token)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON in ``path``; a corrupt file is a ``ValueError`` naming it in one line."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: corrupt JSON ({exc}); delete it or start a new run") from None
 
 
 def use_drive(folder: str = "akira-runs", enabled: bool = True) -> Path | None:
@@ -190,6 +257,20 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why a checkpoint did not load, in one line: the exception type and PyTorch's first
+    sentence, without its advice (re-loading with ``weights_only=False`` runs the file's code)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    marker = "WeightsUnpickler error:"
+    if marker in text:  # not a plain-tensor file: what it holds, not how to load it anyway
+        detail = text.split(marker, 1)[1].strip()
+        reason = "not a plain-tensor checkpoint: " + detail.splitlines()[0] if detail else ""
+    else:
+        reason = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    reason = re.split(r"\.(?:\s|$)", reason, maxsplit=1)[0][:160] or "no reason given"
+    return f"{type(exc).__name__}: {reason}"
+
+
 class Run:
     """One run folder. Create with :meth:`create` or :meth:`open_or_create`."""
 
@@ -203,7 +284,7 @@ class Run:
     def create(cls, experiment: str, name: str, config: Any = None, root=None) -> Run:
         check_name(experiment, "experiment")
         check_name(name, "name")
-        base = runs_root(root) / experiment
+        base = check_runs_root(root) / experiment
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = base / f"{stamp}-{name}"
         suffix = 1
@@ -235,23 +316,42 @@ class Run:
         resume: bool = False,
         root=None,
         may_change: Iterable[str] = (),
+        must_exist: bool | None = None,
     ) -> Run:
         """With ``resume=True`` reopen the newest run called ``name`` (its config must match
-        ``config`` outside ``may_change``, see :func:`check_resume`); otherwise, or when none
-        exists, start a new folder."""
+        ``config`` outside ``may_change``, see :func:`check_resume`; temp files of a killed
+        write are removed); otherwise start a new folder. When there is none to resume, a new
+        one starts too, unless ``must_exist`` (default: within :func:`resume_must_exist`, the
+        CLI's ``--resume``): then ``ValueError`` naming the name and the folder looked in."""
+        base = check_runs_root(root) / check_name(experiment, "experiment")
         if resume:
             run = cls.find_latest(experiment, name, root)
             if run is not None:
                 if config is not None:
                     check_resume(run.config, config, f"the run {run.path}", may_change)
+                run.remove_temp_files()
                 return run
+            if _RESUME_MUST_EXIST.get() if must_exist is None else must_exist:
+                raise ValueError(
+                    f"nothing to resume: no run called {name!r} in {str(base)!r}; check the "
+                    "name (and the output folder), or drop --resume to start a new run"
+                )
         return cls.create(experiment, name, config, root)
+
+    def remove_temp_files(self) -> list[Path]:
+        """Remove the temp files a killed write left in the run folder (``.<name>.<random>.tmp``
+        of an atomic write, ``.<name>.tmp.png`` of a figure); returns them. Call it only when
+        nothing writes into the run (on reopening it)."""
+        found = [p for p in self.path.rglob(".*") if _TEMP_RE.match(p.name) and p.is_file()]
+        for path in found:
+            path.unlink(missing_ok=True)
+        return found
 
     # -- contents -------------------------------------------------------------------------
     @property
     def config(self) -> dict | None:
         path = self.path / "config.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_json(path) if path.is_file() else None
 
     def write_results(self, results: Any) -> Path:
         """Atomically (re)write ``results.json``."""
@@ -259,7 +359,7 @@ class Run:
 
     def read_results(self) -> dict | None:
         path = self.path / "results.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_json(path) if path.is_file() else None
 
     def file(self, name: str) -> Path:
         """Path of an artefact inside the run folder (sub-folders are created)."""
@@ -319,16 +419,20 @@ class Run:
         ``state["config"]`` must match it (:func:`check_resume`, outside ``may_change``)."""
         import torch
 
-        for _, path in reversed(self._checkpoints(self.checkpoint_dir(tag))):
+        found = self._checkpoints(self.checkpoint_dir(tag))
+        for i, (_, path) in reversed(list(enumerate(found))):
             try:
                 state = torch.load(path, map_location=map_location, weights_only=True)
                 if not isinstance(state, dict):
                     raise TypeError(f"it holds a {type(state).__name__}, not a dict")
             except Exception as exc:  # any file that does not load is skipped, and named
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                then = (
+                    "trying the previous one"
+                    if i
+                    else "no older checkpoint is left, so the training restarts from step 0"
+                )
                 warnings.warn(
-                    f"skipped checkpoint {path}: it does not load ({type(exc).__name__}: "
-                    f"{reason[:200]}); trying the previous one",
+                    f"skipped checkpoint {path}: it does not load ({_load_failure(exc)}); {then}",
                     RuntimeWarning,
                     stacklevel=2,
                 )

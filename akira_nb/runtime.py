@@ -15,6 +15,7 @@ torch and numpy are imported inside the functions that need them, so that the va
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import numbers
@@ -279,12 +280,43 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
+def _https_proxy() -> str:
+    """The HTTPS proxy the environment names (``HTTPS_PROXY`` / ``https_proxy``), or ``""``."""
+    return os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or ""
+
+
+def hub_answers(timeout: float = HUB_TIMEOUT_S) -> bool:
+    """Whether one HTTPS ``HEAD`` request to the Hub (``HF_ENDPOINT``, default
+    ``https://huggingface.co``) gets an HTTP answer below 500 within ``timeout`` seconds (per
+    socket operation), through the proxy the environment names, as the Hub clients go. Behind
+    a proxy a TCP connect reaches only the proxy: one that accepts every connection but cannot
+    reach the Hub (or breaks TLS) passes a connect, and the Hub clients then retry every file
+    for half a minute or more; this request fails at once instead."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    url = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/") + "/"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True
+    except urllib.error.HTTPError as exc:  # the Hub answered; 5xx: it is down
+        return exc.code < 500
+    except (OSError, ValueError, http.client.HTTPException):  # refused, TLS, timeout, tunnel
+        return False
+
+
 def hub_reachable() -> bool:
     """Whether the Hub (:func:`hub_address`) answers a TCP connect within
-    :data:`HUB_TIMEOUT_S`; checked once per process and address, then remembered."""
+    :data:`HUB_TIMEOUT_S` and, behind a proxy (whose connect says nothing about the Hub), one
+    request through it (:func:`hub_answers`); checked once per process and address, then
+    remembered."""
     address = hub_address()
     if address not in _hub_reachable:
-        _hub_reachable[address] = _can_connect(*address, HUB_TIMEOUT_S)
+        reachable = _can_connect(*address, HUB_TIMEOUT_S)
+        if reachable and _https_proxy():
+            reachable = hub_answers(HUB_TIMEOUT_S)
+        _hub_reachable[address] = reachable
     return _hub_reachable[address]
 
 
@@ -298,9 +330,14 @@ def require_hub(what: str) -> None:
     if hub_offline() or hub_reachable():
         return
     host, port = hub_address()
+    where = (
+        f"the HTTPS proxy {host}:{port} does not reach it"
+        if _https_proxy()
+        else f"{host}:{port} cannot be reached from this machine"
+    )
     raise HubUnreachableError(
-        f"{what} needs the Hugging Face Hub, but {host}:{port} cannot be reached from this "
-        "machine; pass --offline to run on local stand-ins of the same shape, or --size tiny "
+        f"{what} needs the Hugging Face Hub, but {where}; pass --offline to run on local "
+        "stand-ins of the same shape, or --size tiny "
         "for the offline corpus and models (or set HF_HUB_OFFLINE=1 to read only the local "
         "Hugging Face cache)"
     )
@@ -494,3 +531,13 @@ def cost_line(c: dict) -> str:
         f"this run: {c['cpu_seconds']:.1f} CPU-seconds (time.process_time, every thread of this "
         f"process), {c['wall_seconds']:.1f} s wall"
     )
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line, ``error: <message>; see <prog>
+    --help``, with exit status 2 (no usage block): every command line of the kit uses it.
+    Sub-parsers made with ``add_subparsers().add_parser`` are of the same class, so a
+    sub-command's hint names it (``see python -m akira_nb grokking --help``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {' '.join(str(message).split())}; see {self.prog} --help\n")

@@ -527,7 +527,7 @@ class AQConfig:
                 )
         check_int("batch_size", self.batch_size, low=1)
         check_real("threshold", self.threshold)
-        check_rule(self.threshold_method, self.threshold_value)
+        self._check_threshold_value()
         check_choice("input_type", self.input_type, INPUT_TYPES)
         check_choice("text_corpus", self.text_corpus, TEXT_CORPORA)
         check_int("seed", self.seed, low=0)
@@ -555,9 +555,23 @@ class AQConfig:
     def input_types(self) -> list[str]:
         return ["random", "text"] if self.input_type == "both" else [self.input_type]
 
+    def _check_threshold_value(self) -> float:
+        """``threshold_value`` checked against ``threshold_method``'s range; a fixed threshold
+        lies in [-1, 1], as the aligned methods' scores (correlations) do."""
+        _, value = check_rule(
+            self.threshold_method, self.threshold_value, "threshold_method", "threshold_value"
+        )
+        if self.threshold_method == "fixed" and not -1.0 <= value <= 1.0:
+            raise ValueError(
+                f"threshold_value={value!r} is outside the allowed range [-1.0, 1.0] for the "
+                "fixed rule: the aligned methods' scores are correlations, so a cut outside "
+                "[-1, 1] flags every neuron or none"
+            )
+        return value
+
     @property
     def rule_value(self) -> float:
-        return check_rule(self.threshold_method, self.threshold_value)[1]
+        return self._check_threshold_value()
 
     @property
     def n_tokens(self) -> int:

@@ -110,7 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="threshold_value",
         type=float,
         default=None,
-        help="the rule's value: k of mean + k std (2), the percentile (95) or the fixed cut (0.3)",
+        help="the rule's value: k of mean + k std (2; k > 0), the percentile (95; 0 to 100) or "
+        "the fixed cut (0.3; -1 to 1)",
     )
     a(
         "--input-type",

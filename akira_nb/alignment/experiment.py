@@ -1092,11 +1092,11 @@ def run_experiment(
 ) -> dict:
     """Run the comparison of ``p`` (and the grokking ground truth), write ``results.json`` and
     every figure into a run folder, and return ``{"run", "plan", "result", "grok", "claims",
-    "reference", "lines"}``. Everything is validated, and both models loaded and checked,
-    before the run folder exists. ``models``: ``(model_a, model_b)`` already loaded. Offline
-    (``p.aq.offline``) the stand-ins banner is printed first (``banner=False``: the caller
-    printed it, :func:`standins_record`), results.json records ``"standins"`` and every verdict
-    against the seed reads :data:`akira_nb.standins.NOT_COMPARABLE`."""
+    "reference", "lines"}``. Everything is validated, the text corpus and both models loaded
+    and checked, before the run folder exists. ``models``: ``(model_a, model_b)`` already
+    loaded. Offline (``p.aq.offline``) the stand-ins banner is printed first (``banner=False``:
+    the caller printed it, :func:`standins_record`), results.json records ``"standins"`` and
+    every verdict against the seed reads :data:`akira_nb.standins.NOT_COMPARABLE`."""
     from ..runs import Run
 
     start, cpu = time.perf_counter(), time.process_time()
@@ -1105,6 +1105,10 @@ def run_experiment(
     record = standins_record(p, banner)  # the banner first, when offline
     log = log or (lambda line: None)
     stage = aq.Stages(p.aq.device)
+    texts = None
+    if "text" in p.aq.input_types:  # a corpus that cannot load fails before the run folder
+        with stage("inputs"):
+            texts = aq.load_texts(aq.text_corpus_of(p.aq), p.aq.seed)
     if models is None:
         with stage("load models"):
             models = aq.load_models(p.aq)
@@ -1121,7 +1125,15 @@ def run_experiment(
     for note in p.notes:
         log(f"note: {note}")
     result = aq.run_aq(
-        p.aq, model_a, model_b, run=run, resume=resume, progress=progress, log=log, stages=stage
+        p.aq,
+        model_a,
+        model_b,
+        run=run,
+        resume=resume,
+        progress=progress,
+        log=log,
+        texts=texts,
+        stages=stage,
     )
     gk = None
     if p.grok is not None:

@@ -608,7 +608,9 @@ def tiny_record(folder: str | os.PathLike) -> dict[str, Any]:
     path = Path(folder) / RECORD
     if not path.is_file():
         raise ValueError(f"{folder} holds no {RECORD}: not a tiny model folder (or incomplete)")
-    return json.loads(path.read_text())
+    from akira_nb.runs import read_json
+
+    return read_json(path)
 
 
 __all__ = [

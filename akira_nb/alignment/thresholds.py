@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..runtime import check_choice, check_int, check_real
+from ..runtime import check_int, check_real
 
 RULES = ("statistical", "percentile", "fixed")
 DEFAULT_VALUES = {"statistical": 2.0, "percentile": 95.0, "fixed": 0.3}
@@ -77,14 +77,34 @@ def _scores(name: str, scores) -> np.ndarray:
     return s
 
 
-def check_rule(rule: str, value=None) -> tuple[str, float]:
-    """The rule and its value (the rule's default when ``value`` is None), validated."""
-    check_choice("rule", rule, RULES)
+# the value each rule accepts: (low, high, low_open), and what it means
+VALUE_RANGES = {"statistical": (0.0, None, True), "percentile": (0.0, 100.0, False)}
+VALUE_MEANING = {
+    "statistical": "k of mean + k std, k > 0",
+    "percentile": "a percentile in [0, 100]",
+    "fixed": "the threshold itself",
+}
+
+
+def check_rule(
+    rule: str, value=None, rule_name: str = "rule", value_name: str = "value"
+) -> tuple[str, float]:
+    """The rule and its value (the rule's default when ``value`` is None), validated: the
+    statistical rule's k > 0 (k <= 0 puts the threshold at or below the mean: it flags about
+    half the neurons or more, whatever they are), the percentile in [0, 100], a finite fixed
+    threshold. ``rule_name`` / ``value_name``: the names the error gives them (the caller's
+    parameters, e.g. ``threshold_method`` / ``threshold_value``)."""
+    if rule not in RULES:
+        raise ValueError(
+            f"{rule_name}={rule!r} is not allowed; choose one of {list(RULES)} (threshold rules)"
+        )
     if value is None:
         value = DEFAULT_VALUES[rule]
-    if rule == "percentile":
-        return rule, check_real("value", value, 0.0, 100.0)
-    return rule, check_real("value", value)
+    low, high, low_open = VALUE_RANGES.get(rule, (None, None, False))
+    try:
+        return rule, check_real(value_name, value, low, high, low_open=low_open)
+    except ValueError as exc:
+        raise ValueError(f"{exc} for the {rule} rule ({VALUE_MEANING[rule]})") from None
 
 
 def threshold_value(scores, rule: str = "statistical", value: float | None = None) -> float:

@@ -269,7 +269,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads for training (default 1, fastest for tiny models on shared cores; "
         "0: torch's default, left as it is; see runtime.cpu_threads)",
     )
-    a("--wandb", action="store_true", help="log to Weights & Biases (needs `pip install wandb`)")
+    a(
+        "--wandb",
+        action="store_true",
+        help="log to Weights & Biases (needs wandb and a login: `wandb login` or WANDB_API_KEY; "
+        "checked before the run starts)",
+    )
     a(
         "--wandb_project",
         "--wandb-project",
@@ -394,7 +399,9 @@ def config_from_args(args: argparse.Namespace):
 
 def check_wandb(enabled: bool):
     """The ``wandb`` module when ``enabled`` (None otherwise); a ``ValueError`` saying how to
-    install it when it is asked for and missing."""
+    install it when it is asked for and missing, or how to log in when no login is configured
+    (checked before the run folder exists: without one ``wandb.init`` would stop the run at its
+    first arm, with a traceback)."""
     if not enabled:
         return None
     try:
@@ -404,7 +411,34 @@ def check_wandb(enabled: bool):
             "--wandb needs the wandb package, which is not installed here: pip install wandb "
             "(or drop --wandb)"
         ) from exc
+    if not wandb_logged_in(wandb):
+        raise ValueError(
+            "--wandb needs a Weights & Biases login and none is configured here: run `wandb "
+            "login` (or set WANDB_API_KEY, or WANDB_MODE=offline to log locally), or drop --wandb"
+        )
     return wandb
+
+
+def wandb_logged_in(wandb) -> bool:
+    """Whether ``wandb`` can start a run without asking for a key, checked without a prompt
+    and without the network: WANDB_MODE offline / disabled needs no login; otherwise a key in
+    WANDB_API_KEY, wandb's settings or the netrc file (``wandb.login(prompt=False,
+    verify=False)``; older wandb without ``prompt``: ``wandb.sdk.lib.apikey.api_key()``).
+    True when this wandb offers neither (it will say so itself)."""
+    import inspect
+    import os
+
+    if os.environ.get("WANDB_MODE", "").strip().lower() in {"offline", "dryrun", "disabled"}:
+        return True
+    if os.environ.get("WANDB_API_KEY", "").strip():
+        return True
+    if "prompt" in inspect.signature(wandb.login).parameters:
+        return bool(wandb.login(prompt=False, verify=False))
+    try:
+        from wandb.sdk.lib import apikey
+    except ImportError:
+        return True
+    return apikey.api_key() is not None
 
 
 def main(args: argparse.Namespace) -> dict | None:

@@ -352,9 +352,25 @@ class TrainResult:
 
 def make_data(cfg: TrainConfig) -> text.TokenSplits:
     """The packed train / val / test blocks of ``cfg.dataset`` (cached per process: two
-    arms with the same data share them)."""
+    arms with the same data share them); a ``ValueError`` when a batch would not fit in the
+    train blocks (every caller loads the data before its run folder exists, so a batch that
+    does not fit leaves nothing behind)."""
     cfg.validate()
-    return _splits(cfg.corpus, cfg.tokenizer, cfg.seq_len, cfg.split_seed, cfg.max_train_tokens)
+    splits = _splits(cfg.corpus, cfg.tokenizer, cfg.seq_len, cfg.split_seed, cfg.max_train_tokens)
+    check_batch_fits(cfg, splits)
+    return splits
+
+
+def check_batch_fits(cfg: TrainConfig, splits: text.TokenSplits) -> None:
+    """Raise ``ValueError`` naming ``batch_size`` when one batch needs more sequences than
+    the train split has blocks (each would be drawn several times in one step, and the step's
+    activations grow with the batch, not the data)."""
+    n = int(splits.train.shape[0])
+    if cfg.batch_size > n:
+        raise ValueError(
+            f"batch_size={cfg.batch_size} is more than the {n:,} training blocks of "
+            f"{cfg.seq_len} tokens that dataset={cfg.dataset!r} has; pass batch_size <= {n}"
+        )
 
 
 @functools.lru_cache(maxsize=2)
@@ -888,18 +904,26 @@ def _sync(device: torch.device) -> None:
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> ``(key, value)``: VALUE a Python literal (``ast.literal_eval``: a
+    number, a tuple or list, True, ...) or a bare word (``layout=band``); nothing is
+    evaluated, so an expression such as ``(1e-4,)*7`` is refused (write the tuple out)."""
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ValueError(f"--override {item!r} must be KEY=VALUE (a BandConfig field)")
     try:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        return key, value  # a bare word, e.g. layout=band
+        if value.isidentifier():
+            return key, value  # a bare word, e.g. layout=band
+        raise ValueError(
+            f"--override {item!r}: VALUE {value!r} is not a Python literal (a number, a tuple "
+            "such as (1e-4, 3e-4), True, a word); expressions are not evaluated"
+        ) from None
 
 
 def parser() -> argparse.ArgumentParser:
     """The entry point's flags (each also spelt with underscores, as the reference's)."""
-    p = argparse.ArgumentParser(
+    p = runtime.ArgumentParser(
         prog="python -m akira_nb.bandformer.train",
         description="Train one arm of the band transformer experiment (026); under torchrun "
         "with DistributedDataParallel.",
@@ -936,8 +960,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a model setting (BandConfig field), e.g. --override n_layers=4 "
-        "--override 'band_lrs=(1e-4,)*7'; repeatable",
+        help="a model setting (BandConfig field) as a Python literal, e.g. --override "
+        "n_layers=4 --override 'band_lrs=(1e-4,1e-4,1e-4,1e-4,1e-4,1e-4,1e-4)'; repeatable",
     )
     add("output-dir", default=None, help="runs root (default: AKIRA_RUNS_DIR or ./runs)")
     add("name", default=None, help="run folder name and checkpoint tag (default: the arm)")
@@ -1032,6 +1056,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "build_model",
+    "check_batch_fits",
     "config_from_args",
     "count_step_flops",
     "dist_device",

@@ -11,13 +11,13 @@ module says why).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from akira_nb import explorers
+from akira_nb.runs import read_json
 
 from . import fourier
 from .train import TrainConfig
@@ -31,7 +31,7 @@ def load_run(path) -> dict:
     file = path / "results.json"
     if not file.is_file():
         raise ValueError(f"path={str(path)!r} holds no results.json; pass a grokking run folder")
-    saved = json.loads(file.read_text())
+    saved = read_json(file)
     saved["path"] = str(path)
     saved["by_tag"] = {TrainConfig(**a["config"]).tag: a for a in saved["arms"]}
     return saved

@@ -190,7 +190,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="eval_start",
         type=float,
         default=10000.4,
-        help="time of the first held-out frame (default 10000.4, off every training time)",
+        help="time of the first held-out frame (default 10000.4, off every training time); its "
+        "warm-up frames must come after the last training frame",
     )
     p.add_argument(
         "--checkpoint-every",

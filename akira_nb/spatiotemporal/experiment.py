@@ -13,7 +13,6 @@ the same run reloads finished arms without training and continues partly trained
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -21,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import runtime
-from ..runs import atomic_write_json, check_resume, to_jsonable
+from ..runs import atomic_write_json, check_resume, read_json, to_jsonable
 from ..runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
 from . import patterns as P
 from .evaluate import evaluate, evaluation_times
@@ -149,7 +148,7 @@ def study(
         row["grid_size"] = PRESETS[name].grid_size
         from_preset.pop("grid_size", None)
     values = {**row, **given}
-    sweep_steps = runtime.check_int("sweep_steps", values.pop("sweep_steps"), 0)
+    sweep_steps = runtime.check_int("sweep_steps", values.pop("sweep_steps"), 1)
     values.setdefault("eval_warmup", PRESETS[name].time_depth)
     train_cfg = TrainConfig(**values).validate()
     sweep = replace(train_cfg, steps=sweep_steps, rollout_horizon=0, pattern_eval=None)
@@ -178,7 +177,7 @@ def _reload_arm(run, arm: str, model, cfg: TrainConfig, config: dict, device):
     path = run.path / "arms" / f"{arm}.json"
     if not path.is_file():
         return None
-    saved = json.loads(path.read_text())
+    saved = read_json(path)
     try:
         check_resume(saved.get("config"), config, f"the arm {path}", ARM_MAY_CHANGE)
     except ValueError:

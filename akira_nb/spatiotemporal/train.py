@@ -78,7 +78,7 @@ class TrainConfig:
         if self.pattern_eval is not None:
             check_choice("pattern_eval", self.pattern_eval, P.PATTERNS)
         check_int("grid_size", self.grid_size, 4)
-        check_int("steps", self.steps, 0)
+        check_int("steps", self.steps, 1)  # 0 steps: nothing trained, a "final loss" of nan
         check_real("lr", self.lr, 0.0, None, low_open=True)
         check_choice("protocol", self.protocol, ("online", "batched"))
         check_int("batch", self.batch, 1)
@@ -91,6 +91,7 @@ class TrainConfig:
         check_real("eval_start", self.eval_start)
         check_int("eval_warmup", self.eval_warmup, 1)
         check_int("rollout_horizon", self.rollout_horizon, 0)
+        self._check_held_out()
         check_int("switch_period", self.switch_period, 1)
         if not isinstance(self.pattern_params, dict):
             raise ValueError(f"pattern_params={self.pattern_params!r} must be a dict")
@@ -101,6 +102,21 @@ class TrainConfig:
         if self.cpu_threads is not None:
             check_int("cpu_threads", self.cpu_threads, 0)
         return self
+
+    def _check_held_out(self) -> None:
+        """The evaluation frames (``eval_warmup`` before ``eval_start`` up to the last scored or
+        rollout frame) must come after every training frame (times 0 .. the last stream's
+        start + ``steps``), so that "held-out" frames are ones the model never trained on."""
+        last_train = (self.batch - 1) * round(self.batch_spacing) + self.steps
+        first_eval = self.eval_start - self.eval_warmup
+        if first_eval <= last_train:  # a negative eval_start too (periodic patterns repeat)
+            raise ValueError(
+                f"eval_start={self.eval_start!r} puts the held-out frames (from t = "
+                f"{first_eval:g}, eval_warmup={self.eval_warmup} before it) before or among the "
+                f"training frames (t = 0 .. {last_train}): pass eval_start > "
+                f"{last_train + self.eval_warmup} off the integers (e.g. the default 10000.4), or "
+                "fewer steps"
+            )
 
     def params_for(self, pattern: str) -> dict:
         params = dict(self.pattern_params.get(pattern, {}))

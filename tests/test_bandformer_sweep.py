@@ -1,6 +1,7 @@
-"""026's comparison rules on known answers: the LR sweep's edge rule and its runner, budgets,
-the learning check, FLOP counts against a hand computation, the final validation set, the
-verdicts at the longest budget, and the AQ figure without AQ."""
+"""026's comparison rules on known answers: its form of the LR sweep (the rule itself, the
+learning check included: tests/test_lr_sweep.py) and its runner, budgets, FLOP counts against a
+hand computation, the final validation set, the verdicts at the longest budget, and the AQ
+figure without AQ."""
 
 import math
 from dataclasses import replace
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from akira_nb import lr_sweep
 from akira_nb.bandformer import experiment, plots, sweep, train
 from akira_nb.bandformer.model import BaselineTransformer, GPTConfig
 
@@ -17,69 +19,54 @@ LOW, MID, HIGH = sweep.LR_GRID
 
 
 # ----------------------------------------------------------------------------- the sweep
+# (the rule itself on known answers: tests/test_lr_sweep.py; here 026's form of it)
 
 
-def test_the_grid_is_trained_first_then_an_interior_best_ends_the_sweep():
-    losses = {}
-    assert sweep.next_point(losses, sweep.LR_GRID) == LOW
-    losses[LOW] = 3.0
-    assert sweep.next_point(losses, sweep.LR_GRID) == MID
-    losses[MID] = 2.5
-    assert sweep.next_point(losses, sweep.LR_GRID) == HIGH
-    losses[HIGH] = 2.8
-    assert sweep.next_point(losses, sweep.LR_GRID) is None  # best inside: done
-    out = sweep.outcome(losses, sweep.LR_GRID)
+def test_026_uses_the_kits_one_sweep_rule():
+    assert sweep.LR_GRID == lr_sweep.GRID and sweep.MAX_EXTENSIONS == lr_sweep.MAX_EXTENSIONS
+    assert sweep.next_point is lr_sweep.next_point and sweep.best is lr_sweep.best
+    assert sweep.learned is lr_sweep.learned and sweep.LEARN_MARGIN == lr_sweep.LEARN_MARGIN
+    assert sweep.tag(10**-0.5) == "0.316"  # 3 significant digits name 026's trainings
+
+
+def test_the_sweep_notes_say_inside_at_an_edge_or_not_swept():
+    out = sweep.outcome({LOW: 3.0, MID: 2.5, HIGH: 2.8}, sweep.LR_GRID)
     assert out["best"] == MID and out["edge"] is None and out["swept"]
     assert out["note"] == "3 points, best inside"
     assert [m for m, _ in out["points"]] == [LOW, MID, HIGH]
-
-
-def test_a_best_at_an_edge_extends_the_sweep_beyond_it_up_to_the_cap():
-    grid = sweep.LR_GRID
-    losses = {LOW: 2.0, MID: 2.2, HIGH: 2.5}  # best at the low edge
-    nxt = sweep.next_point(losses, grid, max_extensions=2)
-    assert sweep.tag(nxt) == "0.1"  # one grid spacing (10 ** 0.5) below
-    losses[nxt] = 1.9  # the new point is best again: one more
-    nxt2 = sweep.next_point(losses, grid, max_extensions=2)
-    assert sweep.tag(nxt2) == "0.0316"
-    losses[nxt2] = 1.8  # still the best, but the cap (2 below the grid) is reached
-    assert sweep.next_point(losses, grid, max_extensions=2) is None
-    out = sweep.outcome(losses, grid)
-    assert out["best"] == nxt2 and out["edge"] == "low"
+    # a best at the low edge after the cap: 2 points below the grid, the best the lowest
+    losses = {LOW: 2.0, MID: 2.2, HIGH: 2.5, LOW / 10**0.5: 1.9, LOW / 10: 1.8}
+    out = sweep.outcome(losses, sweep.LR_GRID)
+    assert out["best"] == LOW / 10 and out["edge"] == "low"
     assert (
         out["note"] == "5 points, best at the low edge: the optimum may lie beyond (below x0.0316)"
     )
-    # the high side the same way; an extension that does not win ends it with the best inside
-    losses = {LOW: 2.5, MID: 2.2, HIGH: 2.0}
-    up = sweep.next_point(losses, grid, max_extensions=2)
-    assert sweep.tag(up) == "10"
-    losses[up] = 2.1
-    assert sweep.next_point(losses, grid, max_extensions=2) is None
-    assert sweep.outcome(losses, grid)["edge"] is None
-    # no extension allowed: an edge best is reported as such
-    assert sweep.next_point({LOW: 2.5, MID: 2.2, HIGH: 2.0}, grid, max_extensions=0) is None
-
-
-def test_a_diverged_point_ranks_last_and_one_point_is_no_sweep():
-    assert sweep.best({LOW: math.nan, MID: 2.0, HIGH: math.inf}) == MID
-    assert sweep.best({LOW: 2.0, MID: 2.0}) == LOW  # a tie: the smaller multiplier
-    # every point diverged: the lowest LR is the "best", at the edge, so the sweep goes lower
-    nan = {LOW: math.nan, MID: math.nan, HIGH: math.nan}
-    assert sweep.next_point(nan, sweep.LR_GRID) == pytest.approx(LOW / 10**0.5)
-    assert sweep.next_point({1.0: 2.0}, [1.0]) is None
+    high = sweep.outcome({LOW: 2.5, MID: 2.2, HIGH: 2.0}, sweep.LR_GRID)
+    assert (
+        high["note"] == "3 points, best at the high edge: the optimum may lie beyond (above x3.16)"
+    )
     out = sweep.outcome({1.0: 2.0}, [1.0])
     assert not out["swept"] and out["edge"] is None and "not swept" in out["note"]
+    # run_sweep: the rule over a loss function, with the same note
+    ran = sweep.run_sweep(lambda m: {LOW: 2.5, MID: 2.2, HIGH: 2.0}.get(m, 2.1), sweep.LR_GRID)
+    assert sweep.tag(ran["best"]) == "3.16" and ran["edge"] is None
+    assert ran["note"] == "4 points, best inside" and ran["extensions"] == 1
 
 
 @pytest.mark.parametrize(
     "value, match",
     [
-        ([1.0, 3.0], "too small a sweep"),  # 2 points
-        ([0.5, 1.0, 2.0], "too small a sweep"),  # spans 4x
+        ([1.0, 3.0], r"has 2 point\(s\) spanning 3x; a sweep needs at least 3"),  # 2 points
+        (
+            [0.5, 1.0, 2.0],
+            r"spanning 4x; a sweep needs at least 3 points spanning at least 10x: distinct",
+        ),
         ([1.0, 0.3, 3.0], "ascending"),
         ([0.0, 1.0, 10.0], "lr_multipliers"),
         ("1,2,3", "must be a list"),
-        ([0.3162, 0.31623, 3.2], "distinct"),  # the same tag
+        ([0.3162, 0.31623, 3.2], r"repeats 0.31623 \(multipliers must differ in their first 3"),
+        ([], r"\(or one multiplier: no sweep"),
+        ([math.nan], r"lr_multipliers\[0\]=nan"),
     ],
 )
 def test_bad_multipliers_are_refused_naming_the_setting(value, match):
@@ -96,25 +83,19 @@ def test_good_multipliers_and_budgets():
             sweep.check_budgets(bad)
 
 
-def test_the_learning_check_on_hand_made_numbers():
-    assert sweep.LEARN_MARGIN == 0.05
-    assert sweep.learned(3.14, 3.19) and sweep.learned(2.0, 3.19)
-    assert not sweep.learned(3.15, 3.19)  # 0.04 below: not enough
-    assert not sweep.learned(3.30, 3.19) and not sweep.learned(math.nan, 3.19)
-
-
 class _FakeRunner(experiment._Runner):
     """The runner's sweep loop over a table of losses instead of trainings."""
 
     def __init__(self, plan, table):
         super().__init__(plan, None, False, None, lambda line: None, None)
-        self.table, self.calls = table, []
+        self.table, self.calls, self.made = table, [], []
 
     def train(self, arm, steps, multiplier, seed):
         self.calls.append((arm, steps, sweep.tag(multiplier), seed))
         loss = self.table[sweep.tag(multiplier)] + 0.01 * seed
         result = SimpleNamespace(final_val_loss=loss, model=object(), data={"unigram_val_loss": 9})
-        return experiment.Training(arm, steps, multiplier, seed, "t", None, result, 1.0)
+        self.made.append(experiment.Training(arm, steps, multiplier, seed, "t", None, result, 1.0))
+        return self.made[-1]
 
 
 def test_the_runner_sweeps_the_first_seed_then_trains_the_others_at_the_best():
@@ -135,6 +116,9 @@ def test_the_runner_sweeps_the_first_seed_then_trains_the_others_at_the_best():
     ]
     assert [sweep.tag(t.multiplier) for t in runner.reported] == ["0.1", "0.1", "0.1"]
     assert runner.reported[0].seed == 0  # the sweep's winner is the first seed's result
+    # the losing sweep points keep their numbers and drop their models; the reported keep theirs
+    kept = [t.result.model is not None for t in runner.made]
+    assert kept == [False, False, False, True, False, True, True]
     sw = runner.sweeps[("band", 200)]
     assert sweep.tag(sw["best"]) == "0.1" and sw["edge"] is None
     # the long budget trains the first seed only (AQ seeds are trained at the first budget)

@@ -1,15 +1,20 @@
-"""013: the per-arm LR sweep's edge rule, the budgets' tuning (which trainings run, each once),
-the learning check, H1's pinned rule (its 20% threshold and its every-seed condition), the
-direction beside every p, the template agreeing with the H lines, the claims contract and the
-figures (points per band, one sweep panel per budget)."""
+"""013: its form of the kit's LR sweep rule (the rule itself: test_lr_sweep.py), the budgets'
+tuning (which trainings run, each once), the final losses over at least 50,000 held-out
+predictions for the reported trainings, the learning check, H1's pinned rule (its 20% threshold
+and its every-seed condition), the direction beside every p, the template agreeing with the H
+lines, the claims contract and the figures (points per band, one sweep panel per budget)."""
 
+import json
 import math
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from test_differential_lr import _out_from, _record
 
+from akira_nb import lr_sweep, text
+from akira_nb.bandformer import train as train_mod
 from akira_nb.differential_lr import claims as C
 from akira_nb.differential_lr import evaluate as ev
 from akira_nb.differential_lr import experiment as E
@@ -17,6 +22,7 @@ from akira_nb.differential_lr import plots
 from akira_nb.differential_lr import sweep as sw
 
 # ----------------------------------------------------------------------------- the edge rule
+# (the rule itself on known answers: tests/test_lr_sweep.py; here 013's form of it)
 
 
 def _bowl(opt):
@@ -24,19 +30,30 @@ def _bowl(opt):
     return lambda m: 2.0 + (math.log10(m) - math.log10(opt)) ** 2
 
 
-def test_an_interior_best_adds_no_point():
+def test_013_uses_the_kits_one_sweep_rule():
+    assert E.SWEEP == list(lr_sweep.GRID) and E.LEARN_MARGIN is lr_sweep.LEARN_MARGIN
+    assert E.study("tiny", progress=False).sweep_extensions == lr_sweep.MAX_EXTENSIONS
+    assert sw.tag(10**0.5) == "3.162"  # 4 significant digits name 013's trainings
+
+
+def test_an_interior_best_adds_no_point_and_has_no_note():
     res = sw.run_sweep(_bowl(1.0), [10**-0.5, 1.0, 10**0.5])
     assert res["best"] == 1.0 and res["extensions"] == 0 and res["note"] == ""
     assert [p["mult"] for p in res["points"]] == pytest.approx([0.3162, 1.0, 3.162], rel=1e-3)
+    assert set(res["points"][0]) == {"mult", "loss"} and res["edge"] is None
 
 
 def test_a_best_at_an_edge_extends_beyond_it_until_interior():
-    res = sw.run_sweep(_bowl(10.0), [10**-0.5, 1.0, 10**0.5])  # best at the high edge
+    seen = []
+    res = sw.run_sweep(lambda m: seen.append(m) or _bowl(10.0)(m), [10**-0.5, 1.0, 10**0.5])
+    # each multiplier trained once, normed, and reported as trained; x10 names its training
+    assert sorted(seen) == [p["mult"] for p in res["points"]] and len(set(seen)) == 5
+    assert seen == [sw.norm(m) for m in seen] and sw.tag(seen[3]) == "10"
+    assert res["best"] == pytest.approx(10.0)
     assert [p["mult"] for p in res["points"]] == pytest.approx(
         [10**-0.5, 1.0, 10**0.5, 10.0, 10**1.5]
     )
-    assert res["best"] == pytest.approx(10.0) and res["extensions"] == 2 and res["edge"] is None
-    assert res["note"] == ""
+    assert res["extensions"] == 2 and res["edge"] is None and res["note"] == ""
     low = sw.run_sweep(_bowl(0.1), [1.0, 3.0, 10.0])  # best at the low edge: 1/3, then 1/9
     assert [p["mult"] for p in low["points"]][:2] == pytest.approx([1 / 9, 1 / 3])
     assert low["best"] == pytest.approx(1 / 9) and low["edge"] == "low"
@@ -46,18 +63,22 @@ def test_a_best_still_at_an_edge_after_two_extensions_says_the_optimum_may_lie_b
     res = sw.run_sweep(lambda m: -m, [0.1, 1.0, 10.0])  # keeps falling: never bracketed
     assert [p["mult"] for p in res["points"]] == pytest.approx([0.1, 1, 10, 100, 1000])
     assert res["edge"] == "high" and res["extensions"] == 2
-    assert res["note"].startswith("the optimum may lie beyond x1e+03")
+    assert res["note"] == (
+        "the optimum may lie beyond x1e+03 (the best point is at the high edge after 2 "
+        "extension(s))"
+    )
     # a diverged training (NaN) ranks last: x1 is the interior best
     nan = sw.run_sweep(lambda m: math.nan if m > 2 else _bowl(1.0)(m), [0.1, 1.0, 10.0])
     assert nan["best"] == 1.0 and nan["extensions"] == 0 and math.isnan(nan["points"][2]["loss"])
-    assert sw.next_point({1.0: 2.0, 3.0: 1.0, 10.0: 1.5}) is None
-    assert sw.next_point({1.0: 2.0, 3.0: 1.0}) == pytest.approx(9.0)
 
 
 def test_check_grid():
     assert sw.check_grid("sweep", []) == []
     assert sw.check_grid("sweep", [3.0, 0.3, 1.0]) == [0.3, 1.0, 3.0]
+    assert sw.check_grid("sweep", [10**-0.5, 1, 10**0.5]) == [0.316227766, 1.0, 3.16227766]
     with pytest.raises(ValueError, match=r"2 point\(s\) spanning 10x; a sweep needs at least 3"):
+        sw.check_grid("sweep", [1.0, 10.0])
+    with pytest.raises(ValueError, match=r"\(or \[\] for no sweep: every arm at its prescribed"):
         sw.check_grid("sweep", [1.0, 10.0])
     with pytest.raises(ValueError, match=r"sweep\[1\]=-1"):
         sw.check_grid("sweep", [1.0, -1, 10.0])
@@ -120,8 +141,14 @@ def test_the_learning_check_needs_every_seed_below_unigram_minus_the_margin():
     bad = C.learned([3.0, 3.15, math.nan], unigram=3.19, seeds=[4, 5, 6])
     assert not bad["ok"] and [s for s, _ in bad["failed"]] == [5, 6]
     assert bad["line"].startswith("did not learn: final val loss 3.1500 at seed 5, nan at seed 6")
-    edge = C.learned([3.19 - C.LEARN_MARGIN], unigram=3.19)  # on the bar is not below it
-    assert not edge["ok"] and C.LEARN_MARGIN == 0.05
+    # the kit's rule (akira_nb.lr_sweep.learned): on the bar, the margin below, has learned;
+    # a hair above it has not
+    edge = C.learned([3.19 - C.LEARN_MARGIN], unigram=3.19)
+    assert edge["ok"] and C.LEARN_MARGIN == 0.05
+    above = C.learned([3.19 - C.LEARN_MARGIN + 1e-9], unigram=3.19)
+    assert not above["ok"] and above["line"].endswith(
+        "not at least 0.05 nats below the unigram 3.1900"
+    )
 
 
 def _linear(s, n=6, floor=1.0):
@@ -152,7 +179,7 @@ def test_no_hypothesis_is_judged_when_an_arm_did_not_learn():
     # band ends at 1.0, the control at 1.8-1.89
     out, by = _judged([20, 21, 22], [50, 52, 54], unigram=2.0)
     assert by["H1"]["seed_verdict"] == ev.SUPPORTED  # both below 2.0 - 0.05
-    out, by = _judged([20, 21, 22], [50, 52, 54], unigram=1.05)  # 1.0 is not below 1.0
+    out, by = _judged([20, 21, 22], [50, 52, 54], unigram=1.04)  # 1.0 is not 0.05 below 1.04
     for key in ("H1", "H2", "H3"):
         assert by[key]["seed_verdict"] == "not measurable: arm band, band_geomean did not learn"
         assert by[key]["verdict"] == "not comparable"  # tiny
@@ -277,3 +304,88 @@ def test_the_sweep_figure_has_a_panel_per_budget_and_marks_the_tuned_points():
         assert ax.get_xscale() == "log"
         assert all(t.get_text() == "" for t in ax.xaxis.get_minorticklabels())
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- final losses
+
+
+def test_every_size_reports_final_losses_over_at_least_50000_predictions():
+    for size in ("tiny", "t4", "a100"):
+        plan = E.study(size, device="cpu", progress=False)
+        assert plan.final_eval_predictions == 50_000 and plan.to_dict()["final_eval_predictions"]
+        assert plan.base.final_eval_predictions == 0  # the trainer's: only reported ones pay
+    assert E.study("tiny", final_eval_predictions=0, progress=False).final_eval_predictions == 0
+    with pytest.raises(ValueError, match="final_eval_predictions=-1"):
+        E.study("tiny", final_eval_predictions=-1, progress=False)
+
+
+def test_reported_final_losses_are_over_the_held_out_sets_and_the_sweep_ranks_on_the_eval_set(
+    runs_root,
+):
+    arm = "baseline_differential"
+    kw = dict(arms=[arm], seeds=[0, 1], sweep_extensions=0, progress=False)
+    plan = E.study("tiny", total_steps=8, eval_every=4, eval_batches=1, **kw)
+    out = E.run_study(plan, name="held_out", log=None)
+    cfg = plan.config(arm, 1.0, 8, 0)
+    splits = train_mod.make_data(cfg)
+    per_block = cfg.seq_len - 1
+    # tiny: 50,000 predictions are 1,613 of the 1,790 validation blocks (and of the test's)
+    n = out["held_out"]
+    assert n["val_blocks"] == math.ceil(50_000 / per_block) < splits.val.shape[0]
+    assert n["val"] == n["val_blocks"] * per_block >= 50_000 and n["test"] == n["val"]
+    assert n["eval"] == cfg.batch_size * per_block and n["test_split"] == "test"
+    # the unigram loss of the learning check is over the same validation blocks
+    blocks = train_mod.final_validation_blocks(
+        replace(cfg, final_eval_predictions=50_000), splits.val
+    )
+    unigram = text.unigram_cross_entropy(splits.train, blocks, splits.vocab_size)
+    assert out["unigram"] == pytest.approx(float(unigram), abs=1e-12)
+    # the curves' (the evaluation set's) unigram loss, the one the curves figure draws
+    curves_set = train_mod.validation_blocks(cfg, splits.val)
+    unigram_eval = text.unigram_cross_entropy(splits.train, curves_set, splits.vocab_size)
+    assert out["unigram_eval"] == pytest.approx(float(unigram_eval), abs=1e-12)
+    assert out["unigram_eval"] != out["unigram"]
+    # only the reported trainings (the sweep's best on seed 0, seed 1 there) take the large sets
+    recs = {k["tag"]: r for k, r in out["records"]}
+    reported = out["tuned"][8][arm]["tags"]
+    assert len(recs) == 4 and len(reported) == 2
+    for tag, r in recs.items():
+        if tag in reported:
+            assert r["final_val_predictions"] == n["val"] and r["test_predictions"] == n["test"]
+            assert r["eval_val_loss"] == r["history"]["val_loss"][-1] != r["final_val_loss"]
+            assert abs(r["final_val_loss"] - r["eval_val_loss"]) < 0.5
+        else:
+            assert "final_val_predictions" not in r and "test_loss" not in r
+    # the sweep ranked its points by the evaluation set's loss (the curves' last point)
+    row = out["sweep"][0]
+    by_mult = {k["mult"]: r for k, r in out["records"] if k["seed"] == 0}
+    losses = [by_mult[p["mult"]]["history"]["val_loss"][-1] for p in row["points"]]
+    assert [p["loss"] for p in row["points"]] == losses
+    assert row["best"] == row["points"][int(np.argmin(losses))]["mult"]
+    # every reported number is the held-out one: the tuned table, the measures, results.json
+    finals = [recs[t]["final_val_loss"] for t in reported]
+    assert out["tuned"][8][arm]["final_val_loss"] == ev.mean_std(finals)
+    assert [m["final_val_loss"] for m in out["measures"][arm]] == finals
+    assert [m["test_loss"] for m in out["measures"][arm]] == [
+        recs[t]["test_loss"] for t in reported
+    ]
+    assert f"final val loss over {n['val']:,} held-out predictions" in out["tables"]["tuned"]
+    assert f"on the evaluation set ({n['eval']:,} predictions" in out["tables"]["sweep"]
+    fig = plots.plot_sweep(out["sweep"], out["tuned"], out["unigram"])
+    assert fig.axes[0].get_ylabel() == (
+        f"final val loss (lines: {n['eval']:,} predictions;\ncircles: {n['val']:,} held-out "
+        "predictions)"
+    )
+    plt.close(fig)
+    saved = json.loads((out["run"].path / "results.json").read_text())
+    assert saved["data"]["final_val_predictions"] == n["val"] == saved["held_out"]["val"]
+    assert saved["unigram_val_loss"] == out["unigram"]
+    assert saved["unigram_eval_loss"] == out["unigram_eval"]
+    # a resume reloads the held-out losses (no training, no evaluation again)
+    again = E.run_study(
+        E.study("tiny", total_steps=8, eval_every=4, eval_batches=1, **kw),
+        name="held_out",
+        resume=True,
+        log=None,
+    )
+    assert again["tuned"] == out["tuned"] and again["measures"] == out["measures"]

@@ -14,7 +14,8 @@ wide as the band model, with the baseline's depth and heads rule: more parameter
 ``reference`` (the reference's layout: shared full-width attention + contiguous-slice band MLPs,
 differential LRs).
 
-How an arm's number is made (:mod:`akira_nb.bandformer.sweep` holds the rules):
+How an arm's number is made (:mod:`akira_nb.lr_sweep` holds the sweep rule and the learning
+check, shared with 013; :mod:`akira_nb.bandformer.sweep` 026's settings and table lines):
 
 - Budgets: ``budgets`` lists the optimiser steps per arm (tiny: 200 and 500); every arm of a
   budget trains the same ``steps x batch_size x seq_len`` tokens, on one split, batch order and
@@ -23,13 +24,13 @@ How an arm's number is made (:mod:`akira_nb.bandformer.sweep` holds the rules):
   the longer ones.
 - Tuned LR: each arm of ``sweep_arms`` is trained on the first seed at every LR multiplier of
   ``lr_multipliers`` (a band-layout arm's band LRs and shared LR scaled together, a GPT's one
-  LR), extended beyond an edge while the best point sits there (``max_extensions`` per side);
+  LR), extended beyond an edge while the best point sits there (``max_extensions`` at most);
   the best point is the arm's first-seed result at that budget (never trained twice) and its
   other seeds (``seeds``, and ``aq_seeds`` at the first budget) train at that multiplier. Other
   arms train at the preset's LRs ("not swept" in the tables).
 - Final validation loss: over at least ``final_eval_predictions`` predictions of the validation
   split (tiny: all of it), beside the unigram cross-entropy of the same blocks; an arm not
-  :data:`~akira_nb.bandformer.sweep.LEARN_MARGIN` nats below it "did not learn" and no claim
+  :data:`~akira_nb.lr_sweep.LEARN_MARGIN` nats below it "did not learn" and no claim
   that uses it is judged.
 - FLOPs: per token of training (forward + backward, :func:`akira_nb.bandformer.train.step_flops`
   on one step), and per arm and budget in all.
@@ -824,12 +825,30 @@ def aq_summary(result, model, method: str = MAIN_METHOD) -> dict:
     return out
 
 
-def run_aq_analysis(plan: Study, models: dict, tokenizer, run=None, resume=False, log=print):
+def aq_texts_of(plan: Study) -> list[str] | None:
+    """The documents of the AQ analysis's text inputs (:func:`akira_nb.alignment.aq.load_texts`
+    of its text corpus), loaded before the run folder exists, so a corpus that cannot load
+    fails before any training rather than after all of it; None when the analysis has no text
+    inputs (or no ``aq_seeds``)."""
+    if not plan.aq_arms:
+        return None
+    from akira_nb.alignment import aq
+
+    cfg = plan.aq_config(plan.aq_arms[0])
+    if "text" not in cfg.input_types:
+        return None
+    return aq.load_texts(aq.text_corpus_of(cfg), cfg.seed)
+
+
+def run_aq_analysis(
+    plan: Study, models: dict, tokenizer, run=None, resume=False, log=print, texts=None
+):
     """The AQ comparison of each architecture's two ``aq_seeds`` models
     (:func:`akira_nb.alignment.aq.run_aq`; its streams checkpoint under
     ``aq/<arm>-<settings digest>/``, so a resume with other AQ settings, which :data:`MAY_CHANGE`
     allows, computes them afresh beside the earlier ones instead of being refused by their
-    checkpoints). ``models[(arm, seed)]``: the trained modules. Returns ``{arm: {"result",
+    checkpoints). ``models[(arm, seed)]``: the trained modules. ``texts``: the text inputs'
+    documents (:func:`aq_texts_of`; None: loaded here). Returns ``{arm: {"result",
     "summary"}}``."""
     import hashlib
     import json
@@ -855,6 +874,7 @@ def run_aq_analysis(plan: Study, models: dict, tokenizer, run=None, resume=False
             _with_tokenizer(b, tokenizer),
             run=sub,
             resume=resume,
+            texts=texts,
         )
         summary = aq_summary(result, a)
         summary["seconds"] = time.perf_counter() - start
@@ -915,7 +935,7 @@ class Training:
 
     @property
     def learned(self) -> bool:
-        """:func:`akira_nb.bandformer.sweep.learned`: at least the margin below the unigram."""
+        """:func:`akira_nb.lr_sweep.learned`: at least the margin below the unigram."""
         return sweep.learned(self.loss, self.unigram)
 
     def record(self) -> dict:
@@ -1588,9 +1608,9 @@ class AblationRun:
         self.steps: dict[int, dict] = {}
         self._model = None
         if resume and self.record.is_file():
-            import json
+            from akira_nb.runs import read_json
 
-            saved = json.loads(self.record.read_text())
+            saved = read_json(self.record)
             self.steps = {int(e["step"]): e for e in saved["checkpoints"]}
 
     def __getattr__(self, name):
@@ -1636,8 +1656,8 @@ class _Runner:
     """Trains a study's points one at a time into ``run`` and keeps what the analyses need:
     ``reported`` (each arm and budget's sweep winner and its other seeds, the
     :class:`Training` s whose numbers are reported, models kept), ``sweeps`` (each arm and
-    budget's :func:`akira_nb.bandformer.sweep.outcome`) and ``points`` (every training, models
-    of the losing sweep points dropped)."""
+    budget's :func:`akira_nb.bandformer.sweep.run_sweep` outcome) and ``points`` (every
+    training, models of the losing sweep points dropped)."""
 
     def __init__(self, plan: Study, run, resume: bool, tracker, log, ablation_blocks):
         self.plan, self.run, self.resume, self.tracker = plan, run, resume, tracker
@@ -1670,17 +1690,22 @@ class _Runner:
         return t
 
     def arm(self, arm: str, steps: int) -> None:
-        """``arm`` at budget ``steps``: its sweep on the first seed (the winner is its first
-        seed's result), then its other seeds at the winner's multiplier."""
-        plan, grid, losses, best = self.plan, self.plan.grid_of(arm), {}, None
-        while (m := sweep.next_point(losses, grid, plan.max_extensions)) is not None:
-            t = self.train(arm, steps, m, plan.seeds[0])
-            losses[m] = t.loss
-            if best is None or sweep.best({best.multiplier: best.loss, m: t.loss}) == m:
-                best, t = t, best
-            if t is not None:
-                t.result.model = None  # a losing point: its numbers stay, its model goes
-        self.sweeps[(arm, steps)] = sweep.outcome(losses, grid)
+        """``arm`` at budget ``steps``: its sweep on the first seed
+        (:func:`akira_nb.lr_sweep.run_sweep`; the winner is its first seed's result), then its
+        other seeds at the winner's multiplier."""
+        plan, trained = self.plan, {}
+
+        def loss_at(m: float) -> float:
+            trained[m] = self.train(arm, steps, m, plan.seeds[0])
+            top = sweep.best({k: t.loss for k, t in trained.items()})
+            for k, t in trained.items():
+                if k != top:
+                    t.result.model = None  # a losing point: its numbers stay, its model goes
+            return trained[m].loss
+
+        out = sweep.run_sweep(loss_at, plan.grid_of(arm), plan.max_extensions)
+        self.sweeps[(arm, steps)] = out
+        best = trained[out["best"]]
         self.reported.append(best)
         for seed in plan.seeds_at(arm, steps)[1:]:
             self.reported.append(self.train(arm, steps, best.multiplier, seed))
@@ -1740,7 +1765,10 @@ def run_experiment(
     record = standins_record(plan, banner)  # the banner first, when offline
     log = log or (lambda line: None)
     first_cfg = plan.config(plan.arms[0], plan.budgets[0])
-    splits = train.make_data(first_cfg)  # a corpus that cannot load fails here, before the run
+    # a corpus that cannot load, or a batch larger than its train split, fails here, before the
+    # run folder exists; so does the AQ analysis's text corpus (needed only after training)
+    splits = train.make_data(first_cfg)
+    aq_texts = aq_texts_of(plan)
     run = Run.open_or_create(
         EXPERIMENT, name, plan.to_dict(), resume=resume, root=root, may_change=MAY_CHANGE
     )
@@ -1757,7 +1785,9 @@ def run_experiment(
             if aq_out is None and models is not None:
                 # as soon as its models are trained, before the other arms' are in memory (at
                 # t4 the analysis itself takes ~4.4 GB on a CPU)
-                aq_out = run_aq_analysis(plan, models, tokenizer, run=run, resume=resume, log=log)
+                aq_out = run_aq_analysis(
+                    plan, models, tokenizer, run=run, resume=resume, log=log, texts=aq_texts
+                )
     out = analyse(plan, runner, aq_out or {}, val)
     out.update(run=run, standins=record)
     out["figures"] = save_figures(run, out)

@@ -1,54 +1,36 @@
-"""The rules of experiment 026's comparison, on plain numbers (no training here): the learning
-rate sweep that tunes every arm, the budgets, and the learning check.
+"""026's comparison settings on plain numbers (no training here): its budgets, its LR
+multipliers and the sweep lines of its tables. The sweep rule itself (grid, best point, edge
+extensions and their cap, the learning check) is :mod:`akira_nb.lr_sweep`, shared with 013; its
+names are re-exported here for the 026 code that reads them as ``sweep.<name>``.
 
 - LR sweep: an arm's LRs are scaled by a multiplier (a band-layout arm's band LRs and shared LR
-  together, so its hierarchy stays; a GPT's one LR), first over the grid (at least 3 points
-  spanning at least 10x, :data:`LR_GRID` by default). While the best point (the lowest final
-  validation loss; a non-finite loss ranks last) is the lowest or the highest multiplier tried,
-  one more point is tried beyond that edge, at the grid's spacing, up to ``max_extensions`` on
-  each side (:func:`next_point`). A best point still at an edge then is reported as "the
-  optimum may lie beyond" (:func:`outcome`).
-- Learning check: an arm whose final validation loss is not at least :data:`LEARN_MARGIN` nats
-  below the unigram cross-entropy of the same validation blocks "did not learn"
-  (:func:`learned`); no claim that uses it is judged.
+  together, so its hierarchy stays; a GPT's one LR) over ``lr_multipliers`` (:data:`LR_GRID`
+  by default), extended past an edge optimum by :func:`akira_nb.lr_sweep.run_sweep`. One
+  multiplier is no sweep (the preset's LRs).
+- Learning check: :func:`akira_nb.lr_sweep.learned` against the unigram cross-entropy of the
+  same validation blocks.
 """
 
 from __future__ import annotations
 
-import math
+from akira_nb import lr_sweep, runtime
+from akira_nb.lr_sweep import LEARN_MARGIN, MAX_EXTENSIONS, best, learned, next_point, tag
 
-from akira_nb import runtime
-
-LR_GRID = (10**-0.5, 1.0, 10**0.5)  # x the arm's preset LRs: 3 points spanning 10x
-MAX_EXTENSIONS = 2  # points tried beyond an edge of the grid, per side
-LEARN_MARGIN = 0.05  # nats below the unigram cross-entropy that count as having learned
-MIN_SPAN = 10.0  # a sweep's grid spans at least this ratio ...
-MIN_POINTS = 3  # ... with at least this many points
-
-
-def tag(multiplier: float) -> str:
-    """The multiplier as it appears in tags and tables: 3 significant digits (``0.316``)."""
-    return f"{float(multiplier):.3g}"
+LR_GRID = lr_sweep.GRID  # x the arm's preset LRs: 3 points spanning 10x
+NO_SWEEP = "one multiplier: no sweep, the preset's LRs"
 
 
 def check_multipliers(value) -> list[float]:
-    """``value`` as a list of LR multipliers: positive, ascending, distinct at 3 significant
-    digits; one point (no sweep) or at least :data:`MIN_POINTS` spanning :data:`MIN_SPAN`x."""
-    allowed = (
-        f"one multiplier (no sweep), or at least {MIN_POINTS} ascending ones spanning at least "
-        f"{MIN_SPAN:g}x, e.g. [0.316, 1, 3.16]"
-    )
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"lr_multipliers={value!r} must be a list: {allowed}")
-    out = [runtime.check_real("lr_multipliers", v, low=0.0, low_open=True) for v in value]
-    out = [float(v) for v in out]
-    tags = [tag(v) for v in out]
-    if out != sorted(out) or len(set(tags)) != len(tags):
+    """``value`` as a list of LR multipliers: one (no sweep), or a sweep
+    (:func:`akira_nb.lr_sweep.check_grid`) given in ascending order."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return [runtime.check_real("lr_multipliers[0]", value[0], low=0.0, low_open=True)]
+    out = lr_sweep.check_grid("lr_multipliers", value, no_sweep=NO_SWEEP)
+    if [float(v) for v in value] != out:
         raise ValueError(
-            f"lr_multipliers={list(value)!r} must be ascending and distinct: {allowed}"
+            f"lr_multipliers={list(value)!r} must be ascending, e.g. [0.316, 1, 3.16] (or "
+            f"{NO_SWEEP})"
         )
-    if len(out) > 1 and (len(out) < MIN_POINTS or out[-1] / out[0] < MIN_SPAN * (1 - 1e-9)):
-        raise ValueError(f"lr_multipliers={list(value)!r} is too small a sweep: {allowed}")
     return out
 
 
@@ -66,82 +48,44 @@ def check_budgets(value) -> list[int]:
     return out
 
 
-def _rank(item: tuple[float, float]) -> tuple[float, float]:
-    multiplier, loss = item
-    return (loss if math.isfinite(loss) else math.inf, multiplier)
-
-
-def best(losses: dict) -> float:
-    """The multiplier with the lowest final loss (non-finite losses rank last; of equal
-    losses, the smaller multiplier)."""
-    if not losses:
-        raise ValueError("losses is empty: no sweep point has been trained")
-    return min(losses.items(), key=_rank)[0]
-
-
-def next_point(losses: dict, grid, max_extensions: int = MAX_EXTENSIONS) -> float | None:
-    """The next multiplier to train, given ``losses`` ``{multiplier: final loss}`` of the
-    points trained so far: the grid's first untrained point; then, while the best point is the
-    lowest (highest) multiplier tried and fewer than ``max_extensions`` points lie below (above)
-    the grid, one grid spacing beyond it; None when the sweep is done."""
-    grid = list(grid)
-    missing = [m for m in grid if m not in losses]
-    if missing:
-        return missing[0]
-    if len(grid) < 2:
-        return None
-    tried, top = sorted(losses), best(losses)
-    if top == tried[0] and sum(m < grid[0] for m in tried) < max_extensions:
-        return tried[0] / (grid[1] / grid[0])
-    if top == tried[-1] and sum(m > grid[-1] for m in tried) < max_extensions:
-        return tried[-1] * (grid[-1] / grid[-2])
-    return None
-
-
-def outcome(losses: dict, grid) -> dict:
-    """What a finished sweep reports: ``points`` ``[[multiplier, loss], ...]`` in order,
-    ``best``, ``swept`` (more than one point), ``edge`` ("low" / "high" when the best is the
-    lowest / highest multiplier tried, else None) and ``note`` (the line for the tables)."""
-    tried, top = sorted(losses), best(losses)
-    swept = len(list(grid)) > 1
-    edge = None
-    if swept and top == tried[0]:
-        edge = "low"
-    elif swept and top == tried[-1]:
-        edge = "high"
-    if not swept:
+def described(out: dict) -> dict:
+    """A sweep's :func:`akira_nb.lr_sweep.outcome` with ``note``, its line in the tables."""
+    n, top = len(out["points"]), out["best"]
+    if not out["swept"]:
         note = "not swept (the preset's LRs)"
-    elif edge:
-        side = "below" if edge == "low" else "above"
+    elif out["edge"]:
+        side = "below" if out["edge"] == "low" else "above"
         note = (
-            f"{len(tried)} points, best at the {edge} edge: the optimum may lie beyond "
+            f"{n} points, best at the {out['edge']} edge: the optimum may lie beyond "
             f"({side} x{tag(top)})"
         )
     else:
-        note = f"{len(tried)} points, best inside"
-    return {
-        "points": [[m, losses[m]] for m in tried],
-        "best": top,
-        "swept": swept,
-        "edge": edge,
-        "note": note,
-    }
+        note = f"{n} points, best inside"
+    return {**out, "note": note}
 
 
-def learned(loss: float, unigram: float, margin: float = LEARN_MARGIN) -> bool:
-    """True when ``loss`` is finite and at least ``margin`` nats below ``unigram``."""
-    return bool(math.isfinite(loss) and loss <= unigram - margin)
+def outcome(losses: dict, grid) -> dict:
+    """:func:`akira_nb.lr_sweep.outcome` of a finished sweep, :func:`described`."""
+    return described(lr_sweep.outcome(losses, grid))
+
+
+def run_sweep(loss_at, grid, max_extensions: int = MAX_EXTENSIONS) -> dict:
+    """:func:`akira_nb.lr_sweep.run_sweep`, :func:`described`."""
+    return described(lr_sweep.run_sweep(loss_at, grid, max_extensions))
 
 
 __all__ = [
     "LEARN_MARGIN",
     "LR_GRID",
     "MAX_EXTENSIONS",
+    "NO_SWEEP",
     "best",
     "check_budgets",
     "check_multipliers",
+    "described",
     "learned",
     "next_point",
     "outcome",
+    "run_sweep",
     "tag",
 ]

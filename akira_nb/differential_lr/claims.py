@@ -3,9 +3,9 @@ recommendation and the seed's results template, as functions of the measured num
 
 Every comparison is paired (same seeds, same data order) and made between the tuned arms at the
 longest budget: the differential arm (``band``) against the uniform control (``band_geomean``),
-each at the best LR of its own sweep. An arm whose final validation loss is not below the
-unigram loss by :data:`LEARN_MARGIN` nats at every seed "did not learn", and no hypothesis that
-uses it is judged ("not measurable: arm X did not learn").
+each at the best LR of its own sweep. An arm whose final validation loss is not at least
+:data:`LEARN_MARGIN` nats below the unigram loss at every seed (:func:`akira_nb.lr_sweep.learned`)
+"did not learn", and no hypothesis that uses it is judged ("not measurable: arm X did not learn").
 
 Each claim dict (the kit's claims contract) has ``claim``, ``claimed``, ``measured`` (prose),
 ``rule``, ``verdict`` (the kit's word), ``measured_value`` and ``unit``, and, beside a "not
@@ -20,13 +20,13 @@ import math
 
 import numpy as np
 
-from akira_nb import standins
+from akira_nb import lr_sweep, standins
+from akira_nb.lr_sweep import LEARN_MARGIN
 
 from . import evaluate as ev
 
 CONTROL = "band_geomean"
 TREATMENT = "band"
-LEARN_MARGIN = 0.05  # nats below the unigram loss that an arm must reach to have learned
 # the seed's predictions: (hypothesis, claim, threshold)
 HYPOTHESES = {
     "H1": ("faster learning", "Differential LR: 20% faster convergence (steps to target)", 0.20),
@@ -103,17 +103,18 @@ def arm_stats(measures: dict, budget: int) -> dict:
 
 def learned(losses, unigram: float, margin: float = LEARN_MARGIN, seeds=None) -> dict:
     """The learning check of one arm: ``losses`` its final validation losses (one per seed, in
-    ``seeds`` order). ``ok`` when every one is below ``unigram - margin`` (NaN never is);
-    ``failed``: the seeds that are not, with their loss; ``line``: the verdict in words."""
+    ``seeds`` order). ``ok`` when every one learned (:func:`akira_nb.lr_sweep.learned`: at
+    least ``margin`` nats below ``unigram``; NaN never is); ``failed``: the seeds that did not,
+    with their loss; ``line``: the verdict in words."""
     seeds = list(range(len(losses))) if seeds is None else list(seeds)
-    bar = unigram - margin
-    failed = [(s, v) for s, v in zip(seeds, losses) if not (v < bar)]
+    failed = [(s, v) for s, v in zip(seeds, losses) if not lr_sweep.learned(v, unigram, margin)]
     line = (
-        f"learned (final val loss below the unigram {unigram:.4f} - {margin:g} at every seed)"
+        f"learned (final val loss at least {margin:g} nats below the unigram {unigram:.4f} at "
+        "every seed)"
         if not failed
         else "did not learn: final val loss "
         + ", ".join(f"{v:.4f} at seed {s}" for s, v in failed)
-        + f" not below the unigram {unigram:.4f} - {margin:g}"
+        + f" not at least {margin:g} nats below the unigram {unigram:.4f}"
     )
     return {"ok": not failed, "failed": failed, "line": line}
 
@@ -188,8 +189,8 @@ SPREAD = (
 )
 TUNED = (
     "; both arms at their own tuned LR (the best of their sweep) at the longest budget, and "
-    f"neither judged unless both learned (final val loss below the unigram loss - {LEARN_MARGIN:g}"
-    " nats at every seed)"
+    f"neither judged unless both learned (final val loss at least {LEARN_MARGIN:g} nats below the"
+    " unigram loss at every seed)"
 )
 
 

@@ -15,27 +15,36 @@ Arms (each a :mod:`akira_nb.bandformer.train` arm):
   model with one LR for every group), so the default study trains that one only.
 
 Every arm is compared at its own tuned LR, at every budget of ``budgets`` (total steps):
-a sweep (:mod:`.sweep`) of multipliers of the arm's prescribed LRs (every band LR and the
-shared LR scaled together: a differential arm keeps its ratios, a uniform arm's one LR is
-scaled) on ``sweep_seeds``: at least 3 points spanning 10x, with the edge rule (a best point at
-an edge adds one point beyond it, at most ``sweep_extensions`` times, then "the optimum may lie
-beyond"). A longer budget's sweep is centred on the shorter one's tuned multiplier when the
-arm learned there (else on x1). At the longest budget the other seeds train at the tuned
-multiplier; the sweep's best run is the arm's result at its sweep seeds (no configuration is
-trained twice). Every training is saved to ``arms/<tag>.json`` as it finishes
-(``<arm>_x<multiplier>_b<steps>_s<seed>``) and reloaded on ``resume``.
+a sweep of multipliers of the arm's prescribed LRs (every band LR and the shared LR scaled
+together: a differential arm keeps its ratios, a uniform arm's one LR is scaled) on
+``sweep_seeds``, by the kit's one sweep rule (:mod:`akira_nb.lr_sweep`, shared with 026): at
+least 3 points spanning 10x, with the edge rule (a best point at an edge adds one point beyond
+it, at most ``sweep_extensions`` times, then "the optimum may lie beyond"). A longer budget's
+sweep is centred on the shorter one's tuned multiplier when the arm learned there (else on
+x1). At the longest budget the other seeds train at the tuned multiplier; the sweep's best run
+is the arm's result at its sweep seeds (no configuration is trained twice). Every training is
+saved to ``arms/<tag>.json`` as it finishes (``<arm>_x<multiplier>_b<steps>_s<seed>``) and
+reloaded on ``resume``.
 
 Every seed fixes the data order too (``data_seed`` is the study's, one for all), so the
 comparisons are paired. H1-H4 (:mod:`.claims`) compare the tuned ``band`` and ``band_geomean``
-at the longest budget; an arm that does not beat the unigram loss by
-:data:`~.claims.LEARN_MARGIN` nats at every seed "did not learn" and judges nothing. Below the
-seed's scale (:func:`~.claims.comparability`) every verdict is computed and reads "not
-comparable" in the kit summary, with the computed one beside it.
+at the longest budget; an arm whose final validation loss is not at least
+:data:`~akira_nb.lr_sweep.LEARN_MARGIN` nats below the unigram loss at every seed "did not
+learn" and judges nothing. Below the seed's scale (:func:`~.claims.comparability`) every
+verdict is computed and reads "not comparable" in the kit summary, with the computed one
+beside it.
+
+Final losses: a sweep ranks its points by the final validation loss on the evaluation set
+(``eval_batches`` batches, the set of the loss curves). Every reported training (each sweep's
+best point, the other seeds at the tuned LR) is then evaluated from its final weights on at
+least ``final_eval_predictions`` predictions of the validation and of the test split (the
+whole split when it holds fewer): those are the final validation and
+test losses of every table, the learning check (against the unigram loss of the same
+validation blocks) and H1-H4. Only the reported trainings pay for the large evaluation.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -43,9 +52,9 @@ from typing import Any
 
 import numpy as np
 
-from akira_nb import runtime, standins
-from akira_nb.bandformer.experiment import _check_distinct, _train_module
-from akira_nb.runs import claim_lines
+from akira_nb import lr_sweep, runtime, standins
+from akira_nb.bandformer.experiment import FINAL_EVAL_PREDICTIONS, _check_distinct, _train_module
+from akira_nb.runs import claim_lines, read_json
 
 from . import evaluate as ev
 from . import sweep as sw
@@ -76,7 +85,7 @@ ARM_LABELS = {
     "band_uniform": "uniform (from the shared LR)",
     "baseline_differential": "differential LR without bands (matched GPT, hidden slices)",
 }
-SWEEP = [10**-0.5, 1.0, 10**0.5]  # multipliers of the prescribed LRs: 3 points spanning 10x
+SWEEP = list(lr_sweep.GRID)  # multipliers of the prescribed LRs: 3 points spanning 10x
 # model presets by size and band count (7 bands: the 026 shapes; 8: the 7+1 layout)
 MODEL_PRESETS = {"tiny": {7: "tiny", 8: "tiny_7p1"}, "big": {7: "default", 8: "canonical_7p1"}}
 
@@ -95,6 +104,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         warmup_steps=20,  # of the longest budget; a shorter one keeps the share (10%)
         eval_every=8,
         eval_batches=2,
+        final_eval_predictions=FINAL_EVAL_PREDICTIONS,  # 1,613 of the 1,790 validation blocks
         checkpoint_every=100,
         monitor_every=8,
     ),
@@ -111,7 +121,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=16,
         warmup_steps=50,
         eval_every=50,
-        eval_batches=20,
+        eval_batches=20,  # 81,600 predictions: the final losses' sets are this size
+        final_eval_predictions=FINAL_EVAL_PREDICTIONS,
         checkpoint_every=250,
         monitor_every=50,
     ),
@@ -128,6 +139,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         warmup_steps=100,
         eval_every=250,
         eval_batches=50,
+        final_eval_predictions=FINAL_EVAL_PREDICTIONS,
         checkpoint_every=500,
         monitor_every=100,
     ),
@@ -142,6 +154,7 @@ STUDY_KEYS = (
     "sweep",
     "sweep_seeds",
     "sweep_extensions",
+    "final_eval_predictions",
     "target_loss",
     "target_margin",
     "window_fraction",
@@ -179,7 +192,8 @@ class Study:
     budgets: list = field(default_factory=list)
     sweep: list = field(default_factory=list)
     sweep_seeds: list = field(default_factory=list)
-    sweep_extensions: int = sw.EXTENSIONS
+    sweep_extensions: int = lr_sweep.MAX_EXTENSIONS
+    final_eval_predictions: int = 0
     target_loss: float | None = None
     target_margin: float = 0.02
     window_fraction: float = 0.25
@@ -209,6 +223,9 @@ class Study:
         self.sweep = sw.check_grid("sweep", self.sweep)
         self.sweep_extensions = runtime.check_int(
             "sweep_extensions", self.sweep_extensions, low=0, high=5
+        )
+        self.final_eval_predictions = runtime.check_int(
+            "final_eval_predictions", self.final_eval_predictions, low=0
         )
         if self.target_loss is not None:
             self.target_loss = runtime.check_real(
@@ -318,6 +335,7 @@ class Study:
             "sweep": list(self.sweep),
             "sweep_seeds": list(self.sweep_seeds),
             "sweep_extensions": self.sweep_extensions,
+            "final_eval_predictions": self.final_eval_predictions,
             "target_loss": self.target_loss,
             "target_margin": self.target_margin,
             "window_fraction": self.window_fraction,
@@ -340,7 +358,16 @@ class Study:
             f"{', '.join(self.arms)}, seeds {self.seeds}, budgets "
             f"{', '.join(str(x) for x in self.budgets)} steps x {b.batch_size} x {b.seq_len} "
             f"tokens (warm-up {b.warmup_steps} at {self.longest}; the other seeds at the "
-            f"longest budget only); LR sweep: {sweep}"
+            f"longest budget only); LR sweep: {sweep}; {self._final_losses()}"
+        )
+
+    def _final_losses(self) -> str:
+        if not self.final_eval_predictions:
+            return "every loss on the evaluation set"
+        return (
+            f"the reported final losses over at least {self.final_eval_predictions:,} held-out "
+            f"predictions (the sweep ranks on the evaluation set of {self.base.eval_batches} "
+            "batches)"
         )
 
 
@@ -349,7 +376,8 @@ def study(size: str | None = "tiny", **overrides) -> Study:
     ``overrides`` on top (None means "not given"). Keys: ``lr_preset`` (a name of
     ``optim.LR_PRESETS`` or ``custom`` with ``band_lrs`` / ``shared_lr``), ``arms``, ``seeds``,
     ``budgets`` (total steps of each budget), ``sweep`` (multipliers of each arm's prescribed
-    LRs; ``[]``: no sweep), ``sweep_seeds``, ``sweep_extensions``, ``target_loss``,
+    LRs; ``[]``: no sweep), ``sweep_seeds``, ``sweep_extensions``, ``final_eval_predictions``
+    (the held-out predictions behind every reported final loss), ``target_loss``,
     ``target_margin``, ``window_fraction`` and any ``TrainConfig`` field except ``arm`` /
     ``seed`` (e.g. ``offline=True``: local stand-ins of the same shape for every download,
     :mod:`akira_nb.standins`). ``total_steps`` without ``budgets`` is one budget. The model
@@ -369,6 +397,13 @@ def study(size: str | None = "tiny", **overrides) -> Study:
         )
     given = {k: v for k, v in overrides.items() if v is not None}
     preset = PRESETS[size]
+    for key in ("arms", "seeds", "sweep_seeds", "budgets"):  # None means the preset's; [] not
+        if isinstance(given.get(key), (list, tuple)) and not given[key]:
+            default = list(DEFAULT_ARMS) if key == "arms" else preset[key]
+            raise ValueError(
+                f"{key}={given[key]!r} is empty: pass at least one value (or None for the "
+                f"{size} preset's {default})"
+            )
     settings = {**preset, **given}
     if (
         "seeds" in given
@@ -433,64 +468,132 @@ def _budgets(given: dict, preset: dict) -> list[int]:
 
 class Trainings:
     """Every training of a study, each at most once: reloaded from ``arms/<tag>.json`` on
-    ``resume``, else trained (from its checkpoint when half done) and saved there."""
+    ``resume``, else trained (from its checkpoint when half done) and saved there. The final
+    losses of a reported training (:meth:`final`) are over ``val_blocks`` and ``test_blocks``
+    (at least ``final_eval_predictions`` predictions each); ``unigram`` is the unigram loss of
+    ``val_blocks``, ``unigram_eval`` that of the evaluation set (the curves')."""
 
     def __init__(self, plan: Study, run, resume: bool, splits, log):
+        from akira_nb import text
+
         self.plan, self.run, self.resume, self.splits, self.log = plan, run, resume, splits, log
         self.records: dict[str, tuple[dict, dict]] = {}  # tag -> (key, record), in order
         first = plan.config(plan.arms[0], 1.0, plan.longest, plan.seeds[0])
-        n = min(first.eval_batches * first.batch_size, splits.test.shape[0])
-        self.test_blocks = splits.test[:n]
-        self.unigram = math.nan  # the validation set's unigram loss, from the first record
+        held_out = replace(first, final_eval_predictions=plan.final_eval_predictions)
+        final_blocks = _train_module().final_validation_blocks
+        self.has_test = bool(splits.test.shape[0])
+        self.eval_blocks = min(first.eval_batches * first.batch_size, int(splits.val.shape[0]))
+        self.val_blocks = final_blocks(held_out, splits.val)
+        self.test_blocks = final_blocks(held_out, splits.test if self.has_test else splits.val)
+        self.unigram = float(
+            text.unigram_cross_entropy(splits.train, self.val_blocks, splits.vocab_size)
+        )
+        curves_set = _train_module().validation_blocks(first, splits.val)
+        self.unigram_eval = float(  # the unigram loss of the curves' set
+            text.unigram_cross_entropy(splits.train, curves_set, splits.vocab_size)
+        )
 
     def get(self, arm: str, mult: float, budget: int, seed: int) -> dict:
         key = self.plan.key(arm, mult, budget, seed)
         if key["tag"] not in self.records:
             path = self.run.file(f"arms/{key['tag']}.json")
             if self.resume and path.is_file():
-                rec = json.loads(path.read_text())
+                rec = read_json(path)
                 self.log(f"{key['tag']}: reloaded from {path.name}")
             else:
                 rec = self._train(key)
             self.records[key["tag"]] = (key, rec)
-            self.unigram = float(rec["data"]["unigram_val_loss"])
         return self.records[key["tag"]][1]
 
     def _train(self, key: dict) -> dict:
-        import torch
-
         from akira_nb.runs import atomic_write_json
 
         train = _train_module()
         cfg = self.plan.config(key["arm"], key["mult"], key["budget"], key["seed"])
         cpu = time.process_time()
         res = train.train(cfg, run=self.run, resume=self.resume, tag=key["tag"])
-        has_test = bool(self.test_blocks.shape[0])
-        blocks = self.test_blocks if has_test else train.validation_blocks(cfg, self.splits.val)
-        rec = {
-            **res.summary(),
-            **key,
-            "test_loss": train.evaluate(res.model, blocks, cfg, torch.device(res.device)),
-            "test_split": "test" if has_test else "val (no test split)",
-            "cpu_seconds": time.process_time() - cpu,
-        }
+        rec = {**res.summary(), **key, "cpu_seconds": time.process_time() - cpu}
         atomic_write_json(self.run.file(f"arms/{key['tag']}.json"), rec)
         return rec
 
+    def final(self, arm: str, mult: float, budget: int, seed: int) -> dict:
+        """The record of a reported training with its final losses over the held-out sets:
+        ``final_val_loss`` over ``val_blocks``, ``test_loss`` over ``test_blocks`` (the
+        validation split's when there is no test split), from the final weights in its
+        checkpoint; computed once, saved in its ``arms/<tag>.json`` (``eval_val_loss``: the
+        evaluation set's loss that the sweep ranked by)."""
+        from akira_nb.runs import atomic_write_json
+
+        key, rec = self.plan.key(arm, mult, budget, seed), self.get(arm, mult, budget, seed)
+        if "final_val_predictions" in rec:
+            return rec
+        train, cpu = _train_module(), time.process_time()
+        cfg = self.plan.config(arm, mult, budget, seed)
+        device = runtime.get_device(cfg.device)
+        with runtime.cpu_threads(cfg.cpu_threads, device):
+            model = self._final_weights(key, cfg).to(device)
+            val = train.evaluate(model, self.val_blocks, cfg, device)
+            test = train.evaluate(model, self.test_blocks, cfg, device)
+        per_block = int(self.val_blocks.shape[1]) - 1
+        rec.update(
+            eval_val_loss=rec["final_val_loss"],
+            final_val_loss=val,
+            final_val_predictions=int(self.val_blocks.shape[0]) * per_block,
+            test_loss=test,
+            test_predictions=int(self.test_blocks.shape[0]) * per_block,
+            test_split="test" if self.has_test else "val (no test split)",
+            final_eval_cpu_seconds=time.process_time() - cpu,
+        )
+        atomic_write_json(self.run.file(f"arms/{key['tag']}.json"), rec)
+        return rec
+
+    def _final_weights(self, key: dict, cfg):
+        """The model of a finished training, loaded from its final checkpoint."""
+        train = _train_module()
+        state = self.run.latest_checkpoint(
+            key["tag"], config=cfg.to_dict(), may_change=train.RESUME_MAY_CHANGE
+        )
+        if state is None or int(state["step"]) != cfg.total_steps:
+            raise RuntimeError(
+                f"{key['tag']}: no final checkpoint in {self.run.checkpoint_dir(key['tag'])} "
+                f"to take its final losses from; delete arms/{key['tag']}.json to train it again"
+            )
+        model, _ = train.build_model(cfg)
+        model.load_state_dict(state["model"])
+        return model
+
+    def held_out(self) -> dict:
+        """The loss sets' sizes in predictions: ``eval`` (the curves' and the sweep's), ``val``
+        and ``test`` (the reported final losses'), ``val_blocks`` and the test set's split."""
+        per_block = int(self.val_blocks.shape[1]) - 1
+        return {
+            "val_blocks": int(self.val_blocks.shape[0]),
+            "eval": self.eval_blocks * per_block,
+            "val": int(self.val_blocks.shape[0]) * per_block,
+            "test": int(self.test_blocks.shape[0]) * per_block,
+            "test_split": "test" if self.has_test else "val (no test split)",
+        }
+
     def final_loss(self, arm: str, mult: float, budget: int, seed: int) -> float:
-        rec = self.get(arm, mult, budget, seed)
-        return float(rec.get("final_val_loss", rec["history"]["val_loss"][-1]))
+        """A reported training's final validation loss over ``val_blocks`` (:meth:`final`)."""
+        return float(self.final(arm, mult, budget, seed)["final_val_loss"])
+
+    def eval_loss(self, arm: str, mult: float, budget: int, seed: int) -> float:
+        """A training's final validation loss on the evaluation set (the curves' set)."""
+        return float(self.get(arm, mult, budget, seed)["history"]["val_loss"][-1])
 
     def sweep_loss(self, arm: str, budget: int):
-        """The sweep's loss at a multiplier: the mean final val loss over the sweep seeds."""
+        """The sweep's loss at a multiplier: the mean over the sweep seeds of the final val
+        loss on the evaluation set (every sweep point; the large sets only for the best)."""
         seeds = self.plan.sweep_seeds
-        return lambda m: float(np.mean([self.final_loss(arm, m, budget, s) for s in seeds]))
+        return lambda m: float(np.mean([self.eval_loss(arm, m, budget, s) for s in seeds]))
 
 
 def tune(trainings: Trainings, arm: str) -> dict:
-    """``{budget: sweep}`` of ``arm`` (:func:`.sweep.run_sweep` on the sweep seeds, each budget
-    centred on the previous one's tuned multiplier when the arm learned there), then the
-    other seeds at the longest budget's tuned multiplier. Each sweep gains ``learned``."""
+    """``{budget: sweep}`` of ``arm`` (:func:`.sweep.run_sweep`, the kit's sweep rule, on the
+    sweep seeds, each budget centred on the previous one's tuned multiplier when the arm
+    learned there), then the other seeds at the longest budget's tuned multiplier. Each sweep
+    gains ``learned``."""
     plan, out, centre = trainings.plan, {}, 1.0
     for budget in plan.budgets:
         grid = [centre * m for m in plan.sweep] or [centre]
@@ -509,14 +612,17 @@ def tune(trainings: Trainings, arm: str) -> dict:
 
 def tuned_rows(plan: Study, trainings: Trainings, sweeps: dict) -> dict:
     """``{budget: {arm: row}}``: each arm at its tuned multiplier (``mult``, ``lr``), its seeds
-    there (the sweep seeds; every seed at the longest budget), final val loss mean +- std and
-    the learning check (``learned``, ``learn_line``), and the sweep's note."""
+    there (the sweep seeds; every seed at the longest budget), final val loss mean +- std over
+    the held-out set (``final_val_loss``; :meth:`Trainings.final`) and on the evaluation set
+    (``eval_val_loss``: the curves' set), the learning check (``learned``, ``learn_line``), and
+    the sweep's note."""
     out: dict[int, dict] = {}
     for budget in plan.budgets:
         seeds = plan.seeds if budget == plan.longest else plan.sweep_seeds
         for arm, per_budget in sweeps.items():
             m = per_budget[budget]["best"]
             losses = [trainings.final_loss(arm, m, budget, s) for s in seeds]
+            curves_end = [trainings.eval_loss(arm, m, budget, s) for s in seeds]
             check = learned(losses, trainings.unigram, seeds=seeds)
             out.setdefault(budget, {})[arm] = {
                 "mult": m,
@@ -524,6 +630,8 @@ def tuned_rows(plan: Study, trainings: Trainings, sweeps: dict) -> dict:
                 "seeds": list(seeds),
                 "tags": [plan.key(arm, m, budget, s)["tag"] for s in seeds],
                 "final_val_loss": ev.mean_std(losses),
+                "predictions": trainings.held_out()["val"],
+                "eval_val_loss": ev.mean_std(curves_end),
                 "learned": check["ok"],
                 "learn_line": check["line"],
                 "note": per_budget[budget]["note"],
@@ -531,12 +639,14 @@ def tuned_rows(plan: Study, trainings: Trainings, sweeps: dict) -> dict:
     return out
 
 
-def sweep_rows(plan: Study, sweeps: dict) -> list[dict]:
-    """One row per arm and budget: the points (multiplier, LR, loss), the tuned one, the note."""
+def sweep_rows(plan: Study, sweeps: dict, predictions: int) -> list[dict]:
+    """One row per arm and budget: the points (multiplier, LR, loss over ``predictions`` of the
+    evaluation set), the tuned one, the note."""
     return [
         {
             "arm": arm,
             "budget": budget,
+            "predictions": predictions,
             "points": [{**p, "lr": plan.lr_of(arm, p["mult"])} for p in res["points"]],
             "best": res["best"],
             "best_lr": plan.lr_of(arm, res["best"]),
@@ -553,10 +663,13 @@ def sweep_rows(plan: Study, sweeps: dict) -> list[dict]:
 
 
 def tuned_table(out: dict) -> str:
-    """Arm x budget: the tuned multiplier and LR, the final val loss and the learning check."""
+    """Arm x budget: the tuned multiplier and LR, the final val loss (over the held-out set)
+    and the learning check."""
     lines = [
+        f"tuned arms: final val loss over {out['held_out']['val']:,} held-out predictions, the "
+        "learning check against the unigram loss of the same blocks",
         f"{'arm':<22} {'steps':>6} {'tuned':>8} {'LR (geo mean)':>14} {'seeds':>5} "
-        f"{'final val loss':>17}  learning check (unigram - {LEARN_MARGIN:g} nats)"
+        f"{'final val loss':>17}  learning check (unigram - {LEARN_MARGIN:g} nats)",
     ]
     for budget, arms in out["tuned"].items():
         for arm, r in arms.items():
@@ -570,11 +683,13 @@ def tuned_table(out: dict) -> str:
 
 
 def sweep_table(out: dict) -> str:
-    """Every sweep point: final val loss on the sweep seeds, the tuned one starred."""
+    """Every sweep point: final val loss on the evaluation set (what the sweep ranks by) on
+    the sweep seeds, the tuned one starred."""
     seeds = out["study"].sweep_seeds
     lines = [
-        f"LR sweeps: final val loss (mean over sweep seed(s) {seeds}) at multipliers of each "
-        "arm's prescribed LRs; * the tuned point"
+        f"LR sweeps: final val loss on the evaluation set ({out['held_out']['eval']:,} "
+        f"predictions, the curves' set; mean over sweep seed(s) {seeds}) at multipliers of "
+        "each arm's prescribed LRs; * the tuned point (its loss over the held-out set: above)"
     ]
     for row in out["sweep"]:
         points = ", ".join(
@@ -593,7 +708,12 @@ def arm_table(out: dict) -> str:
         f"{'arm':<22} {'seeds':>5} {'steps->target':>16} {'train':>16} {'val':>16} "
         f"{'test':>16} {'variance':>20} {'spikes':>10}"
     )
-    lines = [f"every arm at its tuned LR, {out['budget_steps']} steps:", head]
+    n = out["held_out"]
+    lines = [
+        f"every arm at its tuned LR, {out['budget_steps']} steps (val over {n['val']:,} "
+        f"held-out predictions, test over {n['test']:,} of the {n['test_split']} split):",
+        head,
+    ]
     for arm, r in out["stats"].items():
         lines.append(
             f"{arm:<22} {r['seeds']:>5} {fmt(r['steps_to_target'], '.1f'):>16} "
@@ -690,13 +810,15 @@ def measure_study(plan: Study, trainings: Trainings, sweeps: dict) -> dict:
         "records": list(trainings.records.values()),
         "tuned_records": tuned_records,
         "sweeps": sweeps,
-        "sweep": sweep_rows(plan, sweeps),
+        "sweep": sweep_rows(plan, sweeps, trainings.held_out()["eval"]),
         "tuned": tuned,
         "budget_steps": plan.longest,
         "measures": measures,
         "target": target,
         "target_rule": target_rule,
         "unigram": trainings.unigram,
+        "unigram_eval": trainings.unigram_eval,
+        "held_out": trainings.held_out(),
         "budget": _optim().learning_budget(plan.band_lrs),
     }
     out["stats"] = arm_stats(measures, plan.longest)
@@ -707,16 +829,17 @@ def measure_study(plan: Study, trainings: Trainings, sweeps: dict) -> dict:
 
 
 def _target(plan: Study, longest: dict) -> tuple[float, str]:
-    """H1's target val loss: given, else the tuned control's mean final val loss x (1 +
-    target_margin) at the longest budget (the first arm's when the control was not run)."""
+    """H1's target val loss: given, else the tuned control's mean final val loss on the
+    evaluation set (the set of the curves the target is read on) x (1 + target_margin) at the
+    longest budget (the first arm's when the control was not run)."""
     if plan.target_loss is not None:
         return plan.target_loss, "the target given (target_loss)"
     arm = CONTROL if CONTROL in longest else next(iter(longest))
-    base = longest[arm]["final_val_loss"][0]
+    base = longest[arm]["eval_val_loss"][0]
     label = "tuned uniform control" if arm == CONTROL else f"tuned {arm}"
     return base * (1 + plan.target_margin), (
-        f"the {label} arm's mean final val loss {base:.4f} at {plan.longest} steps x "
-        f"(1 + {plan.target_margin:g})"
+        f"the {label} arm's mean final val loss on the evaluation set (the curves') "
+        f"{base:.4f} at {plan.longest} steps x (1 + {plan.target_margin:g})"
     )
 
 
@@ -724,24 +847,32 @@ def _unigram_test(trainings: Trainings) -> float:
     from akira_nb import text
 
     s = trainings.splits
-    if not trainings.test_blocks.shape[0]:
+    if not trainings.has_test:
         return math.nan
     return float(text.unigram_cross_entropy(s.train, trainings.test_blocks, s.vocab_size))
 
 
 def results_json(out: dict) -> dict:
     plan = out["study"]
-    first = out["records"][0][1]
+    first, held_out = out["records"][0][1], out["held_out"]
     return {
         "experiment": EXPERIMENT,
         "size": plan.size,
         "config": plan.to_dict(),
         "environment": runtime.environment_info(plan.base.device),
-        "data": first["data"],
+        # the reported final losses' set (the trainer's final_val_* are the evaluation set's)
+        "data": {
+            **first["data"],
+            "final_val_blocks": held_out["val_blocks"],
+            "final_val_predictions": held_out["val"],
+            "unigram_val_loss": out["unigram"],
+        },
+        "held_out": held_out,
         "budgets": plan.budgets,
         "target": out["target"],
         "target_rule": out["target_rule"],
         "unigram_val_loss": out["unigram"],
+        "unigram_eval_loss": out["unigram_eval"],  # the curves' set's
         "unigram_test_loss": out["unigram_test"],
         "learn_margin": LEARN_MARGIN,
         "learning_budget": out["budget"],
@@ -807,7 +938,8 @@ def summary_lines(out: dict) -> list[str]:
         f"{b['arithmetic_mean']:.3g} would keep the plain sum "
         f"({b['arithmetic_over_geometric']:.1f}x larger)",
         f"trivial baselines: unigram cross-entropy {out['unigram']:.4f} (val), "
-        f"{out['unigram_test']:.4f} (test) nats/token",
+        f"{out['unigram_test']:.4f} (test) nats/token over the held-out sets; "
+        f"{out['unigram_eval']:.4f} on the evaluation set (the curves')",
         "",
         out["tables"]["tuned"],
         "",
@@ -828,7 +960,9 @@ def save_figures(run, out: dict) -> dict:
     from . import plots
 
     figs = {
-        "curves": plots.plot_curves(curves_of(out["tuned_records"]), out["target"], out["unigram"]),
+        "curves": plots.plot_curves(
+            curves_of(out["tuned_records"]), out["target"], out["unigram_eval"]
+        ),
         "weight_change": plots.plot_rates(out["rates"]),
         "sweep": plots.plot_sweep(out["sweep"], out["tuned"], out["unigram"]),
     }

@@ -129,7 +129,8 @@ def plot_sweep(sweep: list, tuned: dict, unigram: float | None = None, margin: f
     over the sweep seeds, the statistic the sweep picks by) against the geometric mean of the
     LRs its bands get (log axis), the tuned point starred and, where more seeds ran there, the
     tuned arm's mean +- std over every seed (the numbers the verdicts and the recommendation
-    compare). The learning bar (unigram - ``margin``) dotted."""
+    compare). The learning bar (unigram - ``margin``) dotted. The y label says how many
+    predictions each is over when the rows say (``predictions``)."""
     budgets = sorted({r["budget"] for r in sweep}) or [None]
     fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4.2), squeeze=False)
     for ax, budget in zip(axes[0], budgets):
@@ -140,12 +141,26 @@ def plot_sweep(sweep: list, tuned: dict, unigram: float | None = None, margin: f
         _log_axis(ax)
         ax.set(
             xlabel="LR (geometric mean over the bands)",
-            ylabel="final val loss",
+            ylabel=_sweep_ylabel(sweep, tuned),
             title=f"LR sweep at {budget} steps",
         )
         ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
+
+
+def _sweep_ylabel(sweep: list, tuned: dict) -> str:
+    """``final val loss``, with the sizes of its sets when the rows carry them: the sweep's
+    (the lines) and the tuned arms' reported one (the circles)."""
+    lines = {r["predictions"] for r in sweep if "predictions" in r}
+    circles = {r.get("predictions") for t in (tuned or {}).values() for r in t.values()}
+    circles.discard(None)
+    if len(lines) != 1 or len(circles) != 1:
+        return "final val loss"
+    return (
+        f"final val loss (lines: {lines.pop():,} predictions;\n"
+        f"circles: {circles.pop():,} held-out predictions)"
+    )
 
 
 def _sweep_line(ax, r: dict, tuned: dict | None) -> None:

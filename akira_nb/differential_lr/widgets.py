@@ -9,7 +9,6 @@ one pyplot does not track (:func:`akira_nb.explorers.figure`; that module says w
 
 from __future__ import annotations
 
-import json
 import math
 
 from akira_nb import explorers
@@ -22,12 +21,12 @@ MEASURES = ("steps_to_target", "final_val_loss", "test_loss", "variance", "spike
 def load_results(root=None) -> dict:
     """``{lr_preset: results.json}`` of the newest saved 013 study per LR preset under the runs
     root (``runs.runs_root(root)``)."""
-    from akira_nb.runs import runs_root
+    from akira_nb.runs import read_json, runs_root
 
     found: dict[str, dict] = {}
     folder = runs_root(root) / experiment.EXPERIMENT
     for path in sorted(folder.glob("*/results.json")):  # names start with the time: newest last
-        res = json.loads(path.read_text())
+        res = read_json(path)
         found[res["config"]["lr_preset"]] = res
     return found
 
@@ -90,7 +89,7 @@ def explore(results: dict, lr_preset: str, arm: str, beside: str | None = None):
     fig = plots.plot_curves(
         curves,
         res["target"],
-        res["unigram_val_loss"],
+        res.get("unigram_eval_loss", res["unigram_val_loss"]),  # the curves' set's
         arms=shown,
         fig=explorers.figure(figsize=(11, 3.8)),
     )

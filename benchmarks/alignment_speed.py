@@ -30,6 +30,7 @@ import warnings
 import numpy as np
 import torch
 
+from akira_nb import runtime
 from akira_nb.alignment.correlation import SharedMarginalsCorrelation, StreamingCorrelation
 from akira_nb.alignment.transport import match_neurons
 
@@ -182,7 +183,7 @@ def memory(devices, d_a, d_b, small: int, large: int, chunk: int, threads: int |
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = runtime.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small widths and token counts (~1 min)")
     p.add_argument("--width-scale", type=float, default=None, help="scale 3072 x 4096 (default 1)")
     p.add_argument("--batch", type=int, default=4096, help="tokens per streaming batch")

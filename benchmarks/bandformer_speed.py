@@ -236,7 +236,7 @@ def ddp_table(args) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = runtime.ArgumentParser(description=__doc__.splitlines()[0])
     add = p.add_argument
     add("--configs", nargs="+", choices=list(CONFIGS), help="default: tiny default (+ t4 on CUDA)")
     add("--models", nargs="+", choices=list(MODELS), default=["band", "baseline"])

@@ -364,7 +364,7 @@ def figure(summary: dict):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = runtime.ArgumentParser(description=__doc__.splitlines()[0])
     add = p.add_argument
     add("--reference-dir", default=None, help="a checkout of karpathy/nanoGPT (its model.py)")
     add("--steps", type=int, nargs="+", default=[200], help="step budgets (default: 200)")

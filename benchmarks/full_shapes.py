@@ -531,7 +531,9 @@ def host_peak(experiment: str, timeout: float) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from akira_nb.runtime import ArgumentParser  # one-line errors
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=EXPERIMENTS)
     p.add_argument("--no-runs", action="store_true", help="skip the host-memory subprocess runs")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per host-memory run (1800)")

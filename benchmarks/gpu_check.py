@@ -405,7 +405,9 @@ def cost_rows(gpu: str, steps: dict, plan_steps: dict, runs: dict) -> tuple[str,
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from akira_nb.runtime import ArgumentParser  # one-line errors
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=EXPERIMENTS)
     p.add_argument("--skip-plans", action="store_true", help="no shortened offline t4 runs")
     p.add_argument(

@@ -241,7 +241,9 @@ def seeds_together(p, model, epochs, n_seeds, threads, device) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from akira_nb.runtime import ArgumentParser  # one-line errors
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference-dir", default=None, help="checkout of unixsysdev/wave-llm-")
     parser.add_argument("--primes", type=int, nargs="+", default=[53, 113])
     parser.add_argument("--epochs", type=int, default=200, help="training epochs per run")

@@ -297,7 +297,9 @@ def memory_report(device: str, threads: int, steps: int) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from akira_nb.runtime import ArgumentParser  # one-line errors
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", nargs="+", default=["fast32"], choices=list(CASES))
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--rounds", type=int, default=3, help="paired rounds per case (default 3)")

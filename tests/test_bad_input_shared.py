@@ -134,6 +134,21 @@ def test_cli_resume_with_nothing_to_resume_refuses_naming_the_name_and_folder(
     assert _files(tmp_path) == []
 
 
+def test_the_one_arm_trainer_cli_refuses_resume_with_nothing_to_resume(tmp_path, capsys):
+    from akira_nb.bandformer import train
+
+    argv = ["--preset", "tiny", "--dataset", "offline", "--total-steps", "2", "--warmup-steps", "1"]
+    code = train.main([*argv, "--name", "never_ran", "--resume", "--output-dir", str(tmp_path)])
+    line = _one_error_line(capsys)
+    assert code == 2 and "nothing to resume" in line and "'never_ran'" in line, line
+    assert _files(tmp_path) == []
+    # an output folder that is a file: refused before the data loads
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert train.main([*argv, "--output-dir", str(afile)]) == 2
+    assert "output_dir" in _one_error_line(capsys)
+
+
 def test_the_notebooks_default_resume_still_starts_a_first_run(tmp_path):
     # resume=True from Python (a notebook's RESUME above tiny on a fresh Colab): start one
     first = Run.open_or_create("exp", "fresh", {"a": 1}, resume=True, root=tmp_path)

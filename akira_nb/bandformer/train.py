@@ -103,7 +103,7 @@ from akira_nb.bandformer.model import (
     preset,
     training_loss,
 )
-from akira_nb.runs import Run, check_name
+from akira_nb.runs import Run, check_name, check_runs_root
 
 EXPERIMENT = "026_band_transformer"
 ARMS = (
@@ -985,6 +985,7 @@ def main(argv: list[str] | None = None) -> int:
     bad setting."""
     args = parser().parse_args(argv)
     try:
+        check_runs_root(args.output_dir)  # before the data loads
         cfg = config_from_args(args)
         name = check_name(args.name or cfg.arm, "name")
         record = standins.announce(cfg.standins()) if cfg.offline else None
@@ -1019,6 +1020,7 @@ def _open_run(cfg: TrainConfig, name: str, args, rank: int, world: int) -> Run:
                 resume=args.resume,
                 root=args.output_dir,
                 may_change=RESUME_MAY_CHANGE,
+                must_exist=args.resume,  # --resume: a run of that name to resume
             )
             found = [str(run.path)]
         except ValueError as exc:

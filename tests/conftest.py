@@ -2,7 +2,6 @@ import contextlib
 import io
 import os
 import shutil
-import time
 from pathlib import Path
 
 import matplotlib
@@ -24,6 +23,26 @@ def runs_root(tmp_path, monkeypatch):
     return root
 
 
+# ----------------------------------------------------------------------------- shared models
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory):
+    """The alignment tests' tiny GPT-2-style pair (``models.tiny_pair`` at 120 steps, the
+    ``TEST_TINY`` of those files): ``(folders, cache root)``, trained once per test run (the
+    pytest workers share one cache folder under a file lock)."""
+    from filelock import FileLock
+
+    from akira_nb.alignment import models
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers
+    root = base / "akira_cache"
+    with FileLock(str(base / "akira_cache.lock")):
+        return models.tiny_pair(models.TinyConfig(steps=120), root=root), root
+
+
 # ----------------------------------------------------------------------------- the main job
 
 MAIN_JOB = "main_job"  # xdist group: every test that reads the main job runs on one worker
@@ -38,7 +57,7 @@ SMALL_FLAGS = {
         *("--arms", "band", "baseline", "--budgets", "4", "8", "--aq_samples", "8"),
         *("--eval_batches", "1", "--final_eval_predictions", "64", "--stats_sequences", "2"),
     ],
-    "differential_lr": ["--budgets", "4", "--seeds", "0", "--eval-batches", "1"],
+    "differential_lr": ["--budgets", "4", "--seeds", "0", "--eval-batches", "1", "--sweep", ""],
 }
 
 
@@ -97,14 +116,13 @@ def tiny_runs(tmp_path_factory):
 
 
 class _FileProgress:
-    """Prints ``PASSED tests/test_x.py (12 tests, 3.4 s)`` as each test file finishes, so a long
-    quiet run (``-q``, several workers) shows where it is."""
+    """Prints ``done tests/test_x.py (12 tests, 3.4 s)`` as each test file finishes (the seconds
+    its tests took, summed), so a long quiet run (``-q``, several workers) shows where it is."""
 
     def __init__(self, config):
         self.config = config
         self.left: dict[str, int] = {}
         self.failed: set[str] = set()
-        self.started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
 
     def _count(self, nodeids):
@@ -120,11 +138,9 @@ class _FileProgress:
     def pytest_xdist_node_collection_finished(self, node, ids):
         self._count(ids)
 
-    def pytest_runtest_logstart(self, nodeid, location):
-        self.started.setdefault(nodeid.split("::")[0], time.perf_counter())
-
     def pytest_runtest_logreport(self, report):
         path = report.nodeid.split("::")[0]
+        self.seconds[path] = self.seconds.get(path, 0.0) + report.duration
         if report.failed:
             self.failed.add(path)
         if report.when != "teardown" or path not in self.left:
@@ -132,7 +148,7 @@ class _FileProgress:
         self.left[path] -= 1
         if self.left[path] == 0:
             word = "FAILED" if path in self.failed else "done"
-            took = time.perf_counter() - self.started.get(path, time.perf_counter())
+            took = self.seconds[path]  # its tests' set-up, call and tear-down, summed
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
                 reporter.write_line(f"{word} {path} ({self.total[path]} tests, {took:.0f} s)")

@@ -17,9 +17,8 @@ TEST_TINY = models.TinyConfig(steps=120)
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "akira_cache"
-    return models.tiny_pair(TEST_TINY, root=root), root
+def tiny(tiny_lm):
+    return tiny_lm  # tests/conftest.py: trained once per test run
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,8 @@ TEST_TINY = models.TinyConfig(steps=120)
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "akira_cache"
-    return models.tiny_pair(TEST_TINY, root=root), root
+def tiny(tiny_lm):
+    return tiny_lm  # tests/conftest.py: trained once per test run
 
 
 def test_tiny_pair_trains_and_beats_the_unigram_baseline(tiny):

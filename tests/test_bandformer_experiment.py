@@ -10,6 +10,7 @@ import torch
 from akira_nb import standins
 from akira_nb.bandformer import experiment, sweep, train
 from akira_nb.bandformer.model import BandTransformer, preset
+from akira_nb.runs import Run, check_resume
 
 VERDICTS = ("holds", "does not hold", "not comparable", "not run")
 
@@ -77,15 +78,19 @@ def test_at_the_tiny_preset_every_arm_learns(tiny_runs):
     each arm's final validation loss (the whole final set) ends the margin below the unigram
     cross-entropy at the preset's LRs, the middle of every sweep (the tuned loss is never
     higher; at 60 steps the matched baseline had not left the unigram plateau). The study is the
-    notebook's tiny run, reopened (tests/conftest.py ``tiny_runs``; trained here when alone)."""
+    notebook's tiny run, read from its folder (tests/conftest.py ``tiny_runs``; trained here as
+    the notebook trains it when the test runs alone)."""
     plan = experiment.study("tiny")
-    out = experiment.run_experiment(
-        plan, name="notebook-tiny", resume=True, root=tiny_runs, log=None, banner=False
-    )
-    arms = out["run"].path / "arms"
+    run = Run.find_latest(experiment.EXPERIMENT, "notebook-tiny", root=tiny_runs)
+    if run is None:
+        run = experiment.run_experiment(
+            plan, name="notebook-tiny", root=tiny_runs, log=None, banner=False
+        )["run"]
+    # the tiny preset's run (the guard a resume uses; raises naming a changed setting)
+    check_resume(run.config, plan.to_dict(), str(run.path), may_change=experiment.MAY_CHANGE)
     for arm in plan.arms:
         tag = experiment.tag_of(arm, plan.budgets[0], 1.0, plan.seeds[0])
-        rec = json.loads((arms / f"{tag}.json").read_text())
+        rec = json.loads((run.path / "arms" / f"{tag}.json").read_text())
         assert rec["data"]["final_val_predictions"] >= 50_000, tag
         unigram = rec["unigram_val_loss"]
         assert sweep.learned(rec["final_val_loss"], unigram), (arm, rec["final_val_loss"], unigram)

@@ -21,6 +21,9 @@ from akira_nb.runs import Run
 
 # ----------------------------------------------------------------------------- measurements
 
+# final losses on the evaluation batches, not 50,000 predictions (its own tests check that)
+NO_LARGE_EVAL = dict(final_eval_predictions=0)
+
 
 def test_steps_to_target_interpolates_between_evaluations():
     steps, losses = [10, 20, 30, 40], [4.0, 3.0, 2.0, 1.5]
@@ -117,7 +120,9 @@ def _out_from(curves: dict, plan, target, unigram=10.0):
 
 @pytest.fixture
 def plan():
-    return E.study("tiny", seeds=[0, 1, 2], total_steps=60, sweep=[], progress=False)
+    return E.study(
+        "tiny", seeds=[0, 1, 2], total_steps=60, sweep=[], progress=False, **NO_LARGE_EVAL
+    )
 
 
 def test_a_clearly_faster_and_better_arm_is_supported_an_equal_one_is_not(plan):
@@ -272,6 +277,7 @@ def test_a_resumed_study_reloads_finished_trainings_and_continues_a_half_trained
         seq_len=16,
         batch_size=4,
         total_steps=10,
+        **NO_LARGE_EVAL,
         warmup_steps=2,
         eval_every=2,
         checkpoint_every=5,

@@ -15,6 +15,9 @@ from akira_nb.differential_lr import experiment as E
 
 # ----------------------------------------------------------------------------- validation
 
+# final losses on the evaluation batches, not 50,000 predictions (its own tests check that)
+NO_LARGE_EVAL = dict(final_eval_predictions=0)
+
 
 @pytest.mark.parametrize(
     "sweep, match",
@@ -100,7 +103,9 @@ def test_window_variance_ignores_curvature_and_the_warmup():
 
 
 def _plan():
-    return E.study("tiny", seeds=[0, 1, 2], total_steps=60, sweep=[], progress=False)
+    return E.study(
+        "tiny", seeds=[0, 1, 2], total_steps=60, sweep=[], progress=False, **NO_LARGE_EVAL
+    )
 
 
 def _template_out(band, control, unigram=10.0):
@@ -151,7 +156,14 @@ def test_the_summary_carries_the_prescribed_lrs_and_the_study_builds_no_optimise
     monkeypatch.setattr(
         optim, "make_sliced_adamw", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
-    kw = dict(seeds=[0], arms=["baseline_differential"], sweep=[], seq_len=16, batch_size=4)
+    kw = dict(
+        seeds=[0],
+        arms=["baseline_differential"],
+        sweep=[],
+        seq_len=16,
+        batch_size=4,
+        **NO_LARGE_EVAL,
+    )
     plan = E.study("tiny", total_steps=6, warmup_steps=1, eval_every=3, monitor_every=2, **kw)
     out = E.run_study(plan, name="p", log=None)
     assert len(calls) == 1  # the training's own optimiser only
@@ -218,7 +230,14 @@ def test_sliced_adamw_rescales_all_tensors_in_one_batched_call(monkeypatch):
 
 
 def test_the_explorer_redraws_the_chosen_arm(runs_root, capsys):
-    kw = dict(seeds=[0], arms=["band", "band_geomean"], sweep=[], seq_len=16, batch_size=4)
+    kw = dict(
+        seeds=[0],
+        arms=["band", "band_geomean"],
+        sweep=[],
+        seq_len=16,
+        batch_size=4,
+        **NO_LARGE_EVAL,
+    )
     E.run_study(
         E.study("tiny", total_steps=6, warmup_steps=1, eval_every=3, **kw), name="w", log=None
     )

@@ -49,44 +49,38 @@ def _curve_axes(ax, curves: list[dict], key: str, unigram: float | None) -> None
         ax.axhline(unigram, color="black", ls=":", lw=1, label=f"unigram {unigram:.3f}")
 
 
+def _loss_against(curves: list[dict], x: str, unigram, xlabel: str, what: str, **axes):
+    """One figure of every curve against ``x`` (``tokens`` or ``flops``)."""
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    _curve_axes(ax, curves, x, unigram)
+    ax.set(
+        xlabel=xlabel,
+        ylabel="validation loss (nats/token)",
+        title=f"validation loss against {what}, each arm at its tuned LR\n(lines: the evaluation "
+        "set during training; dots: the final loss on the larger final set)",
+        **axes,
+    )
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def plot_curves(curves: list[dict], unigram: float | None = None) -> plt.Figure | None:
     """Validation loss of every reported training (each arm at its tuned LR, every budget:
     the longest solid, shorter ones dashed) against the tokens seen; a dot marks each final
     loss (on the larger final validation set), beside the unigram cross-entropy.
     ``curves``: :func:`akira_nb.bandformer.experiment.curve_rows`."""
-    if not curves:
-        return None
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    _curve_axes(ax, curves, "tokens", unigram)
-    ax.set(
-        xlabel="training tokens",
-        ylabel="validation loss (nats/token)",
-        title="validation loss against tokens, each arm at its tuned LR\n(lines: the evaluation "
-        "set during training; dots: the final loss on the larger final set)",
-    )
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
+    return _loss_against(curves, "tokens", unigram, "training tokens", "tokens")
 
 
 def plot_loss_vs_flops(curves: list[dict], unigram: float | None = None) -> plt.Figure | None:
     """The curves of :func:`plot_curves` against training FLOPs (forward + backward, counted per
     token on one step; log axis): an arm that needs more FLOPs per token sits further right at
     the same tokens."""
-    if not curves:
-        return None
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    _curve_axes(ax, curves, "flops", unigram)
-    ax.set(
-        xscale="log",
-        xlabel="training FLOPs (forward + backward)",
-        ylabel="validation loss (nats/token)",
-        title="validation loss against training compute, each arm at its tuned LR\n(lines: the "
-        "evaluation set during training; dots: the final loss on the larger final set)",
-    )
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
+    xlabel = "training FLOPs (forward + backward)"
+    return _loss_against(curves, "flops", unigram, xlabel, "training compute", xscale="log")
 
 
 def plot_lr_sweep(rows: list[dict]) -> plt.Figure | None:

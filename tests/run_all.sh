@@ -25,12 +25,13 @@ stage() {
         "$(( (cpu1 - cpu0) / $(getconf CLK_TCK) )) CPU-s"
 }
 
-# Notebooks, end to end at the tiny size, two at a time, into a scratch runs folder that the
+# Notebooks, end to end at the tiny size, two at a time (one per worker at a time, so that 013
+# and 026, the longest, run side by side), into a scratch runs folder that the
 # unit tests (AKIRA_TINY_RUNS_DIR: the tiny studies checked there are these runs, reopened)
 # and the browser test (AKIRA_RESUME=1) reopen instead of training again.
 nbruns="$(mktemp -d)/runs"
 stage "notebooks at tiny" env AKIRA_RUNS_DIR="$nbruns" AKIRA_SIZE=tiny "$py" -m pytest -q \
-    -p no:cacheprovider --nbmake --nbmake-timeout=900 -n 2 notebooks/
+    -p no:cacheprovider --nbmake --nbmake-timeout=900 -n 2 --dist load --maxschedchunk 1 notebooks/
 
 # Unit tests, two workers (pytest-xdist; a line as each file finishes): Agg backend here only
 # (a kernel that inherits it would lose its figures).
@@ -39,9 +40,10 @@ stage "unit tests" env AKIRA_TINY_RUNS_DIR="$nbruns" MPLBACKEND=Agg "$py" -m pyt
     --durations=10
 
 # The t4 plans at their real widths (GPT-2 sizes, 50,257-token vocabularies) on local stand-ins,
-# a few steps each: memory-heavy, so apart from the unit tests.
+# a few steps each: memory-heavy, so apart from the unit tests. One test at a time per worker,
+# so that the two longest (000's, then 026's) run side by side.
 stage "t4 plans on stand-ins" env MPLBACKEND=Agg "$py" -m pytest tests -q -p no:cacheprovider \
-    -n 2 -m full_shapes --durations=5
+    -n 2 --dist load --maxschedchunk 1 -m full_shapes --durations=5
 
 # The explorers in a real browser: JupyterLab + headless Chromium open every notebook at the
 # tiny size on the notebook stage's runs and change each explorer's controls (skipped without

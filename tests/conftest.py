@@ -54,7 +54,8 @@ SMALL_FLAGS = {
     "spatiotemporal": ["--steps", "6", "--eval-steps", "4", "--grid-size", "8"],
     "action_quanta": ["--num-samples", "8", "--no-grokking"],
     "bandformer": [
-        *("--arms", "band", "baseline", "--budgets", "4", "8", "--aq_samples", "8"),
+        *("--arms", "band", "baseline", "--budgets", "4", "8", "--lr_multipliers", "1"),
+        *("--aq_samples", "8"),
         *("--eval_batches", "1", "--final_eval_predictions", "64", "--stats_sequences", "2"),
     ],
     "differential_lr": ["--budgets", "4", "--seeds", "0", "--eval-batches", "1", "--sweep", ""],

@@ -85,6 +85,38 @@ def check_bool(name: str, value) -> bool:
     return value
 
 
+def check_distinct(name: str, values) -> list:
+    """Raise ``ValueError`` naming the parameter when a value of ``values`` appears twice (a
+    repeated arm or budget would train the same run twice under one tag). Returns
+    ``list(values)``."""
+    values = list(values)
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise ValueError(f"{name}={values!r} repeats {repeated[0]!r}; each value must appear once")
+    return values
+
+
+def parse_floats(text: str) -> list[float]:
+    """``"1e-5,3e-5 0.1"`` -> ``[1e-05, 3e-05, 0.1]``: numbers separated by commas and/or
+    spaces (an argparse ``type=``; ``""`` is the empty list). A word that is not a number raises
+    ``ValueError``, which argparse reports as an invalid value of the flag."""
+    return [float(v) for v in text.replace(",", " ").split()]
+
+
+def training_tokens(steps, batch_size, seq_len) -> int:
+    """Tokens one training reads: ``steps`` x ``batch_size`` x ``seq_len`` (each a
+    non-negative integer)."""
+    out = 1
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("seq_len", seq_len)):
+        out *= check_int(name, value, low=0)
+    return out
+
+
+# Predictions behind every final validation (and test) loss of the band-model trainings (026
+# and 013), at least: the trainer's ``final_eval_predictions`` at every size.
+FINAL_EVAL_PREDICTIONS = 50_000
+
+
 def get_size(default: str = "t4") -> str:
     """The size preset from ``AKIRA_SIZE`` (``tiny``, ``t4`` or ``a100``)."""
     return check_choice("AKIRA_SIZE", os.environ.get("AKIRA_SIZE", default).strip().lower(), SIZES)
@@ -355,6 +387,16 @@ def pick(size: str, **per_size):
 def in_colab() -> bool:
     """True inside a Google Colab kernel."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def in_ipython() -> bool:
+    """True inside an IPython shell or Jupyter kernel (a CLI then leaves matplotlib's backend
+    alone); False in a plain Python process or without IPython installed."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

@@ -1,3 +1,6 @@
+import sys
+import types
+
 import pytest
 import torch
 
@@ -252,3 +255,37 @@ def test_resume_default_reads_akira_resume_else_resumes_above_tiny(monkeypatch):
     monkeypatch.setenv("AKIRA_RESUME", "maybe")
     with pytest.raises(ValueError, match="AKIRA_RESUME='maybe'"):
         runtime.resume_default("tiny")
+
+
+def test_check_distinct_returns_the_list_and_names_a_repeat():
+    assert runtime.check_distinct("arms", ("band", "baseline")) == ["band", "baseline"]
+    assert runtime.check_distinct("budgets", []) == []
+    with pytest.raises(ValueError, match=r"budgets=\[200, 500, 200\] repeats 200"):
+        runtime.check_distinct("budgets", (200, 500, 200))
+
+
+def test_parse_floats_reads_commas_and_spaces():
+    assert runtime.parse_floats("1e-5,3e-5 0.1") == [1e-5, 3e-5, 0.1]
+    assert runtime.parse_floats(" 0.316 , 1,3.16 ") == [0.316, 1.0, 3.16]
+    assert runtime.parse_floats("") == []
+    with pytest.raises(ValueError):
+        runtime.parse_floats("1,x")
+
+
+def test_training_tokens_is_steps_by_batch_by_length():
+    assert runtime.training_tokens(5000, 16, 256) == 20_480_000
+    assert runtime.training_tokens(0, 16, 32) == 0
+    for bad in (dict(steps=-1), dict(batch_size=2.5), dict(seq_len=True)):
+        args = dict(steps=10, batch_size=16, seq_len=32) | bad
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
+            runtime.training_tokens(**args)
+
+
+def test_in_ipython_sees_a_shell_only_when_there_is_one(monkeypatch):
+    assert runtime.in_ipython() is False  # pytest is a plain Python process
+    monkeypatch.setitem(sys.modules, "IPython", None)  # not installed: import fails
+    assert runtime.in_ipython() is False
+    shell = types.ModuleType("IPython")
+    shell.get_ipython = lambda: object()
+    monkeypatch.setitem(sys.modules, "IPython", shell)
+    assert runtime.in_ipython() is True

@@ -214,7 +214,7 @@ def main(args: argparse.Namespace) -> dict:
 
     import matplotlib
 
-    if not _in_ipython():
+    if not runtime.in_ipython():
         matplotlib.use("Agg")
 
     out = experiment.run_experiment(
@@ -228,11 +228,3 @@ def main(args: argparse.Namespace) -> dict:
     for line in out["lines"].values():
         print(line)
     return out
-
-
-def _in_ipython() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return get_ipython() is not None

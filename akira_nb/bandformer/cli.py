@@ -63,10 +63,6 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.replace(",", " ").split()]
 
 
-def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.replace(",", " ").split()]
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -101,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a(
         "--lr_multipliers",
         "--lr-multipliers",
-        type=_floats,
+        type=runtime.parse_floats,
         default=None,
         help="the LR sweep: multipliers of each swept arm's preset LRs (band LRs and shared LR "
         "together), one (no sweep) or >= 3 spanning >= 10x, e.g. '0.316,1,3.16'",
@@ -183,7 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a(
         "--band_lrs",
         "--band-lrs",
-        type=_floats,
+        type=runtime.parse_floats,
         default=None,
         help="one learning rate per band, e.g. '1e-5,3e-5,1e-4,3e-4,1e-3,3e-3,1e-2'",
     )
@@ -458,7 +454,7 @@ def main(args: argparse.Namespace) -> dict | None:
 
     import matplotlib
 
-    if not _in_ipython():
+    if not runtime.in_ipython():
         matplotlib.use("Agg")
 
     tracker = experiment.WandbLogger(wandb, args.wandb_project) if wandb is not None else None
@@ -475,11 +471,3 @@ def main(args: argparse.Namespace) -> dict | None:
         print(line)
     print(f"results and figures: {out['run'].path}")
     return out
-
-
-def _in_ipython() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return get_ipython() is not None

@@ -93,6 +93,7 @@ import numpy as np
 from akira_nb import runtime, standins
 from akira_nb.bandformer import sweep
 from akira_nb.runs import claim_lines
+from akira_nb.runtime import FINAL_EVAL_PREDICTIONS
 
 EXPERIMENT = "026_band_transformer"
 TITLE = "026 Band transformer: 7 bands with their own learning rates vs a parameter-matched GPT"
@@ -108,7 +109,6 @@ AQ_ARMS = ("band", "baseline")  # the two architectures of the predictions
 BAND_LAYOUT_ARMS = ("band", "band_uniform", "band_geomean", "band_no_wormhole", "reference")
 # the arms of the verdict on the band model against a standard GPT: trained at every budget
 LONG_ARMS = ("band", "baseline", "baseline_wide")
-FINAL_EVAL_PREDICTIONS = 50_000  # predictions behind every final validation loss (at least)
 
 # ----------------------------------------------------------------------------- the reference
 
@@ -309,21 +309,13 @@ def _train_module():
     return train
 
 
-def _check_distinct(name: str, values) -> None:
-    repeated = [v for i, v in enumerate(values) if v in list(values)[:i]]
-    if repeated:
-        raise ValueError(
-            f"{name}={list(values)!r} repeats {repeated[0]!r}; each value must appear once"
-        )
-
-
 def _check_arm_list(name: str, values) -> list[str]:
     train = _train_module()
     if isinstance(values, str) or not isinstance(values, (list, tuple)):
         raise ValueError(f"{name}={values!r} must be a list of arms from {train.ARMS}")
     for arm in values:
         runtime.check_choice(name, arm, train.ARMS)
-    _check_distinct(name, values)
+    runtime.check_distinct(name, values)
     return list(values)
 
 
@@ -459,7 +451,8 @@ class Study:
 
     def tokens_at(self, steps: int) -> int:
         """Tokens of one training at budget ``steps``: steps x batch_size x seq_len."""
-        return int(steps) * int(self.base.batch_size) * int(self.base.seq_len)
+        b = self.base
+        return runtime.training_tokens(int(steps), int(b.batch_size), int(b.seq_len))
 
     @property
     def tokens_per_arm(self) -> int:

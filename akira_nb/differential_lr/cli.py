@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 
 from akira_nb import runtime
-from akira_nb.bandformer.cli import _floats  # "1e-5,3e-5 ..." -> floats, as 026 reads them
 
 # Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
 ARMS = ("band", "band_geomean", "band_uniform", "baseline_differential")
@@ -59,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--band-lrs",
         "--band_lrs",
         dest="band_lrs",
-        type=_floats,
+        type=runtime.parse_floats,
         default=None,
         help="with --lr-preset custom: one LR per band (7 or 8), e.g. '1e-5,1e-4,...'",
     )
@@ -89,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--sweep",
-        type=_floats,
+        type=runtime.parse_floats,
         default=None,
         help="LR multipliers of each arm's prescribed LRs, at least 3 spanning 10x, e.g. "
         "'0.316,1,3.16' (the default); '' for none (every arm at its prescribed LRs)",
@@ -198,9 +197,8 @@ def main(args: argparse.Namespace) -> dict:
     record = experiment.standins_record(plan)  # offline: the banner is the first line
     print(plan.describe(), flush=True)
     import matplotlib
-    from IPython import get_ipython
 
-    if get_ipython() is None:  # headless CLI; inside a notebook kernel leave its backend alone
+    if not runtime.in_ipython():  # headless CLI; inside a notebook kernel leave its backend alone
         matplotlib.use("Agg")
 
     out = experiment.run_study(

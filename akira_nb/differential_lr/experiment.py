@@ -53,8 +53,8 @@ from typing import Any
 import numpy as np
 
 from akira_nb import lr_sweep, runtime, standins
-from akira_nb.bandformer.experiment import FINAL_EVAL_PREDICTIONS, _check_distinct, _train_module
 from akira_nb.runs import claim_lines, read_json
+from akira_nb.runtime import FINAL_EVAL_PREDICTIONS
 
 from . import evaluate as ev
 from . import sweep as sw
@@ -168,12 +168,19 @@ def _optim():
     return optim
 
 
+def _train_module():
+    """The band-model trainer, imported when first needed (it imports torch)."""
+    from akira_nb.bandformer import train
+
+    return train
+
+
 def check_budgets(budgets) -> list[int]:
     """``budgets`` sorted: distinct positive step counts, at least one."""
     if not isinstance(budgets, (list, tuple)) or not budgets:
         raise ValueError(f"budgets={budgets!r} must be a non-empty list of total steps")
     out = [runtime.check_int(f"budgets[{i}]", b, low=1) for i, b in enumerate(budgets)]
-    _check_distinct("budgets", out)
+    runtime.check_distinct("budgets", out)
     return sorted(out)
 
 
@@ -205,7 +212,7 @@ class Study:
             raise ValueError(f"arms={self.arms!r} leaves nothing to train; choose from {ARMS}")
         for arm in self.arms:
             runtime.check_choice("arms", arm, ARMS)
-        _check_distinct("arms", self.arms)
+        runtime.check_distinct("arms", self.arms)
         self.seeds = runtime.check_seeds("seeds", self.seeds)
         self.sweep_seeds = runtime.check_seeds("sweep_seeds", self.sweep_seeds or self.seeds[:1])
         outside = [s for s in self.sweep_seeds if s not in self.seeds]
@@ -264,7 +271,7 @@ class Study:
     def tokens_per_arm(self) -> int:
         """Tokens of one training at the longest budget."""
         b = self.base
-        return int(b.total_steps) * int(b.batch_size) * int(b.seq_len)
+        return runtime.training_tokens(int(b.total_steps), int(b.batch_size), int(b.seq_len))
 
     def warmup_for(self, budget: int) -> int:
         """The warm-up of a training of ``budget`` steps: the longest budget's share."""

@@ -314,14 +314,6 @@ def size_line(args) -> str:
     return f"{source} filled: {', '.join(filled) or 'nothing (every flag given)'}"
 
 
-def _in_ipython() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return get_ipython() is not None
-
-
 def main(args) -> dict:
     import time
 
@@ -331,7 +323,7 @@ def main(args) -> dict:
 
     import matplotlib
 
-    if not _in_ipython():  # headless CLI; inside a notebook kernel leave its backend alone
+    if not runtime.in_ipython():  # headless CLI; inside a notebook kernel leave its backend alone
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

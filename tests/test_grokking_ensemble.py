@@ -83,7 +83,7 @@ def _arms(tmp_seeds=(0, 1), **kw):
 
 
 def test_ensemble_path_of_compare_gives_sequential_results_and_files(tmp_path):
-    from akira_nb.grokking.train import compare
+    from akira_nb.grokking.experiment import compare
     from akira_nb.runs import Run
 
     runs = {}
@@ -124,7 +124,7 @@ def test_ensemble_path_of_compare_gives_sequential_results_and_files(tmp_path):
 
 
 def test_ensemble_resume_continues_from_per_seed_checkpoints(tmp_path):
-    from akira_nb.grokking.train import compare
+    from akira_nb.grokking.experiment import compare
     from akira_nb.runs import Run
 
     whole = compare(_arms(), progress=False, ensemble=False)
@@ -144,15 +144,15 @@ def test_ensemble_is_opt_in_on_every_device_and_the_flag_is_checked(monkeypatch)
 
     import pytest
 
-    from akira_nb.grokking import ensemble, experiment, train
+    from akira_nb.grokking import ensemble, experiment
 
-    assert inspect.signature(train.compare).parameters["ensemble"].default is False
+    assert inspect.signature(experiment.compare).parameters["ensemble"].default is False
     assert inspect.signature(experiment.run_experiment).parameters["ensemble"].default is False
     calls = []
     monkeypatch.setattr(ensemble, "train_arms", lambda *a, **k: calls.append(a) or [])
     arms = _arms(n_epochs=2, eval_every=1, checkpoint_every=0, progress_every=0)
-    assert len(train.compare(arms, progress=False)) == 2 and calls == []
-    train.compare(arms, progress=False, ensemble=True)
+    assert len(experiment.compare(arms, progress=False)) == 2 and calls == []
+    experiment.compare(arms, progress=False, ensemble=True)
     assert len(calls) == 1
     with pytest.raises(ValueError, match="ensemble"):
-        train.compare(arms, progress=False, ensemble="yes")
+        experiment.compare(arms, progress=False, ensemble="yes")

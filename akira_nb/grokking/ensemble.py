@@ -14,9 +14,10 @@ device, so the ensemble should be faster, but that is not yet measured; on a 2-c
 full-batch step is already compute-bound and it measured 1.05x (``benchmarks/grokking_speed.py
 --seeds N`` prints it).
 
-``train_arms`` is the ensemble path of ``train.compare`` (opt-in, ``--ensemble``): the seeds of
-one (p, mixer) trained together with the same history, checkpoints, progress snapshots, frames
-and results per seed as ``train.train`` writes, so the run folder looks the same either way.
+``train_arms`` is the ensemble path of ``experiment.compare`` (opt-in, ``--ensemble``): the
+seeds of one (p, mixer) trained together with the same history, checkpoints, progress snapshots,
+frames and results per seed as ``train.train`` writes, so the run folder looks the same either
+way.
 ``train_seeds`` is the bare loop (no evaluation, no files) the benchmark times.
 """
 
@@ -32,18 +33,18 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from akira_nb import runtime
+from akira_nb.grokking.evaluate import evaluate
 from akira_nb.grokking.models import GrokkingModel
 from akira_nb.grokking.train import (
     HISTORY_KEYS,
     RESUME_MAY_CHANGE,
     GrokfastEMA,
+    Snapshots,
     TrainConfig,
     TrainResult,
-    _Snapshots,
-    _sync,
     checkpoint_state,
-    evaluate,
     finish,
+    sync_device,
     train,
 )
 
@@ -97,13 +98,11 @@ def _train_seeds(cfg: TrainConfig, seeds: list[int], device) -> dict:
         params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2)
     )
     grokfast = GrokfastEMA(cfg.grokfast_alpha, cfg.grokfast_lamb) if cfg.grokfast_lamb else None
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync_device(device)
     start = time.perf_counter()
     for epoch in range(n_epochs):
         _step(cfg, epoch, opt, grokfast, params, batched_loss(params, buffers, x, y))
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync_device(device)
     seconds = time.perf_counter() - start
     finals = []
     for i, (model, data) in enumerate(zip(models, datasets)):
@@ -192,7 +191,7 @@ def _train_arms(cfgs, device, run, states, progress, snapshot_fns) -> list[Train
     grokfast = GrokfastEMA(cfg.grokfast_alpha, cfg.grokfast_lamb) if cfg.grokfast_lamb else None
     if grokfast is not None and mus[0]:
         grokfast.mu = {k: torch.stack([mu[k] for mu in mus]) for k in mus[0]}
-    snapshots = [_Snapshots(run, c.tag, fresh=start_epoch == 0) for c in cfgs]
+    snapshots = [Snapshots(run, c.tag, fresh=start_epoch == 0) for c in cfgs]
     base = copy.deepcopy(models[0]).to("meta")
 
     def loss_one(p, b, xs, ys):
@@ -235,7 +234,7 @@ def _train_arms(cfgs, device, run, states, progress, snapshot_fns) -> list[Train
         disable=not progress,
         mininterval=1.0,
     )
-    _sync(device)
+    sync_device(device)
     t0, c0, train_cpu = time.perf_counter(), time.process_time(), 0.0
     for epoch in bar:
         _step(cfg, epoch, opt, grokfast, params, batched_loss(params, buffers, x, y))
@@ -245,7 +244,7 @@ def _train_arms(cfgs, device, run, states, progress, snapshot_fns) -> list[Train
         is_snap = any(snapshot_fns) and cfg.snapshot_every and done % cfg.snapshot_every == 0
         is_prog = cfg.progress_every and (done % cfg.progress_every == 0 or done == cfg.n_epochs)
         if is_eval or is_ckpt or is_snap or is_prog:
-            _sync(device)
+            sync_device(device)
             train_seconds += time.perf_counter() - t0
             train_cpu += time.process_time() - c0
             unstack()
@@ -264,7 +263,7 @@ def _train_arms(cfgs, device, run, states, progress, snapshot_fns) -> list[Train
             if is_ckpt:
                 save(done)
             t0, c0 = time.perf_counter(), time.process_time()
-    _sync(device)
+    sync_device(device)
     if start_epoch < cfg.n_epochs:
         train_seconds += time.perf_counter() - t0
         train_cpu += time.process_time() - c0

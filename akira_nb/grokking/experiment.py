@@ -13,16 +13,17 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import matplotlib.pyplot as plt
 
 from akira_nb import runtime
+from akira_nb.grokking import ensemble as vmapped  # compare's ``ensemble`` flag owns the name
 from akira_nb.grokking import plots
 from akira_nb.grokking.models import MIXERS
 from akira_nb.grokking.train import (
     RESUME_MAY_CHANGE,
     TrainConfig,
     TrainResult,
-    compare,
     summarize,
+    train,
 )
-from akira_nb.runs import Run, claim_lines
+from akira_nb.runs import Run, atomic_write_json, claim_lines
 from akira_nb.runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
 
 EXPERIMENT = "grokking"
@@ -91,16 +92,6 @@ def preset(size: str | None) -> dict:
     return {k: (list(v) if isinstance(v, list) else v) for k, v in pre.items()}
 
 
-def _check_distinct(name: str, values) -> None:
-    """A repeated prime or mixer would train the same arm twice (same tag, same checkpoint
-    folder) and count it as two seeds."""
-    repeated = [v for i, v in enumerate(values) if v in values[:i]]
-    if repeated:
-        raise ValueError(
-            f"{name}={list(values)!r} repeats {repeated[0]!r}; each value must appear once"
-        )
-
-
 @dataclass
 class Study:
     """One comparison: the shared training settings (``base``) and the arms, every
@@ -128,7 +119,7 @@ class Study:
         runtime.check_device("device", self.base.device)
         self.arms()
         for name in ("primes", "mixers"):
-            _check_distinct(name, getattr(self, name))
+            runtime.check_distinct(name, getattr(self, name))  # one arm trained twice otherwise
         return self
 
     def arms(self) -> list[TrainConfig]:
@@ -525,6 +516,61 @@ def snapshot_saver(run: Run):
     return save
 
 
+def seed_groups(arms: list[TrainConfig]) -> list[list[TrainConfig]]:
+    """Consecutive arms that differ only in their seed, in order (``Study.arms()`` lists the
+    seeds of each (p, mixer) together)."""
+    groups: list[list[TrainConfig]] = []
+    for cfg in arms:
+        if groups and replace(groups[-1][0], seed=cfg.seed) == cfg:
+            groups[-1].append(cfg)
+        else:
+            groups.append([cfg])
+    return groups
+
+
+def compare(
+    arms: list[TrainConfig],
+    run: Run | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    snapshot_fn=None,
+    ensemble: bool = False,
+) -> list[TrainResult]:
+    """Train every arm (one config each, e.g. ``study(...).arms()``, which checks them), one
+    after another, or with ``ensemble=True`` the seeds of each (p, mixer) together as one
+    vmapped ensemble (``ensemble.train_arms``), with the same results within float tolerance
+    (see ``grokking.ensemble`` for which mixers are bitwise equal) and the same files.
+
+    The ensemble is opt-in on every device: on a 2-core CPU it measured 1.05x, and its speed on
+    a GPU has not been measured yet.
+
+    With ``run``, each arm's summary is saved as ``arms/<tag>.json`` and its final checkpoint
+    is kept, so ``resume=True`` reloads finished arms without training and continues partly
+    trained ones from their newest checkpoint."""
+    together = bool(arms) and runtime.check_bool("ensemble", ensemble)
+
+    def keep(cfg: TrainConfig, res: TrainResult) -> TrainResult:
+        if run is not None:
+            atomic_write_json(run.file(f"arms/{cfg.tag}.json"), res.summary())
+        return res
+
+    results = []
+    for group in seed_groups(arms):
+        snaps = [
+            (lambda m, h, e, c=c: snapshot_fn(c, m, h, e)) if snapshot_fn else None for c in group
+        ]
+        if together and len(group) > 1:
+            done = vmapped.train_arms(
+                group, run=run, resume=resume, progress=progress, snapshot_fns=snaps
+            )
+            results.extend(keep(c, r) for c, r in zip(group, done))
+            continue
+        for cfg, snap in zip(group, snaps):
+            res = train(cfg, run=run, resume=resume, progress=progress, snapshot_fn=snap)
+            results.append(keep(cfg, res))
+    return results
+
+
 def run_experiment(
     plan: Study,
     name: str = "comparison",
@@ -538,7 +584,7 @@ def run_experiment(
     (``figures``: {name: path} of every saved figure, what the notebook shows).
 
     ``ensemble=True``: train the seeds of each (p, mixer) together as one vmapped ensemble
-    (opt-in on every device until it is measured faster on a GPU; ``train.compare``); the
+    (opt-in on every device until it is measured faster on a GPU; :func:`compare`); the
     results agree within float tolerance and the files are the same.
 
     Every arm's config, the seeds and the device are checked before the run folder exists, so

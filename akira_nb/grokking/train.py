@@ -1,12 +1,12 @@
 """Full-batch training on a + b mod p with progress measures, checkpoints and resume.
 
-``train(cfg)`` trains one model (one mixer, one seed). ``compare(arms)`` trains several arms
-(``experiment.Study.arms()``: primes x mixers x seeds) in one call, each in its own checkpoint
-folder of one run, and ``summarize`` aggregates mean +- std over seeds. Every ``eval_every``
-epochs the history records train/test loss and accuracy and the weight-based Fourier progress
-measures; every ``progress_every`` epochs a weights-only snapshot is kept, and after training
-restricted and excluded loss are computed at every snapshot with the key frequencies of the
-final model (``TrainResult.progress``, see ``evaluate``).
+``train(cfg)`` trains one model (one mixer, one seed); ``experiment.compare(arms)`` trains
+several arms (``experiment.Study.arms()``: primes x mixers x seeds) in one call, each in its own
+checkpoint folder of one run, and ``summarize`` aggregates mean +- std over seeds. Every
+``eval_every`` epochs the history records train/test loss and accuracy and the weight-based
+Fourier progress measures; every ``progress_every`` epochs a weights-only snapshot is kept, and
+after training restricted and excluded loss are computed at every snapshot with the key
+frequencies of the final model (``TrainResult.progress``, see ``evaluate``).
 Evaluation time is kept out of the epochs/s figure.
 """
 
@@ -32,7 +32,7 @@ from akira_nb.grokking.evaluate import (
     snapshot_logits,
 )
 from akira_nb.grokking.models import GrokkingModel, ModelConfig, parameter_count
-from akira_nb.runs import Run, atomic_torch_save, atomic_write_json
+from akira_nb.runs import Run, atomic_torch_save
 
 HISTORY_KEYS = (
     "epoch",
@@ -195,7 +195,7 @@ def _loss(logits: torch.Tensor, labels: torch.Tensor, float64: bool) -> torch.Te
     return F.cross_entropy(logits.double() if float64 else logits.float(), labels)
 
 
-class _Snapshots:
+class Snapshots:
     """Weights-only snapshots for the fixed-key progress measures: in memory without a run,
     else ``progress/<tag>/epoch_<epoch>.pt`` in the run folder (so a resumed run keeps those
     from before the interruption). A fresh start clears the tag's old files."""
@@ -244,7 +244,8 @@ def checkpoint_state(cfg: TrainConfig, model_state, opt_state, grokfast_mu, hist
     }
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA only), so timings count it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -298,7 +299,7 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
             grokfast.mu = dict(state["grokfast_mu"])
         history = {k: list(state["history"][k]) for k in HISTORY_KEYS}
         start_epoch, train_seconds = int(state["epoch"]), float(state["train_seconds"])
-    snapshots = _Snapshots(run, cfg.tag, fresh=start_epoch == 0)
+    snapshots = Snapshots(run, cfg.tag, fresh=start_epoch == 0)
 
     def save(epoch: int) -> None:
         if run is None:
@@ -320,7 +321,7 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
     )
     if cfg.progress_every and start_epoch == 0:
         snapshots.save(0, model)
-    _sync(device)
+    sync_device(device)
     t0, c0, train_cpu = time.perf_counter(), time.process_time(), 0.0
     for epoch in bar:
         if cfg.warmup_epochs:
@@ -338,7 +339,7 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
         is_snap = snapshot_fn is not None and cfg.snapshot_every and done % cfg.snapshot_every == 0
         is_prog = cfg.progress_every and (done % cfg.progress_every == 0 or done == cfg.n_epochs)
         if is_eval or is_ckpt or is_snap or is_prog:
-            _sync(device)
+            sync_device(device)
             train_seconds += time.perf_counter() - t0
             train_cpu += time.process_time() - c0
             if is_eval:
@@ -358,7 +359,7 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
             if is_ckpt:
                 save(done)
             t0, c0 = time.perf_counter(), time.process_time()
-    _sync(device)
+    sync_device(device)
     if start_epoch < cfg.n_epochs:
         train_seconds += time.perf_counter() - t0
         train_cpu += time.process_time() - c0
@@ -442,58 +443,3 @@ def summarize(results: list[TrainResult]) -> list[dict]:
             }
         )
     return rows
-
-
-def seed_groups(arms: list[TrainConfig]) -> list[list[TrainConfig]]:
-    """Consecutive arms that differ only in their seed, in order (``Study.arms()`` lists the
-    seeds of each (p, mixer) together)."""
-    groups: list[list[TrainConfig]] = []
-    for cfg in arms:
-        if groups and replace(groups[-1][0], seed=cfg.seed) == cfg:
-            groups[-1].append(cfg)
-        else:
-            groups.append([cfg])
-    return groups
-
-
-def compare(
-    arms: list[TrainConfig],
-    run: Run | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    snapshot_fn=None,
-    ensemble: bool = False,
-) -> list[TrainResult]:
-    """Train every arm (one config each, e.g. ``experiment.study(...).arms()``, which checks
-    them), one after another, or with ``ensemble=True`` the seeds of each (p, mixer) together as
-    one vmapped ensemble (``ensemble.train_arms``), with the same results within float tolerance
-    (see ``grokking.ensemble`` for which mixers are bitwise equal) and the same files.
-
-    The ensemble is opt-in on every device: on a 2-core CPU it measured 1.05x, and its speed on
-    a GPU has not been measured yet.
-
-    With ``run``, each arm's summary is saved as ``arms/<tag>.json`` and its final checkpoint
-    is kept, so ``resume=True`` reloads finished arms without training and continues partly
-    trained ones from their newest checkpoint."""
-    from akira_nb.grokking.ensemble import train_arms
-
-    together = bool(arms) and runtime.check_bool("ensemble", ensemble)
-
-    def keep(cfg: TrainConfig, res: TrainResult) -> TrainResult:
-        if run is not None:
-            atomic_write_json(run.file(f"arms/{cfg.tag}.json"), res.summary())
-        return res
-
-    results = []
-    for group in seed_groups(arms):
-        snaps = [
-            (lambda m, h, e, c=c: snapshot_fn(c, m, h, e)) if snapshot_fn else None for c in group
-        ]
-        if together and len(group) > 1:
-            done = train_arms(group, run=run, resume=resume, progress=progress, snapshot_fns=snaps)
-            results.extend(keep(c, r) for c, r in zip(group, done))
-            continue
-        for cfg, snap in zip(group, snaps):
-            res = train(cfg, run=run, resume=resume, progress=progress, snapshot_fn=snap)
-            results.append(keep(cfg, res))
-    return results

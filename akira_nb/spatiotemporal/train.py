@@ -221,12 +221,6 @@ def _stats_values(step, loss, stats) -> torch.Tensor:
     )
 
 
-def _stats_row(step, loss, stats) -> list:
-    """One CSV row as Python floats (reads the step's tensors)."""
-    loss_t = loss if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
-    return _stats_values(step, loss_t, stats).tolist()
-
-
 # columns written as the reference writes them: counts as ints, the skip flag as a bool
 INT_COLUMNS = (
     "step",

@@ -82,8 +82,8 @@ def main_job(tmp_path_factory):
     :data:`SMALL_FLAGS` (the wiring of ``all``: every experiment registered, run through its
     ``cli.main``, its ``kit_summary`` into the summary; the tiny studies themselves are checked
     by the notebooks and :func:`tiny_runs`): ``{"root", "out", "code"}``. The tests that read
-    it carry ``@pytest.mark.xdist_group(MAIN_JOB)`` so that, with ``--dist loadgroup``, it runs
-    once."""
+    it carry ``@pytest.mark.xdist_group(MAIN_JOB)`` so that, with ``--dist loadgroup`` (or
+    ``loadfile``, as ``tests/run_all.sh`` runs them), it runs once."""
     from akira_nb import __main__ as entry
 
     root = tmp_path_factory.mktemp("main_job")

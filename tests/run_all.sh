@@ -33,10 +33,11 @@ nbruns="$(mktemp -d)/runs"
 stage "notebooks at tiny" env AKIRA_RUNS_DIR="$nbruns" AKIRA_SIZE=tiny "$py" -m pytest -q \
     -p no:cacheprovider --nbmake --nbmake-timeout=900 -n 2 --dist load --maxschedchunk 1 notebooks/
 
-# Unit tests, two workers (pytest-xdist; a line as each file finishes): Agg backend here only
+# Unit tests, two workers (pytest-xdist; a line as each file finishes), each file on one worker
+# so that a module's shared fixture (a small trained run) is made once: Agg backend here only
 # (a kernel that inherits it would lose its figures).
 stage "unit tests" env AKIRA_TINY_RUNS_DIR="$nbruns" MPLBACKEND=Agg "$py" -m pytest tests -q \
-    -p no:cacheprovider -n 2 --dist loadgroup --ignore=tests/browser -m "not full_shapes" \
+    -p no:cacheprovider -n 2 --dist loadfile --ignore=tests/browser -m "not full_shapes" \
     --durations=10
 
 # The t4 plans at their real widths (GPT-2 sizes, 50,257-token vocabularies) on local stand-ins,

@@ -1073,15 +1073,7 @@ class BaselineTransformer(_LanguageModel):
         check_real("tol", tol, low=0.0, low_open=True)
         target = band_parameter_count(band_cfg)
         heads = band_cfg.n_heads if n_heads is None else check_int("n_heads", n_heads, low=1)
-        base = dict(
-            vocab_size=band_cfg.vocab_size,
-            n_ctx=band_cfg.n_ctx,
-            n_layers=band_cfg.n_layers,
-            n_heads=heads,
-            lr=band_cfg.shared_lr,
-            tie_embeddings=band_cfg.tie_embeddings,
-            dropout=band_cfg.dropout,
-        )
+        base = _gpt_fields(band_cfg, heads)
 
         def gpt(d: int, m: int) -> GPTConfig:
             return GPTConfig(**base, d_model=d, d_mlp=m)
@@ -1117,20 +1109,26 @@ class BaselineTransformer(_LanguageModel):
         n_layers, ``n_heads``, vocabulary, n_ctx, tying, dropout, ``lr = shared_lr``). It has
         more parameters than the band model (no block-diagonal saving)."""
         band_cfg.validate()
-        return GPTConfig(
-            vocab_size=band_cfg.vocab_size,
-            n_ctx=band_cfg.n_ctx,
-            n_layers=band_cfg.n_layers,
-            d_model=band_cfg.d_model,
-            n_heads=band_cfg.n_heads,
-            d_mlp=band_cfg.mlp_ratio * band_cfg.d_model,
-            lr=band_cfg.shared_lr,
-            tie_embeddings=band_cfg.tie_embeddings,
-            dropout=band_cfg.dropout,
-        ).validate()
+        d = band_cfg.d_model
+        fields = _gpt_fields(band_cfg, band_cfg.n_heads)
+        return GPTConfig(**fields, d_model=d, d_mlp=band_cfg.mlp_ratio * d).validate()
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _gpt_fields(band_cfg: BandConfig, n_heads: int) -> dict:
+    """What a baseline GPT takes from the band model it is compared with: vocabulary, n_ctx,
+    n_layers, tying, dropout and ``lr = shared_lr`` (both baselines' rule)."""
+    return dict(
+        vocab_size=band_cfg.vocab_size,
+        n_ctx=band_cfg.n_ctx,
+        n_layers=band_cfg.n_layers,
+        n_heads=n_heads,
+        lr=band_cfg.shared_lr,
+        tie_embeddings=band_cfg.tie_embeddings,
+        dropout=band_cfg.dropout,
+    )
 
 
 def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

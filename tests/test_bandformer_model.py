@@ -712,3 +712,14 @@ def test_cpu_dropout_attention_keeps_a_boolean_mask_and_equals_the_explicit_ops(
         return causal_attention(q, k, v, HookPoint(), 0.3)
 
     assert torch.autograd.gradcheck(seeded, (q, k, v))
+
+
+def test_the_equal_width_gpt_has_the_band_models_width_and_the_matched_ones_other_fields():
+    band = preset("tiny", n_ctx=32)
+    wide = BaselineTransformer.equal_width_config(band)
+    matched = BaselineTransformer.matched_config(band)
+    assert wide.d_model == sum(band.band_dims) == band.d_model
+    assert wide.d_mlp == band.mlp_ratio * band.d_model and wide.n_heads == band.n_heads
+    for field in ("vocab_size", "n_ctx", "n_layers", "lr", "tie_embeddings", "dropout"):
+        assert getattr(wide, field) == getattr(matched, field), field
+    assert wide.n_params() > band_parameter_count(band) > 0.98 * matched.n_params()

@@ -180,8 +180,9 @@ CPU_COST: dict[str, dict[str | None, str]] = {
         None: "the reference notebook's protocol: wikitext-103, the 026 model (29M "
         "parameters), 5 arms x 2 seeds x 5,000 steps x 16 x 256 tokens: 4-7 days on a CPU "
         "(estimated from the 342-550 training tokens/s measured on one thread)",
-        "t4": "wikitext-103, the 026 model, 7 trainings x 2,000 steps x 16 x 256 tokens: 1-2 "
-        "days on a CPU (estimated from the 342-550 training tokens/s measured on one thread)",
+        "t4": "wikitext-103, the 026 model, 12 trainings x 2,000 steps x 16 x 256 tokens (the "
+        "sweeps included): 2-3 days on a CPU (estimated from the 342-550 training tokens/s "
+        "measured on one thread)",
         "tiny": "offline corpus, 2-layer models, 16 x 32 tokens a step, budgets 200 and 500 "
         "steps, the main arms at their tuned LRs (24 trainings): about 330 CPU-seconds",
     },

@@ -29,9 +29,9 @@ check, shared with 013; :mod:`akira_nb.bandformer.sweep` 026's settings and tabl
   other seeds (``seeds``, and ``aq_seeds`` at the first budget) train at that multiplier. Other
   arms train at the preset's LRs ("not swept" in the tables).
 - Final validation loss: over at least ``final_eval_predictions`` predictions of the validation
-  split (tiny: all of it), beside the unigram cross-entropy of the same blocks; an arm not
-  :data:`~akira_nb.lr_sweep.LEARN_MARGIN` nats below it "did not learn" and no claim
-  that uses it is judged.
+  split (tiny: 1,613 of its 1,790 blocks), beside the unigram cross-entropy of the same blocks;
+  an arm not :data:`~akira_nb.lr_sweep.LEARN_MARGIN` nats below it "did not learn" and no
+  claim that uses it is judged.
 - FLOPs: per token of training (forward + backward, :func:`akira_nb.bandformer.train.step_flops`
   on one step), and per arm and budget in all.
 
@@ -1511,7 +1511,7 @@ def claims(out: dict) -> list[dict]:
     rows.append(
         _loss_claim(
             by, "band", "baseline",
-            "the band model learns better than a parameter-matched GPT",
+            HEADLINE,
             "the band model learns better than a standard transformer (seed 026)",
             tuned + "the band model's is lower than the parameter-matched GPT's; measured "
             "value: band - baseline",
@@ -1784,8 +1784,7 @@ def run_experiment(
     out = analyse(plan, runner, aq_out or {}, val)
     out.update(run=run, standins=record)
     out["figures"] = save_figures(run, out)
-    out["cpu_seconds"] = time.process_time() - cpu_start
-    out["wall_seconds"] = time.perf_counter() - start
+    out.update(runtime.cost(start, cpu_start))  # cpu_seconds, wall_seconds
     out["lines"].append(cost_line(out))
     run.write_results(results_json(out))
     log(f"results and figures: {run.path}")
@@ -1845,11 +1844,8 @@ def analyse(plan: Study, runner: _Runner, aq_out: dict, val) -> dict:
 
 
 def cost_line(out: dict) -> str:
-    """The run's own cost: process CPU-seconds (every thread) and wall seconds."""
-    return (
-        f"this run: {out['cpu_seconds']:.0f} CPU-seconds (process time, every thread) in "
-        f"{out['wall_seconds']:.0f} s wall, {len(out['points'])} trainings"
-    )
+    """The run's own cost (:func:`akira_nb.runtime.cost_line`) and how many trainings it ran."""
+    return f"{runtime.cost_line(out)}, {len(out['points'])} trainings"
 
 
 def results_json(out: dict) -> dict:

@@ -193,7 +193,7 @@ CPU_COST: dict[str, dict[str | None, str]] = {
         "t4": "wikitext-103, the 7+1 band model, 3 arms x (3+ sweep LRs + 2 seeds), 1,000 "
         "steps x 16 x 256 tokens each: 1-2 days on a CPU (estimated, as above)",
         "tiny": "offline corpus, the 7+1 tiny model, 3 arms each tuned (an LR sweep) at 40 and "
-        "200 steps x 16 x 32 tokens, 3 seeds at 200 (31 trainings): about 250-290 CPU-seconds",
+        "200 steps x 16 x 32 tokens, 3 seeds at 200 (31 trainings): about 240-290 CPU-seconds",
     },
 }
 CPU_COST["grokking"]["t4"] = CPU_COST["grokking"][None]  # t4 is the seed's protocol

@@ -30,6 +30,7 @@ stage() {
 # unit tests (AKIRA_TINY_RUNS_DIR: the tiny studies checked there are these runs, reopened)
 # and the browser test (AKIRA_RESUME=1) reopen instead of training again.
 nbruns="$(mktemp -d)/runs"
+trap 'rm -rf "${nbruns%/runs}"' EXIT  # the scratch runs (checkpoints included) go at the end
 stage "notebooks at tiny" env AKIRA_RUNS_DIR="$nbruns" AKIRA_SIZE=tiny "$py" -m pytest -q \
     -p no:cacheprovider --nbmake --nbmake-timeout=900 -n 2 --dist load --maxschedchunk 1 notebooks/
 

@@ -217,7 +217,8 @@ def test_differential_lr_study_refuses_an_explicit_empty_list(key):
     with pytest.raises(ValueError, match=rf"{key}=\[\] "):
         experiment.study("tiny", **{key: []})
     plan = experiment.study("tiny", **{key: None})  # None: the preset's
-    assert plan.arms == list(experiment.DEFAULT_ARMS) and plan.sweep_seeds == [0]
+    preset = {"arms": list(experiment.DEFAULT_ARMS), "seeds": [0, 1, 2], "budgets": [40, 200]}
+    assert getattr(plan, key) == preset.get(key, [0]), key  # sweep_seeds: the first seed
 
 
 # ----------------------------------------------------------------------------- 7: 033 frames

@@ -120,7 +120,7 @@ def test_the_python_api_refuses_a_bad_runs_root_too(tmp_path):
         ("bandformer", ["--name", "never_ran", "--offline", "--arms", "band"], "never_ran"),
         ("differential_lr", ["--name", "never_ran", "--offline"], "never_ran"),
         ("action_quanta", ["--name", "never_ran", "--offline", "--no-grokking"], "never_ran"),
-        ("spatiotemporal", [], ""),  # no --name: the name the flags give
+        ("spatiotemporal", [], "blob-compare-fast-g16-s60-seed0"),  # no --name: the flags' name
         ("grokking", [], "comparison-tiny"),  # the default name, asked to resume, never ran
     ],
 )

@@ -5,6 +5,7 @@ says so, the verdicts are judged and agree with the template, the figures and re
 what the notebook prints, and a resume trains nothing."""
 
 import json
+import os
 
 import pytest
 
@@ -12,6 +13,7 @@ from akira_nb.bandformer import train as train_mod
 from akira_nb.differential_lr import evaluate as ev
 from akira_nb.differential_lr import experiment as E
 from akira_nb.differential_lr import widgets
+from akira_nb.runs import Run
 
 # one worker opens the study (its first open may train it; the tests after it reload it)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_013")]
@@ -21,7 +23,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_013")]
 def tiny(tiny_runs):
     plan = E.study("tiny", progress=False)
     name = f"notebook-tiny-{plan.lr_preset}"  # the notebook's run name
-    out = E.run_study(plan, name=name, root=tiny_runs, resume=True, log=None)
+    if not os.environ.get("AKIRA_TINY_RUNS_DIR"):  # alone: train it as the notebook would
+        return E.run_study(plan, name=name, root=tiny_runs, resume=True, log=None), tiny_runs
+    # the notebook stage's run: reopened, never trained again
+    assert Run.find_latest(E.EXPERIMENT, name, root=tiny_runs), f"no notebook run {name!r}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_mod, "train", _no_training)
+        out = E.run_study(plan, name=name, root=tiny_runs, resume=True, log=None)
     return out, tiny_runs
 
 

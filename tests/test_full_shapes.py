@@ -162,10 +162,11 @@ def test_026_t4_plan_every_arm_the_ablation_and_aq_offline_at_the_real_shapes(tm
             assert cfg.d_model == 512 and res.params["total"] > out["results"][0].params["total"]
         else:
             assert cfg.d_model == 512 and cfg.band_dims == DEFAULT_BAND_DIMS
-    folders = sorted((out["run"].path / "checkpoints").iterdir())
-    assert folders  # every training keeps only its final weights (resume checkpoints pruned)
-    for folder in folders:
-        assert [p.name for p in folder.iterdir()] in ([], ["ckpt_000000001.pt"]), folder
+    # every training keeps at most its final weights (resume checkpoints pruned); a model that
+    # is kept (a reported training or a sweep's best point) keeps exactly them
+    for t in out["points"]:
+        kept = [p.name for p in out["run"].checkpoint_dir(t.tag).glob("*.pt")]
+        assert kept == ["ckpt_000000001.pt"] or (t.result.model is None and kept == []), t.tag
     results = json.loads((out["run"].path / "results.json").read_text())
     assert results["data"]["seq_len"] == 256 and results["data"]["vocab_size"] == 50257
     assert results["standins"]["banner"] == standins.BANNER

@@ -88,3 +88,18 @@ def test_grokking_imports_form_no_cycle_and_take_no_private_name():
         assert private == [], f"{name} imports private names {private}"
     assert graph["experiment"] >= {"train", "ensemble"}  # the parser sees the real imports
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
+
+
+def test_no_module_imports_a_private_name_from_another_package():
+    """Shared helpers live in a shared module under a public name: ``from akira_nb.X import
+    _name`` is allowed only inside package X."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        here = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:2])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                other = ".".join(node.module.split(".")[:2])
+                if node.module.startswith("akira_nb") and other != here:
+                    found += [f"{path.name}: {node.module}.{a.name}" for a in node.names]
+    private = [f for f in found if f.rsplit(".", 1)[1].startswith("_")]
+    assert found and private == [], private  # found: the walk saw the kit's own imports

@@ -374,6 +374,8 @@ def test_a_small_run_writes_results_figures_and_the_kit_summary(small_run):
         ("band_uniform", 4, 256),
         ("band", 8, 512),
     ]
+    # the tokens each training counted, beside the plan's budget
+    assert all(r["tokens_seen"] == [r["tokens"]] * len(r["seeds"]) for r in results["losses"])
     # every training recorded, each sweep point once, under its own tag
     assert len(results["sweeps"]) == TRAININGS == len(out["points"])
     tags = [p["tag"] for p in results["sweeps"]]

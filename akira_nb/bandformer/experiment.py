@@ -1039,6 +1039,7 @@ def loss_rows(trainings: list, plan: Study, sweeps: dict) -> list[dict]:
                     arm=arm,
                     budget=steps,
                     tokens=plan.tokens_at(steps),
+                    tokens_seen=[int(t.result.tokens_seen) for t in ts],  # counted by the trainer
                     seeds=[t.seed for t in ts],
                     losses=losses.tolist(),
                     val_loss=mean,

@@ -12,7 +12,8 @@ Experiment packages (``python -m akira_nb <sub-command>``, see ``__main__.py``):
 - ``differential_lr`` (``differential_lr``): experiment 013, differential learning rates.
 
 Shared modules: ``runtime`` (sizes, device, seeding, validators), ``runs`` (run folders,
-atomic results, checkpoints, resume, the kit summary), ``spectral`` (FFT band splits), ``text``
+atomic results, checkpoints, resume), ``claims`` (the claims vocabulary: ``Claim``, the one
+``verdict``, the kit summary), ``spectral`` (FFT band splits), ``text``
 (corpora, tokenizers, splits), ``standins`` (offline stand-ins for downloads), ``lr_sweep`` (the
 LR sweep rule), ``explorers`` (what every ``widgets.py`` shares).
 
@@ -37,4 +38,5 @@ __all__ = [
     "standins",
     "lr_sweep",
     "explorers",
+    "claims",
 ]

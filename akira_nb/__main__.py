@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_all(parser: argparse.ArgumentParser, size: str | None, output_dir: str | None) -> dict:
     """Every experiment at ``size`` (None: each seed's own protocol); then the kit summary
     (written even when one fails, with the sections of those that finished)."""
-    from akira_nb.runs import write_summary
+    from akira_nb.claims import write_summary
 
     sections, written = [], {}
     try:

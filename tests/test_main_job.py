@@ -6,7 +6,7 @@ import json
 import pytest
 
 from akira_nb.__main__ import EXPERIMENTS
-from akira_nb.runs import VERDICT_WORDS, verdict_word
+from akira_nb.claims import VERDICT_WORDS, verdict_word
 
 
 @pytest.mark.xdist_group("main_job")  # with the other readers of the main job's runs

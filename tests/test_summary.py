@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from akira_nb.runs import Run, claim_lines, summary_markdown, write_summary
+from akira_nb.claims import claim_lines, summary_markdown, write_summary
+from akira_nb.runs import Run
 
 STANDINS = "not comparable (offline stand-ins: random weights and the offline corpus)"
 

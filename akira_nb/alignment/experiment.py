@@ -59,7 +59,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .. import runtime, standins
-from ..runs import claim_lines
+from ..claims import claim_lines
 from ..runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
 from . import aq
 from .models import PAIRS, get_pair

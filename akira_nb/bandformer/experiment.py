@@ -92,7 +92,7 @@ import numpy as np
 
 from akira_nb import runtime, standins
 from akira_nb.bandformer import sweep
-from akira_nb.runs import claim_lines
+from akira_nb.claims import claim_lines
 from akira_nb.runtime import FINAL_EVAL_PREDICTIONS
 
 EXPERIMENT = "026_band_transformer"

@@ -53,7 +53,8 @@ from typing import Any
 import numpy as np
 
 from akira_nb import lr_sweep, runtime, standins
-from akira_nb.runs import claim_lines, read_json
+from akira_nb.claims import claim_lines
+from akira_nb.runs import read_json
 from akira_nb.runtime import FINAL_EVAL_PREDICTIONS
 
 from . import evaluate as ev

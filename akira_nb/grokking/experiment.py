@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import matplotlib.pyplot as plt
 
 from akira_nb import runtime
+from akira_nb.claims import claim_lines
 from akira_nb.grokking import ensemble as vmapped  # compare's ``ensemble`` flag owns the name
 from akira_nb.grokking import plots
 from akira_nb.grokking.models import MIXERS
@@ -23,7 +24,7 @@ from akira_nb.grokking.train import (
     summarize,
     train,
 )
-from akira_nb.runs import Run, atomic_write_json, claim_lines
+from akira_nb.runs import Run, atomic_write_json
 from akira_nb.runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
 
 EXPERIMENT = "grokking"

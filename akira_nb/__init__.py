@@ -1,21 +1,27 @@
 """akira_nb: the notebook-first research kit for the AKIRA spectral-band experiments.
 
-Experiment packages (``python -m akira_nb <sub-command>``, see ``__main__.py``):
+Experiment packages (``python -m akira_nb <sub-command>``, see ``__main__.py``), each with
+``presets``, ``claims``, ``experiment``, ``plots``, ``widgets`` and ``cli`` modules:
 
 - ``grokking`` (sub-command ``grokking``): standard attention vs FFT "wave" mixing on a + b mod p.
 - ``spatiotemporal`` (``spatiotemporal``): experiment 033, spectral band attention for
   next-frame prediction.
-- ``alignment`` (``action_quanta``): experiment 000, Action Quanta, neuron correspondence
-  across models.
-- ``bandformer`` (``bandformer``): experiment 026, the band transformer; its model and trainer
-  also serve 013.
-- ``differential_lr`` (``differential_lr``): experiment 013, differential learning rates.
+- ``action_quanta`` (``action_quanta``): experiment 000, Action Quanta, neuron correspondence
+  across models, on the ``alignment`` library.
+- ``band_transformer`` (``bandformer``): experiment 026, the band transformer against matched
+  GPTs, on the ``bandformer`` library.
+- ``differential_lr`` (``differential_lr``): experiment 013, differential learning rates, on the
+  ``bandformer`` library.
+
+Libraries: ``alignment`` (activations, correlation, CKA, optimal transport, Procrustes, nulls,
+the AQ pipeline) and ``bandformer`` (the band transformer, the matched GPT, per-band optimiser,
+the trainer).
 
 Shared modules: ``runtime`` (sizes, device, seeding, validators), ``runs`` (run folders,
 atomic results, checkpoints, resume), ``claims`` (the claims vocabulary: ``Claim``, the one
-``verdict``, the kit summary), ``spectral`` (FFT band splits), ``text``
-(corpora, tokenizers, splits), ``standins`` (offline stand-ins for downloads), ``lr_sweep`` (the
-LR sweep rule), ``explorers`` (what every ``widgets.py`` shares).
+``verdict``, the kit summary), ``spectral`` (FFT band splits), ``text`` (corpora, tokenizers,
+splits), ``standins`` (offline stand-ins for downloads), ``lr_sweep`` (the LR sweep rule),
+``explorers`` (what every ``widgets.py`` shares).
 
 Nothing is imported here, so ``import akira_nb`` stays light (no torch); import a sub-package or
 module by name.
@@ -27,9 +33,12 @@ __all__ = [
     # experiment packages
     "grokking",
     "spatiotemporal",
+    "action_quanta",
+    "band_transformer",
+    "differential_lr",
+    # libraries
     "alignment",
     "bandformer",
-    "differential_lr",
     # shared modules
     "runtime",
     "runs",

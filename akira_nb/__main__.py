@@ -5,9 +5,9 @@ job), then writes the kit summary (``summary.md`` + ``summary.json`` beside the 
 seed claim beside the measured number, each verdict with its rule) and prints it.
 
 Each experiment is a package named in ``EXPERIMENTS`` with the same shape: ``<pkg>.cli`` provides
-``add_arguments(parser)`` and ``main(args) -> dict``, and ``<pkg>.experiment`` provides
-``kit_summary(out) -> dict`` (its section of the summary, from what ``main`` returned). The cli
-modules import torch only inside ``main``, so ``--help`` is quick.
+``add_arguments(parser)`` and ``main(args) -> dict``, and ``<pkg>.claims`` provides
+``kit_summary(out) -> akira_nb.claims.Section`` (its section of the summary, from what ``main``
+returned). The cli modules import torch only inside ``main``, so ``--help`` is quick.
 
 Without a CUDA device, a run at the seed's protocol (no ``--size`` or ``AKIRA_SIZE``) or at
 ``t4`` / ``a100`` first prints the notebooks' no-GPU warning: what it would run, roughly how long
@@ -32,8 +32,8 @@ from akira_nb.runtime import ArgumentParser
 EXPERIMENTS = {
     "grokking": "akira_nb.grokking",
     "spatiotemporal": "akira_nb.spatiotemporal",
-    "action_quanta": "akira_nb.alignment",
-    "bandformer": "akira_nb.bandformer",
+    "action_quanta": "akira_nb.action_quanta",
+    "bandformer": "akira_nb.band_transformer",
     "differential_lr": "akira_nb.differential_lr",
 }
 
@@ -101,7 +101,7 @@ def run_all(parser: argparse.ArgumentParser, size: str | None, output_dir: str |
             if output_dir:
                 sub_args += ["--output_dir", output_dir]
             out = _load(name).main(parser.parse_args(sub_args))
-            sections.append(_load(name, "experiment").kit_summary(out))
+            sections.append(_load(name, "claims").kit_summary(out))
             print(f"=== {name} done in {time.perf_counter() - start:.1f} s ===", flush=True)
     finally:
         if sections:

@@ -7,6 +7,7 @@
 - :class:`Claim` is one claim row (``claim``, ``claimed``, ``measured``, ``rule``, ``verdict``,
   ``measured_value``, ``unit``, ``computed_verdict``), valid once built; :func:`judge` builds
   one through :func:`verdict` and returns it as the dict that results.json and the summary hold.
+- :func:`offline` marks every measured row of an offline run (stand-ins) not comparable.
 - :class:`Section` is what every experiment's ``kit_summary(out)`` returns; :func:`write_summary`
   writes the kit summary (``summary.md`` + ``summary.json``) beside the runs.
 """
@@ -133,6 +134,21 @@ def judge(
         computed_verdict=computed,
         extra=extra,
     ).to_dict()
+
+
+def offline(rows: list[dict], keep: Iterable[str] = ()) -> list[dict]:
+    """Offline stand-ins measure the code path, never the models: every measured row (except
+    the claims named in ``keep``) reads :data:`akira_nb.standins.NOT_COMPARABLE`, the rule's own
+    result kept as its ``computed_verdict``. Changes ``rows`` in place and returns them."""
+    from akira_nb.standins import NOT_COMPARABLE
+
+    keep = set(keep)
+    for row in rows:
+        if row["verdict"] != "not run" and row["claim"] not in keep:
+            if verdict_word(row["verdict"]) != "not comparable":
+                row["computed_verdict"] = row["verdict"]
+            row["verdict"] = NOT_COMPARABLE
+    return rows
 
 
 class Section(TypedDict, total=False):

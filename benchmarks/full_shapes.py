@@ -355,10 +355,10 @@ def action_quanta_steps(device="meta") -> tuple[list[Step], int, dict]:
     (per input type); the AQ config."""
     import torch
 
-    from akira_nb.alignment import cli
+    from akira_nb.action_quanta import cli
     from akira_nb.alignment.models import resolve_name
 
-    aq = cli.plan_from_args(_parse("action_quanta")).aq
+    aq = cli.study_from_args(_parse("action_quanta")).aq
     x = torch.randint(0, 50257, (aq.batch_size, aq.seq_length), device=device)
     steps = []
     for which in ("model_a", "model_b"):
@@ -391,7 +391,7 @@ def _band_steps(configs, device="meta") -> list[Step]:
 
 
 def bandformer_steps(device="meta") -> tuple[list[Step], int]:
-    from akira_nb.bandformer import cli
+    from akira_nb.band_transformer import cli
 
     configs = cli.config_from_args(_parse("bandformer")).arm_configs()
     return _band_steps(configs, device), sum(c.total_steps for c in configs)

@@ -84,12 +84,13 @@ USE_DRIVE = SIZE != "tiny"  # on Colab, keep runs and checkpoints on Google Driv
 
 # %%
 from akira_nb import runs
-from akira_nb.alignment import aq, experiment, plots, widgets
+from akira_nb.action_quanta import experiment, plots, presets, widgets
+from akira_nb.alignment import activations, aq
 
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 # the one way to build the settings: the size's preset with this notebook's knobs on top (the
 # CLI builds its settings the same way)
-plan = experiment.plan(
+study = presets.study(
     SIZE,
     offline=OFFLINE,
     pair=PAIR,
@@ -99,9 +100,9 @@ plan = experiment.plan(
     threshold_method=THRESHOLD_METHOD,
     match_method=MATCH_METHOD,
 )
-print(plan.describe())
-print("\n".join(f"note: {n}" for n in plan.notes))
-print(plan.aq)
+print(study.describe())
+print("\n".join(f"note: {n}" for n in study.notes))
+print(study.aq)
 
 # %% [markdown]
 # ## Run the comparison
@@ -117,12 +118,24 @@ print(plan.aq)
 
 # %%
 out = experiment.run_experiment(
-    plan, name=f"notebook-{experiment.run_name(plan)}", resume=RESUME, log=None
+    study, name=f"notebook-{experiment.run_name(study)}", resume=RESUME, log=None
 )
 result, run = out["result"], out["run"]
 print("\n".join(out["lines"].values()))
 print(experiment.cost_line(out["cost"]))
 print("run folder:", run.path)
+
+# %% [markdown]
+# ## Look inside model A
+# In the TransformerLens way: `run_with_cache` on two random sequences keeps every hook's
+# activations; the first compared layer's MLP neurons (`blocks.<l>.mlp.hook_post`, the
+# activations every method here correlates) for one sequence, position by neuron.
+
+# %%
+model_a, layer_a = out["models"][0], result.layer_pairs[0][0]
+look = activations.random_tokens(activations.vocab_size(model_a), 2, 32, seed=0).tokens
+logits, cache = model_a.run_with_cache(look.to(next(model_a.parameters()).device))
+fig = plots.neuron_activations(cache, activations.mlp_hook(layer_a))
 
 # %% [markdown]
 # ## The basic method (the seed's): neuron *i* of A vs neuron *i* of B
@@ -136,10 +149,10 @@ print("run folder:", run.path)
 # default at `tiny` and for the known-answer pairs; the known-answer claim reads it).
 
 # %%
-for pr in result.pairs[plan.aq.input_types[0]].values():
+for pr in result.pairs[study.aq.input_types[0]].values():
     print("\n".join(pr.methods["basic"].lines() + pr.methods["gurnee"].lines()))
 print("\n".join(result.gurnee_lines()))
-first = next(iter(result.pairs[plan.aq.input_types[0]].values()))
+first = next(iter(result.pairs[study.aq.input_types[0]].values()))
 fig = plots.seed_figure(first)
 
 # %% [markdown]
@@ -165,7 +178,7 @@ for by in result.pairs.values():
     for pr in by.values():
         print("\n".join(pr.aligned_lines()))
 fig = plots.cka_heatmap(
-    *result.cka_matrix[plan.aq.input_types[0]], title=f"{plan.aq.input_types[0]} tokens"
+    *result.cka_matrix[study.aq.input_types[0]], title=f"{study.aq.input_types[0]} tokens"
 )
 fig = plots.ot_matches(first)
 
@@ -254,7 +267,7 @@ if out["grok"] is not None:
 # %%
 from IPython.display import display
 
-counts, line, fig = widgets.explore(result, plan.aq.input_types[0], first.key, "ot", "fixed", 0.5)
+counts, line, fig = widgets.explore(result, study.aq.input_types[0], first.key, "ot", "fixed", 0.5)
 print(line)
 display(fig)  # the explorer's figures are not pyplot's: display them
 box, controls = widgets.build_explorer(result)

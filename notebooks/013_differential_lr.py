@@ -88,11 +88,12 @@ import time
 from IPython.display import display
 
 from akira_nb import runs
-from akira_nb.differential_lr import experiment, plots, widgets
+from akira_nb.bandformer import look_inside
+from akira_nb.differential_lr import experiment, plots, presets, widgets
 
 started, cpu_started = time.perf_counter(), time.process_time()
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
-plan = experiment.study(
+plan = presets.study(
     SIZE,
     lr_preset=LR_PRESET,
     seeds=SEEDS,
@@ -112,7 +113,9 @@ print(plan.describe())
 # checkpoint.
 
 # %%
-out = experiment.run_study(plan, name=f"notebook-{SIZE}-{plan.lr_preset}", resume=RESUME, log=None)
+out = experiment.run_experiment(
+    plan, name=f"notebook-{SIZE}-{plan.lr_preset}", resume=RESUME, log=None
+)
 run = out["run"]
 print("\n".join(out["lines"][:3]))
 print("run folder:", run.path)
@@ -166,6 +169,18 @@ fig = plots.plot_curves(curves, out["target"], out["unigram_eval"])  # the curve
 
 # %%
 fig = plots.plot_rates(out["rates"])
+
+# %% [markdown]
+# ## Look inside the trained band model
+# The tuned `band` arm's model (its first seed, final weights) on 8 held-out validation blocks,
+# in the TransformerLens way: `run_with_cache` keeps every hook's activations, and
+# `blocks.<l>.hook_band_out` (the block's output, one slot per band) gives each band's mean
+# activation norm per block.
+
+# %%
+model = experiment.trained_model(out, "band")
+logits, cache = model.run_with_cache(out["val_blocks"][:8])
+fig = look_inside.plot_band_norms(cache, "hook_band_out")
 
 # %% [markdown]
 # ## The seed's results (section 4) and conclusion (section 5), filled in

@@ -91,8 +91,18 @@ import time
 from IPython.display import Image, display
 
 from akira_nb import runs
-from akira_nb.bandformer import experiment, widgets
+from akira_nb.band_transformer import (
+    ablation,
+    aq_analysis,
+    claims,
+    experiment,
+    presets,
+    tables,
+    widgets,
+)
+from akira_nb.bandformer import look_inside
 from akira_nb.bandformer.selftest import selftest
+from akira_nb.claims import claim_lines
 
 started = time.perf_counter()
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
@@ -101,8 +111,8 @@ runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 knobs = dict(
     arms=ARMS, budgets=BUDGETS, lr_multipliers=LR_MULTIPLIERS, aq_seeds=AQ_SEEDS, offline=OFFLINE
 )
-full = experiment.FULL_TINY if FULL_TINY else {}  # the knobs set above win over it
-plan = experiment.study(SIZE, **{**full, **{k: v for k, v in knobs.items() if v is not None}})
+full = presets.FULL_TINY if FULL_TINY else {}  # the knobs set above win over it
+plan = presets.study(SIZE, **{**full, **{k: v for k, v in knobs.items() if v is not None}})
 print("device:", runtime.get_device())
 print(plan.describe())
 print(f"budgets: {plan.budget_text()}")
@@ -195,9 +205,27 @@ print("\n".join(out["comparisons"]))
 # in bands 0-2.
 
 # %%
-print("\n".join(experiment.stats_lines(out["stats"])))
+print("\n".join(ablation.stats_lines(out["stats"])))
 show("band_statistics")
 show("band_spectra")
+
+# %% [markdown]
+# ## Look inside the trained band model
+# The first band-layout arm at its tuned LR of its longest budget (first seed) on 8 validation
+# blocks, in the TransformerLens way: `run_with_cache` keeps every hook's activations, and
+# `blocks.<l>.hook_band_out` (the block's output, one slot per band) gives each band's mean
+# activation norm per block.
+
+# %%
+look_arm = next(
+    (a for a in ("band", "band_uniform", "band_no_wormhole") if a in out["longest"]), None
+)
+if look_arm is None:
+    print("no band-layout arm in this run: nothing to look inside")
+else:
+    model = out["longest"][look_arm].model
+    logits, cache = model.run_with_cache(out["val_blocks"][:8].to(model.W_E.device))
+    fig = look_inside.plot_band_norms(cache, "hook_band_out")
 
 # %% [markdown]
 # ## Do the bands learn at their prescribed rates?
@@ -232,14 +260,14 @@ print(out["tables"]["reference"])
 
 # %%
 for arm, v in out["aq"].items():
-    print(experiment.aq_line(arm, v["summary"]))
+    print(aq_analysis.aq_line(arm, v["summary"]))
 show("aq_per_band")
 show("ablation")
 
 # %%
-why = experiment.comparability(plan)
+why = claims.comparability(plan)
 print(f"not comparable with the seed's scale: {why}\n" if why else "")
-print("\n\n".join(experiment.claim_lines(out["claims"])))
+print("\n\n".join(claim_lines(out["claims"])))
 
 # %% [markdown]
 # ## Explorer
@@ -270,7 +298,7 @@ assert set(out["figures"]) == {f.stem for f in (run.path / "figures").glob("*.pn
 for steps in plan.budgets:  # every arm of a budget trained on the same number of tokens
     seen = {n for r in out["loss_rows"] if r["budget"] == steps for n in r["tokens_seen"]}
     assert seen == {plan.tokens_at(steps)}, (steps, seen)
-print(experiment.learning_line(out["loss_rows"]))
+print(tables.learning_line(out["loss_rows"]))
 if SIZE == "tiny":  # the tiny preset is chosen so that every arm learns
     assert all(r["learned"] for r in out["loss_rows"])
 size = sum(f.stat().st_size for f in run.path.rglob("*") if f.is_file())

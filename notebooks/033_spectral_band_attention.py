@@ -41,7 +41,7 @@
 #
 # Sizes: `tiny` (CI, CPU: a small grid and a few dozen steps), `t4` (the seed's comparison) and
 # `a100` (longer training). The set-up cell prints what each size sets
-# (`experiment.SIZE_PRESETS`). Cost: measured on 2 CPU cores at `tiny`, see the CPU-seconds the
+# (`presets.PRESETS`). Cost: measured on 2 CPU cores at `tiny`, see the CPU-seconds the
 # last cell prints (this run's `time.process_time`, every thread, beside its wall seconds; also
 # in results.json).
 #
@@ -75,7 +75,7 @@ from akira_nb import runtime
 
 SIZE = runtime.get_size()
 runtime.warn_if_no_gpu(SIZE)
-# None below: the size's preset (experiment.SIZE_PRESETS; the next cell prints what it filled)
+# None below: the size's preset (presets.PRESETS; the next cell prints what it filled)
 PRESET = None  # model preset; None: fast at the size's grid; a name (turbo, fast, default,
 # large, xlarge) brings that preset's own grid
 STEPS = None  # training steps of the comparison
@@ -84,18 +84,15 @@ SEED = 0
 RESUME = runtime.resume_default(SIZE)  # above tiny: continue the newest run after a disconnect
 
 # %%
-import math
-import tempfile
 import time
-from dataclasses import replace
 
 import matplotlib.pyplot as plt
 from IPython.display import Image, display
 
 from akira_nb import runs
 from akira_nb.runs import Run
-from akira_nb.spatiotemporal import experiment, patterns, plots, widgets
-from akira_nb.spatiotemporal.evaluate import evaluate
+from akira_nb.spatiotemporal import claims, experiment, patterns, plots, presets, widgets
+from akira_nb.spatiotemporal.evaluate import look_inside
 
 T0, C0 = time.perf_counter(), time.process_time()  # this run's cost, printed at the end
 # on Colab (t4/a100) runs go to Google Drive, so checkpoints survive a disconnect
@@ -103,26 +100,24 @@ runs.use_drive(enabled=SIZE != "tiny")
 
 # the one way to build the settings: the size's preset with this notebook's knobs on top (the
 # CLI builds its settings the same way)
-plan = experiment.study(SIZE, preset=PRESET, steps=STEPS, sweep_steps=SWEEP_STEPS, seed=SEED)
+plan = presets.study(SIZE, preset=PRESET, steps=STEPS, sweep_steps=SWEEP_STEPS, seed=SEED)
 cfg, sweep_cfg, GRID = plan.train, plan.sweep, plan.train.grid_size
 run = Run.open_or_create(
-    experiment.EXPERIMENT,
+    claims.EXPERIMENT,
     f"notebook-{SIZE}",
     config={"train": cfg, "sweep": sweep_cfg, "preset": plan.preset},
     resume=RESUME,
     may_change=("progress", "device", "cpu_threads"),
 )
-print(plots.format_table([{"size": k or "none", **v} for k, v in experiment.SIZE_PRESETS.items()]))
+print(plots.format_table([{"size": k or "none", **v} for k, v in presets.PRESETS.items()]))
 print(plan.describe())
 print(experiment.heldout_line(cfg))
 print(runtime.environment_info(cfg.device), "\nrun folder:", run.path)
 
 
-def show(fig, name):
-    """Save ``fig`` as figures/<name>.png in the run folder, then show it once."""
-    run.save_figure(fig, name)
-    display(fig)
-    plt.close(fig)
+def show(name):
+    """Show the run folder's figures/<name>.png (the runner saved it)."""
+    display(Image(filename=res.figures[name]))
 
 
 # %% [markdown]
@@ -135,11 +130,17 @@ def show(fig, name):
 # A reloaded arm keeps the speed measured when it trained.
 
 # %%
-results = experiment.compare(
-    cfg, ("spectral", "mlp", "copy_last", "linear_extrap"), plan.preset, run=run
+# the one runner (the CLI calls it too): the comparison, its variants and the pattern sweep,
+# the figures and results.json
+res = experiment.run_experiment(
+    plan,
+    run=run,
+    variants=experiment.VARIANTS,
+    sweep=True,
+    figures=experiment.NOTEBOOK_FIGURES,
+    started=(T0, C0),
 )
-results = experiment.add_variants(results, cfg, experiment.VARIANTS, plan.preset, run=run)
-rows = experiment.comparison_rows(results, experiment.CLAIMED)
+results, rows, table = res.results, res.rows, res.table
 print(experiment.arm_lines(results))
 print(
     f"\nblob {GRID}x{GRID}, {cfg.steps} steps; held-out t = {cfg.eval_start}+; per-pixel MSE of "
@@ -154,12 +155,12 @@ print(plots.format_table(rows, experiment.COMPARISON_COLUMNS))
 
 # %%
 print(experiment.claims_text(results))
-print("\nverdict:", experiment.verdict(results))
-print("\n".join(experiment.baseline_lines(results)))
+print("\nverdict:", claims.baseline_verdict(results))
+print("\n".join(claims.baseline_lines(results)))
 
 # %%
-show(plots.loss_curves(results), "loss_curves")
-show(plots.rollout_curves(results), "rollout_curves")
+show("loss_curves")
+show("rollout_curves")
 
 # %% [markdown]
 # **Reading the rollout.** Every model here is trained to predict one frame from the true
@@ -178,7 +179,6 @@ print("\n".join(experiment.rollout_lines(results)))
 # ## Every pattern: spectral vs the baselines on held-out frames
 
 # %%
-table = experiment.pattern_sweep(sweep_cfg, patterns.PATTERNS, plan.preset, run=run)
 columns = [
     "pattern",
     "spectral_final_loss",
@@ -193,7 +193,7 @@ columns = [
 ]
 print(f"{len(table)} patterns x {sweep_cfg.steps} steps; held-out per-pixel MSE")
 print(plots.format_table(table, columns))
-show(plots.pattern_bars(table), "pattern_bars")
+show("pattern_bars")
 
 # %%
 lost = [r["pattern"] for r in table if not r["beats_best_baseline"]]
@@ -218,34 +218,9 @@ print(
 #    sweep arm above ended.
 
 # %%
-again = experiment.pattern_sweep(sweep_cfg, patterns.PATTERNS, plan.preset, run=run)
-n_arms = sum(r["reloaded"] for r in again)
-same = [{k: v for k, v in r.items() if k != "reloaded"} for r in again] == [
-    {k: v for k, v in r.items() if k != "reloaded"} for r in table
-]
-print(f"resume check: {n_arms} of {len(again) * 3} sweep arms reloaded; identical table: {same}")
-assert n_arms == len(again) * 3 and same
-
-whole = table[0]  # the uninterrupted arm: the sweep's first pattern, spectral
-arm_cfg = replace(sweep_cfg, pattern=whole["pattern"], progress=False)
-half = arm_cfg.steps // 2
-with tempfile.TemporaryDirectory() as scratch:
-    cut = Run.create(experiment.EXPERIMENT, "resume-check", root=scratch)
-    prefix = f"sweep/{whole['pattern']}/"
-    experiment.compare(
-        replace(arm_cfg, steps=half), ("spectral",), plan.preset, run=cut, prefix=prefix
-    )
-    resumed = experiment.compare(arm_cfg, ("spectral",), plan.preset, run=cut, prefix=prefix)
-resumed = resumed["models"]["spectral"]
-got = (resumed["eval"]["mse"], resumed["train"]["final"])
-want = (whole["spectral"], whole["spectral_final_loss"])
-print(
-    f"continued check ({whole['pattern']}): stopped at step {half} of {arm_cfg.steps}, continued "
-    f"from step {resumed['train']['resumed_from']}; held-out MSE {got[0]:.6g} vs uninterrupted "
-    f"{want[0]:.6g}, final loss {got[1]:.6g} vs {want[1]:.6g}"
-)
-assert resumed["train"]["resumed_from"] == half > 0
-assert all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-12) for a, b in zip(got, want))
+lines, ok = experiment.resume_check(plan, table, run)
+print("\n".join(lines))
+assert ok
 
 # %% [markdown]
 # ## What the wormhole links do
@@ -253,16 +228,21 @@ assert all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-12) for a, b in zip(got, 
 
 # %%
 model = results["models"]["spectral"]["model"]
-fig = widgets.explore_frame(
-    model,
-    "blob",
-    threshold=model.wormhole.threshold,
-    max_connections=model.wormhole.max_connections,
-    freq_cutoff=model.cfg.freq_cutoff,
-    t=cfg.eval_start,
-    grid_size=GRID,
-)
-show(fig, "wormhole_links")
+show("wormhole_links")
+
+# %% [markdown]
+# ## Look inside (the TransformerLens way)
+# The spectral model is a `HookedRootModule`: `run_with_cache` on one held-out frame (after the
+# frames before it fill its history) returns every named activation (`hook_embed`,
+# `temporal.hook_pattern`, `neighbor.hook_pattern`, `hook_fused`, `hook_pred`, ...). Below: the
+# temporal attention pattern, the weight each pixel gives each of its own past frames.
+
+# %%
+pred, cache = look_inside(model, "blob", cfg.eval_start, GRID)
+print({name: tuple(act.shape) for name, act in cache.items()})
+fig = plots.hook_figure(cache, "temporal.hook_pattern")
+display(fig)
+plt.close(fig)
 
 # %% [markdown]
 # ## A rollout (the model fed its own predictions): truth | prediction | error
@@ -271,16 +251,8 @@ show(fig, "wormhole_links")
 # holds.
 
 # %%
-ev = evaluate(model, cfg, keep_frames=True)
-gif = plots.rollout_gif(
-    ev["rollout_truth"], ev["rollout_frames"], run.file("rollout.gif"), label="spectral"
-)
-display(Image(filename=gif))
-lit, truth = ev["rollout_frames"].flatten(1).mean(1), ev["rollout_truth"].flatten(1).mean(1)
-print(
-    f"mean brightness of the rollout frames: step 1 {lit[0]:.3g} (truth {truth[0]:.3g}), "
-    f"step {len(lit)} {lit[-1]:.3g} (truth {truth[-1]:.3g})"
-)
+display(Image(filename=str(run.path / "rollout.gif")))
+print(experiment.brightness_line(res.rollout))
 
 # %% [markdown]
 # ## Explorer
@@ -290,23 +262,13 @@ print(
 # widgets below need a live kernel).
 
 # %%
-show(widgets.explore_frame(model, "chirp", t=cfg.eval_start, grid_size=GRID), "explorer_chirp")
+show("explorer_chirp")
 box, controls = widgets.build_explorer(model, grid_size=GRID, t0=cfg.eval_start)
 display(box)
 
 # %%
-summary = experiment.strip_models(results)
-summary.update(
-    {
-        "rows": rows,
-        "claims": experiment.claims(results),
-        "pattern_table": table,
-        "size": SIZE,
-        "figures": sorted(p.name for p in (run.path / "figures").glob("*.png")),
-        **experiment.cost(T0, C0),
-    }
-)
-print("results:", run.write_results(summary))
+summary = res.out
+print("results:", run.path / "results.json")
 print("figures:", ", ".join(summary["figures"]))
 runs.flush_drive()
-print(experiment.cost_line(summary), f"at size {SIZE} (reloaded arms cost no training)")
+print(runtime.cost_line(summary), f"at size {SIZE} (reloaded arms cost no training)")

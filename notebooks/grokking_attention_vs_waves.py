@@ -72,13 +72,14 @@ WEIGHT_DECAY = 1.0
 from IPython.display import Image, display
 
 from akira_nb import runs
-from akira_nb.grokking import experiment, widgets
+from akira_nb.grokking import experiment, plots, presets, widgets
+from akira_nb.grokking.config import TrainConfig
 
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 
 # the one way to build the settings: the size's preset (primes, models, seeds, epochs, ...)
 # with this notebook's knobs on top (the CLI builds its settings the same way)
-plan = experiment.study(
+plan = presets.study(
     SIZE, snapshot_every=SNAPSHOT_EVERY, grokfast_lamb=GROKFAST_LAMB, weight_decay=WEIGHT_DECAY
 )
 print("device:", runtime.get_device(), "| primes", plan.primes, "| seeds", plan.seeds)
@@ -176,6 +177,25 @@ for res in results:
         f"(periods p/k: {periods} cells)"
     )
 show("neurons_")
+
+# %% [markdown]
+# ## Look inside: the trained standard model's attention
+# The models are TransformerLens `HookedRootModule`s, so `run_with_cache` returns every hook's
+# activations under its TransformerLens name. Here the `=` query's attention to token a
+# (`blocks.0.attn.hook_pattern`: [pairs, heads, 1 query, 3 keys]) over the (a, b) grid, one map
+# per head, on every pair of the model's own table.
+
+# %%
+standard = next((r for r in results if r.config["mixer"] == "standard"), None)
+if standard is None:
+    print("no standard-attention model in this run")
+else:
+    data = TrainConfig(**standard.config).dataset()
+    device = next(standard.model.parameters()).device
+    logits, cache = standard.model.run_with_cache(data.inputs.to(device))
+    pattern = cache["blocks.0.attn.hook_pattern"]
+    print(f"{len(cache)} hooks cached, e.g. hook_pattern {tuple(pattern.shape)}")
+    display(plots.attention_pattern_maps(pattern, standard.config["p"]))
 
 # %% [markdown]
 # ## Learned frequency weights

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from akira_nb import runs
-from akira_nb.alignment import aq, models
+from akira_nb.alignment import activations, aq, models
 
 # The same settings as the other alignment tests: one trained pair per test session.
 TEST_TINY = models.TinyConfig(steps=120)
@@ -755,3 +755,21 @@ def test_a_universal_overlap_from_too_few_replicates_judges_nothing():
     assert aq.universal_word(many) == "at chance" and "p = 0.6" in aq.universal_line("b", "k", many)
     high = dict(many, observed=90, p_value=1 / 101)
     assert aq.universal_word(high) == "above chance"
+
+
+def test_one_hooks_activations_of_a_model_of_the_pair_are_drawn(bridges):
+    """The notebook's look-inside cell: run_with_cache on model A, its MLP hook drawn."""
+    import matplotlib.pyplot as plt
+
+    from akira_nb.action_quanta import plots
+
+    model = bridges[0]
+    tokens = activations.random_tokens(activations.vocab_size(model), 2, 12, seed=0).tokens
+    _, cache = model.run_with_cache(tokens)
+    hook = activations.mlp_hook(0)
+    fig = plots.neuron_activations(cache, hook, n_neurons=16)
+    assert fig.axes[0].images[0].get_array().shape == (12, 16)
+    assert "mlp.hook_post" in fig.axes[0].get_title()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="hook='nope' is not in the cache"):
+        plots.neuron_activations(cache, "nope")

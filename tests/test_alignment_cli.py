@@ -11,7 +11,8 @@ import pytest
 
 from akira_nb.__main__ import EXPERIMENTS, build_parser
 from akira_nb.__main__ import main as kit_main
-from akira_nb.alignment import aq, cli, experiment, models, thresholds, transport
+from akira_nb.action_quanta import claims, cli
+from akira_nb.alignment import aq, models, thresholds, transport
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_TINY = models.TinyConfig(steps=120)  # the other alignment tests' pair: trained once
@@ -49,7 +50,7 @@ def _tiny_flags(tiny, out):
 
 
 def test_registered_with_help_on_every_flag_and_literal_choices():
-    assert EXPERIMENTS["action_quanta"] == "akira_nb.alignment"
+    assert EXPERIMENTS["action_quanta"] == "akira_nb.action_quanta"
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
     for action in parser._actions:
@@ -81,7 +82,7 @@ def test_registered_with_help_on_every_flag_and_literal_choices():
 
 
 def test_cli_module_imports_no_torch():
-    code = "import sys, akira_nb.alignment.cli; print('torch' in sys.modules)"
+    code = "import sys, akira_nb.action_quanta.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -135,7 +136,7 @@ def test_size_line_and_a_tiny_run_that_resumes(tiny, tmp_path, capsys, offline):
     text = capsys.readouterr().out
     assert text.splitlines()[0].startswith("settings: size 'tiny' filled")
     assert "expected by chance" in text
-    sec = experiment.kit_summary(out)
+    sec = claims.kit_summary(out)
     assert sec["claims"] and Path(sec["run"]).is_dir()
     first = json.loads((out["run"].path / "results.json").read_text())
     again = cli.main(_parse([*_tiny_flags(tiny, tmp_path), "--name", "clitest", "--resume"]))
@@ -172,8 +173,8 @@ def test_offline_prints_the_banner_first_records_it_and_cannot_change_on_resume(
 
 def test_the_size_comes_from_akira_size_when_no_flag(monkeypatch):
     monkeypatch.setenv("AKIRA_SIZE", "tiny")
-    p = cli.plan_from_args(_parse(["--no-grokking"]))
+    p = cli.study_from_args(_parse(["--no-grokking"]))
     assert p.size == "tiny" and p.aq.model_a == "tiny:0"
     monkeypatch.delenv("AKIRA_SIZE")
-    p = cli.plan_from_args(_parse(["--no-grokking"]))
+    p = cli.study_from_args(_parse(["--no-grokking"]))
     assert p.size is None and p.aq.model_a == "gpt2"

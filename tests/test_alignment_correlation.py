@@ -10,11 +10,9 @@ from akira_nb.alignment.correlation import (
     GURNEE_THRESHOLD,
     SEED_THRESHOLD,
     StreamingCorrelation,
-    basic_excess,
     correlation_of,
-    gurnee_excess,
-    haar_orthogonal,
 )
+from akira_nb.alignment.excess import basic_excess, gurnee_excess, haar_orthogonal
 
 
 def corrcoef(a, b):
@@ -345,7 +343,7 @@ def test_a_shuffled_null_shares_the_real_accumulators_marginals(tmp_path):
 
 
 def test_rotation_baselines_in_float32_agree_with_float64_and_reuse_one_draw():
-    from akira_nb.alignment.correlation import clear_rotations, haar_rotations
+    from akira_nb.alignment.excess import clear_rotations, haar_rotations
 
     a, b = data(n=800)
     sc = correlation_of(a, b, device="cpu", track_b_cov=True)

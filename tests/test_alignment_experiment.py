@@ -1,4 +1,4 @@
-"""akira_nb.alignment.experiment: presets and plans, the run folder (results.json, figures), the
+"""akira_nb.action_quanta: presets and studies, the run folder (results.json, figures), the
 reference's numbers beside the measured ones, claims with verdicts, the kit-summary section and
 the grokking ground truth."""
 
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from akira_nb.alignment import aq, experiment, models
+from akira_nb.action_quanta import claims, experiment, ground_truth, presets
+from akira_nb.alignment import aq, models
 
 TEST_TINY = models.TinyConfig(steps=120)  # the other alignment tests' pair: trained once
 
@@ -38,46 +39,46 @@ def _plan(tiny, grokking=False, **kw):
         device="cpu",
     )
     base.update(kw)
-    return experiment.plan("tiny", grokking=grokking, **base)
+    return presets.study("tiny", grokking=grokking, **base)
 
 
 def test_presets_and_the_one_plan_builder():
-    p = experiment.plan("tiny")
+    p = presets.study("tiny")
     assert (p.aq.model_a, p.aq.model_b, p.pair) == ("tiny:0", "tiny:1", "tiny")
     assert p.aq.layers == (0, 1) and p.aq.text_corpus == "offline" and p.grok.p == 23
     assert p.describe().startswith("settings: size 'tiny' filled pair=tiny")
-    seed = experiment.plan(None, grokking=False)
+    seed = presets.study(None, grokking=False)
     assert (seed.aq.model_a, seed.aq.model_b, seed.aq.layers) == ("gpt2", "gpt2-medium", (3, 5, 7))
     assert (seed.aq.num_samples, seed.aq.seq_length, seed.aq.threshold) == (500, 64, 0.3)
     assert seed.grok is None and "seed's protocol" in seed.describe()
-    assert experiment.comparability(seed) is None
-    assert experiment.comparability(experiment.plan("t4")) is None
-    assert "tiny:0" in experiment.comparability(p)
-    big = experiment.plan("a100", pair="pythia-160m/pythia-160m-seed1")
+    assert claims.comparability(seed) is None
+    assert claims.comparability(presets.study("t4")) is None
+    assert "tiny:0" in claims.comparability(p)
+    big = presets.study("a100", pair="pythia-160m/pythia-160m-seed1")
     assert big.aq.layers == tuple(range(12)) and big.aq.layer_pairing == "depth"
     assert big.aq.n_tokens > 2_000_000
-    pythia = experiment.plan("t4", pair="pythia-70m/pythia-160m")
+    pythia = presets.study("t4", pair="pythia-70m/pythia-160m")
     assert pythia.aq.layers == (3, 5) and "6 layers" in pythia.notes[0]
-    assert experiment.plan("t4", layers=(1, 2)).aq.layers == (1, 2)
+    assert presets.study("t4", layers=(1, 2)).aq.layers == (1, 2)
 
 
 def test_an_offline_plan_is_the_t4_plan_on_standins_and_never_comparable(tmp_path):
     from akira_nb import standins
 
-    p = experiment.plan("t4", offline=True)  # the notebook's call with OFFLINE = True
-    real = experiment.plan("t4")
+    p = presets.study("t4", offline=True)  # the notebook's call with OFFLINE = True
+    real = presets.study("t4")
     assert p.aq.offline and not real.aq.offline
     assert p.to_dict()["aq"] == {**real.to_dict()["aq"], "offline": True}
     assert p.describe().endswith("; offline: local stand-ins of the same shape")
-    assert experiment.comparability(p).startswith("offline stand-ins")
+    assert claims.comparability(p).startswith("offline stand-ins")
     assert experiment.run_name(p) == "t4-gpt2+gpt2-medium-offline" != experiment.run_name(real)
     assert experiment.standins_record(real) is None
     record = experiment.standins_record(p, banner=False)
     assert record["banner"] == standins.BANNER and len(record["replaced"]) == 4
     # a model without a stand-in: refused by name before any model is built or folder written
     with pytest.raises(ValueError, match="model_b='EleutherAI/gpt-j-6b' has no offline stand"):
-        experiment.plan("t4", offline=True, model_a="gpt2", model_b="EleutherAI/gpt-j-6b")
-    bad = experiment.plan("t4", offline=True)
+        presets.study("t4", offline=True, model_a="gpt2", model_b="EleutherAI/gpt-j-6b")
+    bad = presets.study("t4", offline=True)
     bad.aq.model_a = "EleutherAI/gpt-j-6b"
     with pytest.raises(ValueError, match="model_a='EleutherAI/gpt-j-6b' has no offline stand"):
         experiment.run_experiment(bad, root=tmp_path, log=None)
@@ -99,7 +100,7 @@ def test_an_offline_plan_is_the_t4_plan_on_standins_and_never_comparable(tmp_pat
 )
 def test_bad_plans_raise_value_errors(kw, match):
     with pytest.raises(ValueError, match=match):
-        experiment.plan("t4", **kw)
+        presets.study("t4", **kw)
 
 
 def test_run_experiment_writes_results_figures_and_a_kit_section(tiny, bridges, tmp_path):
@@ -110,7 +111,7 @@ def test_run_experiment_writes_results_figures_and_a_kit_section(tiny, bridges, 
     )
     run = out["run"]
     results = json.loads((run.path / "results.json").read_text())
-    assert results["experiment"] == experiment.EXPERIMENT and results["size"] == "tiny"
+    assert results["experiment"] == presets.EXPERIMENT and results["size"] == "tiny"
     assert set(results["aq"]["pairs"]) == {"random", "text"}
     assert results["grokking"]["models"][0]["grokked"] is False  # 60 epochs: no grokking
     names = {f.stem for f in (run.path / "figures").glob("*.png")}
@@ -125,7 +126,7 @@ def test_run_experiment_writes_results_figures_and_a_kit_section(tiny, bridges, 
     assert "reference: 15 / 13 / 10 (L3 / L5 / L7)" in table and "measured:  L0-0" in table
     assert all(r["comparable"] == "not comparable" for r in out["reference"])
     assert any(line.startswith("the reference's numbers beside this run's") for line in lines)
-    sec = experiment.kit_summary(out)
+    sec = claims.kit_summary(out)
     assert sec["experiment"] == "000_action_quanta" and sec["run"] == str(run.path)
     assert sec["baselines"] and any("chance" in b for b in sec["baselines"])
     assert sec["notes"][0].startswith("not comparable with the reference's numbers")
@@ -153,7 +154,7 @@ def test_run_experiment_writes_results_figures_and_a_kit_section(tiny, bridges, 
     grok_claim = next(v for k, v in verdicts.items() if k.startswith("beyond the seed"))
     assert grok_claim == "not comparable"  # a model that did not grok is no ground truth
     assert sum(v == "not comparable" for v in verdicts.values()) >= 8
-    assert "NOTE: a model did not grok" in "\n".join(experiment.grokking_lines(out["grok"]))
+    assert "NOTE: a model did not grok" in "\n".join(ground_truth.grokking_lines(out["grok"]))
     assert set(out["lines"]) >= {"random/basic", "text/ot", "universal/ot", "grokking"}
 
 
@@ -166,8 +167,8 @@ def test_a_bad_layer_leaves_no_run_folder(tiny, bridges, tmp_path):
 
 def test_grokking_ground_truth_when_both_models_grok():
     # the tiny setting: p = 23, fnet, 600 epochs; measured to grok within 500 epochs
-    g = experiment.GrokConfig(**experiment.GROK["tiny"], device="cpu")
-    gk = experiment.run_grokking(g)
+    g = ground_truth.GrokConfig(**presets.GROK["tiny"], device="cpu")
+    gk = ground_truth.run_grokking(g)
     assert gk["grokked"], gk["models"]
     well, index = gk["agreement"]["well_explained"], gk["agreement"]["index_matched"]
     assert well["rate"] > 3 * well["chance"] and well["p_value"] < 1e-6
@@ -198,8 +199,8 @@ def test_claims_give_real_verdicts_under_the_reference_protocol():
     import numpy as np
     import torch
 
-    p = experiment.plan("t4", grokking=False)
-    assert experiment.comparability(p) is None
+    p = presets.study("t4", grokking=False)
+    assert claims.comparability(p) is None
     g = torch.Generator().manual_seed(0)
     pairs = {}
     for kind in ("random", "text"):
@@ -224,7 +225,7 @@ def test_claims_give_real_verdicts_under_the_reference_protocol():
         pairs[kind] = by
     res = aq.AQResult(p.aq, [(3, 3), (5, 5), (7, 7)], pairs)
     aq.add_universal(res)
-    rows = experiment.claims({"plan": p, "result": res, "grok": None})
+    rows = claims.claims({"study": p, "result": res, "grok": None})
     verdicts = {r["claim"].split(":")[0]: r["verdict"] for r in rows}
     assert all(
         v in ("holds", "does not hold", "not run")
@@ -233,8 +234,8 @@ def test_claims_give_real_verdicts_under_the_reference_protocol():
     ), verdicts
     cka = next(r for r in rows if r["claim"].startswith("aligned method, random tokens: linear"))
     measured = [pairs["random"][k].cka["linear"] for k in ("3-3", "5-5", "7-7")]
-    reported = list(experiment.REFERENCE["cka"]["random"].values())
-    expected = all(abs(m - r) <= experiment.CKA_TOLERANCE for m, r in zip(measured, reported))
+    reported = list(claims.SEED_CLAIMS["cka"]["random"].values())
+    expected = all(abs(m - r) <= claims.CKA_TOLERANCE for m, r in zip(measured, reported))
     assert cka["verdict"] == ("holds" if expected else "does not hold")
     spectral = next(r for r in rows if r["claim"].startswith("AQ neurons live"))
     assert spectral["verdict"] == "not run"  # no spectra in this synthetic result
@@ -248,7 +249,7 @@ def test_claims_give_real_verdicts_under_the_reference_protocol():
     # a paired null of 5 replicates cannot reach p < 0.05: it judges nothing
     for u in res.universal["procrustes"].values():
         u["n_null"] = 5
-    rows = experiment.claims({"plan": p, "result": res, "grok": None})
+    rows = claims.claims({"study": p, "result": res, "grok": None})
     universal = next(r for r in rows if r["claim"].startswith("universal AQ"))
     assert universal["verdict"] == "not measurable: null of 5 replicates (needs >= 19)"
     assert "from 5 replicates, no p-value: not measurable" in universal["measured"]
@@ -256,7 +257,7 @@ def test_claims_give_real_verdicts_under_the_reference_protocol():
 
 def test_t4_checkpoints_at_most_twice_in_its_32_batch_stream():
     """Each save holds every pair's sums (about 1 GB at gpt2 x gpt2-medium, 3 pairs)."""
-    pre = experiment.PRESETS["t4"]
+    pre = presets.PRESETS["t4"]
     total = -(-pre["num_samples"] // pre["batch_size"])
     every = pre["checkpoint_every"]
     saves = len([b for b in range(1, total) if b % every == 0]) + 1  # + the save at the end
@@ -267,18 +268,18 @@ def test_t4_checkpoints_at_most_twice_in_its_32_batch_stream():
 
 
 def test_gurnee_over_all_layers_is_on_where_its_claim_can_be_judged():
-    assert experiment.plan("tiny", grokking=False).aq.gurnee_all_layers is True
-    assert experiment.plan("t4", grokking=False).aq.gurnee_all_layers is False  # gpt2/medium
-    known = experiment.plan("a100", pair="pythia-160m/pythia-160m-seed1", grokking=False)
+    assert presets.study("tiny", grokking=False).aq.gurnee_all_layers is True
+    assert presets.study("t4", grokking=False).aq.gurnee_all_layers is False  # gpt2/medium
+    known = presets.study("a100", pair="pythia-160m/pythia-160m-seed1", grokking=False)
     assert known.aq.gurnee_all_layers is True
-    big = experiment.plan("a100", pair="stanford-gpt2-medium-a/b", grokking=False)
+    big = presets.study("a100", pair="stanford-gpt2-medium-a/b", grokking=False)
     assert big.aq.gurnee_all_layers is False and any("gurnee" in n.lower() for n in big.notes)
-    forced = experiment.plan("t4", grokking=False, gurnee_all_layers=True)
+    forced = presets.study("t4", grokking=False, gurnee_all_layers=True)
     assert forced.aq.gurnee_all_layers is True
 
 
 def test_gurnee_claim_uses_text_and_the_max_over_all_of_bs_layers():
-    p = experiment.plan("tiny", grokking=False)
+    p = presets.study("tiny", grokking=False)
     res = aq.AQResult(p.aq, [(0, 0), (1, 1)], {})
     res.gurnee_all = {
         "text": {
@@ -288,7 +289,7 @@ def test_gurnee_claim_uses_text_and_the_max_over_all_of_bs_layers():
     }
     row = next(
         r
-        for r in experiment.claims({"plan": p, "result": res, "grok": None})
+        for r in claims.claims({"study": p, "result": res, "grok": None})
         if r["claim"].startswith("same architecture")
     )
     assert "text" in row["rule"] and "every layer of B" in row["rule"]
@@ -297,16 +298,16 @@ def test_gurnee_claim_uses_text_and_the_max_over_all_of_bs_layers():
     res.gurnee_all = {}
     row = next(
         r
-        for r in experiment.claims({"plan": p, "result": res, "grok": None})
+        for r in claims.claims({"study": p, "result": res, "grok": None})
         if r["claim"].startswith("same architecture")
     )
     assert row["verdict"] == "not run"
 
 
 def test_streamed_cka_is_on_where_the_stream_outgrows_the_sample():
-    assert experiment.plan("tiny", grokking=False).aq.stream_cka is True
-    assert experiment.plan("a100", grokking=False).aq.stream_cka is True
-    assert experiment.plan("t4", grokking=False).aq.stream_cka is False
+    assert presets.study("tiny", grokking=False).aq.stream_cka is True
+    assert presets.study("a100", grokking=False).aq.stream_cka is True
+    assert presets.study("t4", grokking=False).aq.stream_cka is False
 
 
 def test_summary_lines_and_claims_never_read_a_total_below_chance_as_above_it():
@@ -320,12 +321,12 @@ def test_summary_lines_and_claims_never_read_a_total_below_chance_as_above_it():
     from test_alignment_aq import BELOW_IN_TOTAL, _hand_result
 
     res = _hand_result(BELOW_IN_TOTAL)
-    p = experiment.plan("tiny", grokking=False)
-    out = {"plan": p, "result": res, "grok": None}
+    p = presets.study("tiny", grokking=False)
+    out = {"study": p, "result": res, "grok": None}
     line = experiment.summary_lines(out)["random/basic"]
     assert "149 of 512 against 157.3 expected by chance: -8.3 (-1.6% of neurons)" in line, line
     assert "-> at chance" in line and "75 of 512 above fixed 0.5 (chance 84.3: at chance)" in line
-    rows = {r["claim"]: r for r in experiment.claims(out)}
+    rows = {r["claim"]: r for r in claims.claims(out)}
     table = rows["verdict of the basic method on random tokens (the seed's interpretation table)"]
     assert "-8.3 (-1.6% of neurons), at chance" in table["measured"], table
     assert table["verdict"] == "not comparable" and table["computed_verdict"] == "does not hold"
@@ -341,8 +342,8 @@ def test_summary_lines_and_claims_never_read_a_total_below_chance_as_above_it():
     res.universal = {"ot": {"0-0": u}, "procrustes": {"0-0": u}}
     few = "not measurable: null of 1 replicate (needs >= 19)"
     assert few in experiment.summary_lines(out)["universal/ot"]
-    row = next(r for r in experiment.claims(out) if r["claim"].startswith("universal AQ"))
+    row = next(r for r in claims.claims(out) if r["claim"].startswith("universal AQ"))
     assert row["verdict"] == "not comparable" and row["computed_verdict"] == few
     res.pairs = {}  # the baselines of the universal overlaps alone
-    (line,) = [b for b in experiment.baseline_lines(out) if b.startswith("universal ot")]
+    (line,) = [b for b in claims.baseline_lines(out) if b.startswith("universal ot")]
     assert few in line and "p = " not in line, line

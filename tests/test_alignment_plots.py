@@ -1,4 +1,4 @@
-"""akira_nb.alignment.plots: what a reader needs from 000's figures (hand-made results, no
+"""akira_nb.action_quanta.plots: what a reader needs from 000's figures (hand-made results, no
 model): legends clear of the bars, every threshold drawn inside the axes in its own style, the
 CKA heatmap at the size of the other figures, the basic method's summary signed against chance."""
 
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from akira_nb.alignment import aq, plots
+from akira_nb.action_quanta import plots
+from akira_nb.alignment import aq
 
 
 def _cfg():

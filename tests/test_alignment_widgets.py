@@ -1,4 +1,4 @@
-"""akira_nb.alignment.widgets: the explorer's callback (counts beside the nulls, the histogram)
+"""akira_nb.action_quanta.widgets: the explorer's callback (counts beside the nulls, the histogram)
 and the widgets wired to it."""
 
 import matplotlib.pyplot as plt
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from akira_nb.alignment import aq, widgets
+from akira_nb.action_quanta import widgets
+from akira_nb.alignment import aq
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def test_wandb_without_a_login_is_refused_before_the_run_folder(
 def test_wandb_login_check_needs_no_login_offline_or_with_a_key(no_wandb_login, monkeypatch):
     import wandb
 
-    from akira_nb.bandformer import cli
+    from akira_nb.band_transformer import cli
 
     assert cli.wandb_logged_in(wandb) is False
     monkeypatch.setenv("WANDB_MODE", "offline")  # logs locally: no login needed
@@ -106,9 +106,9 @@ def test_action_quanta_checks_its_text_corpus_before_the_run_folder(
 
 
 def test_bandformer_checks_the_aq_text_corpus_before_training(offline_hub, no_training, tmp_path):
-    from akira_nb.bandformer import experiment
+    from akira_nb.band_transformer import experiment, presets
 
-    plan = experiment.study("tiny", arms=["band"], total_steps=2, aq={"text_corpus": "wikitext-2"})
+    plan = presets.study("tiny", arms=["band"], total_steps=2, aq={"text_corpus": "wikitext-2"})
     with pytest.raises(text.CorpusUnavailableError, match="corpus='wikitext-2'"):
         experiment.run_experiment(plan, root=tmp_path / "runs", log=None)
     assert _nothing_written(tmp_path / "runs")
@@ -199,11 +199,11 @@ def test_the_train_entry_point_refuses_it_too(offline_hub, no_training, tmp_path
 
 
 def test_differential_lr_refuses_it_through_the_same_check(offline_hub, no_training, tmp_path):
-    from akira_nb.differential_lr import experiment
+    from akira_nb.differential_lr import experiment, presets
 
-    plan = experiment.study("tiny", batch_size=100000)
+    plan = presets.study("tiny", batch_size=100000)
     with pytest.raises(ValueError, match=r"batch_size=100000 is more than the [\d,]+ training"):
-        experiment.run_study(plan, root=tmp_path / "runs", log=None)
+        experiment.run_experiment(plan, root=tmp_path / "runs", log=None)
     assert _nothing_written(tmp_path / "runs")
 
 
@@ -212,12 +212,12 @@ def test_differential_lr_refuses_it_through_the_same_check(offline_hub, no_train
 
 @pytest.mark.parametrize("key", ["arms", "seeds", "sweep_seeds", "budgets"])
 def test_differential_lr_study_refuses_an_explicit_empty_list(key):
-    from akira_nb.differential_lr import experiment
+    from akira_nb.differential_lr import presets
 
     with pytest.raises(ValueError, match=rf"{key}=\[\] "):
-        experiment.study("tiny", **{key: []})
-    plan = experiment.study("tiny", **{key: None})  # None: the preset's
-    preset = {"arms": list(experiment.DEFAULT_ARMS), "seeds": [0, 1, 2], "budgets": [40, 200]}
+        presets.study("tiny", **{key: []})
+    plan = presets.study("tiny", **{key: None})  # None: the preset's
+    preset = {"arms": list(presets.DEFAULT_ARMS), "seeds": [0, 1, 2], "budgets": [40, 200]}
     assert getattr(plan, key) == preset.get(key, [0]), key  # sweep_seeds: the first seed
 
 
@@ -258,10 +258,10 @@ def test_spatiotemporal_refuses_trained_held_out_frames_and_zero_steps(
 
 
 def test_spatiotemporal_study_refuses_a_sweep_of_zero_steps():
-    from akira_nb.spatiotemporal import experiment
+    from akira_nb.spatiotemporal import presets
 
     with pytest.raises(ValueError, match="sweep_steps=0"):
-        experiment.study("tiny", sweep_steps=0)
+        presets.study("tiny", sweep_steps=0)
 
 
 # ----------------------------------------------------------------------------- 8: AQ rules
@@ -277,17 +277,18 @@ def test_spatiotemporal_study_refuses_a_sweep_of_zero_steps():
     ],
 )
 def test_aq_threshold_values_outside_their_rules_range_are_refused(method, value, match):
-    from akira_nb.alignment import experiment
+    from akira_nb.action_quanta import presets
 
     with pytest.raises(ValueError, match=match):
-        experiment.plan("tiny", threshold_method=method, threshold_value=value)
+        presets.study("tiny", threshold_method=method, threshold_value=value)
 
 
 def test_aq_threshold_values_inside_their_range_are_kept():
-    from akira_nb.alignment import experiment, thresholds
+    from akira_nb.action_quanta import presets
+    from akira_nb.alignment import thresholds
 
     for method, value in (("statistical", 0.5), ("percentile", 0.0), ("fixed", -1.0)):
-        p = experiment.plan("tiny", threshold_method=method, threshold_value=value)
+        p = presets.study("tiny", threshold_method=method, threshold_value=value)
         assert p.aq.rule_value == value
     assert thresholds.check_rule("fixed", 41.5) == ("fixed", 41.5)  # any scale outside 000
     with pytest.raises(ValueError, match=r"^value=-1.0 "):  # the generic name by default

@@ -217,7 +217,7 @@ def test_run_files_read_on_resume_name_the_corrupt_file(tmp_path):
 
 def test_the_experiments_read_run_json_through_the_one_reader(tmp_path):
     from akira_nb.alignment.models import RECORD, tiny_record
-    from akira_nb.bandformer.experiment import AblationRun
+    from akira_nb.band_transformer.ablation import AblationRun
     from akira_nb.differential_lr import experiment as dlr
     from akira_nb.differential_lr.widgets import load_results
     from akira_nb.grokking.widgets import load_run

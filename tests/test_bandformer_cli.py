@@ -8,7 +8,8 @@ import sys
 import pytest
 
 import akira_nb.__main__ as entry
-from akira_nb.bandformer import cli, optim, train
+from akira_nb.band_transformer import cli
+from akira_nb.bandformer import optim, train
 from akira_nb.bandformer.model import TEST_COMPLETE
 
 
@@ -21,7 +22,7 @@ def _parse(argv):
 @pytest.fixture
 def registered(monkeypatch):
     """The sub-command, whether or not __main__ lists it yet."""
-    monkeypatch.setitem(entry.EXPERIMENTS, "bandformer", "akira_nb.bandformer")
+    monkeypatch.setitem(entry.EXPERIMENTS, "bandformer", "akira_nb.band_transformer")
 
 
 def test_literal_choices_equal_the_real_ones():
@@ -34,7 +35,7 @@ def test_literal_choices_equal_the_real_ones():
 
 
 def test_cli_module_does_not_import_torch():
-    code = "import sys, akira_nb.bandformer.cli; print('torch' in sys.modules)"
+    code = "import sys, akira_nb.band_transformer.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -173,7 +174,7 @@ def test_wandb_asked_for_but_missing_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_wandb_logger_sends_trains_metrics_live_one_run_per_arm():
-    from akira_nb.bandformer import experiment
+    from akira_nb.band_transformer import experiment
 
     logged, inits = [], []
 
@@ -271,7 +272,7 @@ def test_offline_and_the_count_flags_reach_the_study(monkeypatch):
 
 def test_offline_main_prints_the_banner_first_and_passes_the_run_no_second(monkeypatch, capsys):
     from akira_nb import standins
-    from akira_nb.bandformer import experiment
+    from akira_nb.band_transformer import experiment
 
     seen = {}
 

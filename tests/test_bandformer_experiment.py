@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from akira_nb import standins
-from akira_nb.bandformer import experiment, sweep, train
+from akira_nb.band_transformer import ablation, aq_analysis, experiment, presets, sweep
+from akira_nb.band_transformer import claims as claims_mod
+from akira_nb.bandformer import train
 from akira_nb.bandformer.model import BandTransformer, preset
 from akira_nb.runs import Run, check_resume
 
@@ -21,26 +23,26 @@ VERDICTS = ("holds", "does not hold", "not comparable", "not run")
 
 @pytest.mark.parametrize("size", ["tiny", "t4", "a100", None])
 def test_every_arm_of_a_budget_trains_the_same_tokens(size):
-    plan = experiment.study(size)
+    plan = presets.study(size)
     configs = plan.arm_configs()
     for steps in plan.budgets:
         at = [c for c in configs if c.total_steps == steps]
         assert {c.total_steps * c.tokens_per_step for c in at} == {plan.tokens_at(steps)}
         assert {c.arm for c in at} == set(plan.arms_at(steps))
-    assert {c.arm for c in configs} == set(experiment.DEFAULT_ARMS)
+    assert {c.arm for c in configs} == set(presets.DEFAULT_ARMS)
     assert "baseline_wide" in plan.arms and set(plan.arms_at(plan.budgets[-1])) >= {
         "band",
         "baseline",
     }
     # the band model and the baseline are trained at both AQ seeds (first budget)
-    for arm in experiment.AQ_ARMS:
+    for arm in presets.AQ_ARMS:
         assert set(plan.aq_seeds) <= set(plan.seeds_of(arm))
     assert len({c.data_seed for c in configs}) == 1  # one split, batch order, validation set
-    assert {c.final_eval_predictions for c in configs} == {experiment.FINAL_EVAL_PREDICTIONS}
+    assert {c.final_eval_predictions for c in configs} == {presets.FINAL_EVAL_PREDICTIONS}
 
 
 def test_the_tiny_plan_two_budgets_the_gpts_and_band_swept_and_the_intervals_scaled():
-    plan = experiment.study("tiny")
+    plan = presets.study("tiny")
     assert plan.budgets == [200, 500] and plan.max_extensions == 1
     assert plan.sweep_arms == ["baseline", "band", "baseline_wide"]
     assert plan.arms_at(500) == ["baseline", "band"]
@@ -53,8 +55,8 @@ def test_the_tiny_plan_two_budgets_the_gpts_and_band_swept_and_the_intervals_sca
         25,
     )
     # the plan the issue asked for: 5x, every arm swept, both GPTs at both budgets
-    full = experiment.study("tiny", **experiment.FULL_TINY)
-    assert full.budgets == [200, 1000] and full.sweep_arms == list(experiment.DEFAULT_ARMS)
+    full = presets.study("tiny", **presets.FULL_TINY)
+    assert full.budgets == [200, 1000] and full.sweep_arms == list(presets.DEFAULT_ARMS)
     assert full.arms_at(1000) == ["baseline", "band", "baseline_wide"]
     assert full.max_extensions == 2
     base = plan.config("band", 200)
@@ -63,11 +65,11 @@ def test_the_tiny_plan_two_budgets_the_gpts_and_band_swept_and_the_intervals_sca
     assert lrs.band_lrs == pytest.approx([lr * 10**-0.5 for lr in base.band_config().band_lrs])
     assert plan.config("baseline", 200, 3.0).band_config().shared_lr == pytest.approx(9e-3)
     # t4: one budget, two arms swept; total_steps alone is one budget; budgets override
-    t4 = experiment.study("t4")
+    t4 = presets.study("t4")
     assert t4.budgets == [2000] and t4.sweep_arms == ["band", "baseline"]
-    one = experiment.study("tiny", total_steps=40)
+    one = presets.study("tiny", total_steps=40)
     assert one.budgets == [40] and one.base.warmup_steps == 4
-    two = experiment.study("tiny", budgets=[100, 300])
+    two = presets.study("tiny", budgets=[100, 300])
     assert (two.base.total_steps, two.base.warmup_steps) == (100, 10)
     assert two.config("band", 300).warmup_steps == 30
 
@@ -81,8 +83,8 @@ def test_at_the_tiny_preset_every_arm_learns(tiny_runs):
     higher; at 60 steps the matched baseline had not left the unigram plateau). The study is the
     notebook's tiny run, read from its folder (tests/conftest.py ``tiny_runs``; trained here as
     the notebook trains it when the test runs alone)."""
-    plan = experiment.study("tiny")
-    run = Run.find_latest(experiment.EXPERIMENT, "notebook-tiny", root=tiny_runs)
+    plan = presets.study("tiny")
+    run = Run.find_latest(presets.EXPERIMENT, "notebook-tiny", root=tiny_runs)
     # with the notebook stage's runs, never train it again
     assert run is not None or not os.environ.get("AKIRA_TINY_RUNS_DIR"), "no notebook run"
     if run is None:
@@ -90,9 +92,9 @@ def test_at_the_tiny_preset_every_arm_learns(tiny_runs):
             plan, name="notebook-tiny", root=tiny_runs, log=None, banner=False
         )["run"]
     # the tiny preset's run (the guard a resume uses; raises naming a changed setting)
-    check_resume(run.config, plan.to_dict(), str(run.path), may_change=experiment.MAY_CHANGE)
+    check_resume(run.config, plan.to_dict(), str(run.path), may_change=presets.MAY_CHANGE)
     for arm in plan.arms:
-        tag = experiment.tag_of(arm, plan.budgets[0], 1.0, plan.seeds[0])
+        tag = presets.tag_of(arm, plan.budgets[0], 1.0, plan.seeds[0])
         rec = json.loads((run.path / "arms" / f"{tag}.json").read_text())
         assert rec["data"]["final_val_predictions"] >= 50_000, tag
         unigram = rec["unigram_val_loss"]
@@ -101,7 +103,7 @@ def test_at_the_tiny_preset_every_arm_learns(tiny_runs):
 
 
 def test_the_reference_protocol_without_a_size_and_at_a100():
-    for plan in (experiment.study(None), experiment.study("a100")):
+    for plan in (presets.study(None), presets.study("a100")):
         assert plan.tokens_per_arm == 5000 * 16 * 256
         assert (plan.base.dataset, plan.base.eval_every, plan.base.eval_batches) == (
             "wikitext-103",
@@ -109,14 +111,14 @@ def test_the_reference_protocol_without_a_size_and_at_a100():
             50,
         )
         assert plan.seeds == [0, 1] and plan.base.preset == "default"
-        assert experiment.comparability(plan) is None
-    assert "reference notebook's protocol" in experiment.study(None).describe()
-    tiny = experiment.study("tiny")
+        assert claims_mod.comparability(plan) is None
+    assert "reference notebook's protocol" in presets.study(None).describe()
+    tiny = presets.study("tiny")
     assert "preset 'tiny'" in tiny.describe() and "total_steps=200" in tiny.describe()
-    why = experiment.comparability(tiny)
+    why = claims_mod.comparability(tiny)
     assert "offline" in why and "256,000 tokens per arm" in why
     # overrides are not reported as filled by the preset; model_overrides merge into the preset's
-    plan = experiment.study("tiny", total_steps=40, model_overrides={"n_layers": 1}, aq={})
+    plan = presets.study("tiny", total_steps=40, model_overrides={"n_layers": 1}, aq={})
     assert "total_steps=" not in plan.describe()
     assert plan.base.model_overrides["n_layers"] == 1 and "band_lrs" in plan.base.model_overrides
     assert plan.aq_config("band").layers == (0,)  # "last": the last layer of the model
@@ -148,8 +150,8 @@ def test_the_reference_protocol_without_a_size_and_at_a100():
 )
 def test_bad_settings_raise_naming_the_field_and_write_nothing(runs_root, overrides, field):
     with pytest.raises(ValueError, match=field):
-        experiment.study("tiny", **overrides)
-    plan = experiment.study("tiny")
+        presets.study("tiny", **overrides)
+    plan = presets.study("tiny")
     plan.base.total_steps = -1  # broken after study(): run_experiment checks it again
     with pytest.raises(ValueError, match="total_steps"):
         experiment.run_experiment(plan, name="bad", log=None)
@@ -161,10 +163,10 @@ def test_bad_settings_raise_naming_the_field_and_write_nothing(runs_root, overri
 
 def test_maturity_step_known_answers():
     steps = [10, 20, 30, 40]
-    assert experiment.maturity_step(steps, [0.1, 0.95, 0.92, 1.0]) == 20
-    assert experiment.maturity_step(steps, [0.95, 0.5, 0.95, 1.0]) == 30  # must stay there
-    assert experiment.maturity_step(steps, [1.0, 1.0, 1.0, 1.0]) == 10
-    assert experiment.maturity_step(steps, [0.1, 0.2, 0.3, -0.1]) is None  # never helps
+    assert ablation.maturity_step(steps, [0.1, 0.95, 0.92, 1.0]) == 20
+    assert ablation.maturity_step(steps, [0.95, 0.5, 0.95, 1.0]) == 30  # must stay there
+    assert ablation.maturity_step(steps, [1.0, 1.0, 1.0, 1.0]) == 10
+    assert ablation.maturity_step(steps, [0.1, 0.2, 0.3, -0.1]) is None  # never helps
 
 
 def test_band_ablation_equals_zeroing_the_bands_output_weights():
@@ -172,7 +174,7 @@ def test_band_ablation_equals_zeroing_the_bands_output_weights():
     cfg = preset("tiny", n_ctx=16)
     model = BandTransformer(cfg).eval()
     blocks = torch.randint(cfg.vocab_size, (6, 16), generator=torch.Generator().manual_seed(1))
-    ab = experiment.band_ablation(model, blocks, batch_size=4)
+    ab = ablation.band_ablation(model, blocks, batch_size=4)
     with torch.no_grad():
         assert ab["loss"] == pytest.approx(float(model.loss(blocks)), rel=1e-5)
     band = 5
@@ -196,7 +198,7 @@ def test_ablation_and_evaluation_forwards_run_under_the_trainings_autocast(monke
     cfg = preset("tiny", n_ctx=16)
     model = BandTransformer(cfg).eval()
     blocks = torch.randint(cfg.vocab_size, (6, 16), generator=torch.Generator().manual_seed(1))
-    plain = experiment.band_ablation(model, blocks, batch_size=4)
+    plain = ablation.band_ablation(model, blocks, batch_size=4)
     entered = []
 
     def bf16(device, enabled=True):
@@ -204,7 +206,7 @@ def test_ablation_and_evaluation_forwards_run_under_the_trainings_autocast(monke
         return torch.autocast("cpu", dtype=torch.bfloat16)
 
     monkeypatch.setattr(train.runtime, "autocast", bf16)
-    ab = experiment.band_ablation(model, blocks, batch_size=4)
+    ab = ablation.band_ablation(model, blocks, batch_size=4)
     assert entered == ["cpu"] * (1 + cfg.n_bands) * 2  # clean + one per band, 2 batches each
     assert ab["loss"] != plain["loss"] and ab["loss"] == pytest.approx(plain["loss"], rel=2e-2)
     entered.clear()
@@ -227,7 +229,7 @@ def test_aq_by_band_counts_each_band_beside_its_chance():
         "token-shuffle": np.array([[0.9, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 6]),
         "other": np.array([[0.0, 0.0, 0.6, 0.6, 0.6, 0.0]]),
     }
-    out = experiment.aq_by_band(_Method(scores, nulls, 0.5), [slice(0, 2), slice(2, 6)])
+    out = aq_analysis.aq_by_band(_Method(scores, nulls, 0.5), [slice(0, 2), slice(2, 6)])
     assert [b["count"] for b in out] == [1, 2]
     assert [b["chance"] for b in out] == [0.5, 3.0]  # the larger null per band
     assert out[0]["pct"] == 50.0 and out[1]["above_pct"] == 0.0
@@ -239,7 +241,7 @@ def test_band_statistics_of_a_band_model():
     cfg = preset("tiny", n_ctx=16)
     model = BandTransformer(cfg).eval()
     blocks = torch.randint(cfg.vocab_size, (4, 16), generator=torch.Generator().manual_seed(0))
-    s = experiment.band_statistics(model, blocks)
+    s = ablation.band_statistics(model, blocks)
     acts = model.band_activations(blocks)
     assert s["rms"][2] == pytest.approx(float(acts[2][:, 1:].double().pow(2).mean().sqrt()))
     assert len(s["centroid"]) == cfg.n_bands and all(0 < c < 0.5 for c in s["centroid"])
@@ -274,7 +276,7 @@ def _out(band_above=9.0, band_share=50.0, low=0.1, maturity=(500, 1000, 4000), r
     cents = [[low, low + 0.01], [low], [low + 0.02], [0.2], [0.3, 0.31], [0.3], [0.32]]
     bands = [{"pct": 5.0, "chance_pct": 1.0, "above_pct": 4.0}] * 7
     return {
-        "study": experiment.study("a100"),
+        "study": presets.study("a100"),
         "aq": {
             "band": _summary(band_above, bands, band_share, cents),
             "baseline": _summary(3.0, share=25.0),
@@ -296,7 +298,7 @@ def _out(band_above=9.0, band_share=50.0, low=0.1, maturity=(500, 1000, 4000), r
 
 
 def test_the_verdict_rules_at_the_reference_scale_on_known_answers():
-    rows = experiment.claims(_out())
+    rows = claims_mod.claims(_out())
     assert [c["verdict"] for c in rows] == ["holds"] * 7
     for c in rows:  # the claims contract: a value and a unit beside the prose
         assert isinstance(c["measured_value"], float) and isinstance(c["unit"], str)
@@ -308,23 +310,23 @@ def test_the_verdict_rules_at_the_reference_scale_on_known_answers():
     # than both GPTs
     bad = _out(band_above=5.5, band_share=30.0, low=0.4, maturity=(500, 600, 900), ref_loss=1.7,
                band_loss=1.80)  # fmt: skip
-    assert [c["verdict"] for c in experiment.claims(bad)] == ["does not hold"] * 7
+    assert [c["verdict"] for c in claims_mod.claims(bad)] == ["does not hold"] * 7
     few = _out(maturity=(None, None, 500))  # one band that helps: nothing to judge
-    assert experiment.claims(few)[3]["verdict"] == (
+    assert claims_mod.claims(few)[3]["verdict"] == (
         "not measurable: fewer than 3 checkpoints or 2 bands whose ablation raises the loss"
     )
-    tiny = experiment.claims(dict(_out(), study=experiment.study("tiny")))
+    tiny = claims_mod.claims(dict(_out(), study=presets.study("tiny")))
     assert {c["verdict"] for c in tiny} == {"not comparable"}
     assert [c["computed_verdict"] for c in tiny] == ["holds"] * 7  # the rule on the numbers
-    offline = experiment.claims(dict(_out(), study=experiment.study("a100", offline=True)))
+    offline = claims_mod.claims(dict(_out(), study=presets.study("a100", offline=True)))
     assert {c["verdict"] for c in offline} == {standins.NOT_COMPARABLE}
     missing = dict(_out(), aq={}, maturation={}, loss_rows=[])
-    assert {c["verdict"] for c in experiment.claims(missing)} == {"not run"}
-    assert {c["measured_value"] for c in experiment.claims(missing)} == {None}
+    assert {c["verdict"] for c in claims_mod.claims(missing)} == {"not run"}
+    assert {c["measured_value"] for c in claims_mod.claims(missing)} == {None}
     # an arm that did not learn judges no claim that uses it
     unlearned = _out()
     unlearned["loss_rows"][0] = _loss("baseline", 6.99, learned=False)
-    verdicts = [c["verdict"] for c in experiment.claims(unlearned)]
+    verdicts = [c["verdict"] for c in claims_mod.claims(unlearned)]
     assert verdicts[0].startswith("not measurable: arm baseline did not learn at 5,000 steps")
     assert verdicts[3] == "holds"  # the maturation claim reads the band arm only
     assert verdicts[5].startswith("not measurable: arm baseline did not learn")
@@ -359,8 +361,25 @@ TRAININGS = 4 + 2 + 1 + 3
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    plan = experiment.study("tiny", **SMALL)
+    plan = presets.study("tiny", **SMALL)
     return experiment.run_experiment(plan, name="small", root=root, log=None), root
+
+
+def test_the_trained_band_model_can_be_looked_inside(small_run):
+    """The notebook's look-inside cell: run_with_cache on the band arm's model, one hook's
+    per-band norms (8 bands of the tiny layout, every block)."""
+    import matplotlib.pyplot as plt
+
+    from akira_nb.bandformer import look_inside
+
+    out, _ = small_run
+    model = out["longest"]["band"].model
+    blocks = out["val_blocks"][:2]
+    logits, cache = model.run_with_cache(blocks)
+    assert tuple(logits.shape[:2]) == tuple(blocks.shape)
+    norms = look_inside.band_norms(cache, "hook_band_out")
+    assert norms.shape == (model.cfg.n_layers, model.cfg.n_bands) and (norms > 0).all()
+    plt.close(look_inside.plot_band_norms(cache, "hook_band_out"))
 
 
 def test_a_small_run_writes_results_figures_and_the_kit_summary(small_run):
@@ -403,9 +422,9 @@ def test_a_small_run_writes_results_figures_and_the_kit_summary(small_run):
     assert ab["steps"] == [4, 8] and ab["budget"] == 8 and len(ab["increase"][0]) == 7
     assert set(results["aq"]) == {"band", "baseline"}
     assert len(results["aq"]["band"]["by_kind"]["random"]["bands"]) == 7
-    section = experiment.kit_summary(out)
-    assert section["experiment"] == experiment.EXPERIMENT and section["run"] == str(run)
-    assert len(section["claims"]) == 7 and section["headline"] == experiment.HEADLINE
+    section = claims_mod.kit_summary(out)
+    assert section["experiment"] == presets.EXPERIMENT and section["run"] == str(run)
+    assert len(section["claims"]) == 7 and section["headline"] == claims_mod.HEADLINE
     for claim in section["claims"]:
         assert claim["rule"] and claim["measured"] and claim["verdict"] in VERDICTS
         assert claim["verdict"] in ("not comparable", "not run")  # tiny: below the scale
@@ -432,7 +451,7 @@ def test_resume_reloads_every_finished_sweep_point_without_a_training_step(small
     monkeypatch.setattr(experiment, "save_figures", lambda run, out: {})  # drawn above
     real = train.train
     monkeypatch.setattr(train, "train", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))
-    plan = experiment.study("tiny", **SMALL)
+    plan = presets.study("tiny", **SMALL)
     again = experiment.run_experiment(plan, name="small", root=root, resume=True, log=None)
     assert again["run"].path == out["run"].path
     assert len(calls) == TRAININGS  # each point reloaded once, none retrained, none added
@@ -446,7 +465,7 @@ def test_resume_reloads_every_finished_sweep_point_without_a_training_step(small
 
 def test_resume_refuses_to_switch_offline_stand_ins_on_or_off(small_run, capsys):
     out, root = small_run
-    plan = experiment.study("tiny", offline=True, **SMALL)
+    plan = presets.study("tiny", offline=True, **SMALL)
     with pytest.raises(ValueError, match="resume refused.*base.offline saved False, now True"):
         experiment.run_experiment(plan, name="small", root=root, resume=True, log=None)
     assert len(list(out["run"].path.parent.iterdir())) == 1  # no other run folder
@@ -459,7 +478,7 @@ def test_resume_with_other_aq_settings_recomputes_the_aq_and_keeps_the_old(small
     monkeypatch.setattr(train, "optimizer_step", lambda *a, **k: pytest.fail("trained again"))
     monkeypatch.setattr(experiment, "save_figures", lambda run, out: {})  # drawn above
     aq = dict(SMALL["aq"], num_samples=24)
-    plan = experiment.study("tiny", **dict(SMALL, aq=aq))
+    plan = presets.study("tiny", **dict(SMALL, aq=aq))
     again = experiment.run_experiment(plan, name="small", root=root, resume=True, log=None)
     assert again["run"].path == out["run"].path
     assert again["aq"]["band"]["result"].config.num_samples == 24

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from akira_nb import text
 from akira_nb.alignment import activations
+from akira_nb.bandformer.layers import _dropout
 from akira_nb.bandformer.model import (
     PRESETS,
     TEST_COMPLETE,
@@ -17,7 +18,6 @@ from akira_nb.bandformer.model import (
     BandTransformer,
     BaselineTransformer,
     GPTConfig,
-    _dropout,
     band_groups,
     band_parameter_count,
     model_summary,
@@ -675,7 +675,7 @@ def test_cpu_dropout_attention_keeps_a_boolean_mask_and_equals_the_explicit_ops(
     ``[B H, T, T]`` tensor kept for the backward (three per attention were: 5.6 GB at t4)."""
     from transformer_lens.hook_points import HookPoint
 
-    from akira_nb.bandformer.model import _causal_pattern, causal_attention
+    from akira_nb.bandformer.layers import _causal_pattern, causal_attention
 
     gen = torch.Generator().manual_seed(0)
     q, k, v = (

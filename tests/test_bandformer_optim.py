@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from akira_nb.bandformer import optim
+from akira_nb.bandformer import monitor, optim
 
 DEFAULT_LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
@@ -268,7 +268,7 @@ def test_monitor_on_a_hand_made_update():
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(1.0)
-    mon = optim.WeightChangeMonitor(model, every=5)
+    mon = monitor.WeightChangeMonitor(model, every=5)
     assert mon.keys == [f"band_{b}" for b in range(7)] + ["shared"]
     # powers of two: 1 + d and 1 + 2d are exact in float32
     deltas = {f"band_{b}": 2.0 ** (b - 12) for b in range(7)} | {"shared": 2.0**-5}
@@ -298,12 +298,12 @@ def test_monitor_on_a_hand_made_update():
         assert r["factor"] == pytest.approx(2**b / (DEFAULT_LRS[b] / 1e-5), rel=1e-6)
     assert ratios["shared"]["prescribed"] == pytest.approx(30)
     # prescribed ratios from a geomean arm's groups: all 1
-    mon2 = optim.WeightChangeMonitor(model, 5, lrs=optim.param_groups(model, "geomean"))
+    mon2 = monitor.WeightChangeMonitor(model, 5, lrs=optim.param_groups(model, "geomean"))
     assert set(mon2.lrs.values()) == {optim.geometric_mean(DEFAULT_LRS)}
     with pytest.raises(ValueError, match="no interval"):
         mon2.ratios()
     with pytest.raises(ValueError, match="every=0"):
-        optim.WeightChangeMonitor(model, every=0)
+        monitor.WeightChangeMonitor(model, every=0)
 
 
 def test_monitor_follows_real_training_steps():
@@ -311,7 +311,7 @@ def test_monitor_follows_real_training_steps():
     torch.manual_seed(0)
     model = StandInBands()
     opt = optim.make_adamw(model)
-    mon = optim.WeightChangeMonitor(model, every=2, lrs=opt.param_groups)
+    mon = monitor.WeightChangeMonitor(model, every=2, lrs=opt.param_groups)
     x = torch.randint(0, 13, (4, 5))
     for step in range(1, 5):
         opt.zero_grad()
@@ -348,7 +348,7 @@ def test_real_band_transformer_and_baseline():
     assert in_bands / summary["non_embedding"] == pytest.approx(summary["band_fraction"])
 
     opt = torch.optim.AdamW(groups)
-    mon = optim.WeightChangeMonitor(model, every=1, lrs=opt.param_groups)
+    mon = monitor.WeightChangeMonitor(model, every=1, lrs=opt.param_groups)
     optim.set_lrs(opt, 0, warmup_steps=2, total_steps=10)
     assert opt.param_groups[0]["lr"] == pytest.approx(cfg.band_lrs[0] / 2)
     model.loss(torch.randint(0, cfg.vocab_size, (2, 16))).backward()
@@ -440,7 +440,7 @@ def test_monitor_recovers_known_ratios_under_plain_sgd_per_group_lrs():
             p.fill_(1.0)
     groups = optim.param_groups(model, "differential", weight_decay=0.0)
     opt = torch.optim.SGD(groups, lr=1.0)
-    mon = optim.WeightChangeMonitor(model, every=1, lrs=opt.param_groups)
+    mon = monitor.WeightChangeMonitor(model, every=1, lrs=opt.param_groups)
     for p in trainable(model).values():
         p.grad = torch.ones_like(p)
     opt.step()
@@ -520,7 +520,7 @@ def test_monitor_per_slice_on_a_sliced_model():
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(1.0)
-    mon = optim.WeightChangeMonitor(
+    mon = monitor.WeightChangeMonitor(
         model, every=2, lrs=optim.prescribed_lrs(opt), row_slices=opt.row_slices
     )
     assert mon.keys == [f"band_{i}" for i in range(7)] + ["shared"]
@@ -539,7 +539,7 @@ def test_monitor_per_slice_on_a_sliced_model():
     # state_dict off the grid holds the snapshot; a fresh monitor loaded from it continues alike
     state = mon.state_dict(3)
     assert "snapshot" in state and state["last_step"] == 2
-    other = optim.WeightChangeMonitor(
+    other = monitor.WeightChangeMonitor(
         model, every=2, lrs=optim.prescribed_lrs(opt), row_slices=opt.row_slices
     )
     other.load_state_dict(state)
@@ -548,7 +548,7 @@ def test_monitor_per_slice_on_a_sliced_model():
             p.mul_(1.5)
     assert other.step(4) == pytest.approx(mon.step(4))
     with pytest.raises(ValueError, match="does not fit"):
-        optim.WeightChangeMonitor(
+        monitor.WeightChangeMonitor(
             model, every=3, lrs=optim.prescribed_lrs(opt), row_slices=opt.row_slices
         ).load_state_dict(state)
     with pytest.raises(ValueError, match="model without bands"):

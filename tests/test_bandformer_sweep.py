@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from akira_nb import lr_sweep
-from akira_nb.bandformer import experiment, plots, sweep, train
+from akira_nb.band_transformer import claims as claims_mod
+from akira_nb.band_transformer import experiment, plots, presets, sweep, tables
+from akira_nb.bandformer import train
 from akira_nb.bandformer.model import BaselineTransformer, GPTConfig
 
 LOW, MID, HIGH = sweep.LR_GRID
@@ -94,12 +96,12 @@ class _FakeRunner(experiment._Runner):
         self.calls.append((arm, steps, sweep.tag(multiplier), seed))
         loss = self.table[sweep.tag(multiplier)] + 0.01 * seed
         result = SimpleNamespace(final_val_loss=loss, model=object(), data={"unigram_val_loss": 9})
-        self.made.append(experiment.Training(arm, steps, multiplier, seed, "t", None, result, 1.0))
+        self.made.append(tables.Training(arm, steps, multiplier, seed, "t", None, result, 1.0))
         return self.made[-1]
 
 
 def test_the_runner_sweeps_the_first_seed_then_trains_the_others_at_the_best():
-    plan = experiment.study(
+    plan = presets.study(
         "tiny", arms=["band", "baseline"], seeds=[0, 3], aq_seeds=[0, 1], max_extensions=2
     )
     table = {"0.316": 2.0, "1": 2.2, "3.16": 2.5, "0.1": 1.9, "0.0316": 1.95}
@@ -152,7 +154,7 @@ def test_the_flop_count_of_a_small_gpt_equals_the_hand_computation():
 
 def test_the_equal_width_arms_flops_per_token_at_tiny():
     """baseline_wide at tiny: 2 layers of d = 128, d_mlp = 512, vocabulary 257, T = 32."""
-    plan = experiment.study("tiny")
+    plan = presets.study("tiny")
     cfg = plan.config("baseline_wide", 200)
     d, m, v, t, layers = 128, 512, 257, 32, 2
     matmul = layers * (4 * d * d + 2 * d * m) + d * v  # weights per token (no biases)
@@ -167,7 +169,7 @@ def test_the_equal_width_arms_flops_per_token_at_tiny():
 
 
 def test_the_final_validation_set_holds_at_least_50000_predictions_at_tiny():
-    plan = experiment.study("tiny")
+    plan = presets.study("tiny")
     cfg = plan.config("band", 200)
     splits = train.make_data(cfg)
     final = train.final_validation_blocks(cfg, splits.val)
@@ -200,8 +202,8 @@ def _row(arm, budget, loss, learned=True, edge=None):
 
 
 def _claims(rows, size="a100"):
-    plan = experiment.study(size)
-    return {c["claim"]: c for c in experiment.claims({"study": plan, "loss_rows": rows})}
+    plan = presets.study(size)
+    return {c["claim"]: c for c in claims_mod.claims({"study": plan, "loss_rows": rows})}
 
 
 def test_the_band_vs_gpt_verdicts_use_the_longest_budget_both_arms_trained():
@@ -214,7 +216,7 @@ def test_the_band_vs_gpt_verdicts_use_the_longest_budget_both_arms_trained():
         _row("baseline_wide", 1000, 1.99, edge="low"),
     ]
     out = _claims(rows)
-    matched = out[experiment.HEADLINE]
+    matched = out[claims_mod.HEADLINE]
     assert matched["verdict"] == "does not hold"
     assert matched["measured_value"] == pytest.approx(2.30 - 2.17) and matched["unit"] == "nats"
     assert matched["measured"].startswith("at 1,000 steps (512,000 tokens per arm)")
@@ -224,18 +226,18 @@ def test_the_band_vs_gpt_verdicts_use_the_longest_budget_both_arms_trained():
     assert "baseline_wide's best LR is at the low edge" in wide["measured"]
     # the short budget alone: the band model wins
     short = _claims([r for r in rows if r["budget"] == 200])
-    assert short[experiment.HEADLINE]["verdict"] == "holds"
+    assert short[claims_mod.HEADLINE]["verdict"] == "holds"
     # below the seed's scale: not comparable, with the rule's result on the run's numbers
-    tiny = _claims(rows, "tiny")[experiment.HEADLINE]
+    tiny = _claims(rows, "tiny")[claims_mod.HEADLINE]
     assert tiny["verdict"] == "not comparable" and tiny["computed_verdict"] == "does not hold"
 
 
 def test_an_arm_that_did_not_learn_judges_nothing():
     rows = [_row("baseline", 1000, 3.17, learned=False), _row("band", 1000, 2.5)]
-    claim = _claims(rows)[experiment.HEADLINE]
+    claim = _claims(rows)[claims_mod.HEADLINE]
     assert claim["verdict"].startswith("not measurable: arm baseline did not learn at 1,000")
     assert claim["measured_value"] == pytest.approx(2.5 - 3.17)
-    tiny = _claims(rows, "tiny")[experiment.HEADLINE]
+    tiny = _claims(rows, "tiny")[claims_mod.HEADLINE]
     assert tiny["verdict"] == "not comparable"
     assert tiny["computed_verdict"].startswith("not measurable: arm baseline did not learn")
 

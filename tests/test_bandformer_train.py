@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from akira_nb import text
-from akira_nb.bandformer import optim
+from akira_nb.bandformer import data, optim
 from akira_nb.bandformer import train as train_mod
 from akira_nb.bandformer.model import BandTransformer, BaselineTransformer
 from akira_nb.bandformer.optim import lr_multiplier
@@ -267,11 +267,11 @@ def test_tinystories_is_loaded_joined_with_eos_and_packed(monkeypatch):
     stories = {"train": ["abc", "  ", "de"] * 4, "validation": ["fgh", "ij"] * 2}
     monkeypatch.setattr(text, "gpt2_tokenizer", text.ByteTokenizer)
     monkeypatch.setattr(datasets, "load_dataset", lambda path, split: {"text": stories[split]})
-    train_mod._splits.cache_clear()
+    data._splits.cache_clear()
     try:
         splits = make_data(quick(dataset="tinystories", seq_len=4))
     finally:
-        train_mod._splits.cache_clear()
+        data._splits.cache_clear()
     assert splits.train.reshape(-1)[:8].tolist() == [97, 98, 99, 256, 100, 101, 256, 97]
     assert splits.train.shape == (28 // 4, 4) and splits.val.shape == (14 // 4, 4)
     assert splits.test.shape == (0, 4) and splits.info["corpus"] == "tinystories"
@@ -285,10 +285,10 @@ def test_tinystories_offline_raises_corpus_unavailable(monkeypatch):
 
     monkeypatch.setattr(text, "gpt2_tokenizer", text.ByteTokenizer)
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    train_mod._splits.cache_clear()
+    data._splits.cache_clear()
     with pytest.raises(text.CorpusUnavailableError, match="tinystories.*dataset='offline'"):
         make_data(quick(dataset="tinystories"))
-    train_mod._splits.cache_clear()
+    data._splits.cache_clear()
 
 
 # ----------------------------------------------------------------------------- offline

@@ -1,4 +1,4 @@
-"""akira_nb.bandformer.widgets: the 026 explorer's callback over a run's results.json (the
+"""akira_nb.band_transformer.widgets: the 026 explorer's callback over a run's results.json (the
 arm's validation curve, a band's spectrum, ablation and weight change against its prescribed
 LR) and the widgets wired to it."""
 
@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from akira_nb.bandformer import widgets
+from akira_nb.band_transformer import widgets
 
 LRS = {"band_0": 1e-4, "band_1": 1e-3, "band_2": 1e-2, "shared": 1e-3}
 

@@ -14,9 +14,11 @@ import pytest
 
 from akira_nb.bandformer import optim
 from akira_nb.bandformer import train as train_mod
+from akira_nb.differential_lr import claims as C
 from akira_nb.differential_lr import cli, widgets
 from akira_nb.differential_lr import evaluate as ev
 from akira_nb.differential_lr import experiment as E
+from akira_nb.differential_lr import presets as P
 from akira_nb.runs import Run
 
 # ----------------------------------------------------------------------------- measurements
@@ -98,7 +100,7 @@ def _record(val, step_losses=None, test=None, wc=None):
 
 
 def _out_from(curves: dict, plan, target, unigram=10.0):
-    """What E.claims reads, from hand-made records (one list per arm, one record per seed);
+    """What C.claims reads, from hand-made records (one list per arm, one record per seed);
     ``unigram``: the unigram loss of the learning check (10: every hand-made arm learned)."""
     records = [
         ({"arm": arm, "seed": s, "tag": f"{arm}_s{s}"}, {**rec, "seed": s})
@@ -107,7 +109,7 @@ def _out_from(curves: dict, plan, target, unigram=10.0):
     ]
     measures = {}
     for key, rec in records:
-        measures.setdefault(key["arm"], []).append(E.measure(rec, target, 0.25))
+        measures.setdefault(key["arm"], []).append(ev.measure(rec, target, 0.25))
     return {
         "study": plan,
         "records": records,
@@ -120,7 +122,7 @@ def _out_from(curves: dict, plan, target, unigram=10.0):
 
 @pytest.fixture
 def plan():
-    return E.study(
+    return P.study(
         "tiny", seeds=[0, 1, 2], total_steps=60, sweep=[], progress=False, **NO_LARGE_EVAL
     )
 
@@ -138,7 +140,7 @@ def test_a_clearly_faster_and_better_arm_is_supported_an_equal_one_is_not(plan):
         faster.append(_record(quick, list(3 + noise / 4), test=1.7 + 0.01 * s))
         equal.append(_record(base, list(3 + noise), test=1.9 + 0.01 * s))
     out = _out_from({"band": faster, "band_geomean": control}, plan, target=2.0)
-    by = {c["key"]: c for c in E.claims(out)}
+    by = {c["key"]: c for c in C.claims(out)}
     assert by["H1"]["seed_verdict"] == ev.SUPPORTED, by["H1"]["measured"]
     assert by["H2"]["seed_verdict"] == ev.SUPPORTED
     assert by["H3"]["seed_verdict"] == ev.SUPPORTED
@@ -146,7 +148,7 @@ def test_a_clearly_faster_and_better_arm_is_supported_an_equal_one_is_not(plan):
     assert by["H4"]["seed_verdict"] == "not run"  # no monitor in these records
     assert "20%" in by["H1"]["rule"] and "std of the paired differences" in by["H1"]["rule"]
     out = _out_from({"band": equal, "band_geomean": control}, plan, target=2.0)
-    by = {c["key"]: c for c in E.claims(out)}
+    by = {c["key"]: c for c in C.claims(out)}
     assert {by[k]["seed_verdict"] for k in ("H1", "H2", "H3")} == {ev.NOT_SUPPORTED}
     # faster on average but with a spread larger than the gain: NOT SUPPORTED
     c = ev.paired([50, 50, 50], [20, 60, 40])  # diffs 30, -10, 10
@@ -155,7 +157,7 @@ def test_a_clearly_faster_and_better_arm_is_supported_an_equal_one_is_not(plan):
     # an arm that never reaches the target is not faster
     never = [_record([4.0, 3.9, 3.8, 3.7, 3.6, 3.5]) for _ in range(3)]
     out = _out_from({"band": never, "band_geomean": control}, plan, target=2.0)
-    assert {c["key"]: c for c in E.claims(out)}["H1"]["seed_verdict"] == ev.NOT_SUPPORTED
+    assert {c["key"]: c for c in C.claims(out)}["H1"]["seed_verdict"] == ev.NOT_SUPPORTED
 
 
 def test_paired_known_answer():
@@ -173,8 +175,8 @@ def test_paired_known_answer():
 
 @pytest.mark.parametrize("name", ["013", "026_v1", "canonical_7", "spec_b_warmstart", "sbm_7p1"])
 def test_each_lr_presets_arms_get_their_lrs_times_the_sweeps_multiplier(name):
-    arms = list(E.ARMS)  # band_uniform too (not a default arm)
-    p = E.study("tiny", lr_preset=name, arms=arms, budgets=[20, 40], progress=False)
+    arms = list(P.ARMS)  # band_uniform too (not a default arm)
+    p = P.study("tiny", lr_preset=name, arms=arms, budgets=[20, 40], progress=False)
     pre = optim.LR_PRESETS[name]
     g = optim.geometric_mean(pre.band_lrs)
     assert p.geomean == pytest.approx(g)
@@ -207,21 +209,21 @@ def test_each_lr_presets_arms_get_their_lrs_times_the_sweeps_multiplier(name):
             assert key["lr"] == pytest.approx(m * g)  # the same learning budget as the control
     assert sorted(seen) == pytest.approx([10**-0.5, 1.0, 10**0.5])
     with pytest.raises(ValueError, match="needs at least 3 points spanning at least 10x"):
-        E.study("tiny", sweep=[1.0, 3.0])
+        P.study("tiny", sweep=[1.0, 3.0])
 
 
 def test_presets_sizes():
-    assert E.study("tiny").seeds == [0, 1, 2] and E.PRESETS["a100"]["seeds"] == [0, 1, 2, 3, 4]
-    assert E.comparability(E.study("tiny")).startswith("the tiny_7p1 model")
-    assert E.study("a100", device="cpu").base.preset == "canonical_7p1"
-    assert E.comparability(E.study("a100", device="cpu")) is None
-    assert E.study("tiny", lr_preset="custom", band_lrs=(1e-4,) * 7).shared_lr == pytest.approx(
+    assert P.study("tiny").seeds == [0, 1, 2] and P.PRESETS["a100"]["seeds"] == [0, 1, 2, 3, 4]
+    assert C.comparability(P.study("tiny")).startswith("the tiny_7p1 model")
+    assert P.study("a100", device="cpu").base.preset == "canonical_7p1"
+    assert C.comparability(P.study("a100", device="cpu")) is None
+    assert P.study("tiny", lr_preset="custom", band_lrs=(1e-4,) * 7).shared_lr == pytest.approx(
         1e-4
     )
 
 
 def test_the_cli_copies_equal_the_real_names():
-    assert cli.ARMS == E.ARMS and cli.DEFAULT_ARMS == E.DEFAULT_ARMS
+    assert cli.ARMS == P.ARMS and cli.DEFAULT_ARMS == P.DEFAULT_ARMS
     assert set(cli.LR_PRESETS) == set(optim.LR_PRESETS) | {optim.CUSTOM}
 
 
@@ -284,8 +286,8 @@ def test_a_resumed_study_reloads_finished_trainings_and_continues_a_half_trained
         monitor_every=2,
         progress=False,
     )
-    plan = E.study("tiny", **kw)
-    out = E.run_study(plan, name="r", root=runs_root.parent / "uninterrupted", log=None)
+    plan = P.study("tiny", **kw)
+    out = E.run_experiment(plan, name="r", root=runs_root.parent / "uninterrupted", log=None)
     assert [k["tag"] for k, _ in out["records"]] == ["band_x1_b10_s0", "band_x1_b10_s1"]
     # the same study "disconnected" half-way through its seed-1 training (step-5 checkpoint)
     save = Run.save_checkpoint
@@ -300,17 +302,17 @@ def test_a_resumed_study_reloads_finished_trainings_and_continues_a_half_trained
 
     monkeypatch.setattr(Run, "save_checkpoint", lost)
     with pytest.raises(Disconnect):
-        E.run_study(plan, name="r", log=None)
+        E.run_experiment(plan, name="r", log=None)
     monkeypatch.setattr(Run, "save_checkpoint", save)
-    run = Run.find_latest(E.EXPERIMENT, "r")
+    run = Run.find_latest(P.EXPERIMENT, "r")
     assert [p.stem for p in (run.path / "arms").glob("*.json")] == ["band_x1_b10_s0"]
     assert [p.name for p in run.checkpoint_dir("band_x1_b10_s1").iterdir()] == ["ckpt_000000005.pt"]
     # a finished training keeps only its final checkpoint
     assert [p.name for p in run.checkpoint_dir("band_x1_b10_s0").iterdir()] == ["ckpt_000000010.pt"]
-    again = E.run_study(E.study("tiny", **kw), name="r", resume=True, log=None)
+    again = E.run_experiment(P.study("tiny", **kw), name="r", resume=True, log=None)
     assert again["run"].path == run.path
     with pytest.raises(ValueError, match="resume refused.*base.offline saved False, now True"):
-        E.run_study(E.study("tiny", offline=True, **kw), name="r", resume=True, log=None)
+        E.run_experiment(P.study("tiny", offline=True, **kw), name="r", resume=True, log=None)
     assert again["stats"] == out["stats"] and again["claims"] == out["claims"]
     assert again["target"] == out["target"]
     saved = json.loads((run.path / "results.json").read_text())
@@ -342,7 +344,7 @@ def test_cli_main_runs_a_small_study_and_its_kit_summary(runs_root, capsys):
     assert f"this study: {out['cpu_seconds']:.0f} CPU-s (process time" in printed
     assert out["study"].seeds == [0] and [r["best"] for r in out["sweep"]] == [1.0, 1.0]
     assert "not tuned (sweep=[])" in out["tables"]["tuned"]
-    s = E.kit_summary(out)
+    s = C.kit_summary(out)
     assert s["run"].startswith(str(runs_root)) and s["size"] == "tiny"
     assert all(c["verdict"] in ("not comparable", "not run") for c in s["claims"])
     for c in s["claims"]:  # the claims contract
@@ -363,13 +365,13 @@ def test_offline_and_eval_batches_reach_the_study_and_the_verdicts_say_why(monke
     plan = cli.config_from_args(args)
     assert plan.base.offline is True and plan.base.eval_batches == 1
     assert plan.base.dataset == "wikitext-103" and plan.base.tokenizer == "gpt2-standin"
-    assert "offline stand-ins" in E.comparability(plan)
+    assert "offline stand-ins" in C.comparability(plan)
     # every verdict against the seed reads not comparable, whatever the rule says
     curves = {
         "band": [_record([3.0, 2.0 - 0.05 * s, 1.0 + 0.03 * s]) for s in range(3)],
         "band_geomean": [_record([3.0, 2.5, 2.0 + 0.01 * s]) for s in range(3)],
     }
-    by = {c["key"]: c for c in E.claims(_out_from(curves, plan, target=2.2))}
+    by = {c["key"]: c for c in C.claims(_out_from(curves, plan, target=2.2))}
     assert by["H1"]["seed_verdict"] == ev.SUPPORTED  # computed by the rule all the same
     assert {by[k]["verdict"] for k in ("H1", "H2", "H3")} == {standins.NOT_COMPARABLE}
     assert by["H4"]["verdict"] == "not run"  # no monitor in these records
@@ -379,7 +381,7 @@ def test_offline_and_eval_batches_reach_the_study_and_the_verdicts_say_why(monke
         seen.update(kw)
         raise SystemExit(0)
 
-    monkeypatch.setattr(E, "run_study", fake_study)
+    monkeypatch.setattr(E, "run_experiment", fake_study)
     with pytest.raises(SystemExit):
         cli.main(args)
     assert capsys.readouterr().out.splitlines()[0] == standins.BANNER

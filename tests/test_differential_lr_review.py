@@ -9,9 +9,11 @@ from test_differential_lr import _args, _out_from, _record
 
 from akira_nb.bandformer import optim
 from akira_nb.bandformer import train as train_mod
+from akira_nb.differential_lr import claims as C
 from akira_nb.differential_lr import cli, widgets
 from akira_nb.differential_lr import evaluate as ev
 from akira_nb.differential_lr import experiment as E
+from akira_nb.differential_lr import presets as P
 
 # ----------------------------------------------------------------------------- validation
 
@@ -30,18 +32,18 @@ NO_LARGE_EVAL = dict(final_eval_predictions=0)
 )
 def test_sweep_multipliers_and_their_tags_must_differ_and_span_10x(sweep, match):
     with pytest.raises(ValueError, match=match):
-        E.study("tiny", sweep=sweep, progress=False)
+        P.study("tiny", sweep=sweep, progress=False)
 
 
 def test_sweep_seeds_are_among_the_seeds_and_follow_given_seeds():
     with pytest.raises(ValueError, match=r"sweep_seeds=\[9\].*not among seeds=\[0, 1, 2\]"):
-        E.study("tiny", seeds=[0, 1, 2], sweep_seeds=[9], progress=False)
-    p = E.study("tiny", seeds=[5, 6, 7], progress=False)
+        P.study("tiny", seeds=[0, 1, 2], sweep_seeds=[9], progress=False)
+    p = P.study("tiny", seeds=[5, 6, 7], progress=False)
     assert p.sweep_seeds == [5]
     short = [k for k, _ in p.configs() if k["budget"] < p.longest]
     assert len(short) == 3 * 3 and {k["seed"] for k in short} == {5}  # 3 arms x 3 points
-    assert E.study("a100", seeds=[7, 8, 9], device="cpu").sweep_seeds == [7, 8]  # a100: two
-    assert E.study("tiny", seeds=[5, 6], sweep_seeds=[6], progress=False).sweep_seeds == [6]
+    assert P.study("a100", seeds=[7, 8, 9], device="cpu").sweep_seeds == [7, 8]  # a100: two
+    assert P.study("tiny", seeds=[5, 6], sweep_seeds=[6], progress=False).sweep_seeds == [6]
     plan = cli.config_from_args(_args(seeds=["5", "6"], **{"sweep-seeds": ["6"]}))
     assert plan.sweep_seeds == [6]
 
@@ -57,25 +59,25 @@ def test_sweep_seeds_are_among_the_seeds_and_follow_given_seeds():
 )
 def test_study_refuses_bad_settings(kw, match):
     with pytest.raises(ValueError, match=match):
-        E.study("tiny", progress=False, **kw)
+        P.study("tiny", progress=False, **kw)
 
 
 def test_a_shorter_budget_scales_the_warmup(runs_root):
-    p = E.study("tiny", total_steps=4, progress=False)  # the preset's 20 of 200: 10%
+    p = P.study("tiny", total_steps=4, progress=False)  # the preset's 20 of 200: 10%
     assert p.base.warmup_steps == 0 and p.base.total_steps == 4 and p.budgets == [4]
-    assert E.study("tiny", total_steps=40, progress=False).base.warmup_steps == 4
-    assert E.study("tiny", total_steps=40, warmup_steps=6).base.warmup_steps == 6  # given
-    tiny = E.study("tiny", progress=False)
+    assert P.study("tiny", total_steps=40, progress=False).base.warmup_steps == 4
+    assert P.study("tiny", total_steps=40, warmup_steps=6).base.warmup_steps == 6  # given
+    tiny = P.study("tiny", progress=False)
     assert tiny.budgets == [40, 200] and tiny.base.total_steps == 200
     assert tiny.base.warmup_steps == 20 and tiny.warmup_for(40) == 4  # each budget's 10%
-    assert E.study("tiny", budgets=[50, 10]).budgets == [10, 50]  # sorted
+    assert P.study("tiny", budgets=[50, 10]).budgets == [10, 50]  # sorted
     plan = cli.config_from_args(_args(total_steps=4))
     assert plan.base.warmup_steps == 0 and "warm-up 0" in plan.describe()
 
 
 def test_comparability_names_the_models_real_shape():
     over = {"n_layers": 3}
-    why = E.comparability(E.study("tiny", model_overrides=over, progress=False))
+    why = C.comparability(P.study("tiny", model_overrides=over, progress=False))
     assert why.startswith("the tiny_7p1 model (3 layers, 128 wide)")
 
 
@@ -103,7 +105,7 @@ def test_window_variance_ignores_curvature_and_the_warmup():
 
 
 def _plan():
-    return E.study(
+    return P.study(
         "tiny", seeds=[0, 1, 2], total_steps=60, sweep=[], progress=False, **NO_LARGE_EVAL
     )
 
@@ -111,9 +113,9 @@ def _plan():
 def _template_out(band, control, unigram=10.0):
     plan = _plan()
     out = _out_from({"band": band, "band_geomean": control}, plan, target=2.0, unigram=unigram)
-    out["stats"] = E.arm_stats(out["measures"], plan.longest)
-    out["claims"] = E.claims(out)
-    out["recommendation"] = E.recommendation(out)
+    out["stats"] = ev.arm_stats(out["measures"], plan.longest)
+    out["claims"] = C.claims(out)
+    out["recommendation"] = C.recommendation(out)
     return out
 
 
@@ -121,7 +123,7 @@ def test_the_template_counts_an_unreached_seed_as_the_budget_as_h1_does():
     control = [_record([4.0, 3.5, 3.0, 2.5, 2.0, 1.9]) for _ in range(3)]
     never = [_record([4.0, 3.9, 3.8, 3.7, 3.6, 3.5]) for _ in range(3)]
     out = _template_out(never, control)
-    t = E.template(out)
+    t = C.template(out)
     h1 = {c["key"]: c for c in out["claims"]}["H1"]
     assert h1["measured_value"] == pytest.approx(50 / 60)  # control 50 steps, never = 60
     assert "- Differential: 60.0 +- 0.0 steps to target (3 seed(s) never reached it)" in t
@@ -141,7 +143,7 @@ def test_rule_texts_say_the_thresholds_and_the_spread_exactly():
         assert "mean paired difference > the std of the paired differences" in rule
         assert "paired t-test p" in rule
     assert "first differences" in by["H3"]["rule"] and "Spikes" in by["H3"]["rule"]
-    t = E.template(out)
+    t = C.template(out)
     assert "H1 (faster learning): SUPPORTED (differential faster, paired t-test p = " in t
 
 
@@ -164,8 +166,8 @@ def test_the_summary_carries_the_prescribed_lrs_and_the_study_builds_no_optimise
         batch_size=4,
         **NO_LARGE_EVAL,
     )
-    plan = E.study("tiny", total_steps=6, warmup_steps=1, eval_every=3, monitor_every=2, **kw)
-    out = E.run_study(plan, name="p", log=None)
+    plan = P.study("tiny", total_steps=6, warmup_steps=1, eval_every=3, monitor_every=2, **kw)
+    out = E.run_experiment(plan, name="p", log=None)
     assert len(calls) == 1  # the training's own optimiser only
     rec = out["records"][0][1]
     cfg = plan.configs()[0][1]
@@ -238,8 +240,8 @@ def test_the_explorer_redraws_the_chosen_arm(runs_root, capsys):
         batch_size=4,
         **NO_LARGE_EVAL,
     )
-    E.run_study(
-        E.study("tiny", total_steps=6, warmup_steps=1, eval_every=3, **kw), name="w", log=None
+    E.run_experiment(
+        P.study("tiny", total_steps=6, warmup_steps=1, eval_every=3, **kw), name="w", log=None
     )
     found = widgets.load_results()
     box, controls = widgets.build_explorer(found)

@@ -10,8 +10,10 @@ import os
 import pytest
 
 from akira_nb.bandformer import train as train_mod
+from akira_nb.differential_lr import claims as C
 from akira_nb.differential_lr import evaluate as ev
 from akira_nb.differential_lr import experiment as E
+from akira_nb.differential_lr import presets as P
 from akira_nb.differential_lr import widgets
 from akira_nb.runs import Run
 
@@ -21,15 +23,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_013")]
 
 @pytest.fixture(scope="module")
 def tiny(tiny_runs):
-    plan = E.study("tiny", progress=False)
+    plan = P.study("tiny", progress=False)
     name = f"notebook-tiny-{plan.lr_preset}"  # the notebook's run name
     if not os.environ.get("AKIRA_TINY_RUNS_DIR"):  # alone: train it as the notebook would
-        return E.run_study(plan, name=name, root=tiny_runs, resume=True, log=None), tiny_runs
+        return E.run_experiment(plan, name=name, root=tiny_runs, resume=True, log=None), tiny_runs
     # the notebook stage's run: reopened, never trained again
-    assert Run.find_latest(E.EXPERIMENT, name, root=tiny_runs), f"no notebook run {name!r}"
+    assert Run.find_latest(P.EXPERIMENT, name, root=tiny_runs), f"no notebook run {name!r}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train_mod, "train", _no_training)
-        out = E.run_study(plan, name=name, root=tiny_runs, resume=True, log=None)
+        out = E.run_experiment(plan, name=name, root=tiny_runs, resume=True, log=None)
     return out, tiny_runs
 
 
@@ -40,8 +42,8 @@ def _no_training(*a, **k):
 def test_every_arm_learns_at_every_seed_at_the_longest_budget(tiny):
     out, _ = tiny
     plan = out["study"]
-    assert plan.arms == list(E.DEFAULT_ARMS) and plan.budgets == [40, 200]
-    bar = out["unigram"] - E.LEARN_MARGIN
+    assert plan.arms == list(P.DEFAULT_ARMS) and plan.budgets == [40, 200]
+    bar = out["unigram"] - ev.LEARN_MARGIN
     longest = out["tuned"][plan.longest]
     assert set(longest) == set(plan.arms)
     for arm, row in longest.items():
@@ -86,7 +88,7 @@ def test_the_text_figures_and_results_agree(tiny):
     assert set(results["tuned"]) == {"40", "200"} and results["learn_margin"] == 0.05
     assert results["template"] == t and results["trainings"] == len(out["records"])
     assert set(out["figures"]) == {"curves", "weight_change", "sweep"}
-    summary = E.kit_summary(out)
+    summary = C.kit_summary(out)
     assert all({"measured_value", "unit", "computed_verdict"} <= set(c) for c in summary["claims"])
     lines, _ = widgets.explore({"013": results}, "013", "band")
     assert any(x.startswith("  at 200 steps: tuned x") and x.endswith("learned") for x in lines)
@@ -96,8 +98,8 @@ def test_a_resume_reloads_every_training_and_trains_nothing(tiny, monkeypatch):
     out, root = tiny
 
     monkeypatch.setattr(train_mod, "train", _no_training)
-    again = E.run_study(
-        E.study("tiny", progress=False),
+    again = E.run_experiment(
+        P.study("tiny", progress=False),
         name=out["run"].path.name.split("-", 2)[2],  # the notebook's run name
         root=root,
         resume=True,
@@ -105,3 +107,20 @@ def test_a_resume_reloads_every_training_and_trains_nothing(tiny, monkeypatch):
     )
     assert again["run"].path == out["run"].path
     assert again["claims"] == out["claims"] and again["tuned"] == out["tuned"]
+
+
+def test_the_trained_band_model_can_be_looked_inside(tiny):
+    import matplotlib.pyplot as plt
+
+    from akira_nb.bandformer import look_inside
+
+    out, _ = tiny
+    model = E.trained_model(out, "band")
+    assert not model.training
+    logits, cache = model.run_with_cache(out["val_blocks"][:2])
+    assert tuple(logits.shape[:2]) == tuple(out["val_blocks"][:2].shape)
+    norms = look_inside.band_norms(cache)
+    assert norms.shape == (2, 8) and (norms > 0).all()  # tiny_7p1: 2 blocks, 8 bands
+    plt.close(look_inside.plot_band_norms(cache))
+    with pytest.raises(ValueError, match=r"seed=9: band trained at seeds \[0, 1, 2\]"):
+        E.trained_model(out, "band", seed=9)

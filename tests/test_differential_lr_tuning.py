@@ -14,12 +14,15 @@ import pytest
 from test_differential_lr import _out_from, _record
 
 from akira_nb import lr_sweep, text
+from akira_nb.bandformer import look_inside
 from akira_nb.bandformer import train as train_mod
 from akira_nb.differential_lr import claims as C
 from akira_nb.differential_lr import evaluate as ev
 from akira_nb.differential_lr import experiment as E
 from akira_nb.differential_lr import plots
+from akira_nb.differential_lr import presets as P
 from akira_nb.differential_lr import sweep as sw
+from akira_nb.differential_lr import trainings as T
 
 # ----------------------------------------------------------------------------- the edge rule
 # (the rule itself on known answers: tests/test_lr_sweep.py; here 013's form of it)
@@ -31,8 +34,8 @@ def _bowl(opt):
 
 
 def test_013_uses_the_kits_one_sweep_rule():
-    assert E.SWEEP == list(lr_sweep.GRID) and E.LEARN_MARGIN is lr_sweep.LEARN_MARGIN
-    assert E.study("tiny", progress=False).sweep_extensions == lr_sweep.MAX_EXTENSIONS
+    assert P.SWEEP == list(lr_sweep.GRID) and ev.LEARN_MARGIN is lr_sweep.LEARN_MARGIN
+    assert P.study("tiny", progress=False).sweep_extensions == lr_sweep.MAX_EXTENSIONS
     assert sw.tag(10**0.5) == "3.162"  # 4 significant digits name 013's trainings
 
 
@@ -88,7 +91,7 @@ def test_check_grid():
 
 
 class _Trainings:
-    """Stands in for experiment.Trainings: losses from ``table(arm, mult, budget, seed)``,
+    """Stands in for trainings.Trainings: losses from ``table(arm, mult, budget, seed)``,
     every distinct training recorded once (as the real one trains each once)."""
 
     def __init__(self, plan, table, unigram):
@@ -110,10 +113,10 @@ class _Trainings:
 
 
 def test_each_budget_is_swept_the_longer_one_centred_on_the_shorter_and_seeds_train_once():
-    plan = E.study("tiny", arms=["band"], budgets=[40, 200], progress=False)
+    plan = P.study("tiny", arms=["band"], budgets=[40, 200], progress=False)
     opt = {40: 10.0, 200: 10**0.5}
     fake = _Trainings(plan, lambda a, m, b, s: _bowl(opt[b])(m) + 0.01 * s, unigram=3.0)
-    out = E.tune(fake, "band")
+    out = T.tune(fake, "band")
     assert out[40]["best"] == pytest.approx(10.0) and out[40]["extensions"] == 2
     assert out[40]["learned"]["ok"]  # 2.0 < 3.0 - 0.05
     # 200 steps: centred on x10 (x3.16, x10, x31.6), best at the low edge: one more (x1)
@@ -125,9 +128,9 @@ def test_each_budget_is_swept_the_longer_one_centred_on_the_shorter_and_seeds_tr
 
 
 def test_an_arm_that_did_not_learn_at_the_short_budget_is_swept_from_x1_at_the_long_one():
-    plan = E.study("tiny", arms=["band"], budgets=[40, 200], progress=False)
+    plan = P.study("tiny", arms=["band"], budgets=[40, 200], progress=False)
     fake = _Trainings(plan, lambda a, m, b, s: _bowl(1.0)(m) + (1.0 if b == 40 else 0), 3.0)
-    out = E.tune(fake, "band")
+    out = T.tune(fake, "band")
     assert not out[40]["learned"]["ok"] and out[40]["best"] == 1.0
     assert [p["mult"] for p in out[200]["points"]] == pytest.approx([10**-0.5, 1, 10**0.5])
 
@@ -136,16 +139,16 @@ def test_an_arm_that_did_not_learn_at_the_short_budget_is_swept_from_x1_at_the_l
 
 
 def test_the_learning_check_needs_every_seed_below_unigram_minus_the_margin():
-    ok = C.learned([3.0, 3.1], unigram=3.19)
+    ok = ev.learned([3.0, 3.1], unigram=3.19)
     assert ok["ok"] and ok["failed"] == []
-    bad = C.learned([3.0, 3.15, math.nan], unigram=3.19, seeds=[4, 5, 6])
+    bad = ev.learned([3.0, 3.15, math.nan], unigram=3.19, seeds=[4, 5, 6])
     assert not bad["ok"] and [s for s, _ in bad["failed"]] == [5, 6]
     assert bad["line"].startswith("did not learn: final val loss 3.1500 at seed 5, nan at seed 6")
     # the kit's rule (akira_nb.lr_sweep.learned): on the bar, the margin below, has learned;
     # a hair above it has not
-    edge = C.learned([3.19 - C.LEARN_MARGIN], unigram=3.19)
-    assert edge["ok"] and C.LEARN_MARGIN == 0.05
-    above = C.learned([3.19 - C.LEARN_MARGIN + 1e-9], unigram=3.19)
+    edge = ev.learned([3.19 - ev.LEARN_MARGIN], unigram=3.19)
+    assert edge["ok"] and ev.LEARN_MARGIN == 0.05
+    above = ev.learned([3.19 - ev.LEARN_MARGIN + 1e-9], unigram=3.19)
     assert not above["ok"] and above["line"].endswith(
         "not at least 0.05 nats below the unigram 3.1900"
     )
@@ -159,7 +162,7 @@ def _linear(s, n=6, floor=1.0):
 
 
 def _plan(seeds=(0, 1, 2), steps=60):
-    return E.study("tiny", seeds=list(seeds), total_steps=steps, sweep=[], progress=False)
+    return P.study("tiny", seeds=list(seeds), total_steps=steps, sweep=[], progress=False)
 
 
 def _judged(band_steps, control_steps, unigram=10.0, plan=None):
@@ -169,9 +172,9 @@ def _judged(band_steps, control_steps, unigram=10.0, plan=None):
         "band_geomean": [_record(_linear(s)) for s in control_steps],
     }
     out = _out_from(curves, plan, target=2.0, unigram=unigram)
-    out["stats"] = E.arm_stats(out["measures"], plan.longest)
-    out["claims"] = E.claims(out)
-    out["recommendation"] = E.recommendation(out)
+    out["stats"] = ev.arm_stats(out["measures"], plan.longest)
+    out["claims"] = C.claims(out)
+    out["recommendation"] = C.recommendation(out)
     return out, {c["key"]: c for c in out["claims"]}
 
 
@@ -187,14 +190,14 @@ def test_no_hypothesis_is_judged_when_an_arm_did_not_learn():
         assert "not judged" in by[key]["measured"]
     assert by["H1"]["measured_value"] == pytest.approx(52 / 21)  # measured all the same
     assert out["recommendation"]["word"] == "NOT JUDGED"
-    assert "Differential LR is not judged" in E.template(out)
+    assert "Differential LR is not judged" in C.template(out)
 
 
 # ----------------------------------------------------------------------------- H1 pinned
 
 
 def test_h1_needs_20_percent_fewer_steps_not_any_improvement():
-    assert E.HYPOTHESES["H1"][2] == 0.20
+    assert C.SEED_CLAIMS["H1"][2] == 0.20
     # 10% fewer steps at every seed, far beyond the spread: faster, but short of the 20%
     _, by = _judged([45, 46.8, 48.6], [50, 52, 54])
     assert by["H1"]["detail"]["relative"] == pytest.approx(0.10)
@@ -237,7 +240,7 @@ def test_every_p_comes_with_its_direction_and_no_double_negative():
         and ", significant, against the claim" in h1["measured"]
     )
     assert "more steps" in h1["measured"] and "fewer steps -" not in h1["measured"]
-    t = E.template(out)
+    t = C.template(out)
     assert "H1 (faster learning): NOT SUPPORTED (differential slower, paired t-test p = " in t
     for key, words in (("H2", "test loss"), ("H3", "variance")):
         assert f"paired t-test p = {by[key]['detail']['p']:.3g}" in by[key]["measured"]
@@ -246,7 +249,7 @@ def test_every_p_comes_with_its_direction_and_no_double_negative():
 
 def test_the_template_and_the_h_lines_are_one_computation():
     out, by = _judged([20, 21, 22], [50, 52, 54])
-    t = E.template(out)
+    t = C.template(out)
     assert f"budget): {by['H1']['measured_value']:.2f}x (H1: SUPPORTED)" in t
     assert f"speedup {by['H1']['measured_value']:.2f}x" in by["H1"]["measured"]
     for key in ("H1", "H2", "H3", "H4"):
@@ -311,12 +314,12 @@ def test_the_sweep_figure_has_a_panel_per_budget_and_marks_the_tuned_points():
 
 def test_every_size_reports_final_losses_over_at_least_50000_predictions():
     for size in ("tiny", "t4", "a100"):
-        plan = E.study(size, device="cpu", progress=False)
+        plan = P.study(size, device="cpu", progress=False)
         assert plan.final_eval_predictions == 50_000 and plan.to_dict()["final_eval_predictions"]
         assert plan.base.final_eval_predictions == 0  # the trainer's: only reported ones pay
-    assert E.study("tiny", final_eval_predictions=0, progress=False).final_eval_predictions == 0
+    assert P.study("tiny", final_eval_predictions=0, progress=False).final_eval_predictions == 0
     with pytest.raises(ValueError, match="final_eval_predictions=-1"):
-        E.study("tiny", final_eval_predictions=-1, progress=False)
+        P.study("tiny", final_eval_predictions=-1, progress=False)
 
 
 def test_reported_final_losses_are_over_the_held_out_sets_and_the_sweep_ranks_on_the_eval_set(
@@ -324,8 +327,8 @@ def test_reported_final_losses_are_over_the_held_out_sets_and_the_sweep_ranks_on
 ):
     arm = "baseline_differential"
     kw = dict(arms=[arm], seeds=[0, 1], sweep_extensions=0, progress=False)
-    plan = E.study("tiny", total_steps=8, eval_every=4, eval_batches=1, **kw)
-    out = E.run_study(plan, name="held_out", log=None)
+    plan = P.study("tiny", total_steps=8, eval_every=4, eval_batches=1, **kw)
+    out = E.run_experiment(plan, name="held_out", log=None)
     cfg = plan.config(arm, 1.0, 8, 0)
     splits = train_mod.make_data(cfg)
     per_block = cfg.seq_len - 1
@@ -382,10 +385,36 @@ def test_reported_final_losses_are_over_the_held_out_sets_and_the_sweep_ranks_on
     assert saved["unigram_val_loss"] == out["unigram"]
     assert saved["unigram_eval_loss"] == out["unigram_eval"]
     # a resume reloads the held-out losses (no training, no evaluation again)
-    again = E.run_study(
-        E.study("tiny", total_steps=8, eval_every=4, eval_batches=1, **kw),
+    again = E.run_experiment(
+        P.study("tiny", total_steps=8, eval_every=4, eval_batches=1, **kw),
         name="held_out",
         resume=True,
         log=None,
     )
     assert again["tuned"] == out["tuned"] and again["measures"] == out["measures"]
+
+
+# ----------------------------------------------------------------------------- look inside
+
+
+def test_the_look_inside_figure_reads_a_band_hook_from_run_with_cache():
+    import torch
+
+    from akira_nb.bandformer import model as bm
+
+    cfg = bm.preset("tiny_7p1")
+    model = bm.BandTransformer(cfg).eval()
+    tokens = torch.randint(0, cfg.vocab_size, (2, 8), generator=torch.Generator().manual_seed(0))
+    _, cache = model.run_with_cache(tokens)
+    norms = look_inside.band_norms(cache)
+    assert norms.shape == (cfg.n_layers, len(cfg.band_dims))
+    out = cache["blocks.1.hook_band_out"]  # [B, T, n_bands, max(band_dims)]
+    assert norms[1] == pytest.approx(out.norm(dim=-1).mean(dim=(0, 1)).numpy(), rel=1e-5)
+    fig = look_inside.plot_band_norms(cache)
+    (ax,) = fig.axes
+    assert [ln.get_label() for ln in ax.get_lines()] == ["block 0", "block 1"]
+    assert all(ln.get_linestyle() == "None" for ln in ax.get_lines())  # bands as points
+    assert ax.get_lines()[0].get_ydata() == pytest.approx(norms[0])
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"no blocks.<l>.hook_nope"):
+        look_inside.band_norms(cache, "hook_nope")

@@ -5,13 +5,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from akira_nb.grokking import experiment, widgets
+from akira_nb.grokking import experiment, presets, widgets
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A real run folder: p = 7, two mixers, 40 epochs, evaluated and snapshotted every 10."""
-    plan = experiment.study(
+    plan = presets.study(
         "tiny",
         primes=[7],
         mixers=["standard", "fnet"],

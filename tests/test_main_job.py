@@ -37,3 +37,36 @@ def test_main_job_runs_every_experiment_at_tiny_size_and_writes_the_summary(main
         assert not sec.get("missing_values"), (sec["experiment"], sec["missing_values"])
         run_folder = tmp_path.joinpath(*[p for p in sec["run"].split("/")][-2:])
         assert sec["run"] in text and (run_folder / "results.json").is_file(), sec["run"]
+
+
+def _as_decided(claim: dict) -> tuple[str, str | None]:
+    """What ``claims.verdict`` gives for the row's own result (its verdict, or beside "not
+    comparable" its computed verdict) and its comparability."""
+    from akira_nb.claims import verdict
+
+    word = verdict_word(claim["verdict"])
+    own = claim.get("computed_verdict") if word == "not comparable" else claim["verdict"]
+    own_word = verdict_word(own)
+    holds = {"holds": True, "does not hold": False}.get(own_word)
+    why = own.split(": ", 1)[1] if own_word == "not measurable" else None
+    return verdict(
+        holds,
+        measured=word != "not run",
+        why_not="not comparable" if word == "not comparable" else None,
+        unmeasurable=why,
+    )
+
+
+@pytest.mark.xdist_group("main_job")
+def test_every_claim_in_the_summary_is_what_the_one_verdict_rule_gives(main_job):
+    """Each experiment's claims fed back through ``claims.verdict``: a "not comparable" row
+    carries the rule's own result, a judged row carries none, and the words agree."""
+    summary = json.loads((main_job["root"] / "summary.json").read_text())["experiments"]
+    seen = set()
+    for sec in summary:
+        for claim in sec["claims"]:
+            word, computed = _as_decided(claim)
+            assert verdict_word(word) == verdict_word(claim["verdict"]), claim
+            assert computed == claim.get("computed_verdict"), claim
+            seen.add(verdict_word(claim["verdict"]))
+    assert "not comparable" in seen  # tiny runs are below every seed's scale

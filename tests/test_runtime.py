@@ -227,13 +227,13 @@ def test_hub_loaders_fail_at_once_when_the_hub_is_unreachable(hub):
 
     from akira_nb import text
     from akira_nb.alignment import models
-    from akira_nb.bandformer import train
+    from akira_nb.bandformer import data as band_data
 
     calls = {
         "model 'gpt2-medium'": lambda: models.load_model("gpt2-medium", device="cpu"),
         "corpus='wikitext-103'": lambda: text.load_documents("wikitext-103"),
         "the GPT-2 tokenizer": text.gpt2_tokenizer,
-        "dataset='tinystories'": lambda: train._tinystories(64, None),
+        "dataset='tinystories'": lambda: band_data._tinystories(64, None),
     }
     for what, call in calls.items():
         start = time.perf_counter()

@@ -14,7 +14,7 @@ from akira_nb.__main__ import build_parser
 from akira_nb.spatiotemporal import cli
 from akira_nb.spatiotemporal.model import build_model
 from akira_nb.spatiotemporal.patterns import PATTERNS
-from akira_nb.spatiotemporal.presets import PRESETS
+from akira_nb.spatiotemporal.presets import MODEL_PRESETS
 from akira_nb.spatiotemporal.train import TrainConfig
 
 
@@ -101,7 +101,7 @@ def test_wormhole_flags_reach_the_model():
 
 def test_choice_lists_written_out_in_cli_equal_the_real_ones():
     assert cli.PATTERN_CHOICES == PATTERNS
-    assert cli.PRESET_CHOICES == tuple(PRESETS)
+    assert cli.PRESET_CHOICES == tuple(MODEL_PRESETS)
 
 
 def _sub_parser():

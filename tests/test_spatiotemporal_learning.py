@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from akira_nb.__main__ import build_parser
-from akira_nb.spatiotemporal import cli, experiment, plots, widgets
+from akira_nb.spatiotemporal import claims, cli, plots, widgets
 from akira_nb.spatiotemporal.experiment import compare
 from akira_nb.spatiotemporal.model import SpectralPredictor
 from akira_nb.spatiotemporal.presets import get_config
@@ -69,7 +69,7 @@ def test_cli_main_job_path_writes_results(tmp_path, capsys):
     assert (folder / "rollout.gif").stat().st_size > 0
     figures = sorted(p.name for p in (folder / "figures").iterdir())
     assert figures == ["loss.png", "prediction_and_links.png", "rollout.png"]
-    section = experiment.kit_summary(out)
+    section = claims.kit_summary(out)
     assert json.loads(json.dumps(section)) == section and section["run"] == str(folder)
     assert {c["verdict"] for c in section["claims"]} == {"not comparable"}  # 16x16, 12 steps
     assert sorted(p.name for p in (folder / "viz").iterdir()) == [

@@ -13,7 +13,7 @@ from akira_nb.spatiotemporal.model import (
     SpectralPredictor,
     build_model,
 )
-from akira_nb.spatiotemporal.presets import BANDS, PRESETS, get_config
+from akira_nb.spatiotemporal.presets import BANDS, MODEL_PRESETS, get_config
 from akira_nb.spatiotemporal.train import TrainConfig, train
 
 
@@ -121,7 +121,7 @@ def test_baselines_are_exact_on_constructed_sequences():
 
 
 def test_presets_have_their_own_grids():
-    assert [PRESETS[p].grid_size for p in ("fast", "large", "xlarge")] == [32, 64, 128]
+    assert [MODEL_PRESETS[p].grid_size for p in ("fast", "large", "xlarge")] == [32, 64, 128]
     assert build_model("spectral", "large").cfg.grid_size == 64
 
 

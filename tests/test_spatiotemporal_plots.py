@@ -65,3 +65,21 @@ def test_rollout_gif_is_large_and_labelled(tmp_path):
         assert frame[:20].std() > 0  # the panel names are drawn above the panels
         footers.append(frame[-20:])
     assert not np.array_equal(footers[0], footers[1])  # the step number changes
+
+
+def test_look_inside_caches_the_hooks_of_a_tiny_model_and_plots_one():
+    from akira_nb.spatiotemporal.evaluate import look_inside
+
+    torch.manual_seed(0)
+    model = SpectralPredictor(get_config("turbo", grid_size=8))
+    pred, cache = look_inside(model, "blob", 10000.4, 8)
+    assert pred.shape == (1, 8, 8) and model.step == 0  # the model itself is left untouched
+    assert {"hook_embed", "temporal.hook_pattern", "hook_fused", "hook_pred"} <= set(cache.keys())
+    pattern = cache["temporal.hook_pattern"]  # [B, H, W, time_depth]: weights over past frames
+    assert pattern.shape == (1, 8, 8, 4) and torch.allclose(pattern.sum(-1), torch.ones(1, 8, 8))
+    fig = plots.hook_figure(cache, "temporal.hook_pattern")
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["t-4", "t-3", "t-2", "t-1"]
+    plt.close(fig)
+    fig = plots.hook_figure(cache, "hook_pred")  # [B, H, W]: one image
+    assert fig.axes[0].get_title() == "hook_pred"
+    plt.close(fig)

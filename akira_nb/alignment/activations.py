@@ -1,45 +1,17 @@
 """MLP neuron activations for cross-model comparison.
 
-What is computed: the post-nonlinearity MLP activations ``blocks.{l}.mlp.hook_post`` (one column
-per neuron, shape ``[batch, pos, d_mlp]``) of
-
-- a TransformerLens 4 ``TransformerBridge`` (a real gpt2 / pythia booted from the Hub, or a local
-  Hugging Face folder such as the tiny pair of :mod:`akira_nb.alignment.models`), read with
-  ``run_with_cache(names_filter=[...], stop_at_layer=deepest + 1)``, so the blocks after the
-  deepest requested layer, the final LayerNorm and the unembedding never run; or
-- any kit model that is a ``transformer_lens.HookedRootModule`` with those hook names (the
-  grokking models of :mod:`akira_nb.grokking.models`), read with temporary hooks; the hook of
-  the deepest requested layer raises a private exception after storing its activation, which
-  stops the forward pass there.
-
-Conventions:
-
-- Everything runs under ``torch.no_grad()`` with the model in ``eval()`` mode (its previous mode
-  is restored), in batches of ``batch_size`` sequences.
-- Inputs are :class:`TokenInputs`: token ids ``[N, T]`` and a boolean ``mask`` ``[N, T]`` (True =
-  the position is counted). :func:`iter_activations` returns, per batch and layer, the rows of the
-  valid positions only, ``[n_valid_in_batch, d_mlp]``, in row-major (sequence, position) order,
-  as ``float32`` on the model's device unless asked otherwise. Stream these into a correlation
-  accumulator; :func:`collect_activations` concatenates them for small runs.
-- Excluded positions (mask False): the BOS position that :func:`text_tokens` prepends, right
-  padding (found from each text's length, not from ids), and every position holding one of the
-  tokenizer's special ids (BOS, EOS, pad; GPT-2 and Pythia use ``<|endoftext|>`` for all three,
-  so document separators inside packed text are excluded too), plus any ``exclude_ids`` the
-  caller adds (Gurnee et al. also drop ``"\\n"``). :func:`random_tokens` (the seed's structural
-  test: uniform over the allowed ids, seeded) draws no special id and, as in the seed, prepends
-  no BOS unless ``bos_id`` is given, in which case position 0 is BOS and excluded.
-- Right padding needs no attention mask: in a causal model no valid position attends to a later
-  pad, so the activations of valid positions are those of the unpadded text.
-- Two models see exactly the same positions because they receive the same ``TokenInputs``
-  (same ids, same mask). Ids mean the same text only under the same tokenizer: the seed's pairs
-  share one within a pair (gpt2 / gpt2-medium / Stanford CRFM gpt2 seeds: GPT-2 BPE; pythia-70m /
-  160m / seeds: the Pythia BPE). :func:`check_same_tokenizer` refuses a pair whose tokenizers
-  differ (``ValueError``); :func:`iter_paired_activations` applies it.
-- A kit model whose hook fires on fewer positions than it reads (a grokking model computes only
-  the ``=`` position: ``P = 1`` of ``T = 3``) is taken to report the *last* ``P`` positions;
-  the mask's last ``P`` columns select among them.
-- Layer indices are checked per model: :func:`check_layers` raises a ``ValueError`` that names
-  the model and its layers (pythia-70m has 6, 0-5, so layer 7 is refused).
+The post-nonlinearity MLP activations ``blocks.{l}.mlp.hook_post`` (``[batch, pos, d_mlp]``) of a
+TransformerLens 4 ``TransformerBridge`` (a Hub model or a local Hugging Face folder, read with
+``run_with_cache(..., stop_at_layer=deepest + 1)``) or of any kit ``HookedRootModule`` with those
+hook names (read with temporary hooks that stop the forward pass after the deepest layer).
+Everything runs under ``torch.no_grad()`` in ``eval()`` mode, in batches. Inputs are
+:class:`TokenInputs` (ids ``[N, T]`` and a boolean ``mask``: True = counted); the rows of the
+counted positions come back in (sequence, position) order. Excluded: the BOS position, right
+padding and every special id of the tokenizer (so document separators of packed text), plus any
+``exclude_ids``. Two models see the same positions because they get the same ``TokenInputs``;
+:func:`check_same_tokenizer` refuses a pair whose tokenizers differ, and :func:`check_layers`
+names a model's layers when one is missing. A kit model whose hook fires on fewer positions
+than it reads is taken to report the last ones.
 """
 
 from __future__ import annotations

@@ -1,34 +1,14 @@
 """Centred kernel alignment (CKA) between two activation matrices over the same tokens.
 
-``X [n_tokens, d_x]`` and ``Y [n_tokens, d_y]`` share their rows (the same tokens fed to both
-models); their widths may differ. Everything is computed in float64 on the inputs' device, but
-linear and debiased linear CKA (:func:`linear_cka`, :func:`debiased_linear_cka`,
-:func:`cka_scores`, :func:`cka_matrix`) take ``device`` and ``dtype``: their feature-space
-products run in :func:`~.correlation.analysis_dtype` (float32 on CUDA, where float64 runs at
-1/32 of the rate on T4-class GPUs; float64 on the CPU), every sum of squares and the debiasing
-terms in float64.
-
-- :func:`linear_cka`: Kornblith et al. 2019, on column-centred X and Y,
-  ``||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F)``. Computed from the feature-space Gram matrices
-  (``d x d``), so it scales to many tokens. Invariant to orthogonal transforms and isotropic
-  scaling of either side, not to general invertible maps. Biased upwards when ``n`` is not much
-  larger than the widths.
-- :func:`debiased_linear_cka`: the same ratio with every HSIC replaced by the unbiased estimator
-  of Song et al. 2012 (Kornblith's ``feature_space_linear_cka(debiased=True)``; Nguyen et al.
-  2021). Near 0 for independent representations at any ``n >= 4``; it can be slightly negative.
-- :class:`MinibatchCKA`: Nguyen, Raghu & Kornblith 2021: the unbiased HSIC of the token Gram
-  matrices ``K = X X^T`` and ``L = Y Y^T`` averaged over minibatches, then
-  ``mean HSIC(K, L) / sqrt(mean HSIC(K, K) mean HSIC(L, L))``. Memory is independent of the
-  token count; it accumulates every (layer_a, layer_b) pair at once.
-- :func:`rbf_cka`: CKA with Gaussian kernels on the token Gram matrices (``n x n``: small ``n``
-  only), bandwidth ``sigma = sigma_frac * sqrt(median squared distance)`` as in Kornblith's
-  demo code (``threshold``). As ``sigma_frac`` grows it tends to linear CKA.
-- :func:`cka_matrix`: a layer x layer matrix for dicts of activations.
-- :func:`linear_cka_from_stats`: exact linear CKA over every streamed token, from a
-  :class:`~.correlation.StreamingCorrelation`'s covariances (``track_a_cov``): nothing held in
-  memory but ``d x d`` sums.
-
-Constant inputs (no variance over tokens) make CKA undefined: a ``ValueError`` says so.
+``X [n_tokens, d_x]`` and ``Y [n_tokens, d_y]`` share their rows; their widths may differ.
+:func:`linear_cka` (Kornblith et al. 2019, from the ``d x d`` feature-space Grams),
+:func:`debiased_linear_cka` (every HSIC unbiased, Song et al. 2012: near 0 for independent
+representations), :class:`MinibatchCKA` (Nguyen et al. 2021: unbiased HSIC averaged over
+minibatches, memory independent of the token count), :func:`rbf_cka` (Gaussian kernels, small
+``n`` only), :func:`cka_matrix` (layer x layer) and :func:`linear_cka_from_stats` (exact linear
+CKA over every streamed token from a :class:`~.correlation.StreamingCorrelation`). The linear
+ones run their feature-space products in :func:`~.correlation.analysis_dtype` (float32 on CUDA,
+float64 on the CPU), every sum of squares in float64. Constant inputs raise ``ValueError``.
 """
 
 from __future__ import annotations

@@ -1,68 +1,23 @@
 """Pearson correlation of every neuron of model A with every neuron of model B, over tokens.
 
-Conventions
------------
-- Activations are matrices ``[n_tokens, n_neurons]``: one row per kept token position (BOS and
-  pad positions already dropped by ``activations``), one column per MLP neuron. Correlations are
-  Pearson over tokens.
-- :class:`StreamingCorrelation` keeps running sums in **float64** on its device (CUDA when present):
-  the token count ``n``, ``sum_a``, ``sum_b``, ``sum_a2``, ``sum_b2``, the cross-product
-  ``cross = Xa^T Xb`` (one matmul per batch) and, for the rotation baselines, B's second-moment
-  matrix ``Xb^T Xb`` per B layer. Every sum is taken on values shifted by the first batch's means
-  (the "shifted data" algorithm), so ``sum(xy) - sum(x) sum(y) / n`` does not cancel
-  catastrophically for neurons whose mean is large next to their spread. Each batch's product
-  is computed in ``compute_dtype`` (float64 on the CPU; float32 on CUDA, where float64 matmuls
-  are slow on T4-class GPUs) and added to the float64 sums.
-- Memory does not grow with tokens: ``8 * d_a * d_b`` bytes for ``cross`` (gpt2 3072 x
-  gpt2-medium 4096: 101 MB) plus ``8 * w_b**2`` per B layer of width ``w_b`` for B's second
-  moment (4096: 134 MB; pass ``track_b_cov=False`` to skip it when no rotation baseline is
-  wanted), plus O(d) vectors and one batch's temporaries. ``track_a_cov=True`` also keeps A's
-  second moment per A layer (``8 * w_a**2``; 3072: 75 MB), for linear CKA over every streamed
-  token (:func:`~.cka.linear_cka_from_stats`). A token-shuffle null of the same
-  stream needs only its own ``cross``: :class:`SharedMarginalsCorrelation` reads the rest from
-  the real accumulator.
-- A neuron is constant when its variance is at most ``1e-12 * mean**2`` (a dead neuron that is
-  always 0 has variance exactly 0). Its correlations are 0, never NaN, and it is listed in
-  ``constant_a`` / ``constant_b``.
-
-Several layers
---------------
-Pass widths as a mapping, ``StreamingCorrelation({3: 3072, 5: 3072}, {3: 4096, 5: 4096})``: the
-layers of each model are concatenated along the neuron axis, so one matmul per batch updates
-every (layer_a, layer_b) block, and ``corr(layer_a, layer_b)`` reads one block. ``update`` then
-takes a dict ``{layer: [n, width]}`` per model (or the already concatenated matrix). This costs
-the full ``sum(w_a) x sum(w_b)`` cross matrix (gpt2 {3,5,7} x gpt2-medium {3,5,7}: 9216 x 12288,
-0.9 GB in float64). When only same-index pairs are wanted and memory is tight, keep a dict of
-single-pair instances instead, ``{(la, lb): StreamingCorrelation(w_a, w_b)}``. B's second moment
-is kept per B layer (block diagonal), which is all the per-layer rotation baselines need.
-
-Baselines and excess correlation
---------------------------------
-A Haar-random rotation ``Q`` (QR of a Gaussian matrix with the sign fix, :func:`haar_orthogonal`)
-of B's neuron basis gives the correlations of A with ``B @ Q`` without a second pass over the
-tokens: ``cov(A, BQ) = cov(A, B) Q`` and ``var(BQ)_j = (Q^T cov(B) Q)_jj``.
-
-- :func:`basic_excess` is the seed's basic method: index-matched correlation ``corr(A_i, B_i)``
-  (``i < min(d_a, d_b)``) minus its mean over ``n_rotations`` Haar rotations of B (the seed used
-  5 and truncated B to 3072 neurons; here B keeps all its neurons and is rotated in full).
-- :func:`gurnee_excess` is Gurnee et al.'s form: per A neuron, its max correlation over B's
-  neurons minus the same max under a rotated B basis (one rotation per B layer, as in their code,
-  which takes the signed max; ``absolute=True`` uses ``|corr|``).
-
-Thresholds on the excess: :data:`SEED_THRESHOLD` (0.3, the seed's) and :data:`GURNEE_THRESHOLD`
-(0.5, Gurnee et al.'s universality cut).
+Activations are matrices ``[n_tokens, n_neurons]`` (one row per kept token, one column per MLP
+neuron). :class:`StreamingCorrelation` keeps float64 running sums on its device (the token
+count, the shifted sums, the cross-product ``Xa^T Xb``, and B's second moment per B layer for
+the rotation baselines), so memory does not grow with tokens; widths given as ``{layer: width}``
+concatenate several layers into one matmul per batch. :class:`SharedMarginalsCorrelation` is a
+token-shuffle null that keeps only its own cross-product. A constant neuron correlates 0, never
+NaN. The excess over Haar-rotated baselines is in :mod:`akira_nb.alignment.excess`.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..runtime import check_bool, check_choice, check_int, check_real, get_device
+from ..runtime import check_bool, check_choice, check_int, get_device
 
 SEED_THRESHOLD = 0.3
 GURNEE_THRESHOLD = 0.5
@@ -114,28 +69,23 @@ def analysis_dtype(device=None, dtype=None) -> torch.dtype:
     return F64
 
 
-def haar_orthogonal(
-    d: int, generator: torch.Generator | None = None, device=None, dtype=F64
-) -> torch.Tensor:
-    """A ``[d, d]`` orthogonal matrix drawn from the Haar (uniform) measure on O(d).
-
-    QR of a standard Gaussian matrix, with each column multiplied by the sign of R's diagonal
-    (without that fix the distribution is not uniform). The Gaussian is drawn on the CPU from
-    ``generator``, so a seed gives the same rotation on every device; the QR runs on ``device``
-    in ``dtype``.
-    """
-    d = check_int("d", d, low=1)
-    z = torch.randn(d, d, generator=generator, dtype=F64)
-    q, r = torch.linalg.qr(z.to(get_device(device), dtype))
-    sign = torch.sign(torch.diagonal(r))
-    sign[sign == 0] = 1.0
-    return (q * sign).to(dtype)
-
-
 class StreamingCorrelation:
-    """Running Pearson correlation of A's neurons against B's neurons (see the module docstring).
+    """Running Pearson correlation of A's neurons against B's neurons, over tokens.
 
-    ``d_a``/``d_b``: a width, or ``{layer: width}`` to concatenate several layers.
+    Float64 sums on ``device``: the token count ``n``, ``sum_a``, ``sum_b``, ``sum_a2``,
+    ``sum_b2``, the cross-product ``cross = Xa^T Xb`` (one matmul per batch) and B's second
+    moment ``Xb^T Xb`` per B layer (for the rotation baselines). Every sum is taken on values
+    shifted by the first batch's means (the "shifted data" algorithm), so ``sum(xy) - sum(x)
+    sum(y) / n`` does not cancel for neurons whose mean is large next to their spread. Memory:
+    ``8 d_a d_b`` bytes for ``cross`` plus ``8 w_b^2`` per B layer (``track_b_cov=False``
+    skips it), ``8 w_a^2`` per A layer with ``track_a_cov=True`` (for linear CKA over every
+    streamed token, :func:`~.cka.linear_cka_from_stats`). A neuron whose variance is at most
+    ``1e-12 * mean**2`` is constant: its correlations are 0, never NaN, and it is listed in
+    ``constant_a`` / ``constant_b``.
+
+    ``d_a``/``d_b``: a width, or ``{layer: width}`` to concatenate several layers along the
+    neuron axis (one matmul per batch updates every (layer_a, layer_b) block; ``update`` then
+    takes ``{layer: [n, width]}`` per model and ``corr(layer_a, layer_b)`` reads one block).
     ``device``: where the float64 accumulators live and the matmuls run (default: CUDA when
     present). ``track_b_cov``: keep B's second-moment matrix per B layer (needed by the
     rotation baselines). ``compute_dtype``: dtype of each batch's products, ``"float64"``
@@ -715,163 +665,6 @@ class SharedMarginalsCorrelation(StreamingCorrelation):
         )
 
 
-# -------------------------------------------------------------------------------------- excess
-@dataclass
-class Excess:
-    """Per-A-neuron excess correlation ``actual - baseline`` (CPU float64 tensors).
-
-    ``method``: ``"basic"`` (index-matched, the seed's) or ``"gurnee"`` (max over B).
-    ``baselines``: ``[n_rotations, m]``, one row per Haar rotation; ``baseline`` is their mean.
-    ``best_b``: for ``"gurnee"``, the B neuron (column within the B neurons compared) of the max.
-    """
-
-    method: str
-    actual: torch.Tensor
-    baseline: torch.Tensor
-    excess: torch.Tensor
-    baselines: torch.Tensor
-    n_rotations: int
-    seed: int
-    layer_a: object = None
-    layer_b: object = None
-    best_b: torch.Tensor | None = None
-    absolute: bool = False
-    extra: dict = field(default_factory=dict)
-
-    def aq_mask(self, threshold: float = SEED_THRESHOLD) -> torch.Tensor:
-        """Neurons whose excess exceeds ``threshold`` (strictly)."""
-        return self.excess > check_real("threshold", threshold)
-
-    def count(self, threshold: float = SEED_THRESHOLD) -> int:
-        return int(self.aq_mask(threshold).sum())
-
-    def summary(self, threshold: float = SEED_THRESHOLD) -> dict:
-        """The seed's per-layer printout: count, %, mean/std/max/min of the excess."""
-        e = self.excess
-        count = self.count(threshold)
-        return {
-            "method": self.method,
-            "threshold": float(threshold),
-            "total": e.numel(),
-            "aq": count,
-            "pct": 100.0 * count / max(e.numel(), 1),
-            "mean": float(e.mean()),
-            "std": float(e.std()) if e.numel() > 1 else 0.0,
-            "max": float(e.max()),
-            "min": float(e.min()),
-            "n_rotations": self.n_rotations,
-        }
-
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(check_int("seed", seed, low=0))
-
-
-_HAAR_CACHE: dict = {}
-
-
-def haar_rotations(d: int, n: int, seed: int, device=None, dtype=F64) -> list[torch.Tensor]:
-    """The first ``n`` rotations :func:`haar_orthogonal` draws from one generator seeded with
-    ``seed`` (what :func:`basic_excess` and :func:`gurnee_excess` use). The rotations of the
-    last ``(d, seed, device, dtype)`` asked for are kept (``n d^2`` numbers: 670 MB at five
-    4096-wide float64 rotations), so the real and null baselines of every layer pair and input
-    type of a run reuse one set of QR decompositions; :func:`clear_rotations` frees them."""
-    n = check_int("n", n, low=1)
-    key = (check_int("d", d, low=1), check_int("seed", seed, low=0), str(get_device(device)))
-    key += (dtype,)
-    kept = _HAAR_CACHE.get(key, [])
-    if len(kept) < n:
-        g = _generator(seed)
-        kept = [haar_orthogonal(d, g, device, dtype) for _ in range(n)]
-        _HAAR_CACHE.clear()
-        _HAAR_CACHE[key] = kept
-    return kept[:n]
-
-
-def clear_rotations() -> None:
-    """Free the rotations :func:`haar_rotations` keeps."""
-    _HAAR_CACHE.clear()
-
-
-def basic_excess(
-    stats: StreamingCorrelation,
-    layer_a=None,
-    layer_b=None,
-    n_rotations: int = SEED_N_ROTATIONS,
-    seed: int = 0,
-    dtype=None,
-) -> Excess:
-    """The seed's basic method: ``corr(A_i, B_i) - mean_k corr(A_i, (B Q_k)_i)``.
-
-    ``Q_k`` are ``n_rotations`` Haar rotations of B's full neuron basis (``layer_b``'s width);
-    ``i`` runs over ``min(w_a, w_b)`` neurons. Needs ``track_b_cov``. The rotations and their
-    products run in :func:`analysis_dtype` (float32 on CUDA, float64 elsewhere; ``dtype``
-    overrides).
-    """
-    n_rotations = check_int("n_rotations", n_rotations, low=1)
-    dt = analysis_dtype(stats.device, dtype)
-    actual = stats.index_matched(layer_a, layer_b)
-    w_b = stats._cols(layer_b).stop - stats._cols(layer_b).start
-    qs = haar_rotations(w_b, n_rotations, seed, stats.device, dt)
-    base = torch.stack([stats.rotated_index_matched(q, layer_a, layer_b) for q in qs]).cpu()
-    actual = actual.cpu()
-    baseline = base.mean(0)
-    return Excess(
-        "basic", actual, baseline, actual - baseline, base, n_rotations, seed, layer_a, layer_b
-    )
-
-
-def gurnee_excess(
-    stats: StreamingCorrelation,
-    layer_a=None,
-    layer_b=None,
-    n_rotations: int = 1,
-    seed: int = 0,
-    absolute: bool = False,
-    dtype=None,
-) -> Excess:
-    """Gurnee et al.'s form: per A neuron, ``max_j corr(A_i, B_j) - max_j corr(A_i, (BQ)_j)``.
-
-    ``j`` runs over every neuron of ``layer_b`` (None: every tracked B layer, each rotated by its
-    own Haar ``Q``, as their code does). ``n_rotations > 1`` averages the baseline max over
-    several rotations. ``absolute``: use ``|corr|`` (their code uses the signed max). ``dtype``:
-    as in :func:`basic_excess`.
-    """
-    n_rotations = check_int("n_rotations", n_rotations, low=1)
-    check_bool("absolute", absolute)
-    dt = analysis_dtype(stats.device, dtype)
-    g = _generator(seed)
-    f = torch.abs if absolute else (lambda t: t)
-    actual, best = f(stats.corr(layer_a, layer_b)).max(dim=1)
-    blocks = stats._blocks_b(layer_b)
-    widths = [s.stop - s.start for _, s in blocks]
-    if len(widths) == 1:  # the sequence basic_excess draws: shared
-        rotations = [[q] for q in haar_rotations(widths[0], n_rotations, seed, stats.device, dt)]
-    else:
-        rotations = [
-            [haar_orthogonal(w, g, stats.device, dt) for w in widths] for _ in range(n_rotations)
-        ]
-    base = []
-    for qs in rotations:
-        base.append(f(stats.rotated_corr(qs, layer_a, layer_b)).max(dim=1).values)
-    base = torch.stack(base).cpu()
-    actual = actual.cpu()
-    baseline = base.mean(0)
-    return Excess(
-        "gurnee",
-        actual,
-        baseline,
-        actual - baseline,
-        base,
-        n_rotations,
-        seed,
-        layer_a,
-        layer_b,
-        best_b=best.cpu(),
-        absolute=absolute,
-    )
-
-
 def correlation_of(
     xa, xb, device=None, compute_dtype=None, track_b_cov: bool = False
 ) -> StreamingCorrelation:
@@ -889,17 +682,11 @@ def correlation_of(
 
 __all__ = [
     "CONSTANT_RTOL",
-    "Excess",
     "GURNEE_THRESHOLD",
     "SEED_N_ROTATIONS",
     "SEED_THRESHOLD",
     "SharedMarginalsCorrelation",
     "StreamingCorrelation",
-    "basic_excess",
-    "correlation_of",
-    "gurnee_excess",
     "analysis_dtype",
-    "clear_rotations",
-    "haar_orthogonal",
-    "haar_rotations",
+    "correlation_of",
 ]

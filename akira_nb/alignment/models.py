@@ -1,34 +1,15 @@
-"""Models of experiment 000: the seed's pairs, the known-answer pairs, the tiny offline pair, and
-one loader that boots all of them through TransformerLens 4's ``TransformerBridge``.
+"""The models the alignment library compares, and one loader for all of them.
 
-- :data:`MODELS`: the architecture facts (layers, widths, parameters) of every named model,
-  from the models' Hugging Face configs; :func:`resolve_name` maps the TransformerLens-era short
-  names (``pythia-70m``, ``stanford-gpt2-small-a``) to Hub ids.
-- :data:`SEED_PAIRS`: what the seed compares (gpt2 vs gpt2-medium; pythia-70m vs pythia-160m).
-  Different widths and depths: neuron correspondence has no ground truth there.
-- :data:`KNOWN_ANSWER_PAIRS`: one architecture, different training seeds (Gurnee et al. 2024,
-  "Universal Neurons in GPT2 Language Models"): pythia-160m vs its re-trainings
-  ``EleutherAI/pythia-160m-seed1..3`` and the Stanford CRFM GPT-2 seeds a..e
-  (``stanford-crfm/alias-gpt2-small-x21`` ...). Gurnee et al. found 1-5 % universal neurons
-  (excess correlation > 0.5), most in the first and last layers: a pipeline run on these pairs
-  should find a few percent, not zero and not most.
-- :data:`GPU_MEMORY_TABLE`: the seed's "model options by GPU memory" table, as the seed states
-  it (advice, not a measurement).
-- The tiny pair (:func:`tiny_pair`): two small GPT-2-style Hugging Face models
-  (``GPT2LMHeadModel``, default 2 layers, d_model 64, 4 heads, d_mlp 256, n_ctx 64) trained with
-  different seeds on the offline corpus (:mod:`akira_nb.text`, byte tokenizer, vocabulary 257)
-  for a few hundred AdamW steps on the CPU, each saved with its tokenizer (the byte tokenizer's
-  Hugging Face form) into ``<cache>/tiny_lm/<config hash>/seed<k>/``. A folder that is already
-  complete is reused; the hash covers every training setting and the corpus fingerprint, so
-  another Python version (another corpus) trains a new pair. The cache is ``AKIRA_CACHE_DIR``
-  when set, else ``~/.cache/akira_nb``.
-- :func:`load_model` boots a Hub id (Colab) or a local Hugging Face folder (the tiny pair) with
-  ``TransformerBridge.boot_transformers``: the tiny models take the same code path as a real
-  gpt2 (raw HF weights, no HookedTransformer weight processing, ``eval()`` mode).
-
-Offline machines: set ``HF_HUB_OFFLINE=1`` (otherwise the Hub client retries for about half a
-minute before failing); a Hub id then fails with :class:`ModelUnavailableError` (a
-``ValueError``) that says to use the tiny pair or a local folder.
+:data:`MODELS` holds the architecture facts of every named model (from their Hugging Face
+configs; :func:`resolve_name` maps short names to Hub ids). :data:`SEED_PAIRS` are what the seed
+compares (gpt2 vs gpt2-medium, pythia-70m vs pythia-160m: no ground truth);
+:data:`KNOWN_ANSWER_PAIRS` share one architecture and differ in training seed (pythia-160m and
+its re-trainings, the Stanford CRFM GPT-2 seeds), where Gurnee et al. 2024 found a few percent
+of universal neurons. :func:`tiny_pair` trains two small GPT-2-style models with different seeds
+on the offline corpus and caches them (``AKIRA_CACHE_DIR``, else ``~/.cache/akira_nb``, keyed by
+a hash of every setting and the corpus). :func:`load_model` boots a Hub id or a local folder
+with ``TransformerBridge.boot_transformers`` (the tiny models take a real gpt2's code path).
+Offline (``HF_HUB_OFFLINE=1``) a Hub id fails with :class:`ModelUnavailableError`.
 """
 
 from __future__ import annotations
@@ -375,6 +356,9 @@ class TinyConfig:
         *("warmup", "text_seed", "eval_blocks"),
     )
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> TinyConfig:
         for name in ("n_layers", "d_model", "n_heads", "d_mlp", "steps", "batch_size"):
             check_int(name, getattr(self, name), low=1)
@@ -473,7 +457,6 @@ def train_tiny_model(cfg: TinyConfig, seed: int, splits=None):
 
     from akira_nb import runtime, text
 
-    cfg.validate()
     check_int("seed", seed, low=0)
     if splits is None:
         splits = text.make_splits(text.TextConfig(seq_len=cfg.n_ctx, seed=cfg.text_seed))
@@ -582,7 +565,7 @@ def tiny_pair(
     :func:`load_model`."""
     from akira_nb import text
 
-    cfg = (cfg or TinyConfig()).validate()
+    cfg = cfg or TinyConfig()
     info = text.offline_corpus_info()
     base = cache_root(root) / "tiny_lm" / cfg.key(info["sha256"])
     folders = [base / f"seed{seed}" for seed in cfg.seeds]

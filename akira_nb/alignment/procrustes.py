@@ -1,53 +1,15 @@
 """Orthogonal Procrustes alignment of A's activations onto B's, scored on held-out tokens.
 
-``X_a [n_tokens, d_a]`` and ``X_b [n_tokens, d_b]`` share their rows. The tokens are split once
-(``train_frac``, seeded; by sequence when ``groups`` gives each token's sequence id, so that the
-held-out tokens come from unseen sequences). Everything is **fitted on the training split only**
-(means, scales, PCA bases, the map) and **scored on the held-out split**; the reference fitted
-and scored on the same tokens, which rewards fitting noise (the train error is reported beside
-the held-out one to show the gap).
-
-Preprocessing (training split): centre each neuron; with ``standardize=True`` also divide each
-neuron by its standard deviation (the reference's 003 script; this breaks the invariance to a
-rotation of B); then scale each side so that a token's activation vector has unit RMS norm.
-Errors are relative, ``||A R - B||_F / ||B||_F``: 0 is a perfect map, 1 is no better than
-predicting 0, and two unrelated representations give about ``sqrt(2) = 1.41``.
-
-Different widths (:data:`METHODS`)
-----------------------------------
-- ``"semi_orthogonal"`` (default): keeps every neuron. ``R [d_a, d_b]`` maximises
-  ``tr(R^T A^T B)`` subject to orthonormal rows (``d_a <= d_b``) or columns (``d_a > d_b``):
-  ``R = U V^T`` from the thin SVD ``A^T B = U S V^T`` (``torch.linalg.svd``). That is SciPy's
-  ``orthogonal_procrustes`` solution of the problem with the narrower side zero-padded (the
-  square case is SciPy's plain solution), without the padded ``max(d)^2`` SVD. With no more
-  training tokens than ``min(d_a, d_b)`` the centred ``A^T B`` is rank-deficient and the
-  maximiser is not unique (any orthogonal completion on the directions no training token
-  spans; SciPy's is whatever LAPACK returns, and it differs between precisions and devices).
-  The kit then takes the unique one of least norm, ``U_r V_r^T`` over the ``r`` singular
-  values above ``n eps sigma_max``: the same map on every direction the training tokens span
-  (the same training error) and zero on the others, so a held-out token's component there
-  predicts 0. It is computed in token space (``A^T = Q_a R_a``, ``B^T = Q_b R_b``, the SVD
-  of the ``n_train x n_train`` core ``R_a R_b^T``): ``O(d n^2)`` instead of ``O(d^3)``, and a
-  shuffle permutes only the columns of ``R_b``.
-- ``"pca"``: both sides are reduced to their top ``k <= min(d_a, d_b)`` principal components
-  (fitted on the training split), and ``R [k, k]`` is the orthogonal Procrustes map between the
-  component scores. Errors are measured in that ``k``-dimensional space; the prediction of B's
-  neurons maps back through B's components.
-
-``aligned_corr [d_b]`` is, per B neuron, the Pearson correlation over held-out tokens of its
-prediction with its actual activation (the reference's "aligned correlation", but held out).
-The null fits and scores the same way after shuffling B's token rows against A's
-(``n_shuffles`` times, each split shuffled on its own): ``null_error`` and
-``null_aligned_corr`` are what a map achieves when no token corresponds.
-
-Device and precision
---------------------
-Everything runs in torch on ``device`` (CUDA when the pipeline has it), in
-:func:`~.correlation.analysis_dtype`: float32 on CUDA, float64 on the CPU (``dtype`` overrides).
-A row shuffle leaves each side's centring, scaling and PCA basis unchanged, so they are fitted
-once, and the shuffle fits run in batches (one batched matmul and SVD per batch of shuffles,
-as many as ``batch_bytes`` holds: half the free GPU memory on CUDA, 256 MiB on the CPU, where
-batching saves no time).
+``X_a [n, d_a]`` and ``X_b [n, d_b]`` share their rows. The tokens are split once (seeded; by
+sequence when ``groups`` is given); everything (means, scales, PCA bases, the map) is fitted on
+the training split and scored on the held-out split, the train error beside it. Each side is
+centred (``standardize``: z-scored) and scaled to unit RMS norm per token; errors are
+``||A R - B||_F / ||B||_F`` (0 perfect, 1 = predicting 0). ``"semi_orthogonal"`` keeps every
+neuron (``R = U V^T`` from the thin SVD of ``A^T B``; with no more training tokens than
+``min(d_a, d_b)`` the unique least-norm map, computed in token space); ``"pca"`` maps the top
+``k`` principal components. ``aligned_corr [d_b]``: each B neuron's held-out correlation with
+its prediction; the null refits after shuffling B's rows against A's (``n_shuffles``, batched).
+Runs in torch on ``device`` in :func:`~.correlation.analysis_dtype`.
 """
 
 from __future__ import annotations
@@ -224,6 +186,80 @@ class ProcrustesResult:
         }
 
 
+class _Fitter:
+    """The prepared train / held-out sides of one Procrustes fit, and the fits on them: ``fit``
+    gives the maps for B's training rows as they are or permuted, ``scores`` the held-out error
+    and per-neuron correlation of maps. With no more training tokens than ``min(d_a, d_b)``
+    the maps are the least-norm ones, computed in token space (``A^T = Qa Ra``)."""
+
+    def __init__(self, xa, xb, split, method, k, standardize, dev, dt):
+        train, test = split
+        tr, te = torch.as_tensor(train), torch.as_tensor(test)
+        side = lambda x, idx: x[idx].to(dev, dt)
+        a_tr, b_tr = side(xa, tr), side(xb, tr)
+        self.pa, self.pb = _Prep.fit(a_tr, standardize), _Prep.fit(b_tr, standardize)
+        a_tr, b_tr = self.pa(a_tr), self.pb(b_tr)
+        a_te, self.b_te = self.pa(side(xa, te)), self.pb(side(xb, te))
+        self.method, self.basis_a, self.basis_b = method, None, None
+        self.fa_tr, self.fa_te, self.fb_tr, self.fb_te = a_tr, a_te, b_tr, self.b_te
+        if method == "pca":  # a row shuffle leaves both bases unchanged: fitted once
+            self.basis_a = torch.linalg.svd(a_tr, full_matrices=False)[2][:k].T  # [d_a, k]
+            self.basis_b = torch.linalg.svd(b_tr, full_matrices=False)[2][:k].T
+            self.fa_tr, self.fa_te = a_tr @ self.basis_a, a_te @ self.basis_a
+            self.fb_tr, self.fb_te = b_tr @ self.basis_b, self.b_te @ self.basis_b
+        n_tr, d_a, d_b = self.fa_tr.shape[0], self.fa_tr.shape[1], self.fb_tr.shape[1]
+        self.few = n_tr <= min(d_a, d_b)  # centred A^T B has rank < n_tr: the least-norm map
+        if self.few:
+            self.qa, self.ra = torch.linalg.qr(self.fa_tr.T)  # A^T = Qa Ra: [d_a, n_tr], [n_tr]^2
+            self.qb, self.rb = torch.linalg.qr(self.fb_tr.T)
+            self.qa_te = self.fa_te @ self.qa
+
+    def fit(self, p_tr: torch.Tensor | None):
+        """The maps for B's training rows permuted by ``p_tr [s, n_tr]`` (None: as they are,
+        ``s = 1``): ``R [s, d_a, d_b]``, or its token-space core ``[s, n_tr, n_tr]`` with
+        ``R = Qa core Qb^T``."""
+        if self.few:  # A^T B[p] = Qa Ra (Rb^T)[p] Qb^T
+            rb_t = self.rb.T[None] if p_tr is None else self.rb.T[p_tr]
+            return _polar(self.ra @ rb_t, least_norm=True)
+        return _polar(self.fa_tr.T @ (self.fb_tr[None] if p_tr is None else self.fb_tr[p_tr]))
+
+    def full_map(self, maps: torch.Tensor) -> torch.Tensor:
+        """The first of ``maps`` as ``R`` in the (PCA) neuron space."""
+        return (self.qa @ maps[0] @ self.qb.T) if self.few else maps[0]
+
+    def scores(self, maps: torch.Tensor, p_te: torch.Tensor | None):
+        """Held-out error and per-neuron correlation, B's held-out rows permuted by
+        ``p_te [s, n_te]`` (None: as they are)."""
+        rows = lambda x: x if p_te is None else x[p_te]
+        pred = (self.qa_te @ maps) @ self.qb.T if self.few else self.fa_te @ maps
+        err = _rel_error(pred, rows(self.fb_te))
+        if self.method == "pca":
+            pred = pred @ self.basis_b.T
+        return err, _column_corr(pred, rows(self.b_te))
+
+    def null(self, perms: list, dev, dt, batch_bytes: int | None) -> tuple[list, list]:
+        """``(errors, corr chunks)`` of the token-shuffle fits ``perms`` (``(train, held-out)``
+        permutations), in batches of as many fits as ``batch_bytes`` holds."""
+        n_tr, d_a, d_b = self.fa_tr.shape[0], self.fa_tr.shape[1], self.fb_tr.shape[1]
+        n_te, d_out = self.b_te.shape
+        work = 3 * n_tr * n_tr if self.few else n_tr * d_b + 4 * d_a * d_b
+        per_fit = dt.itemsize * (work + n_te * (2 * d_b + 3 * d_out))
+        if batch_bytes is None:
+            batch_bytes = (
+                torch.cuda.mem_get_info(dev)[0] // 2 if dev.type == "cuda" else CPU_BATCH_BYTES
+            )
+        batch = max(1, min(len(perms), batch_bytes // per_fit))
+        null_errors, null_corr = [], []
+        for start in range(0, len(perms), batch):
+            chunk = perms[start : start + batch]
+            p_tr = torch.as_tensor(np.stack([p for p, _ in chunk]), device=dev)
+            p_te = torch.as_tensor(np.stack([p for _, p in chunk]), device=dev)
+            e, c = self.scores(self.fit(p_tr), p_te)
+            null_errors += e.tolist()
+            null_corr.append(c.cpu())
+        return null_errors, null_corr
+
+
 def procrustes_align(
     X_a,
     X_b,
@@ -267,72 +303,15 @@ def procrustes_align(
         k = k_max if k is None else check_int("k", k, low=1, high=k_max)
     elif k is not None:
         raise ValueError("k is the PCA dimension: use it with method='pca'")
-    tr, te = torch.as_tensor(train), torch.as_tensor(test)
-    side = lambda x, idx: x[idx].to(dev, dt)
-    a_tr, b_tr = side(xa, tr), side(xb, tr)
-    pa, pb = _Prep.fit(a_tr, standardize), _Prep.fit(b_tr, standardize)
-    a_tr, b_tr = pa(a_tr), pb(b_tr)
-    a_te, b_te = pa(side(xa, te)), pb(side(xb, te))
+    f = _Fitter(xa, xb, (train, test), method, k, standardize, dev, dt)
     del xa, xb
-    basis_a = basis_b = None
-    fa_tr, fa_te, fb_tr, fb_te = a_tr, a_te, b_tr, b_te
-    if method == "pca":  # a row shuffle leaves both bases unchanged: fitted once
-        basis_a = torch.linalg.svd(a_tr, full_matrices=False)[2][:k].T  # [d_a, k]
-        basis_b = torch.linalg.svd(b_tr, full_matrices=False)[2][:k].T
-        fa_tr, fa_te = a_tr @ basis_a, a_te @ basis_a
-        fb_tr, fb_te = b_tr @ basis_b, b_te @ basis_b
-    n_tr, d_a, d_b = fa_tr.shape[0], fa_tr.shape[1], fb_tr.shape[1]
-    few = n_tr <= min(d_a, d_b)  # centred A^T B has rank < n_tr: the least-norm map
-    if few:
-        qa, ra = torch.linalg.qr(fa_tr.T)  # A^T = Qa Ra: [d_a, n_tr], [n_tr, n_tr]
-        qb, rb = torch.linalg.qr(fb_tr.T)
-        qa_te = fa_te @ qa
-
-    def fit(p_tr: torch.Tensor | None):
-        """The maps for B's training rows permuted by ``p_tr [s, n_tr]`` (None: as they are,
-        ``s = 1``): ``R [s, d_a, d_b]``, or its token-space core ``[s, n_tr, n_tr]`` with
-        ``R = Qa core Qb^T``."""
-        if few:  # A^T B[p] = Qa Ra (Rb^T)[p] Qb^T
-            return _polar(ra @ (rb.T[None] if p_tr is None else rb.T[p_tr]), least_norm=True)
-        return _polar(fa_tr.T @ (fb_tr[None] if p_tr is None else fb_tr[p_tr]))
-
-    def predict(x_core: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        return (x_core @ maps) @ qb.T if few else x_core @ maps
-
-    def scores(maps: torch.Tensor, p_te: torch.Tensor | None):
-        """Held-out error and per-neuron correlation, B's held-out rows permuted by
-        ``p_te [s, n_te]`` (None: as they are)."""
-        rows = lambda x: x if p_te is None else x[p_te]
-        pred = predict(qa_te if few else fa_te, maps)
-        err = _rel_error(pred, rows(fb_te))
-        if method == "pca":
-            pred = pred @ basis_b.T
-        return err, _column_corr(pred, rows(b_te))
-
-    maps = fit(None)
-    r = (qa @ maps[0] @ qb.T) if few else maps[0]
-    train_err = float(_rel_error(fa_tr @ r, fb_tr))
-    test_err, aligned = scores(maps, None)
-
+    maps = f.fit(None)
+    r = f.full_map(maps)
+    train_err = float(_rel_error(f.fa_tr @ r, f.fb_tr))
+    test_err, aligned = f.scores(maps, None)
     rng = np.random.default_rng(seed + 1)
     perms = [(rng.permutation(len(train)), rng.permutation(len(test))) for _ in range(n_shuffles)]
-    d_out = b_te.shape[1]
-    per_fit = dt.itemsize * (
-        (3 * n_tr * n_tr if few else n_tr * d_b + 4 * d_a * d_b) + len(test) * (2 * d_b + 3 * d_out)
-    )
-    if batch_bytes is None:
-        batch_bytes = (
-            torch.cuda.mem_get_info(dev)[0] // 2 if dev.type == "cuda" else CPU_BATCH_BYTES
-        )
-    batch = max(1, min(n_shuffles, batch_bytes // per_fit))
-    null_errors, null_corr = [], []
-    for start in range(0, n_shuffles, batch):
-        chunk = perms[start : start + batch]
-        p_tr = torch.as_tensor(np.stack([p for p, _ in chunk]), device=dev)
-        p_te = torch.as_tensor(np.stack([p for _, p in chunk]), device=dev)
-        e, c = scores(fit(p_tr), p_te)
-        null_errors += e.tolist()
-        null_corr.append(c.cpu())
+    null_errors, null_corr = f.null(perms, dev, dt, batch_bytes)
     np64 = lambda v: None if v is None else v.detach().cpu().double().numpy()
     return ProcrustesResult(
         method=method,
@@ -345,14 +324,14 @@ def procrustes_align(
         null_errors=null_errors,
         aligned_corr=np64(aligned[0]),
         null_aligned_corr=(
-            np64(torch.cat(null_corr)) if null_corr else np.zeros((0, b_te.shape[1]))
+            np64(torch.cat(null_corr)) if null_corr else np.zeros((0, f.b_te.shape[1]))
         ),
         train_idx=train,
         test_idx=test,
-        prep_a=pa,
-        prep_b=pb,
-        basis_a=np64(basis_a),
-        basis_b=np64(basis_b),
+        prep_a=f.pa,
+        prep_b=f.pb,
+        basis_a=np64(f.basis_a),
+        basis_b=np64(f.basis_b),
         device=str(dev),
         dtype=str(dt).removeprefix("torch."),
     )

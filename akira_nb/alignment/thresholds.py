@@ -1,41 +1,15 @@
 """Threshold rules for calling a neuron an AQ candidate, and the counts expected by chance.
 
-A *score* is one number per neuron (an excess correlation, a matched ``|corr|``, a Procrustes
-aligned correlation). A rule turns the scores into a threshold; a neuron is flagged when its
-score is strictly above it.
-
-Rules (:data:`RULES`)
----------------------
-- ``"statistical"``: ``mean + k * std`` of the scores (``value = k``, default 2, the
-  reference's). The share it flags is set by the **shape** of the score distribution, whether
-  or not anything corresponds: about 2.3% of a Gaussian, about 5% of an exponential (a heavy
-  right tail), and nothing at all of bounded, left-skewed scores such as matched ``|corr|``
-  piled up near 1, where ``mean + 2 std`` lies above the maximum (the kit's tiny run: OT and
-  Procrustes flag 0 of 512). So anything from 0% to about 5%: the count describes the shape,
-  not evidence. The reference's "3-4% AQ" came from this rule.
-- ``"percentile"``: the ``value``-th percentile of the scores (default 95): flags
-  ``100 - value`` % by construction (ties aside), likewise.
-- ``"fixed"``: ``value`` itself (default 0.3, the seed's excess threshold; Gurnee et al. used
-  0.5).
-
-The permutation null
---------------------
-Shuffling the token rows of B against A destroys every real correspondence and keeps each
-model's marginal statistics. Scoring the shuffled pair with the same pipeline gives null
-scores; :func:`count_with_null` prints the AQ count beside the number of null scores above the
-**same** threshold (the count expected by chance), and beside what the rule would flag if it
-were re-applied to the null (for the statistical and percentile rules: the share their shape
-gives, again). Where the threshold lies at or above every score the count says so
-(:attr:`AQCount.threshold_above_every_score`): a rule that flags nothing in the data and in the
-null (:attr:`AQCount.flags_nothing`) says nothing about the data either way.
-
-- In memory: :func:`permutation_null` permutes all rows of B (one permutation of every token,
-  shared by all of B's layers) ``n_permutations`` times.
-- Streamed: :class:`ShuffledStream` feeds a second ``StreamingCorrelation`` with B's rows
-  permuted **within each batch** (a fresh permutation per batch, seeded by the batch number so a
-  resumed stream draws the same ones). A batch should hold many sequences (e.g. 16 x 64 tokens),
-  so that few shuffled pairs come from the same sequence (about 1/16 here); such pairs share
-  context and can leave a little real correlation in the null.
+A score is one number per neuron; a rule (:data:`RULES`) turns the scores into a threshold and a
+neuron is flagged when its score is strictly above it: ``"statistical"`` (``mean + k std``, the
+reference's), ``"percentile"`` or ``"fixed"``. The share the first two flag is set by the shape
+of the scores, whether or not anything corresponds, so every count is printed beside its
+permutation null: B's token rows shuffled against A's destroy every correspondence, and
+:func:`count_with_null` counts the null scores above the same threshold (and what the rule flags
+when re-applied to the null). In memory :func:`permutation_null` permutes all of B's rows;
+streamed, :class:`ShuffledStream` permutes them within each batch (seeded by the batch number,
+so a resumed stream draws the same permutations). A threshold above every score says so
+(:attr:`AQCount.threshold_above_every_score`).
 """
 
 from __future__ import annotations
@@ -47,8 +21,8 @@ import numpy as np
 import torch
 
 from ..runtime import check_int, check_real
+from .choices import RULES
 
-RULES = ("statistical", "percentile", "fixed")
 DEFAULT_VALUES = {"statistical": 2.0, "percentile": 95.0, "fixed": 0.3}
 FLAGS_NOTHING = "the rule flags nothing here"
 RULE_TEXT = {

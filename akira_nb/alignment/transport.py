@@ -1,33 +1,13 @@
 """Match every neuron of model A to one neuron of model B from their correlation matrix.
 
-The input is a Pearson correlation matrix ``corr [d_a, d_b]`` (rows: A's neurons, columns: B's;
-the natural output of :meth:`StreamingCorrelation.corr`), or two activation matrices over the
-same tokens from which it is computed. The cost is ``M = 1 - |corr|``: a neuron and its
-sign-flipped copy match as well as the copy itself. Every A neuron gets exactly one B neuron
-and no neuron of either model is dropped, whatever the widths (gpt2's 3072 against all 4096 of
-gpt2-medium).
-
-Methods
--------
-- ``"hungarian"``: SciPy ``linear_sum_assignment`` on the rectangular cost. With
-  ``d_a <= d_b`` the match is one-to-one (distinct B neurons). With ``d_a > d_b`` B's columns are
-  repeated ``ceil(d_a / d_b)`` times, so each B neuron serves at most that many A neurons.
-- ``"emd"``: exact optimal transport, POT ``ot.emd`` with uniform marginals ``1/d_a`` and
-  ``1/d_b``. The network simplex needs many iterations at 3072 x 4096: POT's default
-  ``numItermax=100000`` stopped before optimality on noise-like costs, ``1e6`` converged (about
-  4 s on 2 CPU cores; ``alignment_anchors.md`` 4.3). The default here, :data:`EMD_NUM_ITER_MAX`,
-  leaves 10x headroom (a solve that converges sooner stops sooner); a non-optimal stop is
-  reported (``converged=False``) and warned about. An A neuron's mass ``1/d_a`` spreads over
-  about ``d_b/d_a`` B neurons; its match is the plan's row argmax (ties broken by the larger
-  ``|corr|``). The argmax is the true partner when ``d_b < 2 d_a`` and that partner holds a
-  full ``1/d_b`` share.
-- ``"sinkhorn"``: entropic OT, POT ``ot.sinkhorn(..., method="sinkhorn_log")`` (log-domain,
-  stable at small ``reg``); ``reg`` is in cost units (the cost lies in [0, 1]). Runs on the GPU
-  when given a CUDA tensor. Its blurred plan's row argmax agreed with the exact match on
-  98-99.8% of neurons at reg 0.01-0.05 for correlated data, 65-70% on noise (anchors 4.3).
-
-``total_cost`` is the plan's cost ``sum(P * M)`` with ``P`` summing to 1 (for ``hungarian``
-``P = 1/d_a`` on the matched pairs), i.e. the mass-weighted mean of ``1 - |corr|``.
+The input is ``corr [d_a, d_b]`` (or two activation matrices over the same tokens); the cost is
+``1 - |corr|``, so a neuron and its sign-flipped copy match alike. Every A neuron gets one B
+neuron, whatever the widths. :data:`METHODS`: ``"hungarian"`` (SciPy ``linear_sum_assignment``,
+one-to-one when ``d_a <= d_b``, else B's columns repeated), ``"emd"`` (exact OT, POT ``ot.emd``
+with uniform marginals and :data:`EMD_NUM_ITER_MAX` iterations; an A neuron's match is its plan
+row's argmax; a non-optimal stop is reported and warned about) and ``"sinkhorn"`` (log-domain
+entropic OT, ``reg`` in cost units, on the GPU for a CUDA input). ``total_cost`` is the plan's
+mass-weighted mean of ``1 - |corr|``.
 """
 
 from __future__ import annotations
@@ -40,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..runtime import check_bool, check_choice, check_int, check_real
+from .choices import MATCH_METHODS as METHODS
 
-METHODS = ("emd", "sinkhorn", "hungarian")
 EMD_NUM_ITER_MAX = 10_000_000
 SINKHORN_NUM_ITER_MAX = 2_000
 SINKHORN_REG = 0.05
@@ -156,6 +136,79 @@ def _solve_with_warnings(fn):
     return out, [str(w.message) for w in caught]
 
 
+def _hungarian(cost: np.ndarray, keep_plan: bool):
+    """``(b_idx, total_cost, mass, plan)`` of SciPy's assignment (B's columns repeated
+    ``ceil(d_a / d_b)`` times when A is wider)."""
+    from scipy.optimize import linear_sum_assignment
+
+    d_a, d_b = cost.shape
+    reps = max(1, math.ceil(d_a / d_b))
+    rows, cols = linear_sum_assignment(np.tile(cost, (1, reps)) if reps > 1 else cost)
+    b_idx = np.empty(d_a, dtype=np.int64)
+    b_idx[rows] = cols % d_b
+    plan = None
+    if keep_plan:
+        plan = np.zeros((d_a, d_b))
+        plan[np.arange(d_a), b_idx] = 1.0 / d_a
+    return b_idx, float(cost[np.arange(d_a), b_idx].mean()), np.ones(d_a), plan
+
+
+def _emd(cost: np.ndarray, num_iter_max: int | None):
+    """``(plan, total_cost, converged, message, caught warnings)`` of POT's exact OT."""
+    import ot
+
+    d_a, d_b = cost.shape
+    iters = num_iter_max or EMD_NUM_ITER_MAX
+    wa, wb = np.full(d_a, 1.0 / d_a), np.full(d_b, 1.0 / d_b)
+    (plan, log), caught = _solve_with_warnings(
+        lambda: ot.emd(wa, wb, cost, numItermax=iters, log=True)
+    )
+    converged = int(log["result_code"]) == 1
+    message = None
+    if not converged:
+        message = (
+            f"ot.emd stopped before optimality (result_code {log['result_code']}: "
+            f"{log['warning']}) at num_iter_max={iters}; raise num_iter_max"
+        )
+    return plan, float(log["cost"]), converged, message, caught
+
+
+def _sinkhorn(cost: np.ndarray, torch_in, reg: float, num_iter_max: int | None, stop_thr: float):
+    """``(plan, total_cost, converged, message, caught warnings)`` of POT's log-domain
+    Sinkhorn (on the GPU when the input was a CUDA tensor)."""
+    import ot
+
+    d_a, d_b = cost.shape
+    iters = num_iter_max or SINKHORN_NUM_ITER_MAX
+    m = cost
+    if torch_in is not None and torch_in.device.type == "cuda":
+        import torch
+
+        m = torch.as_tensor(cost, device=torch_in.device)
+    nx = ot.backend.get_backend(m)
+    wa = nx.full((d_a,), 1.0 / d_a, type_as=m)
+    wb = nx.full((d_b,), 1.0 / d_b, type_as=m)
+    (plan, log), caught = _solve_with_warnings(
+        lambda: ot.sinkhorn(
+            wa, wb, m, reg, method="sinkhorn_log", numItermax=iters, stopThr=stop_thr, log=True
+        )
+    )
+    plan = np.asarray(_to_numpy(plan), dtype=np.float64)
+    err = float(_to_numpy(log["err"][-1])) if log.get("err") else math.nan
+    finite = bool(np.isfinite(plan).all())
+    converged = finite and err <= stop_thr and not any("converge" in c for c in caught)
+    if not finite:
+        plan = np.nan_to_num(plan, nan=0.0, posinf=0.0, neginf=0.0)
+    message = None
+    if not converged:
+        message = (
+            f"sinkhorn (log-domain, reg={reg}) did not converge in num_iter_max={iters} "
+            f"iterations (marginal error {err:.3g} > stop_thr={stop_thr}); raise "
+            "num_iter_max or reg"
+        )
+    return plan, float((plan * cost).sum()), converged, message, caught
+
+
 def match_neurons(
     a,
     b=None,
@@ -194,71 +247,15 @@ def match_neurons(
     abs_corr = np.abs(corr)
     cost = np.ascontiguousarray(1.0 - abs_corr)
     start = time.perf_counter()
-    converged, message, plan, mass = True, None, None, None
-
+    converged, message = True, None
     if method == "hungarian":
-        from scipy.optimize import linear_sum_assignment
-
-        reps = max(1, math.ceil(d_a / d_b))
-        rows, cols = linear_sum_assignment(np.tile(cost, (1, reps)) if reps > 1 else cost)
-        b_idx = np.empty(d_a, dtype=np.int64)
-        b_idx[rows] = cols % d_b
-        total_cost = float(cost[np.arange(d_a), b_idx].mean())
-        mass = np.ones(d_a)
-        if keep_plan:
-            plan = np.zeros((d_a, d_b))
-            plan[np.arange(d_a), b_idx] = 1.0 / d_a
+        b_idx, total_cost, mass, plan = _hungarian(cost, keep_plan)
     else:
-        import ot
-
         if method == "emd":
-            iters = num_iter_max or EMD_NUM_ITER_MAX
-            wa, wb = np.full(d_a, 1.0 / d_a), np.full(d_b, 1.0 / d_b)
-            (plan, log), caught = _solve_with_warnings(
-                lambda: ot.emd(wa, wb, cost, numItermax=iters, log=True)
-            )
-            converged = int(log["result_code"]) == 1
-            total_cost = float(log["cost"])
-            if not converged:
-                message = (
-                    f"ot.emd stopped before optimality (result_code {log['result_code']}: "
-                    f"{log['warning']}) at num_iter_max={iters}; raise num_iter_max"
-                )
+            plan, total_cost, converged, message, caught = _emd(cost, num_iter_max)
         else:
-            iters = num_iter_max or SINKHORN_NUM_ITER_MAX
-            m = cost
-            if torch_in is not None and torch_in.device.type == "cuda":
-                import torch
-
-                m = torch.as_tensor(cost, device=torch_in.device)
-            nx = ot.backend.get_backend(m)
-            wa = nx.full((d_a,), 1.0 / d_a, type_as=m)
-            wb = nx.full((d_b,), 1.0 / d_b, type_as=m)
-            (plan, log), caught = _solve_with_warnings(
-                lambda: ot.sinkhorn(
-                    wa,
-                    wb,
-                    m,
-                    reg,
-                    method="sinkhorn_log",
-                    numItermax=iters,
-                    stopThr=stop_thr,
-                    log=True,
-                )
-            )
-            plan = np.asarray(_to_numpy(plan), dtype=np.float64)
-            err = float(_to_numpy(log["err"][-1])) if log.get("err") else math.nan
-            finite = bool(np.isfinite(plan).all())
-            converged = finite and err <= stop_thr and not any("converge" in c for c in caught)
-            if not finite:
-                plan = np.nan_to_num(plan, nan=0.0, posinf=0.0, neginf=0.0)
-            total_cost = float((plan * cost).sum())
-            if not converged:
-                message = (
-                    f"sinkhorn (log-domain, reg={reg}) did not converge in num_iter_max={iters} "
-                    f"iterations (marginal error {err:.3g} > stop_thr={stop_thr}); raise "
-                    "num_iter_max or reg"
-                )
+            solved = _sinkhorn(cost, torch_in, reg, num_iter_max, stop_thr)
+            plan, total_cost, converged, message, caught = solved
         others = [c for c in caught if "numItermax" not in c and "converge" not in c]
         if message and others:
             message += f" (solver warnings: {'; '.join(sorted(set(others)))})"

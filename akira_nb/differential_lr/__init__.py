@@ -3,13 +3,13 @@ high bands, up to 3000x apart) learn faster, generalise better and train more st
 uniform LR, and do the bands move at their prescribed rates? Every arm at its own tuned LR, at
 more than one budget; an arm that does not beat the unigram loss judges nothing.
 
-- ``experiment``: presets, ``study()``, ``run_study()`` (per arm: an LR sweep at every budget,
-  then the other seeds at the tuned LR, through ``akira_nb.bandformer.train``, resumable), the
-  tables, ``kit_summary``;
+- ``presets``: the arms, ``PRESETS``, ``Study``, ``study()``;
+- ``experiment``: ``run_experiment()`` (tune, train, measure, judge, write) and its tables;
+- ``trainings``: each training once, saved as it finishes, reloaded on resume; ``tune()``;
 - ``sweep``: the sweep's trainings' tags and table form (the rule: ``akira_nb.lr_sweep``);
-- ``claims``: the learning check, H1-H4 with their rules, the recommendation, the seed's
-  template;
-- ``evaluate``: steps to target, last-window variance, spikes, weight-change factors, paired
-  tests and verdicts;
+- ``claims``: ``SEED_CLAIMS`` (H1-H4), one function per claim, the recommendation, the seed's
+  template, ``kit_summary``;
+- ``evaluate``: per-run measures, the learning check, paired tests and the seed's thresholds;
 - ``plots``, ``widgets`` (an explorer over saved results), ``cli``.
+It trains on the band-model library (``akira_nb.bandformer``: model, optim, train).
 """

@@ -1,17 +1,14 @@
-"""013's claims: the seed's hypotheses H1-H4 with their rules, the learning check, the
-recommendation and the seed's results template, as functions of the measured numbers.
+"""013's claims: the seed's hypotheses H1-H4 (:data:`SEED_CLAIMS`), one function each, judged
+by the kit's one verdict rule (:func:`akira_nb.claims.judge`), the recommendation, the seed's
+results template and this experiment's section of the kit summary (:func:`kit_summary`).
 
 Every comparison is paired (same seeds, same data order) and made between the tuned arms at the
 longest budget: the differential arm (``band``) against the uniform control (``band_geomean``),
-each at the best LR of its own sweep. An arm whose final validation loss is not at least
-:data:`LEARN_MARGIN` nats below the unigram loss at every seed (:func:`akira_nb.lr_sweep.learned`)
-"did not learn", and no hypothesis that uses it is judged ("not measurable: arm X did not learn").
-
-Each claim dict (the kit's claims contract) has ``claim``, ``claimed``, ``measured`` (prose),
-``rule``, ``verdict`` (the kit's word), ``measured_value`` and ``unit``, and, beside a "not
-comparable" verdict, ``computed_verdict`` (what the rule gives on this run's numbers);
-``seed_verdict`` keeps the seed's own words (SUPPORTED / NOT SUPPORTED / "not run" / "not
-measurable: ...").
+each at the best LR of its own sweep. An arm that did not learn (:func:`.evaluate.learned`)
+judges nothing ("not measurable: arm X did not learn"); below the seed's scale
+(:func:`comparability`) every verdict is "not comparable", the computed one beside it. Each
+claim row also keeps ``key``, ``name``, ``detail`` and ``seed_verdict``: the seed's own words
+(SUPPORTED / NOT SUPPORTED / "not run" / "not measurable: ...").
 """
 
 from __future__ import annotations
@@ -20,15 +17,16 @@ import math
 
 import numpy as np
 
-from akira_nb import lr_sweep, standins
+from akira_nb.claims import Section, judge, offline
 from akira_nb.lr_sweep import LEARN_MARGIN
 
 from . import evaluate as ev
+from .presets import EXPERIMENT, TITLE
 
 CONTROL = "band_geomean"
 TREATMENT = "band"
 # the seed's predictions: (hypothesis, claim, threshold)
-HYPOTHESES = {
+SEED_CLAIMS = {
     "H1": ("faster learning", "Differential LR: 20% faster convergence (steps to target)", 0.20),
     "H2": ("better generalization", "Differential LR: 5% better test loss", 0.05),
     "H3": ("more stable", "Differential LR: 30% less loss variance", 0.30),
@@ -36,8 +34,14 @@ HYPOTHESES = {
 }
 # the seed's scale: the 026/7+1 model on a real corpus, >= 3 seeds, >= 1,000 steps
 MIN_SEEDS, MIN_STEPS = 3, 1000
-KIT_WORDS = {ev.SUPPORTED: "holds", ev.NOT_SUPPORTED: "does not hold"}
+JUDGED = (ev.SUPPORTED, ev.NOT_SUPPORTED)  # the seed's words for a claim its rule decided
 NOT_RUN = "not run"
+UNITS = {
+    "H1": "x",
+    "H2": "% test loss vs uniform",
+    "H3": "% variance vs uniform",
+    "H4": "x off (worst band)",
+}
 SIGNIFICANT = 0.05  # a p below it is called significant in the prose (never judged)
 
 
@@ -58,88 +62,14 @@ def comparability(plan) -> str | None:
     return ", ".join(why) or None
 
 
-# ----------------------------------------------------------------------------- measures
-
-
-def measure(record: dict, target: float, window_fraction: float, warmup: int = 0) -> dict:
-    """The per-run measurements of one saved training (``record``: ``TrainResult.summary()``
-    plus ``test_loss``, and ``seed`` when known; ``warmup``: the steps the variance window
-    leaves out)."""
-    h = record["history"]
-    out = {
-        "seed": record.get("seed"),
-        "steps_to_target": ev.steps_to_target(h["step"], h["val_loss"], target),
-        "final_train_loss": h["train_loss"][-1],
-        "final_val_loss": record.get("final_val_loss", h["val_loss"][-1]),
-        "test_loss": record["test_loss"],
-        "variance": ev.window_variance(record["step_losses"], window_fraction, warmup=warmup),
-        "spikes": ev.spike_count(record["step_losses"]),
-    }
-    wc = record.get("weight_change") or {}
-    if wc.get("step") and "band_0" in wc:
-        out["rates"] = ev.rate_factors(wc, record["prescribed_lrs"])
-    return out
-
-
-def censored(steps, budget: int) -> list[float]:
-    """Steps to target with a seed that never got there counted as the budget."""
-    return [budget if s is None else s for s in steps]
-
-
-def arm_stats(measures: dict, budget: int) -> dict:
-    """Per arm: mean and std over seeds of every scalar measure, and the seeds that did not
-    reach the target (counted as ``budget`` steps)."""
-    out = {}
-    for arm, per_seed in measures.items():
-        row = {"seeds": len(per_seed)}
-        steps = [m["steps_to_target"] for m in per_seed]
-        row["unreached"] = sum(s is None for s in steps)
-        row["steps_to_target"] = ev.mean_std(censored(steps, budget))
-        for k in ("final_train_loss", "final_val_loss", "test_loss", "variance", "spikes"):
-            row[k] = ev.mean_std([m[k] for m in per_seed])
-        out[arm] = row
-    return out
-
-
-def learned(losses, unigram: float, margin: float = LEARN_MARGIN, seeds=None) -> dict:
-    """The learning check of one arm: ``losses`` its final validation losses (one per seed, in
-    ``seeds`` order). ``ok`` when every one learned (:func:`akira_nb.lr_sweep.learned`: at
-    least ``margin`` nats below ``unigram``; NaN never is); ``failed``: the seeds that did not,
-    with their loss; ``line``: the verdict in words."""
-    seeds = list(range(len(losses))) if seeds is None else list(seeds)
-    failed = [(s, v) for s, v in zip(seeds, losses) if not lr_sweep.learned(v, unigram, margin)]
-    line = (
-        f"learned (final val loss at least {margin:g} nats below the unigram {unigram:.4f} at "
-        "every seed)"
-        if not failed
-        else "did not learn: final val loss "
-        + ", ".join(f"{v:.4f} at seed {s}" for s, v in failed)
-        + f" not at least {margin:g} nats below the unigram {unigram:.4f}"
-    )
-    return {"ok": not failed, "failed": failed, "line": line}
-
-
-def learning(measures: dict, unigram: float, margin: float = LEARN_MARGIN) -> dict:
-    """:func:`learned` of every arm of ``measures`` (``{arm: [per-seed measures]}``)."""
-    return {
-        arm: learned(
-            [m["final_val_loss"] for m in per_seed],
-            unigram,
-            margin,
-            [m.get("seed", i) for i, m in enumerate(per_seed)],
-        )
-        for arm, per_seed in measures.items()
-    }
-
-
 def blocked(learn: dict, arms) -> tuple[str, str] | None:
-    """``("not measurable: arm X did not learn", the losses in words)`` when an arm of
-    ``arms`` did not learn; else None."""
+    """``("arm X did not learn", the losses in words)`` when an arm of ``arms`` did not learn
+    (what makes a claim "not measurable"); else None."""
     bad = [a for a in arms if a in learn and not learn[a]["ok"]]
     if not bad:
         return None
-    verdict = f"not measurable: arm {', '.join(bad)} did not learn"
-    return verdict, "; ".join(f"arm {a} {learn[a]['line']}" for a in bad)
+    why = f"arm {', '.join(bad)} did not learn"
+    return why, "; ".join(f"arm {a} {learn[a]['line']}" for a in bad)
 
 
 # ----------------------------------------------------------------------------- claims
@@ -148,38 +78,6 @@ def blocked(learn: dict, arms) -> tuple[str, str] | None:
 def fmt(ms, spec=".4f") -> str:
     m, s = ms
     return f"{m:{spec}} +- {s:{spec}}" if not math.isnan(s) else f"{m:{spec}}"
-
-
-def kit_word(plan, seed_word: str) -> str:
-    """The kit's verdict of a claim whose rule gave ``seed_word``."""
-    if seed_word == NOT_RUN:
-        return NOT_RUN
-    if plan.base.offline:
-        return standins.NOT_COMPARABLE
-    if comparability(plan):
-        return "not comparable"
-    return KIT_WORDS.get(seed_word, seed_word)
-
-
-def _claim(key, plan, rule, measured, seed_word, value=None, unit="", detail=None) -> dict:
-    name, claim, _ = HYPOTHESES[key]
-    verdict = kit_word(plan, seed_word)
-    out = {
-        "key": key,
-        "name": name,
-        "claim": f"{key} ({name}): {claim}",
-        "claimed": claim.split(": ", 1)[-1],
-        "rule": rule,
-        "measured": measured,
-        "seed_verdict": seed_word,
-        "verdict": verdict,
-        "measured_value": None if value is None or not math.isfinite(value) else float(value),
-        "unit": unit,
-        "detail": detail,
-    }
-    if verdict.startswith("not comparable"):
-        out["computed_verdict"] = KIT_WORDS.get(seed_word, seed_word)
-    return out
 
 
 SPREAD = (
@@ -235,10 +133,10 @@ def _h1(out: dict) -> tuple[str, str, float, dict]:
     t, c = out["measures"][TREATMENT], out["measures"][CONTROL]
     budget = budget_of(out)
     ts_raw = [m["steps_to_target"] for m in t]
-    ts, cs = censored(ts_raw, budget), censored([m["steps_to_target"] for m in c], budget)
+    ts, cs = ev.censored(ts_raw, budget), ev.censored([m["steps_to_target"] for m in c], budget)
     comp = ev.paired(cs, ts)
     reaches_every_seed = all(s is not None for s in ts_raw)
-    word = ev.verdict(comp, HYPOTHESES["H1"][2]) if reaches_every_seed else ev.NOT_SUPPORTED
+    word = ev.verdict(comp, SEED_CLAIMS["H1"][2]) if reaches_every_seed else ev.NOT_SUPPORTED
     speedup = float(np.mean(cs) / np.mean(ts)) if np.mean(ts) > 0 else math.nan
     rel = comp["relative"]
     measured = (
@@ -267,7 +165,7 @@ def _h23(key: str, out: dict) -> tuple[str, str, float, dict]:
         f"arm's {what} is {abs(change):.1f}% {less if change <= 0 else more}; "
         f"{direction(comp, f'{less} {what}', f'{more} {what}')}"
     )
-    return ev.verdict(comp, HYPOTHESES[key][2]), measured, change, comp
+    return ev.verdict(comp, SEED_CLAIMS[key][2]), measured, change, comp
 
 
 def budget_of(out: dict) -> int:
@@ -291,54 +189,101 @@ def sides(out: dict, arms=(TREATMENT, CONTROL)) -> str:
     return f"at {budget_of(out)} steps: " + ", ".join(parts)
 
 
-def paired_claims(out: dict, learn: dict) -> list[dict]:
-    """H1-H3 (measured even when an arm did not learn, but then not judged)."""
-    plan, rows = out["study"], []
-    have = TREATMENT in out["measures"] and CONTROL in out["measures"]
-    stop = blocked(learn, (TREATMENT, CONTROL)) if have else None
-    units = {"H1": "x", "H2": "% test loss vs uniform", "H3": "% variance vs uniform"}
-    for key in ("H1", "H2", "H3"):
-        rule = rules(plan)[key]
-        if not have:
-            rows.append(_claim(key, plan, rule, "band and band_geomean not both run", NOT_RUN))
-            continue
-        word, measured, value, detail = _h1(out) if key == "H1" else _h23(key, out)
-        measured = f"{sides(out)}; {measured}"
-        if stop:
-            word, measured = stop[0], f"{stop[1]}; not judged; {measured}"
-        rows.append(_claim(key, plan, rule, measured, word, value, units[key], detail))
-    return rows
-
-
-def rates_claim(out: dict, learn: dict) -> dict:
-    """H4: the differential arm's per-band weight change against its prescribed ratios."""
-    plan, rule = out["study"], rules(out["study"])["H4"]
-    rates = [m.get("rates") for m in out["measures"].get(TREATMENT, [])]
-    if not rates or any(r is None for r in rates):
-        return _claim("H4", plan, rule, "no weight-change monitor on the band arm", NOT_RUN)
+def _h4(out: dict) -> tuple[str, str, float, dict]:
+    """H4's verdict, prose, worst band (x off its prescribed ratio, with its spread) and the
+    per-band factors."""
+    rates = [m["rates"] for m in out["measures"][TREATMENT]]
     word, per_band = ev.rate_verdict(rates)
     worst = max(
         2.0 ** (abs(v["mean_log2"]) + (0.0 if math.isnan(v["std_log2"]) else v["std_log2"]))
         for v in per_band.values()
     )
     measured = (
-        f"{sides(out, (TREATMENT,))}; factors (measured / prescribed ratio, geometric "
-        "mean over seeds): "
+        "factors (measured / prescribed ratio, geometric mean over seeds): "
         + ", ".join(f"{k} {v['factor']:.3g}" for k, v in per_band.items())
         + f"; the worst band is {worst:.3g}x off its prescribed ratio (with its spread)"
     )
-    stop = blocked(learn, (TREATMENT,))
+    return word, measured, worst, per_band
+
+
+def _judge(key: str, out: dict, learn: dict, arms, missing: str | None, measure) -> dict:
+    """One hypothesis's row through :func:`akira_nb.claims.judge`: "not run" when ``missing``
+    says what was not run; else ``measure(out)`` (the seed's word, prose, value, detail) on
+    ``arms`` at their tuned LRs, not judged when one of them did not learn, and "not
+    comparable" below the seed's scale."""
+    plan = out["study"]
+    name, claim, _ = SEED_CLAIMS[key]
+    texts = dict(
+        claim=f"{key} ({name}): {claim}",
+        rule=rules(plan)[key],
+        claimed=claim.split(": ", 1)[-1],
+        key=key,
+        name=name,
+    )
+    if missing:
+        return judge(
+            **texts, measured=f"{NOT_RUN}: {missing}", holds=None, seed_verdict=NOT_RUN, detail=None
+        )
+    word, measured, value, detail = measure(out)
+    measured = f"{sides(out, arms)}; {measured}"
+    stop = blocked(learn, arms)
     if stop:
-        word, measured = stop[0], f"{stop[1]}; not judged; {measured}"
-    return _claim("H4", plan, rule, measured, word, worst, "x off (worst band)", per_band)
+        word, measured = f"not measurable: {stop[0]}", f"{stop[1]}; not judged; {measured}"
+    return judge(
+        **texts,
+        measured=measured,
+        holds=None if stop else word == ev.SUPPORTED,
+        why_not=comparability(plan),
+        value=value,
+        unit=UNITS[key],
+        unmeasurable=stop[0] if stop else None,
+        seed_verdict=word,
+        detail=detail,
+    )
+
+
+def _both_missing(out: dict) -> str | None:
+    have = TREATMENT in out["measures"] and CONTROL in out["measures"]
+    return None if have else "band and band_geomean not both run"
+
+
+def h1_claim(out: dict, learn: dict) -> dict:
+    """H1 (faster learning): steps to the target, differential against uniform."""
+    return _judge("H1", out, learn, (TREATMENT, CONTROL), _both_missing(out), _h1)
+
+
+def h2_claim(out: dict, learn: dict) -> dict:
+    """H2 (better generalization): the test loss, differential against uniform."""
+    return _judge(
+        "H2", out, learn, (TREATMENT, CONTROL), _both_missing(out), lambda o: _h23("H2", o)
+    )
+
+
+def h3_claim(out: dict, learn: dict) -> dict:
+    """H3 (more stable): the last window's train-loss variance, differential against uniform."""
+    return _judge(
+        "H3", out, learn, (TREATMENT, CONTROL), _both_missing(out), lambda o: _h23("H3", o)
+    )
+
+
+def h4_claim(out: dict, learn: dict) -> dict:
+    """H4 (rates match): the differential arm's per-band weight change against its prescribed
+    ratios."""
+    rates = [m.get("rates") for m in out["measures"].get(TREATMENT, [])]
+    missing = None
+    if not rates or any(r is None for r in rates):
+        missing = "no weight-change monitor on the band arm"
+    return _judge("H4", out, learn, (TREATMENT,), missing, _h4)
 
 
 def claims(out: dict) -> list[dict]:
     """H1-H4 of ``out`` (``study``, ``measures``: ``{arm: [per-seed measures]}`` of the tuned
     arms at the longest budget, ``target``, ``unigram``; ``tuned`` / ``budget_steps`` when
-    known, for the text)."""
-    learn = learning(out["measures"], out["unigram"])
-    return paired_claims(out, learn) + [rates_claim(out, learn)]
+    known, for the text). H1-H3 are measured even when an arm did not learn, but then not
+    judged."""
+    learn = ev.learning(out["measures"], out["unigram"])
+    rows = [h(out, learn) for h in (h1_claim, h2_claim, h3_claim, h4_claim)]
+    return offline(rows) if out["study"].base.offline else rows
 
 
 # ----------------------------------------------------------------------------- recommendation
@@ -386,7 +331,7 @@ def template(out: dict) -> str:
     h4 = c.get("H4")
     if not h4 or h4["seed_verdict"] == NOT_RUN:
         match = "not measured" + (f" ({h4['measured']})" if h4 else "")
-    elif h4["seed_verdict"] in KIT_WORDS:
+    elif h4["seed_verdict"] in JUDGED:
         match = ("YES" if h4["seed_verdict"] == ev.SUPPORTED else "NO") + f" ({h4['measured']})"
     else:
         match = h4["seed_verdict"]
@@ -408,7 +353,7 @@ def h_line(c: dict) -> str:
     """A hypothesis in one line: its verdict and the direction of the difference with its p."""
     d = c["detail"]
     extra = ""
-    if d and "p" in d and c["seed_verdict"] in KIT_WORDS:
+    if d and "p" in d and c["seed_verdict"] in JUDGED:
         extra = f" ({direction(d, *DIRECTION_WORDS[c['key']]).split(';')[0]})"
     return f"{c['key']} ({c['name']}): {c['seed_verdict']}{extra}"
 
@@ -453,18 +398,65 @@ def _template_measures(out: dict, c: dict) -> list[str]:
     ]
 
 
+# ----------------------------------------------------------------------------- kit summary
+
+
+KIT_KEYS = ("claim", "claimed", "measured", "rule", "verdict", "measured_value", "unit")
+
+
+def kit_summary(out: dict) -> Section:
+    """This experiment's section of the kit summary (``out``: what ``cli.main`` returns)."""
+    plan = out["study"]
+    why = comparability(plan)
+    notes = [
+        plan.describe(),
+        f"target: {out['target']:.4f} ({out['target_rule']})",
+        out["recommendation"]["line"] + f" ({out['recommendation']['detail']})",
+        f"CPU time of the run: {out['cpu_seconds']:.0f} CPU-s (this process, every thread)",
+    ]
+    if why:
+        notes.insert(0, f"not comparable with the seed's scale: {why}")
+    tuned = out["tuned"][plan.longest]
+    return {
+        "experiment": EXPERIMENT,
+        "title": TITLE,
+        "size": plan.size,
+        "run": str(out["run"].path),
+        "claims": [
+            {k: c[k] for k in KIT_KEYS}
+            | ({"computed_verdict": c["computed_verdict"]} if "computed_verdict" in c else {})
+            for c in out["claims"]
+        ],
+        "baselines": [
+            f"unigram cross-entropy: {out['unigram']:.4f} (val), {out['unigram_test']:.4f} "
+            "(test) nats/token",
+            f"tuned at {plan.longest} steps: "
+            + ", ".join(
+                f"{arm} x{r['mult']:.3g} (LR {r['lr']:.3g}) val {r['final_val_loss'][0]:.4f}"
+                + ("" if r["learned"] else " (did not learn)")
+                for arm, r in tuned.items()
+            ),
+        ],
+        "notes": notes,
+    }
+
+
 __all__ = [
     "CONTROL",
-    "HYPOTHESES",
     "LEARN_MARGIN",
+    "MIN_SEEDS",
+    "MIN_STEPS",
+    "SEED_CLAIMS",
     "TREATMENT",
-    "arm_stats",
     "blocked",
     "claims",
     "comparability",
-    "learned",
-    "learning",
-    "measure",
+    "h1_claim",
+    "h2_claim",
+    "h3_claim",
+    "h4_claim",
+    "kit_summary",
     "recommendation",
+    "rules",
     "template",
 ]

@@ -20,9 +20,10 @@ import argparse
 
 from akira_nb import runtime
 
-# Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
-ARMS = ("band", "band_geomean", "band_uniform", "baseline_differential")
-DEFAULT_ARMS = ("band", "band_geomean", "baseline_differential")
+from .presets import ARMS, DEFAULT_ARMS
+
+# A literal copy of akira_nb.bandformer.optim's names (that module imports torch, and --help
+# needs none); a test checks it equals the real one.
 LR_PRESETS = (
     "026_v1",
     "canonical_7p1",
@@ -38,7 +39,13 @@ LR_PRESETS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    a = parser.add_argument
+    _study_arguments(parser.add_argument)
+    _schedule_arguments(parser.add_argument)
+    _run_arguments(parser.add_argument)
+
+
+def _study_arguments(a) -> None:
+    """The flags of the study: size, LR set, arms, seeds."""
     a(
         "--size",
         default=None,
@@ -78,6 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "band_uniform is band_geomean once its LR is tuned)",
     )
     a("--seeds", nargs="+", default=None, help="training seeds (default: 0 1 2; a100: 0..4)")
+
+
+def _schedule_arguments(a) -> None:
+    """The flags of the schedule: sweep seeds and multipliers, budgets, target."""
     a(
         "--sweep-seeds",
         "--sweep_seeds",
@@ -117,6 +128,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validation loss for steps-to-target (default: the tuned uniform control's mean "
         "final val loss x 1.02 at the longest budget)",
     )
+
+
+def _run_arguments(a) -> None:
+    """The flags of the run: evaluation batches, stand-ins, device, threads, run folder, resume."""
     a(
         "--eval-batches",
         "--eval_batches",
@@ -160,16 +175,16 @@ def _seeds(values, flag="--seeds", what="seed"):
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~akira_nb.differential_lr.experiment.Study` the flags ask for (every flag
+    """The :class:`~akira_nb.differential_lr.presets.Study` the flags ask for (every flag
     checked before anything is written)."""
     size = runtime.size_from(args.size) or "a100"  # no size: the seed's full-scale protocol
     if args.lr_preset is not None:
         runtime.check_choice("lr_preset", args.lr_preset, LR_PRESETS)
     for arm in args.arms or ():
         runtime.check_choice("arms", arm, ARMS)
-    from akira_nb.differential_lr import experiment
+    from akira_nb.differential_lr import presets
 
-    return experiment.study(
+    return presets.study(
         size,
         lr_preset=args.lr_preset,
         band_lrs=tuple(args.band_lrs) if args.band_lrs is not None else None,
@@ -190,7 +205,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> dict:
-    """Run the study; returns what :func:`experiment.kit_summary` reads."""
+    """Run the study; returns what :func:`.claims.kit_summary` reads."""
     plan = config_from_args(args)
     from akira_nb.differential_lr import experiment
 
@@ -201,7 +216,7 @@ def main(args: argparse.Namespace) -> dict:
     if not runtime.in_ipython():  # headless CLI; inside a notebook kernel leave its backend alone
         matplotlib.use("Agg")
 
-    out = experiment.run_study(
+    out = experiment.run_experiment(
         plan,
         name=args.name or f"study-{plan.size}-{plan.lr_preset}",
         resume=args.resume,

@@ -1,18 +1,11 @@
 """Measurements and statistics of the differential-LR study (013), as pure functions of saved
-curves (lists of numbers), so every one is tested on hand-made curves.
-
-- :func:`steps_to_target`: the first step at which the validation curve reaches a target loss,
-  linearly interpolated between the two evaluations around the crossing (None: never).
-- :func:`window_variance`: the step-to-step noise of the per-step train loss over the last
-  window after the warm-up: half the variance of its first differences (so a loss still
-  falling, on a line or a curve, is not "unstable").
-- :func:`spike_count`: steps whose train loss exceeds ``factor`` x the running median of the
-  ``window`` steps before it.
-- :func:`rate_factors`: each band's measured relative weight change, relative to band 0 (the
-  median over the monitor's intervals), against its prescribed LR ratio.
-- :func:`paired`: a paired comparison over seeds (same seeds, same data order): the mean
-  improvement, its seed-to-seed spread, the relative improvement and a paired t-test.
-- :func:`verdict` / :func:`rate_verdict`: the seed's thresholds and the spread rule.
+curves and records (lists of numbers), so every one is tested on hand-made curves:
+steps to a target (interpolated), the last window's step-to-step noise, spikes against the
+running median, per-band weight-change factors against the prescribed LR ratios, paired
+comparisons over seeds (same seeds, same data order) with the seed's thresholds and the
+spread rule, one saved training's measures (:func:`measure`), their mean +- std per arm
+(:func:`arm_stats`) and the learning check (:func:`learned`: every seed's final validation loss
+at least :data:`~akira_nb.lr_sweep.LEARN_MARGIN` nats below the unigram loss).
 """
 
 from __future__ import annotations
@@ -20,7 +13,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+
+from akira_nb import lr_sweep
+from akira_nb.lr_sweep import LEARN_MARGIN
 
 SUPPORTED, NOT_SUPPORTED = "SUPPORTED", "NOT SUPPORTED"
 MIN_WINDOW = 3  # the fewest steps a variance window takes (two differences)
@@ -106,6 +101,8 @@ def paired(control, treatment, lower_is_better: bool = True) -> dict:
     mean, std = mean_std(d)
     tt, p = math.nan, math.nan
     if d.size > 1 and np.ptp(d) > 0:
+        from scipy import stats  # imported when first needed (cli --help stays quick)
+
         res = stats.ttest_rel(c, t)
         tt, p = float(res.statistic), float(res.pvalue)
     base = float(c.mean())
@@ -148,10 +145,87 @@ def rate_verdict(factors_per_seed: list[dict], within: float = 2.0) -> tuple[str
     return (SUPPORTED if ok else NOT_SUPPORTED), out
 
 
+def measure(record: dict, target: float, window_fraction: float, warmup: int = 0) -> dict:
+    """The per-run measurements of one saved training (``record``: ``TrainResult.summary()``
+    plus ``test_loss``, and ``seed`` when known; ``warmup``: the steps the variance window
+    leaves out)."""
+    h = record["history"]
+    out = {
+        "seed": record.get("seed"),
+        "steps_to_target": steps_to_target(h["step"], h["val_loss"], target),
+        "final_train_loss": h["train_loss"][-1],
+        "final_val_loss": record.get("final_val_loss", h["val_loss"][-1]),
+        "test_loss": record["test_loss"],
+        "variance": window_variance(record["step_losses"], window_fraction, warmup=warmup),
+        "spikes": spike_count(record["step_losses"]),
+    }
+    wc = record.get("weight_change") or {}
+    if wc.get("step") and "band_0" in wc:
+        out["rates"] = rate_factors(wc, record["prescribed_lrs"])
+    return out
+
+
+def censored(steps, budget: int) -> list[float]:
+    """Steps to target with a seed that never got there counted as the budget."""
+    return [budget if s is None else s for s in steps]
+
+
+def arm_stats(measures: dict, budget: int) -> dict:
+    """Per arm: mean and std over seeds of every scalar measure, and the seeds that did not
+    reach the target (counted as ``budget`` steps)."""
+    out = {}
+    for arm, per_seed in measures.items():
+        row = {"seeds": len(per_seed)}
+        steps = [m["steps_to_target"] for m in per_seed]
+        row["unreached"] = sum(s is None for s in steps)
+        row["steps_to_target"] = mean_std(censored(steps, budget))
+        for k in ("final_train_loss", "final_val_loss", "test_loss", "variance", "spikes"):
+            row[k] = mean_std([m[k] for m in per_seed])
+        out[arm] = row
+    return out
+
+
+def learned(losses, unigram: float, margin: float = LEARN_MARGIN, seeds=None) -> dict:
+    """The learning check of one arm: ``losses`` its final validation losses (one per seed, in
+    ``seeds`` order). ``ok`` when every one learned (:func:`akira_nb.lr_sweep.learned`: at
+    least ``margin`` nats below ``unigram``; NaN never is); ``failed``: the seeds that did not,
+    with their loss; ``line``: the verdict in words."""
+    seeds = list(range(len(losses))) if seeds is None else list(seeds)
+    failed = [(s, v) for s, v in zip(seeds, losses) if not lr_sweep.learned(v, unigram, margin)]
+    line = (
+        f"learned (final val loss at least {margin:g} nats below the unigram {unigram:.4f} at "
+        "every seed)"
+        if not failed
+        else "did not learn: final val loss "
+        + ", ".join(f"{v:.4f} at seed {s}" for s, v in failed)
+        + f" not at least {margin:g} nats below the unigram {unigram:.4f}"
+    )
+    return {"ok": not failed, "failed": failed, "line": line}
+
+
+def learning(measures: dict, unigram: float, margin: float = LEARN_MARGIN) -> dict:
+    """:func:`learned` of every arm of ``measures`` (``{arm: [per-seed measures]}``)."""
+    return {
+        arm: learned(
+            [m["final_val_loss"] for m in per_seed],
+            unigram,
+            margin,
+            [m.get("seed", i) for i, m in enumerate(per_seed)],
+        )
+        for arm, per_seed in measures.items()
+    }
+
+
 __all__ = [
+    "LEARN_MARGIN",
     "NOT_SUPPORTED",
     "SUPPORTED",
+    "arm_stats",
+    "censored",
+    "learned",
+    "learning",
     "mean_std",
+    "measure",
     "paired",
     "rate_factors",
     "rate_verdict",

@@ -1,4 +1,5 @@
-"""Figures of the differential-LR study (013); each function returns a matplotlib Figure."""
+"""Figures of the differential-LR study (013); each function returns a matplotlib Figure. The
+look-inside figure of a trained band model is the library's (``bandformer.look_inside``)."""
 
 from __future__ import annotations
 

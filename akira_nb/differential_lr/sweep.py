@@ -5,7 +5,7 @@ The rule (grid, best point, edge extensions and their cap, the learning check) i
 Every arm is compared at its own tuned LR: a sweep of multipliers of the arm's prescribed LRs
 (every band LR and the shared LR scaled together, so a differential arm keeps its ratios; a
 uniform arm's one LR scaled). ``[]`` is no sweep (the prescribed LRs). A longer budget's sweep
-is centred on the shorter one's tuned multiplier (:func:`.experiment.tune`).
+is centred on the shorter one's tuned multiplier (:func:`.trainings.tune`).
 
 - :func:`check_grid`: a sweep's multipliers, checked (``[]``: no sweep);
 - :func:`run_sweep`: :func:`akira_nb.lr_sweep.run_sweep` with 013's points and note.

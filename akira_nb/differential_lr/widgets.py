@@ -13,7 +13,9 @@ import math
 
 from akira_nb import explorers
 
-from . import experiment, plots
+from . import plots
+from .claims import CONTROL
+from .presets import ARM_LABELS, EXPERIMENT
 
 MEASURES = ("steps_to_target", "final_val_loss", "test_loss", "variance", "spikes")
 
@@ -24,7 +26,7 @@ def load_results(root=None) -> dict:
     from akira_nb.runs import read_json, runs_root
 
     found: dict[str, dict] = {}
-    folder = runs_root(root) / experiment.EXPERIMENT
+    folder = runs_root(root) / EXPERIMENT
     for path in sorted(folder.glob("*/results.json")):  # names start with the time: newest last
         res = read_json(path)
         found[res["config"]["lr_preset"]] = res
@@ -65,14 +67,14 @@ def explore(results: dict, lr_preset: str, arm: str, beside: str | None = None):
     if arm not in curves:
         raise ValueError(f"arm={arm!r} was not run for {lr_preset}; choose one of {list(curves)}")
     if beside is None:
-        beside = experiment.CONTROL if experiment.CONTROL in curves else "none"
+        beside = CONTROL if CONTROL in curves else "none"
     if beside != "none" and beside not in curves:
         raise ValueError(
             f"beside={beside!r} was not run for {lr_preset}; choose 'none' or one of {list(curves)}"
         )
     stats = res["stats"][arm]
     lines = [
-        f"{lr_preset}: {arm} ({experiment.ARM_LABELS.get(arm, arm)}), "
+        f"{lr_preset}: {arm} ({ARM_LABELS.get(arm, arm)}), "
         f"{stats['seeds']} seeds, target {res['target']:.4f}"
     ]
     for k in MEASURES:
@@ -82,7 +84,7 @@ def explore(results: dict, lr_preset: str, arm: str, beside: str | None = None):
     shown = [arm] if beside in ("none", arm) else [arm, beside]
     if len(shown) == 2:
         other = ", ".join(f"{k} {_mean_std(res['stats'][beside], k)[0]:.4g}" for k in MEASURES)
-        lines.append(f"  beside {beside} ({experiment.ARM_LABELS.get(beside, beside)}): {other}")
+        lines.append(f"  beside {beside} ({ARM_LABELS.get(beside, beside)}): {other}")
     for c in res["claims"]:
         lines.append(f"{c['claim']}: {c['seed_verdict']} ({c['measured']}); rule: {c['rule']}")
     lines.append(res["recommendation"]["line"])
@@ -113,7 +115,7 @@ def build_explorer(results: dict, lr_preset: str | None = None):
         "arm": W.Dropdown(options=arms, value=arms[0], description="arm"),
         "beside": W.Dropdown(
             options=["none"] + arms,
-            value=experiment.CONTROL if experiment.CONTROL in arms else "none",
+            value=CONTROL if CONTROL in arms else "none",
             description="beside",
         ),
     }

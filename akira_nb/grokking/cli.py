@@ -12,16 +12,21 @@ from __future__ import annotations
 import argparse
 
 from akira_nb import runtime
-
-# Literal copies so that ``--help`` needs no torch; a test checks they equal models.MIXERS.
-MIXERS = ("standard", "fnet", "learned_gate", "phase_shift", "full")
-WAVE_MODES = tuple(m for m in MIXERS if m != "standard")
+from akira_nb.grokking import presets
+from akira_nb.grokking.config import MIXERS  # noqa: F401  (the one table; torch-free)
+from akira_nb.grokking.presets import WAVE_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    a = parser.add_argument
+    _add_study_flags(parser.add_argument)
+    _add_training_flags(parser.add_argument)
+    _add_run_flags(parser.add_argument)
+
+
+def _add_study_flags(a) -> None:
+    """The size, the arms (primes, models) and the training length and split."""
     a(
         "--size",
         default=None,
@@ -46,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fraction of the p^2 pairs used for training (seed: 0.3)",
     )
+
+
+def _add_training_flags(a) -> None:
+    """The optimiser, the loss, Grokfast and the model's widths."""
     a("--lr", type=float, default=None, help="AdamW learning rate (seed: 1e-3)")
     a("--weight_decay", "--weight-decay", type=float, default=None, help="AdamW weight decay (1)")
     a("--beta1", type=float, default=None, help="AdamW beta1 (0.9)")
@@ -75,6 +84,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--d_model", "--d-model", type=int, default=None, help="residual width (128)")
     a("--n_heads", "--n-heads", type=int, default=None, help="attention heads (4)")
     a("--d_mlp", "--d-mlp", type=int, default=None, help="MLP width (512)")
+
+
+def _add_run_flags(a) -> None:
+    """Seeds, logging, checkpoints, the device and the run folder."""
     a("--seed", type=int, default=None, help="a single seed (same as --seeds N)")
     a("--seeds", type=int, nargs="+", default=None, help="seeds, one arm each (seed: 0)")
     a(
@@ -182,11 +195,9 @@ _FLAG_FIELDS = (
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~akira_nb.grokking.experiment.Study` the flags ask for, built the one way
-    (``experiment.study``): the size from ``runtime.size_from`` (None: the seed's protocol),
+    """The :class:`~akira_nb.grokking.presets.Study` the flags ask for, built the one way
+    (``presets.study``): the size from ``runtime.size_from`` (None: the seed's protocol),
     the flags on top."""
-    from akira_nb.grokking import experiment
-
     size = runtime.size_from(args.size)
     overrides = {k: getattr(args, k) for k in _FLAG_FIELDS}
     if args.float32_loss:
@@ -202,11 +213,11 @@ def config_from_args(args: argparse.Namespace):
     if args.wave_modes is not None or args.no_standard:
         waves = list(args.wave_modes) if args.wave_modes is not None else list(WAVE_MODES)
         overrides["mixers"] = ([] if args.no_standard else ["standard"]) + waves
-    return experiment.study(size, **overrides)
+    return presets.study(size, **overrides)
 
 
 def main(args: argparse.Namespace) -> dict:
-    """Run the comparison; returns what :func:`experiment.kit_summary` reads (the run, its
+    """Run the comparison; returns what :func:`claims.kit_summary` reads (the run, its
     folder, the rows, table, verdicts and the study)."""
     from akira_nb.grokking import experiment
 

@@ -2,7 +2,8 @@
 (a + b) mod p, split into train and test by a seeded permutation.
 
 Row ``i`` of the full table is the pair ``a = i // p, b = i % p``, so metrics that need all p^2
-inputs in (a, b) order (Fourier progress measures, neuron maps) index the same table.
+inputs in (a, b) order (Fourier progress measures, neuron maps) index the same table. Torch is
+imported when a table is made, so the configs (``config.py``) check ``p`` without it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from akira_nb.runtime import check_range
+
+if TYPE_CHECKING:
+    import torch
 
 
 def is_prime(n: int) -> bool:
@@ -65,6 +68,8 @@ class ModularAddition:
 def make_dataset(p: int, train_frac: float = 0.3, seed: int = 0) -> ModularAddition:
     """Build the a + b mod p table and a seeded split with ``int(train_frac * p^2)`` train pairs
     (p = 53, 0.3 gives 842 / 1,967; p = 113 gives 3,830 / 8,939, as in Nanda et al.)."""
+    import torch
+
     check_p(p)
     check_range("train_frac", train_frac, 0.0, 1.0, low_open=True, high_open=True)
     a = torch.arange(p).repeat_interleave(p)

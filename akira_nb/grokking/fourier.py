@@ -1,31 +1,17 @@
 """Fourier progress measures for grokking on ``a + b mod p`` (Nanda et al., ICLR 2023).
 
-Pure, model-agnostic functions on tensors. Conventions used throughout:
+Pure, model-agnostic functions on tensors, computed in float64 on the input's device (inputs
+detached; losses and scalars come back as Python floats). ``p`` is an odd prime; the "all pairs"
+table has ``p*p`` rows ordered ``a*p + b``. The Fourier basis is orthonormal (Nanda's
+``make_fourier_basis``: row 0 constant, rows ``2k-1``, ``2k`` the unit-norm cos / sin of
+``2 pi k x / p``), so energy fractions lie in [0, 1] and sum to 1.
 
-- ``p`` is an odd prime; residues are ``0..p-1``.
-- The "all pairs" table has ``p*p`` rows ordered ``index = a*p + b``; the label of row
-  ``a*p + b`` is ``(a + b) % p``.
-- The Fourier basis is **orthonormal** (Nanda's ``make_fourier_basis``): row 0 is the constant
-  vector ``1/sqrt(p)``; rows ``2k-1`` and ``2k`` are ``cos(2*pi*k*x/p)`` and ``sin(2*pi*k*x/p)``
-  scaled to unit norm, for ``k = 1..p//2``. Because the basis is orthonormal, energy fractions
-  lie in ``[0, 1]`` and sum to 1. (The public ``wave-llm-`` repo used unnormalised cos/sin and
-  so reported ``fraction / (2p)``; nothing here does that.)
-- Everything is computed in float64 on the input's device. Inputs are detached: these are
-  measurements, not differentiable losses. Tensors come back as float64; losses and scalar
-  measures come back as Python floats.
-
-Progress measures (paper section 5.1):
-
-- :func:`frequency_energy` / :func:`fourier_norms` of ``W_E[:p]`` (``[p, d_model]``) or of the
-  neuron-logit map ``W_L = W_U^T W_out^T`` laid out as ``[p, d_mlp]``; :func:`gini` of the
-  Fourier norms measures sparsity in frequency.
-- :func:`key_frequencies` (max/4 rule of the TransformerLens demo) or
-  :func:`neuron_frequencies` (Nanda's ``calculate_key_freqs``) pick the key frequencies, once,
-  from the final checkpoint; reuse them for every checkpoint.
-- :func:`restricted_loss` keeps only the constant term and the ``cos(w_k(a+b))``,
-  ``sin(w_k(a+b))`` components of the logits (default: all pairs);
-  :func:`excluded_loss` removes those components and is meant for the **training split**.
-- :func:`weight_norm`: total sum of squared parameters (Nanda's ``sum_sq_weights``).
+- :func:`frequency_energy` / :func:`fourier_norms` of ``W_E[:p]`` or of the neuron-logit map
+  ``W_L``; :func:`gini` of the Fourier norms measures sparsity in frequency.
+- :func:`key_frequencies` / :func:`neuron_frequencies` pick the key frequencies once, from the
+  final checkpoint. :func:`restricted_loss` keeps only the constant and the key frequencies'
+  ``cos / sin(w_k(a+b))`` components of the logits; :func:`excluded_loss` removes those (meant
+  for the training split). :func:`weight_norm`: the total sum of squared parameters.
 """
 
 from __future__ import annotations

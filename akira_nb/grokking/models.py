@@ -1,25 +1,16 @@
 """One-layer models for a + b mod p: embeddings -> token mixing -> MLP -> unembedding.
 
 Every model reads the tokens ``a b =`` and predicts (a + b) mod p at the ``=`` position. Only the
-mixer differs (``MIXERS``):
+mixer differs (``MIXERS``): ``standard`` (the causal 4-head attention of Nanda et al. 2023),
+``fnet`` (orthonormal 2D FFT mixing, no parameters), ``learned_gate`` (learnable gates on the
+sequence-frequency bins), ``phase_shift`` (learnable phase rotations of the k = 1 bin), ``full``
+(Q/K/V/O with phase-alignment scores between the Q and K spectra). All share Nanda's set-up
+(d_model 128, d_mlp 512, ReLU, no LayerNorm, untied embed/unembed, learned positions).
 
-- ``standard``: the causal 4-head attention of Nanda et al. (2023).
-- ``fnet``: orthonormal 2D FFT mixing, Re(F_seq F_hidden x), with no parameters.
-- ``learned_gate``: learnable real gates on the sequence-frequency bins of an rFFT.
-- ``phase_shift``: learnable phase rotations of the k = 1 sequence-frequency bin.
-- ``full``: Q/K/V/O projections with phase-alignment scores between Q and K spectra.
-
-All share Nanda's set-up: d_model 128, d_mlp 512, ReLU, no LayerNorm, untied embed/unembed,
-learned positional embedding, weights drawn as randn / sqrt(d_model) (W_U: randn / sqrt(p + 1)),
-zero MLP biases. Each mixer's output is added to the residual stream.
-
-Only the ``=`` position is read, and the model has one layer, so after mixing only that position
-is computed (keys and values still see all three tokens): the logits are identical to a
-full-sequence forward and about twice as cheap. Activations after mixing therefore carry a
-position axis of length 1.
-
-The models are TransformerLens ``HookedRootModule``s with TransformerLens hook names
-(``hook_embed``, ``blocks.0.attn.hook_pattern``, ``blocks.0.mlp.hook_post``, ...), so
+Only the ``=`` position is read and the model has one layer, so after mixing only that position
+is computed (keys and values still see all three tokens): activations after mixing carry a
+position axis of length 1. The models are TransformerLens ``HookedRootModule``s with its hook
+names (``hook_embed``, ``blocks.0.attn.hook_pattern``, ``blocks.0.mlp.hook_post``, ...), so
 ``run_with_cache`` works on them.
 """
 
@@ -27,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -35,37 +25,10 @@ import torch.nn.functional as F
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from akira_nb.grokking.data import check_p
-from akira_nb.runtime import check_choice, check_int
+from akira_nb.grokking.config import MIXERS, ModelConfig  # noqa: F401  (MIXERS: its old path)
 
-MIXERS = ("standard", "fnet", "learned_gate", "phase_shift", "full")
 N_CTX = 3
 EQ_POS = 2
-
-
-@dataclass
-class ModelConfig:
-    p: int = 113
-    mixer: str = "standard"
-    d_model: int = 128
-    n_heads: int = 4
-    d_mlp: int = 512
-
-    def validate(self) -> ModelConfig:
-        check_p(self.p)
-        check_choice("mixer", self.mixer, MIXERS)
-        for name in ("d_model", "n_heads", "d_mlp"):
-            check_int(name, getattr(self, name), low=1)
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model} evenly")
-        return self
-
-    @property
-    def d_head(self) -> int:
-        return self.d_model // self.n_heads
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _randn(*shape: int, scale: float) -> nn.Parameter:
@@ -276,7 +239,7 @@ class GrokkingModel(HookedRootModule):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.cfg = cfg.validate()
+        self.cfg = cfg
         p, d = cfg.p, cfg.d_model
         self.W_E = _randn(p + 1, d, scale=math.sqrt(d))
         self.W_pos = _randn(N_CTX, d, scale=math.sqrt(d))

@@ -6,7 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from akira_nb import explorers
 from akira_nb.grokking.train import TrainResult
+
+TOKENS = ("a", "b", "=")  # the three positions a model reads
 
 
 def _label(res: TrainResult) -> str:
@@ -216,4 +219,30 @@ def plot_snapshot(res_like: dict, model, data, epoch: int) -> plt.Figure:
         ax.text(0.5, 0.5, "no frequency weights", ha="center", va="center")
     fig.suptitle(f"{cfg['mixer']} p={p} seed {cfg['seed']}: epoch {epoch}")
     fig.tight_layout()
+    return fig
+
+
+def attention_pattern_maps(pattern: torch.Tensor, p: int, key: int = 0):
+    """A look inside a trained attention model: ``pattern`` is its cached
+    ``blocks.0.attn.hook_pattern`` over every (a, b) pair in the data's row order
+    ([p*p, heads, 1, 3]: the ``=`` query attending to a, b and =); per head, the weight on the
+    key position ``key`` (0: token a) over the (a, b) grid. The figure is not tracked by pyplot
+    (:func:`akira_nb.explorers.figure`): show it with ``display(fig)``."""
+    if pattern.ndim != 4 or pattern.shape[0] != p * p or pattern.shape[2:] != (1, len(TOKENS)):
+        raise ValueError(
+            f"pattern of shape {tuple(pattern.shape)} is no hook_pattern over the {p * p} "
+            f"pairs of p={p}; expected [{p * p}, heads, 1, {len(TOKENS)}]"
+        )
+    if key not in range(len(TOKENS)):
+        raise ValueError(f"key={key!r} must be a position 0, 1 or 2 (a, b, =)")
+    weights = pattern[:, :, 0, key].detach().float().cpu()  # [p*p, heads]
+    n_heads = weights.shape[1]
+    fig = explorers.figure(figsize=(3.2 * n_heads + 1.0, 3.4), layout="constrained")
+    axes = fig.subplots(1, n_heads, squeeze=False)[0]
+    for head, ax in enumerate(axes):
+        grid = weights[:, head].reshape(p, p).numpy()
+        image = ax.imshow(grid, cmap="viridis", origin="lower", vmin=0.0, vmax=1.0)
+        ax.set(title=f"head {head}", xlabel="b", ylabel="a")
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="attention weight")
+    fig.suptitle(f"attention from = to {TOKENS[key]} over (a, b), p = {p}")
     return fig

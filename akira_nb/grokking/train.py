@@ -1,7 +1,7 @@
 """Full-batch training on a + b mod p with progress measures, checkpoints and resume.
 
 ``train(cfg)`` trains one model (one mixer, one seed); ``experiment.compare(arms)`` trains
-several arms (``experiment.Study.arms()``: primes x mixers x seeds) in one call, each in its own
+several arms (``presets.Study.arms()``: primes x mixers x seeds) in one call, each in its own
 checkpoint folder of one run, and ``summarize`` aggregates mean +- std over seeds. Every
 ``eval_every`` epochs the history records train/test loss and accuracy and the weight-based
 Fourier progress measures; every ``progress_every`` epochs a weights-only snapshot is kept, and
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from akira_nb import runtime
 from akira_nb.grokking import fourier
-from akira_nb.grokking.data import ModularAddition, make_dataset
+from akira_nb.grokking.config import TrainConfig
+from akira_nb.grokking.data import ModularAddition
 from akira_nb.grokking.evaluate import (
     KEY_RULE,
     evaluate,
@@ -31,7 +32,7 @@ from akira_nb.grokking.evaluate import (
     key_frequencies_of,
     snapshot_logits,
 )
-from akira_nb.grokking.models import GrokkingModel, ModelConfig, parameter_count
+from akira_nb.grokking.models import GrokkingModel, parameter_count
 from akira_nb.runs import Run, atomic_torch_save
 
 HISTORY_KEYS = (
@@ -64,68 +65,6 @@ RESUME_MAY_CHANGE = (
     "device",
     "cpu_threads",
 )
-
-
-@dataclass
-class TrainConfig(ModelConfig):
-    """One training run: the model (the fields of :class:`ModelConfig`: ``p``, ``mixer``,
-    ``d_model``, ``n_heads``, ``d_mlp``) and how it is trained. Defaults follow Nanda et al.
-    (2023). It extends ModelConfig rather than holding one so that saved configs stay one flat,
-    readable dict and every field is one CLI flag."""
-
-    train_frac: float = 0.3
-    n_epochs: int = 30_000
-    lr: float = 1e-3
-    weight_decay: float = 1.0
-    beta1: float = 0.9
-    beta2: float = 0.98
-    warmup_epochs: int = 10
-    float64_loss: bool = True
-    grokfast_alpha: float = 0.98
-    grokfast_lamb: float = 0.0  # 0 = off; Grokfast-EMA g <- g + lamb * EMA_alpha(g)
-    seed: int = 0
-    data_seed: int | None = None  # None: same as seed
-    eval_every: int = 100
-    grok_threshold: float = 0.95
-    checkpoint_every: int = 1000
-    snapshot_every: int = 0  # 0 = no snapshot frames
-    progress_every: int = 500  # weights-only snapshots for restricted/excluded loss; 0 = off
-    device: str = "auto"
-    cpu_threads: int = 1  # torch threads on a CPU device; 0 leaves torch's setting alone
-
-    def validate(self) -> TrainConfig:
-        super().validate()
-        runtime.check_real("train_frac", self.train_frac, 0.0, 1.0, low_open=True, high_open=True)
-        for name in ("n_epochs", "eval_every"):
-            runtime.check_int(name, getattr(self, name), low=1)
-        zero_ok = ("checkpoint_every", "snapshot_every", "progress_every", "warmup_epochs")
-        for name in (*zero_ok, "seed", "cpu_threads"):
-            runtime.check_int(name, getattr(self, name), low=0)
-        if self.data_seed is not None:
-            runtime.check_int("data_seed", self.data_seed, low=0)
-        runtime.check_bool("float64_loss", self.float64_loss)
-        runtime.check_real("lr", self.lr, 0.0, None, low_open=True)
-        runtime.check_real("weight_decay", self.weight_decay, 0.0, None)
-        runtime.check_real("beta1", self.beta1, 0.0, 1.0, high_open=True)
-        runtime.check_real("beta2", self.beta2, 0.0, 1.0, high_open=True)
-        runtime.check_real("grokfast_alpha", self.grokfast_alpha, 0.0, 1.0, high_open=True)
-        runtime.check_real("grokfast_lamb", self.grokfast_lamb, 0.0, None)
-        runtime.check_real("grok_threshold", self.grok_threshold, 0.0, 1.0, low_open=True)
-        return self
-
-    def dataset(self) -> ModularAddition:
-        """The train/test split this arm trains on (``data_seed``, else ``seed``); the one place
-        that picks it, for training and for every figure drawn afterwards."""
-        split_seed = self.seed if self.data_seed is None else self.data_seed
-        return make_dataset(self.p, self.train_frac, split_seed)
-
-    def model_config(self) -> ModelConfig:
-        """The model part alone."""
-        return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig)})
-
-    @property
-    def tag(self) -> str:
-        return f"p{self.p}_{self.mixer}_s{self.seed}"
 
 
 @dataclass
@@ -262,7 +201,6 @@ def train(
     the same metrics as an uninterrupted run. ``snapshot_fn(model, history, epoch)`` is called
     every ``cfg.snapshot_every`` epochs (used for the six-panel frames). On a CPU it runs on
     ``cfg.cpu_threads`` torch threads (restored afterwards)."""
-    cfg.validate()
     device = runtime.get_device(cfg.device)
     with runtime.cpu_threads(cfg.cpu_threads, device):
         return _train(cfg, device, run, resume, progress, snapshot_fn)
@@ -280,94 +218,133 @@ def _train(cfg: TrainConfig, device, run, resume, progress, snapshot_fn) -> Trai
     grokfast = GrokfastEMA(cfg.grokfast_alpha, cfg.grokfast_lamb) if cfg.grokfast_lamb > 0 else None
     history = {k: [] for k in HISTORY_KEYS}
     start_epoch, train_seconds = 0, 0.0
-
     state = None
     if run is not None and resume:
         state = run.latest_checkpoint(
             cfg.tag, map_location=device, config=asdict(cfg), may_change=RESUME_MAY_CHANGE
         )
     if state is not None:
-        if int(state["epoch"]) > cfg.n_epochs:
-            raise ValueError(
-                f"resume refused: n_epochs={cfg.n_epochs} but the checkpoint of {cfg.tag} is "
-                f"already at epoch {int(state['epoch'])}; pass n_epochs >= {int(state['epoch'])} "
-                "or start a new run (resume=False)"
-            )
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if grokfast is not None:
-            grokfast.mu = dict(state["grokfast_mu"])
-        history = {k: list(state["history"][k]) for k in HISTORY_KEYS}
-        start_epoch, train_seconds = int(state["epoch"]), float(state["train_seconds"])
+        start_epoch, train_seconds = _restore(cfg, state, model, opt, grokfast, history)
     snapshots = Snapshots(run, cfg.tag, fresh=start_epoch == 0)
+    loop = _Loop(cfg, run, model, opt, grokfast, data, history, snapshots, train_seconds)
+    train_cpu = loop.train(device, start_epoch, progress, snapshot_fn, wall_start)
+    return finish(cfg, model, data, history, snapshots, loop.train_seconds, train_cpu, wall_start)
 
-    def save(epoch: int) -> None:
-        if run is None:
+
+def _restore(cfg: TrainConfig, state: dict, model, opt, grokfast, history: dict) -> tuple:
+    """Load a checkpoint into the model, optimiser, Grokfast filter and ``history`` (in place);
+    returns its ``(epoch, train_seconds)``."""
+    if int(state["epoch"]) > cfg.n_epochs:
+        raise ValueError(
+            f"resume refused: n_epochs={cfg.n_epochs} but the checkpoint of {cfg.tag} is "
+            f"already at epoch {int(state['epoch'])}; pass n_epochs >= {int(state['epoch'])} "
+            "or start a new run (resume=False)"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if grokfast is not None:
+        grokfast.mu = dict(state["grokfast_mu"])
+    history.update({k: list(state["history"][k]) for k in HISTORY_KEYS})
+    return int(state["epoch"]), float(state["train_seconds"])
+
+
+@dataclass
+class _Loop:
+    """The epoch loop of one model: a full-batch step per epoch; evaluation, frames, progress
+    snapshots and checkpoints on their epochs, their time kept out of ``train_seconds``."""
+
+    cfg: TrainConfig
+    run: Run | None
+    model: GrokkingModel
+    opt: torch.optim.Optimizer
+    grokfast: GrokfastEMA | None
+    data: ModularAddition
+    history: dict
+    snapshots: Snapshots
+    train_seconds: float
+
+    def save(self, epoch: int) -> None:
+        if self.run is None:
             return
-        mu = grokfast.mu if grokfast is not None else {}
-        state = checkpoint_state(cfg, model.state_dict(), opt.state_dict(), mu, history)
-        run.save_checkpoint(
-            {**state, "epoch": epoch, "train_seconds": train_seconds}, epoch, cfg.tag
+        mu = self.grokfast.mu if self.grokfast is not None else {}
+        model, opt, cfg = self.model, self.opt, self.cfg
+        state = checkpoint_state(cfg, model.state_dict(), opt.state_dict(), mu, self.history)
+        self.run.save_checkpoint(
+            {**state, "epoch": epoch, "train_seconds": self.train_seconds}, epoch, cfg.tag
         )
 
-    x_train, y_train = data.inputs[data.train_idx], data.labels[data.train_idx]
-    bar = tqdm(
-        range(start_epoch, cfg.n_epochs),
-        desc=cfg.tag,
-        initial=start_epoch,
-        total=cfg.n_epochs,
-        disable=not progress,
-        mininterval=1.0,
-    )
-    if cfg.progress_every and start_epoch == 0:
-        snapshots.save(0, model)
-    sync_device(device)
-    t0, c0, train_cpu = time.perf_counter(), time.process_time(), 0.0
-    for epoch in bar:
+    def step(self, epoch: int, x_train, y_train) -> None:
+        cfg, opt, model = self.cfg, self.opt, self.model
         if cfg.warmup_epochs:
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (epoch + 1) / cfg.warmup_epochs)
         loss = _loss(model(x_train), y_train, cfg.float64_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if grokfast is not None:
-            grokfast.apply(model)
+        if self.grokfast is not None:
+            self.grokfast.apply(model)
         opt.step()
-        done = epoch + 1
-        is_eval = done % cfg.eval_every == 0 or done == cfg.n_epochs
-        is_ckpt = run is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0
-        is_snap = snapshot_fn is not None and cfg.snapshot_every and done % cfg.snapshot_every == 0
-        is_prog = cfg.progress_every and (done % cfg.progress_every == 0 or done == cfg.n_epochs)
-        if is_eval or is_ckpt or is_snap or is_prog:
-            sync_device(device)
-            train_seconds += time.perf_counter() - t0
-            train_cpu += time.process_time() - c0
-            if is_eval:
-                metrics = evaluate(model, data)
-                metrics["train_seconds"] = train_seconds
-                metrics["wall_seconds"] = time.perf_counter() - wall_start
-                history["epoch"].append(done)
-                for key in HISTORY_KEYS[1:]:
-                    history[key].append(metrics[key])
-                bar.set_postfix(
-                    train=f"{metrics['train_acc']:.3f}", test=f"{metrics['test_acc']:.3f}"
-                )
-            if is_snap:
-                snapshot_fn(model, history, done)
-            if is_prog:
-                snapshots.save(done, model)
-            if is_ckpt:
-                save(done)
-            t0, c0 = time.perf_counter(), time.process_time()
-    sync_device(device)
-    if start_epoch < cfg.n_epochs:
-        train_seconds += time.perf_counter() - t0
-        train_cpu += time.process_time() - c0
-    bar.close()
-    if run is not None and not (cfg.checkpoint_every and cfg.n_epochs % cfg.checkpoint_every == 0):
-        save(cfg.n_epochs)  # the final state, so a finished arm resumes without training
 
-    return finish(cfg, model, data, history, snapshots, train_seconds, train_cpu, wall_start)
+    def log(self, done: int, bar, wall_start: float) -> None:
+        metrics = evaluate(self.model, self.data)
+        metrics["train_seconds"] = self.train_seconds
+        metrics["wall_seconds"] = time.perf_counter() - wall_start
+        self.history["epoch"].append(done)
+        for key in HISTORY_KEYS[1:]:
+            self.history[key].append(metrics[key])
+        bar.set_postfix(train=f"{metrics['train_acc']:.3f}", test=f"{metrics['test_acc']:.3f}")
+
+    def train(self, device, start_epoch: int, progress: bool, snapshot_fn, wall_start) -> float:
+        """Train from ``start_epoch`` to ``n_epochs``; returns the training CPU seconds (and
+        keeps ``train_seconds`` up to date)."""
+        cfg, run, data = self.cfg, self.run, self.data
+        x_train, y_train = data.inputs[data.train_idx], data.labels[data.train_idx]
+        bar = tqdm(
+            range(start_epoch, cfg.n_epochs),
+            desc=cfg.tag,
+            initial=start_epoch,
+            total=cfg.n_epochs,
+            disable=not progress,
+            mininterval=1.0,
+        )
+        if cfg.progress_every and start_epoch == 0:
+            self.snapshots.save(0, self.model)
+        sync_device(device)
+        t0, c0, train_cpu = time.perf_counter(), time.process_time(), 0.0
+        for epoch in bar:
+            self.step(epoch, x_train, y_train)
+            done = epoch + 1
+            is_eval = done % cfg.eval_every == 0 or done == cfg.n_epochs
+            is_ckpt = run is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0
+            is_snap = (
+                snapshot_fn is not None and cfg.snapshot_every and done % cfg.snapshot_every == 0
+            )
+            is_prog = cfg.progress_every and (
+                done % cfg.progress_every == 0 or done == cfg.n_epochs
+            )
+            if is_eval or is_ckpt or is_snap or is_prog:
+                sync_device(device)
+                self.train_seconds += time.perf_counter() - t0
+                train_cpu += time.process_time() - c0
+                if is_eval:
+                    self.log(done, bar, wall_start)
+                if is_snap:
+                    snapshot_fn(self.model, self.history, done)
+                if is_prog:
+                    self.snapshots.save(done, self.model)
+                if is_ckpt:
+                    self.save(done)
+                t0, c0 = time.perf_counter(), time.process_time()
+        sync_device(device)
+        if start_epoch < cfg.n_epochs:
+            self.train_seconds += time.perf_counter() - t0
+            train_cpu += time.process_time() - c0
+        bar.close()
+        if run is not None and not (
+            cfg.checkpoint_every and cfg.n_epochs % cfg.checkpoint_every == 0
+        ):
+            self.save(cfg.n_epochs)  # the final state, so a finished arm resumes without training
+        return train_cpu
 
 
 def finish(cfg, model, data, history, snapshots, train_seconds, train_cpu, wall_start):

@@ -17,10 +17,9 @@ import numpy as np
 import torch
 
 from akira_nb import explorers
+from akira_nb.grokking import fourier
+from akira_nb.grokking.config import TrainConfig
 from akira_nb.runs import read_json
-
-from . import fourier
-from .train import TrainConfig
 
 
 def load_run(path) -> dict:

@@ -278,33 +278,41 @@ def chunked_topk(
     with torch.no_grad():
         if path == "merged":
             return _merged_topk(queries, keys, k, c)
-        table, pad = _group_table_on(N, c, group, keys.device)  # [G, group]
-        G = table.shape[0]
-        kt = keys.transpose(1, 2).contiguous()  # [B,D,N]: its chunks feed bmm with no copy
-        padded = torch.cat([keys, keys.new_zeros(B, 1, D)], 1)[:, table]  # [B,G,group,D]
-        kg = min(k, G)
-        bi = torch.arange(B, device=keys.device)[:, None, None]
-        # buffers reused by every block (fresh memory costs page faults at each first touch)
-        scores = queries.new_empty(B, qb, c)
-        gm = queries.new_empty(B, qb, G)
-        vals, idxs = [], []
-        for a in range(0, Q, qb):
-            b = min(Q, a + qb)
-            n, g0 = b - a, 0
-            for start in range(0, N, c):  # (1) the group maxima of each chunk of keys
-                w = min(c, N - start)
-                gc = -(-w // group)
-                s = torch.bmm(queries[:, a:b], kt[:, :, start : start + w], out=scores[:, :n, :w])
-                if gc * group != w:
-                    s = F.pad(s, (0, gc * group - w), value=float("-inf"))
-                torch.amax(s.view(B, n, group, gc), -2, out=gm[:, :n, g0 : g0 + gc])
-                g0 += gc
-            _, gi = gm[:, :n].topk(kg, dim=-1)  # (2) the best groups [B,n,kg]
-            cand = padded[bi, gi].view(B * n, kg * group, D)  # (3) their keys, rescored
-            s = torch.bmm(cand, queries[:, a:b].reshape(-1, D, 1)).view(B, n, kg * group)
-            v, j = s.masked_fill(pad[gi].flatten(-2), float("-inf")).topk(k, dim=-1)
-            vals.append(v)
-            idxs.append(table[gi].flatten(-2).gather(-1, j))
+        return _grouped_topk(queries, keys, k, c, qb, group)
+
+
+def _grouped_topk(queries, keys, k, c, qb, group):
+    """:func:`chunked_topk`'s grouped search (stages 1-3 of its docstring), ``qb`` queries a
+    block."""
+    B, Q, D = queries.shape
+    N = keys.shape[1]
+    table, pad = _group_table_on(N, c, group, keys.device)  # [G, group]
+    G = table.shape[0]
+    kt = keys.transpose(1, 2).contiguous()  # [B,D,N]: its chunks feed bmm with no copy
+    padded = torch.cat([keys, keys.new_zeros(B, 1, D)], 1)[:, table]  # [B,G,group,D]
+    kg = min(k, G)
+    bi = torch.arange(B, device=keys.device)[:, None, None]
+    # buffers reused by every block (fresh memory costs page faults at each first touch)
+    scores = queries.new_empty(B, qb, c)
+    gm = queries.new_empty(B, qb, G)
+    vals, idxs = [], []
+    for a in range(0, Q, qb):
+        b = min(Q, a + qb)
+        n, g0 = b - a, 0
+        for start in range(0, N, c):  # (1) the group maxima of each chunk of keys
+            w = min(c, N - start)
+            gc = -(-w // group)
+            s = torch.bmm(queries[:, a:b], kt[:, :, start : start + w], out=scores[:, :n, :w])
+            if gc * group != w:
+                s = F.pad(s, (0, gc * group - w), value=float("-inf"))
+            torch.amax(s.view(B, n, group, gc), -2, out=gm[:, :n, g0 : g0 + gc])
+            g0 += gc
+        _, gi = gm[:, :n].topk(kg, dim=-1)  # (2) the best groups [B,n,kg]
+        cand = padded[bi, gi].view(B * n, kg * group, D)  # (3) their keys, rescored
+        s = torch.bmm(cand, queries[:, a:b].reshape(-1, D, 1)).view(B, n, kg * group)
+        v, j = s.masked_fill(pad[gi].flatten(-2), float("-inf")).topk(k, dim=-1)
+        vals.append(v)
+        idxs.append(table[gi].flatten(-2).gather(-1, j))
     return torch.cat(vals, 1), torch.cat(idxs, 1)
 
 

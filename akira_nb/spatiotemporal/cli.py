@@ -4,19 +4,15 @@
 ``synthetic_2d.py`` plus ``--seed --size --batch --eval-start --checkpoint-every --resume
 --output_dir --threads --wormhole-threshold --max-connections``. Every run also evaluates the
 zero-parameter baselines (copy-last-frame, linear extrapolation) on the same held-out frames;
-``--model compare`` adds the MLP. The whole config is validated before a run folder is made.
+``--model compare`` adds the MLP. The whole config is checked before a run folder is made.
 
-Size: ``--size`` when given, else ``AKIRA_SIZE`` when set, else the reference's own defaults
-(32x32, 300 steps); the run prints which one filled the flags not given. The settings are built
-by ``experiment.study`` from ``experiment.SIZE_PRESETS``, the same way the notebook builds them.
+Size: ``--size``, else ``AKIRA_SIZE``, else the reference's defaults (32x32, 300 steps), built
+by ``presets.study`` as the notebook builds its settings. Grid: ``--grid-size``, else an explicit
+``--config``'s own grid (turbo/fast/default 32, large 64, xlarge 128), else the size's (tiny 16,
+else 32): ``--size tiny --config large`` runs at 64x64.
 
-Grid size: ``--grid-size`` when given; otherwise an explicit ``--config`` brings its preset's
-own grid (turbo/fast/default 32, large 64, xlarge 128, so large/xlarge reach their pooled
-wormhole search); otherwise the size's grid (tiny 16, else 32). So ``--size tiny --config
-large`` runs at 64x64: pass ``--grid-size`` to shrink it.
-
-Example (the reference's comparison): ``python -m akira_nb spatiotemporal --config fast
---grid-size 32 --steps 500 --model compare``.
+The reference's comparison: ``python -m akira_nb spatiotemporal --config fast --grid-size 32
+--steps 500 --model compare``.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from pathlib import Path
 
 # torch, matplotlib and the model modules are imported inside main() / config_from_args(), so
 # ``python -m akira_nb --help`` stays quick. Choice lists are literal here; a test checks they
-# equal the real ones (patterns.PATTERNS, presets.PRESETS).
+# equal the real ones (patterns.PATTERNS, presets.MODEL_PRESETS).
 from .. import runtime
 
 PATTERN_CHOICES = (
@@ -45,10 +41,15 @@ PATTERN_CHOICES = (
 )
 PRESET_CHOICES = ("turbo", "fast", "default", "large", "xlarge")
 MODEL_CHOICES = ("spectral", "mlp", "compare")
-EXPERIMENT = "033_spectral_band_attention"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    _model_arguments(p)
+    _data_arguments(p)
+    _run_arguments(p)
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
         default=None,
@@ -85,6 +86,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "thread count (default: OMP_NUM_THREADS when set, else 1 for grids <= 32, fastest "
         "for these small steps on shared cores, and torch's default above)",
     )
+
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pattern-train",
         "--pattern_train",
@@ -141,6 +145,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="snapshot folder, created if its parent folder exists (default: viz/ in the "
         "run folder)",
     )
+
+
+def _spectral_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--attn-topk-temporal",
         "--attn_topk_temporal",
@@ -166,6 +173,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="wormhole links kept per pixel, >= 1 (default: the preset's, 4 for fast)",
     )
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    _spectral_arguments(p)
     p.add_argument(
         "--model",
         default=None,
@@ -227,9 +238,9 @@ OFFLINE_NOTE = "--offline: 033 downloads nothing, so nothing is replaced; the ru
 
 
 def _study(args):
-    """The :class:`~.experiment.Study` the flags ask for, built the one way
-    (``experiment.study``): the size from ``runtime.size_from``, the flags on top."""
-    from . import experiment
+    """The :class:`~.presets.Study` the flags ask for, built the one way
+    (``presets.study``): the size from ``runtime.size_from``, the flags on top."""
+    from . import presets
 
     overrides = {}
     if args.attn_topk_temporal is not None:
@@ -238,7 +249,7 @@ def _study(args):
         overrides["wormhole_threshold"] = args.wormhole_threshold
     if getattr(args, "max_connections", None) is not None:
         overrides["wormhole_max_connections"] = args.max_connections
-    return experiment.study(
+    return presets.study(
         runtime.size_from(getattr(args, "size", None)),
         preset=args.config,
         overrides=overrides,
@@ -260,10 +271,12 @@ def _study(args):
     )
 
 
-def config_from_args(args):
-    """(TrainConfig, preset, overrides, models) from parsed CLI arguments, all validated (the
-    model config and the output paths too), so that a bad flag fails before anything is
-    written."""
+TRAINED = {"spectral": ("spectral",), "mlp": ("mlp",), "compare": ("spectral", "mlp")}
+
+
+def study_from_args(args):
+    """``(Study, models)`` from parsed CLI arguments, all checked (the model config and the
+    output paths too), so that a bad flag fails before anything is written."""
     size = runtime.size_from(getattr(args, "size", None))
     if args.model is None:  # a size preset runs the seed's comparison, with the MLP
         args.model = "spectral" if size is None else "compare"
@@ -271,8 +284,13 @@ def config_from_args(args):
     runtime.check_int("viz_interval", args.viz_interval, 0)
     check_output_path("log_stats_csv", args.log_stats_csv, folder=False)
     check_output_path("viz_dir", args.viz_dir, folder=True)
-    trained = {"spectral": ("spectral",), "mlp": ("mlp",), "compare": ("spectral", "mlp")}
-    models = trained[args.model] + ("copy_last", "linear_extrap")
+    return plan, TRAINED[args.model] + ("copy_last", "linear_extrap")
+
+
+def config_from_args(args):
+    """(TrainConfig, preset, overrides, models) from parsed CLI arguments
+    (:func:`study_from_args`)."""
+    plan, models = study_from_args(args)
     return plan.train, plan.preset, plan.overrides, models
 
 
@@ -319,17 +337,16 @@ def main(args) -> dict:
 
     start, cpu = time.perf_counter(), time.process_time()
     # validate everything first (device availability included): a bad flag leaves no run folder
-    cfg, preset, overrides, models = config_from_args(args)
+    plan, models = study_from_args(args)
+    cfg, preset = plan.train, plan.preset
 
     import matplotlib
 
     if not runtime.in_ipython():  # headless CLI; inside a notebook kernel leave its backend alone
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from ..runs import Run
-    from . import experiment, plots, widgets
-    from .evaluate import evaluate
+    from . import claims, experiment, plots
     from .train import RESUME_MAY_CHANGE
 
     print(size_line(args))
@@ -337,69 +354,40 @@ def main(args) -> dict:
         print(OFFLINE_NOTE, flush=True)
     name = f"{cfg.pattern}-{args.model}-{preset}-g{cfg.grid_size}-s{cfg.steps}-seed{cfg.seed}"
     run = Run.open_or_create(
-        EXPERIMENT,
+        claims.EXPERIMENT,
         name,
-        config={"train": cfg, "preset": preset, "overrides": overrides, "models": list(models)},
+        config={
+            "train": cfg,
+            "preset": preset,
+            "overrides": plan.overrides,
+            "models": list(models),
+        },
         resume=args.resume,
         root=args.output_dir,
         may_change=RESUME_MAY_CHANGE,
     )
     viz = None
-    if args.viz_interval > 0:
-        viz_dir = Path(args.viz_dir) if args.viz_dir else run.file("viz")
-        viz_dir.mkdir(parents=True, exist_ok=True)  # --viz-dir's parent exists (checked)
-
-        def snap(step, cur, target, pred, stats):
-            fig = plots.snapshot_figure(cur, target, pred, plots.stats_title(step, stats))
-            fig.savefig(viz_dir / f"step_{step:05d}.png", dpi=120)
-            plt.close(fig)
-
-        viz = (args.viz_interval, snap)
-    results = experiment.compare(
-        cfg, models, preset, overrides, run=run, stats_csv=args.log_stats_csv, viz=viz
+    if args.viz_interval > 0:  # --viz-dir's parent exists (checked)
+        viz = plots.snapshot_saver(args.viz_dir or run.file("viz"), args.viz_interval)
+    res = experiment.run_experiment(
+        plan,
+        models,
+        run=run,
+        stats_csv=args.log_stats_csv,
+        viz=viz,
+        extra={"standins": {"offline": bool(getattr(args, "offline", False)), "replaced": {}}},
+        started=(start, cpu),
     )
-    rows = experiment.comparison_rows(results, experiment.CLAIMED)
     print(
         f"\n033 {cfg.pattern} grid {cfg.grid_size}, {cfg.steps} steps, preset {preset}; "
         f"held-out frames t = {cfg.eval_start}+ (per-pixel MSE of predictions clamped to "
         "[0, 1], one-step and rollout; final/min/last_window_mean: training loss, raw output)"
     )
-    print(experiment.arm_lines(results))
-    print(plots.format_table(rows, experiment.COMPARISON_COLUMNS))
-    print(experiment.claims_text(results))
-    print(experiment.verdict(results, "spectral" if "spectral" in results["models"] else "mlp"))
-    for fig_name, fig in (
-        ("loss", plots.loss_curves(results)),
-        ("rollout", plots.rollout_curves(results)),
-    ):
-        run.save_figure(fig, fig_name)
-        plt.close(fig)
-    if "spectral" in results["models"]:
-        model = results["models"]["spectral"]["model"]
-        fig = widgets.explore_frame(
-            model,
-            cfg.pattern_eval or cfg.pattern,
-            t=cfg.eval_start,
-            grid_size=cfg.grid_size,
-            threshold=model.wormhole.threshold,
-            max_connections=model.wormhole.max_connections,
-            freq_cutoff=model.cfg.freq_cutoff,
-        )
-        run.save_figure(fig, "prediction_and_links")
-        plt.close(fig)
-        ev = evaluate(model, cfg, keep_frames=True)
-        if "rollout_frames" in ev:
-            plots.rollout_gif(
-                ev["rollout_truth"], ev["rollout_frames"], run.file("rollout.gif"), label="spectral"
-            )
-    out = experiment.strip_models(results)
-    out["run"] = str(run.path)
-    out["size"] = runtime.size_from(getattr(args, "size", None))
-    out["rows"] = rows
-    out["claims"] = experiment.claims(results)
-    out["standins"] = {"offline": bool(getattr(args, "offline", False)), "replaced": {}}
-    out.update(experiment.cost(start, cpu))
-    run.write_results(out)
-    print(experiment.cost_line(out))
+    print(experiment.arm_lines(res.results))
+    print(plots.format_table(res.rows, experiment.COMPARISON_COLUMNS))
+    print(experiment.claims_text(res.results))
+    trained = "spectral" if "spectral" in res.results["models"] else "mlp"
+    print(claims.baseline_verdict(res.results, trained))
+    print(runtime.cost_line(res.out))
     print(f"results: {run.path / 'results.json'}")
-    return out
+    return res.out

@@ -1,40 +1,20 @@
 """Held-out evaluation: next-frame metrics, an autoregressive rollout, SSIM and band errors.
 
-Evaluation (:func:`evaluate`) runs on held-out frames: ``eval_start`` defaults to 10000.4, so
-evaluation frames sit 0.4 step off the integer times of the training frames (the reference's
-t = 10,000 replays training frames of every pattern with an integer period, e.g. blob's 50;
-an offset of 0.5 would replay wave_collision, whose period is 12.5). "Held-out" means *unseen
-phases of the same motion*: for blob the nearest training frame is ~0.16 of copy-last-frame's
-error away (tested; ~0.06 at an offset of 0.25). Patterns whose period is not a whole or half
-number of steps (double_slit, concentric, ...) are sampled densely over a long run, so their
-held-out frames lie close to some training frame: there the test is interpolation in phase.
-Every model, baselines included, sees the same frames: ``eval_warmup`` frames fill its history,
-then each of ``eval_steps`` frames is scored.
-
-One scoring convention for every metric, one-step and rollout alike: a prediction is scored as
-the frame the model would output, **clamped to [0, 1]** (the frames' range; linear
-extrapolation clamps the same way, copy-last-frame and the sigmoid heads never leave it). So
-``rollout_curve[0]`` is the error of the first one-step prediction. (Until this convention the
-one-step metrics scored the raw output, which can overshoot [0, 1].) Training losses
-(``final``, ``min``, ... of :func:`~.train.train`) stay on the raw output, which the gradient
-needs. Metrics:
-
-- ``mse``: **per-pixel** MSE (mean over pixels and frames); ``mse_frame_sum`` = mse * H * W
-  (the OpenSTL / Earthformer per-frame-sum convention);
-- ``ssim``: skimage ``structural_similarity``, data_range 1;
-- ``mse_low`` / ``mse_high``: per-pixel MSE of the low/high-pass parts of the error
-  (``spectral.low_high_split`` at the model's ``freq_cutoff``);
-- ``rollout``: per-pixel MSE at each step of an autoregressive rollout over
-  ``rollout_horizon`` steps (``rollout_curve``), and its mean (``rollout_mse``). After the
-  warm-up frames the model is fed its own predictions clamped to [0, 1] (the data's range, as
-  linear extrapolation clamps), and those clamped frames are the ones scored and returned.
-  Measured on blob 32x32 (fast preset, online): a model whose one-step error is 20x below
-  copy-last-frame's drifts within ~5-10 fed-back steps (the frame brightens), so its 20-step
-  rollout MSE exceeds copy-last-frame's, and varies several-fold from one checkpoint to the
-  next; :func:`~.experiment.rollout_lead` says for how many steps it stays ahead.
+Held-out frames start at ``eval_start`` (default 10000.4: 0.4 step off every integer training
+time, so *unseen phases of the same motion*); every model, baselines included, sees the same
+frames: ``eval_warmup`` frames fill its history, then each of ``eval_steps`` frames is scored.
+One scoring convention, one-step and rollout alike: a prediction is scored as the frame the
+model would output, **clamped to [0, 1]** (the frames' range); training losses stay on the raw
+output. Metrics: ``mse`` (per-pixel MSE, mean over pixels and frames; ``mse_frame_sum`` = mse *
+H * W, the per-frame-sum convention), ``ssim`` (skimage, data_range 1), ``mse_low`` /
+``mse_high`` (the error's low/high-pass parts at the model's ``freq_cutoff``), and the rollout
+over ``rollout_horizon`` steps fed the model's own clamped predictions (``rollout_curve``, its
+mean ``rollout_mse``).
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -66,7 +46,6 @@ def evaluate(model, cfg: TrainConfig, pattern: str | None = None, keep_frames: b
 
 @torch.no_grad()
 def _evaluate(model, cfg, pattern, keep_frames) -> dict:
-    cfg.validate()
     pattern = pattern or cfg.pattern_eval or cfg.pattern
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     times = evaluation_times(cfg)
@@ -118,3 +97,19 @@ def _evaluate(model, cfg, pattern, keep_frames) -> dict:
     model.reset()
     model.train()
     return out
+
+
+@torch.no_grad()
+def look_inside(model, pattern: str, t: float, grid_size: int, names_filter=None):
+    """TransformerLens's ``run_with_cache`` on a copy of ``model`` (a hookable predictor; the
+    model itself is left as it is): the copy is fed the ``time_depth`` frames before ``t``, then
+    run with the cache on frame ``t``. Returns ``(prediction [1, H, W], cache)``; the cache
+    holds every HookPoint's activation (``hook_embed``, ``temporal.hook_pattern``, ...)."""
+    m = copy.deepcopy(model).cpu().eval()
+    m.reset()
+    T = m.cfg.time_depth
+    seq = P.frames(pattern, float(t) + torch.arange(-T, 1, dtype=torch.float64), grid_size)
+    for i in range(T):
+        m(seq[i][None])
+    (pred, _), cache = m.run_with_cache(seq[T][None], names_filter=names_filter)
+    return pred, cache

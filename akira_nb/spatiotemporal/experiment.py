@@ -1,11 +1,12 @@
-"""The 033 comparison: the per-size settings (:func:`study`, the one way the CLI and the notebook
-build a config), every model under one protocol on the same held-out frames, variants of
-the spectral model, the pattern sweep, the comparison table beside the reference's claims, the
-claims with their verdicts (:func:`claims`; "not comparable" away from :data:`SEED_PROTOCOL`)
-and this experiment's section of the kit summary (:func:`kit_summary`). Used by the notebook
-and by ``python -m akira_nb spatiotemporal``.
+"""The 033 study: every model under one protocol on the same held-out frames, and its runner.
 
-Each model of a comparison is an *arm* (``spectral``, ``variants/<name>/spectral``,
+:func:`run_experiment` is the one runner the CLI and the notebook call: the comparison
+(:func:`compare`: the spectral model, the MLP and the zero-parameter baselines), optional
+variants of the spectral model (:func:`add_variants`) and the pattern sweep
+(:func:`pattern_sweep`), the figures, and ``results.json``. The tables and lines that print a
+run's numbers live here too; the seed's claims and their verdicts live in :mod:`.claims`.
+
+Each model of a study is an *arm* (``spectral``, ``variants/<name>/spectral``,
 ``sweep/<pattern>/<model>``). With a run folder, a finished arm's evaluated summary is saved as
 ``arms/<arm>.json`` beside its final checkpoint in ``checkpoints/<arm>/``; calling again with
 the same run reloads finished arms without training and continues partly trained ones.
@@ -14,18 +15,21 @@ the same run reloads finished arms without training and continues partly trained
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from tqdm.auto import tqdm
 
 from .. import runtime
-from ..runs import atomic_write_json, check_resume, read_json, to_jsonable
-from ..runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
+from ..runs import Run, atomic_write_json, check_resume, read_json, to_jsonable
 from . import patterns as P
+from . import plots, widgets
+from .claims import EXPERIMENT, SEED_CLAIMS, claims, comparability, rollout_lead
 from .evaluate import evaluate, evaluation_times
 from .model import BASELINES, build_model
-from .presets import PRESETS, get_config
+from .presets import Study
 from .train import (
     RESUME_MAY_CHANGE,
     TrainConfig,
@@ -35,128 +39,6 @@ from .train import (
     training_times,
     write_stats_csv,
 )
-
-# the reference's RESULTS.md, blob 32x32, 500 steps, --config fast --model compare
-CLAIMED = {
-    "spectral": {
-        "final": 0.0031,
-        "min": 0.0020,
-        "last_window_mean": 0.0059,
-        "improvement_pct": 94.3,
-        "eval_mean": 0.011,
-        "steps_per_s": 21.4,
-    },
-    "mlp": {
-        "final": 0.031,
-        "min": 0.018,
-        "last_window_mean": 0.033,
-        "improvement_pct": 28.8,
-        "eval_mean": 0.296,
-        "steps_per_s": 27.7,
-    },
-}
-# the protocol behind CLAIMED; other runs print the claims as "not comparable"
-SEED_PROTOCOL = {"pattern": "blob", "grid_size": 32, "steps": 500, "protocol": "online"}
-EXPERIMENT = "033_spectral_band_attention"
-
-# Per-size settings. None (no size given): the reference's synthetic_2d.py defaults (32x32, 300
-# steps, no checkpoints). sweep_steps: steps per pattern of the notebook's pattern sweep (the
-# reference ran no sweep). tiny checkpoints mid-arm (every 30 steps), so the notebook's resume
-# check at tiny continues an arm from a checkpoint, not only reloads finished ones.
-SIZE_PRESETS = {
-    None: dict(
-        grid_size=32,
-        steps=300,
-        eval_steps=101,
-        rollout_horizon=20,
-        checkpoint_every=0,
-        sweep_steps=300,
-    ),
-    "tiny": dict(
-        grid_size=16,
-        steps=60,
-        eval_steps=30,
-        rollout_horizon=8,
-        checkpoint_every=30,
-        sweep_steps=40,
-    ),
-    "t4": dict(
-        grid_size=32,
-        steps=500,
-        eval_steps=101,
-        rollout_horizon=20,
-        checkpoint_every=100,
-        sweep_steps=500,
-    ),
-    "a100": dict(
-        grid_size=32,
-        steps=3000,
-        eval_steps=101,
-        rollout_horizon=30,
-        checkpoint_every=500,
-        sweep_steps=2000,
-    ),
-}
-
-
-@dataclass
-class Study:
-    """The settings of one 033 study: the comparison's :class:`TrainConfig` (``train``), the
-    pattern sweep's (``sweep``: ``sweep_steps`` per pattern, no rollout), the model preset and
-    its overrides. Build it with :func:`study`."""
-
-    train: TrainConfig
-    sweep: TrainConfig
-    preset: str
-    overrides: dict
-    size: str | None = None
-    from_preset: dict = field(default_factory=dict)  # settings the size's preset filled in
-
-    def describe(self) -> str:
-        """One line: where the settings came from."""
-        source = f"size {self.size!r}" if self.size else "the reference's defaults (no size)"
-        filled = ", ".join(f"{k}={v}" for k, v in self.from_preset.items()) or "nothing"
-        return f"settings: {source} filled {filled}; model preset {self.preset}"
-
-
-def study(
-    size: str | None = None,
-    preset: str | None = None,
-    overrides: dict | None = None,
-    **settings,
-) -> Study:
-    """The one way to build 033 settings (the CLI and the notebook both use it): the size's row
-    of :data:`SIZE_PRESETS` (None: the reference's defaults) with ``settings`` on top.
-
-    ``settings``: any :class:`TrainConfig` field, and ``sweep_steps``; None means "not given".
-    ``preset``: the model preset (None: ``fast`` at the size's grid; a named preset brings its
-    own grid, e.g. large 64x64, unless ``grid_size`` is given). ``overrides``: SpectralConfig
-    fields on top of the preset. ``eval_warmup`` defaults to the preset's ``time_depth``.
-    Everything is validated (the model config too); nothing is written."""
-    if size is not None:
-        runtime.check_choice("size", size, runtime.SIZES)
-    allowed = {f.name for f in fields(TrainConfig)} | {"sweep_steps"}
-    unknown = sorted(set(settings) - allowed)
-    if unknown:
-        raise ValueError(f"study() got unknown settings {unknown}; allowed: {sorted(allowed)}")
-    name = "fast" if preset is None else preset
-    runtime.check_choice("preset", name, tuple(PRESETS))
-    given = {k: v for k, v in settings.items() if v is not None}
-    row = dict(SIZE_PRESETS[size])
-    from_preset = {k: v for k, v in row.items() if k not in given}
-    if preset is not None:  # a named preset brings its own grid
-        row["grid_size"] = PRESETS[name].grid_size
-        from_preset.pop("grid_size", None)
-    values = {**row, **given}
-    sweep_steps = runtime.check_int("sweep_steps", values.pop("sweep_steps"), 1)
-    values.setdefault("eval_warmup", PRESETS[name].time_depth)
-    train_cfg = TrainConfig(**values).validate()
-    sweep = replace(train_cfg, steps=sweep_steps, rollout_horizon=0, pattern_eval=None)
-    sweep.validate()
-    overrides = dict(overrides or {})
-    get_config(name, grid_size=train_cfg.grid_size, **overrides)  # raises on a bad override
-    return Study(train_cfg, sweep, name, overrides, size=size, from_preset=from_preset)
-
 
 # what a finished arm's saved summary may differ in from the settings that reload it: nothing
 # that changes its numbers (the evaluation settings do, unlike for a checkpoint)
@@ -197,6 +79,41 @@ def _reload_arm(run, arm: str, model, cfg: TrainConfig, config: dict, device):
     return entry
 
 
+def _arm(name, cfg, preset, overrides, run, prefix, viz, device):
+    """One arm of :func:`compare`: reloaded when it finished with the same settings, else
+    trained (a trainable model) and evaluated; returns ``(entry, stats rows, model)``."""
+    runtime.seed_everything(cfg.seed)
+    model = build_model(name, preset, grid_size=cfg.grid_size, **overrides).to(device)
+    arm = prefix + name
+    config = arm_config(cfg, model, preset, overrides)
+    entry = _reload_arm(run, arm, model, cfg, config, device) if run is not None else None
+    if entry is not None:
+        rows = entry.pop("rows", [])
+        entry["reloaded"] = True
+        return entry, rows, model
+    entry = {"params": sum(p.numel() for p in model.parameters())}
+    rows = []
+    if name not in BASELINES:
+        arm_cfg = cfg
+        if run is not None:  # the final step is always kept: a reload needs it
+            arm_cfg = replace(cfg, checkpoint_every=cfg.checkpoint_every or cfg.steps)
+        entry["train"] = train(
+            model,
+            arm_cfg,
+            run=run,
+            stats_rows=rows,
+            viz=viz if name == "spectral" else None,
+            tag=arm,
+        )
+    entry["eval"] = evaluate(model, cfg)
+    if run is not None:
+        atomic_write_json(
+            run.file(f"arms/{arm}.json"),
+            {"config": config, "entry": strip_entry(entry)},
+        )
+    return entry, rows, model
+
+
 def compare(
     cfg: TrainConfig,
     models=("spectral", "mlp", "copy_last", "linear_extrap"),
@@ -209,7 +126,7 @@ def compare(
 ) -> dict:
     """Train every trainable model in ``models`` under the same protocol (each from the same
     seed), evaluate all of them on the same held-out frames, and return
-    ``{"models": {name: {"train": ..., "eval": ...}}, "best_baseline": ..., ...}``.
+    ``{"models": {name: {"train": ..., "eval": ..., "model": ...}}, "best_baseline": ...}``.
 
     With ``run`` each model is an *arm* named ``prefix + name``: trained arms checkpoint under
     ``checkpoints/<arm>/`` (every ``cfg.checkpoint_every`` steps, and always the final step),
@@ -220,7 +137,6 @@ def compare(
     partly trained arm, or one asked for more steps, continues from its newest checkpoint.
     Without ``prefix`` it also writes ``results.json`` and ``stats.csv`` (the spectral model's
     per-step statistics)."""
-    cfg.validate()
     device = runtime.get_device(cfg.device)
     overrides = dict(overrides or {})
     results = {
@@ -234,35 +150,7 @@ def compare(
     with runtime.cpu_threads(threads(cfg), device):  # the thread count training uses
         results["environment"] = runtime.environment_info(device)
     for name in models:
-        runtime.seed_everything(cfg.seed)
-        model = build_model(name, preset, grid_size=cfg.grid_size, **overrides).to(device)
-        arm = prefix + name
-        config = arm_config(cfg, model, preset, overrides)
-        entry = _reload_arm(run, arm, model, cfg, config, device) if run is not None else None
-        if entry is not None:
-            rows = entry.pop("rows", [])
-            entry["reloaded"] = True
-        else:
-            entry = {"params": sum(p.numel() for p in model.parameters())}
-            rows = []
-            if name not in BASELINES:
-                arm_cfg = cfg
-                if run is not None:  # the final step is always kept: a reload needs it
-                    arm_cfg = replace(cfg, checkpoint_every=cfg.checkpoint_every or cfg.steps)
-                entry["train"] = train(
-                    model,
-                    arm_cfg,
-                    run=run,
-                    stats_rows=rows,
-                    viz=viz if name == "spectral" else None,
-                    tag=arm,
-                )
-            entry["eval"] = evaluate(model, cfg)
-            if run is not None:
-                atomic_write_json(
-                    run.file(f"arms/{arm}.json"),
-                    {"config": config, "entry": strip_entry(entry)},
-                )
+        entry, rows, model = _arm(name, cfg, preset, overrides, run, prefix, viz, device)
         if name == "spectral" and not prefix:
             paths = [run.file("stats.csv")] if run is not None else []
             paths += [stats_csv] if stats_csv else []
@@ -372,18 +260,44 @@ def comparison_rows(results: dict, claimed: dict | None = None) -> list[dict]:
     return rows
 
 
-def verdict(results: dict, model: str = "spectral") -> str:
-    """Plain words: does ``model`` beat each baseline on the held-out per-pixel MSE?"""
-    ev = {k: v["eval"]["mse"] for k, v in results["models"].items()}
-    if model not in ev:
-        return f"{model} was not run"
-    parts = []
-    for b in BASELINES + ("mlp",):
-        if b in ev and b != model:
-            ratio = ev[b] / ev[model] if ev[model] > 0 else math.inf
-            word = "beats" if ev[model] < ev[b] else "does NOT beat"
-            parts.append(f"{model} {word} {b} ({ev[model]:.2e} vs {ev[b]:.2e}, {ratio:.2f}x)")
-    return "; ".join(parts)
+def claims_rows(rows: list[dict], results: dict | None = None) -> list[dict]:
+    """From :func:`comparison_rows` with claims: one row per (model, metric) with the
+    reference's claimed value beside the measured one, and whether they are comparable
+    (``results`` given: its protocol against ``claims.SEED_PROTOCOL``)."""
+    why_not = comparability(results) if results is not None else None
+    out = []
+    for r in rows:
+        for key in SEED_CLAIMS.get(r["model"], {}):
+            if f"claimed_{key}" in r:
+                row = {
+                    "model": r["model"],
+                    "metric": key,
+                    "claimed": r[f"claimed_{key}"],
+                    "measured": r.get(key),
+                }
+                if results is not None:
+                    row["comparable"] = "yes" if why_not is None else "NO"
+                    if key == "steps_per_s":  # another machine: never comparable
+                        row["comparable"] = "NO (machine)"
+                out.append(row)
+    return out
+
+
+def claims_text(results: dict) -> str:
+    """The reference's claims beside this run's numbers, with each verdict and its rule; when
+    the protocol differs from the seed's it says so first (every verdict: not comparable)."""
+    why_not = comparability(results)
+    head = "claimed by the reference (RESULTS.md: blob 32x32, 500 online steps, preset fast)"
+    lines = [head + " beside this run:"]
+    if why_not:
+        lines.append(f"NOT COMPARABLE ({why_not}): the numbers below are not the seed's protocol")
+    rows = claims_rows(comparison_rows(results, SEED_CLAIMS), results)
+    if rows:
+        lines.append(plots.format_table(rows))
+    cl = claims(results)
+    lines.append(plots.format_table(cl, ["claim", "claimed", "measured", "verdict"]))
+    lines += [f"  rule ({c['claim']}): {c['rule']}" for c in cl]
+    return "\n".join(lines)
 
 
 def pattern_sweep(
@@ -418,136 +332,6 @@ def pattern_sweep(
         row["reloaded"] = sum(bool(e.get("reloaded")) for e in res["models"].values())
         rows.append(row)
     return rows
-
-
-def comparability(results: dict) -> str | None:
-    """None when ``results`` followed the seed's protocol (:data:`SEED_PROTOCOL`: blob 32x32,
-    500 online steps, evaluated on blob, preset fast); otherwise the reason its numbers are not
-    comparable with :data:`CLAIMED`."""
-    cfg = results["train_config"]
-    got = {k: cfg.get(k) for k in SEED_PROTOCOL}
-    evaluated = cfg.get("pattern_eval") or cfg["pattern"]
-    preset = results.get("preset", "fast")
-    if got == SEED_PROTOCOL and evaluated == "blob" and preset == "fast":
-        return None
-    return (
-        f"this run: {cfg['pattern']} {cfg['grid_size']}x{cfg['grid_size']}, {cfg['steps']} "
-        f"{cfg['protocol']} steps, preset {preset}, evaluated on {evaluated}; the seed's claims: "
-        "blob 32x32, 500 online steps, preset fast"
-    )
-
-
-def claims_rows(rows: list[dict], results: dict | None = None) -> list[dict]:
-    """From :func:`comparison_rows` with claims: one row per (model, metric) with the
-    reference's claimed value beside the measured one, and whether they are comparable
-    (``results`` given: its protocol against :data:`SEED_PROTOCOL`)."""
-    why_not = comparability(results) if results is not None else None
-    out = []
-    for r in rows:
-        for key in CLAIMED.get(r["model"], {}):
-            if f"claimed_{key}" in r:
-                row = {
-                    "model": r["model"],
-                    "metric": key,
-                    "claimed": r[f"claimed_{key}"],
-                    "measured": r.get(key),
-                }
-                if results is not None:
-                    row["comparable"] = "yes" if why_not is None else "NO"
-                    if key == "steps_per_s":  # another machine: never comparable
-                        row["comparable"] = "NO (machine)"
-                out.append(row)
-    return out
-
-
-def _mse(results: dict, model: str) -> float | None:
-    entry = results["models"].get(model)
-    return entry["eval"]["mse"] if entry else None
-
-
-def claims(results: dict) -> list[dict]:
-    """The seed's claims, each with its rule, the claimed and measured values and a verdict:
-    "holds", "does not hold", "not comparable" (another protocol than the seed's: see
-    :func:`comparability`) or "not run"; with ``measured_value`` and ``unit``, and beside "not
-    comparable" the ``computed_verdict`` (the rule on this run's own numbers)."""
-    why_not = comparability(results)
-    spec, mlp = _mse(results, "spectral"), _mse(results, "mlp")
-    c_spec, c_mlp = CLAIMED["spectral"]["eval_mean"], CLAIMED["mlp"]["eval_mean"]
-    spec_train = results["models"].get("spectral", {}).get("train", {})
-    out = []
-
-    def add(claim, rule, claimed, measured, holds, value=None, unit=""):
-        row = {"claim": claim, "rule": rule, "claimed": claimed, "unit": unit}
-        if measured is None:
-            out.append({**row, "measured": "-", "verdict": "not run", "measured_value": None})
-            return
-        row.update(measured=measured, measured_value=float(value))
-        word = "holds" if holds else "does not hold"
-        if why_not is not None:
-            row.update(verdict="not comparable", computed_verdict=word)
-        else:
-            row["verdict"] = word
-        out.append(row)
-
-    ratio = mlp / spec if spec and mlp is not None else None
-    add(
-        "the spectral model generalises ~26x better than the MLP",
-        "holds if the MLP's held-out per-pixel MSE is >= 13x the spectral model's "
-        "(half the claimed ratio), blob 32x32, 500 steps",
-        f"held-out MSE {c_spec} vs {c_mlp} ({c_mlp / c_spec:.1f}x)",
-        f"held-out MSE {spec:.3g} vs {mlp:.3g} ({ratio:.1f}x)" if ratio is not None else None,
-        ratio is not None and ratio >= 13,
-        ratio,
-        "x",
-    )
-    add(
-        "the spectral model's held-out per-pixel MSE is 0.011",
-        "holds if measured <= 0.011 (the kit's frames are held out; the seed's replayed training)",
-        str(c_spec),
-        f"{spec:.3g}" if spec is not None else None,
-        spec is not None and spec <= c_spec,
-        spec,
-        "per-pixel MSE",
-    )
-    imp = spec_train.get("improvement_pct")
-    add(
-        "the spectral model's training loss improves 94.3% (first vs last window)",
-        "holds if measured improvement >= 84.3% (claimed minus 10 points)",
-        "94.3%",
-        f"{imp:.1f}%" if imp is not None else None,
-        imp is not None and imp >= 84.3,
-        imp,
-        "%",
-    )
-    sps = spec_train.get("steps_per_s")
-    speed = {
-        "claim": "the spectral model trains at 21.4 steps/s",
-        "rule": "speed depends on the machine: reported, never judged",
-        "claimed": "21.4 steps/s",
-        "measured": f"{sps:.1f} steps/s (wall-clock)" if sps is not None else "-",
-        "verdict": "not comparable" if sps is not None else "not run",
-        "measured_value": float(sps) if sps is not None else None,
-        "unit": "steps/s",
-    }
-    if sps is not None:
-        speed["computed_verdict"] = "not measurable: a speed depends on the machine"
-    out.append(speed)
-    return out
-
-
-def rollout_lead(results: dict, model: str, baseline: str) -> int | None:
-    """For how many leading rollout steps ``model``'s per-pixel error stays below
-    ``baseline``'s (the horizon when it never falls behind; None without both curves)."""
-    a = results["models"].get(model, {}).get("eval", {}).get("rollout_curve")
-    b = results["models"].get(baseline, {}).get("eval", {}).get("rollout_curve")
-    if not a or not b:
-        return None
-    lead = 0
-    for x, y in zip(a, b):
-        if x >= y:
-            break
-        lead += 1
-    return lead
 
 
 def rollout_lines(results: dict) -> list[str]:
@@ -617,44 +401,6 @@ def heldout_line(cfg: TrainConfig, pattern: str | None = None) -> str:
     )
 
 
-def baseline_lines(results: dict) -> list[str]:
-    """Each trained model's held-out and rollout MSE beside copy-last-frame's and linear
-    extrapolation's on the same frames."""
-    lines = []
-    trained = [m for m in results["models"] if m not in BASELINES]
-    for m in trained:
-        for b in BASELINES:
-            if b in results["models"]:
-                a, c = _mse(results, m), _mse(results, b)
-                word = "beats" if a < c else "does NOT beat"
-                lines.append(
-                    f"held-out per-pixel MSE: {m} {a:.3g} {word} {b} {c:.3g} "
-                    f"({c / a if a else math.inf:.2f}x)"
-                )
-    roll = {
-        m: e["eval"]["rollout_mse"]
-        for m, e in results["models"].items()
-        if e["eval"].get("rollout_mse") is not None
-    }
-    if roll:
-        horizon = results["train_config"]["rollout_horizon"]
-        lines.append(
-            f"{horizon}-step autoregressive rollout MSE: "
-            + ", ".join(f"{m} {v:.3g}" for m, v in roll.items())
-        )
-        for m in trained:
-            leads = [
-                f"{b} for {rollout_lead(results, m, b)}"
-                for b in BASELINES
-                if rollout_lead(results, m, b) is not None
-            ]
-            if leads:
-                lines.append(
-                    f"{m}'s rollout error stays below {', '.join(leads)} of {horizon} steps"
-                )
-    return lines
-
-
 def arm_lines(results: dict) -> str:
     """One line per trained arm (what a saved notebook shows once its progress bars are gone):
     steps, final training loss, held-out and rollout MSE beside the baselines'."""
@@ -687,45 +433,155 @@ def arm_lines(results: dict) -> str:
     return "\n".join(lines)
 
 
-def claims_text(results: dict) -> str:
-    """The reference's claims beside this run's numbers, with each verdict and its rule; when
-    the protocol differs from the seed's it says so first (every verdict: not comparable)."""
-    from .plots import format_table
-
-    why_not = comparability(results)
-    head = "claimed by the reference (RESULTS.md: blob 32x32, 500 online steps, preset fast)"
-    lines = [head + " beside this run:"]
-    if why_not:
-        lines.append(f"NOT COMPARABLE ({why_not}): the numbers below are not the seed's protocol")
-    rows = claims_rows(comparison_rows(results, CLAIMED), results)
-    if rows:
-        lines.append(format_table(rows))
-    cl = claims(results)
-    lines.append(format_table(cl, ["claim", "claimed", "measured", "verdict"]))
-    lines += [f"  rule ({c['claim']}): {c['rule']}" for c in cl]
-    return "\n".join(lines)
+def brightness_line(ev: dict) -> str:
+    """Whether a rollout (``evaluate(..., keep_frames=True)``) brightens, fades or holds: the
+    mean brightness of the fed-back frames beside the true frames', first and last step."""
+    lit, truth = ev["rollout_frames"].flatten(1).mean(1), ev["rollout_truth"].flatten(1).mean(1)
+    return (
+        f"mean brightness of the rollout frames: step 1 {lit[0]:.3g} (truth {truth[0]:.3g}), "
+        f"step {len(lit)} {lit[-1]:.3g} (truth {truth[-1]:.3g})"
+    )
 
 
-def kit_summary(out: dict) -> dict:
-    """This experiment's section of the kit summary (``out``: what ``cli.main`` returns)."""
-    why_not = comparability(out)
-    cfg = out["train_config"]
-    notes = [
-        f"blob-trained models; held-out frames from t = {cfg['eval_start']} (the seed evaluated "
-        "at t = 10000, which replays blob's training frames)",
-        verdict(out, "spectral" if "spectral" in out["models"] else "mlp"),
+# -- the runner -----------------------------------------------------------------------------
+
+COMPARE_MODELS = ("spectral", "mlp", "copy_last", "linear_extrap")
+# the figures a run saves (role -> figures/<name>.png): the CLI's and the notebook's names
+CLI_FIGURES = {"loss": "loss", "rollout": "rollout", "links": "prediction_and_links"}
+NOTEBOOK_FIGURES = {
+    "loss": "loss_curves",
+    "rollout": "rollout_curves",
+    "sweep": "pattern_bars",
+    "links": "wormhole_links",
+    "explorer": "explorer_chirp",
+}
+
+
+@dataclass
+class Outcome:
+    """What :func:`run_experiment` returns."""
+
+    run: Run
+    results: dict  # compare's results: every model's entry, with its live model
+    rows: list[dict]  # comparison_rows beside the seed's claims
+    out: dict  # what results.json holds (and cli.main returns)
+    table: list[dict] | None = None  # the pattern sweep's rows
+    figures: dict = field(default_factory=dict)  # {figure name: path}
+    rollout: dict | None = None  # the spectral model's evaluation with its rollout frames
+
+
+def save_figures(run: Run, results: dict, cfg: TrainConfig, table, names: dict):
+    """Save the figures of ``names`` (role -> file name; roles: loss, rollout, sweep, links,
+    explorer) and the spectral model's ``rollout.gif``; returns ``({name: path}, the spectral
+    model's evaluation with its rollout frames, or None)``."""
+    figs = {}
+    if "loss" in names:
+        figs[names["loss"]] = plots.loss_curves(results)
+    if "rollout" in names:
+        figs[names["rollout"]] = plots.rollout_curves(results)
+    if "sweep" in names and table:
+        figs[names["sweep"]] = plots.pattern_bars(table)
+    paths = run.save_figures(figs)
+    if "spectral" not in results["models"]:
+        return paths, None
+    model = results["models"]["spectral"]["model"]
+    figs = {}
+    if "links" in names:
+        figs[names["links"]] = widgets.explore_frame(
+            model,
+            cfg.pattern_eval or cfg.pattern,
+            t=cfg.eval_start,
+            grid_size=cfg.grid_size,
+            threshold=model.wormhole.threshold,
+            max_connections=model.wormhole.max_connections,
+            freq_cutoff=model.cfg.freq_cutoff,
+        )
+    if "explorer" in names:  # the explorer's view at its start settings
+        figs[names["explorer"]] = widgets.explore_frame(
+            model, "chirp", t=cfg.eval_start, grid_size=cfg.grid_size
+        )
+    paths.update(run.save_figures(figs))
+    ev = evaluate(model, cfg, keep_frames=True)
+    if "rollout_frames" in ev:
+        plots.rollout_gif(
+            ev["rollout_truth"], ev["rollout_frames"], run.file("rollout.gif"), label="spectral"
+        )
+    return paths, ev
+
+
+def run_experiment(
+    study: Study,
+    models=COMPARE_MODELS,
+    *,
+    run: Run,
+    variants: dict | None = None,
+    sweep: bool = False,
+    figures: dict = CLI_FIGURES,
+    stats_csv: str | None = None,
+    viz=None,
+    extra: dict | None = None,
+    started: tuple[float, float] | None = None,
+) -> Outcome:
+    """Run a 033 study into ``run``: :func:`compare` on ``study.train`` for ``models``, then
+    the spectral ``variants`` (:func:`add_variants`) and, with ``sweep``, every pattern
+    (:func:`pattern_sweep` on ``study.sweep``); save ``figures`` (:func:`save_figures`) and
+    write ``results.json``: the results without live models, ``run``, ``size``, ``rows``,
+    ``claims``, ``pattern_table`` (with ``sweep``), ``figures`` (the PNG names), ``extra`` and
+    the run's cost (``wall_seconds``, ``cpu_seconds`` since ``started``, a
+    ``(time.perf_counter(), time.process_time())`` pair; default: now). Arms resume one by one
+    (:func:`compare`). ``stats_csv`` / ``viz``: as :func:`compare`."""
+    start, cpu = started or (time.perf_counter(), time.process_time())
+    cfg, preset, overrides = study.train, study.preset, study.overrides
+    results = compare(cfg, models, preset, overrides, run=run, stats_csv=stats_csv, viz=viz)
+    if variants:
+        add_variants(results, cfg, variants, preset, run=run)
+    rows = comparison_rows(results, SEED_CLAIMS)
+    table = None
+    if sweep:
+        table = pattern_sweep(study.sweep, P.PATTERNS, preset, overrides, run=run)
+    paths, ev = save_figures(run, results, cfg, table, figures)
+    out = strip_models(results)
+    out.update(run=str(run.path), size=study.size, rows=rows, claims=claims(results))
+    if table is not None:
+        out["pattern_table"] = table
+    out["figures"] = sorted(p.name for p in (run.path / "figures").glob("*.png"))
+    out.update(extra or {})
+    out.update(runtime.cost(start, cpu))
+    run.write_results(out)
+    return Outcome(run, results, rows, out, table, paths, ev)
+
+
+def resume_check(study: Study, table: list[dict], run: Run) -> tuple[list[str], bool]:
+    """The notebook's two resume checks; returns ``(lines, ok)``. (1) The sweep again from
+    ``run``: every arm must be reloaded, not retrained, and the table come out identical to
+    ``table``. (2) The first pattern's spectral arm cut off half-way in a scratch run folder
+    (deleted afterwards), then continued: it must end where the uninterrupted arm ended."""
+    again = pattern_sweep(study.sweep, P.PATTERNS, study.preset, study.overrides, run=run)
+    n_arms = sum(r["reloaded"] for r in again)
+
+    def plain(rows):
+        return [{k: v for k, v in r.items() if k != "reloaded"} for r in rows]
+
+    same = plain(again) == plain(table)
+    lines = [
+        f"resume check: {n_arms} of {len(again) * 3} sweep arms reloaded; identical table: {same}"
     ]
-    if why_not:
-        notes.insert(0, f"not comparable with the seed's claims: {why_not}")
-    if "mlp" not in out["models"]:
-        notes.append("the MLP was not trained in this run (--model compare trains it)")
-    return {
-        "experiment": EXPERIMENT,
-        "title": "033 spectral band attention: next-frame prediction beside zero-parameter "
-        "baselines",
-        "size": out.get("size"),
-        "run": str(out["run"]),
-        "claims": claims(out),
-        "baselines": baseline_lines(out),
-        "notes": notes,
-    }
+    whole = table[0]  # the uninterrupted arm: the sweep's first pattern, spectral
+    arm_cfg = replace(study.sweep, pattern=whole["pattern"], progress=False)
+    half = arm_cfg.steps // 2
+    with tempfile.TemporaryDirectory() as scratch:
+        cut = Run.create(EXPERIMENT, "resume-check", root=scratch)
+        prefix = f"sweep/{whole['pattern']}/"
+        compare(replace(arm_cfg, steps=half), ("spectral",), study.preset, run=cut, prefix=prefix)
+        resumed = compare(arm_cfg, ("spectral",), study.preset, run=cut, prefix=prefix)
+    resumed = resumed["models"]["spectral"]
+    got = (resumed["eval"]["mse"], resumed["train"]["final"])
+    want = (whole["spectral"], whole["spectral_final_loss"])
+    lines.append(
+        f"continued check ({whole['pattern']}): stopped at step {half} of {arm_cfg.steps}, "
+        f"continued from step {resumed['train']['resumed_from']}; held-out MSE {got[0]:.6g} vs "
+        f"uninterrupted {want[0]:.6g}, final loss {got[1]:.6g} vs {want[1]:.6g}"
+    )
+    ok = n_arms == len(again) * 3 and same and resumed["train"]["resumed_from"] == half > 0
+    ok = ok and all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-12) for a, b in zip(got, want))
+    return lines, ok

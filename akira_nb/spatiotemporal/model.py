@@ -7,7 +7,8 @@ own history of the frames it has seen; ``reset()`` forgets it. ``stream_state()`
 
 - ``SpectralPredictor``: FFT bands (intensity / low / high), per-band trainable projections,
   temporal + neighbour + wormhole attention with configurable band routing, a fusion MLP and a
-  per-pixel head. Hookable (TransformerLens ``HookedRootModule``).
+  per-pixel head. Hookable (TransformerLens ``HookedRootModule``): ``run_with_cache`` gives
+  ``hook_embed``, ``temporal.hook_pattern``, ``hook_fused``, ``hook_pred``, ...
 - ``MLPPredictor``: the reference's baseline (flattened T frames -> MLP -> sigmoid).
 - ``CopyLastFrame``: x_{t+1} = x_t.
 - ``LinearExtrapolation``: x_{t+1} = clamp(2 x_t - x_{t-1}, 0, 1) (copy on the first frame).
@@ -61,8 +62,7 @@ class SpectralPredictor(HookedRootModule):
 
     def __init__(self, cfg: SpectralConfig | str = "fast", **overrides):
         super().__init__()
-        cfg = get_config(cfg, **overrides) if isinstance(cfg, str) else cfg
-        self.cfg = cfg.validate()
+        self.cfg = cfg = get_config(cfg, **overrides) if isinstance(cfg, str) else cfg
         D, a = cfg.base_dim, cfg.attn_dim
         self.types = tuple(cfg.attention_types)
         self.band_proj = nn.ModuleDict({b: nn.Linear(1, D) for b in BANDS})
@@ -360,7 +360,7 @@ def build_model(
         return CopyLastFrame()
     if kind == "linear_extrap":
         return LinearExtrapolation()
-    cfg = get_config(preset, **overrides) if isinstance(preset, str) else preset.validate()
+    cfg = get_config(preset, **overrides) if isinstance(preset, str) else preset
     if grid_size is not None:
         cfg.grid_size = check_int("grid_size", grid_size, 4)
     if kind == "mlp":

@@ -148,6 +148,41 @@ def _moving_digits(t: torch.Tensor, grid, n_digits, digit_size, speed, seeds) ->
     return out.view(S, M, n, grid, grid).amax(2)  # overlapping digits combine with max (OpenSTL)
 
 
+def _noisy_motion(tt, X, Y, p, seed):
+    def centre(time, jitter):
+        vj = (_hash(time, 0.37, seed) - 0.5) * p["speed_jitter"]
+        angle = 2 * math.pi * time * (p["base_speed"] + vj)  # vj times t: as the reference
+        cx = 0.5 + p["radius"] * torch.cos(angle)
+        cy = 0.5 + p["radius"] * torch.sin(angle)
+        if jitter:
+            cx = cx + (_hash(time, 0.11, seed) - 0.5) * p["pos_jitter"]
+            cy = cy + (_hash(time, 0.53, seed) - 0.5) * p["pos_jitter"]
+        return cx, cy
+
+    f = _gauss(X, Y, *centre(tt, True), p["sigma"])
+    f = f + p["trail_weight"] * _gauss(X, Y, *centre(tt - 1, False), p["trail_sigma"])
+    return _norm(f)
+
+
+def _bifurcation(tt, X, Y, p, seed):
+    check_range("split_period", p["split_period"], 0, None, low_open=True)
+    per = p["split_period"]
+    base = _blob(tt, X, Y, p["speed"], p["radius"], p["sigma"])
+    o = p["offset_scale"] * (_hash(torch.floor(tt / per), 0.77, seed) - 0.5)
+    split = base + p["partner_weight"] * _gauss(X, Y, 0.5 + o, 0.5 - o, p["partner_sigma"])
+    return torch.where(torch.remainder(tt, per) < per / 2, base, _norm(split))
+
+
+def _concentric(tt, X, Y, p):
+    d = torch.sqrt((X - 0.5) ** 2 + (Y - 0.5) ** 2)
+    w = 2 * math.pi * p["freq"] * tt
+    r_in = p["r_in"] + p["r_in_amp"] * torch.sin(w)
+    r_out = p["r_out"] + p["r_out_amp"] * torch.sin(w + math.pi)
+    inner = torch.exp(-((d - r_in) ** 2) / (2 * p["sigma_in"] ** 2))
+    outer = torch.exp(-((d - r_out) ** 2) / (2 * p["sigma_out"] ** 2))
+    return _norm(inner + p["outer_weight"] * outer)
+
+
 def frames(name: str, t, grid: int, device=None, **params) -> torch.Tensor:
     """Frames of pattern ``name`` at times ``t`` (any shape): ``[*t.shape, grid, grid]`` float32."""
     check_choice("pattern", name, PATTERNS)
@@ -206,27 +241,9 @@ def frames(name: str, t, grid: int, device=None, **params) -> torch.Tensor:
         jump = math.pi * torch.remainder(torch.floor(tt / p["jump_period"]), 2)
         f = _norm(torch.sin(p["k"] * X + phase + jump) + torch.sin(p["k"] * Y - phase - jump))
     elif name == "noisy_motion":
-
-        def centre(time, jitter):
-            vj = (_hash(time, 0.37, seed) - 0.5) * p["speed_jitter"]
-            angle = 2 * math.pi * time * (p["base_speed"] + vj)  # vj times t: as the reference
-            cx = 0.5 + p["radius"] * torch.cos(angle)
-            cy = 0.5 + p["radius"] * torch.sin(angle)
-            if jitter:
-                cx = cx + (_hash(time, 0.11, seed) - 0.5) * p["pos_jitter"]
-                cy = cy + (_hash(time, 0.53, seed) - 0.5) * p["pos_jitter"]
-            return cx, cy
-
-        f = _gauss(X, Y, *centre(tt, True), p["sigma"])
-        f = f + p["trail_weight"] * _gauss(X, Y, *centre(tt - 1, False), p["trail_sigma"])
-        f = _norm(f)
+        f = _noisy_motion(tt, X, Y, p, seed)
     elif name == "bifurcation":
-        check_range("split_period", p["split_period"], 0, None, low_open=True)
-        per = p["split_period"]
-        base = _blob(tt, X, Y, p["speed"], p["radius"], p["sigma"])
-        o = p["offset_scale"] * (_hash(torch.floor(tt / per), 0.77, seed) - 0.5)
-        split = base + p["partner_weight"] * _gauss(X, Y, 0.5 + o, 0.5 - o, p["partner_sigma"])
-        f = torch.where(torch.remainder(tt, per) < per / 2, base, _norm(split))
+        f = _bifurcation(tt, X, Y, p, seed)
     elif name == "wave_collision":
         phase = 2 * math.pi * p["omega"] * tt
         f = torch.sin(p["k"] * X - phase) + torch.sin(p["k"] * (1 - X) - phase)
@@ -236,13 +253,7 @@ def frames(name: str, t, grid: int, device=None, **params) -> torch.Tensor:
         f = _norm(f) if p["normalize"] == "frame" else (f + 2) / 4
         f = f.expand(*shape, grid, grid)
     elif name == "concentric":
-        d = torch.sqrt((X - 0.5) ** 2 + (Y - 0.5) ** 2)
-        w = 2 * math.pi * p["freq"] * tt
-        r_in = p["r_in"] + p["r_in_amp"] * torch.sin(w)
-        r_out = p["r_out"] + p["r_out_amp"] * torch.sin(w + math.pi)
-        inner = torch.exp(-((d - r_in) ** 2) / (2 * p["sigma_in"] ** 2))
-        outer = torch.exp(-((d - r_out) ** 2) / (2 * p["sigma_out"] ** 2))
-        f = _norm(inner + p["outer_weight"] * outer)
+        f = _concentric(tt, X, Y, p)
     else:  # moving_digits
         seeds = torch.as_tensor(p["seed"]).flatten().tolist()
         if len(seeds) > 1 and (not shape or shape[0] != len(seeds)):

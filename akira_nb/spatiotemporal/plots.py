@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,6 +47,20 @@ def snapshot_figure(current, target, pred, title: str = "") -> plt.Figure:
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(title, fontsize=8)
     return fig
+
+
+def snapshot_saver(folder, every: int):
+    """``viz=(every, callback)`` for :func:`~.train.train`: the callback saves a
+    :func:`snapshot_figure` as ``folder/step_NNNNN.png`` (``folder`` made if missing)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def snap(step, cur, target, pred, stats):
+        fig = snapshot_figure(cur, target, pred, stats_title(step, stats))
+        fig.savefig(folder / f"step_{step:05d}.png", dpi=120)
+        plt.close(fig)
+
+    return every, snap
 
 
 def links_figure(frame, wormhole_stats: dict, max_lines: int = 60, ax=None) -> plt.Figure:
@@ -171,6 +186,29 @@ def pattern_bars(table: list[dict]) -> plt.Figure:
     ax.set_ylabel("held-out per-pixel MSE")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def hook_figure(cache, name: str = "temporal.hook_pattern", max_panels: int = 8) -> plt.Figure:
+    """One hook's activations from a TransformerLens ``run_with_cache`` cache, as images over
+    the frame (the first batch element): ``[B, H, W]`` one image; ``[B, H, W, n, ...]`` one image
+    per index of the fourth dimension (the rest averaged), the first ``max_panels``. For
+    ``temporal.hook_pattern`` the panels are the weight each pixel gives each past frame."""
+    act = _np(cache[name][0])  # [H, W, ...]
+    act = act[..., None] if act.ndim == 2 else act.reshape(*act.shape[:3], -1).mean(-1)
+    n = act.shape[-1]
+    shown = min(n, max_panels)
+    fig, axes = plt.subplots(1, shown, figsize=(2.3 * shown + 0.8, 2.7), squeeze=False)
+    temporal = name.endswith("temporal.hook_pattern")
+    lo, hi = float(act[..., :shown].min()), float(act[..., :shown].max())
+    for i, ax in enumerate(axes[0]):
+        im = ax.imshow(act[..., i], cmap="viridis", vmin=lo, vmax=hi)
+        ax.set_title(f"t-{n - i}" if temporal else (name if n == 1 else f"[..., {i}]"))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.03)
+    what = "attention weight on each past frame" if temporal else "activation per pixel"
+    fig.suptitle(f"{name} {tuple(cache[name].shape)}: {what}", fontsize=9)
     return fig
 
 

@@ -8,7 +8,8 @@
 :class:`TrainConfig` also holds the held-out evaluation settings (``eval_*``,
 ``rollout_horizon``) that :mod:`.evaluate` reads, so one config describes a whole arm.
 :func:`train` checkpoints under ``checkpoints/<tag>/`` of a run folder and resumes from there.
-Evaluation lives in :mod:`.evaluate`; comparisons, tables and claims in :mod:`.experiment`.
+Evaluation lives in :mod:`.evaluate`; comparisons and tables in :mod:`.experiment`, claims in
+:mod:`.claims`.
 """
 
 from __future__ import annotations
@@ -73,7 +74,11 @@ class TrainConfig:
     # 0 = torch's default thread count (runtime.cpu_threads leaves it alone)
     cpu_threads: int | None = None
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> TrainConfig:
+        """Raise ``ValueError`` naming the field unless every setting is valid (run when built)."""
         check_choice("pattern", self.pattern, P.PATTERNS)
         if self.pattern_eval is not None:
             check_choice("pattern_eval", self.pattern_eval, P.PATTERNS)
@@ -323,32 +328,55 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _resume(model, opt, cfg, run, tag, config, rows) -> tuple[list, int]:
+    """Load the newest checkpoint of ``tag`` (if any) into ``model`` / ``opt`` / ``rows``;
+    returns ``(losses, start_step)``."""
+    if run is None or not cfg.checkpoint_every or opt is None:
+        return [], 0
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    state = run.latest_checkpoint(
+        tag, map_location=device, config=config, may_change=RESUME_MAY_CHANGE
+    )
+    if state is None:
+        return [], 0
+    if int(state["step"]) > cfg.steps:
+        raise ValueError(
+            f"steps={cfg.steps!r} is below the {int(state['step'])} steps already in "
+            f"{run.checkpoint_dir(tag)}; pass steps >= {int(state['step'])} or start a "
+            "new run"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optim"])
+    model.load_stream_state(state["stream"])
+    rows[:] = state["rows"].tolist()
+    return state["losses"].tolist(), int(state["step"])
+
+
+def _save(run, model, opt, done, losses, rows, config, tag) -> None:
+    run.save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "optim": opt.state_dict(),
+            "stream": model.stream_state(),
+            "step": done,
+            "losses": torch.tensor(losses, dtype=torch.float64),
+            "rows": torch.tensor(rows, dtype=torch.float64),
+            "config": config,
+        },
+        done,
+        tag=tag,
+    )
+
+
 def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
-    cfg.validate()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr) if params else None
     model.train()
     model.reset()
-    losses, start_step, rows = [], 0, stats_rows if stats_rows is not None else []
+    rows = stats_rows if stats_rows is not None else []
     config = checkpoint_config(model, cfg)
-    if run is not None and cfg.checkpoint_every and opt is not None:
-        state = run.latest_checkpoint(
-            tag, map_location=device, config=config, may_change=RESUME_MAY_CHANGE
-        )
-        if state is not None:
-            if int(state["step"]) > cfg.steps:
-                raise ValueError(
-                    f"steps={cfg.steps!r} is below the {int(state['step'])} steps already in "
-                    f"{run.checkpoint_dir(tag)}; pass steps >= {int(state['step'])} or start a "
-                    "new run"
-                )
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optim"])
-            model.load_stream_state(state["stream"])
-            losses = state["losses"].tolist()
-            rows[:] = state["rows"].tolist()
-            start_step = int(state["step"])
+    losses, start_step = _resume(model, opt, cfg, run, tag, config, rows)
     starts = stream_starts(cfg)
     pparams = cfg.params_for(cfg.pattern)
     wall = 0.0
@@ -392,21 +420,13 @@ def _train(model, cfg, run, stats_rows, viz, tag) -> dict:
         if save or done % STATS_EVERY == 0 or done == cfg.steps:
             flush()
         if save:
-            run.save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "optim": opt.state_dict(),
-                    "stream": model.stream_state(),
-                    "step": done,
-                    "losses": torch.tensor(losses, dtype=torch.float64),
-                    "rows": torch.tensor(rows, dtype=torch.float64),
-                    "config": config,
-                },
-                done,
-                tag=tag,
-            )
+            _save(run, model, opt, done, losses, rows, config, tag)
     flush()
-    total = time.perf_counter() - loop_start
+    return _speed(cfg, start_step, time.perf_counter() - loop_start, wall, losses)
+
+
+def _speed(cfg, start_step, total, wall, losses) -> dict:
+    """What :func:`train` returns: losses, steps run, timings and the loss trend."""
     n_new = cfg.steps - start_step
     return {
         "losses": losses,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import aq
+from akira_nb.alignment import aq
 
 GREEN, GREY, RED, BLUE = "#2ca02c", "#7f7f7f", "#d62728", "#1f77b4"
 
@@ -311,3 +311,27 @@ __all__ = [
     "spectral_figure",
     "universality",
 ]
+
+
+def neuron_activations(cache, hook: str, n_neurons: int = 64) -> plt.Figure:
+    """One hook's activations from a ``run_with_cache`` cache (the TransformerLens way): the
+    first sequence's ``[positions, neurons]`` slice of ``cache[hook]`` (``[batch, pos, d_mlp]``)
+    for its first ``n_neurons`` neurons, as a heatmap."""
+    if hook not in cache:
+        raise ValueError(f"hook={hook!r} is not in the cache; it holds e.g. {list(cache)[:3]}")
+    act = cache[hook]
+    act = np.asarray(act.detach().float().cpu() if hasattr(act, "detach") else act, dtype=float)
+    if act.ndim != 3:
+        raise ValueError(f"hook={hook!r} holds shape {act.shape}; want [batch, pos, neurons]")
+    grid = act[0, :, :n_neurons]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    lim = float(np.abs(grid).max()) or 1.0
+    im = ax.imshow(grid, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set(
+        xlabel=f"neuron (first {grid.shape[1]} of {act.shape[2]})",
+        ylabel="position",
+        title=f"{hook}: activations of one sequence",
+    )
+    fig.colorbar(im, ax=ax, label="activation")
+    fig.tight_layout()
+    return fig

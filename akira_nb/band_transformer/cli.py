@@ -1,4 +1,18 @@
-"""Experiment 026, the band transformer: 7 bands with their own learning rates and a cross-band
+"""``python -m akira_nb bandformer``: experiment 026's flags (:func:`add_arguments`, torch-free)
+and :func:`main`, one call into :func:`akira_nb.band_transformer.experiment.run_experiment`
+(``--selftest``: the model test). The flags build the study the one way
+(:func:`akira_nb.band_transformer.presets.study`); :data:`DESCRIPTION` is the ``--help`` text.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from akira_nb import runtime
+from akira_nb.bandformer.config import ARMS, DATASETS, LR_MODES
+
+DESCRIPTION = """\
+Experiment 026, the band transformer: 7 bands with their own learning rates and a cross-band
 wormhole against a parameter-matched GPT and a GPT of its width, every arm at its own tuned LR
 at one or more token budgets.
 
@@ -27,26 +41,7 @@ Example: ``python -m akira_nb bandformer --size t4 --arms baseline band --total_
 ``python -m akira_nb bandformer --selftest`` prints the model test and exits.
 """
 
-from __future__ import annotations
-
-import argparse
-
-from akira_nb import runtime
-
-# Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
-ARMS = (
-    "baseline",
-    "band",
-    "band_uniform",
-    "band_geomean",
-    "band_no_wormhole",
-    "reference",
-    "baseline_differential",
-    "baseline_wide",
-)
 MODELS = ("band", "baseline", "reference")
-LR_MODES = ("differential", "geomean", "uniform")
-DATASETS = ("offline", "wikitext-2", "wikitext-103", "tinystories")
 
 # (model, lr_mode) -> arm; the wormhole switch is applied on top (see arm_for)
 _ARM_OF = {
@@ -64,9 +59,14 @@ def _ints(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
+    parser.description = DESCRIPTION
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    a = parser.add_argument
+    for add in (_plan_arguments, _model_arguments, _training_arguments, _run_arguments):
+        add(parser.add_argument)
+
+
+def _plan_arguments(a) -> None:
+    """The size, the arms, the budgets and the LR sweep (and --selftest)."""
     a(
         "--selftest",
         action="store_true",
@@ -127,6 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=ARMS,
         help="arms trained at the budgets after the first (tiny: baseline band)",
     )
+
+
+def _model_arguments(a) -> None:
+    """One arm the reference's way (--model, --lr-mode, the wormhole) and the model's shape."""
     a(
         "--model",
         default=None,
@@ -184,6 +188,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one learning rate per band, e.g. '1e-5,3e-5,1e-4,3e-4,1e-3,3e-3,1e-2'",
     )
     a("--shared_lr", "--shared-lr", type=float, default=None, help="LR of shared parameters")
+
+
+def _training_arguments(a) -> None:
+    """The training and evaluation settings, the seeds, the analyses' sizes."""
     a("--batch_size", "--batch-size", type=int, default=None, help="sequences per step (16)")
     a("--total_steps", "--total-steps", type=int, default=None, help="optimiser steps per arm")
     a("--warmup_steps", "--warmup-steps", type=int, default=None, help="linear warm-up steps")
@@ -249,6 +257,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="sequences per input type of the Action Quanta analysis (t4: 500)",
     )
+
+
+def _run_arguments(a) -> None:
+    """Downloads, device, threads, W&B, the run folder."""
     a(
         "--offline",
         action="store_true",
@@ -343,10 +355,10 @@ def arm_for(model: str, lr_mode: str | None, wormhole: bool | None) -> tuple[str
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~akira_nb.bandformer.experiment.Study` the flags ask for, built the one way
-    (``experiment.study``): the size from ``runtime.size_from`` (None: the reference notebook's
+    """The :class:`~akira_nb.band_transformer.presets.Study` the flags ask for, built the one way
+    (``presets.study``): the size from ``runtime.size_from`` (None: the reference notebook's
     protocol), the flags on top."""
-    from akira_nb.bandformer import experiment
+    from akira_nb.band_transformer import presets
 
     size = runtime.size_from(args.size)
     overrides = {k: getattr(args, k) for k in _FLAG_FIELDS}
@@ -390,7 +402,7 @@ def config_from_args(args: argparse.Namespace):
     overrides["stats_sequences"] = args.stats_sequences
     if args.aq_samples is not None:
         overrides["aq"] = {"num_samples": args.aq_samples}
-    return experiment.study(size, **overrides)
+    return presets.study(size, **overrides)
 
 
 def check_wandb(enabled: bool):
@@ -447,7 +459,7 @@ def main(args: argparse.Namespace) -> dict | None:
         return None
     plan = config_from_args(args)  # every setting checked before anything is written
     wandb = check_wandb(args.wandb)
-    from akira_nb.bandformer import experiment
+    from akira_nb.band_transformer import experiment
 
     record = experiment.standins_record(plan)  # offline: the banner is the first line
     print(plan.describe(), flush=True)

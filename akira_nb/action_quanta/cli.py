@@ -23,19 +23,19 @@ from __future__ import annotations
 import argparse
 
 from akira_nb import runtime
-
-# Literal copies so that ``--help`` needs no torch; a test checks they equal the real ones.
-INPUT_TYPES = ("random", "text", "both")
-PAIRINGS = ("index", "depth")
-RULES = ("statistical", "percentile", "fixed")
-MATCH_METHODS = ("emd", "sinkhorn", "hungarian")
-TEXT_CORPORA = ("offline", "wikitext-2", "wikitext-103")
+from akira_nb.alignment.choices import INPUT_TYPES, MATCH_METHODS, PAIRINGS, RULES, TEXT_CORPORA
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    a = parser.add_argument
+    _model_arguments(parser.add_argument)
+    _sample_arguments(parser.add_argument)
+    _run_arguments(parser.add_argument)
+
+
+def _model_arguments(a) -> None:
+    """--size, the pair or the two models, the layers and their pairing."""
     a(
         "--size",
         default=None,
@@ -65,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PAIRINGS,
         help="index: layer l of B (the seed's); depth: the same relative depth",
     )
+
+
+def _sample_arguments(a) -> None:
+    """How many tokens, and the threshold rules."""
     a(
         "--num-samples",
         "--num_samples",
@@ -113,6 +117,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the rule's value: k of mean + k std (2; k > 0), the percentile (95; 0 to 100) or "
         "the fixed cut (0.3; -1 to 1)",
     )
+
+
+def _run_arguments(a) -> None:
+    """Inputs, matching, seed, offline, grokking, device and the run folder."""
     a(
         "--input-type",
         "--input_type",
@@ -192,22 +200,23 @@ _FLAGS = (
 )
 
 
-def plan_from_args(args: argparse.Namespace):
-    """The :class:`~akira_nb.alignment.experiment.Plan` the flags ask for, built the one way
-    (``experiment.plan``): the size from ``runtime.size_from``, the flags on top."""
-    from akira_nb.alignment import experiment
+def study_from_args(args: argparse.Namespace):
+    """The :class:`~akira_nb.action_quanta.presets.Study` the flags ask for, built the one way
+    (``presets.study``): the size from ``runtime.size_from``, the flags on top."""
+    from akira_nb.action_quanta import presets
 
     size = runtime.size_from(args.size)
     overrides = {k: getattr(args, k) for k in _FLAGS}
     if overrides["layers"] is not None:
         overrides["layers"] = tuple(overrides["layers"])
-    return experiment.plan(size, pair=args.pair, grokking=not args.no_grokking, **overrides)
+    return presets.study(size, pair=args.pair, grokking=not args.no_grokking, **overrides)
 
 
 def main(args: argparse.Namespace) -> dict:
-    """Run the comparison; returns what :func:`experiment.kit_summary` reads."""
-    p = plan_from_args(args)  # every setting checked before anything is loaded or written
-    from akira_nb.alignment import experiment
+    """Run the comparison; returns what :func:`~akira_nb.action_quanta.claims.kit_summary`
+    reads."""
+    p = study_from_args(args)  # every setting checked before anything is loaded or written
+    from akira_nb.action_quanta import experiment
 
     record = experiment.standins_record(p)  # offline: the banner is the first line
     print(p.describe(), flush=True)

@@ -74,6 +74,21 @@ def explore(results: dict, arm: str, band: int):
     ablation = results.get("ablations", {}).get(arm)
     maturity = results.get("maturation", {}).get(arm, {}).get("maturity")
     measured, prescribed = _ratios(first, n)
+    lines = _explore_lines(arm, band, stats, first, seeds, base, unigram, ablation, maturity)
+    fig = explorers.figure(figsize=(12, 6.6), layout="constrained")
+    (ax_val, ax_spec), (ax_abl, ax_wc) = fig.subplots(2, 2)
+    colors = _band_colors(n)
+    _plot_validation(ax_val, arm, seeds, base, unigram)
+    _plot_spectrum(ax_spec, stats, band, colors)
+    _plot_ablation(ax_abl, ablation, maturity, band, colors)
+    _plot_weight_change(ax_wc, measured, prescribed, band, colors)
+    return lines, fig
+
+
+def _explore_lines(arm, band, stats, first, seeds, base, unigram, ablation, maturity) -> list:
+    """The printed lines of :func:`explore`."""
+    n = len(stats["band_dims"])
+    measured, prescribed = _ratios(first, n)
     lr = (first.get("prescribed_lrs") or {}).get(f"band_{band}")
 
     finals = ", ".join(f"{a['final_val_loss']:.4f} (seed {a['config']['seed']})" for a in seeds)
@@ -105,9 +120,10 @@ def explore(results: dict, arm: str, band: int):
         f"  weight change, last interval: {measured[band]:.3g}x band 0's ||dW||/||W|| against "
         f"a prescribed {prescribed[band]:.3g}x (the diagonal: moving as fast as its LR says)"
     )
+    return lines
 
-    fig = explorers.figure(figsize=(12, 6.6), layout="constrained")
-    (ax_val, ax_spec), (ax_abl, ax_wc) = fig.subplots(2, 2)
+
+def _plot_validation(ax_val, arm, seeds, base, unigram) -> None:
     for a, ls in zip(seeds, ["-", "--", "-.", ":"] * len(seeds)):
         h = a["history"]
         ax_val.plot(h["tokens"], h["val_loss"], ls, color=_color(arm), label=_label(a))
@@ -118,7 +134,8 @@ def explore(results: dict, arm: str, band: int):
     ax_val.set(xlabel="training tokens", ylabel="validation loss", title=f"{arm}: validation loss")
     ax_val.legend(fontsize=7)
 
-    colors = _band_colors(n)
+
+def _plot_spectrum(ax_spec, stats, band, colors) -> None:
     freqs = np.asarray(stats["freqs"])[1:]
     for i, p in enumerate(stats["power"]):
         p = np.asarray(p, dtype=float)[1:]
@@ -139,6 +156,9 @@ def explore(results: dict, arm: str, band: int):
     )
     ax_spec.legend(fontsize=7)
 
+
+def _plot_ablation(ax_abl, ablation, maturity, band, colors) -> None:
+    n = len(colors)
     if ablation:
         inc = np.asarray(ablation["increase"], dtype=float)
         for i in range(n):
@@ -164,6 +184,8 @@ def explore(results: dict, arm: str, band: int):
         title=f"band {band}: ablation at every checkpoint",
     )
 
+
+def _plot_weight_change(ax_wc, measured, prescribed, band, colors) -> None:
     ok = np.isfinite(measured) & np.isfinite(prescribed) & (measured > 0) & (prescribed > 0)
     ax_wc.plot(prescribed[ok], measured[ok], "o", color="0.7", label="other bands")
     if ok[band]:
@@ -181,7 +203,6 @@ def explore(results: dict, arm: str, band: int):
         title="weight change against the prescribed LR",
     )
     ax_wc.legend(fontsize=7)
-    return lines, fig
 
 
 def build_explorer(results: dict):

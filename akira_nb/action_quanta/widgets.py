@@ -11,10 +11,10 @@ interactive_output). The histogram is a figure pyplot does not track
 from __future__ import annotations
 
 from akira_nb import explorers
+from akira_nb.alignment import aq
+from akira_nb.alignment.thresholds import DEFAULT_VALUES, RULES, check_rule
 
-from . import aq
 from .plots import count_figure
-from .thresholds import DEFAULT_VALUES, RULES, check_rule
 
 
 def explore(

@@ -1,5 +1,5 @@
 """Figures of the band transformer experiment (026). Each function returns a matplotlib Figure
-(or None when there is nothing to draw); :func:`akira_nb.bandformer.experiment.save_figures`
+(or None when there is nothing to draw); :func:`akira_nb.band_transformer.experiment.save_figures`
 saves them into the run folder."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def plot_curves(curves: list[dict], unigram: float | None = None) -> plt.Figure 
     """Validation loss of every reported training (each arm at its tuned LR, every budget:
     the longest solid, shorter ones dashed) against the tokens seen; a dot marks each final
     loss (on the larger final validation set), beside the unigram cross-entropy.
-    ``curves``: :func:`akira_nb.bandformer.experiment.curve_rows`."""
+    ``curves``: :func:`akira_nb.band_transformer.experiment.curve_rows`."""
     return _loss_against(curves, "tokens", unigram, "training tokens", "tokens")
 
 
@@ -87,7 +87,7 @@ def plot_lr_sweep(rows: list[dict]) -> plt.Figure | None:
     """Final validation loss against the LR of each arm's sweep (its shared group's LR: a GPT's
     one LR, a band-layout arm's shared LR, its band LRs scaled with it), one line per arm and
     budget (the longest solid), log x; a star marks the chosen point, a ring an arm that did
-    not learn. ``rows``: :func:`akira_nb.bandformer.experiment.loss_rows`."""
+    not learn. ``rows``: :func:`akira_nb.band_transformer.tables.loss_rows`."""
     rows = [r for r in rows if r["sweep"]["points"]]
     if not rows:
         return None

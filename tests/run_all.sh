@@ -12,17 +12,19 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then py=.venv/bin/pytho
 # One torch thread per process: two workers share the two cores.
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1
 
-# stage NAME COMMAND...: run it, then print its wall time and its CPU-seconds (children's).
+# stage NAME COMMAND...: run it, then print its wall time and its CPU-seconds (children's);
+# returns the command's status.
 stage() {
-    local name="$1" start cpu0 cpu1
+    local name="$1" start cpu0 cpu1 rc=0
     shift
     echo "[tests] ${name} ..."
     start=$(date +%s)
-    cpu0=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
-    "$@"
-    cpu1=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
+    cpu0=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$BASHPID/stat")
+    "$@" || rc=$?
+    cpu1=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$BASHPID/stat")
     echo "[tests] ${name}: $(( $(date +%s) - start )) s wall," \
         "$(( (cpu1 - cpu0) / $(getconf CLK_TCK) )) CPU-s"
+    return "$rc"
 }
 
 # Notebooks, end to end at the tiny size, two at a time (one per worker at a time, so that 013
@@ -43,12 +45,18 @@ stage "unit tests" env AKIRA_TINY_RUNS_DIR="$nbruns" MPLBACKEND=Agg "$py" -m pyt
 
 # The t4 plans at their real widths (GPT-2 sizes, 50,257-token vocabularies) on local stand-ins,
 # a few steps each: memory-heavy, so apart from the unit tests. One test at a time per worker,
-# so that the two longest (000's, then 026's) run side by side.
+# so that the two longest (000's, then 026's) run side by side. The explorers in a real browser
+# (JupyterLab + headless Chromium open every notebook at the tiny size on the notebook stage's
+# runs and change each explorer's controls; skipped without Chromium, except in CI) keep about
+# one core busy, so they run beside the t4 plans; the t4 stage's output follows the browser's.
+# No MPLBACKEND for the browser: the kernels keep their inline backend.
+t4log="${nbruns%/runs}/t4.log"
 stage "t4 plans on stand-ins" env MPLBACKEND=Agg "$py" -m pytest tests -q -p no:cacheprovider \
-    -n 2 --dist load --maxschedchunk 1 -m full_shapes --durations=5
-
-# The explorers in a real browser: JupyterLab + headless Chromium open every notebook at the
-# tiny size on the notebook stage's runs and change each explorer's controls (skipped without
-# Chromium, except in CI). No MPLBACKEND here either: the kernels keep their inline backend.
+    -n 2 --dist load --maxschedchunk 1 -m full_shapes --durations=5 >"$t4log" 2>&1 &
+t4=$!
+rc=0
 stage "explorers in a browser" env AKIRA_BROWSER_RUNS_DIR="$nbruns" "$py" -m pytest -q \
-    -p no:cacheprovider tests/browser
+    -p no:cacheprovider tests/browser || rc=$?
+wait "$t4" || rc=$?
+cat "$t4log"
+exit "$rc"

@@ -14,24 +14,36 @@ def _cli(*args, env=None):
     )
 
 
+def _check_one_error_line(code, err, name, tmp_path):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    # without a GPU the no-GPU warning comes first (no --size: the seed's protocol)
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == lines[-1:] and name in errors[0], err
+    assert "Traceback" not in err
+    assert not any(tmp_path.rglob("*")), "bad input left files behind"
+
+
+def test_bad_input_is_one_line_with_exit_status_2_and_no_run_folder(tmp_path):
+    """The process itself (``python -m akira_nb``) exits with status 2."""
+    proc = _cli("grokking", "--lr", "inf", "--output_dir", str(tmp_path))
+    _check_one_error_line(proc.returncode, proc.stderr, "lr", tmp_path)
+
+
 @pytest.mark.parametrize(
     "argv, name",
     [
-        (["grokking", "--lr", "inf"], "lr"),
         (["grokking", "--seeds", "-1"], "seeds"),
         (["spatiotemporal", "--steps", "-1"], "steps"),
         (["spatiotemporal", "--seed", "-3"], "seed"),
     ],
 )
-def test_bad_input_is_one_line_with_exit_status_2_and_no_run_folder(tmp_path, argv, name):
-    proc = _cli(*argv, "--output_dir", str(tmp_path))
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    # without a GPU the no-GPU warning comes first (no --size: the seed's protocol)
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert errors == lines[-1:] and name in errors[0], proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not any(tmp_path.rglob("*")), "bad input left files behind"
+def test_bad_input_in_process_is_one_line_with_status_2_and_no_run_folder(
+    tmp_path, capsys, argv, name
+):
+    """``main`` (what ``python -m akira_nb`` exits with), each sub-command's bad values."""
+    code = main([*argv, "--output_dir", str(tmp_path)])
+    _check_one_error_line(code, capsys.readouterr().err, name, tmp_path)
 
 
 def test_debug_keeps_the_traceback(tmp_path):
@@ -128,7 +140,7 @@ def test_all_warns_once_for_every_experiment(no_cuda, monkeypatch, capsys):
 
 
 def test_bandformer_selftest_does_not_warn(no_cuda, monkeypatch, capsys):
-    from akira_nb.bandformer import cli
+    from akira_nb.band_transformer import cli
 
     monkeypatch.setattr(cli, "main", lambda args: print("model test", file=sys.stderr))
     assert main(["bandformer", "--selftest"]) == 0

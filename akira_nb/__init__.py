@@ -3,7 +3,8 @@
 Experiment packages (``python -m akira_nb <sub-command>``, see ``__main__.py``), each with
 ``presets``, ``claims``, ``experiment``, ``plots``, ``widgets`` and ``cli`` modules:
 
-- ``grokking`` (sub-command ``grokking``): standard attention vs FFT "wave" mixing on a + b mod p.
+- ``grokking`` (sub-command ``grokking``): standard attention vs FFT "wave" mixing on a + b mod p,
+  on the ``modular_arithmetic`` library.
 - ``spatiotemporal`` (``spatiotemporal``): experiment 033, spectral band attention for
   next-frame prediction.
 - ``action_quanta`` (``action_quanta``): experiment 000, Action Quanta, neuron correspondence
@@ -14,8 +15,9 @@ Experiment packages (``python -m akira_nb <sub-command>``, see ``__main__.py``),
   ``bandformer`` library.
 
 Libraries: ``alignment`` (activations, correlation, CKA, optimal transport, Procrustes, nulls,
-the AQ pipeline) and ``bandformer`` (the band transformer, the matched GPT, per-band optimiser,
-the trainer).
+the AQ pipeline), ``bandformer`` (the band transformer, the matched GPT, per-band optimiser,
+the trainer) and ``modular_arithmetic`` (a + b mod p: data, the standard and wave-mixer models,
+the trainer, Fourier analysis; also 000's known answer).
 
 Shared modules: ``runtime`` (sizes, device, seeding, validators), ``runs`` (run folders,
 atomic results, checkpoints, resume), ``claims`` (the claims vocabulary: ``Claim``, the one
@@ -39,6 +41,7 @@ __all__ = [
     # libraries
     "alignment",
     "bandformer",
+    "modular_arithmetic",
     # shared modules
     "runtime",
     "runs",

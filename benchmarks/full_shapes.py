@@ -285,8 +285,8 @@ def grokking_steps(device="cpu") -> tuple[list[Step], int]:
     import torch
 
     from akira_nb.grokking import cli
-    from akira_nb.grokking.models import GrokkingModel
-    from akira_nb.grokking.train import _loss
+    from akira_nb.modular_arithmetic.models import GrokkingModel
+    from akira_nb.modular_arithmetic.train import _loss
 
     arms = cli.config_from_args(_parse("grokking")).arms()
     steps = []

@@ -14,7 +14,7 @@ In order (each prints ``ok`` or ``FAIL`` with what it saw; the exit status is 1 
    steps to the same weights as the unfused (foreach) AdamW from the same start.
 3. ``ddp``: ``torchrun --nproc_per_node 1`` (nccl): a band model under DistributedDataParallel
    gives the gradients of the bare model, and an all-reduce adds up.
-4. ``ensemble``: the vmapped grokking ensemble (``grokking.ensemble.train_seeds``) against
+4. ``ensemble``: the vmapped grokking ensemble (``modular_arithmetic.ensemble.train_seeds``) against
    training each seed alone on the GPU (float tolerance), and their wall times at p = 53.
 5. ``step``: one training step of each experiment's largest t4 arm at its real shapes (the
    steps of ``full_shapes.py``): bandformer / 013 under autocast with the GradScaler and the
@@ -239,8 +239,8 @@ def check_ddp(timeout: float = 180) -> Check:
 def check_ensemble(device) -> Check:
     from dataclasses import replace
 
-    from akira_nb.grokking.ensemble import train_seeds
-    from akira_nb.grokking.train import TrainConfig, train
+    from akira_nb.modular_arithmetic.ensemble import train_seeds
+    from akira_nb.modular_arithmetic.train import TrainConfig, train
 
     cfg = TrainConfig(
         p=11, mixer="standard", n_epochs=20, d_model=32, n_heads=4, d_mlp=64, eval_every=20,

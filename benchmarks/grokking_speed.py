@@ -4,7 +4,7 @@
         [--mixers ...] [--rounds 3] [--threads 1] [--seeds 0]
 
 For every model (standard, fnet, learned_gate, phase_shift, full) and prime, the kit's
-``grokking.train.train`` runs in its own process (full batch, train_frac 0.3, the kit's
+``modular_arithmetic.train.train`` runs in its own process (full batch, train_frac 0.3, the kit's
 defaults, no evaluation until the last epoch, no checkpoints or progress snapshots) and prints
 training epochs per CPU-second and per wall-second (training alone, evaluation excluded) and
 the whole process's figures (epochs over the process's CPU and wall time, imports and start-up
@@ -38,7 +38,8 @@ epochs per CPU-second, over the bound per CPU-second: the same unit on both side
 threads the share is not understated T-fold.
 
 ``--seeds N`` (N >= 2) also times N seeds trained one after another against the same N seeds
-as one vmapped ensemble (``grokking.ensemble``), in this process, and prints seeds-epochs/s.
+as one vmapped ensemble (``modular_arithmetic.ensemble``), in this process, and prints
+seeds-epochs/s.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ print(json.dumps({"train_cpu_s": cpu1 - cpu0 - eval_cpu, "train_wall_s": wall1 -
 
 def kit_worker(model: str, p: int, epochs: int, threads: int, device: str) -> None:
     """One kit training run in this process; prints its JSON line (what ``_parse`` reads)."""
-    from akira_nb.grokking.train import TrainConfig, train
+    from akira_nb.modular_arithmetic.train import TrainConfig, train
 
     cfg = TrainConfig(
         p=p,
@@ -218,8 +219,8 @@ def _fmt(rows, key):
 
 
 def seeds_together(p, model, epochs, n_seeds, threads, device) -> str:
-    from akira_nb.grokking.ensemble import train_seeds
-    from akira_nb.grokking.train import TrainConfig, train
+    from akira_nb.modular_arithmetic.ensemble import train_seeds
+    from akira_nb.modular_arithmetic.train import TrainConfig, train
 
     cfg = TrainConfig(
         p=p,

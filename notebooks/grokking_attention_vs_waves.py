@@ -73,7 +73,7 @@ from IPython.display import Image, display
 
 from akira_nb import runs
 from akira_nb.grokking import experiment, plots, presets, widgets
-from akira_nb.grokking.config import TrainConfig
+from akira_nb.modular_arithmetic.config import TrainConfig
 
 runs.use_drive(enabled=USE_DRIVE)  # no-op outside Colab
 

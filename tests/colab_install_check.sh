@@ -35,7 +35,7 @@ for line in open(sys.argv[1]):
         changed.append(f"{name} {want} -> {have}")
 if changed:
     sys.exit("colab_setup.sh changed Colab's preinstalled packages: " + ", ".join(changed))
-import akira_nb.grokking.models  # noqa: F401,E402  (pulls in transformer_lens)
+import akira_nb.modular_arithmetic.models  # noqa: F401,E402  (pulls in transformer_lens)
 import akira_nb.spatiotemporal.model  # noqa: F401,E402
 
 print(f"[colab check] all {pins} of Colab's pinned versions unchanged; akira_nb imports")

@@ -33,8 +33,11 @@ stage() {
 # and the browser test (AKIRA_RESUME=1) reopen instead of training again.
 nbruns="$(mktemp -d)/runs"
 trap 'rm -rf "${nbruns%/runs}"' EXIT  # the scratch runs (checkpoints included) go at the end
-stage "notebooks at tiny" env AKIRA_RUNS_DIR="$nbruns" AKIRA_SIZE=tiny "$py" -m pytest -q \
-    -p no:cacheprovider --nbmake --nbmake-timeout=900 -n 2 --dist load --maxschedchunk 1 notebooks/
+# -p nbclient_wakeup: the notebook client polls the kernel in 1-second slices (an explorer cell's
+# reply can otherwise wait unseen until the cell's timeout: jupyter/nbclient#312).
+stage "notebooks at tiny" env AKIRA_RUNS_DIR="$nbruns" AKIRA_SIZE=tiny PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" \
+    "$py" -m pytest -q -p no:cacheprovider -p nbclient_wakeup --nbmake --nbmake-timeout=900 \
+    -n 2 --dist load --maxschedchunk 1 notebooks/
 
 # Unit tests, two workers (pytest-xdist; a line as each file finishes), each file on one worker
 # so that a module's shared fixture (a small trained run) is made once: Agg backend here only

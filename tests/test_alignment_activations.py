@@ -8,8 +8,8 @@ import torch
 from akira_nb import text
 from akira_nb.alignment import activations as act
 from akira_nb.alignment import models
-from akira_nb.grokking.data import make_dataset
-from akira_nb.grokking.models import build_model
+from akira_nb.modular_arithmetic.data import make_dataset
+from akira_nb.modular_arithmetic.models import build_model
 
 # The same settings as test_alignment_models.py: one trained pair per test session, shared
 # through the session's cache folder.

@@ -514,7 +514,7 @@ def test_an_untrained_model_gives_low_cka_and_counts_near_the_nulls(tiny, bridge
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(5)
         hf = GPT2LMHeadModel(models._hf_config(TEST_TINY, 257, 256)).eval()
-    with models._quiet_hf():
+    with models.quiet_hf():
         hf.save_pretrained(str(folder))
         ByteTokenizer().save_pretrained(folder)
     untrained = models.load_model(folder, "cpu")

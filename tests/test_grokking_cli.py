@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from akira_nb.grokking import cli, models
+from akira_nb.grokking import cli
+from akira_nb.modular_arithmetic import models
 
 
 def _parse(argv):

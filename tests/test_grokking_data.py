@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from akira_nb.grokking.data import check_p, make_dataset
+from akira_nb.modular_arithmetic.data import check_p, make_dataset
 
 
 @pytest.mark.parametrize("p,frac,n_train", [(53, 0.3, 842), (113, 0.3, 3830), (7, 0.5, 24)])

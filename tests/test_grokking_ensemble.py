@@ -3,8 +3,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from akira_nb.grokking.ensemble import train_seeds
-from akira_nb.grokking.train import TrainConfig, train
+from akira_nb.modular_arithmetic.ensemble import train_seeds
+from akira_nb.modular_arithmetic.train import TrainConfig, train
 
 
 def test_vectorised_seeds_match_training_each_seed_alone():
@@ -144,7 +144,8 @@ def test_ensemble_is_opt_in_on_every_device_and_the_flag_is_checked(monkeypatch)
 
     import pytest
 
-    from akira_nb.grokking import ensemble, experiment
+    from akira_nb.grokking import experiment
+    from akira_nb.modular_arithmetic import ensemble
 
     assert inspect.signature(experiment.compare).parameters["ensemble"].default is False
     assert inspect.signature(experiment.run_experiment).parameters["ensemble"].default is False

@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from akira_nb.grokking import evaluate as ev
-from akira_nb.grokking import fourier
-from akira_nb.grokking.data import make_dataset
-from akira_nb.grokking.models import GrokkingModel
-from akira_nb.grokking.train import HISTORY_KEYS, TrainConfig, train
+from akira_nb.modular_arithmetic import evaluate as ev
+from akira_nb.modular_arithmetic import fourier
+from akira_nb.modular_arithmetic.data import make_dataset
+from akira_nb.modular_arithmetic.models import GrokkingModel
+from akira_nb.modular_arithmetic.train import HISTORY_KEYS, TrainConfig, train
 from akira_nb.runs import Run
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from akira_nb.grokking import claims as kit_claims
 from akira_nb.grokking import cli, experiment, presets
-from akira_nb.grokking.models import MIXERS, ModelConfig
-from akira_nb.grokking.train import TrainConfig
+from akira_nb.modular_arithmetic.models import MIXERS, ModelConfig
+from akira_nb.modular_arithmetic.train import TrainConfig
 
 
 def test_train_config_is_the_model_config_plus_training_settings():
@@ -261,7 +261,7 @@ def test_figures_use_each_arms_data_split_and_run_experiment_returns_them(runs_r
     import torch
 
     from akira_nb.grokking import plots
-    from akira_nb.grokking.data import make_dataset
+    from akira_nb.modular_arithmetic.data import make_dataset
 
     base = TrainConfig(p=7, n_epochs=10, eval_every=5, d_model=32, d_mlp=64, data_seed=5,
                        snapshot_every=5, progress_every=5, checkpoint_every=0)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Known-answer tests for akira_nb.grokking.fourier (Fourier progress measures)."""
+"""Known-answer tests for akira_nb.modular_arithmetic.fourier (Fourier progress measures)."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from akira_nb.grokking import fourier as fo
+from akira_nb.modular_arithmetic import fourier as fo
 
 
 def _gen(seed=0):

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from akira_nb.grokking.data import make_dataset
-from akira_nb.grokking.models import MIXERS, ModelConfig, build_model, parameter_count
+from akira_nb.modular_arithmetic.data import make_dataset
+from akira_nb.modular_arithmetic.models import MIXERS, ModelConfig, build_model, parameter_count
 
 P = 13
 
@@ -51,7 +51,7 @@ def test_every_arm_of_a_seed_shares_embeddings_mlp_and_unembedding():
 
 
 def test_fnet_mixer_never_scales_the_residual_up():
-    from akira_nb.grokking.models import FNetMixer
+    from akira_nb.modular_arithmetic.models import FNetMixer
 
     x = torch.randn(64, 3, 32)
     out = FNetMixer()(x)[:, 0]
@@ -199,7 +199,7 @@ def test_closed_form_mixers_match_fft_forms_in_float32(mixer):
 def test_training_works_after_a_first_forward_under_inference_mode(mixer, tokens):
     # the fixed DFT matrices are cached on first use; made under inference_mode they were
     # inference tensors, and every later backward() refused to save them
-    from akira_nb.grokking import models
+    from akira_nb.modular_arithmetic import models
 
     for name in ("_rdft_matrix", "_fnet_matrix"):
         getattr(models, name).cache_clear()

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from akira_nb.grokking import plots
-from akira_nb.grokking.data import make_dataset
-from akira_nb.grokking.models import build_model
+from akira_nb.modular_arithmetic.data import make_dataset
+from akira_nb.modular_arithmetic.models import build_model
 
 
 def test_attention_pattern_maps_draws_each_heads_weights_over_the_pairs():

@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from akira_nb.grokking.ensemble import train_seeds
 from akira_nb.grokking.experiment import compare
-from akira_nb.grokking.train import GrokfastEMA, TrainConfig, grok_epoch, summarize, train
+from akira_nb.modular_arithmetic.ensemble import train_seeds
+from akira_nb.modular_arithmetic.train import GrokfastEMA, TrainConfig, grok_epoch, summarize, train
 from akira_nb.runs import Run
 
 SMALL = dict(d_model=64, n_heads=4, d_mlp=256, eval_every=50, checkpoint_every=0)

@@ -1,10 +1,13 @@
 """The package's shape: ``akira_nb/__init__.py`` names every sub-package and shared module without
-importing torch; the grokking package's imports form no cycle and take no private name."""
+importing torch; every package's modules form no cycle and take no private name; every
+experiment package has the same files; no experiment imports another."""
 
 import ast
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import akira_nb
 
@@ -76,17 +79,18 @@ def test_cycle_finder_finds_a_known_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
-def test_grokking_imports_form_no_cycle_and_take_no_private_name():
-    package = "akira_nb.grokking"
-    folder = PACKAGE / "grokking"
+@pytest.mark.parametrize("package", sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py")))
+def test_a_packages_modules_form_no_cycle_and_take_no_private_name(package):
+    folder = PACKAGE / package
     modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
     graph = {}
     for name in modules:
-        pairs = _imports(folder / f"{name}.py", package)
+        pairs = _imports(folder / f"{name}.py", f"akira_nb.{package}")
         graph[name] = {m for m, _ in pairs if m in modules}
         private = [f"{m}.{n}" for m, n in pairs if n.startswith("_")]
         assert private == [], f"{name} imports private names {private}"
-    assert graph["experiment"] >= {"train", "ensemble"}  # the parser sees the real imports
+    if package in _experiment_packages():  # the parser sees the real imports
+        assert graph["experiment"] & {"presets", "claims"}, graph["experiment"]
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
 
 
@@ -168,37 +172,20 @@ def _package_imports() -> dict[str, set[str]]:
 
 
 def test_no_experiment_package_imports_another_and_the_graph_has_no_cycle():
-    """Libraries (alignment, bandformer) and shared modules sit below the experiments; the one
-    exception is 000's known-answer check, which trains the grokking experiment's models
-    (``action_quanta/ground_truth.py``, the only module of 000 that imports grokking)."""
+    """Libraries (alignment, bandformer, modular_arithmetic) and shared modules sit below the
+    experiments: no experiment imports another, no library or shared module imports an
+    experiment, and the packages' import graph has no cycle."""
     graph, experiments = _package_imports(), set(_experiment_packages())
-    assert graph["action_quanta"] >= {"alignment"} and graph["band_transformer"] >= {"bandformer"}
-    allowed = {("action_quanta", "grokking")}
+    assert graph["action_quanta"] >= {"alignment", "modular_arithmetic"}  # the walk sees them
+    assert graph["band_transformer"] >= {"bandformer"}
+    assert graph["grokking"] >= {"modular_arithmetic"}
     crossing = sorted(
         (a, b) for a, deps in graph.items() for b in deps if a in experiments and b in experiments
     )
-    assert set(crossing) <= allowed, crossing
+    assert crossing == [], crossing
     for lib in set(_children()) - experiments:  # libraries and shared modules: no experiment
         assert not (graph.get(lib, set()) & experiments), (lib, graph.get(lib))
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
-    grokking_users = [
-        p.name
-        for p in (PACKAGE / "action_quanta").glob("*.py")
-        if "grokking" in {b for b in _package_imports_of(p)}
-    ]
-    assert grokking_users == ["ground_truth.py"], grokking_users
-
-
-def _package_imports_of(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            bits = node.module.split(".")
-            if node.level == 0 and bits[0] == "akira_nb" and len(bits) > 1:
-                found.add(bits[1])
-            elif node.level == 2:
-                found.add(bits[0])
-    return found
 
 
 def test_every_claim_row_is_decided_by_the_one_verdict_rule():

@@ -20,7 +20,8 @@ from ..alignment.choices import MATCH_METHODS
 @dataclass
 class GrokConfig:
     """The grokking ground truth: two models on a + b mod ``p`` (one per seed), the same
-    architecture and data split, trained full-batch (:func:`akira_nb.grokking.train.train`).
+    architecture and data split, trained full-batch
+    (:func:`akira_nb.modular_arithmetic.train.train`).
     ``match_method``: OT method matching their MLP neurons; ``threshold``: matched |corr| that
     counts as an AQ; ``explained``: share of a neuron's variance its key frequency must explain
     for the neuron to count as well explained. Checked when built."""
@@ -53,7 +54,7 @@ class GrokConfig:
         runtime.check_int("grok.n_null", self.n_null, low=1)
 
     def train_config(self, seed: int):
-        from ..grokking.config import TrainConfig
+        from ..modular_arithmetic.config import TrainConfig
 
         return TrainConfig(
             p=self.p,
@@ -78,9 +79,9 @@ def _trained_neurons(g: GrokConfig, run, resume: bool, progress: bool):
     activations at ``=`` over all ``p^2`` pairs, each neuron's key frequency and the share of its
     variance that frequency explains."""
     from ..alignment import activations as act
-    from ..grokking.data import make_dataset
-    from ..grokking.fourier import neuron_frequencies
-    from ..grokking.train import train
+    from ..modular_arithmetic.data import make_dataset
+    from ..modular_arithmetic.fourier import neuron_frequencies
+    from ..modular_arithmetic.train import train
 
     trained = [train(g.train_config(s), run=run, resume=resume, progress=progress) for s in g.seeds]
     data = make_dataset(g.p, g.train_frac, 0)

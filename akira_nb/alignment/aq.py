@@ -283,9 +283,9 @@ def check_models(cfg: AQConfig, model_a, model_b) -> list[tuple[int, int]]:
 def load_models(cfg: AQConfig):
     """Boot ``cfg.model_a`` and ``cfg.model_b`` (Hub ids, local folders or ``tiny:<seed>``;
     offline, the stand-ins of the Hub ones, :func:`offline_models`)."""
-    from .models import _quiet_hf, load_model
+    from .models import load_model, quiet_hf
 
-    with _quiet_hf():
+    with quiet_hf():
         names = {"model_a": cfg.model_a, "model_b": cfg.model_b}
         if cfg.offline:
             names.update({k: str(v[2]) for k, v in offline_models(cfg).items()})

@@ -147,7 +147,8 @@ def frequency_agreement(freq_a, freq_b, partner, mask=None) -> dict:
     """How often matched neurons share their key frequency, against chance.
 
     ``freq_a [d_a]``, ``freq_b [d_b]``: each neuron's dominant frequency (e.g.
-    :func:`akira_nb.grokking.fourier.neuron_frequencies`); ``partner [d_a]``: A neuron ``i``'s
+    :func:`akira_nb.modular_arithmetic.fourier.neuron_frequencies`); ``partner [d_a]``: A
+    neuron ``i``'s
     matched B neuron; ``mask [d_a]``: which A neurons to count (default all). Chance: two
     neurons drawn independently from the two models' frequency distributions (of the counted A
     neurons and of all B neurons) share one with probability ``sum_k P_A(k) P_B(k)``; the

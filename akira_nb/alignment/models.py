@@ -515,7 +515,7 @@ def _versions() -> dict:
 
 
 @contextlib.contextmanager
-def _quiet_hf():
+def quiet_hf():
     """Silence transformers' progress bars and info logs inside the block (restored after)."""
     from transformers.utils import logging as hf_logging
 
@@ -538,7 +538,7 @@ def _save(model, record: dict, folder: Path, replace: bool = False) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        with _quiet_hf():
+        with quiet_hf():
             model.save_pretrained(str(tmp))
             ByteTokenizer().save_pretrained(tmp)
         atomic_write_json(tmp / RECORD, record)  # written last: marks the folder complete

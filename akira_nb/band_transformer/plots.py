@@ -18,11 +18,11 @@ ARM_COLORS = {
 }
 
 
-def _color(arm: str):
+def arm_color(arm: str):
     return ARM_COLORS.get(arm, "black")
 
 
-def _band_colors(n: int):
+def band_colors(n: int):
     return plt.cm.viridis(np.linspace(0.0, 0.9, n))
 
 
@@ -42,9 +42,9 @@ def _curve_axes(ax, curves: list[dict], key: str, unigram: float | None) -> None
         seen.add((c["arm"], c["budget"]))
         style = _budget_style(c["budget"], budgets)
         x = c[key]
-        ax.plot(x, c["val_loss"], style, color=_color(c["arm"]), lw=1.4,
+        ax.plot(x, c["val_loss"], style, color=arm_color(c["arm"]), lw=1.4,
                 label=label if first else None)  # fmt: skip
-        ax.plot(x[-1:], [c["final"]], "o", color=_color(c["arm"]), ms=4)
+        ax.plot(x[-1:], [c["final"]], "o", color=arm_color(c["arm"]), ms=4)
     if unigram is not None:
         ax.axhline(unigram, color="black", ls=":", lw=1, label=f"unigram {unigram:.3f}")
 
@@ -99,10 +99,10 @@ def plot_lr_sweep(rows: list[dict]) -> plt.Figure | None:
         x = pts[:, 0] * base
         style = _budget_style(r["budget"], budgets)
         label = f"{r['arm']} ({r['budget']:,} steps)"
-        ax.plot(x, pts[:, 1], style + "o", ms=3, color=_color(r["arm"]), label=label)
+        ax.plot(x, pts[:, 1], style + "o", ms=3, color=arm_color(r["arm"]), label=label)
         best = r["sweep"]["best"] * base
         y = pts[pts[:, 0] == r["sweep"]["best"], 1]
-        ax.plot([best], y, "*", ms=13, color=_color(r["arm"]), mec="black", mew=0.6)
+        ax.plot([best], y, "*", ms=13, color=arm_color(r["arm"]), mec="black", mew=0.6)
         if not r["learned"]:
             ax.plot([best], y, "o", ms=16, mfc="none", mec="red")
     ax.axhline(rows[0]["unigram"], color="black", ls=":", lw=1, label="unigram")
@@ -133,7 +133,7 @@ def plot_parameters(rows: list[dict]) -> plt.Figure | None:
         {k for r in rows for k in r["groups"]},
         key=lambda k: (k == "shared", int(k.split("_")[1]) if k != "shared" else 0),
     )
-    colors = {k: c for k, c in zip([k for k in keys if k != "shared"], _band_colors(len(keys)))}
+    colors = {k: c for k, c in zip([k for k in keys if k != "shared"], band_colors(len(keys)))}
     colors["shared"] = "lightgray"
     fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 3, 4.2))
     x = np.arange(len(rows))
@@ -170,8 +170,8 @@ def plot_band_statistics(stats: dict) -> plt.Figure | None:
     width = 0.8 / n_arms
     for j, (arm, s) in enumerate(stats.items()):
         x = np.arange(len(s["rms"])) + (j - (n_arms - 1) / 2) * width
-        ax_rms.bar(x, s["rms"], width, color=_color(arm), label=arm)
-        ax_c.bar(x, s["centroid"], width, color=_color(arm), label=arm)
+        ax_rms.bar(x, s["rms"], width, color=arm_color(arm), label=arm)
+        ax_c.bar(x, s["centroid"], width, color=arm_color(arm), label=arm)
     n = len(next(iter(stats.values()))["rms"])
     for ax in (ax_rms, ax_c):
         ax.set_xticks(range(n), [f"band {i}" for i in range(n)], fontsize=8)
@@ -190,7 +190,7 @@ def plot_band_spectra(stats: dict) -> plt.Figure | None:
     fig, axes = plt.subplots(1, len(stats), figsize=(4.2 * len(stats), 3.4), squeeze=False)
     for ax, (arm, s) in zip(axes[0], stats.items()):
         freqs = np.asarray(s["freqs"])
-        for i, (p, c) in enumerate(zip(s["power"], _band_colors(len(s["power"])))):
+        for i, (p, c) in enumerate(zip(s["power"], band_colors(len(s["power"])))):
             p = np.asarray(p)[1:]
             ax.plot(freqs[1:], p / max(p.sum(), 1e-30), color=c, label=f"band {i}")
         ax.set(xlabel="cycles / token", ylabel="share of power", title=arm, yscale="log")
@@ -217,7 +217,7 @@ def plot_weight_change(results) -> plt.Figure | None:
     for ax, (arm, r) in zip(axes, firsts.items()):
         wc = r.weight_change
         bands = [k for k in wc if k.startswith("band_")]
-        for k, c in zip(bands, _band_colors(len(bands))):
+        for k, c in zip(bands, band_colors(len(bands))):
             ax.plot(wc["step"], wc[k], color=c, label=k.replace("_", " "))
         if "shared" in wc:
             ax.plot(wc["step"], wc["shared"], color="gray", ls="--", label="shared")
@@ -226,7 +226,7 @@ def plot_weight_change(results) -> plt.Figure | None:
         if bands and wc[bands[0]][-1] > 0 and lrs.get(bands[0]):
             measured = [wc[k][-1] / wc[bands[0]][-1] for k in bands]
             prescribed = [lrs.get(k, np.nan) / lrs[bands[0]] for k in bands]
-            ratio_ax.plot(prescribed, measured, "o-", color=_color(arm), label=arm)
+            ratio_ax.plot(prescribed, measured, "o-", color=arm_color(arm), label=arm)
     axes[0].legend(fontsize=6)
     lim = ratio_ax.get_xlim()
     ratio_ax.plot(lim, lim, color="black", lw=0.8, ls=":")
@@ -250,7 +250,7 @@ def plot_ablation(ablations: dict) -> plt.Figure | None:
     fig, axes = plt.subplots(1, len(ablations), figsize=(4 * len(ablations), 3.4), squeeze=False)
     for ax, (arm, ab) in zip(axes[0], ablations.items()):
         inc = np.asarray(ab["increase"], dtype=float)
-        for i, c in zip(range(inc.shape[1]), _band_colors(inc.shape[1])):
+        for i, c in zip(range(inc.shape[1]), band_colors(inc.shape[1])):
             ax.plot(ab["steps"], inc[:, i], "o-", ms=3, color=c, label=f"band {i}")
         ax.axhline(0, color="black", lw=0.6)
         ax.set(xlabel="step", ylabel="loss increase when ablated", title=arm)

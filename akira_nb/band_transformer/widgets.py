@@ -15,7 +15,7 @@ import numpy as np
 
 from akira_nb import explorers
 
-from .plots import _band_colors, _color
+from .plots import arm_color, band_colors
 
 
 def arms_of(results: dict) -> list[str]:
@@ -77,7 +77,7 @@ def explore(results: dict, arm: str, band: int):
     lines = _explore_lines(arm, band, stats, first, seeds, base, unigram, ablation, maturity)
     fig = explorers.figure(figsize=(12, 6.6), layout="constrained")
     (ax_val, ax_spec), (ax_abl, ax_wc) = fig.subplots(2, 2)
-    colors = _band_colors(n)
+    colors = band_colors(n)
     _plot_validation(ax_val, arm, seeds, base, unigram)
     _plot_spectrum(ax_spec, stats, band, colors)
     _plot_ablation(ax_abl, ablation, maturity, band, colors)
@@ -126,10 +126,10 @@ def _explore_lines(arm, band, stats, first, seeds, base, unigram, ablation, matu
 def _plot_validation(ax_val, arm, seeds, base, unigram) -> None:
     for a, ls in zip(seeds, ["-", "--", "-.", ":"] * len(seeds)):
         h = a["history"]
-        ax_val.plot(h["tokens"], h["val_loss"], ls, color=_color(arm), label=_label(a))
+        ax_val.plot(h["tokens"], h["val_loss"], ls, color=arm_color(arm), label=_label(a))
     if base is not None:
         h = base["history"]
-        ax_val.plot(h["tokens"], h["val_loss"], color=_color("baseline"), label=_label(base))
+        ax_val.plot(h["tokens"], h["val_loss"], color=arm_color("baseline"), label=_label(base))
     ax_val.axhline(unigram, color="black", ls=":", lw=1, label=f"unigram {unigram:.3f}")
     ax_val.set(xlabel="training tokens", ylabel="validation loss", title=f"{arm}: validation loss")
     ax_val.legend(fontsize=7)

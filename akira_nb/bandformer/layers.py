@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from transformer_lens.hook_points import HookPoint
 
 from akira_nb.bandformer.config import BandConfig
-from akira_nb.bandformer.layout import BandLayout, BandLinear, _band_params
+from akira_nb.bandformer.layout import BandLayout, BandLinear, band_params
 
 
 def _dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -188,7 +188,7 @@ class Wormhole(BandSublayer):
         self.proj = BandLinear([dw] * n, cfg.band_dims, std=std, groups=groups)
         # gates.{i}[k]: band i's gate on its k-th sender (the bands != i in ascending order),
         # so cat(gates) follows cfg.band_pairs
-        self.gates = _band_params([(n - 1,)] * n, cfg.wormhole_gate_init)
+        self.gates = band_params([(n - 1,)] * n, cfg.wormhole_gate_init)
         receiver, sender = zip(*cfg.band_pairs)
         self.register_buffer("receiver", torch.tensor(receiver), persistent=False)
         self.register_buffer("sender", torch.tensor(sender), persistent=False)

@@ -140,7 +140,7 @@ class BandParameters(nn.ParameterList):
     """A ParameterList whose entry i belongs to band i (what ``parameter_bands`` reads)."""
 
 
-def _band_params(shapes: Sequence[tuple[int, ...]], fill: float | None, std: float = 0.0):
+def band_params(shapes: Sequence[tuple[int, ...]], fill: float | None, std: float = 0.0):
     """One parameter per band: constant ``fill``, or N(0, std) when ``fill`` is None."""
     make = (lambda s: torch.full(s, fill)) if fill is not None else (lambda s: torch.randn(s) * std)
     return BandParameters([nn.Parameter(make(s)) for s in shapes])
@@ -186,8 +186,8 @@ class BandLinear(nn.Module):
         parts: int = 1,
     ):
         super().__init__()
-        self.weight = _band_params(list(zip(in_dims, out_dims)), None, std)
-        self.bias = _band_params([(o,) for o in out_dims], 0.0)
+        self.weight = band_params(list(zip(in_dims, out_dims)), None, std)
+        self.bias = band_params([(o,) for o in out_dims], 0.0)
         self.groups = tuple(groups) if groups else band_groups(in_dims)
         self.parts = parts
         pieces, shapes, offset = [], [], 0
@@ -237,8 +237,8 @@ class BandLayerNorm(nn.Module):
     def __init__(self, dims: Sequence[int], eps: float = 1e-5, groups=None):
         super().__init__()
         self.layout = BandLayout(dims, groups)
-        self.weight = _band_params([(d,) for d in dims], 1.0)
-        self.bias = _band_params([(d,) for d in dims], 0.0)
+        self.weight = band_params([(d,) for d in dims], 1.0)
+        self.bias = band_params([(d,) for d in dims], 0.0)
         self.eps = eps
         pieces, shapes, offset = [], [], 0
         for (a, b), w in zip(self.layout.groups, self.layout.group_widths):

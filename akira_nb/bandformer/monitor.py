@@ -12,7 +12,7 @@ import math
 import torch
 
 from akira_nb import runtime
-from akira_nb.bandformer.optim import _trainable, base_lrs, configured_lrs, group_key
+from akira_nb.bandformer.optim import base_lrs, configured_lrs, group_key, trainable_parameters
 
 
 class WeightChangeMonitor:
@@ -45,7 +45,7 @@ class WeightChangeMonitor:
     def __init__(self, model, every: int = 100, lrs=None, start_step: int = 0, row_slices=None):
         self.every = runtime.check_int("every", every, low=1)
         self.last_step = runtime.check_int("start_step", start_step, low=0)
-        trainable = _trainable(model)
+        trainable = trainable_parameters(model)
         bands = model.parameter_bands()
         row_slices = dict(row_slices or {})
         unknown = sorted(set(row_slices) - {n for n, _ in trainable})

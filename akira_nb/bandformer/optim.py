@@ -183,7 +183,7 @@ def _n_bands(model) -> int:
     return max(used) + 1 if used else 0
 
 
-def _trainable(model) -> list[tuple[str, torch.nn.Parameter]]:
+def trainable_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
     """The model's trainable named parameters, after checking ``parameter_bands()`` and
     ``embedding_parameter_names()`` against ``named_parameters()``."""
     named = list(model.named_parameters())
@@ -234,7 +234,7 @@ def param_groups(
     """
     runtime.check_choice("lr_mode", lr_mode, LR_MODES)
     weight_decay = runtime.check_real("weight_decay", weight_decay, low=0)
-    trainable = _trainable(model)
+    trainable = trainable_parameters(model)
     band_lrs, shared_lr = configured_lrs(model, band_lrs, shared_lr)
     if lr_mode == "geomean" and not band_lrs:
         raise ValueError(
@@ -461,7 +461,7 @@ def make_sliced_adamw(
     band_lrs = check_lrs("band_lrs", band_lrs, len(tuple(band_dims)))
     shared_lr = runtime.check_real("shared_lr", shared_lr, low=0, low_open=True)
     weight_decay = runtime.check_real("weight_decay", weight_decay, low=0)
-    trainable = _trainable(model)
+    trainable = trainable_parameters(model)
     bands = model.parameter_bands()
     banded = sorted(n for n, _ in trainable if bands[n] is not None)
     if banded:

@@ -1,1 +1,2 @@
-"""Grokking on a+b mod p: data, models, training and Fourier progress measures."""
+"""The grokking experiment: standard attention vs FFT wave mixing on a + b mod p (presets,
+claims, the runner, plots, explorers, cli), on the ``modular_arithmetic`` library."""

@@ -13,8 +13,8 @@ import argparse
 
 from akira_nb import runtime
 from akira_nb.grokking import presets
-from akira_nb.grokking.config import MIXERS  # noqa: F401  (the one table; torch-free)
 from akira_nb.grokking.presets import WAVE_MODES
+from akira_nb.modular_arithmetic.config import MIXERS  # noqa: F401  (the one table; torch-free)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

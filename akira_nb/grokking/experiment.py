@@ -14,11 +14,13 @@ from dataclasses import asdict, replace
 import matplotlib.pyplot as plt
 
 from akira_nb import runtime
-from akira_nb.grokking import ensemble as vmapped  # compare's ``ensemble`` flag owns the name
 from akira_nb.grokking import plots
 from akira_nb.grokking.claims import FULL_NOTE, SEED_CLAIMS, claims, verdicts
 from akira_nb.grokking.presets import EXPERIMENT, Study
-from akira_nb.grokking.train import (
+from akira_nb.modular_arithmetic import (
+    ensemble as vmapped,  # compare's ``ensemble`` flag owns the name
+)
+from akira_nb.modular_arithmetic.train import (
     RESUME_MAY_CHANGE,
     TrainConfig,
     TrainResult,
@@ -122,7 +124,7 @@ def compare(
     """Train every arm (one config each, e.g. ``study(...).arms()``, which checks them), one
     after another, or with ``ensemble=True`` the seeds of each (p, mixer) together as one
     vmapped ensemble (``ensemble.train_arms``), with the same results within float tolerance
-    (see ``grokking.ensemble`` for which mixers are bitwise equal) and the same files.
+    (see ``modular_arithmetic.ensemble`` for which mixers are bitwise equal) and the same files.
 
     The ensemble is opt-in on every device: on a 2-core CPU it measured 1.05x, and its speed on
     a GPU has not been measured yet.

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from akira_nb import explorers
-from akira_nb.grokking.train import TrainResult
+from akira_nb.modular_arithmetic.train import TrainResult
 
 TOKENS = ("a", "b", "=")  # the three positions a model reads
 
@@ -174,7 +174,7 @@ def plot_frequency_weights(results: list[TrainResult]) -> plt.Figure | None:
 def plot_snapshot(res_like: dict, model, data, epoch: int) -> plt.Figure:
     """The seed's six-panel frame at one epoch: loss, accuracy, Fourier sparsity (Gini of W_L),
     embedding spectrum, top-neuron activations grouped by (a + b) mod p, learned weights."""
-    from akira_nb.grokking import fourier
+    from akira_nb.modular_arithmetic import fourier
 
     h, cfg = res_like["history"], res_like["config"]
     p = cfg["p"]

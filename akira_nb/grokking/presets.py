@@ -1,6 +1,7 @@
 """The grokking study's settings: the seed's protocol, the size presets and :class:`Study`.
 
-A study is the shared training settings (one :class:`~akira_nb.grokking.config.TrainConfig`) and
+A study is the shared training settings (one
+:class:`~akira_nb.modular_arithmetic.config.TrainConfig`) and
 its arms, every (p, mixer, seed) of ``primes`` x ``mixers`` x ``seeds``. :func:`study` is the one
 way to build one (the CLI and the notebook both use it). Torch-free, so ``cli.py`` imports it.
 """
@@ -11,7 +12,7 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from akira_nb import runtime
-from akira_nb.grokking.config import MIXERS, TrainConfig
+from akira_nb.modular_arithmetic.config import MIXERS, TrainConfig
 
 EXPERIMENT = "grokking"
 

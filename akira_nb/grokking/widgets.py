@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from akira_nb import explorers
-from akira_nb.grokking import fourier
-from akira_nb.grokking.config import TrainConfig
+from akira_nb.modular_arithmetic import fourier
+from akira_nb.modular_arithmetic.config import TrainConfig
 from akira_nb.runs import read_json
 
 

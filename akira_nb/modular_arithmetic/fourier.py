@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from akira_nb.grokking.data import check_p as _check_p
+from akira_nb.modular_arithmetic.data import check_p as _check_p
 from akira_nb.runtime import check_range
 
 __all__ = [

@@ -8,7 +8,8 @@
   :func:`fixed_key_progress` scores every snapshot's logits with that one set.
 
 Key frequencies follow Nanda's ``calculate_key_freqs``: each MLP neuron's dominant frequency
-(:func:`akira_nb.grokking.fourier.neuron_frequencies`, the share of its variance over the (a, b)
+(:func:`akira_nb.modular_arithmetic.fourier.neuron_frequencies`, the share of its variance over
+the (a, b)
 grid in one frequency's {const, cos k, sin k}^2 block); the key frequencies are the distinct
 dominant frequencies of the neurons with a share above 0.85 (the cluster threshold of Nanda's
 analysis). A model with no such neuron has no key frequency: its restricted loss is then the
@@ -20,8 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from akira_nb.grokking import fourier
-from akira_nb.grokking.models import GrokkingModel, ModelConfig
+from akira_nb.modular_arithmetic import fourier
+from akira_nb.modular_arithmetic.models import GrokkingModel, ModelConfig
 
 KEY_SHARE = 0.85  # a neuron belongs to a frequency's cluster above this share of its variance
 KEY_RULE = (

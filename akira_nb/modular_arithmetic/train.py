@@ -22,17 +22,17 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from akira_nb import runtime
-from akira_nb.grokking import fourier
-from akira_nb.grokking.config import TrainConfig
-from akira_nb.grokking.data import ModularAddition
-from akira_nb.grokking.evaluate import (
+from akira_nb.modular_arithmetic import fourier
+from akira_nb.modular_arithmetic.config import TrainConfig
+from akira_nb.modular_arithmetic.data import ModularAddition
+from akira_nb.modular_arithmetic.evaluate import (
     KEY_RULE,
     evaluate,
     fixed_key_progress,
     key_frequencies_of,
     snapshot_logits,
 )
-from akira_nb.grokking.models import GrokkingModel, parameter_count
+from akira_nb.modular_arithmetic.models import GrokkingModel, parameter_count
 from akira_nb.runs import Run, atomic_torch_save
 
 HISTORY_KEYS = (

@@ -25,9 +25,9 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from akira_nb import runtime
-from akira_nb.grokking.evaluate import evaluate
-from akira_nb.grokking.models import GrokkingModel
-from akira_nb.grokking.train import (
+from akira_nb.modular_arithmetic.evaluate import evaluate
+from akira_nb.modular_arithmetic.models import GrokkingModel
+from akira_nb.modular_arithmetic.train import (
     HISTORY_KEYS,
     RESUME_MAY_CHANGE,
     GrokfastEMA,

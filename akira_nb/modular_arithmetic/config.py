@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from akira_nb.grokking.data import ModularAddition, check_p, make_dataset
+from akira_nb.modular_arithmetic.data import ModularAddition, check_p, make_dataset
 from akira_nb.runtime import check_bool, check_choice, check_int, check_real
 
 MIXERS = ("standard", "fnet", "learned_gate", "phase_shift", "full")

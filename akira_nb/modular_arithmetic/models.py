@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from akira_nb.grokking.config import MIXERS, ModelConfig  # noqa: F401  (MIXERS: its old path)
+from akira_nb.modular_arithmetic.config import MIXERS, ModelConfig  # noqa: F401  (MIXERS: its old path)
 
 N_CTX = 3
 EQ_POS = 2

@@ -1,27 +1,17 @@
 """Run folders: ``<root>/<experiment>/<timestamp>-<name>/`` with config, results, figures and
 checkpoints.
 
-- ``results.json`` and checkpoints are written atomically (temp file in the same folder, then
-  ``os.replace``), so a disconnect mid-write never leaves a half-written file behind.
-- Checkpoints hold only tensors, numbers, strings, lists and dicts, and load with
-  ``torch.load(..., weights_only=True)``.
-- ``Run.open_or_create(..., resume=True)`` reopens the newest run of the same experiment and name,
-  so training continues from its newest checkpoint; with none, it starts one (a notebook's
-  ``RESUME`` on a fresh machine). The CLI's ``--resume`` asks for a run that exists
-  (:func:`resume_must_exist`): with nothing to resume it is refused, naming the name and the
-  folder it looked in. Reopening a run removes the temp files a killed write left behind.
-- :func:`check_runs_root`: the runs root must be a folder that exists or can be made (refused,
-  naming ``output_dir`` or ``AKIRA_RUNS_DIR``, before anything is written).
-- :func:`read_json` reads every run file; a corrupt one is named in one line.
-- One resume guard for every experiment: :func:`check_resume` compares a saved config with the
-  new one and refuses (``ValueError`` naming each field with both values) a resume whose
-  settings differ in a field that matters. ``Run.open_or_create`` applies it to the run's
-  ``config.json``, ``Run.latest_checkpoint(config=...)`` to the config every kit checkpoint
-  stores under ``"config"``. A newest checkpoint that does not load is skipped with a one-line
-  warning naming the file, and the newest one that loads is used.
-- The root is ``AKIRA_RUNS_DIR`` when set (on Colab, a mounted Drive folder), else ``runs/`` at
-  the top of the kit's checkout (so notebooks executed from ``notebooks/`` write to the same
-  place as the CLI), else ``./runs``.
+- ``results.json`` and checkpoints are written atomically (temp file, then ``os.replace``);
+  checkpoints hold only tensors, numbers, strings, lists and dicts (``weights_only=True``).
+- ``Run.open_or_create(..., resume=True)`` reopens the newest run of the same experiment and
+  name (a notebook's ``RESUME``), removing temp files a killed write left; the CLI's
+  ``--resume`` asks for a run that exists (:func:`resume_must_exist`).
+- One resume guard for every experiment: :func:`check_resume` refuses a resume whose settings
+  differ in a field that matters, naming each field; a newest checkpoint that does not load is
+  skipped with a one-line warning. :func:`read_json` names a corrupt run file in one line.
+- The root (:func:`runs_root`, checked by :func:`check_runs_root` before anything is written)
+  is ``AKIRA_RUNS_DIR`` when set (on Colab, a mounted Drive folder), else ``runs/`` at the top
+  of the kit's checkout, else ``./runs``.
 """
 
 from __future__ import annotations

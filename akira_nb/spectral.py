@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from .runtime import check_range
+from akira_nb.runtime import check_range
 
 
 def radial_frequency(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:

@@ -1,49 +1,14 @@
 """Text for the kit's language-model experiments: corpora, tokenizers, packed and seeded splits.
 
-Corpora (``CORPORA``):
-
-- ``offline``: the docstrings of a fixed list of Python standard-library modules
-  (``STDLIB_MODULES``, ``STDLIB_PACKAGES``), read from their source files with ``ast`` (nothing
-  is imported, so no module runs), in that fixed order (files of a package in sorted order),
-  cleaned with ``inspect.cleandoc`` and deduplicated (first occurrence kept). On CPython 3.11:
-  about 5,200 documents, 1.1 MB of English technical prose, built in about a second, cached per
-  process. Why this and not a file shipped with the kit: it needs no download, no package data
-  and no licence of its own, and it is identical on every machine with the same Python version
-  (the stdlib sources are the same on every install of one CPython release; the order never
-  depends on hashing or the file system). Another Python version gives another corpus, so every
-  use records :func:`offline_corpus_info` (its SHA-256 fingerprint, sizes, the Python version
-  and any listed module missing on this install).
-- ``wikitext-2`` / ``wikitext-103``: Hugging Face ``datasets`` (``Salesforce/wikitext``, the
-  ``*-raw-v1`` configurations, the official train / validation / test splits), its lines
-  joined into articles (a ``" = Title = "`` line starts one: :func:`wikitext_articles`),
-  loaded lazily;
-  they need the Hub (Colab) or a local ``datasets`` cache. Offline they raise
-  :class:`CorpusUnavailableError` saying what to use instead. Set ``HF_HUB_OFFLINE=1`` on a
-  machine without internet, or the Hub client retries for about half a minute before failing.
-
-Tokenizers (``TOKENIZERS``):
-
-- ``byte``: :class:`ByteTokenizer`, one id per UTF-8 byte (0-255) plus ``<|endoftext|>`` = 256
-  (vocabulary 257), which is GPT-2's convention: one special id serves as BOS, EOS
-  (document separator) and pad. Encoding never produces the special id from text (the string
-  ``"<|endoftext|>"`` inside a document is encoded as its bytes). ``to_hf()`` gives the same
-  tokenizer as a Hugging Face ``PreTrainedTokenizerFast`` (byte-level BPE with no merges; the
-  same ids), so a model saved with it boots through TransformerLens' ``TransformerBridge``.
-- ``gpt2``: the GPT-2 BPE tokenizer from the Hub (``AutoTokenizer.from_pretrained("gpt2")``,
-  vocabulary 50257, ``<|endoftext|>`` = 50256), loaded lazily.
-- ``gpt2-standin`` / ``pythia-standin``: :class:`StandinTokenizer`, the offline stand-ins of
-  the GPT-2 and Pythia tokenizers for ``--offline`` runs (:mod:`akira_nb.standins`): UTF-8 bytes
-  as ids, inside a vocabulary of the real size with the special id where the real one has it
-  (GPT-2: 50257 ids, ``<|endoftext|>`` = 50256; Pythia: 50277 ids, ``<|endoftext|>`` = 0). The
-  models' embedding and unembedding get the real shapes; the text is not the real tokenization.
-
-Splits: :func:`make_splits` tokenizes a corpus, appends the EOS id after every document and
-packs each split into non-overlapping ``[n_blocks, seq_len]`` blocks of token ids (the remainder
-that does not fill a block is dropped); a document is a docstring of the offline corpus or an
-article of wikitext. The offline corpus is split by *document*: a permutation
-seeded by ``seed`` orders the documents, and the first ones go to test, the next to validation
-(``test_frac`` / ``val_frac`` of the tokens) and the rest to train, so no document is shared
-between splits. Wikitext uses its own official splits (``seed`` does not change them).
+- Corpora (``CORPORA``): ``offline``, the docstrings of a fixed list of Python standard-library
+  modules read with ``ast`` (no download; the same on every install of one CPython release; see
+  :func:`offline_corpus`), and ``wikitext-2`` / ``wikitext-103`` through Hugging Face
+  ``datasets`` (the Hub on Colab; offline they raise :class:`CorpusUnavailableError`).
+- Tokenizers (``TOKENIZERS``): ``byte`` (:class:`ByteTokenizer`, 256 bytes + ``<|endoftext|>``),
+  ``gpt2`` (the Hub's BPE) and the offline stand-ins ``gpt2-standin`` / ``pythia-standin``
+  (:class:`StandinTokenizer`: the real vocabulary sizes and special ids, bytes as ids).
+- Splits: :func:`make_splits` packs each split into ``[n_blocks, seq_len]`` blocks, EOS after
+  every document; the offline corpus is split by document (seeded), wikitext by its own splits.
 
 torch, transformers and datasets are imported inside the functions that need them.
 """
@@ -168,8 +133,13 @@ def _offline_corpus() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def offline_corpus() -> list[str]:
-    """The offline corpus as a list of documents (one docstring each); see the module
-    docstring. Built once per process."""
+    """The offline corpus as a list of documents: the docstrings of ``STDLIB_MODULES`` and
+    ``STDLIB_PACKAGES`` read from their source files with ``ast`` (nothing is imported), in that
+    fixed order (a package's files sorted), cleaned with ``inspect.cleandoc``, deduplicated
+    (first occurrence kept). It needs no download, package data or licence of its own, and it
+    is identical on every install of one CPython release (the order never depends on hashing or
+    the file system); another Python version gives another corpus, so every use records
+    :func:`offline_corpus_info`. Built once per process."""
     return list(_offline_corpus()[0])
 
 

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import standins
-from ..alignment import aq
-from ..alignment.models import PAIRS
-from ..alignment.thresholds import MIN_NULL_REPLICATES as MIN_REPLICATES
-from ..claims import Section, judge, offline
-from .presets import EXPERIMENT, TITLE
+from akira_nb import standins
+from akira_nb.action_quanta.presets import EXPERIMENT, TITLE
+from akira_nb.alignment import aq
+from akira_nb.alignment.models import PAIRS
+from akira_nb.alignment.thresholds import MIN_NULL_REPLICATES as MIN_REPLICATES
+from akira_nb.claims import Section, judge, offline
 
 if TYPE_CHECKING:
-    from .presets import Study
+    from akira_nb.action_quanta.presets import Study
 
 # The reference's reported numbers (inventory section 3.6; gpt2 vs gpt2-medium, layer L of A vs
 # layer L of B, 500 x 64 tokens, neurons truncated to 3072, seed 42). Printed beside what this

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import time
 
-from .. import runtime, standins
-from ..alignment import aq
-from ..claims import claim_lines
-from ..runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
-from .claims import (
+from akira_nb import runtime, standins
+from akira_nb.action_quanta.claims import (
     REFERENCE_DEFECTS,
     SEED_CLAIMS,
     cka_text,
@@ -23,8 +20,11 @@ from .claims import (
     count_short,
     per_pair,
 )
-from .ground_truth import grokking_lines, run_grokking
-from .presets import EXPERIMENT, MAY_CHANGE, Study
+from akira_nb.action_quanta.ground_truth import grokking_lines, run_grokking
+from akira_nb.action_quanta.presets import EXPERIMENT, MAY_CHANGE, Study
+from akira_nb.alignment import aq
+from akira_nb.claims import claim_lines
+from akira_nb.runtime import cost, cost_line  # noqa: F401  (re-exported for the notebook)
 
 
 def _layers_text(values, fmt="{}") -> str:
@@ -275,7 +275,7 @@ def run_experiment(
     Offline (``p.aq.offline``) the stand-ins banner is printed first (``banner=False``: the
     caller printed it, :func:`standins_record`), results.json records ``"standins"`` and every
     verdict against the seed reads :data:`akira_nb.standins.NOT_COMPARABLE`."""
-    from ..runs import Run
+    from akira_nb.runs import Run
 
     start, cpu = time.perf_counter(), time.process_time()
     runtime.check_device("device", p.aq.device)
@@ -333,7 +333,7 @@ def standins_record(p: Study, banner: bool = True) -> dict | None:
 
 def save_figures(run, out: dict) -> dict:
     """Every figure of the run into ``figures/``; returns ``{name: path}``."""
-    from . import plots
+    from akira_nb.action_quanta import plots
 
     result, paths = out["result"], {}
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import runtime
-from ..alignment.choices import MATCH_METHODS
+from akira_nb import runtime
+from akira_nb.alignment.choices import MATCH_METHODS
 
 
 @dataclass
@@ -54,7 +54,7 @@ class GrokConfig:
         runtime.check_int("grok.n_null", self.n_null, low=1)
 
     def train_config(self, seed: int):
-        from ..modular_arithmetic.config import TrainConfig
+        from akira_nb.modular_arithmetic.config import TrainConfig
 
         return TrainConfig(
             p=self.p,
@@ -78,10 +78,10 @@ def _trained_neurons(g: GrokConfig, run, resume: bool, progress: bool):
     """Train both seeds; ``(trained, acts, freqs, frac)``: each model's training result, its MLP
     activations at ``=`` over all ``p^2`` pairs, each neuron's key frequency and the share of its
     variance that frequency explains."""
-    from ..alignment import activations as act
-    from ..modular_arithmetic.data import make_dataset
-    from ..modular_arithmetic.fourier import neuron_frequencies
-    from ..modular_arithmetic.train import train
+    from akira_nb.alignment import activations as act
+    from akira_nb.modular_arithmetic.data import make_dataset
+    from akira_nb.modular_arithmetic.fourier import neuron_frequencies
+    from akira_nb.modular_arithmetic.train import train
 
     trained = [train(g.train_config(s), run=run, resume=resume, progress=progress) for s in g.seeds]
     data = make_dataset(g.p, g.train_frac, 0)
@@ -99,7 +99,7 @@ def _trained_neurons(g: GrokConfig, run, resume: bool, progress: bool):
 def _agreement(g: GrokConfig, m, freqs, frac) -> dict:
     """Key-frequency agreement of the matched pairs ``m``: alive neurons, well-explained ones,
     those above the |corr| threshold, and index-matched pairs (the seed's basic pairing)."""
-    from ..alignment.aq_spectra import frequency_agreement
+    from akira_nb.alignment.aq_spectra import frequency_agreement
 
     fa, fb = freqs
     alive = (fa > 0) & (fb[m.b_idx] > 0)
@@ -123,10 +123,10 @@ def run_grokking(g: GrokConfig, run=None, resume: bool = False, progress: bool =
     them) against chance and against a token-shuffle null, and arrays for the figures."""
     import torch
 
-    from ..alignment.aq_spectra import frequency_agreement
-    from ..alignment.correlation import correlation_of
-    from ..alignment.thresholds import count_with_null, permute_rows
-    from ..alignment.transport import match_neurons
+    from akira_nb.alignment.aq_spectra import frequency_agreement
+    from akira_nb.alignment.correlation import correlation_of
+    from akira_nb.alignment.thresholds import count_with_null, permute_rows
+    from akira_nb.alignment.transport import match_neurons
 
     start = time.perf_counter()
     trained, acts, freqs, frac = _trained_neurons(g, run, resume, progress)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from .. import runtime
-from ..alignment import aq
-from ..alignment.models import PAIRS, get_pair
-from .ground_truth import GrokConfig
+from akira_nb import runtime
+from akira_nb.action_quanta.ground_truth import GrokConfig
+from akira_nb.alignment import aq
+from akira_nb.alignment.models import PAIRS, get_pair
 
 EXPERIMENT = "000_action_quanta"
 TITLE = "000 Action Quanta: MLP neuron correspondence across language models"

@@ -11,10 +11,9 @@ interactive_output). The histogram is a figure pyplot does not track
 from __future__ import annotations
 
 from akira_nb import explorers
+from akira_nb.action_quanta.plots import count_figure
 from akira_nb.alignment import aq
 from akira_nb.alignment.thresholds import DEFAULT_VALUES, RULES, check_rule
-
-from .plots import count_figure
 
 
 def explore(

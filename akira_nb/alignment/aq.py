@@ -17,9 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..runtime import cpu_threads, get_device
-from . import activations as act
-from .aq_chance import (
+from akira_nb.alignment import activations as act
+from akira_nb.alignment.aq_chance import (
     FLAGS_NOTHING,
     INTERPRETATION,
     INTERPRETATION_RULE,
@@ -30,7 +29,7 @@ from .aq_chance import (
     universal_overlap,
     universal_word,
 )
-from .aq_config import (
+from akira_nb.alignment.aq_config import (
     STANDIN_SEEDS,
     AQConfig,
     check_offline_model,
@@ -44,8 +43,14 @@ from .aq_config import (
     pair_layers,
     text_corpus_of,
 )
-from .aq_inputs import Sample, load_texts, make_inputs, sample_models, tokens_fingerprint
-from .aq_methods import (
+from akira_nb.alignment.aq_inputs import (
+    Sample,
+    load_texts,
+    make_inputs,
+    sample_models,
+    tokens_fingerprint,
+)
+from akira_nb.alignment.aq_methods import (
     GURNEE_ALL_ARRAYS,
     METHOD_MODEL,
     METHOD_TEXT,
@@ -58,19 +63,26 @@ from .aq_methods import (
     ot_method,
     procrustes_method,
 )
-from .aq_spectra import (
+from akira_nb.alignment.aq_spectra import (
     SPECTRAL_RULE,
     compare_spectra,
     frequency_agreement,
     spectral_analysis,
     spectral_profile,
 )
-from .aq_stream import STREAM_MAY_CHANGE, PairStream, stream_config, stream_models
-from .choices import INPUT_TYPES, MATCH_METHODS, METHODS, PAIRINGS, TEXT_CORPORA
-from .cka import cka_matrix
-from .excess import clear_rotations
-from .stages import Stages, stage_lines
-from .thresholds import CHANCE_RULE, MIN_NULL_REPLICATES, RULES, chance_word, too_few_replicates
+from akira_nb.alignment.aq_stream import STREAM_MAY_CHANGE, PairStream, stream_config, stream_models
+from akira_nb.alignment.choices import INPUT_TYPES, MATCH_METHODS, METHODS, PAIRINGS, TEXT_CORPORA
+from akira_nb.alignment.cka import cka_matrix
+from akira_nb.alignment.excess import clear_rotations
+from akira_nb.alignment.stages import Stages, stage_lines
+from akira_nb.alignment.thresholds import (
+    CHANCE_RULE,
+    MIN_NULL_REPLICATES,
+    RULES,
+    chance_word,
+    too_few_replicates,
+)
+from akira_nb.runtime import cpu_threads, get_device
 
 
 @dataclass
@@ -283,7 +295,7 @@ def check_models(cfg: AQConfig, model_a, model_b) -> list[tuple[int, int]]:
 def load_models(cfg: AQConfig):
     """Boot ``cfg.model_a`` and ``cfg.model_b`` (Hub ids, local folders or ``tiny:<seed>``;
     offline, the stand-ins of the Hub ones, :func:`offline_models`)."""
-    from .models import load_model, quiet_hf
+    from akira_nb.alignment.models import load_model, quiet_hf
 
     with quiet_hf():
         names = {"model_a": cfg.model_a, "model_b": cfg.model_b}

@@ -9,8 +9,7 @@ import math
 
 import numpy as np
 
-from ..runtime import check_real
-from .thresholds import (
+from akira_nb.alignment.thresholds import (
     AT_CHANCE_SDS,
     CHANCE_RULE,
     null_count_variance,
@@ -18,6 +17,7 @@ from .thresholds import (
     paired_null_overlap,
     too_few_replicates,
 )
+from akira_nb.runtime import check_real
 
 # The null whose replicates give the universal overlap's chance level, per method: the basic
 # method's neuron permutations of B (the same permutations in both input types); the others'

@@ -13,15 +13,15 @@ import math
 import os
 from dataclasses import asdict, dataclass
 
-from ..runtime import check_bool, check_choice, check_device, check_int, check_real
-from .choices import INPUT_TYPES, MATCH_METHODS, PAIRINGS, TEXT_CORPORA
-from .correlation import SEED_N_ROTATIONS, SEED_THRESHOLD
-from .thresholds import check_rule
+from akira_nb.alignment.choices import INPUT_TYPES, MATCH_METHODS, PAIRINGS, TEXT_CORPORA
+from akira_nb.alignment.correlation import SEED_N_ROTATIONS, SEED_THRESHOLD
+from akira_nb.alignment.thresholds import check_rule
+from akira_nb.runtime import check_bool, check_choice, check_device, check_int, check_real
 
 
 def known_n_layers(name: str) -> int | None:
     """Layers of a named model without loading it (Hub specs, ``tiny:<seed>``), else None."""
-    from .models import TinyConfig, model_spec
+    from akira_nb.alignment.models import TinyConfig, model_spec
 
     if isinstance(name, str) and name.startswith("tiny:"):
         return TinyConfig().n_layers
@@ -30,7 +30,7 @@ def known_n_layers(name: str) -> int | None:
 
 
 def known_n_ctx(name: str) -> int | None:
-    from .models import TinyConfig, model_spec
+    from akira_nb.alignment.models import TinyConfig, model_spec
 
     if isinstance(name, str) and name.startswith("tiny:"):
         return TinyConfig().n_ctx
@@ -40,7 +40,7 @@ def known_n_ctx(name: str) -> int | None:
 
 def known_d_mlp(name: str) -> int | None:
     """MLP width of a named model without loading it (Hub specs, ``tiny:<seed>``), else None."""
-    from .models import TinyConfig, model_spec
+    from akira_nb.alignment.models import TinyConfig, model_spec
 
     if isinstance(name, str) and name.startswith("tiny:"):
         return TinyConfig().d_mlp
@@ -93,8 +93,8 @@ def check_offline_model(field: str, name: str) -> str | None:
     """The Hub id a stand-in replaces offline for model ``name`` (None for ``tiny:<seed>`` and
     existing local folders, which need no download); ``ValueError`` naming ``field`` when the
     kit has no stand-in for it (:data:`akira_nb.standins.ARCHITECTURES`)."""
-    from .. import standins
-    from .models import resolve_name
+    from akira_nb import standins
+    from akira_nb.alignment.models import resolve_name
 
     if name.startswith("tiny:") or os.path.isdir(os.path.expanduser(name)):
         return None
@@ -111,7 +111,7 @@ def offline_models(cfg: AQConfig, root=None, build: bool = True) -> dict:
     """``{field: (hub id, seed, folder)}`` for each model of ``cfg`` a stand-in replaces
     offline (:func:`akira_nb.standins.model_folder`, seeded by :data:`STANDIN_SEEDS`; built
     on first use unless ``build=False``)."""
-    from .. import standins
+    from akira_nb import standins
 
     out = {}
     for key, seed in STANDIN_SEEDS.items():
@@ -125,7 +125,7 @@ def offline_models(cfg: AQConfig, root=None, build: bool = True) -> dict:
 def text_corpus_of(cfg: AQConfig) -> str:
     """The corpus the text inputs are read from: offline, the one standing in for
     ``cfg.text_corpus`` (:func:`akira_nb.standins.corpus`)."""
-    from .. import standins
+    from akira_nb import standins
 
     return standins.corpus(cfg.text_corpus) if cfg.offline else cfg.text_corpus
 
@@ -133,8 +133,8 @@ def text_corpus_of(cfg: AQConfig) -> str:
 def offline_replacements(cfg: AQConfig, root=None) -> dict:
     """What stands in for what in an offline run of ``cfg``, ``{hub thing: stand-in}`` (for
     :func:`akira_nb.standins.announce`); nothing is built."""
-    from .. import standins
-    from .models import model_spec
+    from akira_nb import standins
+    from akira_nb.alignment.models import model_spec
 
     out, families = {}, set()
     for key, (hub, seed, folder) in offline_models(cfg, root, build=False).items():
@@ -228,7 +228,7 @@ class AQConfig:
         check_choice("layer_pairing", self.layer_pairing, PAIRINGS)
         n_a, n_b = known_n_layers(self.model_a), known_n_layers(self.model_b)
         if n_a is not None:
-            from .models import check_layers_for
+            from akira_nb.alignment.models import check_layers_for
 
             if self.model_a.startswith("tiny:"):
                 bad = [v for v in self.layers if v >= n_a]

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..runtime import check_choice
-from . import activations as act
-from .aq_config import text_corpus_of
+from akira_nb.alignment import activations as act
+from akira_nb.alignment.aq_config import text_corpus_of
+from akira_nb.runtime import check_choice
 
 if TYPE_CHECKING:
-    from .aq_config import AQConfig
+    from akira_nb.alignment.aq_config import AQConfig
 
 
 def tokens_fingerprint(inputs: act.TokenInputs) -> str:
@@ -81,7 +81,7 @@ def make_inputs(cfg: AQConfig, kind: str, model, texts=None) -> act.TokenInputs:
 def load_texts(corpus: str, seed: int = 0) -> list[str]:
     """Documents for the semantic test: the offline corpus in a seeded order, or the articles
     of wikitext's train split (its own order; :func:`akira_nb.text.wikitext_articles`)."""
-    from .. import text
+    from akira_nb import text
 
     docs = text.load_documents(corpus, "train")
     if corpus == "offline":

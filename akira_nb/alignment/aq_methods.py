@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..runtime import check_choice, check_real, get_device
-from .aq_chance import replicates
-from .aq_config import pair_key
-from .cka import cka_scores, linear_cka_from_stats
-from .correlation import GURNEE_THRESHOLD, StreamingCorrelation
-from .excess import basic_excess, gurnee_excess
-from .procrustes import procrustes_align
-from .stages import Stages
-from .thresholds import AQCount, chance_word, count_with_null, null_count_variance
-from .transport import match_neurons
+from akira_nb.alignment.aq_chance import replicates
+from akira_nb.alignment.aq_config import pair_key
+from akira_nb.alignment.cka import cka_scores, linear_cka_from_stats
+from akira_nb.alignment.correlation import GURNEE_THRESHOLD, StreamingCorrelation
+from akira_nb.alignment.excess import basic_excess, gurnee_excess
+from akira_nb.alignment.procrustes import procrustes_align
+from akira_nb.alignment.stages import Stages
+from akira_nb.alignment.thresholds import AQCount, chance_word, count_with_null, null_count_variance
+from akira_nb.alignment.transport import match_neurons
+from akira_nb.runtime import check_choice, check_real, get_device
 
 if TYPE_CHECKING:
-    from .aq_config import AQConfig
-    from .aq_stream import PairStream
+    from akira_nb.alignment.aq_config import AQConfig
+    from akira_nb.alignment.aq_stream import PairStream
 
 
 METHOD_MODEL = {"basic": "A", "gurnee": "A", "ot": "A", "procrustes": "B"}

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..runtime import check_choice, check_int
+from akira_nb.runtime import check_choice, check_int
 
 if TYPE_CHECKING:
-    from .aq_methods import MethodResult
+    from akira_nb.alignment.aq_methods import MethodResult
 
 
 SPECTRAL_RULE = (

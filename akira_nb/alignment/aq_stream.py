@@ -8,15 +8,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ..runtime import check_bool, check_int, get_device
-from . import activations as act
-from .aq_config import pair_key
-from .aq_inputs import tokens_fingerprint
-from .correlation import SharedMarginalsCorrelation, StreamingCorrelation
-from .thresholds import ShuffledStream
+from akira_nb.alignment import activations as act
+from akira_nb.alignment.aq_config import pair_key
+from akira_nb.alignment.aq_inputs import tokens_fingerprint
+from akira_nb.alignment.correlation import SharedMarginalsCorrelation, StreamingCorrelation
+from akira_nb.alignment.thresholds import ShuffledStream
+from akira_nb.runtime import check_bool, check_int, get_device
 
 if TYPE_CHECKING:
-    from .aq_config import AQConfig
+    from akira_nb.alignment.aq_config import AQConfig
 
 STREAM_MAY_CHANGE = ("checkpoint_every", "device")
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from ..runtime import check_choice, check_int, check_real
-from .correlation import analysis_dtype
+from akira_nb.alignment.correlation import analysis_dtype
+from akira_nb.runtime import check_choice, check_int, check_real
 
 F64 = torch.float64
 METHODS = ("linear", "debiased", "rbf")

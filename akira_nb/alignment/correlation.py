@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..runtime import check_bool, check_choice, check_int, get_device
+from akira_nb.runtime import check_bool, check_choice, check_int, get_device
 
 SEED_THRESHOLD = 0.3
 GURNEE_THRESHOLD = 0.5
@@ -194,7 +194,7 @@ class StreamingCorrelation:
 
     def save(self, path) -> Path:
         """Write the state atomically (a temp file then ``os.replace``) with ``torch.save``."""
-        from ..runs import atomic_torch_save
+        from akira_nb.runs import atomic_torch_save
 
         return atomic_torch_save(self.state_dict(), path)
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..runtime import check_bool, check_int, check_real, get_device
-from .correlation import (
+from akira_nb.alignment.correlation import (
     F64,
     SEED_N_ROTATIONS,
     SEED_THRESHOLD,
     StreamingCorrelation,
     analysis_dtype,
 )
+from akira_nb.runtime import check_bool, check_int, check_real, get_device
 
 
 def haar_orthogonal(

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..runtime import check_bool, check_choice, check_int, check_real, get_device
-from .correlation import analysis_dtype
+from akira_nb.alignment.correlation import analysis_dtype
+from akira_nb.runtime import check_bool, check_choice, check_int, check_real, get_device
 
 METHODS = ("semi_orthogonal", "pca")
 CPU_BATCH_BYTES = 2**28

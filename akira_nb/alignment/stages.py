@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from ..runtime import get_device
+from akira_nb.runtime import get_device
 
 
 def _host_peak_bytes() -> int | None:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..runtime import check_int, check_real
-from .choices import RULES
+from akira_nb.alignment.choices import RULES
+from akira_nb.runtime import check_int, check_real
 
 DEFAULT_VALUES = {"statistical": 2.0, "percentile": 95.0, "fixed": 0.3}
 FLAGS_NOTHING = "the rule flags nothing here"

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime import check_bool, check_choice, check_int, check_real
-from .choices import MATCH_METHODS as METHODS
+from akira_nb.alignment.choices import MATCH_METHODS as METHODS
+from akira_nb.runtime import check_bool, check_choice, check_int, check_real
 
 EMD_NUM_ITER_MAX = 10_000_000
 SINKHORN_NUM_ITER_MAX = 2_000
@@ -100,7 +100,7 @@ def _to_numpy(x):
 def _correlation(a, b):
     """The correlation matrix from the inputs (validated), and the torch tensor if one was given."""
     if b is not None:
-        from .correlation import correlation_of
+        from akira_nb.alignment.correlation import correlation_of
 
         return correlation_of(a, b, device="cpu").corr().numpy(), None
     if hasattr(a, "corr") and callable(a.corr):  # a StreamingCorrelation

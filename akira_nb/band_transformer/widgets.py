@@ -14,8 +14,7 @@ import math
 import numpy as np
 
 from akira_nb import explorers
-
-from .plots import arm_color, band_colors
+from akira_nb.band_transformer.plots import arm_color, band_colors
 
 
 def arms_of(results: dict) -> list[str]:

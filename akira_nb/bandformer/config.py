@@ -13,7 +13,7 @@ the same checks again.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from akira_nb import runtime, standins
 from akira_nb.runtime import check_bool, check_choice, check_int, check_real
@@ -477,3 +477,63 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
         return cls(**data)
+
+
+# -- the reference repository's LR sets (torch-free, so a cli can offer their names) -----
+
+
+class LRPreset(NamedTuple):
+    """One set of learning rates from the reference repository."""
+
+    band_lrs: tuple[float, ...]
+    shared_lr: float
+    source: str
+
+
+# The repository's LR sets disagree with each other (inventory section 4.3): 026 v1 is the
+# canonical set shifted down one band and capped at 1e-2, with shared at 3e-4 instead of 5e-4.
+LR_PRESETS: dict[str, LRPreset] = {
+    "026_v1": LRPreset(
+        (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+        3e-4,
+        "026 code/models/akira_band_transformer.py AKIRAConfig.band_learning_rates; shared group "
+        "at band_lrs[3] = 3e-4 (inventory 2.1)",
+    ),
+    "canonical_7p1": LRPreset(
+        (1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-3),
+        5e-4,
+        "CANONICAL_PARAMETERS.md Spec A, bands 0-6 + temporal band 7; shared = the example "
+        "optimiser's wormhole LR 5e-4 (inventory 4.2, 4.3); the set 013 quotes (ratio 3000x)",
+    ),
+    "canonical_7": LRPreset(
+        (1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
+        5e-4,
+        "CANONICAL_PARAMETERS.md Spec A bands 0-6 only (no temporal band), shared 5e-4",
+    ),
+    "spec_b_warmstart": LRPreset(
+        (1e-5, 2e-5, 4e-5, 6e-5, 8e-5, 1e-4, 1.2e-4, 6e-5),
+        1e-4,
+        "CANONICAL_PARAMETERS.md Spec B: lr_base 1e-4 x [0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 0.6] "
+        "for bands 0..7 (ratio 12x); shared = lr_base (inventory 4.2)",
+    ),
+    "sbm_7p1": LRPreset(
+        (3e-5, 5e-5, 1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 3e-4),
+        3e-4,
+        "026 colab_train_akira_v2_spectral_*.py SpectralConfig.band_learning_rates (band 7 "
+        "temporal 3e-4, ratio 100x), shared 3e-4 (inventory 2.5)",
+    ),
+    "013": LRPreset(
+        (1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-3),
+        5e-4,
+        "013_EXP_DIFFERENTIAL_LR_VALIDATION.md (band 0 1e-5, band 6 3e-2, temporal band 7 1e-3, "
+        "'see CANONICAL_PARAMETERS.md'): the canonical 7+1 set, shared 5e-4 (inventory 4.1)",
+    ),
+    "026_uniform": LRPreset(
+        (3e-4,) * 7,
+        3e-4,
+        "026 original band notebook.ipynb uniform-LR ablation: every band at 3e-4 (inventory 2.6)",
+    ),
+}
+
+
+CUSTOM = "custom"

@@ -18,10 +18,9 @@ import math
 import numpy as np
 
 from akira_nb.claims import Section, judge, offline
+from akira_nb.differential_lr import evaluate as ev
+from akira_nb.differential_lr.presets import EXPERIMENT, TITLE
 from akira_nb.lr_sweep import LEARN_MARGIN
-
-from . import evaluate as ev
-from .presets import EXPERIMENT, TITLE
 
 CONTROL = "band_geomean"
 TREATMENT = "band"

@@ -19,21 +19,11 @@ from __future__ import annotations
 import argparse
 
 from akira_nb import runtime
+from akira_nb.bandformer import config as band_config
+from akira_nb.differential_lr.presets import ARMS, DEFAULT_ARMS
 
-from .presets import ARMS, DEFAULT_ARMS
-
-# A literal copy of akira_nb.bandformer.optim's names (that module imports torch, and --help
-# needs none); a test checks it equals the real one.
-LR_PRESETS = (
-    "026_v1",
-    "canonical_7p1",
-    "canonical_7",
-    "spec_b_warmstart",
-    "sbm_7p1",
-    "013",
-    "026_uniform",
-    "custom",
-)
+# The LR sets' names from the band library's torch-free table (--help imports no torch).
+LR_PRESETS = (*band_config.LR_PRESETS, band_config.CUSTOM)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,13 +20,26 @@ import numpy as np
 
 from akira_nb import runtime, standins
 from akira_nb.claims import claim_lines
+from akira_nb.differential_lr import evaluate as ev
+from akira_nb.differential_lr.claims import (
+    CONTROL,
+    TREATMENT,
+    claims,
+    comparability,
+    fmt,
+    recommendation,
+    template,
+)
+from akira_nb.differential_lr.presets import EXPERIMENT, MAY_CHANGE, Study
+from akira_nb.differential_lr.trainings import (
+    Trainings,
+    load_final_model,
+    sweep_rows,
+    tune,
+    tuned_rows,
+)
 from akira_nb.lr_sweep import LEARN_MARGIN
 from akira_nb.runs import Run
-
-from . import evaluate as ev
-from .claims import CONTROL, TREATMENT, claims, comparability, fmt, recommendation, template
-from .presets import EXPERIMENT, MAY_CHANGE, Study
-from .trainings import Trainings, load_final_model, sweep_rows, tune, tuned_rows
 
 # ----------------------------------------------------------------------------- tables
 
@@ -326,7 +339,7 @@ def summary_lines(out: dict) -> list[str]:
 
 
 def save_figures(run, out: dict) -> dict:
-    from . import plots
+    from akira_nb.differential_lr import plots
 
     figs = {
         "curves": plots.plot_curves(

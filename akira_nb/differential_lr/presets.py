@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from akira_nb import lr_sweep, runtime
+from akira_nb.differential_lr import sweep as sw
+from akira_nb.differential_lr.evaluate import MIN_WINDOW
 from akira_nb.lr_sweep import LEARN_MARGIN
 from akira_nb.runtime import FINAL_EVAL_PREDICTIONS
-
-from . import sweep as sw
-from .evaluate import MIN_WINDOW
 
 EXPERIMENT = "013_differential_lr"
 TITLE = "013 Differential learning rates: does the band LR hierarchy beat a uniform LR?"

@@ -13,11 +13,10 @@ from dataclasses import replace
 import numpy as np
 
 from akira_nb import runtime
+from akira_nb.differential_lr import evaluate as ev
+from akira_nb.differential_lr import sweep as sw
+from akira_nb.differential_lr.presets import Study
 from akira_nb.runs import atomic_write_json, read_json
-
-from . import evaluate as ev
-from . import sweep as sw
-from .presets import Study
 
 
 def _train_module():

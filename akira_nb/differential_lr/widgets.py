@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 
 from akira_nb import explorers
-
-from . import plots
-from .claims import CONTROL
-from .presets import ARM_LABELS, EXPERIMENT
+from akira_nb.differential_lr import plots
+from akira_nb.differential_lr.claims import CONTROL
+from akira_nb.differential_lr.presets import ARM_LABELS, EXPERIMENT
 
 MEASURES = ("steps_to_target", "final_val_loss", "test_loss", "variance", "spikes")
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformer_lens.hook_points import HookPoint
 
-from ..runtime import check_choice, check_int, check_range
+from akira_nb.runtime import check_choice, check_int, check_range
 
 
 def _entropy(w: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 
 from akira_nb.claims import Section, judge
-
-from .model import BASELINES
+from akira_nb.spatiotemporal.model import BASELINES
 
 EXPERIMENT = "033_spectral_band_attention"
 

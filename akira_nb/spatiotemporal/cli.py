@@ -23,7 +23,7 @@ from pathlib import Path
 # torch, matplotlib and the model modules are imported inside main() / config_from_args(), so
 # ``python -m akira_nb --help`` stays quick. Choice lists are literal here; a test checks they
 # equal the real ones (patterns.PATTERNS, presets.MODEL_PRESETS).
-from .. import runtime
+from akira_nb import runtime
 
 PATTERN_CHOICES = (
     "blob",
@@ -240,7 +240,7 @@ OFFLINE_NOTE = "--offline: 033 downloads nothing, so nothing is replaced; the ru
 def _study(args):
     """The :class:`~.presets.Study` the flags ask for, built the one way
     (``presets.study``): the size from ``runtime.size_from``, the flags on top."""
-    from . import presets
+    from akira_nb.spatiotemporal import presets
 
     overrides = {}
     if args.attn_topk_temporal is not None:
@@ -345,9 +345,9 @@ def main(args) -> dict:
     if not runtime.in_ipython():  # headless CLI; inside a notebook kernel leave its backend alone
         matplotlib.use("Agg")
 
-    from ..runs import Run
-    from . import claims, experiment, plots
-    from .train import RESUME_MAY_CHANGE
+    from akira_nb.runs import Run
+    from akira_nb.spatiotemporal import claims, experiment, plots
+    from akira_nb.spatiotemporal.train import RESUME_MAY_CHANGE
 
     print(size_line(args))
     if getattr(args, "offline", False):

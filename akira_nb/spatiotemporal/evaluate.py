@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from .. import runtime, spectral
-from . import patterns as P
-from .train import TrainConfig, threads
+from akira_nb import runtime, spectral
+from akira_nb.spatiotemporal import patterns as P
+from akira_nb.spatiotemporal.train import TrainConfig, threads
 
 
 def evaluation_times(cfg: TrainConfig) -> torch.Tensor:

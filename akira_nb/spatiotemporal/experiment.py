@@ -22,15 +22,21 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from tqdm.auto import tqdm
 
-from .. import runtime
-from ..runs import Run, atomic_write_json, check_resume, read_json, to_jsonable
-from . import patterns as P
-from . import plots, widgets
-from .claims import EXPERIMENT, SEED_CLAIMS, claims, comparability, rollout_lead
-from .evaluate import evaluate, evaluation_times
-from .model import BASELINES, build_model
-from .presets import Study
-from .train import (
+from akira_nb import runtime
+from akira_nb.runs import Run, atomic_write_json, check_resume, read_json, to_jsonable
+from akira_nb.spatiotemporal import patterns as P
+from akira_nb.spatiotemporal import plots, widgets
+from akira_nb.spatiotemporal.claims import (
+    EXPERIMENT,
+    SEED_CLAIMS,
+    claims,
+    comparability,
+    rollout_lead,
+)
+from akira_nb.spatiotemporal.evaluate import evaluate, evaluation_times
+from akira_nb.spatiotemporal.model import BASELINES, build_model
+from akira_nb.spatiotemporal.presets import Study
+from akira_nb.spatiotemporal.train import (
     RESUME_MAY_CHANGE,
     TrainConfig,
     checkpoint_config,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..runtime import check_int, check_range
+from akira_nb.runtime import check_int, check_range
 
 
 class RingBuffer:

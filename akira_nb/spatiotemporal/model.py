@@ -22,11 +22,15 @@ import torch.nn.functional as F
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from .. import spectral
-from ..runtime import check_choice, check_int, check_range
-from .attention import NeighborAttention, TemporalAttention, WormholeAttention
-from .history import RingBuffer
-from .presets import BANDS, SpectralConfig, get_config
+from akira_nb import spectral
+from akira_nb.runtime import check_choice, check_int, check_range
+from akira_nb.spatiotemporal.attention import (
+    NeighborAttention,
+    TemporalAttention,
+    WormholeAttention,
+)
+from akira_nb.spatiotemporal.history import RingBuffer
+from akira_nb.spatiotemporal.presets import BANDS, SpectralConfig, get_config
 
 MODEL_KINDS = ("spectral", "mlp", "copy_last", "linear_extrap")
 BASELINES = ("copy_last", "linear_extrap")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..runtime import check_choice, check_range
+from akira_nb.runtime import check_choice, check_range
 
 PATTERN_DEFAULTS: dict[str, dict] = {
     "blob": {"speed": 0.02, "radius": 0.3, "sigma": 0.1},

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from .. import runtime
-from ..runtime import check_bool, check_choice, check_int, check_real
-from .train import TrainConfig
+from akira_nb import runtime
+from akira_nb.runtime import check_bool, check_choice, check_int, check_real
+from akira_nb.spatiotemporal.train import TrainConfig
 
 BANDS = ("intensity", "low_freq", "high_freq")
 ATTENTION_TYPES = ("temporal", "neighbor", "wormhole")

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import runtime
-from ..runs import to_jsonable
-from ..runtime import check_bool, check_choice, check_int, check_real
-from . import patterns as P
+from akira_nb import runtime
+from akira_nb.runs import to_jsonable
+from akira_nb.runtime import check_bool, check_choice, check_int, check_real
+from akira_nb.spatiotemporal import patterns as P
 
 CSV_COLUMNS = [
     "step",

@@ -13,9 +13,8 @@ import copy
 import torch
 
 from akira_nb import explorers
-
-from . import patterns as P
-from .plots import links_figure
+from akira_nb.spatiotemporal import patterns as P
+from akira_nb.spatiotemporal.plots import links_figure
 
 
 @torch.no_grad()
@@ -48,8 +47,8 @@ def explore(
     with the given wormhole and band knobs; plot current / target / prediction / error and the
     wormhole links. Returns ``(lines, figure)``: one line with the knobs, the per-pixel MSE and
     the number of wormhole links kept; the figure is not tracked by pyplot (display it)."""
-    from .. import runtime
-    from .train import TrainConfig, threads
+    from akira_nb import runtime
+    from akira_nb.spatiotemporal.train import TrainConfig, threads
 
     with runtime.cpu_threads(threads(TrainConfig(grid_size=grid_size)), "cpu"):
         cur, target, pred, stats = _run_explorer(

@@ -15,13 +15,13 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1
 # stage NAME COMMAND...: run it, then print its wall time and its CPU-seconds (children's);
 # returns the command's status.
 stage() {
-    local name="$1" start cpu0 cpu1 rc=0
+    local name="$1" me=$BASHPID start cpu0 cpu1 rc=0  # this shell (a subshell when run with &)
     shift
     echo "[tests] ${name} ..."
     start=$(date +%s)
-    cpu0=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$BASHPID/stat")
+    cpu0=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$me/stat")
     "$@" || rc=$?
-    cpu1=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$BASHPID/stat")
+    cpu1=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$me/stat")
     echo "[tests] ${name}: $(( $(date +%s) - start )) s wall," \
         "$(( (cpu1 - cpu0) / $(getconf CLK_TCK) )) CPU-s"
     return "$rc"

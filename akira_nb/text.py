@@ -483,6 +483,9 @@ class TextConfig:
     seed: int = 0
     max_train_tokens: int | None = None
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> TextConfig:
         check_choice("corpus", self.corpus, CORPORA)
         check_choice("tokenizer", self.tokenizer, TOKENIZERS)
@@ -572,7 +575,7 @@ def make_splits(cfg: TextConfig | None = None, **overrides: Any) -> TokenSplits:
     ``cfg.seq_len`` ids (see the module docstring for how each corpus is split)."""
 
     base = {} if cfg is None else cfg.to_dict()
-    cfg = TextConfig(**{**base, **overrides}).validate()
+    cfg = TextConfig(**{**base, **overrides})
     tok = get_tokenizer(cfg.tokenizer)
     if cfg.corpus == "offline":
         ids = split_documents(offline_corpus(), tok, cfg.val_frac, cfg.test_frac, cfg.seed)

@@ -342,7 +342,7 @@ class Study:
         unknown = sorted(set(settings) - allowed)
         if unknown:
             raise ValueError(f"aq settings {unknown} are unknown; allowed: {sorted(allowed)}")
-        return AQConfig(model_a=f"{arm}:seed{a}", model_b=f"{arm}:seed{b}", **settings).validate()
+        return AQConfig(model_a=f"{arm}:seed{a}", model_b=f"{arm}:seed{b}", **settings)
 
     def standins(self) -> dict:
         """``{what the run would download: its stand-in}`` (empty unless ``base.offline``):

@@ -255,7 +255,7 @@ class Study:
             total_steps=int(budget),
             warmup_steps=self.warmup_for(budget),
             model_overrides=over,
-        ).validate()
+        )  # dataclasses.replace re-runs the config's __post_init__ checks
 
     def configs(self) -> list[tuple[dict, Any]]:
         """``(key, TrainConfig)`` of the planned trainings when every sweep's best is its

@@ -1,4 +1,5 @@
 import contextlib
+import gc
 import io
 import os
 import shutil
@@ -59,7 +60,10 @@ SMALL_FLAGS = {
         *("--aq_samples", "8"),
         *("--eval_batches", "1", "--final_eval_predictions", "64", "--stats_sequences", "2"),
     ],
-    "differential_lr": ["--budgets", "4", "--seeds", "0", "--eval-batches", "1", "--sweep", ""],
+    "differential_lr": [
+        *("--budgets", "4", "--seeds", "0", "--eval-batches", "1", "--sweep", ""),
+        *("--final-eval-predictions", "64"),
+    ],
 }
 
 
@@ -162,3 +166,11 @@ class _FileProgress:
 def pytest_configure(config):
     if not hasattr(config, "workerinput"):  # the controller (or a run without workers)
         config.pluginmanager.register(_FileProgress(config), "akira-file-progress")
+
+
+def pytest_collection_finish(session):
+    """Move everything alive after collection (torch, transformers and every test module:
+    hundreds of thousands of objects) out of the garbage collector's sight: objects made by the
+    tests are still collected, but a full collection (automatic, or the one after each training,
+    ``bandformer.train.trim_heap``) no longer walks the imported libraries each time."""
+    gc.freeze()

@@ -11,6 +11,10 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then py=.venv/bin/pytho
 # kit's machines; the tests use models and text the kit builds): fail fast instead of retrying.
 # One torch thread per process: two workers share the two cores.
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1
+# Bytecode caches on, even where the environment turns them off: every test process (workers,
+# notebook kernels, the CLI and torchrun processes the tests start) otherwise compiles the kit
+# and pytest rewrites every test module again.
+unset PYTHONDONTWRITEBYTECODE
 
 # stage NAME COMMAND...: run it, then print its wall time and its CPU-seconds (children's);
 # returns the command's status.
@@ -42,8 +46,10 @@ stage "notebooks at tiny" env AKIRA_RUNS_DIR="$nbruns" AKIRA_SIZE=tiny PYTHONPAT
 # Unit tests, two workers (pytest-xdist; a line as each file finishes), each file on one worker
 # so that a module's shared fixture (a small trained run) is made once: Agg backend here only
 # (a kernel that inherits it would lose its figures).
+# -p no:nbmake: the notebook plugin's imports (nbformat's JSON-schema checkers) cost each
+# pytest process about 2 CPU-s, and only the notebook stage needs it.
 stage "unit tests" env AKIRA_TINY_RUNS_DIR="$nbruns" MPLBACKEND=Agg "$py" -m pytest tests -q \
-    -p no:cacheprovider -n 2 --dist loadfile --ignore=tests/browser -m "not full_shapes" \
+    -p no:cacheprovider -p no:nbmake -n 2 --dist loadfile --ignore=tests/browser -m "not full_shapes" \
     --durations=10
 
 # The t4 plans at their real widths (GPT-2 sizes, 50,257-token vocabularies) on local stand-ins,
@@ -55,11 +61,11 @@ stage "unit tests" env AKIRA_TINY_RUNS_DIR="$nbruns" MPLBACKEND=Agg "$py" -m pyt
 # No MPLBACKEND for the browser: the kernels keep their inline backend.
 t4log="${nbruns%/runs}/t4.log"
 stage "t4 plans on stand-ins" env MPLBACKEND=Agg "$py" -m pytest tests -q -p no:cacheprovider \
-    -n 2 --dist load --maxschedchunk 1 -m full_shapes --durations=5 >"$t4log" 2>&1 &
+    -p no:nbmake -n 2 --dist load --maxschedchunk 1 -m full_shapes --durations=5 >"$t4log" 2>&1 &
 t4=$!
 rc=0
 stage "explorers in a browser" env AKIRA_BROWSER_RUNS_DIR="$nbruns" "$py" -m pytest -q \
-    -p no:cacheprovider tests/browser || rc=$?
+    -p no:cacheprovider -p no:nbmake tests/browser || rc=$?
 wait "$t4" || rc=$?
 cat "$t4log"
 exit "$rc"

@@ -258,6 +258,7 @@ def _args(**kw):
         (dict(budgets=["40", "200"], total_steps=100), "total_steps=100 and budgets="),
         (dict(sweep="1,3"), r"sweep=\[1.0, 3.0\] has 2 point\(s\)"),
         (dict(sweep="0.1,1,0"), r"sweep\[2\]=0"),
+        (dict(**{"final-eval-predictions": "-1"}), "final_eval_predictions=-1"),
     ],
 )
 def test_cli_refuses_bad_input_before_any_folder(runs_root, kw, match):
@@ -336,8 +337,16 @@ def test_a_resumed_study_reloads_finished_trainings_and_continues_a_half_trained
     assert controls["lr_preset"].value == "013" and box.children[0].children[1] is controls["arm"]
 
 
+def test_the_final_losses_held_out_set_size_is_a_flag():
+    assert cli.config_from_args(_args()).final_eval_predictions == 50_000  # the preset's
+    plan = cli.config_from_args(_args(**{"final-eval-predictions": 64}))
+    assert plan.final_eval_predictions == 64
+    assert "over at least 64 held-out" in plan.describe()
+
+
 def test_cli_main_runs_a_small_study_and_its_kit_summary(runs_root, capsys):
     args = _args(arms=["band", "band_geomean"], seeds=["0"], total_steps=8, sweep="", quiet=True)
+    args.final_eval_predictions = 64  # the 50,000 of the preset: tests/test_differential_lr_tuning
     out = cli.main(args)
     printed = capsys.readouterr().out
     assert "Differential LR is" in printed and "Conclusion (013 section 5)" in printed

@@ -3,11 +3,18 @@
 
 from pathlib import Path
 
-import jupytext
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("*.py"))
+
+
+def _read(path: Path):
+    """``jupytext.read``, imported here: jupytext loads nbformat, whose JSON-schema format
+    checkers take about 2 CPU-s to import, which every test worker would pay at collection."""
+    import jupytext
+
+    return jupytext.read(path)
 
 
 def test_there_are_notebooks():
@@ -18,8 +25,8 @@ def test_there_are_notebooks():
 def test_pair_in_sync_and_without_outputs(source):
     ipynb = source.with_suffix(".ipynb")
     assert ipynb.is_file(), f"{ipynb.name} missing: run jupytext --to ipynb {source.name}"
-    text_nb = jupytext.read(source)
-    committed = jupytext.read(ipynb)
+    text_nb = _read(source)
+    committed = _read(ipynb)
     want = [(c.cell_type, c.source.strip()) for c in text_nb.cells]
     have = [(c.cell_type, c.source.strip()) for c in committed.cells]
     assert have == want, (
@@ -34,13 +41,13 @@ def test_pair_in_sync_and_without_outputs(source):
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_notebook_has_badge_and_parameters_cell(source):
-    nb = jupytext.read(source)
+    nb = _read(source)
     assert "colab.research.google.com" in nb.cells[0].source
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
 
 
 def _code_cells(source):
-    return [c for c in jupytext.read(source).cells if c.cell_type == "code"]
+    return [c for c in _read(source).cells if c.cell_type == "code"]
 
 
 def test_every_notebook_starts_with_the_same_colab_set_up_cell():

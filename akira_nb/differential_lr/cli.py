@@ -131,6 +131,15 @@ def _run_arguments(a) -> None:
         help="validation (and test) batches of each evaluation (t4: 20)",
     )
     a(
+        "--final-eval-predictions",
+        "--final_eval_predictions",
+        dest="final_eval_predictions",
+        type=int,
+        default=None,
+        help="held-out predictions behind each reported final loss, at least (the whole split "
+        "when it holds fewer; 0: the eval-batches set); every size: 50000",
+    )
+    a(
         "--offline",
         action="store_true",
         help="local stand-ins of the same shape for every download (akira_nb.standins): "
@@ -187,6 +196,7 @@ def config_from_args(args: argparse.Namespace):
         total_steps=args.total_steps,
         target_loss=args.target_loss,
         eval_batches=args.eval_batches,
+        final_eval_predictions=args.final_eval_predictions,
         offline=args.offline or None,
         device=args.device,
         cpu_threads=args.threads,

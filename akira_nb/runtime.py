@@ -25,6 +25,7 @@ import random
 import re
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -115,6 +116,13 @@ def training_tokens(steps, batch_size, seq_len) -> int:
 # Predictions behind every final validation (and test) loss of the band-model trainings (026
 # and 013), at least: the trainer's ``final_eval_predictions`` at every size.
 FINAL_EVAL_PREDICTIONS = 50_000
+
+
+def cache_dir() -> Path:
+    """The kit's cache folder (tiny models, stand-ins, the offline corpus): ``AKIRA_CACHE_DIR``,
+    else ``~/.cache/akira_nb``. Everything in it can be rebuilt; delete it freely."""
+    env = os.environ.get("AKIRA_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "akira_nb"
 
 
 def get_size(default: str = "t4") -> str:

@@ -26,6 +26,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from akira_nb import runtime
+
 BANNER = (
     "OFFLINE: running on local stand-ins of the same shape (random weights, the kit's offline "
     "corpus, a tokenizer of the same vocabulary size); shapes, memory and time are real, every "
@@ -128,8 +130,7 @@ def check_model(name: str) -> dict:
 def cache_root(root: str | os.PathLike | None = None) -> Path:
     """Where stand-in folders are kept: ``root``, else ``AKIRA_CACHE_DIR``, else
     ``~/.cache/akira_nb``; stand-ins go in its ``standins/`` folder."""
-    base = root or os.environ.get("AKIRA_CACHE_DIR") or Path.home() / ".cache" / "akira_nb"
-    return Path(base).expanduser() / "standins"
+    return (Path(root).expanduser() if root else runtime.cache_dir()) / "standins"
 
 
 def folder_path(name: str, root: str | os.PathLike | None = None, seed: int = 0) -> Path:

@@ -19,8 +19,11 @@ import ast
 import functools
 import hashlib
 import inspect
+import json
+import os
 import platform
 import sysconfig
+import tempfile
 import tokenize
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from akira_nb.runtime import check_choice, check_int, check_real, require_hub
+from akira_nb.runtime import cache_dir, check_choice, check_int, check_real, require_hub
 
 if TYPE_CHECKING:
     import torch
@@ -112,11 +115,10 @@ def _docstrings(tree: ast.AST) -> Iterable[str]:
         yield from _docstrings(child)
 
 
-@functools.lru_cache(maxsize=1)
-def _offline_corpus() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    files, missing = _stdlib_files()
+def _build_offline_corpus(files: list[Path], missing: list[str]) -> tuple[list[str], list[str]]:
     seen: set[str] = set()
     docs: list[str] = []
+    missing = list(missing)
     for path in files:
         with tokenize.open(path) as fh:  # honours the file's encoding declaration
             source = fh.read()
@@ -129,7 +131,57 @@ def _offline_corpus() -> tuple[tuple[str, ...], tuple[str, ...]]:
             if doc not in seen:
                 seen.add(doc)
                 docs.append(doc)
-    return tuple(docs), tuple(missing)
+    return docs, missing
+
+
+def _corpus_cache_file(files: list[Path], missing: list[str]) -> Path:
+    """Where the built corpus is kept, named by a hash of everything it is built from: this
+    module's lists, the interpreter, and each source file's path, size and modification time
+    (a changed standard library, or another Python, is another file)."""
+    h = hashlib.sha256(repr((STDLIB_MODULES, STDLIB_PACKAGES, missing)).encode())
+    h.update(f"{platform.python_implementation()} {platform.python_version()}".encode())
+    for path in files:
+        st = path.stat()
+        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return cache_dir() / "offline_corpus" / f"{h.hexdigest()[:24]}.json"
+
+
+def _read_cached_corpus(path: Path) -> tuple[list[str], list[str]] | None:
+    """The cached corpus, or None when it is missing, unreadable or not what it says it is (its
+    documents' fingerprint is checked)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        docs, missing = data["documents"], data["missing"]
+        if fingerprint(docs) == data["sha256"]:
+            return docs, missing
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _write_cached_corpus(path: Path, docs: list[str], missing: list[str]) -> None:
+    """Keep the corpus for the next process (atomically; a cache that cannot be written is
+    skipped: the corpus is rebuilt next time)."""
+    data = {"documents": docs, "missing": missing, "sha256": fingerprint(docs)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+@functools.lru_cache(maxsize=1)
+def _offline_corpus() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    files, missing = _stdlib_files()
+    cache = _corpus_cache_file(files, missing)
+    found = _read_cached_corpus(cache)
+    if found is None:
+        found = _build_offline_corpus(files, missing)
+        _write_cached_corpus(cache, *found)
+    return tuple(found[0]), tuple(found[1])
 
 
 def offline_corpus() -> list[str]:
@@ -139,7 +191,8 @@ def offline_corpus() -> list[str]:
     (first occurrence kept). It needs no download, package data or licence of its own, and it
     is identical on every install of one CPython release (the order never depends on hashing or
     the file system); another Python version gives another corpus, so every use records
-    :func:`offline_corpus_info`. Built once per process."""
+    :func:`offline_corpus_info`. Built once per machine: kept in the kit's cache folder
+    (``runtime.cache_dir()``) under a name that changes with the sources it is read from."""
     return list(_offline_corpus()[0])
 
 

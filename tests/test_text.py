@@ -41,10 +41,64 @@ def test_offline_corpus_is_unique_nonempty_and_complete_here():
     assert text.offline_corpus() is not docs
 
 
-def test_offline_corpus_is_the_same_in_another_process_with_another_hash_seed():
+def test_offline_corpus_is_the_same_in_another_process_with_another_hash_seed(tmp_path):
     code = "from akira_nb import text; print(text.offline_corpus_info()['sha256'])"
-    fps = {_run(code, PYTHONHASHSEED=s).stdout.strip() for s in ("1", "12345")}
+    fps = set()
+    for seed in ("1", "12345"):  # each builds it from the sources (an empty cache folder)
+        cache = tmp_path / seed
+        fps.add(_run(code, PYTHONHASHSEED=seed, AKIRA_CACHE_DIR=str(cache)).stdout.strip())
+        assert len(list((cache / "offline_corpus").glob("*.json"))) == 1  # and keeps it
     assert fps == {text.offline_corpus_info()["sha256"]}
+
+
+@pytest.fixture
+def small_stdlib(monkeypatch, tmp_path):
+    """The offline corpus built from three standard-library files into a private cache folder
+    (the process's own corpus is rebuilt or reread afterwards)."""
+    files, _ = text._stdlib_files()
+    few = [f for f in files if f.name in ("bisect.py", "heapq.py", "textwrap.py")]
+    assert len(few) == 3
+    monkeypatch.setattr(text, "_stdlib_files", lambda: (list(few), []))
+    monkeypatch.setenv("AKIRA_CACHE_DIR", str(tmp_path))
+    text._offline_corpus.cache_clear()
+    yield tmp_path / "offline_corpus"
+    text._offline_corpus.cache_clear()
+
+
+def test_the_offline_corpus_is_kept_in_the_cache_and_read_back_unchanged(small_stdlib, monkeypatch):
+    built = text.offline_corpus()
+    assert built and len(list(small_stdlib.glob("*.json"))) == 1
+    text._offline_corpus.cache_clear()
+
+    def no_build(*args):
+        raise AssertionError("rebuilt although the cache holds it")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(text, "_build_offline_corpus", no_build)
+        assert text.offline_corpus() == built
+
+
+def test_a_corrupt_or_unwritable_cache_rebuilds_the_same_corpus(small_stdlib, monkeypatch):
+    built = text.offline_corpus()
+    (cached,) = small_stdlib.glob("*.json")
+    for damage in ('{"documents": ["x"], "missing": [], "sha256": "0"}', '{"documents": [', ""):
+        cached.write_text(damage)
+        text._offline_corpus.cache_clear()
+        assert text.offline_corpus() == built  # rebuilt from the sources, and kept again
+        assert text.fingerprint(text._read_cached_corpus(cached)[0]) == text.fingerprint(built)
+    monkeypatch.setenv("AKIRA_CACHE_DIR", "/proc/no_cache_here")  # cannot be made
+    text._offline_corpus.cache_clear()
+    assert text.offline_corpus() == built
+
+
+def test_the_cache_file_changes_with_its_sources(tmp_path):
+    source = tmp_path / "a.py"
+    source.write_text('"""doc"""\n')
+    first = text._corpus_cache_file([source], [])
+    assert text._corpus_cache_file([source], []) == first
+    os.utime(source, ns=(0, 12_345))  # an edited (or reinstalled) file
+    assert text._corpus_cache_file([source], []) != first
+    assert text._corpus_cache_file([source], ["gone"]) != text._corpus_cache_file([source], [])
 
 
 def test_fingerprint_depends_on_content_and_order():

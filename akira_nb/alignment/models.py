@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from akira_nb import runtime
 from akira_nb.runtime import check_choice, check_int, check_real, check_seeds, require_hub
 
 if TYPE_CHECKING:
@@ -397,10 +398,7 @@ RECORD = "akira_tiny.json"
 def cache_root(root: str | os.PathLike | None = None) -> Path:
     """Where trained tiny models are kept: ``root``, else ``AKIRA_CACHE_DIR``, else
     ``~/.cache/akira_nb``."""
-    if root is not None:
-        return Path(root)
-    env = os.environ.get("AKIRA_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "akira_nb"
+    return Path(root) if root is not None else runtime.cache_dir()
 
 
 def _hf_config(cfg: TinyConfig, vocab_size: int, eos_id: int):

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from akira_nb import runs
+
 
 def _np(x) -> np.ndarray:
     return x.detach().float().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
@@ -57,7 +59,7 @@ def snapshot_saver(folder, every: int):
 
     def snap(step, cur, target, pred, stats):
         fig = snapshot_figure(cur, target, pred, stats_title(step, stats))
-        fig.savefig(folder / f"step_{step:05d}.png", dpi=120)
+        fig.savefig(folder / f"step_{step:05d}.png", dpi=120, pil_kwargs=runs.PNG_OPTIONS)
         plt.close(fig)
 
     return every, snap

@@ -3,6 +3,8 @@ reference's numbers beside the measured ones, claims with verdicts, the kit-summ
 the grokking ground truth."""
 
 import json
+import os
+from dataclasses import asdict
 
 import pytest
 
@@ -165,10 +167,25 @@ def test_a_bad_layer_leaves_no_run_folder(tiny, bridges, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_grokking_ground_truth_when_both_models_grok():
-    # the tiny setting: p = 23, fnet, 600 epochs; measured to grok within 500 epochs
+def _tiny_grokking(tiny_runs) -> dict:
+    """The ground truth at the tiny setting: the notebook stage's (tests/conftest.py
+    ``tiny_runs``: read from its run's results.json, its settings checked to be the preset's),
+    or, when this file runs alone, trained here."""
     g = ground_truth.GrokConfig(**presets.GROK["tiny"], device="cpu")
-    gk = ground_truth.run_grokking(g)
+    if not os.environ.get("AKIRA_TINY_RUNS_DIR"):
+        return ground_truth.run_grokking(g)
+    name = f"notebook-{experiment.run_name(presets.study('tiny'))}"  # the notebook's run
+    found = sorted(tiny_runs.glob(f"{presets.EXPERIMENT}/*-{name}/results.json"))
+    assert found, f"no notebook run {name!r} in {tiny_runs}"
+    gk = json.loads(found[-1].read_text())["grokking"]
+    want = json.loads(json.dumps(asdict(g)))
+    assert {**gk["config"], "device": "cpu"} == want, (gk["config"], want)
+    return gk
+
+
+def test_grokking_ground_truth_when_both_models_grok(tiny_runs):
+    # the tiny setting: p = 23, fnet, 600 epochs; measured to grok within 500 epochs
+    gk = _tiny_grokking(tiny_runs)
     assert gk["grokked"], gk["models"]
     well, index = gk["agreement"]["well_explained"], gk["agreement"]["index_matched"]
     assert well["rate"] > 3 * well["chance"] and well["p_value"] < 1e-6

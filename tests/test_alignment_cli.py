@@ -130,43 +130,51 @@ def test_argparse_refuses_unknown_choices(capsys):
     assert exc.value.code == 2
 
 
-def test_size_line_and_a_tiny_run_that_resumes(tiny, tmp_path, capsys, offline):
-    args = _parse([*_tiny_flags(tiny, tmp_path), "--name", "clitest"])
-    out = cli.main(args)
-    text = capsys.readouterr().out
-    assert text.splitlines()[0].startswith("settings: size 'tiny' filled")
-    assert "expected by chance" in text
-    sec = claims.kit_summary(out)
-    assert sec["claims"] and Path(sec["run"]).is_dir()
-    first = json.loads((out["run"].path / "results.json").read_text())
-    again = cli.main(_parse([*_tiny_flags(tiny, tmp_path), "--name", "clitest", "--resume"]))
-    assert again["run"].path == out["run"].path  # the same folder, streams reloaded
-    second = json.loads((again["run"].path / "results.json").read_text())
-    assert _untimed(second["aq"]["pairs"]) == _untimed(first["aq"]["pairs"])
-    with pytest.raises(ValueError, match="resume refused"):
-        cli.main(
-            _parse([*_tiny_flags(tiny, tmp_path), "--name", "clitest", "--resume", "--seed", "3"])
-        )
+def test_the_size_line_comes_first_without_a_banner_online(tiny, tmp_path, capsys, monkeypatch):
+    from akira_nb.action_quanta import experiment
+
+    class Started(Exception):
+        pass
+
+    def started(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(experiment, "run_experiment", started)
+    with pytest.raises(Started):
+        cli.main(_parse([*_tiny_flags(tiny, tmp_path), "--name", "clitest"]))
+    assert capsys.readouterr().out.splitlines()[0].startswith("settings: size 'tiny' filled")
 
 
-def test_offline_prints_the_banner_first_records_it_and_cannot_change_on_resume(
+def test_a_tiny_offline_run_prints_the_banner_first_and_resumes_only_unchanged(
     tiny, tmp_path, capsys, offline
 ):
+    """One tiny run (offline: the tiny pair and the offline corpus need no download, so nothing
+    is replaced) checked as a run and as a resume."""
     from akira_nb import standins
 
     flags = [*_tiny_flags(tiny, tmp_path), "--name", "offtest"]
     assert _parse(flags).offline is None and _parse([*flags, "--offline"]).offline is True
     out = cli.main(_parse([*flags, "--offline"]))
-    lines = capsys.readouterr().out.splitlines()
+    text = capsys.readouterr().out
+    lines = text.splitlines()
     assert lines[0] == standins.BANNER and lines.count(standins.BANNER) == 1
-    assert lines[1].startswith("settings: size 'tiny'") and "offline" in lines[1]
-    results = json.loads((out["run"].path / "results.json").read_text())
-    # the tiny pair and the offline corpus need no download: nothing replaced, still offline
-    assert results["standins"] == {"banner": standins.BANNER, "replaced": {}}
-    assert results["config"]["aq"]["offline"] is True
-    verdicts = {c["verdict"] for c in results["claims"]}
+    assert lines[1].startswith("settings: size 'tiny' filled") and "offline" in lines[1]
+    assert "expected by chance" in text
+    sec = claims.kit_summary(out)
+    assert sec["claims"] and Path(sec["run"]).is_dir()
+    first = json.loads((out["run"].path / "results.json").read_text())
+    assert first["standins"] == {"banner": standins.BANNER, "replaced": {}}
+    assert first["config"]["aq"]["offline"] is True
+    verdicts = {c["verdict"] for c in first["claims"]}
     assert verdicts <= {standins.NOT_COMPARABLE, "not run"} and standins.NOT_COMPARABLE in verdicts
-    assert set(results["aq"]["stages"]) >= {"stream", "ot", "procrustes + null"}
+    assert set(first["aq"]["stages"]) >= {"stream", "ot", "procrustes + null"}
+
+    again = cli.main(_parse([*flags, "--offline", "--resume"]))
+    assert again["run"].path == out["run"].path  # the same folder, streams reloaded
+    second = json.loads((again["run"].path / "results.json").read_text())
+    assert _untimed(second["aq"]["pairs"]) == _untimed(first["aq"]["pairs"])
+    with pytest.raises(ValueError, match="resume refused"):
+        cli.main(_parse([*flags, "--offline", "--resume", "--seed", "3"]))
     with pytest.raises(ValueError, match="resume refused.*aq.offline saved True, now False"):
         cli.main(_parse([*flags, "--resume"]))
 

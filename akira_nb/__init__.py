@@ -22,8 +22,9 @@ the trainer, Fourier analysis; also 000's known answer).
 Shared modules: ``runtime`` (sizes, device, seeding, validators), ``runs`` (run folders,
 atomic results, checkpoints, resume), ``claims`` (the claims vocabulary: ``Claim``, the one
 ``verdict``, the kit summary), ``spectral`` (FFT band splits), ``text`` (corpora, tokenizers,
-splits), ``standins`` (offline stand-ins for downloads), ``lr_sweep`` (the LR sweep rule),
-``explorers`` (what every ``widgets.py`` shares).
+splits), ``offline_corpus`` (the no-download corpus, cached per machine), ``standins``
+(offline stand-ins for downloads), ``lr_sweep`` (the LR sweep rule), ``explorers`` (what every
+``widgets.py`` shares).
 
 Nothing is imported here, so ``import akira_nb`` stays light (no torch); import a sub-package or
 module by name.
@@ -47,6 +48,7 @@ __all__ = [
     "runs",
     "spectral",
     "text",
+    "offline_corpus",
     "standins",
     "lr_sweep",
     "explorers",

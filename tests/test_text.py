@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from akira_nb import offline_corpus as oc
 from akira_nb import text
 from akira_nb.text import ByteTokenizer, TextConfig
 
@@ -55,26 +56,26 @@ def test_offline_corpus_is_the_same_in_another_process_with_another_hash_seed(tm
 def small_stdlib(monkeypatch, tmp_path):
     """The offline corpus built from three standard-library files into a private cache folder
     (the process's own corpus is rebuilt or reread afterwards)."""
-    files, _ = text._stdlib_files()
+    files, _ = oc._stdlib_files()
     few = [f for f in files if f.name in ("bisect.py", "heapq.py", "textwrap.py")]
     assert len(few) == 3
-    monkeypatch.setattr(text, "_stdlib_files", lambda: (list(few), []))
+    monkeypatch.setattr(oc, "_stdlib_files", lambda: (list(few), []))
     monkeypatch.setenv("AKIRA_CACHE_DIR", str(tmp_path))
-    text._offline_corpus.cache_clear()
+    oc._offline_corpus.cache_clear()
     yield tmp_path / "offline_corpus"
-    text._offline_corpus.cache_clear()
+    oc._offline_corpus.cache_clear()
 
 
 def test_the_offline_corpus_is_kept_in_the_cache_and_read_back_unchanged(small_stdlib, monkeypatch):
     built = text.offline_corpus()
     assert built and len(list(small_stdlib.glob("*.json"))) == 1
-    text._offline_corpus.cache_clear()
+    oc._offline_corpus.cache_clear()
 
     def no_build(*args):
         raise AssertionError("rebuilt although the cache holds it")
 
     with monkeypatch.context() as mp:
-        mp.setattr(text, "_build_offline_corpus", no_build)
+        mp.setattr(oc, "_build_offline_corpus", no_build)
         assert text.offline_corpus() == built
 
 
@@ -83,22 +84,22 @@ def test_a_corrupt_or_unwritable_cache_rebuilds_the_same_corpus(small_stdlib, mo
     (cached,) = small_stdlib.glob("*.json")
     for damage in ('{"documents": ["x"], "missing": [], "sha256": "0"}', '{"documents": [', ""):
         cached.write_text(damage)
-        text._offline_corpus.cache_clear()
+        oc._offline_corpus.cache_clear()
         assert text.offline_corpus() == built  # rebuilt from the sources, and kept again
-        assert text.fingerprint(text._read_cached_corpus(cached)[0]) == text.fingerprint(built)
+        assert text.fingerprint(oc._read_cached_corpus(cached)[0]) == text.fingerprint(built)
     monkeypatch.setenv("AKIRA_CACHE_DIR", "/proc/no_cache_here")  # cannot be made
-    text._offline_corpus.cache_clear()
+    oc._offline_corpus.cache_clear()
     assert text.offline_corpus() == built
 
 
 def test_the_cache_file_changes_with_its_sources(tmp_path):
     source = tmp_path / "a.py"
     source.write_text('"""doc"""\n')
-    first = text._corpus_cache_file([source], [])
-    assert text._corpus_cache_file([source], []) == first
+    first = oc._corpus_cache_file([source], [])
+    assert oc._corpus_cache_file([source], []) == first
     os.utime(source, ns=(0, 12_345))  # an edited (or reinstalled) file
-    assert text._corpus_cache_file([source], []) != first
-    assert text._corpus_cache_file([source], ["gone"]) != text._corpus_cache_file([source], [])
+    assert oc._corpus_cache_file([source], []) != first
+    assert oc._corpus_cache_file([source], ["gone"]) != oc._corpus_cache_file([source], [])
 
 
 def test_fingerprint_depends_on_content_and_order():
@@ -260,6 +261,7 @@ def test_load_documents_validates_before_any_download():
 
 def test_hub_corpus_and_gpt2_tokenizer_fail_offline_with_a_clear_error(tmp_path):
     code = """
+from akira_nb import offline_corpus as oc
 from akira_nb import text
 for call in (lambda: text.load_documents("wikitext-2", "val"),
              lambda: text.get_tokenizer("gpt2"),

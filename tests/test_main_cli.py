@@ -46,9 +46,15 @@ def test_bad_input_in_process_is_one_line_with_status_2_and_no_run_folder(
     _check_one_error_line(code, capsys.readouterr().err, name, tmp_path)
 
 
-def test_debug_keeps_the_traceback(tmp_path):
-    proc = _cli("grokking", "--lr", "inf", "--debug", "--output_dir", str(tmp_path))
-    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ValueError" in proc.stderr
+def test_debug_keeps_the_traceback(tmp_path, monkeypatch, capsys):
+    """With --debug (or AKIRA_DEBUG=1) the error propagates (the process prints its traceback
+    and exits 1) instead of becoming one line."""
+    for argv, env in ((["--debug"], None), ([], "1")):
+        if env:
+            monkeypatch.setenv("AKIRA_DEBUG", env)
+        with pytest.raises(ValueError, match="lr=inf"):
+            main(["grokking", "--lr", "inf", *argv, "--output_dir", str(tmp_path)])
+        assert "error:" not in capsys.readouterr().err
 
 
 def test_main_returns_2_in_process(tmp_path, capsys):

@@ -125,6 +125,24 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "akira_nb"
 
 
+def add_run_flags(add, name_default: str | None, resume_detail: str = "") -> None:
+    """The run-folder flags every sub-command shares: ``--name`` (when the experiment names its
+    runs; ``name_default`` says the default), ``--output_dir``, ``--resume`` and ``--quiet``.
+    ``add`` is a parser's ``add_argument``."""
+    if name_default is not None:
+        add("--name", default=None, help=f"run name (default: {name_default})")
+    add(
+        "--output_dir",
+        "--output-dir",
+        dest="output_dir",
+        default=None,
+        help="runs root (default: AKIRA_RUNS_DIR or runs/)",
+    )
+    detail = f" ({resume_detail})" if resume_detail else ""
+    add("--resume", action="store_true", help=f"continue the newest run with this name{detail}")
+    add("--quiet", action="store_true", help="no progress bars")
+
+
 def get_size(default: str = "t4") -> str:
     """The size preset from ``AKIRA_SIZE`` (``tiny``, ``t4`` or ``a100``)."""
     return check_choice("AKIRA_SIZE", os.environ.get("AKIRA_SIZE", default).strip().lower(), SIZES)

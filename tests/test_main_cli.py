@@ -82,6 +82,22 @@ def test_help_imports_no_torch_and_every_flag_has_help():
     assert proc.returncode == 0 and all(name in proc.stdout for name in EXPERIMENTS)
 
 
+def test_every_sub_command_has_the_shared_run_folder_flags():
+    """``--output_dir``, ``--resume`` and ``--quiet`` (and ``--name`` where runs are named)
+    come from one definition, ``runtime.add_run_flags``."""
+    from akira_nb.__main__ import build_parser
+
+    subs = build_parser()._subparsers._group_actions[0].choices
+    for name in EXPERIMENTS:
+        flags = subs[name]._option_string_actions
+        assert flags["--output-dir"] is flags["--output_dir"], name
+        assert flags["--output_dir"].help == "runs root (default: AKIRA_RUNS_DIR or runs/)", name
+        assert flags["--resume"].help.startswith("continue the newest run with this name"), name
+        assert flags["--quiet"].help == "no progress bars", name
+        if name != "spatiotemporal":  # its runs are not named
+            assert flags["--name"].help.startswith("run name (default: "), name
+
+
 def test_all_takes_its_size_by_the_same_rule_as_every_sub_command(monkeypatch):
     import akira_nb.__main__ as entry
 

@@ -164,20 +164,7 @@ def _run_arguments(a) -> None:
         help="skip the grokking ground truth",
     )
     a("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
-    a("--name", default=None, help="run name (default: <size>-<pair>)")
-    a(
-        "--output_dir",
-        "--output-dir",
-        dest="output_dir",
-        default=None,
-        help="runs root (default: AKIRA_RUNS_DIR or runs/)",
-    )
-    a(
-        "--resume",
-        action="store_true",
-        help="continue the newest run with this name (streams resume from their checkpoints)",
-    )
-    a("--quiet", action="store_true", help="no progress bars")
+    runtime.add_run_flags(a, "<size>-<pair>", "streams resume from their checkpoints")
 
 
 _FLAGS = (

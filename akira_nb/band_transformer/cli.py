@@ -289,16 +289,7 @@ def _run_arguments(a) -> None:
         default="akira_exp026",
         help="wandb project (the reference's akira_exp026)",
     )
-    a("--name", default=None, help="run name (default: comparison-<size>)")
-    a(
-        "--output_dir",
-        "--output-dir",
-        dest="output_dir",
-        default=None,
-        help="runs root (default: AKIRA_RUNS_DIR or runs/)",
-    )
-    a("--resume", action="store_true", help="continue the newest run with this name")
-    a("--quiet", action="store_true", help="no progress bars")
+    runtime.add_run_flags(a, "comparison-<size>")
 
 
 # flags that set the TrainConfig field of the same name

@@ -149,16 +149,7 @@ def _run_arguments(a) -> None:
     )
     a("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     a("--threads", type=int, default=None, help="CPU threads for training (default 1)")
-    a("--name", default=None, help="run name (default: study-<size>-<lr preset>)")
-    a(
-        "--output_dir",
-        "--output-dir",
-        dest="output_dir",
-        default=None,
-        help="runs root (default: AKIRA_RUNS_DIR or runs/)",
-    )
-    a("--resume", action="store_true", help="continue the newest run with this name")
-    a("--quiet", action="store_true", help="no progress bars")
+    runtime.add_run_flags(a, "study-<size>-<lr preset>")
 
 
 def _seeds(values, flag="--seeds", what="seed"):

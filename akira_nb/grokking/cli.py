@@ -149,15 +149,7 @@ def _add_run_flags(a) -> None:
         "within float tolerance and same files (default off on every device: 1.05x on a "
         "2-core CPU, not yet measured on a GPU)",
     )
-    a("--name", default=None, help="run name (default: comparison-<size>)")
-    a(
-        "--output_dir",
-        "--output-dir",
-        default=None,
-        help="runs root (default: AKIRA_RUNS_DIR or runs/)",
-    )
-    a("--resume", action="store_true", help="continue the newest run with this name")
-    a("--quiet", action="store_true", help="no progress bars")
+    runtime.add_run_flags(a, "comparison-<size>")
     a(
         "--offline",
         action="store_true",

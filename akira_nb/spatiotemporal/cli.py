@@ -212,19 +212,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="checkpoint every N steps, 0: never (default: the size's; 0 without a size)",
     )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the newest run of this name from its checkpoints",
-    )
-    p.add_argument(
-        "--output_dir",
-        "--output-dir",
-        dest="output_dir",
-        default=None,
-        help="runs root (default: AKIRA_RUNS_DIR or runs/)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    runtime.add_run_flags(p.add_argument, None, "from its checkpoints")
     p.add_argument(
         "--offline",
         action="store_true",

@@ -26,6 +26,20 @@ from akira_nb.alignment import aq
 GREEN, GREY, RED, BLUE = "#2ca02c", "#7f7f7f", "#d62728", "#1f77b4"
 
 
+def _null_histograms(ax, nulls: dict, bins) -> None:
+    """Each null's scores as a step histogram, per replicate (weights 1 / replicates), so a
+    null's bars read on the same neuron scale as the measured scores'."""
+    for name, null in nulls.items():
+        ax.hist(
+            null.ravel(),
+            bins=bins,
+            histtype="step",
+            lw=1.2,
+            label=f"{name} null",
+            weights=np.full(null.size, 1.0 / null.shape[0]),
+        )
+
+
 def _title(pr: aq.PairResult) -> str:
     return f"{pr.input_type} tokens, layer {pr.layer_a} of A vs layer {pr.layer_b} of B"
 
@@ -49,15 +63,7 @@ def seed_figure(pr: aq.PairResult, threshold: float | None = None) -> plt.Figure
     ax = axes[0, 1]
     bins = np.linspace(min(excess.min(), -0.5), max(excess.max(), 0.8), 51)
     ax.hist(excess, bins=bins, color=BLUE, alpha=0.7, label="excess")
-    for name, null in m.nulls.items():
-        ax.hist(
-            null.ravel(),
-            bins=bins,
-            histtype="step",
-            lw=1.2,
-            label=f"{name} null",
-            weights=np.full(null.size, 1.0 / null.shape[0]),
-        )
+    _null_histograms(ax, m.nulls, bins)
     ax.axvline(count.threshold, color=RED, ls="--", label=f"threshold {count.threshold:g}")
     ax.set(xlabel="excess correlation (actual - baseline)", ylabel="neurons")
     ax.set_title("excess histogram")
@@ -279,15 +285,7 @@ def count_figure(m: aq.MethodResult, rule: str, value: float | None = None, titl
     all_vals = np.concatenate([m.scores] + [v.ravel() for v in m.nulls.values()])
     bins = np.linspace(all_vals.min(), all_vals.max() + 1e-9, 51)
     ax.hist(m.scores, bins=bins, color=BLUE, alpha=0.7, label="scores")
-    for name, null in m.nulls.items():
-        ax.hist(
-            null.ravel(),
-            bins=bins,
-            histtype="step",
-            lw=1.2,
-            label=f"{name} null",
-            weights=np.full(null.size, 1.0 / null.shape[0]),
-        )
+    _null_histograms(ax, m.nulls, bins)
     ax.axvline(
         count.threshold, color=RED, ls="--", label=f"{count.rule_text} = {count.threshold:.3g}"
     )

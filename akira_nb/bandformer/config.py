@@ -196,11 +196,7 @@ class BandConfig:
     @classmethod
     def from_dict(cls, data: dict) -> BandConfig:
         """The config of :meth:`to_dict` (or a JSON round trip of it: lists become tuples)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown BandConfig fields {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+        return _from_dict(cls, data)
 
 
 @dataclass
@@ -251,11 +247,7 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> GPTConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown GPTConfig fields {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+        return _from_dict(cls, data)
 
 
 def gpt_param_count(
@@ -269,6 +261,15 @@ def gpt_param_count(
     per_layer += d * m + m + m * d + d  # MLP
     total = vocab_size * d + n_ctx * d + n_layers * per_layer + 2 * d
     return total + (0 if tie_embeddings else d * vocab_size)
+
+
+def _from_dict(cls, data: dict):
+    """``cls(**data)``, refusing keys that are not fields of ``cls`` (naming them)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; allowed: {sorted(known)}")
+    return cls(**data)
 
 
 def _check_tuple(name: str, value) -> tuple:
@@ -472,11 +473,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+        return _from_dict(cls, data)
 
 
 # -- the reference repository's LR sets (torch-free, so a cli can offer their names) -----

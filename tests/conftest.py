@@ -29,20 +29,20 @@ def runs_root(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def tiny_lm(tmp_path_factory):
-    """The alignment tests' tiny GPT-2-style pair (``models.tiny_pair`` at 120 steps, the
-    ``TEST_TINY`` of those files): ``(folders, cache root)``, trained once per test run (the
-    pytest workers share one cache folder under a file lock)."""
+def tiny_lm():
+    """The alignment tests' tiny GPT-2-style pair: the tiny preset's (``models.TinyConfig()``,
+    the pair 000 and its notebook use) from the machine's model cache (``runtime.cache_dir()``),
+    trained there once when missing: ``(folders, cache root)``. The notebook stage of
+    ``tests/run_all.sh`` leaves it there; the pytest workers share it under a file lock."""
     from filelock import FileLock
 
+    from akira_nb import runtime
     from akira_nb.alignment import models
 
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # shared by the workers
-    root = base / "akira_cache"
-    with FileLock(str(base / "akira_cache.lock")):
-        return models.tiny_pair(models.TinyConfig(steps=120), root=root), root
+    root = runtime.cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / "tiny_lm.lock")):
+        return models.tiny_pair(models.TinyConfig(), root=root), root
 
 
 # ----------------------------------------------------------------------------- the main job

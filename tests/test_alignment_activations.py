@@ -13,7 +13,7 @@ from akira_nb.modular_arithmetic.models import build_model
 
 # The same settings as test_alignment_models.py: one trained pair per test session, shared
 # through the session's cache folder.
-TEST_TINY = models.TinyConfig(steps=120)
+TEST_TINY = models.TinyConfig()  # the tiny preset's pair (tests/conftest.py tiny_lm)
 
 
 @pytest.fixture(scope="session")

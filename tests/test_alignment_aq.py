@@ -11,7 +11,7 @@ from akira_nb import runs
 from akira_nb.alignment import activations, aq, models
 
 # The same settings as the other alignment tests: one trained pair per test session.
-TEST_TINY = models.TinyConfig(steps=120)
+TEST_TINY = models.TinyConfig()  # the tiny preset's pair (tests/conftest.py tiny_lm)
 
 
 def _cfg(**kw):

@@ -15,7 +15,7 @@ from akira_nb.action_quanta import claims, cli
 from akira_nb.alignment import aq, models, thresholds, transport
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_TINY = models.TinyConfig(steps=120)  # the other alignment tests' pair: trained once
+TEST_TINY = models.TinyConfig()  # the tiny preset's pair (tests/conftest.py tiny_lm)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from akira_nb.action_quanta import claims, experiment, ground_truth, presets
 from akira_nb.alignment import aq, models
 
-TEST_TINY = models.TinyConfig(steps=120)  # the other alignment tests' pair: trained once
+TEST_TINY = models.TinyConfig()  # the tiny preset's pair (tests/conftest.py tiny_lm)
 
 
 @pytest.fixture(scope="session")

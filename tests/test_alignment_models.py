@@ -15,7 +15,7 @@ from akira_nb.text import ByteTokenizer
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The same settings in test_alignment_activations.py: both modules then share one trained pair
 # through the session's cache folder (the pair trains once per test session).
-TEST_TINY = models.TinyConfig(steps=120)
+TEST_TINY = models.TinyConfig()  # the tiny preset's pair (tests/conftest.py tiny_lm)
 
 
 @pytest.fixture(scope="session")

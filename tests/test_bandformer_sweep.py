@@ -165,6 +165,28 @@ def test_the_equal_width_arms_flops_per_token_at_tiny():
     assert band > base and train.step_flops(plan.config("band", 200, 10.0)) == band  # LR-free
 
 
+def test_step_flops_counts_the_arms_model_and_leaves_the_generators_seeded_as_a_build_does():
+    """``step_flops`` equals the count of the arm's model built on the meta device, and after it
+    the random generators are where a build leaves them (seeded with ``cfg.seed``)."""
+    import random
+
+    import numpy as np
+
+    from akira_nb import runtime
+
+    plan = presets.study("tiny")
+    for arm in ("band", "baseline"):
+        cfg = plan.config(arm, 200, seed=3)
+        train._FLOPS.clear()
+        got = train.step_flops(cfg)
+        draws = (torch.rand(3).tolist(), random.random(), float(np.random.rand()))
+        with torch.device("meta"):
+            model, _ = train.build_model(cfg)
+        assert got == train.count_step_flops(model, cfg.batch_size, cfg.seq_len), arm
+        runtime.seed_everything(3)
+        assert draws == (torch.rand(3).tolist(), random.random(), float(np.random.rand())), arm
+
+
 # ----------------------------------------------------------------------------- validation
 
 

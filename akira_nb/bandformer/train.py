@@ -147,15 +147,19 @@ _FLOPS: dict[tuple, int] = {}  # step FLOPs per arm and model shape (step_flops)
 
 def step_flops(cfg: TrainConfig) -> int:
     """FLOPs of one training step of ``cfg.arm`` on one global batch (``batch_size x seq_len``
-    tokens): :func:`count_step_flops` of the arm's model built on the meta device (nothing is
-    computed or allocated). The learning rates do not change it (cached without them)."""
+    tokens): :func:`count_step_flops` of the arm's model on the meta device (nothing computed).
+    The model is built on the CPU and then moved there (built on the meta device, PyTorch checks
+    every index op of the band layouts in Python: ten times the CPU's cost at tiny); like a
+    build, it leaves the random generators seeded with ``cfg.seed``. The learning rates do not
+    change the count (cached without them)."""
     band_cfg = cfg.band_config()
     shape = {k: v for k, v in band_cfg.to_dict().items() if k not in ("band_lrs", "shared_lr")}
     key = (cfg.arm, cfg.batch_size, cfg.seq_len, tuple(sorted(shape.items())))
     if key not in _FLOPS:
-        with torch.device("meta"):
+        with torch.device("cpu"):
             model, _ = build_model(cfg)
-        _FLOPS[key] = count_step_flops(model, cfg.batch_size, cfg.seq_len)
+        runtime.seed_everything(cfg.seed)  # as the build left them, before its init's draws
+        _FLOPS[key] = count_step_flops(model.to("meta"), cfg.batch_size, cfg.seq_len)
     return _FLOPS[key]
 
 

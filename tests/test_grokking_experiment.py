@@ -288,6 +288,8 @@ def test_figures_use_each_arms_data_split_and_run_experiment_returns_them(runs_r
         assert torch.equal(data.train_idx, split), name  # data_seed 5, not the seed 0
     saved = {p.stem: p for p in (out["run"].path / "figures").glob("*.png")}
     assert out["figures"] == saved and "neurons_fnet_p7" in saved
+    frames = sorted(out["run"].path.glob("figures/frames_p7_fnet_s0/*.png"))  # every 5 epochs
+    assert [f.name for f in frames] == ["epoch_000005.png", "epoch_000010.png"]
     assert set(plt.get_fignums()) <= open_before  # every figure closed once saved
 
 

@@ -211,9 +211,9 @@ def config_from_args(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> dict:
     """Run the comparison; returns what :func:`claims.kit_summary` reads (the run, its
     folder, the rows, table, verdicts and the study)."""
+    plan = config_from_args(args)  # checked before torch is imported: bad input fails at once
     from akira_nb.grokking import experiment
 
-    plan = config_from_args(args)
     print(plan.describe(), flush=True)
     if args.offline:
         print(OFFLINE_NOTE, flush=True)

@@ -303,6 +303,38 @@ class Run:
         return cls(found[-1]) if found else None
 
     @classmethod
+    def resumable(
+        cls,
+        experiment: str,
+        name: str,
+        config: Any = None,
+        resume: bool = False,
+        root=None,
+        may_change: Iterable[str] = (),
+        must_exist: bool | None = None,
+    ) -> Run | None:
+        """The run :meth:`open_or_create` would reopen, checked and left untouched: with
+        ``resume=True`` the newest run called ``name`` (its config must match ``config`` outside
+        ``may_change``, see :func:`check_resume`), else None (a new run would start). When there
+        is none to resume and ``must_exist`` (default: within :func:`resume_must_exist`, the
+        CLI's ``--resume``): ``ValueError`` naming the name and the folder looked in. Call it
+        before a long load, so that a refused resume costs nothing."""
+        base = check_runs_root(root) / check_name(experiment, "experiment")
+        if not resume:
+            return None
+        run = cls.find_latest(experiment, name, root)
+        if run is not None:
+            if config is not None:
+                check_resume(run.config, config, f"the run {run.path}", may_change)
+            return run
+        if _RESUME_MUST_EXIST.get() if must_exist is None else must_exist:
+            raise ValueError(
+                f"nothing to resume: no run called {name!r} in {str(base)!r}; check the "
+                "name (and the output folder), or drop --resume to start a new run"
+            )
+        return None
+
+    @classmethod
     def open_or_create(
         cls,
         experiment: str,
@@ -313,24 +345,13 @@ class Run:
         may_change: Iterable[str] = (),
         must_exist: bool | None = None,
     ) -> Run:
-        """With ``resume=True`` reopen the newest run called ``name`` (its config must match
-        ``config`` outside ``may_change``, see :func:`check_resume`; temp files of a killed
-        write are removed); otherwise start a new folder. When there is none to resume, a new
-        one starts too, unless ``must_exist`` (default: within :func:`resume_must_exist`, the
-        CLI's ``--resume``): then ``ValueError`` naming the name and the folder looked in."""
-        base = check_runs_root(root) / check_name(experiment, "experiment")
-        if resume:
-            run = cls.find_latest(experiment, name, root)
-            if run is not None:
-                if config is not None:
-                    check_resume(run.config, config, f"the run {run.path}", may_change)
-                run.remove_temp_files()
-                return run
-            if _RESUME_MUST_EXIST.get() if must_exist is None else must_exist:
-                raise ValueError(
-                    f"nothing to resume: no run called {name!r} in {str(base)!r}; check the "
-                    "name (and the output folder), or drop --resume to start a new run"
-                )
+        """With ``resume=True`` reopen the newest run called ``name`` (checked by
+        :meth:`resumable`; temp files of a killed write are removed); otherwise, or when there
+        is none to resume and it need not exist, start a new folder."""
+        run = cls.resumable(experiment, name, config, resume, root, may_change, must_exist)
+        if run is not None:
+            run.remove_temp_files()
+            return run
         return cls.create(experiment, name, config, root)
 
     def remove_temp_files(self) -> list[Path]:

@@ -167,6 +167,26 @@ def test_a_bad_layer_leaves_no_run_folder(tiny, bridges, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_resume_with_other_settings_is_refused_before_the_models_load(tmp_path, monkeypatch):
+    """The resume guard runs before the pair is loaded (minutes for the real models), and the
+    refused resume writes nothing."""
+    from akira_nb.alignment import aq as aq_mod
+    from akira_nb.runs import Run
+
+    saved = presets.study("tiny", grokking=False)
+    run = Run.create(presets.EXPERIMENT, experiment.run_name(saved), saved.to_dict(), root=tmp_path)
+    before = sorted(p.name for p in run.path.rglob("*"))
+
+    def no_load(*a, **k):
+        raise AssertionError("the models were loaded before the resume was refused")
+
+    monkeypatch.setattr(aq_mod, "load_models", no_load)
+    other = presets.study("tiny", grokking=False, seed=3)
+    with pytest.raises(ValueError, match="resume refused.*seed"):
+        experiment.run_experiment(other, resume=True, root=tmp_path, log=None, banner=False)
+    assert sorted(p.name for p in run.path.rglob("*")) == before
+
+
 def _tiny_grokking(tiny_runs) -> dict:
     """The ground truth at the tiny setting: the notebook stage's (tests/conftest.py
     ``tiny_runs``: read from its run's results.json, its settings checked to be the preset's),

@@ -270,7 +270,7 @@ def run_experiment(
     """Run the comparison of ``p`` (and the grokking ground truth), write ``results.json`` and
     every figure into a run folder, and return ``{"run", "study", "result", "grok", "models",
     "claims", "reference", "lines", "figures", "cost"}`` (``models``: the pair, for a look
-    inside). The text corpus and both models are loaded and
+    inside). A resume is checked first; the text corpus and both models are loaded and
     checked before the run folder exists. ``models``: ``(model_a, model_b)`` already loaded.
     Offline (``p.aq.offline``) the stand-ins banner is printed first (``banner=False``: the
     caller printed it, :func:`standins_record`), results.json records ``"standins"`` and every
@@ -282,15 +282,10 @@ def run_experiment(
     record = standins_record(p, banner)  # the banner first, when offline
     log = log or (lambda line: None)
     stage = aq.Stages(p.aq.device)
+    opening = (EXPERIMENT, name or run_name(p), p.to_dict(), resume, root, MAY_CHANGE)
+    Run.resumable(*opening)  # a refused resume before the (long) loads
     texts, (model_a, model_b) = _load(p, stage, models)
-    run = Run.open_or_create(
-        EXPERIMENT,
-        name or run_name(p),
-        p.to_dict(),
-        resume=resume,
-        root=root,
-        may_change=MAY_CHANGE,
-    )
+    run = Run.open_or_create(*opening)
     for note in p.notes:
         log(f"note: {note}")
     result = aq.run_aq(

@@ -169,7 +169,11 @@ def test_a_tiny_offline_run_prints_the_banner_first_and_resumes_only_unchanged(
     assert verdicts <= {standins.NOT_COMPARABLE, "not run"} and standins.NOT_COMPARABLE in verdicts
     assert set(first["aq"]["stages"]) >= {"stream", "ot", "procrustes + null"}
 
-    again = cli.main(_parse([*flags, "--offline", "--resume"]))
+    from akira_nb.action_quanta import experiment
+
+    with pytest.MonkeyPatch.context() as mp:  # figures: test_alignment_experiment.py
+        mp.setattr(experiment, "save_figures", lambda run, out: {})
+        again = cli.main(_parse([*flags, "--offline", "--resume"]))
     assert again["run"].path == out["run"].path  # the same folder, streams reloaded
     second = json.loads((again["run"].path / "results.json").read_text())
     assert _untimed(second["aq"]["pairs"]) == _untimed(first["aq"]["pairs"])

@@ -32,8 +32,12 @@ def test_cli_writes_results_figures_and_snapshot_frames(tmp_path):
     assert [f.name for f in frames] == ["epoch_000020.png"]  # every 20 epochs (one frame each)
     assert "standard" in out["table"] and "fnet" in out["table"]
 
-    # --resume reopens the same run and reloads the finished arms
-    again = cli.main(_parse([*argv, "--resume"]))
+    # --resume reopens the same run and reloads the finished arms (its figures: drawn above)
+    from akira_nb.grokking import experiment
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(experiment, "save_figures", lambda *a, **k: {})
+        again = cli.main(_parse([*argv, "--resume"]))
     assert again["run"].path == run
     assert again["rows"][0]["test_acc_mean"] == out["rows"][0]["test_acc_mean"]
 

@@ -432,15 +432,18 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 def check_device(name: str, value) -> str:
     """Raise ``ValueError`` naming the parameter unless ``value`` is 'auto', 'cpu', 'cuda',
     'cuda:N' or 'mps' and that device exists on this machine. Returns ``value`` (a
-    ``torch.device`` is accepted and returned as its string)."""
-    import torch
-
-    if isinstance(value, torch.device):
+    ``torch.device`` is accepted and returned as its string). Torch is imported only to look
+    for a CUDA or MPS device (a config naming 'auto' or 'cpu' stays cheap to check)."""
+    if type(value).__module__ == "torch" and type(value).__name__ == "device":
         value = str(value)
     if not isinstance(value, str) or not _DEVICE_RE.match(value):
         raise ValueError(
             f"{name}={value!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
         )
+    if value in ("auto", "cpu"):
+        return value
+    import torch
+
     if value.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError(

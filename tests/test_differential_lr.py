@@ -270,6 +270,33 @@ def test_cli_refuses_bad_input_before_any_folder(runs_root, kw, match):
 # ----------------------------------------------------------------------------- a real study
 
 
+def test_the_cli_checks_its_flags_and_builds_the_study_without_importing_torch():
+    """Bad input is refused, and a good study built, before torch is imported (seconds on a
+    fresh Colab kernel)."""
+    import subprocess
+    import sys
+
+    code = """
+import argparse, sys
+from akira_nb.differential_lr import cli
+p = argparse.ArgumentParser()
+cli.add_arguments(p)
+try:
+    cli.config_from_args(p.parse_args(["--size", "tiny", "--budgets", "-1"]))
+except ValueError as exc:
+    print("REFUSED", exc)
+lrs = "1e-5,1e-4,1e-3,1e-3,1e-2,1e-2,1e-2"
+plan = cli.config_from_args(p.parse_args(["--size", "tiny", "--lr-preset", "custom",
+                                          "--band-lrs", lrs]))
+print("BUILT", plan.size, plan.shared_lr > 0)
+print("TORCH", "torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "REFUSED" in out.stdout and "budgets" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert "BUILT tiny True" in out.stdout, out.stderr[-2000:]
+    assert "TORCH False" in out.stdout
+
+
 def test_a_resume_with_other_settings_is_refused_before_the_corpus_loads(tmp_path, monkeypatch):
     """The resume guard runs before the corpus is read, and the refused resume writes nothing."""
     saved = P.study("tiny")

@@ -21,31 +21,18 @@ import math
 import torch
 
 from akira_nb import runtime
-from akira_nb.bandformer.config import CUSTOM, LR_MODES, LR_PRESETS, LRPreset  # noqa: F401
+from akira_nb.bandformer.config import (  # noqa: F401  (the torch-free LR sets and checks)
+    CUSTOM,
+    LR_MODES,
+    LR_PRESETS,
+    LRPreset,
+    check_lrs,
+    geometric_mean,
+    lr_preset,
+)
 
 SHARED = "shared"
 NO_DECAY = "/no_decay"
-
-
-def lr_preset(name: str, band_lrs=None, shared_lr=None) -> LRPreset:
-    """``LR_PRESETS[name]``, or for ``name="custom"`` the given ``band_lrs`` (at least 2) and
-    ``shared_lr`` (default: their geometric mean). ``band_lrs`` / ``shared_lr`` with a named
-    preset raise ``ValueError`` (pick ``custom``)."""
-    runtime.check_choice("lr_preset", name, (*LR_PRESETS, CUSTOM))
-    if name != CUSTOM:
-        if band_lrs is not None or shared_lr is not None:
-            raise ValueError(
-                f"band_lrs / shared_lr given with lr_preset={name!r}; pass lr_preset='custom' "
-                "to set your own learning rates"
-            )
-        return LR_PRESETS[name]
-    if band_lrs is None:
-        raise ValueError("lr_preset='custom' needs band_lrs (one learning rate per band)")
-    lrs = check_lrs("band_lrs", band_lrs)
-    if len(lrs) < 2:
-        raise ValueError(f"band_lrs={lrs!r} must list at least 2 bands")
-    shared = geometric_mean(lrs) if shared_lr is None else shared_lr
-    return LRPreset(lrs, runtime.check_real("shared_lr", shared, low=0, low_open=True), CUSTOM)
 
 
 def learning_budget(lrs) -> dict[str, float]:
@@ -72,28 +59,6 @@ def learning_budget(lrs) -> dict[str, float]:
         "arithmetic_over_geometric": arith / g,
         "ratio_max_min": max(lrs) / min(lrs),
     }
-
-
-def check_lrs(name: str, lrs, length: int | None = None) -> tuple[float, ...]:
-    """A tuple of finite positive learning rates (of ``length`` entries when given), else
-    ``ValueError`` naming ``name``."""
-    if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__len__"):
-        raise ValueError(f"{name}={lrs!r} must be a sequence of learning rates")
-    if length is not None and len(lrs) != length:
-        raise ValueError(
-            f"{name}={tuple(lrs)!r} has {len(lrs)} learning rates; the model has {length} bands"
-        )
-    return tuple(
-        runtime.check_real(f"{name}[{i}]", lr, low=0, low_open=True) for i, lr in enumerate(lrs)
-    )
-
-
-def geometric_mean(lrs) -> float:
-    """exp(mean(log lr)), i.e. 10 ** mean(log10 lr): 013's "same total learning budget" LR."""
-    lrs = check_lrs("lrs", lrs)
-    if not lrs:
-        raise ValueError("lrs=() is empty; the geometric mean needs at least one learning rate")
-    return math.exp(math.fsum(math.log(lr) for lr in lrs) / len(lrs))
 
 
 def configured_lrs(model, band_lrs=None, shared_lr=None) -> tuple[tuple[float, ...], float]:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from akira_nb import lr_sweep, runtime
+from akira_nb.bandformer import config as band_config
 from akira_nb.differential_lr import sweep as sw
 from akira_nb.differential_lr.evaluate import MIN_WINDOW
 from akira_nb.lr_sweep import LEARN_MARGIN
@@ -109,19 +110,6 @@ STUDY_KEYS = (
 MAY_CHANGE = ("device", "progress", "checkpoint_every", "cpu_threads")
 
 
-def _optim():
-    from akira_nb.bandformer import optim
-
-    return optim
-
-
-def _train_module():
-    """The band-model trainer, imported when first needed (it imports torch)."""
-    from akira_nb.bandformer import train
-
-    return train
-
-
 def check_budgets(budgets) -> list[int]:
     """``budgets`` sorted: distinct positive step counts, at least one."""
     if not isinstance(budgets, (list, tuple)) or not budgets:
@@ -208,7 +196,7 @@ class Study:
 
     @property
     def geomean(self) -> float:
-        return _optim().geometric_mean(self.band_lrs)
+        return band_config.geometric_mean(self.band_lrs)
 
     @property
     def longest(self) -> int:
@@ -339,10 +327,8 @@ def study(size: str | None = "tiny", **overrides) -> Study:
     layout). Given ``seeds`` without ``sweep_seeds``, the sweep runs on the first of them (as
     many as the size's sweep seeds); without ``warmup_steps``, the warm-up keeps the size's
     share of the steps (tiny 10%)."""
-    train = _train_module()
-    optim = _optim()
     size = runtime.check_choice("size", size, runtime.SIZES)
-    train_fields = {f.name for f in fields(train.TrainConfig)} - {"arm", "seed"}
+    train_fields = {f.name for f in fields(band_config.TrainConfig)} - {"arm", "seed"}
     unknown = sorted(set(overrides) - set(STUDY_KEYS) - train_fields)
     if unknown:
         raise ValueError(
@@ -372,7 +358,9 @@ def study(size: str | None = "tiny", **overrides) -> Study:
         settings["warmup_steps"] = round(share * settings["total_steps"])
     plan_keys = {k: settings.pop(k) for k in STUDY_KEYS if k in settings}
     name = plan_keys.pop("lr_preset")
-    pre = optim.lr_preset(name, plan_keys.pop("band_lrs", None), plan_keys.pop("shared_lr", None))
+    pre = band_config.lr_preset(
+        name, plan_keys.pop("band_lrs", None), plan_keys.pop("shared_lr", None)
+    )
     n = len(pre.band_lrs)
     models = MODEL_PRESETS["tiny" if size == "tiny" else "big"]
     if n not in models and "preset" not in settings:
@@ -389,7 +377,7 @@ def study(size: str | None = "tiny", **overrides) -> Study:
     settings.setdefault("cpu_threads", 1)
     arms = list(plan_keys.pop("arms", None) or DEFAULT_ARMS)
     seeds = plan_keys.pop("seeds")
-    base = train.TrainConfig(arm=arms[0], seed=0, model_overrides=over, **settings)
+    base = band_config.TrainConfig(arm=arms[0], seed=0, model_overrides=over, **settings)
     return Study(
         base=base,
         lr_preset=name,

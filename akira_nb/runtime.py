@@ -434,7 +434,8 @@ def check_device(name: str, value) -> str:
     'cuda:N' or 'mps' and that device exists on this machine. Returns ``value`` (a
     ``torch.device`` is accepted and returned as its string). Torch is imported only to look
     for a CUDA or MPS device (a config naming 'auto' or 'cpu' stays cheap to check)."""
-    if type(value).__module__ == "torch" and type(value).__name__ == "device":
+    torch_module = sys.modules.get("torch")  # a torch.device exists only once torch is imported
+    if torch_module is not None and isinstance(value, torch_module.device):
         value = str(value)
     if not isinstance(value, str) or not _DEVICE_RE.match(value):
         raise ValueError(

@@ -170,6 +170,32 @@ def _tiny_cfg(**kw):
     return bf_train.TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.parametrize("package", ["band_transformer", "differential_lr"])
+def test_a_resume_with_other_settings_is_refused_before_the_corpus_loads(
+    package, tmp_path, monkeypatch
+):
+    """026 and 013 run the resume guard before reading the corpus (minutes for wikitext-103),
+    and the refused resume writes nothing."""
+    import importlib
+
+    from akira_nb.runs import Run
+
+    presets = importlib.import_module(f"akira_nb.{package}.presets")
+    experiment = importlib.import_module(f"akira_nb.{package}.experiment")
+    name = "comparison" if package == "band_transformer" else "study"  # their default names
+    run = Run.create(presets.EXPERIMENT, name, presets.study("tiny").to_dict(), root=tmp_path)
+
+    def no_load(*a, **k):
+        raise AssertionError("the corpus was loaded before the resume was refused")
+
+    monkeypatch.setattr(bf_train, "make_data", no_load)
+    with pytest.raises(ValueError, match="resume refused.*seeds"):
+        experiment.run_experiment(
+            presets.study("tiny", seeds=[5, 6]), resume=True, root=tmp_path, log=None
+        )
+    assert [p.name for p in run.path.iterdir()] == ["config.json"]
+
+
 def test_a_batch_larger_than_the_train_split_is_refused_naming_both():
     n = int(bf_train.make_data(_tiny_cfg(batch_size=16)).train.shape[0])
     assert bf_train.make_data(_tiny_cfg(batch_size=n)).train.shape[0] == n  # the edge fits

@@ -358,23 +358,6 @@ SMALL = dict(
 TRAININGS = 4 + 2 + 1 + 3
 
 
-def test_a_resume_with_other_settings_is_refused_before_the_corpus_loads(tmp_path, monkeypatch):
-    """The resume guard runs before the corpus is read (minutes for wikitext-103), and the
-    refused resume writes nothing."""
-    saved = presets.study("tiny")
-    run = Run.create(presets.EXPERIMENT, "comparison", saved.to_dict(), root=tmp_path)
-
-    def no_load(*a, **k):
-        raise AssertionError("the corpus was loaded before the resume was refused")
-
-    monkeypatch.setattr(train, "make_data", no_load)
-    with pytest.raises(ValueError, match="resume refused.*seeds"):
-        experiment.run_experiment(
-            presets.study("tiny", seeds=[5, 6]), resume=True, root=tmp_path, log=None
-        )
-    assert [p.name for p in run.path.iterdir()] == ["config.json"]
-
-
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")

@@ -297,20 +297,6 @@ print("TORCH", "torch" in sys.modules)
     assert "TORCH False" in out.stdout
 
 
-def test_a_resume_with_other_settings_is_refused_before_the_corpus_loads(tmp_path, monkeypatch):
-    """The resume guard runs before the corpus is read, and the refused resume writes nothing."""
-    saved = P.study("tiny")
-    run = Run.create(P.EXPERIMENT, "study", saved.to_dict(), root=tmp_path)
-
-    def no_load(*a, **k):
-        raise AssertionError("the corpus was loaded before the resume was refused")
-
-    monkeypatch.setattr(train_mod, "make_data", no_load)
-    with pytest.raises(ValueError, match="resume refused.*seeds"):
-        E.run_experiment(P.study("tiny", seeds=[5, 6]), resume=True, root=tmp_path, log=None)
-    assert [p.name for p in run.path.iterdir()] == ["config.json"]
-
-
 def test_a_resumed_study_reloads_finished_trainings_and_continues_a_half_trained_one(
     runs_root, monkeypatch
 ):

@@ -77,6 +77,14 @@ def test_bad_device_names_raise_value_error(bad):
         runtime.get_device(bad) if bad is not None else runtime.check_device("device", bad)
 
 
+def test_check_device_takes_a_torch_device_and_checks_cuda_on_this_machine():
+    assert runtime.check_device("device", torch.device("cpu")) == "cpu"
+    assert runtime.check_device("device", "auto") == "auto"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda'.*no CUDA device"):
+            runtime.check_device("device", torch.device("cuda"))
+
+
 def test_check_seeds():
     assert runtime.check_seeds("seeds", (0, 2)) == [0, 2]
     for bad, what in (

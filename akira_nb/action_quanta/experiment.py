@@ -282,10 +282,17 @@ def run_experiment(
     record = standins_record(p, banner)  # the banner first, when offline
     log = log or (lambda line: None)
     stage = aq.Stages(p.aq.device)
-    opening = (EXPERIMENT, name or run_name(p), p.to_dict(), resume, root, MAY_CHANGE)
-    Run.resumable(*opening)  # a refused resume before the (long) loads
+    opening = dict(
+        experiment=EXPERIMENT,
+        name=name or run_name(p),
+        config=p.to_dict(),
+        resume=resume,
+        root=root,
+        may_change=MAY_CHANGE,
+    )
+    Run.resumable(**opening)  # a refused resume before the (long) loads
     texts, (model_a, model_b) = _load(p, stage, models)
-    run = Run.open_or_create(*opening)
+    run = Run.open_or_create(**opening)
     for note in p.notes:
         log(f"note: {note}")
     result = aq.run_aq(

@@ -187,13 +187,20 @@ def run_experiment(
     record = standins_record(plan, banner)  # the banner first, when offline
     log = log or (lambda line: None)
     first_cfg = plan.config(plan.arms[0], plan.budgets[0])
-    opening = (EXPERIMENT, name, plan.to_dict(), resume, root, MAY_CHANGE)
-    Run.resumable(*opening)  # a refused resume before the (long) corpus load
+    opening = dict(
+        experiment=EXPERIMENT,
+        name=name,
+        config=plan.to_dict(),
+        resume=resume,
+        root=root,
+        may_change=MAY_CHANGE,
+    )
+    Run.resumable(**opening)  # a refused resume before the (long) corpus load
     # a corpus that cannot load, or a batch larger than its train split, fails here, before the
     # run folder exists; so does the AQ analysis's text corpus (needed only after training)
     splits = train.make_data(first_cfg)
     aq_texts = aq_texts_of(plan)
-    run = Run.open_or_create(*opening)
+    run = Run.open_or_create(**opening)
     val = train.validation_blocks(first_cfg, splits.val)  # every arm's fixed validation set
     runner = _Runner(
         plan, run, resume, tracker, log, val[: plan.ablation_batches * plan.base.batch_size]

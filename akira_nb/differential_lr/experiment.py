@@ -148,11 +148,18 @@ def run_experiment(
     cpu, start = time.process_time(), time.perf_counter()
     record = standins_record(plan, banner)  # the banner first, when offline
     log = log or (lambda line: None)
-    opening = (EXPERIMENT, name, plan.to_dict(), resume, root, MAY_CHANGE)
-    Run.resumable(*opening)  # a refused resume before the (long) corpus load
+    opening = dict(
+        experiment=EXPERIMENT,
+        name=name,
+        config=plan.to_dict(),
+        resume=resume,
+        root=root,
+        may_change=MAY_CHANGE,
+    )
+    Run.resumable(**opening)  # a refused resume before the (long) corpus load
     # a corpus that cannot load fails before the run folder exists
     splits = train.make_data(plan.config(plan.arms[0], 1.0, plan.longest, 0))
-    run = Run.open_or_create(*opening)
+    run = Run.open_or_create(**opening)
     trainings = Trainings(plan, run, resume, splits, log)
     sweeps = {arm: tune(trainings, arm) for arm in plan.arms}
     out = measure_study(plan, trainings, sweeps)
